@@ -1,0 +1,19 @@
+"""ilsim: simulate interleukin signalling in the immune system.
+
+The public API is this flat list; everything else lives in private-by-convention modules.
+"""
+
+from ilsim._version import __version__ as __version__
+from ilsim.api import compile as compile
+from ilsim.api import load as load
+from ilsim.api import simulate as simulate
+from ilsim.engines.ode import OdeEngine as OdeEngine
+from ilsim.errors import ExpressionError as ExpressionError
+from ilsim.errors import IlsimError as IlsimError
+from ilsim.errors import ModelError as ModelError
+from ilsim.errors import SimulationError as SimulationError
+from ilsim.io.results import summarise as summarise
+from ilsim.model.compile import CompiledModel as CompiledModel
+from ilsim.model.spec import ModelSpec as Model
+from ilsim.model.spec import ModelSpec as ModelSpec
+from ilsim.scenarios import builtin_names as scenarios

@@ -1,0 +1,221 @@
+"""Deterministic well-mixed engine: SciPy's ODE solvers with exact events.
+
+Integration restarts at every event: timed events split the run into segments; condition events
+are located by the solver's root finding on a function that is positive while the condition
+holds. LSODA without condition events goes through ``odeint`` (ODEPACK called with the compiled
+right-hand side: the fast path); everything else through ``solve_ivp``. Both receive the analytic
+Jacobian. Non-negative quantities are integrated with rates evaluated at max(y, 0) and a
+derivative that cannot push them below zero; tiny solver overshoots are clipped on output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.integrate import odeint, solve_ivp
+
+from ilsim.errors import SimulationError
+from ilsim.model.compile import STATE, CompiledModel
+
+METHODS = ("LSODA", "BDF", "Radau", "RK45", "DOP853")
+IMPLICIT = {"LSODA", "BDF", "Radau"}
+MAX_EVENTS = 100_000
+
+
+@dataclass
+class Trajectory:
+    """Raw output of an engine run: states and parameter values at each output time."""
+
+    t: np.ndarray
+    y: np.ndarray  # times x species
+    p: np.ndarray  # times x parameters (events may change parameters)
+    event_log: list[tuple[float, str]] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+
+class OdeEngine:
+    """SciPy ODE integration of a CompiledModel (one parameter set per call)."""
+
+    name = "ode"
+    supports = {"events": True, "stochastic": False, "spatial": False, "batch": False}
+
+    def __init__(self, method: str = "LSODA", rtol: float = 1e-6, atol: float = 1e-9):
+        if method not in METHODS:
+            raise ValueError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
+        self.method, self.rtol, self.atol = method, float(rtol), float(atol)
+
+    def run(self, model: CompiledModel, t_eval: np.ndarray, p: np.ndarray) -> Trajectory:
+        t_eval = np.asarray(t_eval, dtype=float)
+        p = np.array(p, dtype=float)
+        ns, npar, n = len(model.species), len(model.parameters), len(t_eval)
+        out_y = np.full((n, ns), np.nan)
+        out_p = np.full((n, npar), np.nan)
+        log: list[tuple[float, str]] = []
+        t0, t_end = float(t_eval[0]), float(t_eval[-1])
+        y = model.initial_state(p)
+        bad = [s for s, v in zip(model.species, y) if not np.isfinite(v)]
+        if bad:
+            raise SimulationError(f"initial value of {', '.join(bad)} is not a finite number")
+        timed = sorted(
+            ((time, k) for k, e in enumerate(model.events) for time in e.times if t0 <= time <= t_end),
+        )
+        cond_events = [k for k, e in enumerate(model.events) if e.condition is not None]
+        roots = model.kernels["roots"]
+        armed = [not model.evaluate(model.events[k].condition, t0, y, p) for k in cond_events]
+        stats = {"segments": 0, "events_fired": 0}
+
+        def fire(k: int, t: float) -> None:
+            nonlocal y
+            ev = model.events[k]
+            values = [model.evaluate(node, t, y, p) for _, _, _, node in ev.actions]  # all from the old state
+            for (mode, kind, i, _), v in zip(ev.actions, values):
+                target = y if kind == STATE else p
+                target[i] = v if mode == "set" else target[i] + v
+            y = y.copy()
+            log.append((t, ev.name))
+            stats["events_fired"] += 1
+            # a jump may make a condition true: fire it now (bounded, in declaration order)
+            for slot, kc in enumerate(cond_events):
+                truth = bool(model.evaluate(model.events[kc].condition, t, y, p))
+                if armed[slot] and truth and stats["events_fired"] < MAX_EVENTS:
+                    armed[slot] = False
+                    fire(kc, t)
+                elif not truth:
+                    armed[slot] = True
+
+        def record(idx: np.ndarray, ys: np.ndarray) -> None:
+            out_y[idx] = ys
+            out_p[idx] = p
+
+        t, k_grid, k_timed = t0, 0, 0
+        while True:
+            while k_timed < len(timed) and timed[k_timed][0] <= t:
+                fire(timed[k_timed][1], t)
+                k_timed += 1
+            while k_grid < n and t_eval[k_grid] <= t:  # output at an event time: the state after it
+                record(np.array([k_grid]), y[None, :])
+                k_grid += 1
+            if t >= t_end:
+                break
+            t_stop = timed[k_timed][0] if k_timed < len(timed) else t_end
+            upto = int(np.searchsorted(t_eval, t_stop, side="left"))  # grid points strictly before t_stop
+            grid = t_eval[k_grid:upto]
+            stats["segments"] += 1
+            if stats["segments"] > MAX_EVENTS:
+                raise SimulationError(f"more than {MAX_EVENTS} restarts by t = {t:g}: an event fires endlessly")
+            if not cond_events and self.method == "LSODA":
+                ys = self._odeint(model, t, t_stop, grid, y, p)
+                record(np.arange(k_grid, upto), ys[1:-1])
+                k_grid, t, y = upto, t_stop, self._clip(model, ys[-1])
+                continue
+            fns = []
+            for slot, kc in enumerate(cond_events):
+                fn = _root(roots[slot], p)
+                fn.terminal, fn.direction = True, 1.0 if armed[slot] else -1.0
+                fns.append(fn)
+            sol = self._solve_ivp(model, t, t_stop, grid, y, p, fns)
+            hit = [(te[0], slot) for slot, te in enumerate(sol.t_events or []) if len(te)]
+            if hit:
+                t_hit, slot = min(hit)
+                y_hit = sol.y_events[slot][0]
+                got = int(np.searchsorted(grid, t_hit, side="left"))
+                record(np.arange(k_grid, k_grid + got), sol.y.T[:got])
+                k_grid += got
+                t, y = float(t_hit), self._clip(model, y_hit)
+                if armed[slot]:
+                    armed[slot] = False
+                    fire(cond_events[slot], t)
+                else:
+                    armed[slot] = True
+                continue
+            record(np.arange(k_grid, upto), sol.y.T)
+            k_grid, t, y = upto, t_stop, self._clip(model, sol.y[:, -1] if sol.y.shape[1] else y)
+            if sol.y.shape[1] != len(grid) or not np.isfinite(y).all():
+                raise SimulationError(f"integration stopped early at t = {t:g}")
+        out_y[:, model.nonnegative] = np.maximum(out_y[:, model.nonnegative], 0.0)
+        return Trajectory(t_eval, out_y, out_p, log, stats)
+
+    # ------------------------------------------------------------------------ solver calls
+    def _jac(self, model: CompiledModel):
+        return model.jacobian if self.method in IMPLICIT else None
+
+    def _odeint(self, model, t0, t1, grid, y0, p) -> np.ndarray:
+        times = np.concatenate(([t0], grid, [t1]))
+        with _quiet_fortran():
+            ys, info = odeint(
+                model.kernels["rhs"], y0, times, args=(p,), Dfun=self._jac(model), rtol=self.rtol,
+                atol=self.atol, mxstep=1_000_000, full_output=True,
+            )
+        if info["message"] != "Integration successful." or not np.isfinite(ys).all():
+            reached = np.asarray(info["tcur"], dtype=float)
+            t_fail = float(np.nanmax(reached)) if reached.size else t0
+            ok = np.isfinite(ys).all(axis=1) & (times <= t_fail)
+            y_last = ys[np.flatnonzero(ok)[-1]] if ok.any() else y0
+            raise _failure(model, t_fail, y_last, p, info["message"])
+        return ys
+
+    def _solve_ivp(self, model, t0, t1, grid, y0, p, events):
+        rhs = model.kernels["rhs"]
+        kwargs = {}
+        if self.method in IMPLICIT:
+            kwargs["jac"] = lambda t, y: model.jacobian(y, t, p)
+        sol = solve_ivp(
+            lambda t, y: rhs(y, t, p), (t0, t1), y0, method=self.method, t_eval=grid, events=events or None,
+            rtol=self.rtol, atol=self.atol, **kwargs,
+        )
+        if sol.status == -1 or not np.isfinite(sol.y).all():
+            t_fail = float(sol.t[-1]) if len(sol.t) else t0
+            y_last = sol.y[:, -1] if sol.y.shape[1] else y0
+            raise _failure(model, t_fail, y_last, p, sol.message)
+        return sol
+
+    @staticmethod
+    def _clip(model: CompiledModel, y: np.ndarray) -> np.ndarray:
+        y = np.array(y, dtype=float)
+        y[model.nonnegative] = np.maximum(y[model.nonnegative], 0.0)
+        return y
+
+
+def _root(kernel, p):
+    def fn(t, y):
+        return kernel(t, y, p)
+
+    return fn
+
+
+def _failure(model: CompiledModel, t: float, y: np.ndarray, p: np.ndarray, message: str) -> SimulationError:
+    """Name the time and the variables that went wrong (non-finite, or changing fastest)."""
+    with np.errstate(all="ignore"):
+        dy = np.asarray(model.rhs(np.asarray(y, float), t, p), dtype=float)
+        scale = np.abs(dy) / (np.abs(y) + 1e-12)
+    culprits = [i for i in range(len(y)) if not (np.isfinite(y[i]) and np.isfinite(dy[i]))]
+    if not culprits:
+        culprits = list(np.argsort(-np.nan_to_num(scale, nan=np.inf))[:3])
+    where = ", ".join(f"{model.species[i]} = {y[i]:.4g} (d/dt = {dy[i]:.4g})" for i in culprits)
+    units = model.spec.metadata.time_units
+    return SimulationError(
+        f"integration failed at t = {t:.6g} {units}: {message.strip()}; variables involved: {where}"
+    )
+
+
+@contextlib.contextmanager
+def _quiet_fortran():
+    """ODEPACK prints its warnings straight to file descriptor 1; we report failures ourselves."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)

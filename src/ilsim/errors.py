@@ -1,0 +1,51 @@
+"""Errors a user can act on: each names where the mistake is (file, field) and what to do."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name nearest to a misspelt one, or None when nothing is close."""
+    match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    near = closest(name, known)
+    return f" (did you mean '{near}'?)" if near else ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in a model: where (file, field) and what is wrong."""
+
+    field: str
+    message: str
+    source: str | None = None
+
+    def __str__(self) -> str:
+        where = ": ".join(part for part in (self.source, self.field) if part)
+        return f"{where}: {self.message}" if where else self.message
+
+
+class IlsimError(Exception):
+    """Base class of errors caused by the user's input (shown without a traceback)."""
+
+
+class ExpressionError(IlsimError):
+    """An expression is not valid (syntax, a construct outside the whitelist, an unknown name)."""
+
+
+class ModelError(IlsimError):
+    """A model definition has one or more problems; ``problems`` lists them all."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class SimulationError(IlsimError):
+    """An integration failed; the message says when and which variables were involved."""

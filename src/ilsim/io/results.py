@@ -1,0 +1,187 @@
+"""Results as an xarray Dataset with units and provenance, and the files a run writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ilsim import __version__
+from ilsim.engines.ode import Trajectory
+from ilsim.errors import IlsimError
+from ilsim.model import expressions as ex
+from ilsim.model.compile import CompiledModel
+
+MARKER = "summary.json"  # a folder holding this was written by ilsim and may be replaced
+
+
+def to_dataset(model: CompiledModel, traj: Trajectory, run_info: dict) -> xr.Dataset:
+    """A labelled Dataset: one variable per species and observable, units in attrs."""
+    spec = model.spec
+    units = spec.metadata.time_units
+    data_vars = {}
+    for i, s in enumerate(spec.species):
+        data_vars[s.name] = xr.Variable(
+            "time", traj.y[:, i],
+            {"units": s.units, "kind": s.kind, "role": "species", "group": s.group or s.kind, "description": s.description},
+        )
+    obs = model.observe(traj.t, traj.y, traj.p.T)
+    by_name = {o.name: o for o in spec.observables}
+    for j, name in enumerate(model.observables):
+        o = by_name[name]
+        data_vars[name] = xr.Variable(
+            "time", obs[:, j],
+            {"units": o.units, "role": "observable", "group": o.group or "readouts", "description": o.description},
+        )
+    changed = [j for j in range(len(model.parameters)) if np.ptp(traj.p[:, j]) > 0]
+    for j in changed:  # parameters that events switched are part of the trajectory
+        par = spec.parameters[j]
+        data_vars[par.name] = xr.Variable(
+            "time", traj.p[:, j], {"units": par.units, "role": "parameter", "group": "parameters",
+                                   "description": par.description},
+        )
+    p_start = traj.p[0] if len(traj.p) else model.p0
+    outcome = classify(model, traj.t[-1], traj.y[-1], traj.p[-1]) if model.outcomes else ""
+    attrs = {
+        "title": spec.metadata.title or spec.metadata.name,
+        "model_name": spec.metadata.name,
+        "model_hash": spec.content_hash(),
+        "model_source": model.source or "",
+        "parameters": json.dumps(dict(zip(model.parameters, map(float, p_start)))),
+        "time_units": units,
+        "outcome": outcome,
+        "events_fired": json.dumps([[t, name] for t, name in traj.event_log]),
+        "ilsim_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **run_info,
+    }
+    return xr.Dataset(data_vars, coords={"time": ("time", traj.t, {"units": units})}, attrs=attrs)
+
+
+def classify(model: CompiledModel, t: float, y: np.ndarray, p: np.ndarray) -> str:
+    """The label of the first outcome whose condition holds in the final state."""
+    values = model.namespace(t, y, p)
+    for oc in model.outcomes:
+        if ex.evaluate(oc.condition, values):
+            return oc.label
+    return "undetermined"
+
+
+def summarise(ds: xr.Dataset) -> dict:
+    """Final state, peaks and troughs (with times), outcome and provenance, JSON-ready."""
+    t = ds["time"].values
+    variables = {}
+    for name, var in ds.data_vars.items():
+        v = var.values
+        i_max, i_min = int(np.nanargmax(v)), int(np.nanargmin(v))
+        variables[name] = {
+            "units": var.attrs.get("units", ""),
+            "role": var.attrs.get("role", ""),
+            "initial": float(v[0]),
+            "final": float(v[-1]),
+            "peak": float(v[i_max]),
+            "peak_time": float(t[i_max]),
+            "nadir": float(v[i_min]),
+            "nadir_time": float(t[i_min]),
+        }
+    attrs = dict(ds.attrs)
+    return {
+        "model": attrs.get("model_name"),
+        "model_hash": attrs.get("model_hash"),
+        "outcome": attrs.get("outcome") or None,
+        "t_end": float(t[-1]),
+        "time_units": attrs.get("time_units"),
+        "parameters": json.loads(attrs.get("parameters", "{}")),
+        "events_fired": json.loads(attrs.get("events_fired", "[]")),
+        "engine": attrs.get("engine"),
+        "method": attrs.get("method"),
+        "rtol": attrs.get("rtol"),
+        "atol": attrs.get("atol"),
+        "ilsim_version": attrs.get("ilsim_version"),
+        "wall_time_s": attrs.get("wall_time_s"),
+        "variables": variables,
+    }
+
+
+def write_netcdf(ds: xr.Dataset, path: Path) -> None:
+    ds.to_netcdf(path, engine=_netcdf_engine())
+
+
+def _netcdf_engine() -> str | None:
+    for engine, module in (("netcdf4", "netCDF4"), ("h5netcdf", "h5netcdf"), ("scipy", "scipy")):
+        try:
+            __import__(module)
+            return engine
+        except ImportError:
+            continue
+    return None
+
+
+def write_csv(ds: xr.Dataset, path: Path) -> None:
+    frame = ds.to_dataframe()
+    frame.columns = [f"{c} [{ds[c].attrs.get('units', '')}]" for c in frame.columns]
+    frame.index.name = f"time [{ds.attrs.get('time_units', '')}]"
+    frame.to_csv(path)
+
+
+def write_json(data: dict, path: Path) -> None:
+    path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(type(value))
+
+
+@contextmanager
+def atomic_folder(out: str | Path):
+    """Write a result folder completely or not at all.
+
+    Yields a temporary folder beside ``out``; on success it replaces ``out`` in one rename, on any
+    error it is removed and ``out`` is left as it was. An existing non-empty ``out`` that ilsim did
+    not write is never replaced.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
+        raise IlsimError(f"{out}: exists and is not an ilsim result folder; choose another --out or remove it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        yield tmp
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.{os.getpid()}.old")
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_run(ds: xr.Dataset, model: CompiledModel, out: str | Path, extra: Callable[[Path, dict], None] | None = None) -> dict:
+    """Write results.nc, results.csv, summary.json and model.yaml (plus figures and report
+    through ``extra``) atomically into ``out``; return the summary."""
+    summary = summarise(ds)
+    with atomic_folder(out) as tmp:
+        write_netcdf(ds, tmp / "results.nc")
+        write_csv(ds, tmp / "results.csv")
+        from ilsim.model.load import dump_spec
+
+        (tmp / "model.yaml").write_text(dump_spec(model.spec))
+        if extra is not None:
+            extra(tmp, summary)
+        write_json(summary, tmp / MARKER)  # last: its presence means the folder is complete
+    return summary

@@ -1,0 +1,453 @@
+"""ModelSpec -> CompiledModel: names resolved, stoichiometry built, kernels generated.
+
+Every engine consumes a CompiledModel. Kernels (right-hand side, Jacobian) are Python source
+generated from the checked expression trees and compiled with numba when it is installed; the
+source is written to a cache folder keyed by its hash so numba's on-disk cache makes the second
+run of a model start fast. Observables are generated as vectorised NumPy code over a trajectory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from ilsim.errors import ExpressionError, ModelError, Problem, did_you_mean
+from ilsim.model import expressions as ex
+from ilsim.model.spec import ModelSpec
+
+STATE, PARAM, OBS = "state", "parameter", "observable"
+
+
+@dataclass(frozen=True)
+class CompiledEvent:
+    name: str
+    times: tuple[float, ...]  # timed events; empty for condition events
+    condition: ex.Expr | None  # condition events: fire when this becomes true
+    actions: tuple[tuple[str, str, int, ex.Expr], ...]  # (mode set/add, STATE/PARAM, index, value)
+
+
+@dataclass(frozen=True)
+class CompiledOutcome:
+    label: str
+    condition: ex.Expr
+
+
+@dataclass
+class CompiledModel:
+    """A model ready to integrate: ordered names, stoichiometry, generated kernels."""
+
+    spec: ModelSpec
+    source: str | None
+    species: tuple[str, ...]
+    parameters: tuple[str, ...]
+    observables: tuple[str, ...]  # in evaluation order (each may use the ones before it)
+    p0: np.ndarray
+    stoichiometry: np.ndarray  # species x processes
+    nonnegative: np.ndarray  # bool per species
+    initial_trees: tuple[ex.Expr, ...]
+    rate_trees: tuple[ex.Expr, ...]
+    observable_trees: tuple[ex.Expr, ...]
+    rhs_trees: tuple[ex.Expr, ...]  # d(species)/dt, written with observable names
+    events: tuple[CompiledEvent, ...]
+    outcomes: tuple[CompiledOutcome, ...]
+    jit: bool = True
+    _kernels: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.metadata.name
+
+    def index(self, name: str) -> tuple[str, int]:
+        if name in self._species_index:
+            return STATE, self._species_index[name]
+        if name in self._param_index:
+            return PARAM, self._param_index[name]
+        raise KeyError(name)
+
+    @cached_property
+    def _species_index(self) -> dict[str, int]:
+        return {n: i for i, n in enumerate(self.species)}
+
+    @cached_property
+    def _param_index(self) -> dict[str, int]:
+        return {n: i for i, n in enumerate(self.parameters)}
+
+    def parameter_vector(self, overrides: dict[str, float] | None = None, source: str = "--set") -> np.ndarray:
+        """The parameter values, with overrides by name (unknown names are a ModelError)."""
+        p = self.p0.copy()
+        for name, value in (overrides or {}).items():
+            if name not in self._param_index:
+                hint = did_you_mean(name, self.parameters)
+                raise ModelError([Problem(source, f"unknown parameter '{name}'{hint}", None)])
+            try:
+                p[self._param_index[name]] = float(value)
+            except (TypeError, ValueError):
+                raise ModelError([Problem(source, f"value of '{name}' must be a number, got {value!r}", None)]) from None
+        return p
+
+    def initial_state(self, p: np.ndarray) -> np.ndarray:
+        return np.array(self.kernels["initial"](p), dtype=float)
+
+    # ----------------------------------------------------------------------------- kernels
+    @property
+    def kernels(self) -> dict:
+        if not self._kernels:
+            self._kernels.update(_build_kernels(self))
+        return self._kernels
+
+    def rhs(self, y: np.ndarray, t: float, p: np.ndarray) -> np.ndarray:
+        return self.kernels["rhs"](y, t, p)
+
+    def jacobian(self, y: np.ndarray, t: float, p: np.ndarray) -> np.ndarray:
+        return self.kernels["jac"](y, t, p)
+
+    def observe(self, t: np.ndarray, states: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Observables along a trajectory: (times x species) -> (times x observables)."""
+        if not self.observables:
+            return np.empty((len(t), 0))
+        cols = self.kernels["observe"](np.asarray(t, float), np.asarray(states, float), p)
+        return np.column_stack([np.broadcast_to(np.asarray(c, float), (len(t),)) for c in cols])
+
+    def evaluate(self, node: ex.Expr, t: float, y: np.ndarray, p: np.ndarray):
+        """Value of an expression (e.g. an event condition) at one state; for rare calls only."""
+        return ex.evaluate(node, self.namespace(t, y, p))
+
+    def namespace(self, t: float, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+        values: dict[str, float] = {"t": float(t)}
+        values.update(zip(self.parameters, map(float, p)))
+        values.update(zip(self.species, map(float, y)))
+        if self.observables:
+            obs = self.observe(np.array([t]), np.asarray(y, float)[None, :], p)[0]
+            values.update(zip(self.observables, map(float, obs)))
+        return values
+
+
+# --------------------------------------------------------------------------------- checks
+
+
+def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None = None) -> CompiledModel:
+    """Resolve every name and build a CompiledModel; raise ModelError listing every problem."""
+    problems: list[Problem] = []
+
+    def bad(field_: str, message: str) -> None:
+        problems.append(Problem(field_, message, source))
+
+    def parse(field_: str, text) -> ex.Expr | None:
+        try:
+            return ex.parse(text)
+        except ExpressionError as exc:
+            bad(field_, str(exc))
+            return None
+
+    species = [s.name for s in spec.species]
+    params = [p.name for p in spec.parameters]
+    obs = [o.name for o in spec.observables]
+    seen: dict[str, str] = {}
+    for section, names in (("species", species), ("parameters", params), ("observables", obs)):
+        for i, n in enumerate(names):
+            if n in seen:
+                bad(f"{section}[{i}].name", f"duplicate name '{n}' (already used in {seen[n]})")
+            else:
+                seen[n] = section
+    known = set(species) | set(params) | set(obs) | {ex.TIME}
+
+    def resolve(field_: str, text, allowed: set[str], what: str = "name") -> ex.Expr | None:
+        node = parse(field_, text)
+        if node is None:
+            return None
+        for n in sorted(node.names() - allowed):
+            if n in known:
+                bad(field_, f"'{n}' cannot be used here (only {what})")
+            else:
+                bad(field_, f"unknown name '{n}'{did_you_mean(n, known)}")
+        return node
+
+    def numeric(field_: str, node: ex.Expr | None, condition: bool) -> ex.Expr | None:
+        if node is not None and ex.is_condition(node) != condition:
+            bad(field_, "expected a condition (e.g. 'P < 0.01')" if condition else "expected a value, got a condition")
+            return None
+        return node
+
+    initial = [
+        numeric(f"species[{i}].initial", resolve(f"species[{i}].initial", s.initial, set(params), "parameters"), False)
+        for i, s in enumerate(spec.species)
+    ]
+    observables = _order_observables(spec, resolve, numeric, bad)
+    rates = [
+        numeric(f"processes[{j}].rate", resolve(f"processes[{j}].rate", pr.rate, known), False)
+        for j, pr in enumerate(spec.processes)
+    ]
+    stoich = np.zeros((len(species), len(spec.processes)))
+    index = {n: i for i, n in enumerate(species)}
+    for j, pr in enumerate(spec.processes):
+        for side, sign in (("consumes", -1.0), ("produces", 1.0)):
+            for name, count in getattr(pr, side).items():
+                if name not in index:
+                    bad(f"processes[{j}].{side}", f"unknown species '{name}'{did_you_mean(name, species)}")
+                else:
+                    stoich[index[name], j] += sign * count
+
+    events = []
+    for k, ev in enumerate(spec.events):
+        for time in ev.times:
+            if time < 0:
+                bad(f"events[{k}].at", f"event time {time} is in the past (the run starts at t = 0)")
+        cond = None
+        if ev.when is not None:
+            cond = numeric(f"events[{k}].when", resolve(f"events[{k}].when", ev.when, known), True)
+        actions = []
+        for mode in ("set", "add"):
+            for target, value in getattr(ev, mode).items():
+                where = f"events[{k}].{mode}.{target}"
+                if target in index:
+                    kind, i = STATE, index[target]
+                elif target in params:
+                    kind, i = PARAM, params.index(target)
+                else:
+                    bad(where, f"unknown species or parameter '{target}'{did_you_mean(target, species + params)}")
+                    continue
+                node = numeric(where, resolve(where, value, known), False)
+                if node is not None:
+                    actions.append((mode, kind, i, node))
+        events.append(CompiledEvent(ev.name, tuple(ev.times), cond, tuple(actions)))
+
+    outcomes = []
+    for k, oc in enumerate(spec.outcomes):
+        cond = numeric(f"outcomes[{k}].when", resolve(f"outcomes[{k}].when", oc.when, known), True)
+        outcomes.append(CompiledOutcome(oc.label, cond))
+
+    if problems:
+        raise ModelError(problems)
+
+    obs_order = [name for name, _ in observables]
+    return CompiledModel(
+        spec=spec,
+        source=source,
+        species=tuple(species),
+        parameters=tuple(params),
+        observables=tuple(obs_order),
+        p0=np.array([p.value for p in spec.parameters], dtype=float),
+        stoichiometry=stoich,
+        nonnegative=np.array([s.nonnegative for s in spec.species], dtype=bool),
+        initial_trees=tuple(initial),
+        rate_trees=tuple(rates),
+        observable_trees=tuple(node for _, node in observables),
+        rhs_trees=tuple(_rhs_tree(stoich[i], rates) for i in range(len(species))),
+        events=tuple(events),
+        outcomes=tuple(outcomes),
+        jit=_jit_default() if jit is None else jit,
+    )
+
+
+def _order_observables(spec, resolve, numeric, bad) -> list[tuple[str, ex.Expr]]:
+    """Observables in an order where each only uses ones computed before it (cycles are errors)."""
+    trees: dict[str, ex.Expr] = {}
+    where: dict[str, str] = {}
+    known = None
+    for i, o in enumerate(spec.observables):
+        field_ = f"observables[{i}].expression"
+        known = known or {s.name for s in spec.species} | {p.name for p in spec.parameters} | {
+            x.name for x in spec.observables} | {ex.TIME}
+        node = numeric(field_, resolve(field_, o.expression, known), False)
+        if node is not None:
+            trees[o.name] = node
+            where[o.name] = field_
+    ordered: list[tuple[str, ex.Expr]] = []
+    done: set[str] = set()
+    visiting: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            cycle = " -> ".join(visiting[visiting.index(name):] + [name])
+            bad(where[name], f"observables refer to each other in a cycle: {cycle}")
+            raise _Cycle
+        visiting.append(name)
+        for dep in sorted(trees[name].names() & trees.keys()):
+            visit(dep)
+        visiting.pop()
+        done.add(name)
+        ordered.append((name, trees[name]))
+
+    try:
+        for name in trees:
+            visit(name)
+    except _Cycle:
+        return []
+    return ordered
+
+
+class _Cycle(Exception):
+    pass
+
+
+def _rhs_tree(row: np.ndarray, rates: list[ex.Expr]) -> ex.Expr:
+    """sum_j S_ij * rate_j as a readable tree: c*T - mu2*E + ..."""
+    out: ex.Expr | None = None
+    for coef, rate in zip(row, rates):
+        if coef == 0 or rate is None:
+            continue
+        term = rate if abs(coef) == 1 else ex.BinOp("*", ex.Num(float(abs(coef))), rate)
+        if out is None:
+            out = term if coef > 0 else ex.Neg(term)
+        else:
+            out = ex.BinOp("+" if coef > 0 else "-", out, term)
+    return out if out is not None else ex.Num(0.0)
+
+
+def _jit_default() -> bool:
+    return os.environ.get("ILSIM_JIT", "1") != "0"
+
+
+# ------------------------------------------------------------------------------- codegen
+
+
+def _build_kernels(m: CompiledModel) -> dict:
+    names = {n: f"s_{i}" for i, n in enumerate(m.species)}
+    names.update({n: f"k_{i}" for i, n in enumerate(m.parameters)})
+    names.update({n: f"o_{i}" for i, n in enumerate(m.observables)})
+    names[ex.TIME] = "t"
+    vec_names = {n: f"y[:, {i}]" for i, n in enumerate(m.species)}
+    vec_names.update({n: f"p[{i}]" for i, n in enumerate(m.parameters)})
+    vec_names.update({n: f"o_{i}" for i, n in enumerate(m.observables)})
+    vec_names[ex.TIME] = "t"
+    ns, nobs = len(m.species), len(m.observables)
+
+    def unpack(trees: list[ex.Expr], clip: bool) -> list[str]:
+        used = set().union(*(tr.names() for tr in trees)) if trees else set()
+        used |= set().union(*(tr.names() for tr in m.observable_trees)) if m.observables else set()
+        lines = []
+        for i, n in enumerate(m.species):
+            if n in used:
+                lines.append(f"    s_{i} = max(y[{i}], 0.0)" if clip and m.nonnegative[i] else f"    s_{i} = y[{i}]")
+        lines += [f"    k_{i} = p[{i}]" for i, n in enumerate(m.parameters) if n in used]
+        lines += [f"    o_{i} = {ex.to_code(tr, names, False)}" for i, tr in enumerate(m.observable_trees)]
+        return lines
+
+    src = [
+        "import math",
+        "import numpy as np",
+        "try:",
+        "    from numba import njit",
+        "    _jit = njit(cache=True, fastmath=False, error_model='numpy')",
+        "except ImportError:",
+        "    def _jit(f):",
+        "        return f",
+        "",
+        "def _hill_py(x, k, n):",
+        "    xn = x ** n",
+        "    return xn / (k ** n + xn)",
+        "_hill = _jit(_hill_py) if JIT else _hill_py",
+        "",
+        "def rhs(y, t, p):",
+        *unpack(list(m.rate_trees), clip=True),
+        *[f"    r_{j} = {ex.to_code(r, names, False)}" for j, r in enumerate(m.rate_trees)],
+        f"    out = np.zeros({ns})",
+    ]
+    for i in range(ns):
+        terms = [f"{m.stoichiometry[i, j]!r} * r_{j}" for j in range(len(m.rate_trees)) if m.stoichiometry[i, j]]
+        if terms:
+            src.append(f"    out[{i}] = {' + '.join(terms)}")
+            if m.nonnegative[i]:  # at zero a non-negative quantity cannot decrease further
+                src.append(f"    if y[{i}] <= 0.0 and out[{i}] < 0.0:\n        out[{i}] = 0.0")
+    src += ["    return out", "", "rhs = _jit(rhs) if JIT else rhs", ""]
+    # one root function per condition event: positive while its condition holds
+    conditions = [e.condition for e in m.events if e.condition is not None]
+    roots = [ex.root_function(c) for c in conditions]
+    for k, root in enumerate(roots):
+        src += [f"def root_{k}(t, y, p):", *unpack([root], clip=False), f"    return {ex.to_code(root, names, False)}", ""]
+        src += [f"root_{k} = _jit(root_{k}) if JIT else root_{k}", ""]
+    src += [f"roots = [{', '.join(f'root_{k}' for k in range(len(roots)))}]", ""]
+    src += [
+        "def observe(t, y, p):",
+        *[f"    o_{i} = {ex.to_code(tr, vec_names, True)}" for i, tr in enumerate(m.observable_trees)],
+        f"    return ({', '.join(f'o_{i}' for i in range(nobs))}{',' if nobs else ''})",
+        "",
+        "def initial(p):",
+        *[f"    k_{i} = p[{i}]" for i in range(len(m.parameters))],
+        f"    return [{', '.join(ex.to_code(tr, names, False) for tr in m.initial_trees)}]",
+        "",
+    ]
+    module = _import_generated("\n".join(src), m.jit)
+    module.__dict__.setdefault("_ilsim_jacobian", _LazyJacobian(m, names))
+    kernels = {"rhs": module.rhs, "observe": module.observe, "initial": module.initial, "roots": module.roots}
+    kernels["jac"] = module._ilsim_jacobian  # one per generated module: SymPy runs once per model
+    return kernels
+
+
+class _LazyJacobian:
+    """The analytic Jacobian, derived with SymPy on first use (only stiff methods need it)."""
+
+    def __init__(self, m: CompiledModel, names: dict[str, str]):
+        self._m, self._names, self._fn = m, names, None
+
+    def __call__(self, y, t, p):
+        if self._fn is None:
+            self._fn = _build_jacobian(self._m, self._names)
+        return self._fn(y, t, p)
+
+
+def _build_jacobian(m: CompiledModel, names: dict[str, str]):
+    import sympy as sp
+
+    symbols = {n: sp.Symbol(n) for n in (*m.species, *m.parameters, ex.TIME)}
+    for name, tree in zip(m.observables, m.observable_trees):
+        symbols[name] = ex.to_sympy(tree, symbols)  # observables inlined, so chains differentiate
+    rhs = [ex.to_sympy(tr, symbols) for tr in m.rhs_trees]
+    ns = len(m.species)
+    lines = ["def jac(y, t, p):"]
+    lines += [f"    s_{i} = y[{i}]" for i in range(ns)]
+    lines += [f"    k_{i} = p[{i}]" for i in range(len(m.parameters))]
+    lines += [f"    out = np.zeros(({ns}, {ns}))"]
+    for i, f in enumerate(rhs):
+        for k, s in enumerate(m.species):
+            d = sp.diff(f, symbols[s])
+            if d != 0:
+                lines.append(f"    out[{i}, {k}] = {ex.to_code(ex.from_sympy(d), names, False)}")
+    lines += ["    return out", "", "jac = _jit(jac) if JIT else jac"]
+    header = "import math\nimport numpy as np\n" + "\n".join(
+        ["try:", "    from numba import njit", "    _jit = njit(cache=True, error_model='numpy')",
+         "except ImportError:", "    def _jit(f):", "        return f",
+         "def _hill(x, k, n):", "    xn = x ** n", "    return xn / (k ** n + xn)", "_hill = _jit(_hill) if JIT else _hill", ""]
+    )
+    return _import_generated(header + "\n".join(lines), m.jit).jac
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("ILSIM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ilsim")
+    return Path(root) / "kernels"
+
+
+def _import_generated(source: str, jit: bool):
+    """Import generated kernel source from a file named by its hash (numba caches per file)."""
+    source = f"JIT = {bool(jit)}\n" + source
+    digest = hashlib.sha256(source.encode()).hexdigest()[:24]
+    name = f"ilsim_kernel_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.py"
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(source)
+            os.replace(tmp, path)
+    except OSError:  # read-only home: fall back to a private temporary folder
+        import tempfile
+
+        path = Path(tempfile.mkdtemp(prefix="ilsim-")) / f"{name}.py"
+        path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module

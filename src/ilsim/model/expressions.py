@@ -1,0 +1,578 @@
+"""Safe expressions: text -> whitelisted tree -> code, SymPy and readable math.
+
+A user's rate law is data. Text is parsed by Python's ``ast`` parser (which executes nothing) and
+every node is checked against a whitelist before it becomes one of the small immutable nodes below;
+anything else (attribute access, subscripts, lambdas, comprehensions, strings, unknown functions) is
+refused. Code is later generated from the tree, never from the user's text.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ilsim.errors import ExpressionError, did_you_mean
+
+# name -> (min args, max args); max None means any number
+FUNCTIONS: dict[str, tuple[int, int | None]] = {
+    "exp": (1, 1),
+    "log": (1, 2),
+    "log10": (1, 1),
+    "sqrt": (1, 1),
+    "abs": (1, 1),
+    "min": (2, None),
+    "max": (2, None),
+    "hill": (3, 3),
+    "piecewise": (3, None),
+    "sin": (1, 1),
+    "cos": (1, 1),
+    "tanh": (1, 1),
+    "floor": (1, 1),
+    "ceil": (1, 1),
+}
+CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf}
+TIME = "t"
+_BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+_COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+
+
+class Expr:
+    """Base of expression nodes; nodes are immutable and hashable."""
+
+    __slots__ = ()
+
+    def names(self) -> set[str]:
+        """Every variable name used (not function names, not constants)."""
+        out: set[str] = set()
+        _collect_names(self, out)
+        return out
+
+
+@dataclass(frozen=True)
+class Num(Expr):
+    value: float
+
+
+@dataclass(frozen=True)
+class Name(Expr):
+    id: str
+
+
+@dataclass(frozen=True)
+class Neg(Expr):
+    arg: Expr
+
+
+@dataclass(frozen=True)
+class BinOp(Expr):
+    op: str  # + - * / **
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Compare(Expr):
+    op: str  # < <= > >= == !=
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Logic(Expr):
+    op: str  # and / or
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Not(Expr):
+    arg: Expr
+
+
+@dataclass(frozen=True)
+class Call(Expr):
+    func: str
+    args: tuple[Expr, ...]
+
+
+def _collect_names(node: Expr, out: set[str]) -> None:
+    if isinstance(node, Name):
+        out.add(node.id)
+    for child in children(node):
+        _collect_names(child, out)
+
+
+def children(node: Expr) -> tuple[Expr, ...]:
+    if isinstance(node, (Neg, Not)):
+        return (node.arg,)
+    if isinstance(node, (BinOp, Compare)):
+        return (node.left, node.right)
+    if isinstance(node, (Logic, Call)):
+        return node.args
+    return ()
+
+
+def is_condition(node: Expr) -> bool:
+    """True for nodes whose value is a truth value (comparisons and logic)."""
+    return isinstance(node, (Compare, Logic, Not))
+
+
+@lru_cache(maxsize=4096)
+def parse(text: str | float | int) -> Expr:
+    """Parse an expression; raise ExpressionError naming what is not allowed.
+
+    Accepts Python-style arithmetic (``^`` also means power), comparisons, ``and or not``,
+    ``a if cond else b``, the functions in FUNCTIONS and numbers. Does not resolve names.
+    """
+    if isinstance(text, bool):
+        raise ExpressionError(f"expected an expression, got the truth value {text}")
+    if isinstance(text, (int, float)):
+        return Num(float(text))
+    if not isinstance(text, str):
+        raise ExpressionError(f"expected an expression (text or number), got {type(text).__name__}")
+    source = text.strip().replace("^", "**")
+    if not source:
+        raise ExpressionError("the expression is empty")
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(f"invalid expression '{text}': syntax error at column {exc.offset}") from None
+    return _convert(tree.body, text)
+
+
+def _refuse(node: ast.AST, text: str, what: str) -> ExpressionError:
+    return ExpressionError(f"invalid expression '{text}': {what} is not allowed in an expression")
+
+
+def _convert(node: ast.AST, text: str) -> Expr:
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise _refuse(node, text, f"the constant {node.value!r}")
+        return Num(float(node.value))
+    if isinstance(node, ast.Name):
+        if node.id in CONSTANTS:
+            return Num(CONSTANTS[node.id])
+        if node.id.startswith("__"):
+            raise _refuse(node, text, f"the name '{node.id}'")
+        return Name(node.id)
+    if isinstance(node, ast.UnaryOp):
+        arg = _convert(node.operand, text)
+        if isinstance(node.op, ast.USub):
+            return Num(-arg.value) if isinstance(arg, Num) else Neg(arg)
+        if isinstance(node.op, ast.UAdd):
+            return arg
+        if isinstance(node.op, ast.Not):
+            return Not(arg)
+        raise _refuse(node, text, "the operator '~'")
+    if isinstance(node, ast.BinOp):
+        op = _BINARY.get(type(node.op))
+        if op is None:
+            raise _refuse(node, text, f"the operator {type(node.op).__name__}")
+        left, right = _convert(node.left, text), _convert(node.right, text)
+        if op == "/" and isinstance(right, Num) and right.value == 0.0:
+            raise ExpressionError(f"invalid expression '{text}': division by zero")
+        return BinOp(op, left, right)
+    if isinstance(node, ast.Compare):
+        parts = [_convert(node.left, text)] + [_convert(c, text) for c in node.comparators]
+        terms = tuple(
+            Compare(_COMPARE[type(op)], parts[i], parts[i + 1])
+            for i, op in enumerate(node.ops)
+            if type(op) in _COMPARE or _raise(_refuse(node, text, f"the comparison {type(op).__name__}"))
+        )
+        return terms[0] if len(terms) == 1 else Logic("and", terms)
+    if isinstance(node, ast.BoolOp):
+        op = "and" if isinstance(node.op, ast.And) else "or"
+        return Logic(op, tuple(_convert(v, text) for v in node.values))
+    if isinstance(node, ast.IfExp):
+        return Call(
+            "piecewise",
+            (_convert(node.body, text), _convert(node.test, text), _convert(node.orelse, text)),
+        )
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name):
+            raise _refuse(node, text, "calling something other than a named function")
+        name = node.func.id
+        if name not in FUNCTIONS:
+            raise ExpressionError(
+                f"invalid expression '{text}': unknown function '{name}'{did_you_mean(name, FUNCTIONS)}"
+                f"; known functions: {', '.join(sorted(FUNCTIONS))}"
+            )
+        if node.keywords:
+            raise _refuse(node, text, "a keyword argument")
+        args = tuple(_convert(a, text) for a in node.args)
+        lo, hi = FUNCTIONS[name]
+        if len(args) < lo or (hi is not None and len(args) > hi):
+            want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
+            raise ExpressionError(f"invalid expression '{text}': {name}() takes {want} arguments, got {len(args)}")
+        if name == "piecewise" and len(args) % 2 == 0:
+            raise ExpressionError(
+                f"invalid expression '{text}': piecewise(value1, condition1, ..., otherwise) needs an odd number "
+                "of arguments (the last is the value when no condition holds)"
+            )
+        return Call(name, args)
+    what = {
+        ast.Attribute: "attribute access ('.')",
+        ast.Subscript: "subscripting ('[...]')",
+        ast.Lambda: "a lambda",
+        ast.ListComp: "a comprehension",
+        ast.SetComp: "a comprehension",
+        ast.DictComp: "a comprehension",
+        ast.GeneratorExp: "a comprehension",
+        ast.NamedExpr: "assignment (':=')",
+        ast.Starred: "unpacking ('*')",
+    }.get(type(node), f"a {type(node).__name__} ")
+    raise _refuse(node, text, what.strip())
+
+
+def _raise(exc: Exception):
+    raise exc
+
+
+# ----------------------------------------------------------------------------------------------
+# Readable math (for `ilsim show`, reports): minimal parentheses by precedence.
+
+_PREC = {"or": 1, "and": 2, "not": 3, "cmp": 4, "+": 5, "-": 5, "*": 6, "/": 6, "neg": 7, "**": 8}
+
+
+def to_text(node: Expr) -> str:
+    """Readable infix form, e.g. ``p1*E*I/(g1 + I)``; parses back to an equal tree."""
+    return _text(node)[0]
+
+
+def _text(node: Expr) -> tuple[str, int]:
+    if isinstance(node, Num):
+        v = node.value
+        s = repr(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+        return (s, 9) if v >= 0 else (s, _PREC["neg"])
+    if isinstance(node, Name):
+        return node.id, 9
+    if isinstance(node, Neg):
+        s, p = _text(node.arg)
+        return "-" + (s if p > _PREC["neg"] else f"({s})"), _PREC["neg"]
+    if isinstance(node, Not):
+        s, p = _text(node.arg)
+        return "not " + (s if p > _PREC["not"] else f"({s})"), _PREC["not"]
+    if isinstance(node, BinOp):
+        prec = _PREC[node.op]
+        ls, lp = _text(node.left)
+        rs, rp = _text(node.right)
+        if node.op == "**":  # right-associative
+            ls = ls if lp > prec else f"({ls})"
+            rs = rs if rp >= prec else f"({rs})"
+            return f"{ls}**{rs}", prec
+        ls = ls if lp >= prec else f"({ls})"
+        rs = rs if rp > prec else f"({rs})"
+        sep = " " if node.op in "+-" else ""
+        return f"{ls}{sep}{node.op}{sep}{rs}", prec
+    if isinstance(node, Compare):
+        ls, lp = _text(node.left)
+        rs, rp = _text(node.right)
+        prec = _PREC["cmp"]
+        return f"{ls if lp > prec else f'({ls})'} {node.op} {rs if rp > prec else f'({rs})'}", prec
+    if isinstance(node, Logic):
+        prec = _PREC[node.op]
+        parts = [s if p > prec else f"({s})" for s, p in map(_text, node.args)]
+        return f" {node.op} ".join(parts), prec
+    if isinstance(node, Call):
+        return f"{node.func}({', '.join(_text(a)[0] for a in node.args)})", 9
+    raise TypeError(node)
+
+
+# ----------------------------------------------------------------------------------------------
+# Substitution and code generation.
+
+
+def root_function(node: Expr) -> Expr:
+    """A continuous function that is positive where a condition holds and crosses zero where it
+    changes, so an ODE solver can locate the moment a condition becomes true by root finding."""
+    if isinstance(node, Compare):
+        if node.op in ("<", "<="):
+            return BinOp("-", node.right, node.left)
+        return BinOp("-", node.left, node.right)  # > >= and (approximately) == !=
+    if isinstance(node, Logic):
+        return Call("min" if node.op == "and" else "max", tuple(root_function(a) for a in node.args))
+    if isinstance(node, Not):
+        return Neg(root_function(node.arg))
+    # a value used as a truth value: +1 when non-zero, -1 when zero
+    return Call("piecewise", (Num(-1.0), Compare("==", node, Num(0.0)), Num(1.0)))
+
+
+def substitute(node: Expr, mapping: dict[str, Expr]) -> Expr:
+    """Replace names by expressions (used to inline observables into rates)."""
+    if isinstance(node, Name):
+        return mapping.get(node.id, node)
+    if isinstance(node, Num):
+        return node
+    if isinstance(node, Neg):
+        return Neg(substitute(node.arg, mapping))
+    if isinstance(node, Not):
+        return Not(substitute(node.arg, mapping))
+    if isinstance(node, BinOp):
+        return BinOp(node.op, substitute(node.left, mapping), substitute(node.right, mapping))
+    if isinstance(node, Compare):
+        return Compare(node.op, substitute(node.left, mapping), substitute(node.right, mapping))
+    if isinstance(node, Logic):
+        return Logic(node.op, tuple(substitute(a, mapping) for a in node.args))
+    if isinstance(node, Call):
+        return Call(node.func, tuple(substitute(a, mapping) for a in node.args))
+    raise TypeError(node)
+
+
+def to_code(node: Expr, names: dict[str, str], vectorised: bool) -> str:
+    """Python source for a node, with each name replaced by ``names[name]``.
+
+    ``vectorised`` selects NumPy forms (``np.where``, ``np.maximum``) that work on arrays of
+    states; otherwise scalar forms (``math``, ``if/else``) that numba compiles into tight loops.
+    The text is built only from the checked tree, so no user text reaches the compiler.
+    """
+    return _code(node, names, vectorised)
+
+
+def _code(node: Expr, names: dict[str, str], vec: bool) -> str:
+    def c(n: Expr) -> str:
+        return _code(n, names, vec)
+
+    if isinstance(node, Num):
+        return repr(node.value) if math.isfinite(node.value) else f"float('{node.value}')"
+    if isinstance(node, Name):
+        return names[node.id]
+    if isinstance(node, Neg):
+        return f"(-{c(node.arg)})"
+    if isinstance(node, BinOp):
+        if node.op == "**" and isinstance(node.right, Num) and node.right.value in (2.0, 3.0):
+            base = c(node.left)
+            return f"({base}*{base})" if node.right.value == 2.0 else f"({base}*{base}*{base})"
+        return f"({c(node.left)} {node.op} {c(node.right)})"
+    if isinstance(node, Compare):
+        return f"({c(node.left)} {node.op} {c(node.right)})"
+    if isinstance(node, Logic):
+        if vec:
+            fn = "np.logical_and" if node.op == "and" else "np.logical_or"
+            out = c(node.args[0])
+            for a in node.args[1:]:
+                out = f"{fn}({out}, {c(a)})"
+            return out
+        return "(" + f" {node.op} ".join(c(a) for a in node.args) + ")"
+    if isinstance(node, Not):
+        return f"np.logical_not({c(node.arg)})" if vec else f"(not {c(node.arg)})"
+    if isinstance(node, Call):
+        args = [c(a) for a in node.args]
+        f = node.func
+        if f == "hill":
+            x, k, n = args
+            return f"(_hill({x}, {k}, {n}))"
+        if f == "piecewise":
+            out = args[-1]
+            for value, cond in reversed(list(zip(args[:-1:2], args[1:-1:2]))):
+                out = f"np.where({cond}, {value}, {out})" if vec else f"({value} if {cond} else {out})"
+            return out
+        if f in ("min", "max"):
+            if vec:
+                fn = "np.minimum" if f == "min" else "np.maximum"
+                out = args[0]
+                for a in args[1:]:
+                    out = f"{fn}({out}, {a})"
+                return out
+            return f"{f}({', '.join(args)})"
+        if f == "log" and len(args) == 2:
+            return f"(np.log({args[0]}) / np.log({args[1]}))" if vec else f"(math.log({args[0]}) / math.log({args[1]}))"
+        if f == "abs":
+            return f"np.abs({args[0]})" if vec else f"abs({args[0]})"
+        lib = "np" if vec else "math"
+        return f"{lib}.{f}({args[0]})"
+    raise TypeError(node)
+
+
+def evaluate(node: Expr, values: dict[str, float]):
+    """Value of a tree at one point, by walking it (for rare calls: conditions, outcomes)."""
+    v = values
+    if isinstance(node, Num):
+        return node.value
+    if isinstance(node, Name):
+        return v[node.id]
+    if isinstance(node, Neg):
+        return -evaluate(node.arg, v)
+    if isinstance(node, Not):
+        return not evaluate(node.arg, v)
+    if isinstance(node, BinOp):
+        a, b = evaluate(node.left, v), evaluate(node.right, v)
+        try:
+            return _ARITH[node.op](a, b)
+        except ZeroDivisionError:
+            return math.copysign(math.inf, a) if a else math.nan
+        except OverflowError:
+            return math.inf
+    if isinstance(node, Compare):
+        return _RELATION[node.op](evaluate(node.left, v), evaluate(node.right, v))
+    if isinstance(node, Logic):
+        results = (bool(evaluate(a, v)) for a in node.args)
+        return all(results) if node.op == "and" else any(results)
+    if isinstance(node, Call):
+        if node.func == "piecewise":
+            args = node.args
+            for value, cond in zip(args[:-1:2], args[1:-1:2]):
+                if evaluate(cond, v):
+                    return evaluate(value, v)
+            return evaluate(args[-1], v)
+        args = [evaluate(a, v) for a in node.args]
+        return _SCALAR_FUNCTIONS[node.func](*args)
+    raise TypeError(node)
+
+
+_ARITH = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+    "**": lambda a, b: a**b,
+}
+_RELATION = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+
+def hill(x, k, n):
+    """Saturating activation x^n / (K^n + x^n), 0 at x = 0 and 1/2 at x = K."""
+    xn = x**n
+    return xn / (k**n + xn)
+
+
+def _safe_log(x, base=None):
+    if x <= 0:
+        return -math.inf if x == 0 else math.nan
+    return math.log(x) if base is None else math.log(x) / math.log(base)
+
+
+_SCALAR_FUNCTIONS = {
+    "exp": lambda x: math.exp(x) if x < 709.0 else math.inf,
+    "log": _safe_log,
+    "log10": lambda x: _safe_log(x, 10.0),
+    "sqrt": lambda x: math.sqrt(x) if x >= 0 else math.nan,
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "hill": lambda x, k, n: hill(x, k, n),
+    "sin": math.sin,
+    "cos": math.cos,
+    "tanh": math.tanh,
+    "floor": math.floor,
+    "ceil": math.ceil,
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# SymPy (for the analytic Jacobian): built from the tree, never from text.
+
+
+def to_sympy(node: Expr, symbols: dict):
+    import sympy as sp
+
+    def s(n: Expr):
+        return to_sympy(n, symbols)
+
+    if isinstance(node, Num):
+        v = node.value
+        return sp.Integer(int(v)) if v.is_integer() and abs(v) < 1e15 else sp.Float(v)
+    if isinstance(node, Name):
+        return symbols[node.id]
+    if isinstance(node, Neg):
+        return -s(node.arg)
+    if isinstance(node, BinOp):
+        a, b = s(node.left), s(node.right)
+        return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b, "**": lambda: a**b}[
+            node.op
+        ]()
+    if isinstance(node, Compare):
+        a, b = s(node.left), s(node.right)
+        return {"<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge, "==": sp.Eq, "!=": sp.Ne}[node.op](a, b)
+    if isinstance(node, Logic):
+        return (sp.And if node.op == "and" else sp.Or)(*[s(a) for a in node.args])
+    if isinstance(node, Not):
+        return sp.Not(s(node.arg))
+    if isinstance(node, Call):
+        args = [s(a) for a in node.args]
+        f = node.func
+        if f == "hill":
+            x, k, n = args
+            return x**n / (k**n + x**n)
+        if f == "piecewise":
+            pairs = [(v, c) for v, c in zip(args[:-1:2], args[1:-1:2])]
+            return sp.Piecewise(*pairs, (args[-1], True))
+        if f == "log" and len(args) == 2:
+            return sp.log(args[0]) / sp.log(args[1])
+        table = {
+            "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "min": sp.Min, "max": sp.Max,
+            "sin": sp.sin, "cos": sp.cos, "tanh": sp.tanh, "floor": sp.floor, "ceiling": sp.ceiling,
+            "ceil": sp.ceiling, "log10": lambda x: sp.log(x, 10),
+        }
+        return table[f](*args)
+    raise TypeError(node)
+
+
+def from_sympy(expr) -> Expr:
+    """Convert a SymPy expression (e.g. a Jacobian entry) back into our tree for code generation."""
+    import sympy as sp
+
+    if expr.is_Integer or expr.is_Float or expr.is_Rational:
+        return Num(float(expr))
+    if expr is sp.S.Pi:
+        return Num(math.pi)
+    if expr is sp.S.Exp1:
+        return Num(math.e)
+    if expr is sp.S.true:
+        return Compare("==", Num(0.0), Num(0.0))
+    if expr is sp.S.false:
+        return Compare("!=", Num(0.0), Num(0.0))
+    if expr.is_Symbol:
+        return Name(expr.name)
+    args = [from_sympy(a) for a in expr.args]
+    if expr.is_Add:
+        out = args[0]
+        for a in args[1:]:
+            out = BinOp("+", out, a)
+        return out
+    if expr.is_Mul:
+        out = args[0]
+        for a in args[1:]:
+            out = BinOp("*", out, a)
+        return out
+    if expr.is_Pow:
+        return BinOp("**", args[0], args[1])
+    if isinstance(expr, sp.Piecewise):
+        flat: list[Expr] = []
+        for value, cond in expr.args:
+            flat += [from_sympy(value), from_sympy(cond)]
+        if expr.args[-1][1] is sp.true:
+            return Call("piecewise", tuple(flat[:-1]))
+        return Call("piecewise", (*flat, Num(math.nan)))
+    rel = {sp.StrictLessThan: "<", sp.LessThan: "<=", sp.StrictGreaterThan: ">", sp.GreaterThan: ">=",
+           sp.Equality: "==", sp.Unequality: "!="}
+    for cls, op in rel.items():
+        if isinstance(expr, cls):
+            return Compare(op, args[0], args[1])
+    if isinstance(expr, sp.And):
+        return Logic("and", tuple(args))
+    if isinstance(expr, sp.Or):
+        return Logic("or", tuple(args))
+    if isinstance(expr, sp.Not):
+        return Not(args[0])
+    funcs = {sp.exp: "exp", sp.log: "log", sp.Abs: "abs", sp.Min: "min", sp.Max: "max", sp.sin: "sin",
+             sp.cos: "cos", sp.tanh: "tanh", sp.floor: "floor", sp.ceiling: "ceil"}
+    for cls, name in funcs.items():
+        if isinstance(expr, cls):
+            return Call(name, tuple(args))
+    if isinstance(expr, sp.sign):
+        x = args[0]
+        return Call("piecewise", (Num(1.0), Compare(">", x, Num(0.0)), Num(-1.0), Compare("<", x, Num(0.0)), Num(0.0)))
+    if isinstance(expr, (sp.Heaviside,)):
+        x = args[0]
+        return Call("piecewise", (Num(1.0), Compare(">", x, Num(0.0)), Num(0.0)))
+    if isinstance(expr, sp.Derivative) or expr.func.__name__ in ("DiracDelta", "Subs"):
+        return Num(0.0)  # derivatives of step functions: zero almost everywhere
+    raise TypeError(f"cannot convert {expr.func.__name__} back to an ilsim expression")

@@ -1,0 +1,124 @@
+"""Reading model files: YAML -> ModelSpec, with errors that name the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from ilsim.errors import ModelError, Problem, did_you_mean
+from ilsim.model.spec import ModelSpec
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader (no Python objects) that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key '{key}' appears twice in one mapping", key_node.start_mark
+                )
+            seen[key] = True
+        return super().construct_mapping(node, deep=deep)
+
+
+def field_path(loc: tuple) -> str:
+    """('processes', 3, 'rate') -> 'processes[3].rate'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("function-", "union[", "list[", "float", "str", "json-or")):
+            continue  # pydantic's names for union members, not fields of the user's file
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def problems_from_validation(exc: ValidationError, source: str | None) -> list[Problem]:
+    problems: dict[str, Problem] = {}
+    for err in exc.errors():
+        path = field_path(err["loc"])
+        kind = err["type"]
+        if kind == "missing":
+            msg = f"missing required field '{path.rsplit('.', 1)[-1]}'"
+            path = path.rsplit(".", 1)[0] if "." in path else ""
+            if "initial" in msg:
+                msg = "missing initial value ('initial')"
+        elif kind == "extra_forbidden":
+            field = path.rsplit(".", 1)[-1]
+            parent_loc = tuple(p for p in err["loc"][:-1])
+            allowed = _allowed_fields(parent_loc)
+            msg = f"unknown field '{field}'{did_you_mean(field, allowed)}"
+        elif kind in ("float_parsing", "float_type", "int_parsing", "int_type"):
+            msg = f"expected a number, got {err['input']!r}"
+        elif kind == "literal_error":
+            msg = f"got {err['input']!r}; {err['msg'].replace('Input should be', 'expected')}"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+        problems.setdefault(path, Problem(path, msg, source))  # one message per field
+    return list(problems.values())
+
+
+def _allowed_fields(loc: tuple) -> list[str]:
+    """Field names allowed at a location, for 'did you mean' hints."""
+    from ilsim.model import spec as s
+
+    model = s.ModelSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(part)
+        if info is None:
+            return []
+        ann = info.annotation
+        inner = getattr(ann, "__args__", (ann,))
+        model = next((a for a in inner if isinstance(a, type) and issubclass(a, s.BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def spec_from_dict(data, source: str | None = None) -> ModelSpec:
+    """Validate a parsed model document; raise ModelError naming each bad field."""
+    if not isinstance(data, dict):
+        raise ModelError([Problem("", f"a model file must be a mapping at the top level, got {type(data).__name__}", source)])
+    try:
+        return ModelSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ModelError(problems_from_validation(exc, source)) from None
+
+
+def read_spec(path: str | Path) -> ModelSpec:
+    """Read and validate a YAML model file (no semantic checks; see ``compile``)."""
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise ModelError([Problem("", "no such file", source)])
+    if path.is_dir():
+        raise ModelError([Problem("", "this is a folder, not a model file", source)])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError([Problem("", f"cannot read the file as UTF-8 text ({exc.__class__.__name__})", source)]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc)
+        raise ModelError([Problem(where, f"malformed YAML: {what}", source)]) from None
+    if data is None:
+        raise ModelError([Problem("", "the file is empty", source)])
+    return spec_from_dict(data, source)
+
+
+def dump_spec(spec: ModelSpec) -> str:
+    """The model as YAML text (loads back to an equal spec)."""
+    data = spec.model_dump(mode="json", exclude_defaults=True)
+    data["metadata"] = spec.metadata.model_dump(mode="json", exclude_defaults=True)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)

@@ -1,0 +1,236 @@
+"""The model file schema (pydantic): what a model says, validated before anything runs.
+
+A model is a reaction network: species, parameters, processes (a rate and what it consumes and
+produces), observables (named readouts), events (doses, resets, switches) and outcome labels.
+The same object is written by hand in YAML or built in Python with the ``add_*`` methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import keyword
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ilsim.model.expressions import CONSTANTS, FUNCTIONS, TIME
+
+SpeciesKind = Literal["cell", "cytokine", "pathogen", "drug", "tissue", "other"]
+Number = float
+ExprText = str | float
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RESERVED = {TIME, "time", *FUNCTIONS, *CONSTANTS, *keyword.kwlist}
+METHODS = ("LSODA", "BDF", "Radau", "RK45", "DOP853")
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(f"'{name}' is not a valid name (letters, digits and _, not starting with a digit)")
+    if name in RESERVED:
+        raise ValueError(f"'{name}' is reserved (the time, a function, a constant or a keyword); choose another name")
+    return name
+
+
+def _check_expression_type(value):
+    # A rate must be text or a number; a list or mapping is a mistake worth naming.
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"expected an expression (text or a number), got {type(value).__name__} {value!r}")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Reference(_Strict):
+    citation: str
+    doi: str | None = None
+    url: str | None = None
+
+
+class Metadata(_Strict):
+    name: str
+    title: str = ""
+    description: str = ""
+    time_units: str = "day"
+    references: list[Reference] = Field(default_factory=list)
+
+
+class Species(_Strict):
+    name: str
+    kind: SpeciesKind = "other"
+    units: str = "dimensionless"
+    initial: ExprText
+    description: str = ""
+    nonnegative: bool = True
+    group: str | None = None  # figure panel; defaults to the kind
+
+    _name = field_validator("name")(_check_name)
+    _initial = field_validator("initial", mode="before")(_check_expression_type)
+
+
+class Parameter(_Strict):
+    name: str
+    value: Number
+    units: str = "dimensionless"
+    description: str = ""
+    source: str = ""
+
+    _name = field_validator("name")(_check_name)
+
+
+class Process(_Strict):
+    name: str
+    rate: ExprText
+    consumes: dict[str, Number] = Field(default_factory=dict)
+    produces: dict[str, Number] = Field(default_factory=dict)
+    description: str = ""
+
+    _rate = field_validator("rate", mode="before")(_check_expression_type)
+
+    @model_validator(mode="after")
+    def _changes_something(self):
+        if not self.consumes and not self.produces:
+            raise ValueError("a process must consume or produce at least one species")
+        for side in (self.consumes, self.produces):
+            for species, count in side.items():
+                if count <= 0:
+                    raise ValueError(f"stoichiometry of '{species}' must be positive, got {count}")
+        return self
+
+
+class Observable(_Strict):
+    name: str
+    expression: ExprText
+    units: str = "dimensionless"
+    description: str = ""
+    group: str | None = None
+
+    _name = field_validator("name")(_check_name)
+    _expression = field_validator("expression", mode="before")(_check_expression_type)
+
+
+class Event(_Strict):
+    """At given times, or when a condition becomes true, set or add to species or parameters."""
+
+    name: str
+    at: Number | list[Number] | None = None
+    when: str | None = None
+    set: dict[str, ExprText] = Field(default_factory=dict)
+    add: dict[str, ExprText] = Field(default_factory=dict)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_trigger(self):
+        if (self.at is None) == (self.when is None):
+            raise ValueError("an event needs exactly one trigger: 'at' (times) or 'when' (a condition)")
+        if not self.set and not self.add:
+            raise ValueError("an event must 'set' or 'add' to at least one species or parameter")
+        return self
+
+    @property
+    def times(self) -> list[float]:
+        if self.at is None:
+            return []
+        return sorted(self.at) if isinstance(self.at, list) else [self.at]
+
+
+class Outcome(_Strict):
+    """A label for the final state: the first outcome whose condition holds at the end wins."""
+
+    label: str
+    when: str
+    description: str = ""
+
+
+class SimulationDefaults(_Strict):
+    t_end: Number = 100.0
+    points: int = 1001
+    method: Literal["LSODA", "BDF", "Radau", "RK45", "DOP853"] = "LSODA"
+    rtol: Number = 1e-6
+    atol: Number = 1e-9
+
+    @field_validator("t_end")
+    @classmethod
+    def _positive(cls, v):
+        if not v > 0:
+            raise ValueError(f"t_end must be positive, got {v}")
+        return v
+
+    @field_validator("points")
+    @classmethod
+    def _points(cls, v):
+        if v < 2:
+            raise ValueError(f"points must be at least 2, got {v}")
+        return v
+
+
+class ModelSpec(_Strict):
+    """A whole model. Build in Python with ``Model(metadata={'name': ...})`` and ``add_*``."""
+
+    metadata: Metadata
+    species: list[Species] = Field(default_factory=list)
+    parameters: list[Parameter] = Field(default_factory=list)
+    processes: list[Process] = Field(default_factory=list)
+    observables: list[Observable] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=list)
+    outcomes: list[Outcome] = Field(default_factory=list)
+    simulation: SimulationDefaults = Field(default_factory=SimulationDefaults)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_shortcut(cls, data):
+        # Model(name="x") is accepted as shorthand for Model(metadata={"name": "x"}).
+        if isinstance(data, dict) and "name" in data and "metadata" not in data:
+            data = dict(data)
+            data["metadata"] = {"name": data.pop("name")}
+        return data
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def content_hash(self) -> str:
+        """SHA-256 of the model's canonical JSON: two runs with equal hashes ran the same model."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    # A small builder: each method appends one entry and returns the model, so calls chain.
+    def add_species(self, name: str, initial: ExprText, **fields) -> ModelSpec:
+        self.species = [*self.species, Species(name=name, initial=initial, **fields)]
+        return self
+
+    def add_parameter(self, name: str, value: float, **fields) -> ModelSpec:
+        self.parameters = [*self.parameters, Parameter(name=name, value=value, **fields)]
+        return self
+
+    def add_process(self, name: str, rate: ExprText, consumes=None, produces=None, **fields) -> ModelSpec:
+        process = Process(name=name, rate=rate, consumes=consumes or {}, produces=produces or {}, **fields)
+        self.processes = [*self.processes, process]
+        return self
+
+    def add_observable(self, name: str, expression: ExprText, **fields) -> ModelSpec:
+        self.observables = [*self.observables, Observable(name=name, expression=expression, **fields)]
+        return self
+
+    def add_event(self, name: str, *, at=None, when=None, set=None, add=None, **fields) -> ModelSpec:
+        event = Event(name=name, at=at, when=when, set=set or {}, add=add or {}, **fields)
+        self.events = [*self.events, event]
+        return self
+
+    def add_outcome(self, label: str, when: str, **fields) -> ModelSpec:
+        self.outcomes = [*self.outcomes, Outcome(label=label, when=when, **fields)]
+        return self
+
+    def with_parameters(self, values: dict[str, float]) -> ModelSpec:
+        """A copy with some parameter values changed (names must exist; see ``compile``)."""
+        copy = self.model_copy(deep=True)
+        known = {p.name: i for i, p in enumerate(copy.parameters)}
+        params = list(copy.parameters)
+        for name, value in values.items():
+            params[known[name]] = params[known[name]].model_copy(update={"value": float(value)})
+        copy.parameters = params
+        return copy
