@@ -6,6 +6,7 @@ The public API is this flat list; everything else lives in private-by-convention
 from ilsim._version import __version__ as __version__
 from ilsim.api import compile as compile
 from ilsim.api import load as load
+from ilsim.api import run as run
 from ilsim.api import simulate as simulate
 from ilsim.engines.ode import OdeEngine as OdeEngine
 from ilsim.errors import ExpressionError as ExpressionError
@@ -14,6 +15,12 @@ from ilsim.errors import ModelError as ModelError
 from ilsim.errors import SimulationError as SimulationError
 from ilsim.io.results import summarise as summarise
 from ilsim.model.compile import CompiledModel as CompiledModel
-from ilsim.model.spec import ModelSpec as Model
 from ilsim.model.spec import ModelSpec as ModelSpec
-from ilsim.scenarios import builtin_names as scenarios
+from ilsim.scenarios import builtin_names as builtin_models
+
+Model = ModelSpec  # the name users reach for when building a model in Python
+
+__all__ = [
+    "CompiledModel", "ExpressionError", "IlsimError", "Model", "ModelError", "ModelSpec", "OdeEngine",
+    "SimulationError", "__version__", "builtin_models", "compile", "load", "simulate", "summarise", "run",
+]

@@ -83,3 +83,24 @@ def simulate(
     wall = time.perf_counter() - start
     info = {"engine": engine.name, "method": method, "rtol": rtol, "atol": atol, "wall_time_s": round(wall, 6)}
     return to_dataset(compiled, traj, info)
+
+
+def run(model, out: str | Path, *, report: bool = True, **options) -> tuple[xr.Dataset, dict]:
+    """Simulate and write a complete result folder (atomically): results.nc, results.csv,
+    summary.json, model.yaml, figures/ and report.html. ``options`` go to ``simulate``."""
+    from ilsim.io.results import write_run
+    from ilsim.report.figures import plot_run
+    from ilsim.report.html import write_report
+
+    compiled = compile(model)
+    ds = simulate(compiled, **options)
+
+    def figures_and_report(folder: Path, summary: dict) -> None:
+        if not report:
+            return
+        (folder / "figures").mkdir()
+        figures = [plot_run(ds, folder / "figures" / "overview.png")]
+        write_report(compiled, summary, figures, folder / "report.html")
+
+    summary = write_run(ds, compiled, out, figures_and_report)
+    return ds, summary

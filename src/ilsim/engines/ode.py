@@ -113,7 +113,7 @@ class OdeEngine:
                 k_grid, t, y = upto, t_stop, self._clip(model, ys[-1])
                 continue
             fns = []
-            for slot, kc in enumerate(cond_events):
+            for slot in range(len(cond_events)):
                 fn = _root(roots[slot], p)
                 fn.terminal, fn.direction = True, 1.0 if armed[slot] else -1.0
                 fns.append(fn)

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +60,7 @@ def to_dataset(model: CompiledModel, traj: Trajectory, run_info: dict) -> xr.Dat
         "outcome": outcome,
         "events_fired": json.dumps([[t, name] for t, name in traj.event_log]),
         "ilsim_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **run_info,
     }
     return xr.Dataset(data_vars, coords={"time": ("time", traj.t, {"units": units})}, attrs=attrs)

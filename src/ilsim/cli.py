@@ -1,0 +1,155 @@
+"""The `ilsim` command: a thin shell over the library (ilsim.api)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ilsim import api, scenarios
+from ilsim.errors import IlsimError, ModelError, Problem
+from ilsim.report import text
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulate interleukin signalling in the immune system.")
+out = Console()
+err = Console(stderr=True)
+
+ModelArg = Annotated[str, typer.Argument(help="a model file (YAML) or the name of a built-in model (see `ilsim scenarios`)")]
+
+
+def _fail(exc: IlsimError) -> None:
+    if isinstance(exc, ModelError):
+        err.print(f"[bold red]error:[/] {len(exc.problems)} problem(s) in the model" if len(exc.problems) > 1 else
+                  "[bold red]error:[/]", highlight=False)
+        for p in exc.problems:
+            err.print(f"  {p}", markup=False, highlight=False)
+    else:
+        err.print("[bold red]error:[/] ", end="", highlight=False)
+        err.print(str(exc), markup=False, highlight=False)
+    raise typer.Exit(2)
+
+
+def _parse_sets(values: list[str]) -> dict[str, float]:
+    parsed: dict[str, float] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ModelError([Problem("--set", f"expected NAME=VALUE, got '{item}'")])
+        try:
+            parsed[name.strip()] = float(value)
+        except ValueError:
+            raise ModelError([Problem("--set", f"value of '{name.strip()}' must be a number, got '{value}'")]) from None
+    return parsed
+
+
+@app.command()
+def run(
+    model: ModelArg,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="result folder (written atomically)")],
+    set_: Annotated[list[str], typer.Option("--set", help="override a parameter: NAME=VALUE (repeatable)")] = [],  # noqa: B006
+    t_end: Annotated[float | None, typer.Option(help="end time (model's time units)")] = None,
+    points: Annotated[int | None, typer.Option(help="number of output times")] = None,
+    method: Annotated[str | None, typer.Option(help="LSODA (default), BDF, Radau, RK45 or DOP853")] = None,
+    rtol: Annotated[float | None, typer.Option(help="relative tolerance")] = None,
+    atol: Annotated[float | None, typer.Option(help="absolute tolerance")] = None,
+    report: Annotated[bool, typer.Option(help="write figures and report.html")] = True,
+) -> None:
+    """Simulate a model and write results.nc, results.csv, summary.json, figures and report.html."""
+    try:
+        ds, summary = api.run(model, out_dir, report=report, t_end=t_end, points=points, method=method,
+                              rtol=rtol, atol=atol, parameters=_parse_sets(set_))
+    except IlsimError as exc:
+        _fail(exc)
+        return
+    tu = summary["time_units"]
+    out.print(f"[bold]{ds.attrs['title']}[/]  ({summary['method']}, t = 0..{summary['t_end']:g} {tu}, "
+              f"{summary['wall_time_s']:.3g} s)", highlight=False)
+    if summary.get("outcome"):
+        out.print(f"outcome: [bold]{summary['outcome']}[/]")
+    table = Table(show_edge=False)
+    for col in ("variable", "units", "final", "peak", f"peak time [{tu}]"):
+        table.add_column(col, justify="right" if col not in ("variable", "units") else "left")
+    for name, v in summary["variables"].items():
+        table.add_row(name, v["units"], f"{v['final']:.4g}", f"{v['peak']:.4g}", f"{v['peak_time']:.4g}")
+    out.print(table)
+    out.print(f"results written to {out_dir}/ (results.nc, results.csv, summary.json"
+              f"{', figures/, report.html' if report else ''})", highlight=False)
+
+
+@app.command("scenarios")
+def list_scenarios() -> None:
+    """List the built-in models."""
+    for name, title in scenarios.describe():
+        out.print(f"[bold]{name}[/]  {title}", highlight=False)
+
+
+@app.command()
+def show(model: ModelArg) -> None:
+    """Print species, parameters (with sources) and the ODE right-hand sides."""
+    try:
+        compiled = api.compile(model)
+    except IlsimError as exc:
+        _fail(exc)
+        return
+    spec = compiled.spec
+    out.print(f"[bold]{spec.metadata.title or spec.metadata.name}[/]", highlight=False)
+    for r in spec.metadata.references:
+        out.print(f"  source: {r.citation}" + (f" doi:{r.doi}" if r.doi else f" {r.url}" if r.url else ""),
+                  highlight=False, markup=False)
+    species = Table(title="species", show_edge=False)
+    for col in ("name", "kind", "units", "initial", "description"):
+        species.add_column(col)
+    for s in spec.species:
+        species.add_row(s.name, s.kind, s.units, str(s.initial), s.description)
+    out.print(species)
+    params = Table(title="parameters", show_edge=False)
+    for col in ("name", "value", "units", "description", "source"):
+        params.add_column(col)
+    for p in spec.parameters:
+        params.add_row(p.name, f"{p.value:g}", p.units, p.description, p.source)
+    out.print(params)
+    out.print(f"[bold]equations[/] (time in {spec.metadata.time_units})")
+    for line in text.equations(compiled):
+        out.print("  " + line, markup=False, highlight=False)
+    for title, lines in (("observables", text.observable_lines(compiled)), ("events", text.event_lines(compiled)),
+                         ("outcomes", text.outcome_lines(compiled))):
+        if lines:
+            out.print(f"[bold]{title}[/]")
+            for line in lines:
+                out.print("  " + line, markup=False, highlight=False)
+
+
+@app.command()
+def validate(models: Annotated[list[str], typer.Argument(help="model files or built-in names")]) -> None:
+    """Check model files; exit 2 with every reason when one is not valid."""
+    failed = False
+    for model in models:
+        try:
+            compiled = api.compile(model)
+        except IlsimError as exc:
+            failed = True
+            problems = exc.problems if isinstance(exc, ModelError) else [Problem("", str(exc), model)]
+            err.print(f"[red]invalid[/] {model}: {len(problems)} problem(s)", highlight=False)
+            for p in problems:
+                err.print(f"  {p}", markup=False, highlight=False)
+            continue
+        out.print(f"[green]valid[/] {model}: {len(compiled.species)} species, {len(compiled.parameters)} parameters, "
+                  f"{len(compiled.spec.processes)} processes", highlight=False)
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def version() -> None:
+    """Print the ilsim version."""
+    from ilsim import __version__
+
+    out.print(__version__)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    sys.exit(app())

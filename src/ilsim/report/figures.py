@@ -1,0 +1,67 @@
+"""Figures of a run: one panel per group of variables, log axes where values span decades."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a screen
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+DECADES_FOR_LOG = 3.0  # a panel whose positive values span more than this many decades gets a log axis
+
+
+def groups(ds: xr.Dataset) -> dict[str, list[str]]:
+    """Variables by their 'group' attribute (species default to their kind), in order of appearance."""
+    out: dict[str, list[str]] = {}
+    for name, var in ds.data_vars.items():
+        if var.attrs.get("role") == "parameter":
+            continue
+        out.setdefault(var.attrs.get("group") or "other", []).append(name)
+    return out
+
+
+def wants_log(values: np.ndarray) -> bool:
+    finite = values[np.isfinite(values)]
+    positive = finite[finite > 0]
+    if positive.size < 2 or np.any(finite < 0):
+        return False
+    return math.log10(positive.max() / positive.min()) > DECADES_FOR_LOG
+
+
+def plot_run(ds: xr.Dataset, path: Path, title: str | None = None) -> Path:
+    """Write one PNG with a panel per group; return its path."""
+    panels = groups(ds)
+    n = max(len(panels), 1)
+    cols = 1 if n == 1 else 2
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 3.3 * rows), squeeze=False)
+    t = ds["time"].values
+    t_units = ds.attrs.get("time_units", "")
+    for ax, (group, names) in zip(axes.flat, panels.items()):
+        stacked = np.concatenate([ds[v].values for v in names])
+        for v in names:
+            units = ds[v].attrs.get("units", "")
+            ax.plot(t, ds[v].values, label=f"{v} [{units}]" if units else v, lw=1.4)
+        if wants_log(stacked):
+            ax.set_yscale("log")
+            positive = stacked[np.isfinite(stacked) & (stacked > 0)]
+            ax.set_ylim(bottom=max(positive.min(), positive.max() * 1e-12) / 2)
+        ax.set_title(group.replace("_", " "))
+        ax.set_xlabel(f"time [{t_units}]")
+        ax.legend(fontsize=8, loc="best")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    heading = title or ds.attrs.get("title", "")
+    if ds.attrs.get("outcome"):
+        heading += f"\noutcome: {ds.attrs['outcome']}"
+    fig.suptitle(heading, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,117 @@
+"""A self-contained HTML report: the model, its sources, the equations, figures and summary.
+
+One file, no external assets (figures are embedded as base64 PNG), every user-supplied string
+escaped, so it can be mailed or archived beside the results.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from pathlib import Path
+
+from ilsim.model.compile import CompiledModel
+from ilsim.report import text
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#1d2533;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:1px solid #d5dbe5;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0;font-size:.92em} th,td{border:1px solid #d5dbe5;padding:.25em .55em;
+text-align:left;vertical-align:top} th{background:#f1f4f9} td.num{text-align:right;font-variant-numeric:tabular-nums}
+pre,code{background:#f6f8fb;font-size:.9em} pre{padding:.7em;overflow-x:auto}
+.outcome{display:inline-block;padding:.2em .7em;border-radius:1em;background:#e8eefc;font-weight:600}
+img{max-width:100%;border:1px solid #e3e7ee} .muted{color:#5b6677;font-size:.9em}
+"""
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return escape(str(value))
+
+
+def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td class='num'>{_fmt(c)}</td>" if i in numeric else f"<td>{_fmt(c)}</td>"
+                         for i, c in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _image(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"<p><img alt='{escape(path.stem)}' src='data:image/png;base64,{data}'></p>"
+
+
+def render(model: CompiledModel, summary: dict, figures: list[Path]) -> str:
+    spec = model.spec
+    meta = spec.metadata
+    used = summary.get("parameters", {})
+    refs = []
+    for r in meta.references:
+        link = f"https://doi.org/{r.doi}" if r.doi else r.url
+        anchor = f" <a href='{escape(link, quote=True)}'>{escape(r.doi or r.url)}</a>" if link else ""
+        refs.append(f"<li>{escape(r.citation)}{anchor}</li>")
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{escape(meta.title or meta.name)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{escape(meta.title or meta.name)}</h1>",
+        f"<p class='muted'>model <code>{escape(meta.name)}</code> · hash "
+        f"<code>{escape(str(summary.get('model_hash', ''))[:16])}</code> · ilsim {escape(str(summary.get('ilsim_version')))}</p>",
+        f"<p>{escape(meta.description)}</p>",
+    ]
+    if summary.get("outcome"):
+        parts.append(f"<p>Outcome: <span class='outcome'>{escape(summary['outcome'])}</span></p>")
+    parts.append("<h2>Results</h2>")
+    parts += [_image(f) for f in figures]
+    var_rows = [
+        [name, v["units"], v["initial"], v["final"], v["peak"], v["peak_time"], v["nadir"], v["nadir_time"]]
+        for name, v in summary["variables"].items()
+    ]
+    tu = summary.get("time_units", "")
+    parts.append(_table(["variable", "units", "initial", "final", "peak", f"peak time [{tu}]", "nadir",
+                         f"nadir time [{tu}]"], var_rows, numeric={2, 3, 4, 5, 6, 7}))
+    if summary.get("events_fired"):
+        parts.append("<h3>Events fired</h3>")
+        parts.append(_table([f"time [{tu}]", "event"], summary["events_fired"], numeric={0}))
+    parts.append("<h2>Model</h2><h3>Equations (what is integrated)</h3>")
+    parts.append("<pre>" + escape("\n".join(text.equations(model))) + "</pre>")
+    if model.observables:
+        parts.append("<h3>Observables</h3><pre>" + escape("\n".join(text.observable_lines(model))) + "</pre>")
+    if model.events:
+        parts.append("<h3>Events</h3><pre>" + escape("\n".join(text.event_lines(model))) + "</pre>")
+    if model.outcomes:
+        parts.append("<h3>Outcome labels (first that holds at the end)</h3><pre>"
+                     + escape("\n".join(text.outcome_lines(model))) + "</pre>")
+    parts.append("<h3>Species</h3>")
+    parts.append(_table(["name", "kind", "units", "initial", "description"],
+                        [[s.name, s.kind, s.units, s.initial, s.description] for s in spec.species]))
+    parts.append("<h3>Parameters</h3>")
+    parts.append(_table(
+        ["name", "value used", "units", "description", "source"],
+        [[p.name, used.get(p.name, p.value), p.units, p.description, p.source] for p in spec.parameters],
+        numeric={1},
+    ))
+    parts.append("<h3>Processes</h3>")
+    parts.append(_table(
+        ["name", "rate", "consumes", "produces"],
+        [[p.name, p.rate, _stoich(p.consumes), _stoich(p.produces)] for p in spec.processes],
+    ))
+    parts.append("<h2>Sources</h2><ul>" + "".join(refs) + "</ul>")
+    prov = [[k, summary.get(k)] for k in ("engine", "method", "rtol", "atol", "t_end", "wall_time_s", "model_hash",
+                                          "ilsim_version")]
+    parts.append("<h2>Provenance</h2>" + _table(["field", "value"], prov))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _stoich(side: dict[str, float]) -> str:
+    return " + ".join(f"{'' if c == 1 else f'{c:g} '}{s}" for s, c in side.items())
+
+
+def write_report(model: CompiledModel, summary: dict, figures: list[Path], path: Path) -> Path:
+    path.write_text(render(model, summary, figures), encoding="utf-8")
+    return path
