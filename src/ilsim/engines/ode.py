@@ -117,7 +117,7 @@ class OdeEngine:
                 fn = _root(roots[slot], p)
                 fn.terminal, fn.direction = True, 1.0 if armed[slot] else -1.0
                 fns.append(fn)
-            sol = self._solve_ivp(model, t, t_stop, grid, y, p, fns)
+            sol = self._solve_ivp(model, t, t_stop, np.append(grid, t_stop), y, p, fns)
             hit = [(te[0], slot) for slot, te in enumerate(sol.t_events or []) if len(te)]
             if hit:
                 t_hit, slot = min(hit)
@@ -132,10 +132,11 @@ class OdeEngine:
                 else:
                     armed[slot] = True
                 continue
-            record(np.arange(k_grid, upto), sol.y.T)
-            k_grid, t, y = upto, t_stop, self._clip(model, sol.y[:, -1] if sol.y.shape[1] else y)
-            if sol.y.shape[1] != len(grid) or not np.isfinite(y).all():
-                raise SimulationError(f"integration stopped early at t = {t:g}")
+            if sol.y.shape[1] != len(grid) + 1:
+                raise _failure(model, float(sol.t[-1]) if len(sol.t) else t, sol.y[:, -1] if sol.y.shape[1] else y, p,
+                               "the solver stopped before the end of the segment")
+            record(np.arange(k_grid, upto), sol.y.T[:-1])
+            k_grid, t, y = upto, t_stop, self._clip(model, sol.y[:, -1])
         out_y[:, model.nonnegative] = np.maximum(out_y[:, model.nonnegative], 0.0)
         return Trajectory(t_eval, out_y, out_p, log, stats)
 

@@ -531,6 +531,13 @@ def from_sympy(expr) -> Expr:
         return Compare("!=", Num(0.0), Num(0.0))
     if expr.is_Symbol:
         return Name(expr.name)
+    if isinstance(expr, sp.Piecewise):
+        flat: list[Expr] = []
+        for value, cond in expr.args:
+            flat += [from_sympy(value), from_sympy(cond)]
+        if expr.args[-1][1] is sp.true:
+            return Call("piecewise", tuple(flat[:-1]))
+        return Call("piecewise", (*flat, Num(math.nan)))
     args = [from_sympy(a) for a in expr.args]
     if expr.is_Add:
         out = args[0]
@@ -544,13 +551,6 @@ def from_sympy(expr) -> Expr:
         return out
     if expr.is_Pow:
         return BinOp("**", args[0], args[1])
-    if isinstance(expr, sp.Piecewise):
-        flat: list[Expr] = []
-        for value, cond in expr.args:
-            flat += [from_sympy(value), from_sympy(cond)]
-        if expr.args[-1][1] is sp.true:
-            return Call("piecewise", tuple(flat[:-1]))
-        return Call("piecewise", (*flat, Num(math.nan)))
     rel = {sp.StrictLessThan: "<", sp.LessThan: "<=", sp.StrictGreaterThan: ">", sp.GreaterThan: ">=",
            sp.Equality: "==", sp.Unequality: "!="}
     for cls, op in rel.items():

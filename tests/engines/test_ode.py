@@ -1,0 +1,145 @@
+"""The ODE engine against analytic solutions: accuracy, exact events, non-negativity, mass balance."""
+
+import math
+
+import numpy as np
+import pytest
+
+import ilsim
+from ilsim.model.compile import compile_model
+
+METHODS = ["LSODA", "BDF", "Radau", "RK45", "DOP853"]
+
+
+def decay(**extra):
+    m = ilsim.Model(name="decay").add_parameter("k", 0.5, units="1/day", source="test")
+    m.add_species("x", 8.0, units="mg")
+    m.add_process("clearance", "k*x", consumes={"x": 1})
+    for name, kwargs in extra.items():
+        m.add_event(name, **kwargs)
+    return m
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_matches_exponential_decay(method):
+    ds = ilsim.simulate(decay(), 10, points=11, method=method, rtol=1e-9, atol=1e-12)
+    t = ds["time"].values
+    assert np.allclose(ds["x"].values, 8 * np.exp(-0.5 * t), rtol=1e-6, atol=1e-9)
+    assert ds.attrs["method"] == method
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_timed_event_adds_a_bolus_exactly_at_its_time(method):
+    ds = ilsim.simulate(decay(dose={"at": [2.5, 5.0], "add": {"x": 4}}), 10, points=21, method=method,
+                        rtol=1e-9, atol=1e-12)
+    t = ds["time"].values
+    expected = 8 * np.exp(-0.5 * t) + 4 * np.exp(-0.5 * (t - 2.5)) * (t >= 2.5) + 4 * np.exp(-0.5 * (t - 5)) * (t >= 5)
+    assert np.allclose(ds["x"].values, expected, rtol=1e-6)  # the output at t = 2.5 and 5 is after the dose
+    assert [name for _, name in __import__("json").loads(ds.attrs["events_fired"])] == ["dose", "dose"]
+
+
+def test_event_at_time_zero_applies_before_the_first_output():
+    ds = ilsim.simulate(decay(start={"at": 0, "set": {"x": 1}}), 2, points=3)
+    assert float(ds["x"][0]) == 1.0
+
+
+def test_event_can_switch_a_parameter_and_the_switch_is_in_the_results():
+    ds = ilsim.simulate(decay(stop_clearance={"at": 2, "set": {"k": 0}}), 6, points=7, rtol=1e-10, atol=1e-12)
+    x2 = 8 * math.exp(-1.0)
+    assert np.allclose(ds["x"].sel(time=[2, 4, 6]).values, x2, rtol=1e-7)
+    assert list(ds["k"].values) == [0.5, 0.5, 0, 0, 0, 0, 0]
+    assert ds["k"].attrs["role"] == "parameter"
+
+
+@pytest.mark.parametrize("method", ["LSODA", "BDF", "DOP853"])
+def test_condition_event_is_located_by_root_finding(method):
+    # x grows at rate r; whenever x reaches 10 it is reset to 1: a sawtooth of period ln(10)/r
+    m = ilsim.Model(name="sawtooth").add_parameter("r", 0.7).add_species("x", 1.0)
+    m.add_process("growth", "r*x", produces={"x": 1})
+    m.add_event("reset", when="x > 10", set={"x": 1})
+    ds = ilsim.simulate(m, 10, points=101, method=method, rtol=1e-10, atol=1e-12)
+    times = [t for t, _ in __import__("json").loads(ds.attrs["events_fired"])]
+    period = math.log(10) / 0.7
+    assert len(times) == int(10 / period)
+    assert np.allclose(times, period * np.arange(1, len(times) + 1), rtol=1e-6)
+    assert float(ds["x"].max()) <= 10 + 1e-6
+
+
+def test_condition_already_true_at_start_waits_until_it_becomes_true_again():
+    m = ilsim.Model(name="armed").add_species("x", 5.0).add_parameter("k", 1.0).add_parameter("hits", 0)
+    m.add_process("fall", "k", consumes={"x": 1})
+    m.add_event("high", when="x > 1", add={"hits": 1})  # true at t = 0: must not fire then
+    ds = ilsim.simulate(m, 3, points=4)
+    assert ds.attrs["events_fired"] == "[]"
+
+
+def test_a_dose_that_crosses_a_threshold_fires_the_condition_event_at_once():
+    m = ilsim.Model(name="cascade").add_species("x", 0.0).add_parameter("alarm", 0.0)
+    m.add_event("dose", at=1, add={"x": 5})
+    m.add_event("alarm", when="x > 3", set={"alarm": 1})
+    ds = ilsim.simulate(m, 2, points=3)
+    assert __import__("json").loads(ds.attrs["events_fired"]) == [[1.0, "dose"], [1.0, "alarm"]]
+    assert list(ds["alarm"].values) == [0, 1, 1]
+
+
+def test_non_negative_species_stops_at_zero_instead_of_going_below():
+    # zero-order consumption: naive integration drives x to -1 by t = 2
+    m = ilsim.Model(name="depletion").add_species("x", 1.0).add_species("y", 1.0, nonnegative=False)
+    m.add_process("use x", "0.5 + 0*x", consumes={"x": 1})
+    m.add_process("use y", "0.5", consumes={"y": 1})
+    for method in METHODS:
+        ds = ilsim.simulate(m, 4, points=41, method=method)
+        assert float(ds["x"].min()) >= 0.0
+        assert float(ds["x"][-1]) == pytest.approx(0.0, abs=1e-9)
+        assert float(ds["y"][-1]) == pytest.approx(-1.0, rel=1e-6)  # declared signed: free to go negative
+
+
+def test_conversion_conserves_mass():
+    m = ilsim.Model(name="conversion").add_parameter("k", 3.0).add_parameter("kb", 1.0)
+    m.add_species("A", 2.0).add_species("B", 0.5)
+    m.add_process("forward", "k*A", consumes={"A": 1}, produces={"B": 1})
+    m.add_process("back", "kb*B**2", consumes={"B": 2}, produces={"A": 2})
+    ds = ilsim.simulate(m, 5, points=51, method="Radau", rtol=1e-10, atol=1e-12)
+    total = ds["A"].values + ds["B"].values
+    assert np.allclose(total, 2.5, rtol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["kirschner-panetta-1998", "reynolds-2006"])
+def test_analytic_jacobian_matches_finite_differences(name):
+    model = ilsim.compile(name)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        y = rng.uniform(0.1, 3.0, len(model.species)) * np.maximum(1.0, np.abs(model.initial_state(model.p0)))
+        jac = model.jacobian(y, 0.0, model.p0)
+        numeric = np.empty_like(jac)
+        for k in range(len(y)):
+            h = 1e-6 * max(1.0, abs(y[k]))
+            up, down = y.copy(), y.copy()
+            up[k] += h
+            down[k] -= h
+            numeric[:, k] = (model.rhs(up, 0.0, model.p0) - model.rhs(down, 0.0, model.p0)) / (2 * h)
+        assert np.allclose(jac, numeric, rtol=1e-5, atol=1e-8 * np.abs(numeric).max())
+
+
+def test_methods_agree_on_the_reynolds_scenario():
+    runs = {m: ilsim.simulate("reynolds-2006", 200, points=201, method=m, rtol=1e-9, atol=1e-11) for m in METHODS}
+    ref = runs["Radau"]
+    for method, ds in runs.items():
+        for v in ("P", "N", "D", "CA"):
+            scale = float(np.ptp(ref[v].values))
+            assert np.abs(ds[v].values - ref[v].values).max() < 1e-4 * scale, (method, v)
+
+
+def test_the_same_inputs_give_identical_numbers():
+    a = ilsim.simulate("reynolds-2006", 100)
+    b = ilsim.simulate("reynolds-2006", 100)
+    for v in a.data_vars:
+        assert np.array_equal(a[v].values, b[v].values)
+
+
+def test_python_kernel_and_numba_kernel_agree():
+    spec = ilsim.load("reynolds-2006")
+    jit, plain = compile_model(spec, jit=True), compile_model(spec, jit=False)
+    y = np.array([0.5, 0.2, 1.0, 0.3])
+    assert np.allclose(jit.rhs(y, 0.0, jit.p0), plain.rhs(y, 0.0, plain.p0), rtol=1e-14)
+    assert np.allclose(jit.jacobian(y, 0.0, jit.p0), plain.jacobian(y, 0.0, plain.p0), rtol=1e-14)
