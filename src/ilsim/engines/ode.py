@@ -60,6 +60,9 @@ class OdeEngine:
         bad = [s for s, v in zip(model.species, y) if not np.isfinite(v)]
         if bad:
             raise SimulationError(f"initial value of {', '.join(bad)} is not a finite number")
+        negative = [f"{s} = {v:g}" for s, v, nn in zip(model.species, y, model.nonnegative) if nn and v < 0]
+        if negative:
+            raise SimulationError(f"initial value {', '.join(negative)} is negative, but the species cannot be negative")
         timed = sorted(
             ((time, k) for k, e in enumerate(model.events) for time in e.times if t0 <= time <= t_end),
         )

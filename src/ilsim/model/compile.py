@@ -223,6 +223,18 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
         cond = numeric(f"outcomes[{k}].when", resolve(f"outcomes[{k}].when", oc.when, known), True)
         outcomes.append(CompiledOutcome(oc.label, cond))
 
+    p0 = np.array([p.value for p in spec.parameters], dtype=float)
+    values = dict(zip(params, p0))
+    for i, (s, node) in enumerate(zip(spec.species, initial)):
+        if node is None or problems:
+            continue
+        value = ex.evaluate(node, values)
+        if not np.isfinite(value):
+            bad(f"species[{i}].initial", f"initial value of '{s.name}' is not a finite number ({value})")
+        elif value < 0 and s.nonnegative:
+            bad(f"species[{i}].initial", f"initial value of '{s.name}' is {value:g}, but it cannot be negative "
+                "(declare 'nonnegative: false' if it may)")
+
     if problems:
         raise ModelError(problems)
 
@@ -233,7 +245,7 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
         species=tuple(species),
         parameters=tuple(params),
         observables=tuple(obs_order),
-        p0=np.array([p.value for p in spec.parameters], dtype=float),
+        p0=p0,
         stoichiometry=stoich,
         nonnegative=np.array([s.nonnegative for s in spec.species], dtype=bool),
         initial_trees=tuple(initial),

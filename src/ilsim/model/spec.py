@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import keyword
+import math
 import re
 from typing import Literal
 
@@ -80,6 +81,13 @@ class Parameter(_Strict):
     source: str = ""
 
     _name = field_validator("name")(_check_name)
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v):
+        if not math.isfinite(v):
+            raise ValueError(f"value must be a finite number, got {v}")
+        return v
 
 
 class Process(_Strict):
@@ -224,6 +232,12 @@ class ModelSpec(_Strict):
     def add_outcome(self, label: str, when: str, **fields) -> ModelSpec:
         self.outcomes = [*self.outcomes, Outcome(label=label, when=when, **fields)]
         return self
+
+    def simulate(self, t_end: float | None = None, **options):
+        """Shorthand for ``ilsim.simulate(self, t_end, ...)``."""
+        from ilsim.api import simulate
+
+        return simulate(self, t_end, **options)
 
     def with_parameters(self, values: dict[str, float]) -> ModelSpec:
         """A copy with some parameter values changed (names must exist; see ``compile``)."""
