@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ilsim._version import __version__
 from ilsim.errors import ExpressionError, ModelError, Problem, did_you_mean
 from ilsim.model import expressions as ex
 from ilsim.model.spec import ModelSpec
@@ -389,7 +390,7 @@ def _build_kernels(m: CompiledModel) -> dict:
         "",
     ]
     module = _import_generated("\n".join(src), m.jit)
-    module.__dict__.setdefault("_ilsim_jacobian", _LazyJacobian(m, names))
+    module.__dict__.setdefault("_ilsim_jacobian", _LazyJacobian(m, names, module.__name__))
     kernels = {"rhs": module.rhs, "observe": module.observe, "initial": module.initial, "roots": module.roots}
     kernels["jac"] = module._ilsim_jacobian  # one per generated module: SymPy runs once per model
     return kernels
@@ -398,16 +399,19 @@ def _build_kernels(m: CompiledModel) -> dict:
 class _LazyJacobian:
     """The analytic Jacobian, derived with SymPy on first use (only stiff methods need it)."""
 
-    def __init__(self, m: CompiledModel, names: dict[str, str]):
+    def __init__(self, m: CompiledModel, names: dict[str, str], rhs_module: str):
+        # the Jacobian follows from the right-hand side, so its cached file is named after it
         self._m, self._names, self._fn = m, names, None
+        self._name = f"{rhs_module}_jac_{__version__.replace('.', '_')}"
 
     def __call__(self, y, t, p):
         if self._fn is None:
-            self._fn = _build_jacobian(self._m, self._names)
+            cached = _import_cached(self._name)
+            self._fn = cached.jac if cached is not None else _build_jacobian(self._m, self._names, self._name)
         return self._fn(y, t, p)
 
 
-def _build_jacobian(m: CompiledModel, names: dict[str, str]):
+def _build_jacobian(m: CompiledModel, names: dict[str, str], module_name: str):
     import sympy as sp
 
     symbols = {n: sp.Symbol(n) for n in (*m.species, *m.parameters, ex.TIME)}
@@ -430,7 +434,7 @@ def _build_jacobian(m: CompiledModel, names: dict[str, str]):
          "except ImportError:", "    def _jit(f):", "        return f",
          "def _hill(x, k, n):", "    xn = x ** n", "    return xn / (k ** n + xn)", "_hill = _jit(_hill) if JIT else _hill", ""]
     )
-    return _import_generated(header + "\n".join(lines), m.jit).jac
+    return _import_generated(header + "\n".join(lines), m.jit, module_name).jac
 
 
 def cache_dir() -> Path:
@@ -438,11 +442,26 @@ def cache_dir() -> Path:
     return Path(root) / "kernels"
 
 
-def _import_generated(source: str, jit: bool):
+def _import_cached(name: str):
+    """A generated module already written by an earlier process, or None."""
+    if name in sys.modules:
+        return sys.modules[name]
+    path = cache_dir() / f"{name}.py"
+    return _load_module(name, path) if path.exists() else None
+
+
+def _load_module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module
+
+
+def _import_generated(source: str, jit: bool, name: str | None = None):
     """Import generated kernel source from a file named by its hash (numba caches per file)."""
     source = f"JIT = {bool(jit)}\n" + source
-    digest = hashlib.sha256(source.encode()).hexdigest()[:24]
-    name = f"ilsim_kernel_{digest}"
+    name = name or f"ilsim_kernel_{hashlib.sha256(source.encode()).hexdigest()[:24]}"
     if name in sys.modules:
         return sys.modules[name]
     folder = cache_dir()
@@ -458,8 +477,4 @@ def _import_generated(source: str, jit: bool):
 
         path = Path(tempfile.mkdtemp(prefix="ilsim-")) / f"{name}.py"
         path.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[name] = module
-    return module
+    return _load_module(name, path)
