@@ -64,6 +64,8 @@ def simulate(
         raise IlsimError(f"unknown method '{method}'{did_you_mean(method, METHODS)}; choose one of {', '.join(METHODS)}")
     rtol = defaults.rtol if rtol is None else float(rtol)
     atol = defaults.atol if atol is None else float(atol)
+    if not (0 < rtol < 1) or not (atol > 0) or not np.isfinite(atol):
+        raise IlsimError(f"tolerances must satisfy 0 < rtol < 1 and atol > 0, got rtol = {rtol:g}, atol = {atol:g}")
     if t_eval is None:
         t_end = defaults.t_end if t_end is None else float(t_end)
         points = defaults.points if points is None else int(points)
@@ -82,7 +84,7 @@ def simulate(
     traj = engine.run(compiled, t_eval, p)
     wall = time.perf_counter() - start
     info = {"engine": engine.name, "method": method, "rtol": rtol, "atol": atol, "wall_time_s": round(wall, 6)}
-    return to_dataset(compiled, traj, info)
+    return to_dataset(compiled, traj, info, p)
 
 
 def run(model, out: str | Path, *, report: bool = True, **options) -> tuple[xr.Dataset, dict]:

@@ -143,3 +143,20 @@ def test_python_kernel_and_numba_kernel_agree():
     y = np.array([0.5, 0.2, 1.0, 0.3])
     assert np.allclose(jit.rhs(y, 0.0, jit.p0), plain.rhs(y, 0.0, plain.p0), rtol=1e-14)
     assert np.allclose(jit.jacobian(y, 0.0, jit.p0), plain.jacobian(y, 0.0, plain.p0), rtol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["LSODA", "BDF", "RK45"])
+def test_condition_event_whose_action_leaves_it_true_fires_once(method):
+    m = ilsim.Model(name="flag").add_species("x", 0.0).add_parameter("flag", 0.0)
+    m.add_process("inflow", "1", produces={"x": 1})
+    m.add_event("mark", when="x > 2.5", set={"flag": 1})
+    ds = ilsim.simulate(m, 10, points=11, method=method)
+    assert __import__("json").loads(ds.attrs["events_fired"]) == [[pytest.approx(2.5), "mark"]]
+    assert list(ds["flag"].values) == [0, 0, 0] + [1] * 8
+
+
+def test_an_event_cannot_take_a_non_negative_species_below_zero():
+    m = ilsim.Model(name="overdraw").add_species("x", 2.0).add_process("inflow", "1", produces={"x": 1})
+    m.add_event("withdraw", at=2, add={"x": -10})
+    ds = ilsim.simulate(m, 6, points=7)
+    assert list(ds["x"].values) == pytest.approx([2, 3, 0, 1, 2, 3, 4])

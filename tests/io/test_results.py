@@ -56,3 +56,13 @@ def test_rerun_replaces_an_earlier_result_folder(tmp_path):
     ilsim.run("kirschner-panetta-1998", out, report=False, t_end=20)
     assert json.loads((out / "summary.json").read_text())["t_end"] == 20
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kp"]
+
+
+def test_saved_model_and_hash_include_parameter_overrides(tmp_path):
+    out = tmp_path / "kp"
+    ds, summary = ilsim.run("kirschner-panetta-1998", out, report=False, t_end=50, parameters={"c": 0.035})
+    saved = ilsim.load(out / "model.yaml")
+    assert {p.name: p.value for p in saved.parameters}["c"] == 0.035
+    assert saved.content_hash() == ds.attrs["model_hash"] == summary["model_hash"]
+    again = ilsim.simulate(saved, 50)
+    assert float(again["T"][-1]) == float(ds["T"][-1])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,11 +79,16 @@ class OdeEngine:
             for (mode, kind, i, _), v in zip(ev.actions, values):
                 target = y if kind == STATE else p
                 target[i] = v if mode == "set" else target[i] + v
-            y = y.copy()
+            y = self._clip(model, y)  # a dose cannot take a quantity that cannot be negative below zero
             log.append((t, ev.name))
             stats["events_fired"] += 1
-            # a jump may make a condition true: fire it now (bounded, in declaration order)
+            # A jump can change only the conditions that depend on what jumped: those are re-tested
+            # (fired now if they became true, re-armed if they became false). Others keep their state,
+            # so a condition sitting exactly at its root is not judged by rounding.
+            touched = {(kind, i) for _, kind, i, _ in ev.actions}
             for slot, kc in enumerate(cond_events):
+                if not touched & model.events[kc].depends:
+                    continue
                 truth = bool(model.evaluate(model.events[kc].condition, t, y, p))
                 if armed[slot] and truth and stats["events_fired"] < MAX_EVENTS:
                     armed[slot] = False
@@ -126,7 +132,7 @@ class OdeEngine:
                 t_hit, slot = min(hit)
                 y_hit = sol.y_events[slot][0]
                 got = int(np.searchsorted(grid, t_hit, side="left"))
-                record(np.arange(k_grid, k_grid + got), sol.y.T[:got])
+                record(np.arange(k_grid, k_grid + got), np.asarray(sol.y, dtype=float).reshape(len(y), -1).T[:got])
                 k_grid += got
                 t, y = float(t_hit), self._clip(model, y_hit)
                 if armed[slot]:
@@ -149,7 +155,8 @@ class OdeEngine:
 
     def _odeint(self, model, t0, t1, grid, y0, p) -> np.ndarray:
         times = np.concatenate(([t0], grid, [t1]))
-        with _quiet_fortran():
+        with _quiet_fortran(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the failure is reported below, with time and variables
             ys, info = odeint(
                 model.kernels["rhs"], y0, times, args=(p,), Dfun=self._jac(model), rtol=self.rtol,
                 atol=self.atol, mxstep=1_000_000, full_output=True,
@@ -202,7 +209,7 @@ def _failure(model: CompiledModel, t: float, y: np.ndarray, p: np.ndarray, messa
     where = ", ".join(f"{model.species[i]} = {y[i]:.4g} (d/dt = {dy[i]:.4g})" for i in culprits)
     units = model.spec.metadata.time_units
     return SimulationError(
-        f"integration failed at t = {t:.6g} {units}: {message.strip()}; variables involved: {where}"
+        f"integration failed at t = {t:.6g} {units}: {message.strip().rstrip('.')}; variables involved: {where}"
     )
 
 

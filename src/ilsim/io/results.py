@@ -23,8 +23,12 @@ from ilsim.model.compile import CompiledModel
 MARKER = "summary.json"  # a folder holding this was written by ilsim and may be replaced
 
 
-def to_dataset(model: CompiledModel, traj: Trajectory, run_info: dict) -> xr.Dataset:
-    """A labelled Dataset: one variable per species and observable, units in attrs."""
+def to_dataset(model: CompiledModel, traj: Trajectory, run_info: dict, p: np.ndarray | None = None) -> xr.Dataset:
+    """A labelled Dataset: one variable per species and observable, units in attrs.
+
+    ``p`` is the parameter vector the run started from (overrides included); the model hash
+    is that of the model with these values, so the saved model.yaml reproduces the run.
+    """
     spec = model.spec
     units = spec.metadata.time_units
     data_vars = {}
@@ -48,12 +52,13 @@ def to_dataset(model: CompiledModel, traj: Trajectory, run_info: dict) -> xr.Dat
             "time", traj.p[:, j], {"units": par.units, "role": "parameter", "group": "parameters",
                                    "description": par.description},
         )
-    p_start = traj.p[0] if len(traj.p) else model.p0
+    p_start = model.p0 if p is None else np.asarray(p, dtype=float)
+    run_spec = as_run(model, p_start)
     outcome = classify(model, traj.t[-1], traj.y[-1], traj.p[-1]) if model.outcomes else ""
     attrs = {
         "title": spec.metadata.title or spec.metadata.name,
         "model_name": spec.metadata.name,
-        "model_hash": spec.content_hash(),
+        "model_hash": run_spec.content_hash(),
         "model_source": model.source or "",
         "parameters": json.dumps(dict(zip(model.parameters, map(float, p_start)))),
         "time_units": units,
@@ -64,6 +69,11 @@ def to_dataset(model: CompiledModel, traj: Trajectory, run_info: dict) -> xr.Dat
         **run_info,
     }
     return xr.Dataset(data_vars, coords={"time": ("time", traj.t, {"units": units})}, attrs=attrs)
+
+
+def as_run(model: CompiledModel, p: np.ndarray):
+    """The model's spec with the parameter values a run used."""
+    return model.spec.with_parameters(dict(zip(model.parameters, map(float, p))))
 
 
 def classify(model: CompiledModel, t: float, y: np.ndarray, p: np.ndarray) -> str:
@@ -180,7 +190,7 @@ def write_run(ds: xr.Dataset, model: CompiledModel, out: str | Path, extra: Call
         write_csv(ds, tmp / "results.csv")
         from ilsim.model.load import dump_spec
 
-        (tmp / "model.yaml").write_text(dump_spec(model.spec))
+        (tmp / "model.yaml").write_text(dump_spec(model.spec.with_parameters(summary["parameters"])))
         if extra is not None:
             extra(tmp, summary)
         write_json(summary, tmp / MARKER)  # last: its presence means the folder is complete

@@ -32,6 +32,7 @@ class CompiledEvent:
     times: tuple[float, ...]  # timed events; empty for condition events
     condition: ex.Expr | None  # condition events: fire when this becomes true
     actions: tuple[tuple[str, str, int, ex.Expr], ...]  # (mode set/add, STATE/PARAM, index, value)
+    depends: frozenset[tuple[str, int]] = frozenset()  # species and parameters the condition reads
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
                 node = numeric(where, resolve(where, value, known), False)
                 if node is not None:
                     actions.append((mode, kind, i, node))
-        events.append(CompiledEvent(ev.name, tuple(ev.times), cond, tuple(actions)))
+        events.append(CompiledEvent(ev.name, tuple(ev.times), cond, tuple(actions), _depends(cond, spec)))
 
     outcomes = []
     for k, oc in enumerate(spec.outcomes):
@@ -257,6 +258,28 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
         outcomes=tuple(outcomes),
         jit=_jit_default() if jit is None else jit,
     )
+
+
+def _depends(node: ex.Expr | None, spec: ModelSpec) -> frozenset[tuple[str, int]]:
+    """The (STATE/PARAM, index) pairs an expression reads, through observables."""
+    if node is None:
+        return frozenset()
+    species = {s.name: i for i, s in enumerate(spec.species)}
+    params = {p.name: i for i, p in enumerate(spec.parameters)}
+    observables = {o.name: o.expression for o in spec.observables}
+    out, todo, seen = set(), list(node.names()), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in species:
+            out.add((STATE, species[name]))
+        elif name in params:
+            out.add((PARAM, params[name]))
+        elif name in observables:
+            todo.extend(ex.parse(observables[name]).names())
+    return frozenset(out)
 
 
 def _order_observables(spec, resolve, numeric, bad) -> list[tuple[str, ex.Expr]]:

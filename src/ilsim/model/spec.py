@@ -12,10 +12,12 @@ import json
 import keyword
 import math
 import re
+from contextlib import contextmanager
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ilsim.errors import ModelError
 from ilsim.model.expressions import CONSTANTS, FUNCTIONS, TIME
 
 SpeciesKind = Literal["cell", "cytokine", "pathogen", "drug", "tissue", "other"]
@@ -131,6 +133,14 @@ class Event(_Strict):
     add: dict[str, ExprText] = Field(default_factory=dict)
     description: str = ""
 
+    @field_validator("set", "add", mode="before")
+    @classmethod
+    def _values_are_expressions(cls, value):
+        if isinstance(value, dict):
+            for v in value.values():
+                _check_expression_type(v)
+        return value
+
     @model_validator(mode="after")
     def _one_trigger(self):
         if (self.at is None) == (self.when is None):
@@ -168,12 +178,30 @@ class SimulationDefaults(_Strict):
             raise ValueError(f"t_end must be positive, got {v}")
         return v
 
+    @field_validator("rtol", "atol")
+    @classmethod
+    def _tolerance(cls, v):
+        if not (0 < v < 1):
+            raise ValueError(f"tolerances must be between 0 and 1, got {v}")
+        return v
+
     @field_validator("points")
     @classmethod
     def _points(cls, v):
         if v < 2:
             raise ValueError(f"points must be at least 2, got {v}")
         return v
+
+
+@contextmanager
+def _building(method: str, name: str):
+    """Builder mistakes become ModelError naming the call, like mistakes in a file."""
+    try:
+        yield
+    except ValidationError as exc:
+        from ilsim.model.load import problems_from_validation
+
+        raise ModelError(problems_from_validation(exc, f"{method}({name!r})")) from None
 
 
 class ModelSpec(_Strict):
@@ -208,29 +236,35 @@ class ModelSpec(_Strict):
 
     # A small builder: each method appends one entry and returns the model, so calls chain.
     def add_species(self, name: str, initial: ExprText, **fields) -> ModelSpec:
-        self.species = [*self.species, Species(name=name, initial=initial, **fields)]
+        with _building("add_species", name):
+            self.species = [*self.species, Species(name=name, initial=initial, **fields)]
         return self
 
     def add_parameter(self, name: str, value: float, **fields) -> ModelSpec:
-        self.parameters = [*self.parameters, Parameter(name=name, value=value, **fields)]
+        with _building("add_parameter", name):
+            self.parameters = [*self.parameters, Parameter(name=name, value=value, **fields)]
         return self
 
     def add_process(self, name: str, rate: ExprText, consumes=None, produces=None, **fields) -> ModelSpec:
-        process = Process(name=name, rate=rate, consumes=consumes or {}, produces=produces or {}, **fields)
-        self.processes = [*self.processes, process]
+        with _building("add_process", name):
+            process = Process(name=name, rate=rate, consumes=consumes or {}, produces=produces or {}, **fields)
+            self.processes = [*self.processes, process]
         return self
 
     def add_observable(self, name: str, expression: ExprText, **fields) -> ModelSpec:
-        self.observables = [*self.observables, Observable(name=name, expression=expression, **fields)]
+        with _building("add_observable", name):
+            self.observables = [*self.observables, Observable(name=name, expression=expression, **fields)]
         return self
 
     def add_event(self, name: str, *, at=None, when=None, set=None, add=None, **fields) -> ModelSpec:
-        event = Event(name=name, at=at, when=when, set=set or {}, add=add or {}, **fields)
-        self.events = [*self.events, event]
+        with _building("add_event", name):
+            event = Event(name=name, at=at, when=when, set=set or {}, add=add or {}, **fields)
+            self.events = [*self.events, event]
         return self
 
     def add_outcome(self, label: str, when: str, **fields) -> ModelSpec:
-        self.outcomes = [*self.outcomes, Outcome(label=label, when=when, **fields)]
+        with _building("add_outcome", label):
+            self.outcomes = [*self.outcomes, Outcome(label=label, when=when, **fields)]
         return self
 
     def simulate(self, t_end: float | None = None, **options):
