@@ -1,0 +1,101 @@
+"""Regenerate the figures of the scenario pages into docs/figures/.
+
+Run from the repository root:  python docs/make_figures.py
+
+Each figure is drawn with matplotlib from trajectories computed by ``ilsim.simulate`` with the
+built-in scenario files; the numbers printed are the ones quoted in the pages' tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import ilsim  # noqa: E402
+
+FIGURES = Path(__file__).parent / "figures"
+DPI = 90  # keeps each PNG well under 150 kB
+COLOURS = {"E": "tab:blue", "T": "tab:red", "I": "tab:green", "P": "tab:red", "N": "tab:blue", "D": "tab:brown",
+           "CA": "tab:green"}
+
+
+def kirschner_panetta() -> Path:
+    """Three regimes of Kirschner & Panetta 1998 (time in days, log axes)."""
+    runs = [
+        ("c = 0.02, no therapy: sustained oscillation", {"c": 0.02}, 1500),
+        ("c = 0.035, no therapy: damped to a stable tumour", {"c": 0.035}, 3000),
+        ("c = 0.02, s1 = 600 cells/day: tumour cleared", {"c": 0.02, "s1": 600}, 1000),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9), sharey=True)
+    for ax, (title, parameters, t_end) in zip(axes, runs):
+        ds = ilsim.simulate("kirschner-panetta-1998", t_end=t_end, points=10 * t_end + 1, parameters=parameters)
+        t = ds["time"].values
+        for name, label in (("T", "T tumour [cells]"), ("E", "E effector [cells]"), ("I", "I IL-2 [IL-2 units]")):
+            ax.plot(t, ds[name].values, color=COLOURS[name], lw=1.0, label=label)
+        if parameters == {"c": 0.035}:  # the published stable tumour (t = 10,000 days)
+            for name, value in (("T", 1.820e4), ("E", 2.128e4), ("I", 1.008e4)):
+                ax.axhline(value, color=COLOURS[name], ls=":", lw=1.0)
+        ax.set_yscale("log")
+        ax.set_ylim(1e-2, 1e8)
+        ax.set_xlim(0, t_end)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("time [day]")
+        ax.grid(alpha=0.3)
+        final = ", ".join(f"{v} = {float(ds[v][-1]):.4g}" for v in ("T", "E", "I"))
+        print(f"KP {parameters}: at day {t_end}: {final}; outcome {ds.attrs['outcome']!r}")
+    axes[0].set_ylabel("cells or IL-2 units")
+    axes[2].legend(fontsize=8, loc="upper right")
+    fig.suptitle("Kirschner & Panetta 1998 in ilsim (dotted: published stable tumour at c = 0.035)", fontsize=10)
+    fig.tight_layout()
+    return save(fig, "kirschner-panetta-1998.png")
+
+
+def reynolds() -> Path:
+    """The three outcomes of Reynolds et al. 2006, Fig. 5: one column per outcome, one row per variable."""
+    runs = [
+        ("kpg = 0.3/h, P0 = 1: health", {"kpg": 0.3, "P0": 1.0}),
+        ("kpg = 0.3/h, P0 = 1.5: aseptic death", {"kpg": 0.3, "P0": 1.5}),
+        ("kpg = 0.6/h, P0 = 1: septic death", {"kpg": 0.6, "P0": 1.0}),
+    ]
+    rows = [("P", "P pathogen\n[1e6 cells/cc]"), ("N", "N phagocytes\n[1e6 cells/cc]"), ("D", "D damage\n[a.u.]"),
+            ("CA", "CA anti-infl.\n[a.u.]")]
+    fig, axes = plt.subplots(len(rows), len(runs), figsize=(10, 7.5), sharex=True, sharey="row")
+    for col, (title, parameters) in enumerate(runs):
+        ds = ilsim.simulate("reynolds-2006", t_end=500, points=5001, parameters=parameters)
+        t = ds["time"].values
+        for row, (name, label) in enumerate(rows):
+            ax = axes[row, col]
+            ax.plot(t, ds[name].values, color=COLOURS[name], lw=1.2)
+            ax.grid(alpha=0.3)
+            if col == 0:
+                ax.set_ylabel(label, fontsize=8)
+        axes[0, col].set_title(f"{title}\n(ilsim outcome: {ds.attrs['outcome']})", fontsize=9)
+        axes[-1, col].set_xlabel("time [hour]")
+        peaks = ", ".join(
+            f"{v} peak {np.max(ds[v].values):.4g} at {t[np.argmax(ds[v].values)]:.1f} h, final {float(ds[v][-1]):.4g}"
+            for v in ("P", "N", "D", "CA")
+        )
+        print(f"Reynolds {parameters}: {ds.attrs['outcome']}: {peaks}")
+    axes[0, 0].set_xlim(0, 500)
+    fig.suptitle("Reynolds et al. 2006, Fig. 5 scenarios in ilsim", fontsize=10)
+    fig.tight_layout()
+    return save(fig, "reynolds-2006.png")
+
+
+def save(fig, name: str) -> Path:
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    path = FIGURES / name
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB)")
+    return path
+
+
+if __name__ == "__main__":
+    kirschner_panetta()
+    reynolds()
