@@ -69,14 +69,15 @@ def simulate(
     if t_eval is None:
         t_end = defaults.t_end if t_end is None else float(t_end)
         points = defaults.points if points is None else int(points)
-        if not t_end > 0:
-            raise IlsimError(f"t_end must be positive, got {t_end}")
+        if not (t_end > 0 and np.isfinite(t_end)):
+            raise IlsimError(f"t_end must be positive and finite, got {t_end}")
         if points < 2:
             raise IlsimError(f"points must be at least 2, got {points}")
         t_eval = np.linspace(0.0, t_end, points)
     else:
         t_eval = np.asarray(t_eval, dtype=float)
-        if t_eval.ndim != 1 or len(t_eval) < 2 or t_eval[0] != 0 or np.any(np.diff(t_eval) <= 0):
+        if (t_eval.ndim != 1 or len(t_eval) < 2 or t_eval[0] != 0 or np.any(np.diff(t_eval) <= 0)
+                or not np.isfinite(t_eval).all()):
             raise IlsimError("t_eval must be increasing output times starting at 0")
     p = compiled.parameter_vector(parameters)
     engine = OdeEngine(method, rtol, atol)

@@ -16,7 +16,7 @@ from ilsim.report import text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulate interleukin signalling in the immune system.")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, whatever the terminal's width
 
 ModelArg = Annotated[str, typer.Argument(help="a model file (YAML) or the name of a built-in model (see `ilsim scenarios`)")]
 

@@ -162,26 +162,49 @@ class OdeEngine:
                 atol=self.atol, mxstep=1_000_000, full_output=True,
             )
         if info["message"] != "Integration successful." or not np.isfinite(ys).all():
-            reached = np.asarray(info["tcur"], dtype=float)
-            t_fail = float(np.nanmax(reached)) if reached.size else t0
-            ok = np.isfinite(ys).all(axis=1) & (times <= t_fail)
-            y_last = ys[np.flatnonzero(ok)[-1]] if ok.any() else y0
-            raise _failure(model, t_fail, y_last, p, info["message"])
+            # odeint's failure report is coarse (its times are only valid up to the last output):
+            # redo the segment step by step, which either names the failing time and variables
+            # precisely or, if only odeint's driver was at fault, completes the segment.
+            sol = self._solve_ivp(model, t0, t1, np.append(grid, t1), y0, p, [], method="LSODA")
+            return np.vstack([y0, sol.y.T])
         return ys
 
-    def _solve_ivp(self, model, t0, t1, grid, y0, p, events):
+    def _solve_ivp(self, model, t0, t1, grid, y0, p, events, method: str | None = None):
+        method = method or self.method
         rhs = model.kernels["rhs"]
         kwargs = {}
-        if self.method in IMPLICIT:
+        if method in IMPLICIT:
             kwargs["jac"] = lambda t, y: model.jacobian(y, t, p)
-        sol = solve_ivp(
-            lambda t, y: rhs(y, t, p), (t0, t1), y0, method=self.method, t_eval=grid, events=events or None,
-            rtol=self.rtol, atol=self.atol, **kwargs,
-        )
-        if sol.status == -1 or not np.isfinite(sol.y).all():
-            t_fail = float(sol.t[-1]) if len(sol.t) else t0
-            y_last = sol.y[:, -1] if sol.y.shape[1] else y0
-            raise _failure(model, t_fail, y_last, p, sol.message)
+
+        def f(t, y):
+            dy = rhs(y, t, p)
+            if not np.isfinite(dy).all():  # stop here: some solvers loop forever on inf/NaN
+                raise _NonFinite(t, np.array(y))
+            return dy
+
+        def solve(t_eval):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # overflow near a blow-up: reported below
+                return solve_ivp(f, (t0, t1), y0, method=method, t_eval=t_eval, events=events or None,
+                                 rtol=self.rtol, atol=self.atol, **kwargs)
+
+        try:
+            sol = solve(grid)
+        except _NonFinite as stop:
+            raise _failure(model, stop.t, stop.y, p, "a rate became infinite or NaN") from None
+        ys = np.asarray(sol.y, dtype=float).reshape(len(y0), -1)
+        if sol.status == -1 or not np.isfinite(ys).all():
+            try:
+                failed = solve(None)  # again without output times, to learn where it stopped
+            except _NonFinite as stop:
+                raise _failure(model, stop.t, stop.y, p, sol.message) from None
+            fy = np.asarray(failed.y, dtype=float).reshape(len(y0), -1)
+            finite = np.flatnonzero(np.isfinite(fy).all(axis=0))
+            last = finite[-1] if finite.size else None
+            t_fail = float(failed.t[last]) if last is not None else t0
+            y_last = fy[:, last] if last is not None else y0
+            raise _failure(model, t_fail, y_last, p, failed.message if failed.status == -1 else sol.message)
+        sol.y = ys
         return sol
 
     @staticmethod
@@ -189,6 +212,11 @@ class OdeEngine:
         y = np.array(y, dtype=float)
         y[model.nonnegative] = np.maximum(y[model.nonnegative], 0.0)
         return y
+
+
+class _NonFinite(Exception):
+    def __init__(self, t: float, y: np.ndarray):
+        self.t, self.y = float(t), y
 
 
 def _root(kernel, p):
