@@ -91,10 +91,11 @@ def simulate(
 def run(model, out: str | Path, *, report: bool = True, **options) -> tuple[xr.Dataset, dict]:
     """Simulate and write a complete result folder (atomically): results.nc, results.csv,
     summary.json, model.yaml, figures/ and report.html. ``options`` go to ``simulate``."""
-    from ilsim.io.results import write_run
+    from ilsim.io.results import check_out, write_run
     from ilsim.report.figures import plot_run
     from ilsim.report.html import write_report
 
+    check_out(out)  # before a long run, not after it
     compiled = compile(model)
     ds = simulate(compiled, **options)
 

@@ -9,7 +9,11 @@ from dataclasses import dataclass
 
 def closest(name: str, known: Iterable[str]) -> str | None:
     """The known name nearest to a misspelt one, or None when nothing is close."""
-    match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    known = list(known)
+    by_lower = {k.lower(): k for k in known}
+    if name.lower() in by_lower:  # 'lsoda' -> 'LSODA'
+        return by_lower[name.lower()]
+    match = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     return match[0] if match else None
 
 

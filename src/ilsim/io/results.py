@@ -154,6 +154,17 @@ def _json_default(value):
     raise TypeError(type(value))
 
 
+def check_out(out: str | Path) -> Path:
+    """Refuse, before any work is done, an --out that ilsim must not replace."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
+        raise IlsimError(f"{out}: exists and is not an ilsim result folder; choose another --out or remove it")
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise IlsimError(f"{out}: cannot create the result folder: {blocker} is a file, not a folder")
+    return out
+
+
 @contextmanager
 def atomic_folder(out: str | Path):
     """Write a result folder completely or not at all.
@@ -162,12 +173,13 @@ def atomic_folder(out: str | Path):
     error it is removed and ``out`` is left as it was. An existing non-empty ``out`` that ilsim did
     not write is never replaced.
     """
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
-        raise IlsimError(f"{out}: exists and is not an ilsim result folder; choose another --out or remove it")
+    out = check_out(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # an ordinary folder, not mkdtemp's private 0700
     except OSError as exc:
         blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
         why = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or str(exc))

@@ -57,10 +57,13 @@ def problems_from_validation(exc: ValidationError, source: str | None) -> list[P
         elif kind in ("float_parsing", "float_type", "int_parsing", "int_type"):
             msg = f"expected a number, got {err['input']!r}"
         elif kind == "literal_error":
-            msg = f"got {err['input']!r}; {err['msg'].replace('Input should be', 'expected')}"
+            expected = (err.get("ctx") or {}).get("expected", "")
+            allowed = expected.replace("'", "").replace(" or ", ", ").split(", ")
+            msg = (f"got {err['input']!r}{did_you_mean(str(err['input']), allowed)}; "
+                   f"{err['msg'].replace('Input should be', 'expected')}")
         else:
             msg = err["msg"].removeprefix("Value error, ")
-        problems.setdefault(path, Problem(path, msg, source))  # one message per field
+        problems.setdefault((path, msg), Problem(path, msg, source))
     return list(problems.values())
 
 
