@@ -219,10 +219,10 @@ class ModelSpec(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _name_shortcut(cls, data):
-        # Model(name="x") is accepted as shorthand for Model(metadata={"name": "x"}).
+        # Model(name="x", time_units="hour") is shorthand for Model(metadata={"name": "x", ...}).
         if isinstance(data, dict) and "name" in data and "metadata" not in data:
             data = dict(data)
-            data["metadata"] = {"name": data.pop("name")}
+            data["metadata"] = {k: data.pop(k) for k in list(data) if k in Metadata.model_fields}
         return data
 
     @property
