@@ -346,6 +346,25 @@ def _jit_default() -> bool:
 # ------------------------------------------------------------------------------- codegen
 
 
+# The top of every generated module: numba when installed (else plain Python), and hill().
+_PRELUDE = (
+    "import math",
+    "import numpy as np",
+    "try:",
+    "    from numba import njit",
+    "    _jit = njit(cache=True, error_model='numpy')",
+    "except ImportError:",
+    "    def _jit(f):",
+    "        return f",
+    "",
+    "def _hill_py(x, k, n):",
+    "    xn = x ** n",
+    "    return xn / (k ** n + xn)",
+    "_hill = _jit(_hill_py) if JIT else _hill_py",
+    "",
+)
+
+
 def _build_kernels(m: CompiledModel) -> dict:
     names = {n: f"s_{i}" for i, n in enumerate(m.species)}
     names.update({n: f"k_{i}" for i, n in enumerate(m.parameters)})
@@ -369,20 +388,7 @@ def _build_kernels(m: CompiledModel) -> dict:
         return lines
 
     src = [
-        "import math",
-        "import numpy as np",
-        "try:",
-        "    from numba import njit",
-        "    _jit = njit(cache=True, fastmath=False, error_model='numpy')",
-        "except ImportError:",
-        "    def _jit(f):",
-        "        return f",
-        "",
-        "def _hill_py(x, k, n):",
-        "    xn = x ** n",
-        "    return xn / (k ** n + xn)",
-        "_hill = _jit(_hill_py) if JIT else _hill_py",
-        "",
+        *_PRELUDE,
         "def rhs(y, t, p):",
         *unpack(list(m.rate_trees), clip=True),
         *[f"    r_{j} = {ex.to_code(r, names, False)}" for j, r in enumerate(m.rate_trees)],
@@ -452,12 +458,7 @@ def _build_jacobian(m: CompiledModel, names: dict[str, str], module_name: str):
             if d != 0:
                 lines.append(f"    out[{i}, {k}] = {ex.to_code(ex.from_sympy(d), names, False)}")
     lines += ["    return out", "", "jac = _jit(jac) if JIT else jac"]
-    header = "import math\nimport numpy as np\n" + "\n".join(
-        ["try:", "    from numba import njit", "    _jit = njit(cache=True, error_model='numpy')",
-         "except ImportError:", "    def _jit(f):", "        return f",
-         "def _hill(x, k, n):", "    xn = x ** n", "    return xn / (k ** n + xn)", "_hill = _jit(_hill) if JIT else _hill", ""]
-    )
-    return _import_generated(header + "\n".join(lines), m.jit, module_name).jac
+    return _import_generated("\n".join([*_PRELUDE, *lines]), m.jit, module_name).jac
 
 
 def cache_dir() -> Path:
