@@ -70,6 +70,8 @@ def run(
               f"{summary['wall_time_s']:.3g} s)", highlight=False)
     if summary.get("outcome"):
         out.print(f"outcome: [bold]{summary['outcome']}[/]")
+    for name, value in summary.get("derived", {}).items():
+        out.print(f"{name} = {value:.6g}", highlight=False)
     table = Table(show_edge=False)
     for col in ("variable", "units", "final", "peak", f"peak time [{tu}]"):
         table.add_column(col, justify="right" if col not in ("variable", "units") else "left")
@@ -115,7 +117,8 @@ def show(model: ModelArg) -> None:
     out.print(f"[bold]equations[/] (time in {spec.metadata.time_units})")
     for line in text.equations(compiled):
         out.print("  " + line, markup=False, highlight=False)
-    for title, lines in (("observables", text.observable_lines(compiled)), ("events", text.event_lines(compiled)),
+    for title, lines in (("observables", text.observable_lines(compiled)), ("derived", text.derived_lines(compiled)),
+                         ("events", text.event_lines(compiled)),
                          ("outcomes", text.outcome_lines(compiled))):
         if lines:
             out.print(f"[bold]{title}[/]")

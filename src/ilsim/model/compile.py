@@ -59,6 +59,7 @@ class CompiledModel:
     rhs_trees: tuple[ex.Expr, ...]  # d(species)/dt, written with observable names
     events: tuple[CompiledEvent, ...]
     outcomes: tuple[CompiledOutcome, ...]
+    derived: tuple[tuple[str, ex.Expr], ...] = ()  # parameter-only quantities, e.g. R0
     jit: bool = True
     _kernels: dict = field(default_factory=dict, repr=False)
 
@@ -121,9 +122,14 @@ class CompiledModel:
         """Value of an expression (e.g. an event condition) at one state; for rare calls only."""
         return ex.evaluate(node, self.namespace(t, y, p))
 
+    def derived_values(self, p: np.ndarray) -> dict[str, float]:
+        values = dict(zip(self.parameters, map(float, p)))
+        return {name: float(ex.evaluate(node, values)) for name, node in self.derived}
+
     def namespace(self, t: float, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         values: dict[str, float] = {"t": float(t)}
         values.update(zip(self.parameters, map(float, p)))
+        values.update(self.derived_values(p))
         values.update(zip(self.species, map(float, y)))
         if self.observables:
             obs = self.observe(np.array([t]), np.asarray(y, float)[None, :], p)[0]
@@ -220,9 +226,18 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
                     actions.append((mode, kind, i, node))
         events.append(CompiledEvent(ev.name, tuple(ev.times), cond, tuple(actions), _depends(cond, spec)))
 
+    derived = []
+    for k, d in enumerate(spec.derived):
+        where = f"derived[{k}].expression"
+        if d.name in seen:
+            bad(f"derived[{k}].name", f"duplicate name '{d.name}' (already used in {seen[d.name]})")
+        seen[d.name] = "derived"
+        derived.append((d.name, numeric(where, resolve(where, d.expression, set(params), "parameters"), False)))
+
     outcomes = []
     for k, oc in enumerate(spec.outcomes):
-        cond = numeric(f"outcomes[{k}].when", resolve(f"outcomes[{k}].when", oc.when, known), True)
+        where = f"outcomes[{k}].when"
+        cond = numeric(where, resolve(where, oc.when, known | {name for name, _ in derived}), True)
         outcomes.append(CompiledOutcome(oc.label, cond))
 
     p0 = np.array([p.value for p in spec.parameters], dtype=float)
@@ -256,6 +271,7 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
         rhs_trees=tuple(_rhs_tree(stoich[i], rates) for i in range(len(species))),
         events=tuple(events),
         outcomes=tuple(outcomes),
+        derived=tuple(derived),
         jit=_jit_default() if jit is None else jit,
     )
 

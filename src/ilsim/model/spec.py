@@ -123,6 +123,20 @@ class Observable(_Strict):
     _expression = field_validator("expression", mode="before")(_check_expression_type)
 
 
+class Derived(_Strict):
+    """A quantity computed from parameters alone (e.g. a basic reproduction number R0),
+    reported in the summary and usable in outcome conditions."""
+
+    name: str
+    expression: ExprText
+    units: str = "dimensionless"
+    description: str = ""
+    source: str = ""
+
+    _name = field_validator("name")(_check_name)
+    _expression = field_validator("expression", mode="before")(_check_expression_type)
+
+
 class Event(_Strict):
     """At given times, or when a condition becomes true, set or add to species or parameters."""
 
@@ -214,6 +228,7 @@ class ModelSpec(_Strict):
     observables: list[Observable] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
     outcomes: list[Outcome] = Field(default_factory=list)
+    derived: list[Derived] = Field(default_factory=list)
     simulation: SimulationDefaults = Field(default_factory=SimulationDefaults)
 
     @model_validator(mode="before")

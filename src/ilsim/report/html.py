@@ -65,6 +65,8 @@ def render(model: CompiledModel, summary: dict, figures: list[Path]) -> str:
     ]
     if summary.get("outcome"):
         parts.append(f"<p>Outcome: <span class='outcome'>{escape(summary['outcome'])}</span></p>")
+    if summary.get("derived"):
+        parts.append(_table(["derived quantity", "value"], [[k, v] for k, v in summary["derived"].items()], numeric={1}))
     parts.append("<h2>Results</h2>")
     parts += [_image(f) for f in figures]
     var_rows = [
@@ -83,6 +85,9 @@ def render(model: CompiledModel, summary: dict, figures: list[Path]) -> str:
         parts.append("<h3>Observables</h3><pre>" + escape("\n".join(text.observable_lines(model))) + "</pre>")
     if model.events:
         parts.append("<h3>Events</h3><pre>" + escape("\n".join(text.event_lines(model))) + "</pre>")
+    if model.derived:
+        parts.append("<h3>Derived quantities (from parameters)</h3><pre>"
+                     + escape("\n".join(text.derived_lines(model))) + "</pre>")
     if model.outcomes:
         parts.append("<h3>Outcome labels (first that holds at the end)</h3><pre>"
                      + escape("\n".join(text.outcome_lines(model))) + "</pre>")

@@ -30,3 +30,8 @@ def event_lines(model: CompiledModel) -> list[str]:
 
 def outcome_lines(model: CompiledModel) -> list[str]:
     return [f"{oc.label}: if {ex.to_text(oc.condition)}" for oc in model.outcomes]
+
+
+def derived_lines(model: CompiledModel) -> list[str]:
+    values = model.derived_values(model.p0)
+    return [f"{name} = {ex.to_text(tree)} = {values[name]:.6g}" for name, tree in model.derived]
