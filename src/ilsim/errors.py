@@ -14,7 +14,11 @@ def closest(name: str, known: Iterable[str]) -> str | None:
     if name.lower() in by_lower:  # 'lsoda' -> 'LSODA'
         return by_lower[name.lower()]
     match = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return match[0] if match else None
+    if match:
+        return match[0]
+    # short names: 'Mac' for 'M', 'Treg' for 'Tregs'
+    prefixes = [k for k in known if k and (name.lower().startswith(k.lower()) or k.lower().startswith(name.lower()))]
+    return max(prefixes, key=len) if prefixes else None
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ilsim.biology.motifs import MotifEntry
 from ilsim.errors import ModelError
 from ilsim.model.expressions import CONSTANTS, FUNCTIONS, TIME
 
@@ -229,6 +230,7 @@ class ModelSpec(_Strict):
     events: list[Event] = Field(default_factory=list)
     outcomes: list[Outcome] = Field(default_factory=list)
     derived: list[Derived] = Field(default_factory=list)
+    motifs: list[MotifEntry] = Field(default_factory=list)
     simulation: SimulationDefaults = Field(default_factory=SimulationDefaults)
 
     @model_validator(mode="before")
@@ -275,6 +277,12 @@ class ModelSpec(_Strict):
         with _building("add_event", name):
             event = Event(name=name, at=at, when=when, set=set or {}, add=add or {}, **fields)
             self.events = [*self.events, event]
+        return self
+
+    def add_motif(self, motif: str, /, **fields) -> ModelSpec:
+        """Append a motif, e.g. ``add_motif("secretion", cytokine="IL6", producer="M", ...)``."""
+        with _building("add_motif", motif):
+            self.motifs = [*self.motifs, MotifEntry.model_validate({motif: fields})]
         return self
 
     def add_outcome(self, label: str, when: str, **fields) -> ModelSpec:

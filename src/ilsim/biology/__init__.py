@@ -1,0 +1,1 @@
+"""Immunology above the reaction network: the interleukin catalogue and motifs."""
