@@ -4,6 +4,7 @@ The public API is this flat list; everything else lives in private-by-convention
 """
 
 from ilsim._version import __version__ as __version__
+from ilsim.api import compare as compare
 from ilsim.api import compile as compile
 from ilsim.api import load as load
 from ilsim.api import run as run
@@ -21,6 +22,6 @@ from ilsim.scenarios import builtin_names as builtin_models
 Model = ModelSpec  # the name users reach for when building a model in Python
 
 __all__ = [
-    "CompiledModel", "ExpressionError", "IlsimError", "Model", "ModelError", "ModelSpec", "OdeEngine",
+    "CompiledModel", "compare", "ExpressionError", "IlsimError", "Model", "ModelError", "ModelSpec", "OdeEngine",
     "SimulationError", "__version__", "builtin_models", "compile", "load", "simulate", "summarise", "run",
 ]

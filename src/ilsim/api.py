@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -50,12 +51,14 @@ def simulate(
     rtol: float | None = None,
     atol: float | None = None,
     parameters: dict[str, float] | None = None,
+    faults: dict[str, float] | None = None,
 ) -> xr.Dataset:
     """Integrate a model (ODE engine) and return an xarray Dataset with units and provenance.
 
     ``t_end``, ``points``, ``method`` and tolerances default to the model's ``simulation``
     section; ``parameters`` overrides values by name; ``t_eval`` gives explicit output times
-    (starting at 0).
+    (starting at 0). ``faults`` maps fault modes the model declares (``stop-not-received``,
+    ``stop-ignored``, ``false-alarm``) to severities in [0, 1].
     """
     compiled = compile(model)
     defaults = compiled.spec.simulation
@@ -79,12 +82,17 @@ def simulate(
         if (t_eval.ndim != 1 or len(t_eval) < 2 or t_eval[0] != 0 or np.any(np.diff(t_eval) <= 0)
                 or not np.isfinite(t_eval).all()):
             raise IlsimError("t_eval must be increasing output times starting at 0")
-    p = compiled.parameter_vector(parameters)
+    fault_values = compiled.fault_overrides(faults)
+    clash = sorted(set(fault_values) & set(parameters or {}))
+    if clash:
+        raise IlsimError(f"parameter(s) {', '.join(clash)} set both by a fault and by --set; give one")
+    p = compiled.parameter_vector({**(parameters or {}), **fault_values})
     engine = OdeEngine(method, rtol, atol)
     start = time.perf_counter()
     traj = engine.run(compiled, t_eval, p)
     wall = time.perf_counter() - start
-    info = {"engine": engine.name, "method": method, "rtol": rtol, "atol": atol, "wall_time_s": round(wall, 6)}
+    info = {"engine": engine.name, "method": method, "rtol": rtol, "atol": atol, "wall_time_s": round(wall, 6),
+            "faults": json.dumps({mode: float(v) for mode, v in (faults or {}).items()})}
     return to_dataset(compiled, traj, info, p)
 
 
@@ -108,3 +116,35 @@ def run(model, out: str | Path, *, report: bool = True, **options) -> tuple[xr.D
 
     summary = write_run(ds, compiled, out, figures_and_report)
     return ds, summary
+
+
+def compare(model, variants: dict[str, dict[str, float]], out: str | Path | None = None, **options) -> dict:
+    """Run the model once per variant (a label -> fault severities) and compare them.
+
+    Returns {variable: {label: {"final", "peak", "peak_time"}}}; with ``out``, also writes
+    compare.png (every variant overlaid, one panel per group), compare.csv and compare.json.
+    """
+    from ilsim.io.results import atomic_folder, check_out, summarise, write_json
+    from ilsim.report.figures import plot_compare
+
+    if out is not None:
+        check_out(out)
+    compiled = compile(model)
+    runs = {label: simulate(compiled, faults=faults or None, **options) for label, faults in variants.items()}
+    summaries = {label: summarise(ds) for label, ds in runs.items()}
+    table = {
+        name: {label: {k: s["variables"][name][k] for k in ("final", "peak", "peak_time")} for label, s in summaries.items()}
+        for name in next(iter(summaries.values()))["variables"]
+    }
+    if out is not None:
+        with atomic_folder(out) as tmp:
+            plot_compare(runs, tmp / "compare.png")
+            rows = ["variable,variant,final,peak,peak_time"] + [
+                f"{name},{label},{v['final']!r},{v['peak']!r},{v['peak_time']!r}"
+                for name, by_label in table.items() for label, v in by_label.items()
+            ]
+            (tmp / "compare.csv").write_text("\n".join(rows) + "\n")
+            write_json({"variants": variants, "outcomes": {label: s["outcome"] for label, s in summaries.items()},
+                        "table": table}, tmp / "compare.json")
+            write_json({label: s for label, s in summaries.items()}, tmp / "summary.json")
+    return table

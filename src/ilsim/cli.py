@@ -33,6 +33,18 @@ def _fail(exc: IlsimError) -> None:
     raise typer.Exit(2)
 
 
+def _parse_faults(values: list[str]) -> dict[str, float]:
+    """'stop-ignored:0.8' -> {'stop-ignored': 0.8}; a mode alone means severity 1 (complete)."""
+    parsed: dict[str, float] = {}
+    for item in values:
+        mode, sep, severity = item.partition(":")
+        try:
+            parsed[mode.strip()] = float(severity) if sep else 1.0
+        except ValueError:
+            raise ModelError([Problem("--fault", f"severity of '{mode}' must be a number, got '{severity}'")]) from None
+    return parsed
+
+
 def _parse_sets(values: list[str]) -> dict[str, float]:
     parsed: dict[str, float] = {}
     for item in values:
@@ -57,17 +69,20 @@ def run(
     rtol: Annotated[float | None, typer.Option(help="relative tolerance")] = None,
     atol: Annotated[float | None, typer.Option(help="absolute tolerance")] = None,
     report: Annotated[bool, typer.Option(help="write figures and report.html")] = True,
+    fault: Annotated[list[str], typer.Option(help="apply a fault the model declares: MODE[:SEVERITY 0..1]")] = [],  # noqa: B006
 ) -> None:
     """Simulate a model and write results.nc, results.csv, summary.json, figures and report.html."""
     try:
         ds, summary = api.run(model, out_dir, report=report, t_end=t_end, points=points, method=method,
-                              rtol=rtol, atol=atol, parameters=_parse_sets(set_))
+                              rtol=rtol, atol=atol, parameters=_parse_sets(set_), faults=_parse_faults(fault))
     except IlsimError as exc:
         _fail(exc)
         return
     tu = summary["time_units"]
     out.print(f"[bold]{ds.attrs['title']}[/]  ({summary['method']}, t = 0..{summary['t_end']:g} {tu}, "
               f"{summary['wall_time_s']:.3g} s)", highlight=False)
+    for mode, severity in summary.get("faults", {}).items():
+        out.print(f"fault: {mode} at severity {severity:g}", highlight=False)
     if summary.get("outcome"):
         out.print(f"outcome: [bold]{summary['outcome']}[/]")
     for name, value in summary.get("derived", {}).items():
@@ -80,6 +95,34 @@ def run(
     out.print(table)
     out.print(f"results written to {out_dir}/ (results.nc, results.csv, summary.json"
               f"{', figures/, report.html' if report else ''})", highlight=False)
+
+
+@app.command()
+def compare(
+    model: ModelArg,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="folder for compare.png and compare.csv (atomic)")],
+    fault: Annotated[list[str], typer.Option(help="a faulted variant to overlay: MODE[:SEVERITY] (repeatable)")] = [],  # noqa: B006
+    set_: Annotated[list[str], typer.Option("--set", help="override a parameter in every run: NAME=VALUE")] = [],  # noqa: B006
+    t_end: Annotated[float | None, typer.Option(help="end time (model's time units)")] = None,
+    points: Annotated[int | None, typer.Option(help="number of output times")] = None,
+) -> None:
+    """Overlay the intact model and faulted variants in one figure, with a table of biomarkers."""
+    try:
+        variants = {"intact": {}}
+        for item in fault:
+            variants[item] = _parse_faults([item])
+        table = api.compare(model, variants, out_dir, t_end=t_end, points=points, parameters=_parse_sets(set_))
+    except IlsimError as exc:
+        _fail(exc)
+        return
+    view = Table(title="final values (and peaks) per variant", show_edge=False)
+    view.add_column("variable")
+    for label in variants:
+        view.add_column(label, justify="right")
+    for name, row in table.items():
+        view.add_row(name, *[f"{row[label]['final']:.4g} ({row[label]['peak']:.3g})" for label in variants])
+    out.print(view)
+    out.print(f"written to {out_dir}/ (compare.png, compare.csv, compare.json)", highlight=False)
 
 
 @app.command("scenarios")

@@ -109,6 +109,7 @@ def summarise(ds: xr.Dataset) -> dict:
         "model_hash": attrs.get("model_hash"),
         "outcome": attrs.get("outcome") or None,
         "derived": json.loads(attrs.get("derived", "{}")),
+        "faults": json.loads(attrs.get("faults", "{}")),
         "t_end": float(t[-1]),
         "time_units": attrs.get("time_units"),
         "parameters": json.loads(attrs.get("parameters", "{}")),

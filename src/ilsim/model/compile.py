@@ -96,6 +96,30 @@ class CompiledModel:
                 raise ModelError([Problem(source, f"value of '{name}' must be a number, got {value!r}", None)]) from None
         return p
 
+    def fault_overrides(self, faults: dict[str, float] | None, source: str = "--fault") -> dict[str, float]:
+        """Parameter values that apply fault modes at given severities (0 intact .. 1 complete)."""
+        declared = {f.mode: f for f in self.spec.faults}
+        out: dict[str, float] = {}
+        for mode, severity in (faults or {}).items():
+            if mode not in declared:
+                from ilsim.model.spec import FAULT_MODES
+
+                if mode in FAULT_MODES:
+                    msg = f"model '{self.name}' declares no fault '{mode}'"
+                else:
+                    msg = f"unknown fault mode '{mode}'{did_you_mean(mode, FAULT_MODES)}"
+                known = ", ".join(declared) or "none"
+                raise ModelError([Problem(source, f"{msg}; its fault modes: {known}", None)])
+            try:
+                value = float(severity)
+            except (TypeError, ValueError):
+                raise ModelError([Problem(source, f"severity of '{mode}' must be a number, got {severity!r}", None)]) from None
+            if not 0.0 <= value <= 1.0:
+                raise ModelError([Problem(source, f"severity of '{mode}' must be between 0 and 1, got {value:g}", None)])
+            for name in declared[mode].parameters:
+                out[name] = value
+        return out
+
     def initial_state(self, p: np.ndarray) -> np.ndarray:
         return np.array(self.kernels["initial"](p), dtype=float)
 
@@ -231,6 +255,15 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
                 if node is not None:
                     actions.append((mode, kind, i, node))
         events.append(CompiledEvent(ev.name, tuple(ev.times), cond, tuple(actions), _depends(cond, spec)))
+
+    modes_seen: set[str] = set()
+    for k, fault in enumerate(spec.faults):
+        if fault.mode in modes_seen:
+            bad(f"faults[{k}].mode", f"fault mode '{fault.mode}' is declared twice")
+        modes_seen.add(fault.mode)
+        for i, name in enumerate(fault.parameters):
+            if name not in params:
+                bad(f"faults[{k}].parameters[{i}]", f"unknown parameter '{name}'{did_you_mean(name, params)}")
 
     derived = []
     for k, d in enumerate(spec.derived):

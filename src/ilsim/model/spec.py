@@ -138,6 +138,18 @@ class Derived(_Strict):
     _expression = field_validator("expression", mode="before")(_check_expression_type)
 
 
+FAULT_MODES = ("stop-not-received", "stop-ignored", "false-alarm")
+
+
+class Fault(_Strict):
+    """One of the three ways the stop signal breaks down, declared as the parameters that carry
+    its severity (0 = intact, 1 = complete): a modifier of the model, not an edited copy."""
+
+    mode: Literal["stop-not-received", "stop-ignored", "false-alarm"]
+    parameters: list[str] = Field(min_length=1)
+    description: str = ""
+
+
 class Event(_Strict):
     """At given times, or when a condition becomes true, set or add to species or parameters."""
 
@@ -231,6 +243,7 @@ class ModelSpec(_Strict):
     outcomes: list[Outcome] = Field(default_factory=list)
     derived: list[Derived] = Field(default_factory=list)
     motifs: list[MotifEntry] = Field(default_factory=list)
+    faults: list[Fault] = Field(default_factory=list)
     simulation: SimulationDefaults = Field(default_factory=SimulationDefaults)
 
     @model_validator(mode="before")

@@ -65,3 +65,34 @@ def plot_run(ds: xr.Dataset, path: Path, title: str | None = None) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_compare(runs: dict[str, xr.Dataset], path: Path) -> Path:
+    """Overlay runs of one model (e.g. intact and faulted): a panel per group, a line style per run."""
+    first = next(iter(runs.values()))
+    panels = groups(first)
+    cols = 1 if len(panels) == 1 else 2
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 3.3 * rows), squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    t_units = first.attrs.get("time_units", "")
+    for ax, (group, names) in zip(axes.flat, panels.items()):
+        stacked = []
+        for k, (label, ds) in enumerate(runs.items()):
+            for j, v in enumerate(names):
+                ax.plot(ds["time"].values, ds[v].values, styles[k % len(styles)], color=f"C{j}", lw=1.3,
+                        label=f"{v} ({label})")
+                stacked.append(ds[v].values)
+        if wants_log(np.concatenate(stacked)):
+            ax.set_yscale("log")
+        ax.set_title(group.replace("_", " "))
+        ax.set_xlabel(f"time [{t_units}]")
+        ax.legend(fontsize=7, loc="best")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(f"{first.attrs.get('title', '')}: " + " vs ".join(runs), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
