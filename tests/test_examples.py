@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import ilsim
 
@@ -33,3 +34,11 @@ def test_il2_treg_example_keeps_cells_non_negative_and_fires_its_antigen_pulses(
         if var.attrs.get("role") == "species":
             assert float(var.min()) >= 0.0, name
     assert len(__import__("json").loads(ds.attrs["events_fired"])) >= 2
+
+
+def test_macrophage_fever_example_gives_fever_and_crp_that_resolve():
+    ds = ilsim.simulate(ilsim.load(ROOT / "examples" / "macrophage-fever.yaml"))
+    assert 38.5 < float(ds["temperature"].max()) < 40.0
+    assert float(ds["temperature"][-1]) == pytest.approx(37.0, abs=0.01)
+    assert float(ds["CRP"].max()) > 20 and float(ds["CRP"][-1]) < 10
+    assert float(ds["IL6"].sel(time=slice(0, 2)).max()) == 0.0  # nothing secreted before the challenge
