@@ -8,6 +8,7 @@ built-in scenario files; the numbers printed are the ones quoted in the pages' t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -87,6 +88,54 @@ def reynolds() -> Path:
     return save(fig, "reynolds-2006.png")
 
 
+def alexander_wahl() -> Path:
+    """Alexander & Wahl 2010: tolerance (R0 < 1) next to chronic autoimmunity (R0 > 1); log y axes.
+
+    Top row: the first 20 days (the effector peak); bottom row: 500 days (decay or settling).
+    """
+    runs = [
+        ("published values: R0 = 0.80", {}),
+        ("fewer Tregs of other specificities, b1 = 0.05/day: R0 = 1.33", {"b1": 0.05}),
+    ]
+    series = [("G", "G free self-antigen [antigen units]", "tab:green"), ("R", "R self-specific Tregs [cells]", "tab:purple"),
+              ("E", "E autoreactive effectors [cells]", "tab:red"), ("A", "A mature pAPCs [cells]", "tab:blue")]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharey=True)
+    for col, (title, parameters) in enumerate(runs):
+        ds = ilsim.simulate("alexander-wahl-2010", t_end=500, points=50_001, parameters=parameters)
+        t = ds["time"].values
+        r0 = json.loads(ds.attrs["derived"])["R0"]
+        for row, t_max in enumerate((20, 500)):
+            ax = axes[row, col]
+            for name, label, colour in series:
+                ax.plot(t, ds[name].values, color=colour, lw=1.2, label=label)
+                if ds.attrs["outcome"] == "chronic autoimmunity":  # the non-trivial equilibrium it settles at
+                    ax.axhline(float(ds[name][-1]), color=colour, ls=":", lw=0.8)
+            ax.axhline(1.0, color="grey", ls="--", lw=0.8)
+            ax.set_yscale("log")
+            ax.set_ylim(1e-4, 1e9)
+            ax.set_xlim(0, t_max)
+            ax.set_xlabel("time [day]")
+            ax.grid(alpha=0.3)
+        axes[0, col].set_title(f"{title}\n(ilsim: R0 = {r0:.4f}, outcome: {ds.attrs['outcome']})", fontsize=9)
+        e = ds["E"].values
+        i = int(np.argmax(e))
+        if t[i] <= 20:  # the effector peak of the first response
+            axes[0, col].plot(t[i], e[i], "o", color="tab:red", ms=4)
+            axes[0, col].annotate(f"E peak {e[i]:.0f} at day {t[i]:.2f}", (t[i], e[i]), xytext=(6, 8), textcoords="offset points",
+                                  fontsize=7, color="tab:red")
+        peak = ", ".join(f"{v} peak {np.max(ds[v].values):.5g} at day {t[np.argmax(ds[v].values)]:.3f}" for v in "ARE")
+        final = ", ".join(f"{v} = {float(ds[v][-1]):.4g}" for v in "AREG")
+        below = f"E < 1 from day {t[np.argmax((e < 1) & (t > 10))]:.1f}" if e[-1] < 1 else "E stays above 1"
+        print(f"AW {parameters}: R0 = {r0:.6g}, {ds.attrs['outcome']}; {peak}; at day 500: {final}; {below}")
+    for row in range(2):
+        axes[row, 0].set_ylabel("cells or antigen units")
+    axes[1, 0].text(490, 1.3, "E = 1 cell: tolerance threshold", ha="right", va="bottom", fontsize=7, color="grey")
+    axes[1, 1].legend(fontsize=7, loc="lower right")
+    fig.suptitle("Alexander & Wahl 2010 (system 1) in ilsim; dotted: the autoimmune equilibrium", fontsize=10)
+    fig.tight_layout()
+    return save(fig, "alexander-wahl-2010.png")
+
+
 def save(fig, name: str) -> Path:
     FIGURES.mkdir(parents=True, exist_ok=True)
     path = FIGURES / name
@@ -99,3 +148,4 @@ def save(fig, name: str) -> Path:
 if __name__ == "__main__":
     kirschner_panetta()
     reynolds()
+    alexander_wahl()
