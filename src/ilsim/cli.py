@@ -197,5 +197,64 @@ def version() -> None:
     out.print(__version__)
 
 
+@app.command("interleukins")
+def interleukins(
+    name: Annotated[str | None, typer.Argument(help="an interleukin, by name or alias (IL-6, il6, BSF-2)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the entry (or the whole catalogue) as JSON")] = False,
+) -> None:
+    """List the interleukin catalogue, or show one interleukin: effects, receptor, therapeutics, sources."""
+    from ilsim.biology.catalogue import load_catalogue
+
+    try:
+        catalogue = load_catalogue()
+        entry = None if name is None else catalogue.get(name)
+    except IlsimError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo((catalogue if entry is None else entry).to_json())
+        return
+
+    def line(label: str, value: str) -> None:
+        out.print(f"[bold]{label}:[/] ", end="", highlight=False)
+        out.print(value, markup=False, highlight=False)
+
+    if entry is None:
+        table = Table(show_edge=False, caption="TNF, IFN-g and TGF-b are partner cytokines; `ilsim interleukins NAME` "
+                                               "shows one with its receptor, therapeutics and sources")
+        for col in ("name", "producers", "targets", "effects", "half-life"):
+            table.add_column(col, overflow="fold")
+        for il in catalogue:
+            table.add_row(il.name, ", ".join(il.producers), ", ".join(il.targets), ", ".join(il.effect_kinds),
+                          str(il.half_life) if il.half_life else "-")
+        out.print(table)
+        return
+
+    out.print(f"[bold]{entry.name}[/] ({entry.category})", highlight=False)
+    if entry.aliases:
+        line("aliases", ", ".join(entry.aliases))
+    out.print(entry.description, markup=False, highlight=False)
+    line("receptor", entry.receptor)
+    line("producers", ", ".join(entry.producers))
+    line("targets", ", ".join(entry.targets))
+    out.print("[bold]effects[/]")
+    for effect in entry.effects:
+        out.print(f"  {effect.kind}: {effect.description}", markup=False, highlight=False)
+    hl = entry.half_life
+    line("half-life", f"{hl} ({hl.context}; {hl.source})" if hl else "no published figure adopted")
+    if entry.therapeutics:
+        out.print("[bold]therapeutics[/]")
+        for t in entry.therapeutics:
+            thl = t.half_life
+            where = f"{thl.context}; {thl.source}" if thl and thl.source != t.source else thl.context if thl else ""
+            out.print(f"  {t.name} ({t.kind}): {t.action}; for {', '.join(t.indications)}; "
+                      f"half-life {f'{thl} ({where})' if thl else '-'}; source: {t.source}", markup=False, highlight=False)
+    out.print("[bold]references[/]")
+    for r in entry.references:
+        out.print(f"  {r.citation}" + (f" doi:{r.doi}" if r.doi else f" {r.url}" if r.url else ""), markup=False, highlight=False)
+    if entry.notes:
+        line("notes", entry.notes)
+
+
 def main() -> None:  # pragma: no cover - console entry
     sys.exit(app())

@@ -39,7 +39,8 @@ def field_path(loc: tuple) -> str:
     return out
 
 
-def problems_from_validation(exc: ValidationError, source: str | None) -> list[Problem]:
+def problems_from_validation(exc: ValidationError, source: str | None, root=None) -> list[Problem]:
+    """Pydantic errors as Problems with field paths; ``root`` is the schema validated (for hints)."""
     problems: dict[str, Problem] = {}
     for err in exc.errors():
         path = field_path(err["loc"])
@@ -52,7 +53,7 @@ def problems_from_validation(exc: ValidationError, source: str | None) -> list[P
         elif kind == "extra_forbidden":
             field = path.rsplit(".", 1)[-1]
             parent_loc = tuple(p for p in err["loc"][:-1])
-            allowed = _allowed_fields(parent_loc)
+            allowed = _allowed_fields(parent_loc, root)
             msg = f"unknown field '{field}'{did_you_mean(field, allowed)}"
         elif kind in ("float_parsing", "float_type", "int_parsing", "int_type"):
             msg = f"expected a number, got {err['input']!r}"
@@ -67,11 +68,13 @@ def problems_from_validation(exc: ValidationError, source: str | None) -> list[P
     return list(problems.values())
 
 
-def _allowed_fields(loc: tuple) -> list[str]:
+def _allowed_fields(loc: tuple, root=None) -> list[str]:
     """Field names allowed at a location, for 'did you mean' hints."""
+    from pydantic import BaseModel
+
     from ilsim.model import spec as s
 
-    model = s.ModelSpec
+    model = root or s.ModelSpec
     for part in loc:
         if isinstance(part, int):
             continue
@@ -80,7 +83,7 @@ def _allowed_fields(loc: tuple) -> list[str]:
             return []
         ann = info.annotation
         inner = getattr(ann, "__args__", (ann,))
-        model = next((a for a in inner if isinstance(a, type) and issubclass(a, s.BaseModel)), None)
+        model = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
         if model is None:
             return []
     return list(model.model_fields)
@@ -96,14 +99,14 @@ def spec_from_dict(data, source: str | None = None) -> ModelSpec:
         raise ModelError(problems_from_validation(exc, source)) from None
 
 
-def read_spec(path: str | Path) -> ModelSpec:
-    """Read and validate a YAML model file (no semantic checks; see ``compile``)."""
+def read_yaml(path: str | Path, what: str = "model file"):
+    """A YAML document read safely (no Python objects, no repeated keys); errors name the file."""
     path = Path(path)
     source = str(path)
     if not path.exists():
         raise ModelError([Problem("", "no such file", source)])
     if path.is_dir():
-        raise ModelError([Problem("", "this is a folder, not a model file", source)])
+        raise ModelError([Problem("", f"this is a folder, not a {what}", source)])
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -113,11 +116,16 @@ def read_spec(path: str | Path) -> ModelSpec:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = getattr(exc, "problem", None) or str(exc)
-        raise ModelError([Problem(where, f"malformed YAML: {what}", source)]) from None
+        what_wrong = getattr(exc, "problem", None) or str(exc)
+        raise ModelError([Problem(where, f"malformed YAML: {what_wrong}", source)]) from None
     if data is None:
         raise ModelError([Problem("", "the file is empty", source)])
-    return spec_from_dict(data, source)
+    return data
+
+
+def read_spec(path: str | Path) -> ModelSpec:
+    """Read and validate a YAML model file (no semantic checks; see ``compile``)."""
+    return spec_from_dict(read_yaml(path), str(path))
 
 
 def dump_spec(spec: ModelSpec) -> str:

@@ -15,10 +15,12 @@ import re
 from contextlib import contextmanager
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from ilsim.biology.catalogue import Interleukin
 from ilsim.biology.motifs import MotifEntry
 from ilsim.errors import ModelError
+from ilsim.model.base import Reference, _Strict
 from ilsim.model.expressions import CONSTANTS, FUNCTIONS, TIME
 
 SpeciesKind = Literal["cell", "cytokine", "pathogen", "drug", "tissue", "other"]
@@ -45,16 +47,6 @@ def _check_expression_type(value):
     return value
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class Reference(_Strict):
-    citation: str
-    doi: str | None = None
-    url: str | None = None
-
-
 class Metadata(_Strict):
     name: str
     title: str = ""
@@ -71,6 +63,7 @@ class Species(_Strict):
     description: str = ""
     nonnegative: bool = True
     group: str | None = None  # figure panel; defaults to the kind
+    interleukin: str | None = None  # the catalogue entry (built-in or declared) this cytokine is
 
     _name = field_validator("name")(_check_name)
     _initial = field_validator("initial", mode="before")(_check_expression_type)
@@ -242,6 +235,7 @@ class ModelSpec(_Strict):
     events: list[Event] = Field(default_factory=list)
     outcomes: list[Outcome] = Field(default_factory=list)
     derived: list[Derived] = Field(default_factory=list)
+    interleukins: list[Interleukin] = Field(default_factory=list)  # user-declared, merged with the catalogue
     motifs: list[MotifEntry] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
     simulation: SimulationDefaults = Field(default_factory=SimulationDefaults)
