@@ -166,3 +166,24 @@ def _write(tmp_path, text):
     path = tmp_path / "m.yaml"
     path.write_text(text)
     return path
+
+
+def test_clearance_without_a_rate_takes_the_half_life_from_the_catalogue():
+    from ilsim.biology.catalogue import builtin_catalogue
+
+    m = ilsim.Model(name="hl", time_units="day").add_species("IL6", 100.0, kind="cytokine", interleukin="IL-6")
+    m.add_motif("clearance", species="IL6")
+    expected_days = builtin_catalogue().get("IL-6").half_life.hours / 24
+    ds = ilsim.simulate(m, 2 * expected_days, t_eval=[0, expected_days, 2 * expected_days], rtol=1e-10, atol=1e-12)
+    assert ds["IL6"].values == pytest.approx([100, 50, 25], rel=1e-6)
+    assert "catalogue half-life of IL-6" in ilsim.compile(m).spec.processes[0].description
+
+
+def test_clearance_without_a_rate_needs_a_catalogue_half_life():
+    m = ilsim.Model(name="hl").add_species("IL4", 1.0, kind="cytokine", interleukin="IL-4")
+    m.add_motif("clearance", species="IL4")
+    with pytest.raises(ilsim.ModelError, match=r"motifs\[0\].clearance: the catalogue has no half-life for IL-4"):
+        ilsim.compile(m)
+    plain = ilsim.Model(name="plain").add_species("X", 1.0).add_motif("clearance", species="X")
+    with pytest.raises(ilsim.ModelError, match="names no interleukin"):
+        ilsim.compile(plain)

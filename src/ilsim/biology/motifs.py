@@ -110,16 +110,17 @@ class Killing(_Motif):
 
 
 class Clearance(_Motif):
-    """First-order loss (death, decay, clearance), given as a rate or a half-life."""
+    """First-order loss (death, decay, clearance), given as a rate or a half-life; with neither,
+    the half-life of the species' interleukin in the catalogue (``interleukin:`` on the species)."""
 
     species: str
     rate: ExprText | None = None  # per time
     half_life: ExprText | None = None  # model time units
 
     @model_validator(mode="after")
-    def _one(self):
-        if (self.rate is None) == (self.half_life is None):
-            raise ValueError("give exactly one of 'rate' or 'half_life'")
+    def _at_most_one(self):
+        if self.rate is not None and self.half_life is not None:
+            raise ValueError("give one of 'rate' or 'half_life', not both")
         return self
 
 
@@ -301,9 +302,18 @@ def expand(spec):
                             description=m.description)
         elif isinstance(m, Clearance):
             if need_species(f"{at}.species", m.species):
-                rate = _paren(m.rate) if m.rate is not None else f"{math.log(2)!r}/{_paren(m.half_life)}"
+                description = m.description
+                if m.rate is not None:
+                    rate = _paren(m.rate)
+                elif m.half_life is not None:
+                    rate = f"{math.log(2)!r}/{_paren(m.half_life)}"
+                else:
+                    half_life = _catalogue_half_life(spec, m.species, at, hours, problems)
+                    if half_life is None:
+                        continue
+                    rate, description = f"{math.log(2) / half_life[0]!r}", description or half_life[1]
                 add_process(f"{at}.{'rate' if m.rate is not None else 'half_life'}", m.name or f"{m.species} clearance",
-                            f"{rate}*{m.species}", consumes={m.species: 1}, description=m.description)
+                            f"{rate}*{m.species}", consumes={m.species: 1}, description=description)
         elif isinstance(m, Suppression):
             suppressions.append((k, m))
         elif isinstance(m, Readout):
@@ -327,6 +337,30 @@ def expand(spec):
     expanded = spec.model_copy(update={"species": species, "parameters": params, "processes": processes,
                                        "observables": observables, "motifs": []})
     return expanded, origins
+
+
+def _catalogue_half_life(spec, species: str, at: str, hours, problems) -> tuple[float, str] | None:
+    """(half-life in model time units, description with its source) from the interleukin catalogue."""
+    from ilsim.biology.catalogue import load_catalogue
+
+    linked = next((s.interleukin for s in spec.species if s.name == species), None)
+    why = None
+    if linked is None:
+        why = f"species '{species}' names no interleukin (add 'interleukin: ...' to it), so give 'rate' or 'half_life'"
+    elif hours is None:
+        why = "a half-life from the catalogue needs time units of minute, hour, day or week"
+    else:
+        try:
+            entry = load_catalogue(spec.interleukins).get(linked)
+        except ModelError:
+            return None  # the unknown interleukin is reported at the species
+        if entry.half_life is None:
+            why = f"the catalogue has no half-life for {entry.name}; give 'rate' or 'half_life'"
+    if why:
+        problems.append(Problem(at, why, None))
+        return None
+    hl = entry.half_life
+    return hl.hours / hours, f"catalogue half-life of {entry.name}: {hl} ({hl.context}; {hl.source})"
 
 
 CRP_SOURCE = "Pepys MB, Hirschfield GM. C-reactive protein: a critical update. J Clin Invest 2003;111:1805-1812"
