@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -255,6 +254,3 @@ def interleukins(
     if entry.notes:
         line("notes", entry.notes)
 
-
-def main() -> None:  # pragma: no cover - console entry
-    sys.exit(app())
