@@ -136,6 +136,81 @@ def alexander_wahl() -> Path:
     return save(fig, "alexander-wahl-2010.png")
 
 
+def infection_resolution() -> list[Path]:
+    """infection-resolution: the intact run (pathogen, cells, cytokines, readouts), and the three
+    faults at full severity overlaid on the intact run."""
+    model = ilsim.compile("infection-resolution")
+    ds = ilsim.simulate(model, t_end=60, points=1201)
+    t = ds["time"].values
+    panels = [
+        ("bacteria and damage", [("P", "P bacteria [1e6 CFU]"), ("D", "D damage [% tissue]")], True),
+        ("cells [cells/uL]", [("M", "M macrophages"), ("Th", "Th helper T"), ("E", "E effector T"),
+                              ("Treg", "Treg")], True),
+        ("fight cytokines [pg/mL]", [("IL1b", "IL-1b"), ("IL6", "IL-6"), ("IL12", "IL-12"), ("IL2", "IL-2")], False),
+        ("stop signal [pg/mL]", [("IL10", "IL-10"), ("TGFb", "TGF-b")], False),
+        ("temperature [C] and CRP [mg/L]", [("temperature", "temperature")], False),
+        ("indices and repair rate", [("pain_index", "pain"), ("inflammation_index", "inflammation"),
+                                     ("regeneration_rate", "regeneration [1/day]")], False),
+    ]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.4))
+    for ax, (title, names, log) in zip(axes.flat, panels):
+        for j, (name, label) in enumerate(names):
+            ax.plot(t, ds[name].values, color=f"C{j}", lw=1.2, label=label)
+        if title.startswith("temperature"):
+            ax.set_ylim(36.8, 40)
+            twin = ax.twinx()
+            twin.plot(t, ds["CRP"].values, color="tab:red", lw=1.0, ls="--", label="CRP")
+            twin.set_ylabel("CRP [mg/L]", fontsize=8)
+            twin.legend(fontsize=7, loc="center right")
+        if log:
+            ax.set_yscale("log")
+            ax.set_ylim(1e-3, 2e3)
+        ax.axvline(35, color="grey", ls=":", lw=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("time [day]")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle("infection-resolution, intact (infection on day 1; dotted: day 35, everything back near baseline)"
+                 f"; outcome: {ds.attrs['outcome']}", fontsize=10)
+    fig.tight_layout()
+    first = save(fig, "infection-resolution.png")
+    i = int(np.argmax(ds["temperature"].values))
+    print(f"infection-resolution intact: fever peak {ds['temperature'].values[i]:.2f} C on day {t[i]:.1f}, "
+          f"IL-6 peak {ds['IL6'].values.max():.0f} pg/mL, CRP peak {ds['CRP'].values.max():.0f} mg/L, "
+          f"E peak {ds['E'].values.max():.0f} cells/uL, D peak {ds['D'].values.max():.2f} %")
+
+    variants = {"intact": {}, "stop-not-received": {"stop-not-received": 1.0},
+                "stop-ignored": {"stop-ignored": 1.0}, "false-alarm": {"false-alarm": 1.0}}
+    runs = {label: ilsim.simulate(model, t_end=120, points=1201, faults=f or None) for label, f in variants.items()}
+    rows = [("P", "bacteria [1e6 CFU]", True), ("D", "damage [% tissue]", True), ("E", "effector T [cells/uL]", True),
+            ("IL6", "IL-6 [pg/mL]", False), ("IL10", "IL-10, unbound [pg/mL]", False),
+            ("stop_received", "stop signal received", False), ("stop_response", "stop signal acted on", False),
+            ("temperature", "temperature [C]", False)]
+    fig, axes = plt.subplots(2, 4, figsize=(14, 6.2))
+    styles = {"intact": ("black", "-"), "stop-not-received": ("tab:blue", "--"), "stop-ignored": ("tab:orange", "-."),
+              "false-alarm": ("tab:red", ":")}
+    for ax, (name, label, log) in zip(axes.flat, rows):
+        for variant, run in runs.items():
+            colour, ls = styles[variant]
+            ax.plot(run["time"].values, run[name].values, color=colour, ls=ls, lw=1.3, label=variant)
+        if log:
+            ax.set_yscale("log")
+            ax.set_ylim(1e-4, 2e3)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("time [day]")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("infection-resolution: the three faults at severity 1 vs intact", fontsize=10)
+    fig.tight_layout()
+    second = save(fig, "infection-resolution-faults.png")
+    for variant, run in runs.items():
+        values = ", ".join(f"{v} {float(run[v].sel(time=90)):.3g}" for v in
+                           ("P", "D", "E", "IL6", "IL12", "IL2", "IL10", "IL10_bound", "stop_received", "stop_response",
+                            "temperature", "CRP"))
+        print(f"infection-resolution {variant}: day 90: {values}; outcome {run.attrs['outcome']!r}")
+    return [first, second]
+
+
 def save(fig, name: str) -> Path:
     FIGURES.mkdir(parents=True, exist_ok=True)
     path = FIGURES / name
@@ -148,4 +223,5 @@ def save(fig, name: str) -> Path:
 if __name__ == "__main__":
     kirschner_panetta()
     reynolds()
+    infection_resolution()
     alexander_wahl()
