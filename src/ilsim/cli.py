@@ -254,3 +254,15 @@ def interleukins(
     if entry.notes:
         line("notes", entry.notes)
 
+
+@app.command("cell-types")
+def cell_types() -> None:
+    """List the cell types a species can name with `cell_type:` (Cell Ontology identifiers)."""
+    from ilsim.biology.cell_types import load_cell_types
+
+    table = Table(show_edge=False, caption="declare others in a model file's `cell_types:` section")
+    for col in ("name", "Cell Ontology", "aliases", "description"):
+        table.add_column(col, overflow="fold")
+    for c in load_cell_types():
+        table.add_row(c.name, c.ontology_id or "-", ", ".join(c.aliases), c.description)
+    out.print(table)

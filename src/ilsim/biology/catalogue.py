@@ -151,11 +151,17 @@ def key(name: str) -> str:
 
 
 class Catalogue:
-    """Interleukins by name; ``get`` finds one by its name or any alias."""
+    """Entries (interleukins, cell types) by name; ``get`` finds one by its name or any alias.
 
-    def __init__(self, entries: Iterable[Interleukin] = (), source: str | None = None):
-        self._entries: list[Interleukin] = []
-        self._index: dict[str, Interleukin] = {}
+    ``kind`` names an entry in messages, ``section`` is the model-file section that declares new
+    ones, ``listing`` the command that lists them.
+    """
+
+    def __init__(self, entries: Iterable = (), source: str | None = None, *, kind: str = "interleukin",
+                 section: str = "interleukins", listing: str = "ilsim interleukins"):
+        self.kind, self.section, self.listing = kind, section, listing
+        self._entries: list = []
+        self._index: dict = {}
         problems = self._add(entries, source)
         if problems:
             raise ModelError(problems)
@@ -164,7 +170,7 @@ class Catalogue:
         """Add entries (numbered interleukins[0], ... in messages); the problems of those refused."""
         problems: list[Problem] = []
         for i, entry in enumerate(entries):
-            where = f"interleukins[{i}]"
+            where = f"{self.section}[{i}]"
             same = self._index.get(key(entry.name))
             if same is not None and same.name == entry.name and same == entry:
                 continue  # an exact copy of an entry already here (e.g. a built-in) changes nothing
@@ -183,7 +189,7 @@ class Catalogue:
 
     def merged(self, extra: Iterable[Interleukin], source: str | None = None) -> Catalogue:
         """A new catalogue: this one plus ``extra`` (numbered ``interleukins[0]``, ... in messages)."""
-        new = Catalogue()
+        new = Catalogue(kind=self.kind, section=self.section, listing=self.listing)
         new._entries = list(self._entries)
         new._index = dict(self._index)
         problems = new._add(extra, source)
@@ -195,14 +201,14 @@ class Catalogue:
         """The entry called ``name`` (or with that alias); a ModelError with the nearest name if none."""
         entry = self._index.get(key(name)) if isinstance(name, str) else None
         if entry is None:
-            raise ModelError([Problem(field, f"unknown interleukin '{name}'{self._hint(str(name))}", source)])
+            raise ModelError([Problem(field, f"unknown {self.kind} '{name}'{self._hint(str(name))}", source)])
         return entry
 
     def _hint(self, name: str) -> str:
         canonical = {n: e.name for e in self._entries for n in e.names()}
         by_key = {key(n): c for n, c in canonical.items()}
         near = _nearest(name, canonical) or _nearest(key(name), by_key)  # keys: 'il_16' is near 'il6'
-        return f" (did you mean '{near}'?)" if near else "; `ilsim interleukins` lists the known ones"
+        return f" (did you mean '{near}'?)" if near else f"; `{self.listing}` lists the known ones"
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and key(name) in self._index
@@ -236,10 +242,10 @@ def _nearest(name: str, canonical: dict[str, str]) -> str | None:
 
 def _clash_message(entry: Interleukin, name: str, other: Interleukin) -> str:
     if key(entry.name) == key(other.name) and name == entry.name:
-        differ = [f for f in Interleukin.model_fields if getattr(entry, f) != getattr(other, f)]
+        differ = [f for f in type(entry).model_fields if getattr(entry, f) != getattr(other, f)]
         known = "" if other.name == entry.name else f" as '{other.name}'"
         return (f"'{entry.name}' is already in the catalogue{known} and this entry differs in "
-                f"{', '.join(differ)}; give the new interleukin another name, or leave it out to use the existing one")
+                f"{', '.join(differ)}; give the new entry another name, or leave it out to use the existing one")
     return f"'{name}' is already a name or alias of '{other.name}'; choose another"
 
 
@@ -284,8 +290,8 @@ def load_catalogue(extra: Iterable[Interleukin | dict] = (), source: str | None 
     return builtin_catalogue().merged(entries, source)
 
 
-def _problems(exc: ValidationError, source: str | None) -> list[Problem]:
-    """Pydantic errors as Problems (the model loader's conversion), with field hints from this schema."""
+def _problems(exc: ValidationError, source: str | None, root=None) -> list[Problem]:
+    """Pydantic errors as Problems (the model loader's conversion), with field hints from the schema."""
     from ilsim.model.load import problems_from_validation
 
-    return problems_from_validation(exc, source, root=CatalogueFile)
+    return problems_from_validation(exc, source, root=root or CatalogueFile)

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ilsim.biology.catalogue import Interleukin
+from ilsim.biology.cell_types import CellType
 from ilsim.biology.motifs import MotifEntry
 from ilsim.errors import ModelError
 from ilsim.model.base import Reference, _Strict
@@ -64,6 +65,7 @@ class Species(_Strict):
     nonnegative: bool = True
     group: str | None = None  # figure panel; defaults to the kind
     interleukin: str | None = None  # the catalogue entry (built-in or declared) this cytokine is
+    cell_type: str | None = None  # the cell type (built-in or declared) this population is
 
     _name = field_validator("name")(_check_name)
     _initial = field_validator("initial", mode="before")(_check_expression_type)
@@ -236,6 +238,7 @@ class ModelSpec(_Strict):
     outcomes: list[Outcome] = Field(default_factory=list)
     derived: list[Derived] = Field(default_factory=list)
     interleukins: list[Interleukin] = Field(default_factory=list)  # user-declared, merged with the catalogue
+    cell_types: list[CellType] = Field(default_factory=list)  # user-declared, merged with the built-in ones
     motifs: list[MotifEntry] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
     simulation: SimulationDefaults = Field(default_factory=SimulationDefaults)
