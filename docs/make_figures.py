@@ -211,6 +211,43 @@ def infection_resolution() -> list[Path]:
     return [first, second]
 
 
+def infection_resolution_therapy() -> Path:
+    """Which therapy helps which fault: damage over time, each fault at severity 1, therapy on days
+    20-50 (the same runs as tests/scenarios/test_infection_resolution_therapy.py)."""
+    therapies = {"no therapy": [], "IL-10 infusion": [("il10_infusion", 300.0)], "anti-IL-12": [("s_IL12", 0.0)],
+                 "remove self-reading subset": [("w_false", 0.0), ("k_auto", 0.0)]}
+
+    def treated(changes):
+        model = ilsim.load("infection-resolution")
+        model.add_parameter("il10_infusion", 0.0, units="pg/mL/day", source="therapy")
+        model.add_process("IL-10 infusion", "il10_infusion", produces={"IL10": 1})
+        baseline = {p.name: p.value for p in model.parameters}
+        if changes:
+            model.add_event("therapy starts", at=20, set=dict(changes))
+            model.add_event("therapy stops", at=50, set={name: baseline[name] for name, _ in changes})
+        return ilsim.compile(model)
+
+    models = {label: treated(changes) for label, changes in therapies.items()}
+    modes = ["stop-not-received", "stop-ignored", "false-alarm"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
+    for ax, mode in zip(axes, modes):
+        for j, (label, model) in enumerate(models.items()):
+            run = ilsim.simulate(model, t_end=120, points=601, faults={mode: 1.0})
+            ax.plot(run["time"].values, run["D"].values, color=f"C{j}", lw=1.3,
+                    label=f"{label} ({run.attrs['outcome'].split(' ')[0]})")
+        ax.axvspan(20, 50, color="grey", alpha=0.12)
+        ax.set_yscale("log")
+        ax.set_ylim(1e-6, 1e2)
+        ax.set_title(f"{mode} (severity 1)", fontsize=9)
+        ax.set_xlabel("time [day]")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    axes[0].set_ylabel("tissue damage D [% tissue]")
+    fig.suptitle("infection-resolution: which therapy (days 20-50, shaded) helps which fault", fontsize=10)
+    fig.tight_layout()
+    return save(fig, "infection-resolution-therapy.png")
+
+
 def save(fig, name: str) -> Path:
     FIGURES.mkdir(parents=True, exist_ok=True)
     path = FIGURES / name
@@ -224,4 +261,5 @@ if __name__ == "__main__":
     kirschner_panetta()
     reynolds()
     infection_resolution()
+    infection_resolution_therapy()
     alexander_wahl()
