@@ -150,7 +150,7 @@ class Readout(_Motif):
     """
 
     kind: ReadoutKind
-    inputs: dict[str, float]  # species or observable -> weight
+    inputs: dict[str, ExprText]  # species or observable -> weight (a number or an expression)
     half_saturation: ExprText
     hill: ExprText = 1.0
     max_rise: ExprText = 3.0  # fever: degrees C above 37 at full stimulation (about 40 C)
@@ -368,7 +368,7 @@ CRP_SOURCE = "Pepys MB, Hirschfield GM. C-reactive protein: a critical update. J
 
 def _readout(at, m: Readout, hours, species, species_names, params, add_process, add_observable, problems,
              Species, Parameter) -> None:
-    drive = " + ".join(f"{w!r}*{name}" if w != 1 else name for name, w in m.inputs.items())
+    drive = " + ".join(name if w == 1 else f"{_paren(w)}*{name}" for name, w in m.inputs.items())
     if not m.inputs:
         problems.append(Problem(f"{at}.inputs", "a readout needs at least one input", None))
         return
