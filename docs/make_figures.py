@@ -263,3 +263,9 @@ if __name__ == "__main__":
     infection_resolution()
     infection_resolution_therapy()
     alexander_wahl()
+    # scenarios whose figure scripts also print the numbers their pages quote
+    import figures_allergy
+    import figures_chronic_inflammation
+
+    figures_allergy.main()
+    figures_chronic_inflammation.main()
