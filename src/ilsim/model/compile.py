@@ -89,11 +89,11 @@ class CompiledModel:
         for name, value in (overrides or {}).items():
             if name not in self._param_index:
                 hint = did_you_mean(name, self.parameters)
-                raise ModelError([Problem(source, f"unknown parameter '{name}'{hint}", None)])
+                raise ModelError([Problem(source, f"unknown parameter '{name}'{hint}", self.source)])
             try:
                 p[self._param_index[name]] = float(value)
             except (TypeError, ValueError):
-                raise ModelError([Problem(source, f"value of '{name}' must be a number, got {value!r}", None)]) from None
+                raise ModelError([Problem(source, f"value of '{name}' must be a number, got {value!r}", self.source)]) from None
         return p
 
     def fault_overrides(self, faults: dict[str, float] | None, source: str = "--fault") -> dict[str, float]:
@@ -109,13 +109,14 @@ class CompiledModel:
                 else:
                     msg = f"unknown fault mode '{mode}'{did_you_mean(mode, FAULT_MODES)}"
                 known = ", ".join(declared) or "none"
-                raise ModelError([Problem(source, f"{msg}; its fault modes: {known}", None)])
+                raise ModelError([Problem(source, f"{msg}; its fault modes: {known}", self.source)])
             try:
                 value = float(severity)
             except (TypeError, ValueError):
-                raise ModelError([Problem(source, f"severity of '{mode}' must be a number, got {severity!r}", None)]) from None
+                msg = f"severity of '{mode}' must be a number, got {severity!r}"
+                raise ModelError([Problem(source, msg, self.source)]) from None
             if not 0.0 <= value <= 1.0:
-                raise ModelError([Problem(source, f"severity of '{mode}' must be between 0 and 1, got {value:g}", None)])
+                raise ModelError([Problem(source, f"severity of '{mode}' must be between 0 and 1, got {value:g}", self.source)])
             for name in declared[mode].parameters:
                 out[name] = value
         return out
