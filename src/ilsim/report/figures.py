@@ -35,44 +35,18 @@ def wants_log(values: np.ndarray) -> bool:
 
 def plot_run(ds: xr.Dataset, path: Path, title: str | None = None) -> Path:
     """Write one PNG with a panel per group; return its path."""
-    panels = groups(ds)
-    n = max(len(panels), 1)
-    cols = 1 if n == 1 else 2
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 3.3 * rows), squeeze=False)
-    t = ds["time"].values
-    t_units = ds.attrs.get("time_units", "")
-    for ax, (group, names) in zip(axes.flat, panels.items()):
-        stacked = np.concatenate([ds[v].values for v in names])
-        for v in names:
-            units = ds[v].attrs.get("units", "")
-            ax.plot(t, ds[v].values, label=f"{v} [{units}]" if units else v, lw=1.4)
-        if wants_log(stacked):
-            ax.set_yscale("log")
-            positive = stacked[np.isfinite(stacked) & (stacked > 0)]
-            ax.set_ylim(bottom=max(positive.min(), positive.max() * 1e-12) / 2)
-        ax.set_title(group.replace("_", " "))
-        ax.set_xlabel(f"time [{t_units}]")
-        ax.legend(fontsize=8, loc="best")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
     heading = title or ds.attrs.get("title", "")
     if ds.attrs.get("outcome"):
         heading += f"\noutcome: {ds.attrs['outcome']}"
-    fig.suptitle(heading, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return plot_compare({"": ds}, path, heading)
 
 
-def plot_compare(runs: dict[str, xr.Dataset], path: Path) -> Path:
+def plot_compare(runs: dict[str, xr.Dataset], path: Path, title: str | None = None) -> Path:
     """Overlay runs of one model (e.g. intact and faulted): a panel per group, a line style per run."""
     first = next(iter(runs.values()))
     panels = groups(first)
     cols = 1 if len(panels) == 1 else 2
-    rows = math.ceil(len(panels) / cols)
+    rows = math.ceil(max(len(panels), 1) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 3.3 * rows), squeeze=False)
     styles = ["-", "--", ":", "-."]
     t_units = first.attrs.get("time_units", "")
@@ -80,18 +54,22 @@ def plot_compare(runs: dict[str, xr.Dataset], path: Path) -> Path:
         stacked = []
         for k, (label, ds) in enumerate(runs.items()):
             for j, v in enumerate(names):
-                ax.plot(ds["time"].values, ds[v].values, styles[k % len(styles)], color=f"C{j}", lw=1.3,
-                        label=f"{v} ({label})")
+                units = ds[v].attrs.get("units", "")
+                name = f"{v} ({label})" if label else f"{v} [{units}]" if units else v
+                ax.plot(ds["time"].values, ds[v].values, styles[k % len(styles)], color=f"C{j}", lw=1.3, label=name)
                 stacked.append(ds[v].values)
-        if wants_log(np.concatenate(stacked)):
+        values = np.concatenate(stacked)
+        if wants_log(values):
             ax.set_yscale("log")
+            positive = values[np.isfinite(values) & (values > 0)]
+            ax.set_ylim(bottom=max(positive.min(), positive.max() * 1e-12) / 2)
         ax.set_title(group.replace("_", " "))
         ax.set_xlabel(f"time [{t_units}]")
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7 if len(runs) > 1 else 8, loc="best")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle(f"{first.attrs.get('title', '')}: " + " vs ".join(runs), fontsize=10)
+    fig.suptitle(title if title is not None else f"{first.attrs.get('title', '')}: " + " vs ".join(runs), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
