@@ -30,15 +30,28 @@ def load(model: str | Path) -> ModelSpec:
     return read_spec(path)
 
 
-def compile(model: str | Path | ModelSpec | CompiledModel) -> CompiledModel:  # noqa: A001 - the verb users expect
-    """Check every name and expression of a model and build its kernels."""
+def compile(model: str | Path | ModelSpec | CompiledModel, *, doses: list | None = None,  # noqa: A001 - the verb users expect
+            allow_high_dose: bool = False) -> CompiledModel:
+    """Check every name and expression of a model and build its kernels.
+
+    ``doses`` (mappings with the fields of a model file's ``doses:`` entries) are added to the
+    model's own; a dose above 100 times the labelled dose is refused unless ``allow_high_dose``.
+    """
     if isinstance(model, CompiledModel):
+        if doses:
+            raise IlsimError("doses can be added to a model file or spec, not to a compiled model")
         return model
-    if isinstance(model, ModelSpec):
-        return compile_model(model)
-    spec = load(model)
-    source = str(model) if Path(str(model)).exists() else f"builtin:{model}"
-    return compile_model(spec, source=source)
+    source = None
+    if not isinstance(model, ModelSpec):
+        source = str(model) if Path(str(model)).exists() else f"builtin:{model}"
+        model = load(model)
+    if doses:
+        from ilsim.model.load import spec_from_dict
+
+        data = model.model_dump(mode="json", exclude_defaults=True)
+        data["doses"] = [*data.get("doses", []), *doses]
+        model = spec_from_dict(data, source)
+    return compile_model(model, source=source, allow_high_dose=allow_high_dose)
 
 
 def simulate(
@@ -52,6 +65,8 @@ def simulate(
     atol: float | None = None,
     parameters: dict[str, float] | None = None,
     faults: dict[str, float] | None = None,
+    doses: list[dict] | None = None,
+    allow_high_dose: bool = False,
 ) -> xr.Dataset:
     """Integrate a model (ODE engine) and return an xarray Dataset with units and provenance.
 
@@ -60,7 +75,7 @@ def simulate(
     (starting at 0). ``faults`` maps fault modes the model declares (``stop-not-received``,
     ``stop-ignored``, ``false-alarm``) to severities in [0, 1].
     """
-    compiled = compile(model)
+    compiled = compile(model, doses=doses, allow_high_dose=allow_high_dose)
     defaults = compiled.spec.simulation
     method = method or defaults.method
     if method not in METHODS:
@@ -104,7 +119,7 @@ def run(model, out: str | Path, *, report: bool = True, **options) -> tuple[xr.D
     from ilsim.report.html import write_report
 
     check_out(out)  # before a long run, not after it
-    compiled = compile(model)
+    compiled = compile(model, doses=options.pop("doses", None), allow_high_dose=options.pop("allow_high_dose", False))
     ds = simulate(compiled, **options)
 
     def figures_and_report(folder: Path, summary: dict) -> None:

@@ -44,6 +44,31 @@ def _parse_faults(values: list[str]) -> dict[str, float]:
     return parsed
 
 
+def _parse_doses(values: list[str]) -> list[dict]:
+    """'aldesleukin:iv_infusion:600000 IU/kg:duration=0.25,every=8,count=14' -> a doses: entry."""
+    doses = []
+    for item in values:
+        parts = item.split(":")
+        if len(parts) < 3:
+            raise ModelError([Problem("--dose", f"expected DRUG:ROUTE:AMOUNT UNITS[:key=value,...], got '{item}'")])
+        drug, route, quantity = (p.strip() for p in parts[:3])
+        amount, _, units = quantity.partition(" ")
+        try:
+            entry: dict = {"drug": drug, "route": route, "amount": float(amount), "units": units.strip()}
+        except ValueError:
+            raise ModelError([Problem("--dose", f"dose amount must be a number, got '{amount}'")]) from None
+        for option in filter(None, (parts[3] if len(parts) > 3 else "").split(",")):
+            key, sep, value = option.partition("=")
+            if not sep:
+                raise ModelError([Problem("--dose", f"expected key=value, got '{option}'")])
+            try:
+                entry[key.strip()] = int(value) if key.strip() in ("count", "cycles") else float(value)
+            except ValueError:
+                raise ModelError([Problem("--dose", f"{key.strip()} must be a number, got '{value}'")]) from None
+        doses.append(entry)
+    return doses
+
+
 def _parse_sets(values: list[str]) -> dict[str, float]:
     parsed: dict[str, float] = {}
     for item in values:
@@ -69,11 +94,14 @@ def run(
     atol: Annotated[float | None, typer.Option(help="absolute tolerance")] = None,
     report: Annotated[bool, typer.Option(help="write figures and report.html")] = True,
     fault: Annotated[list[str], typer.Option(help="apply a fault the model declares: MODE[:SEVERITY 0..1]")] = [],  # noqa: B006
+    dose: Annotated[list[str], typer.Option(help="add a dose: DRUG:ROUTE:AMOUNT UNITS[:every=8,count=14,...]")] = [],  # noqa: B006
+    allow_high_dose: Annotated[bool, typer.Option(help="accept doses above 100x the labelled dose")] = False,
 ) -> None:
     """Simulate a model and write results.nc, results.csv, summary.json, figures and report.html."""
     try:
         ds, summary = api.run(model, out_dir, report=report, t_end=t_end, points=points, method=method,
-                              rtol=rtol, atol=atol, parameters=_parse_sets(set_), faults=_parse_faults(fault))
+                              rtol=rtol, atol=atol, parameters=_parse_sets(set_), faults=_parse_faults(fault),
+                              doses=_parse_doses(dose), allow_high_dose=allow_high_dose)
     except IlsimError as exc:
         _fail(exc)
         return
@@ -82,6 +110,11 @@ def run(
               f"{summary['wall_time_s']:.3g} s)", highlight=False)
     for mode, severity in summary.get("faults", {}).items():
         out.print(f"fault: {mode} at severity {severity:g}", highlight=False)
+    if summary.get("dose_log"):
+        counts: dict[str, int] = {}
+        for entry in summary["dose_log"]:
+            counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+        out.print("doses: " + ", ".join(f"{n} {status}" for status, n in counts.items()), highlight=False)
     if summary.get("outcome"):
         out.print(f"outcome: [bold]{summary['outcome']}[/]")
     for name, value in summary.get("derived", {}).items():

@@ -75,6 +75,8 @@ class OdeEngine:
         def fire(k: int, t: float) -> None:
             nonlocal y
             ev = model.events[k]
+            if ev.guard is not None and not model.evaluate(ev.guard, t, y, p):
+                return  # e.g. a dose that a holding rule withholds
             values = [model.evaluate(node, t, y, p) for _, _, _, node in ev.actions]  # all from the old state
             for (mode, kind, i, _), v in zip(ev.actions, values):
                 target = y if kind == STATE else p

@@ -19,6 +19,7 @@ from ilsim.engines.ode import Trajectory
 from ilsim.errors import IlsimError
 from ilsim.model import expressions as ex
 from ilsim.model.compile import CompiledModel
+from ilsim.therapy.dosing import BOOKKEEPING, dose_log
 
 MARKER = "summary.json"  # a folder holding this was written by ilsim and may be replaced
 
@@ -45,7 +46,8 @@ def to_dataset(model: CompiledModel, traj: Trajectory, run_info: dict, p: np.nda
             "time", obs[:, j],
             {"units": o.units, "role": "observable", "group": o.group or "readouts", "description": o.description},
         )
-    changed = [j for j in range(len(model.parameters)) if np.ptp(traj.p[:, j]) > 0]
+    changed = [j for j in range(len(model.parameters))
+               if np.ptp(traj.p[:, j]) > 0 and spec.parameters[j].source != BOOKKEEPING]
     for j in changed:  # parameters that events switched are part of the trajectory
         par = spec.parameters[j]
         data_vars[par.name] = xr.Variable(
@@ -114,6 +116,7 @@ def summarise(ds: xr.Dataset) -> dict:
         "time_units": attrs.get("time_units"),
         "parameters": json.loads(attrs.get("parameters", "{}")),
         "events_fired": json.loads(attrs.get("events_fired", "[]")),
+        "dose_log": dose_log(json.loads(attrs.get("events_fired", "[]"))),
         "engine": attrs.get("engine"),
         "method": attrs.get("method"),
         "rtol": attrs.get("rtol"),

@@ -23,6 +23,7 @@ from ilsim.biology.motifs import expand as expand_motifs
 from ilsim.errors import ExpressionError, ModelError, Problem, did_you_mean
 from ilsim.model import expressions as ex
 from ilsim.model.spec import ModelSpec
+from ilsim.therapy.dosing import expand as expand_dosing
 
 STATE, PARAM, OBS = "state", "parameter", "observable"
 
@@ -34,6 +35,7 @@ class CompiledEvent:
     condition: ex.Expr | None  # condition events: fire when this becomes true
     actions: tuple[tuple[str, str, int, ex.Expr], ...]  # (mode set/add, STATE/PARAM, index, value)
     depends: frozenset[tuple[str, int]] = frozenset()  # species and parameters the condition reads
+    guard: ex.Expr | None = None  # tested when the event fires; actions apply only if it holds
 
 
 @dataclass(frozen=True)
@@ -166,10 +168,12 @@ class CompiledModel:
 # --------------------------------------------------------------------------------- checks
 
 
-def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None = None) -> CompiledModel:
+def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None = None,
+                  allow_high_dose: bool = False) -> CompiledModel:
     """Resolve every name and build a CompiledModel; raise ModelError listing every problem."""
     problems: list[Problem] = []
     try:
+        spec = expand_dosing(spec, allow_high_dose)  # first: motifs may read drug species
         spec, origins = expand_motifs(spec)
     except ModelError as exc:  # motif mistakes: name the file too
         raise ModelError([Problem(p.field, p.message, source) for p in exc.problems]) from None
@@ -258,9 +262,11 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
         for time in ev.times:
             if time < 0:
                 bad(f"events[{k}].at", f"event time {time} is in the past (the run starts at t = 0)")
-        cond = None
+        cond = guard = None
         if ev.when is not None:
             cond = numeric(f"events[{k}].when", resolve(f"events[{k}].when", ev.when, known), True)
+        if ev.only_if is not None:
+            guard = numeric(f"events[{k}].only_if", resolve(f"events[{k}].only_if", ev.only_if, known), True)
         actions = []
         for mode in ("set", "add"):
             for target, value in getattr(ev, mode).items():
@@ -275,7 +281,7 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
                 node = numeric(where, resolve(where, value, known), False)
                 if node is not None:
                     actions.append((mode, kind, i, node))
-        events.append(CompiledEvent(ev.name, tuple(ev.times), cond, tuple(actions), _depends(cond, spec)))
+        events.append(CompiledEvent(ev.name, tuple(ev.times), cond, tuple(actions), _depends(cond, spec), guard))
 
     modes_seen: set[str] = set()
     for k, fault in enumerate(spec.faults):

@@ -23,6 +23,7 @@ from ilsim.biology.motifs import MotifEntry
 from ilsim.errors import ModelError
 from ilsim.model.base import Reference, _Strict
 from ilsim.model.expressions import CONSTANTS, FUNCTIONS, TIME
+from ilsim.therapy.dosing import PK, Dose, Patient
 
 SpeciesKind = Literal["cell", "cytokine", "pathogen", "drug", "tissue", "other"]
 Number = float
@@ -151,6 +152,7 @@ class Event(_Strict):
     name: str
     at: Number | list[Number] | None = None
     when: str | None = None
+    only_if: str | None = None  # a guard, tested when the event fires: its actions apply only if it holds
     set: dict[str, ExprText] = Field(default_factory=dict)
     add: dict[str, ExprText] = Field(default_factory=dict)
     description: str = ""
@@ -241,6 +243,9 @@ class ModelSpec(_Strict):
     cell_types: list[CellType] = Field(default_factory=list)  # user-declared, merged with the built-in ones
     motifs: list[MotifEntry] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
+    patient: Patient | None = None
+    pk: list[PK] = Field(default_factory=list)
+    doses: list[Dose] = Field(default_factory=list)
     simulation: SimulationDefaults = Field(default_factory=SimulationDefaults)
 
     @model_validator(mode="before")
@@ -293,6 +298,16 @@ class ModelSpec(_Strict):
         """Append a motif, e.g. ``add_motif("secretion", cytokine="IL6", producer="M", ...)``."""
         with _building("add_motif", motif):
             self.motifs = [*self.motifs, MotifEntry.model_validate({motif: fields})]
+        return self
+
+    def add_pk(self, drug: str, **fields) -> ModelSpec:
+        with _building("add_pk", drug):
+            self.pk = [*self.pk, PK(drug=drug, **fields)]
+        return self
+
+    def add_dose(self, drug: str, route: str, amount: float, units: str, **fields) -> ModelSpec:
+        with _building("add_dose", drug):
+            self.doses = [*self.doses, Dose(drug=drug, route=route, amount=amount, units=units, **fields)]
         return self
 
     def add_outcome(self, label: str, when: str, **fields) -> ModelSpec:

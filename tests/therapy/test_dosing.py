@@ -1,0 +1,156 @@
+"""Doses and pharmacokinetics: schedules, routes, unit conversion, holding rules, bad input."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import ilsim
+from ilsim.cli import app
+from ilsim.model.load import spec_from_dict
+
+
+def aldesleukin_with(doses):
+    spec = ilsim.load("aldesleukin")
+    spec.doses = doses
+    return spec
+
+
+def test_aldesleukin_distribution_and_elimination_half_lives_are_13_and_85_minutes():
+    spec = aldesleukin_with([{"drug": "aldesleukin", "route": "iv_bolus", "amount": 1e6, "units": "IU/m2"}])
+    t = np.linspace(0, 8, 4801)  # hours
+    c = ilsim.simulate(spec, t_eval=t, rtol=1e-10, atol=1e-9)["aldesleukin"].values
+    late = (t >= 4) & (t <= 8)
+    beta, log_b = np.polyfit(t[late], np.log(c[late]), 1)
+    assert math.log(2) / -beta * 60 == pytest.approx(85, rel=0.01)
+    residual = c - np.exp(log_b + beta * t)  # peel off the slow phase: what is left is the fast one
+    early = (t > 0) & (t <= 0.5)
+    alpha, _ = np.polyfit(t[early], np.log(residual[early]), 1)
+    assert math.log(2) / -alpha * 60 == pytest.approx(13, rel=0.02)
+
+
+def test_a_1e6_u_per_m2_bolus_gives_about_650_u_per_ml():
+    spec = aldesleukin_with([{"drug": "aldesleukin", "route": "iv_bolus", "amount": 1e6, "units": "IU/m2"}])
+    c0 = float(ilsim.simulate(spec, t_eval=[0, 0.01])["aldesleukin"][0])  # IU/L
+    assert c0 / 1000 == pytest.approx(650, rel=0.01)
+
+
+def test_labelled_schedule_gives_two_courses_of_14_doses_8_hours_apart():
+    ds = ilsim.simulate("aldesleukin")
+    log = ilsim.summarise(ds)["dose_log"]
+    given = [e["time"] for e in log if e["status"] == "given"]
+    assert given == [8.0 * i for i in range(14)] + [288 + 8.0 * i for i in range(14)]
+    # a 15-minute infusion: the concentration peaks at the end of each infusion
+    t = ds["time"].values
+    first = (t >= 0) & (t <= 2)
+    assert t[first][np.argmax(ds["aldesleukin"].values[first])] == pytest.approx(0.25, abs=0.05)
+
+
+def _one_compartment(**dose):
+    m = ilsim.Model(name="pk", time_units="hour")
+    m.pk = [{"drug": "drug", "volume": 10, "k10": 0.0, "ka": 0.5, "bioavailability": 0.6, "iu_per_mg": 1000}]
+    m.doses = [{"drug": "drug", **dose}]
+    return m
+
+
+@pytest.mark.parametrize(
+    ("dose", "expected_amount"),
+    [
+        ({"route": "iv_bolus", "amount": 5, "units": "mg"}, 5.0),
+        ({"route": "iv_bolus", "amount": 500, "units": "ug"}, 0.5),
+        ({"route": "iv_infusion", "amount": 5, "units": "mg", "duration": 2}, 5.0),
+        ({"route": "sc", "amount": 5, "units": "mg"}, 3.0),  # bioavailability 0.6
+        ({"route": "iv_bolus", "amount": 2000, "units": "IU"}, 2.0),  # 1000 IU per mg
+    ],
+)
+def test_every_route_delivers_the_dose_in_the_drug_units(dose, expected_amount):
+    ds = ilsim.simulate(_one_compartment(**dose), 48, rtol=1e-10, atol=1e-12)
+    delivered = float(ds["drug_central"][-1])  # no elimination: all that arrives stays
+    assert delivered == pytest.approx(expected_amount, rel=1e-6)
+
+
+def test_an_infusion_rises_linearly_for_its_duration_and_stops():
+    ds = ilsim.simulate(_one_compartment(route="iv_infusion", amount=5, units="mg", duration=2, start=1),
+                        t_eval=np.linspace(0, 5, 11))
+    assert ds["drug_central"].values == pytest.approx([0, 0, 0, 1.25, 2.5, 3.75, 5, 5, 5, 5, 5], abs=1e-9)
+
+
+def test_per_kg_doses_scale_with_body_weight():
+    spec = aldesleukin_with([{"drug": "aldesleukin", "route": "iv_bolus", "amount": 1000, "units": "IU/kg"}])
+    heavy = ilsim.simulate(spec, 1, parameters={"body_weight": 100})
+    assert float(heavy["aldesleukin_central"][0]) == pytest.approx(100_000)
+
+
+def test_holding_rule_holds_resumes_and_stops_the_course():
+    m = ilsim.Model(name="hold", time_units="hour").add_parameter("toxicity", 0.0)
+    m.pk = [{"drug": "drug", "volume": 1, "k10": 0.1}]
+    m.doses = [{"drug": "drug", "route": "iv_bolus", "amount": 1, "units": "mg", "every": 8, "count": 8,
+                "hold": {"when": "toxicity >= 3", "resume": "toxicity <= 1", "stop_after": 3}}]
+    m.add_event("toxicity rises", at=10, set={"toxicity": 3})
+    m.add_event("toxicity eases", at=20, set={"toxicity": 1})
+    m.add_event("toxicity returns", at=30, set={"toxicity": 4})
+    log = ilsim.summarise(ilsim.simulate(m, 70))["dose_log"]
+    statuses = [(e["time"], e["status"]) for e in log]
+    assert statuses == [(0, "given"), (8, "given"), (16, "held"), (24, "resumed"), (24, "given"), (32, "held"),
+                        (40, "held"), (40, "course stopped")]
+    assert log[2]["reason"] == "toxicity >= 3"
+
+
+@pytest.mark.parametrize(
+    ("doses", "field", "message"),
+    [
+        ([{"drug": "aldesleukin", "route": "iv_infusion", "amount": 1, "units": "IU/kg", "duration": 10, "every": 8,
+           "count": 2}], "doses[0].duration", "overlap"),
+        ([{"drug": "aldesleukn", "route": "iv_bolus", "amount": 1, "units": "IU"}], "doses[0].drug",
+         "did you mean 'aldesleukin'"),
+        ([{"drug": "aldesleukin", "route": "iv_bolus", "amount": 1e8, "units": "IU/kg"}], "doses[0].amount",
+         "more than 100 times the labelled dose"),
+        ([{"drug": "aldesleukin", "route": "iv_bolus", "amount": 1, "units": "IU/lb"}], "doses[0].units", "per kg or per m2"),
+        ([{"drug": "aldesleukin", "route": "sc", "amount": 1, "units": "IU"}], "doses[0].route", "absorption rate 'ka'"),
+        ([{"drug": "aldesleukin", "route": "iv_bolus", "amount": -1, "units": "IU"}], "doses[0].amount", "positive"),
+    ],
+)
+def test_bad_doses_are_refused_naming_the_field(doses, field, message):
+    data = ilsim.load("aldesleukin").model_dump(mode="json", exclude_defaults=True)
+    with pytest.raises(ilsim.ModelError) as info:
+        ilsim.compile(spec_from_dict({**data, "doses": doses}, "aldesleukin.yaml"))
+    problems = {p.field: p.message for p in info.value.problems}
+    assert field in problems and message in problems[field], problems
+
+
+def test_a_dose_into_a_species_that_is_not_a_drug_is_refused():
+    m = ilsim.Model(name="x").add_species("IL2", 0.0, kind="cytokine")
+    m.doses = [{"drug": "IL2", "route": "iv_bolus", "amount": 1, "units": "mg"}]
+    with pytest.raises(ilsim.ModelError, match="is a species, not a drug with a pk entry"):
+        ilsim.compile(m)
+
+
+def test_per_kg_dose_without_a_body_weight_is_refused():
+    m = ilsim.Model(name="x")
+    m.pk = [{"drug": "drug", "volume": 1, "k10": 1}]
+    m.doses = [{"drug": "drug", "route": "iv_bolus", "amount": 1, "units": "mg/kg"}]
+    with pytest.raises(ilsim.ModelError, match="needs the patient's body weight"):
+        ilsim.compile(m)
+
+
+def test_high_dose_override_is_explicit():
+    spec = aldesleukin_with([{"drug": "aldesleukin", "route": "iv_bolus", "amount": 1e8, "units": "IU/kg"}])
+    assert ilsim.compile(spec, allow_high_dose=True).name == "aldesleukin"
+
+
+def test_cli_dose_option_adds_a_schedule_and_reports_it(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", "kirschner-panetta-1998", "--t-end", "5", "--no-report", "--out", str(out),
+                                 "--dose", "x:iv_bolus:1 mg"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "doses[0].drug" in result.output and not out.exists()
+    result = runner.invoke(app, ["run", "aldesleukin", "--t-end", "30", "--no-report", "--out", str(out),
+                                 "--dose", "aldesleukin:iv_bolus:1e6 IU/m2:start=24"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    log = json.loads((out / "summary.json").read_text())["dose_log"]
+    assert [e["time"] for e in log if e["status"] == "given"] == [0, 8, 16, 24, 24]
+    high = runner.invoke(app, ["run", "aldesleukin", "--t-end", "1", "--no-report", "--out", str(tmp_path / "h"),
+                               "--dose", "aldesleukin:iv_bolus:1e9 IU/kg"], env={"COLUMNS": "200"})
+    assert high.exit_code == 2 and "--allow-high-dose" in high.output
