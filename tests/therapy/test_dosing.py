@@ -154,3 +154,20 @@ def test_cli_dose_option_adds_a_schedule_and_reports_it(tmp_path):
     high = runner.invoke(app, ["run", "aldesleukin", "--t-end", "1", "--no-report", "--out", str(tmp_path / "h"),
                                "--dose", "aldesleukin:iv_bolus:1e9 IU/kg"], env={"COLUMNS": "200"})
     assert high.exit_code == 2 and "--allow-high-dose" in high.output
+
+
+def test_toxicity_section_grades_readouts_in_the_summary(tmp_path):
+    m = ilsim.Model(name="fever", time_units="hour").add_species("IL6", 0.0, kind="cytokine", units="pg/mL")
+    m.add_motif("readout", kind="fever", inputs={"IL6": 1}, half_saturation=50, hill=2)
+    m.add_event("storm", at=2, set={"IL6": 400})
+    m.add_motif("clearance", species="IL6", half_life=6)
+    m.toxicity = [{"term": "Fever", "readout": "temperature"}]
+    summary = ilsim.summarise(ilsim.simulate(m, 72))
+    fever = summary["toxicity"]["Fever"]
+    assert fever["max_grade"] == 2  # peak just under 40 C: grade 2 (>39.0-40.0 C)
+    assert fever["recovered_by"] is not None
+    data = m.model_dump(mode="json", exclude_defaults=True)
+    with pytest.raises(ilsim.ModelError, match=r"m.yaml: toxicity\[0\].term: unknown CTCAE term 'Fevre' \(did you mean"):
+        spec_from_dict({**data, "toxicity": [{"term": "Fevre", "readout": "temperature"}]}, "m.yaml")
+    with pytest.raises(ilsim.ModelError, match=r"toxicity\[0\].readout"):
+        ilsim.compile(spec_from_dict({**data, "toxicity": [{"term": "Fever", "readout": "temp"}]}, "m.yaml"))

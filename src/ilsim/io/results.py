@@ -66,6 +66,7 @@ def to_dataset(model: CompiledModel, traj: Trajectory, run_info: dict, p: np.nda
         "time_units": units,
         "outcome": outcome,
         "derived": json.dumps(model.derived_values(p_start)),
+        "toxicity": json.dumps([e.model_dump(mode="json", exclude_none=True) for e in spec.toxicity]),
         "events_fired": json.dumps([[t, name] for t, name in traj.event_log]),
         "ilsim_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -117,6 +118,7 @@ def summarise(ds: xr.Dataset) -> dict:
         "parameters": json.loads(attrs.get("parameters", "{}")),
         "events_fired": json.loads(attrs.get("events_fired", "[]")),
         "dose_log": dose_log(json.loads(attrs.get("events_fired", "[]"))),
+        "toxicity": _toxicity(ds, attrs),
         "engine": attrs.get("engine"),
         "method": attrs.get("method"),
         "rtol": attrs.get("rtol"),
@@ -125,6 +127,16 @@ def summarise(ds: xr.Dataset) -> dict:
         "wall_time_s": attrs.get("wall_time_s"),
         "variables": variables,
     }
+
+
+def _toxicity(ds: xr.Dataset, attrs: dict) -> dict:
+    """CTCAE grades of the readouts the model names in its ``toxicity:`` section."""
+    entries = json.loads(attrs.get("toxicity", "[]"))
+    if not entries:
+        return {}
+    from ilsim.therapy.ctcae import ToxicityEntry, grade_toxicity
+
+    return grade_toxicity(ds, [ToxicityEntry(**e) for e in entries])
 
 
 def write_netcdf(ds: xr.Dataset, path: Path) -> None:

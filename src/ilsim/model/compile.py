@@ -292,6 +292,12 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
             if name not in params:
                 bad(f"faults[{k}].parameters[{i}]", f"unknown parameter '{name}'{did_you_mean(name, params)}")
 
+    if spec.toxicity:
+        from ilsim.therapy.ctcae import toxicity_problems
+
+        units_of = {s.name: s.units for s in spec.species} | {o.name: o.units for o in spec.observables}
+        problems.extend(toxicity_problems(spec.toxicity, units_of, source))
+
     derived = []
     for k, d in enumerate(spec.derived):
         where = f"derived[{k}].expression"

@@ -23,6 +23,7 @@ from ilsim.biology.motifs import MotifEntry
 from ilsim.errors import ModelError
 from ilsim.model.base import Reference, _Strict
 from ilsim.model.expressions import CONSTANTS, FUNCTIONS, TIME
+from ilsim.therapy.ctcae import ToxicityEntry
 from ilsim.therapy.dosing import PK, Dose, Patient
 
 SpeciesKind = Literal["cell", "cytokine", "pathogen", "drug", "tissue", "other"]
@@ -246,6 +247,7 @@ class ModelSpec(_Strict):
     patient: Patient | None = None
     pk: list[PK] = Field(default_factory=list)
     doses: list[Dose] = Field(default_factory=list)
+    toxicity: list[ToxicityEntry] = Field(default_factory=list)  # CTCAE v5.0 terms graded from readouts
     simulation: SimulationDefaults = Field(default_factory=SimulationDefaults)
 
     @model_validator(mode="before")
