@@ -171,3 +171,10 @@ def test_toxicity_section_grades_readouts_in_the_summary(tmp_path):
         spec_from_dict({**data, "toxicity": [{"term": "Fevre", "readout": "temperature"}]}, "m.yaml")
     with pytest.raises(ilsim.ModelError, match=r"toxicity\[0\].readout"):
         ilsim.compile(spec_from_dict({**data, "toxicity": [{"term": "Fever", "readout": "temp"}]}, "m.yaml"))
+
+
+def test_a_dose_amount_may_be_a_parameter_that_set_changes():
+    m = _one_compartment(route="iv_bolus", amount="dose_mg", units="mg")
+    m.add_parameter("dose_mg", 0.0, units="mg", source="test")
+    assert float(ilsim.simulate(m, 2)["drug_central"][-1]) == 0.0
+    assert float(ilsim.simulate(m, 2, parameters={"dose_mg": 4})["drug_central"][-1]) == pytest.approx(4.0)

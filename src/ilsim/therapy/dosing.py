@@ -84,7 +84,7 @@ class Hold(_Strict):
 class Dose(_Strict):
     drug: str
     route: Route
-    amount: float
+    amount: float | str  # a positive number, or an expression of parameters (e.g. a dose that --set can change)
     units: str  # mg, ug, g, IU, MIU, optionally per kg or per m2: "IU/kg", "mg/m2"
     duration: float | None = None  # iv_infusion, model time units
     at: float | list[float] | None = None
@@ -99,7 +99,9 @@ class Dose(_Strict):
     @field_validator("amount")
     @classmethod
     def _positive(cls, v):
-        if not v > 0:
+        if isinstance(v, str):
+            ex.parse(v)  # a syntax error is reported here, unknown names when the model is compiled
+        elif not v > 0:
             raise ValueError(f"a dose amount must be positive, got {v}")
         return v
 
@@ -164,13 +166,15 @@ def amount_expression(dose: Dose, pk: PK, parameters: set[str], where: str, prob
         problems.append(Problem(f"{where}.units", f"a dose per {per} needs the patient's {covariate.replace('_', ' ')}: "
                                 f"add 'patient: {{{covariate}: ...}}' to the model", None))
         return None
-    if pk.label_dose is not None and not allow_high_dose:
+    if pk.label_dose is not None and not allow_high_dose and not isinstance(dose.amount, str):
         label = pk.label_dose
         if label.units.strip() == dose.units.strip() and dose.amount > LABEL_FACTOR_LIMIT * label.amount:
             problems.append(Problem(f"{where}.amount", f"{dose.amount:g} {dose.units} is more than {LABEL_FACTOR_LIMIT:g} "
                                     f"times the labelled dose ({label.amount:g} {label.units}); if this is intended, "
                                     "run with --allow-high-dose", None))
             return None
+    if isinstance(dose.amount, str):
+        return f"{_p(dose.amount)}*{factor!r}{scale}"
     return f"{dose.amount * factor!r}{scale}"
 
 
