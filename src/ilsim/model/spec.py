@@ -233,6 +233,7 @@ class ModelSpec(_Strict):
     """A whole model. Build in Python with ``Model(metadata={'name': ...})`` and ``add_*``."""
 
     metadata: Metadata
+    include: list[str] = Field(default_factory=list)  # other models (files or built-in names) merged into this one
     species: list[Species] = Field(default_factory=list)
     parameters: list[Parameter] = Field(default_factory=list)
     processes: list[Process] = Field(default_factory=list)

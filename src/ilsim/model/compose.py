@@ -1,0 +1,70 @@
+"""Model composition: ``include:`` another model (a file or a built-in name) into this one.
+
+The included model's entries (species, parameters, processes, observables, events, motifs, faults,
+pk, doses, toxicity, declared interleukins and cell types, derived quantities) come first, then the
+model's own; the model's own metadata, patient (if given), outcomes and simulation settings win.
+Both must use the same time units, and a name defined in both is an error: composition never
+silently replaces a rate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ilsim.errors import ModelError, Problem
+
+MERGED = ("interleukins", "cell_types", "species", "parameters", "processes", "observables", "events", "motifs",
+          "faults", "pk", "doses", "toxicity", "derived")
+NAMED = ("species", "parameters", "observables", "derived")
+
+
+def resolve(reference: str, base: str | None) -> Path | None:
+    from ilsim import scenarios
+
+    candidate = Path(reference)
+    if not candidate.is_absolute() and base and Path(base).exists():
+        candidate = Path(base).parent / reference
+    if candidate.exists():
+        return candidate
+    return scenarios.builtin_path(reference)
+
+
+def include(spec, source: str | None = None, _seen: tuple[str, ...] = ()):
+    """The spec with its ``include:`` entries merged in (recursively)."""
+    from ilsim.model.load import read_spec
+
+    if not spec.include:
+        return spec
+    merged = {section: [] for section in MERGED}
+    patient = None
+    problems: list[Problem] = []
+    for k, reference in enumerate(spec.include):
+        where = f"include[{k}]"
+        path = resolve(reference, source)
+        if path is None:
+            problems.append(Problem(where, f"no model file or built-in model '{reference}'", source))
+            continue
+        key = str(path.resolve())
+        if key in _seen:
+            problems.append(Problem(where, f"'{reference}' includes itself (through {' -> '.join(_seen)})", source))
+            continue
+        other = include(read_spec(path), str(path), (*_seen, key))
+        if other.metadata.time_units != spec.metadata.time_units:
+            problems.append(Problem(where, f"'{reference}' counts time in {other.metadata.time_units}, this model in "
+                                    f"{spec.metadata.time_units}; included models must share time units", source))
+            continue
+        for section in MERGED:
+            merged[section] += getattr(other, section)
+        patient = other.patient or patient
+    for section in NAMED:
+        theirs = {entry.name for entry in merged[section]}
+        for i, entry in enumerate(getattr(spec, section)):
+            if entry.name in theirs:
+                problems.append(Problem(f"{section}[{i}].name", f"'{entry.name}' is also defined in an included model; "
+                                        "give it another name", source))
+    if problems:
+        raise ModelError(problems)
+    update = {section: merged[section] + list(getattr(spec, section)) for section in MERGED}
+    update["patient"] = spec.patient or patient
+    update["include"] = []
+    return spec.model_copy(update=update)
