@@ -22,8 +22,8 @@ from ilsim._version import __version__
 from ilsim.biology.motifs import expand as expand_motifs
 from ilsim.errors import ExpressionError, ModelError, Problem, did_you_mean
 from ilsim.model import expressions as ex
-from ilsim.model.spec import ModelSpec
 from ilsim.model.compose import include as include_models
+from ilsim.model.spec import ModelSpec
 from ilsim.therapy.dosing import expand as expand_dosing
 
 STATE, PARAM, OBS = "state", "parameter", "observable"
