@@ -299,3 +299,90 @@ def cell_types() -> None:
     for c in load_cell_types():
         table.add_row(c.name, c.ontology_id or "-", ", ".join(c.aliases), c.description)
     out.print(table)
+
+
+def _parse_vary(values: list[str]) -> dict:
+    """'doses[0].amount=50,100,200' -> a list of values; 'doses[0].every=3.5:14:4' -> a range (lo, hi, n)."""
+    vary: dict = {}
+    for item in values:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or not text.strip():
+            raise ModelError([Problem("--vary", f"expected FIELD=V1,V2,... or FIELD=LO:HI:N, got '{item}'")])
+        try:
+            if ":" in text:
+                lo, hi, n = text.split(":")
+                vary[key.strip()] = (float(lo), float(hi), int(n))
+            else:
+                vary[key.strip()] = [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise ModelError([Problem("--vary", f"values of '{key.strip()}' must be numbers (V1,V2,... or LO:HI:N with "
+                                                f"a whole N), got '{text}'")]) from None
+    return vary
+
+
+@app.command()
+def optimize(
+    model: ModelArg,
+    vary: Annotated[list[str], typer.Option(help="a dose field or parameter to search: doses[0].amount=50,100,150 or "
+                                                 "doses[0].every=3.5:14:4 (LO:HI:N) or param:NAME=... (repeatable)")],
+    objective: Annotated[str, typer.Option(help="max:EXPR or min:EXPR over run quantities, e.g. max:reduction(T)")],
+    constraint: Annotated[list[str], typer.Option(help="a limit, e.g. 'grade(Hypotension) <= 2' (repeatable)")] = [],  # noqa: B006
+    toxicity: Annotated[str | None, typer.Option(help="toxicity axis of the Pareto front (default: the first "
+                                                      "constraint's quantity); max:EXPR when higher is safer")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="folder for optimize.csv, optimize.json and "
+                                                                     "pareto.png (written atomically)")] = None,
+    method: Annotated[str, typer.Option(help="grid (default), nelder-mead or differential-evolution")] = "grid",
+    max_evaluations: Annotated[int, typer.Option(help="budget of runs for nelder-mead and differential-evolution")] = 200,
+    force: Annotated[bool, typer.Option(help="allow a grid of more than 2000 schedules")] = False,
+    set_: Annotated[list[str], typer.Option("--set", help="override a parameter in every run: NAME=VALUE")] = [],  # noqa: B006
+    t_end: Annotated[float | None, typer.Option(help="end time (model's time units)")] = None,
+    points: Annotated[int | None, typer.Option(help="number of output times")] = None,
+    allow_high_dose: Annotated[bool, typer.Option(help="accept doses above 100x the labelled dose")] = False,
+) -> None:
+    """Search doses, intervals and numbers of doses for the best efficacy under toxicity limits; report the
+    efficacy-toxicity Pareto front with the model's own (standard) schedule placed on it."""
+    from ilsim.therapy.optimize import optimize as search
+    from ilsim.therapy.optimize import table_rows
+
+    try:
+        result = search(model, _parse_vary(vary), objective, constraint, out_dir, method, toxicity=toxicity, force=force,
+                        max_evaluations=max_evaluations, allow_high_dose=allow_high_dose, t_end=t_end, points=points,
+                        parameters=_parse_sets(set_))
+    except IlsimError as exc:
+        _fail(exc)
+        return
+
+    def fmt(value) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, bool):
+            return "yes" if value else ""
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    header, rows = table_rows(result)
+    shown = rows if len(rows) <= 60 else [r for r, c in zip(rows, result["candidates"]) if c["pareto"] or c["best"]
+                                           or c["standard"]]
+    table = Table(title=f"{result['evaluated']} schedules" + ("" if shown is rows else " (shown: standard, Pareto front, "
+                                                                                       "best; all in optimize.csv)"),
+                  show_edge=False)
+    for col in header[:-1]:
+        table.add_column(col, justify="left" if col in ("id", "status") else "right", overflow="fold")
+    for row in shown:
+        table.add_row(*(fmt(v) for v in row[:-1]), style="bold" if row[-3] else None)
+    out.print(table)
+    for c in result["candidates"]:
+        if c["status"] == "failed":
+            out.print(f"schedule {c['id']} failed: {c['reason']}", markup=False, highlight=False)
+    std, best = result["standard"], result["best"]
+    out.print(f"standard schedule: objective {fmt(std['objective'])}, toxicity {fmt(std['toxicity'])}, "
+              f"{'feasible' if std['feasible'] else 'infeasible'}{', on the Pareto front' if std['pareto'] else ''}",
+              markup=False, highlight=False)
+    if best is None:
+        out.print("[bold red]no schedule satisfies the constraints[/]")
+    else:
+        values = ", ".join(f"{k} = {fmt(v)}" for k, v in best["values"].items())
+        out.print(f"[bold]best feasible schedule ({best['id']}):[/] ", end="", highlight=False)
+        out.print(f"{values}; objective {fmt(best['objective'])}, toxicity {fmt(best['toxicity'])}", markup=False,
+                  highlight=False)
+    if out_dir is not None:
+        out.print(f"written to {out_dir}/ (optimize.csv, optimize.json, pareto.png)", highlight=False)
