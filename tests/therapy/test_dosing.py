@@ -178,3 +178,16 @@ def test_a_dose_amount_may_be_a_parameter_that_set_changes():
     m.add_parameter("dose_mg", 0.0, units="mg", source="test")
     assert float(ilsim.simulate(m, 2)["drug_central"][-1]) == 0.0
     assert float(ilsim.simulate(m, 2, parameters={"dose_mg": 4})["drug_central"][-1]) == pytest.approx(4.0)
+
+
+def test_a_course_stopped_by_holds_does_not_cancel_the_next_course():
+    m = ilsim.Model(name="hold", time_units="hour").add_parameter("toxicity", 0.0)
+    m.pk = [{"drug": "drug", "volume": 1, "k10": 0.1}]
+    m.doses = [{"drug": "drug", "route": "iv_bolus", "amount": 1, "units": "mg", "every": 8, "count": 4, "cycles": 2,
+                "cycle_length": 100, "hold": {"when": "toxicity >= 3", "resume": "toxicity <= 1", "stop_after": 2}}]
+    m.add_event("toxic", at=4, set={"toxicity": 3})
+    m.add_event("recovered", at=50, set={"toxicity": 0})
+    log = ilsim.summarise(ilsim.simulate(m, 140))["dose_log"]
+    assert [(e["time"], e["status"]) for e in log] == [
+        (0, "given"), (8, "held"), (16, "held"), (16, "course stopped"),
+        (100, "given"), (108, "given"), (116, "given"), (124, "given")]

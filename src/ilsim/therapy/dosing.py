@@ -283,12 +283,16 @@ def _dose_events(dose: Dose, k: int, pk: PK, amount: str, times: list[float], pa
             Parameter(name=f"{state}_holds", value=0.0, description="number of doses held", source=BOOKKEEPING),
             Parameter(name=f"{state}_stopped", value=0.0, description="1 once the course is stopped", source=BOOKKEEPING),
         ]
+    per_cycle = len(times) // dose.cycles
     for i, t in enumerate(times, start=1):
         label = f"dose {d} #{i}"
         running = f"{state}_stopped == 0"
         if dose.hold is not None:
             h = dose.hold
             holding, holds = f"{state}_holding", f"{state}_holds"
+            if i > 1 and (i - 1) % per_cycle == 0:  # a new course starts afresh: holds count per course
+                events.append(Event(name=f"{d} course {(i - 1) // per_cycle + 1} starts", at=t,
+                                    set={holding: 0.0, holds: 0.0, f"{state}_stopped": 0.0}))
             events += [
                 Event(name=f"{label} resumed: {h.resume}", at=t, only_if=f"{running} and {holding} == 1 and ({h.resume})",
                       set={holding: 0}),
