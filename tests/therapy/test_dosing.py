@@ -191,3 +191,15 @@ def test_a_course_stopped_by_holds_does_not_cancel_the_next_course():
     assert [(e["time"], e["status"]) for e in log] == [
         (0, "given"), (8, "held"), (16, "held"), (16, "course stopped"),
         (100, "given"), (108, "given"), (116, "given"), (124, "given")]
+
+
+def test_subcutaneous_aldesleukin_gives_about_2_percent_of_the_iv_peak_flat_for_8_hours():
+    # Konrad et al. 1990: SC levels about 2% of the IV peak, flat for about 8 h
+    t = np.linspace(0, 24, 2401)
+    iv = ilsim.simulate(aldesleukin_with([{"drug": "aldesleukin", "route": "iv_bolus", "amount": 1e6, "units": "IU/m2"}]),
+                        t_eval=t)["aldesleukin"].values
+    sc = ilsim.simulate(aldesleukin_with([{"drug": "aldesleukin", "route": "sc", "amount": 1e6, "units": "IU/m2"}]),
+                        t_eval=t)["aldesleukin"].values
+    assert sc.max() / iv.max() == pytest.approx(0.02, rel=0.15)
+    window = (t >= 1) & (t <= 8)
+    assert sc[window].min() > 0.7 * sc.max()
