@@ -317,7 +317,8 @@ def expand(spec):
         elif isinstance(m, Suppression):
             suppressions.append((k, m))
         elif isinstance(m, Readout):
-            _readout(at, m, hours, species, species_names, params, add_process, add_observable, problems, Species, Parameter)
+            _readout(at, m, hours, species, species_names, params, add_process, add_observable, problems, Species, Parameter,
+                     spec.metadata.time_units)
 
     # suppression last: it rewrites the rates of processes defined anywhere in the model
     names = {p.name: j for j, p in enumerate(processes)}
@@ -367,7 +368,7 @@ CRP_SOURCE = "Pepys MB, Hirschfield GM. C-reactive protein: a critical update. J
 
 
 def _readout(at, m: Readout, hours, species, species_names, params, add_process, add_observable, problems,
-             Species, Parameter) -> None:
+             Species, Parameter, time_units: str) -> None:
     drive = " + ".join(name if w == 1 else f"{_paren(w)}*{name}" for name, w in m.inputs.items())
     if not m.inputs:
         problems.append(Problem(f"{at}.inputs", "a readout needs at least one input", None))
@@ -381,7 +382,7 @@ def _readout(at, m: Readout, hours, species, species_names, params, add_process,
         add_observable(f"{at}.inputs", m.name or default[m.kind], activation, "index (0-1)",
                        m.description or f"{m.kind} index: 0 at rest, 1 at full stimulation")
     elif m.kind == "regeneration":
-        add_observable(f"{at}.inputs", m.name or "regeneration_rate", f"{_paren(m.max_rate)}*{activation}", "1/time",
+        add_observable(f"{at}.inputs", m.name or "regeneration_rate", f"{_paren(m.max_rate)}*{activation}", f"1/{time_units}",
                        m.description or "tissue repair rate driven by regenerative signals")
     elif m.kind == "crp":
         if hours is None:

@@ -52,10 +52,10 @@ def plot_compare(runs: dict[str, xr.Dataset], path: Path, title: str | None = No
     t_units = first.attrs.get("time_units", "")
     for ax, (group, names) in zip(axes.flat, panels.items()):
         stacked = []
-        for k, (label, ds) in enumerate(runs.items()):
+        for k, ds in enumerate(runs.values()):
             for j, v in enumerate(names):
                 units = ds[v].attrs.get("units", "")
-                name = f"{v} ({label})" if label else f"{v} [{units}]" if units else v
+                name = (f"{v} [{units}]" if units else v) if k == 0 else None  # colour = variable, style = run
                 ax.plot(ds["time"].values, ds[v].values, styles[k % len(styles)], color=f"C{j}", lw=1.3, label=name)
                 stacked.append(ds[v].values)
         values = np.concatenate(stacked)
@@ -65,12 +65,16 @@ def plot_compare(runs: dict[str, xr.Dataset], path: Path, title: str | None = No
             ax.set_ylim(bottom=max(positive.min(), positive.max() * 1e-12) / 2)
         ax.set_title(group.replace("_", " "))
         ax.set_xlabel(f"time [{t_units}]")
-        ax.legend(fontsize=7 if len(runs) > 1 else 8, loc="best")
+        ax.legend(fontsize=8, loc="best")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
+    if len(runs) > 1:  # one key for the line styles
+        keys = [plt.Line2D([], [], color="black", ls=styles[k % len(styles)], label=label) for k, label in enumerate(runs)]
+        fig.legend(handles=keys, loc="lower center", ncol=len(runs), fontsize=8, frameon=False)
+        fig.subplots_adjust(bottom=0.08)
     fig.suptitle(title if title is not None else f"{first.attrs.get('title', '')}: " + " vs ".join(runs), fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04 if len(runs) > 1 else 0, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
