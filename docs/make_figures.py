@@ -264,8 +264,10 @@ if __name__ == "__main__":
     infection_resolution_therapy()
     alexander_wahl()
     # scenarios whose figure scripts also print the numbers their pages quote
+    import figures_aldesleukin
     import figures_allergy
     import figures_chronic_inflammation
+    import figures_friberg
 
-    figures_allergy.main()
-    figures_chronic_inflammation.main()
+    for script in (figures_allergy, figures_chronic_inflammation, figures_aldesleukin, figures_friberg):
+        script.main()
