@@ -168,3 +168,11 @@ def test_expressions_are_parsed_safely_never_evaluated_as_python():
 def test_no_toxicity_measure_is_refused():
     with pytest.raises(IlsimError, match="--toxicity"):
         optimize(TOY, GRID, OBJECTIVE, [])
+
+
+def test_doses_of_an_included_model_can_be_optimised():
+    from ilsim.therapy.optimize import optimize
+
+    result = optimize("kirschner-panetta-il2-therapy", {"doses[0].amount": [300000, 600000]}, "max:reduction(T)",
+                      ["grade(Hypotension) <= 3"], t_end=300)
+    assert result is not None

@@ -378,6 +378,9 @@ def optimize(model, vary: dict, objective: str, constraints: list[str] | tuple =
     if hasattr(spec, "spec") and not hasattr(spec, "doses"):  # a CompiledModel: optimise its spec
         spec = spec.spec
     source = str(model) if isinstance(model, (str, Path)) else None
+    from ilsim.model.compose import include as include_models
+
+    spec = include_models(spec, source)  # doses of included models can be varied too
     standard_model = api.compile(spec, allow_high_dose=allow_high_dose)
     base_parameters = dict(simulate_options.pop("parameters", None) or {})
     for name in ("doses", "t_eval"):
