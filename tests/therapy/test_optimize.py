@@ -175,4 +175,5 @@ def test_doses_of_an_included_model_can_be_optimised():
 
     result = optimize("kirschner-panetta-il2-therapy", {"doses[0].amount": [300000, 600000]}, "max:reduction(T)",
                       ["grade(Hypotension) <= 3"], t_end=300)
-    assert result is not None
+    assert result["best"]["values"] == {"doses[0].amount": 300000.0}  # the labelled dose exceeds grade 3 here
+    assert result["standard"]["feasible"] is False
