@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import keyword
+import re
+
 from pydantic import BaseModel, ConfigDict
+
+from ilsim.model.expressions import CONSTANTS, FUNCTIONS, TIME
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RESERVED = {TIME, "time", *FUNCTIONS, *CONSTANTS, *keyword.kwlist}
+
+
+def _check_name(name: str) -> str:
+    """Names become variables of generated code: identifiers only, none of ours."""
+    if not _NAME.match(name):
+        raise ValueError(f"'{name}' is not a valid name (letters, digits and _, not starting with a digit)")
+    if name in RESERVED:
+        raise ValueError(f"'{name}' is reserved (the time, a function, a constant or a keyword); choose another name")
+    return name
 
 
 class _Strict(BaseModel):

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import keyword
 import math
-import re
 from contextlib import contextmanager
 from typing import Literal
 
@@ -21,8 +19,7 @@ from ilsim.biology.catalogue import Interleukin
 from ilsim.biology.cell_types import CellType
 from ilsim.biology.motifs import MotifEntry
 from ilsim.errors import ModelError
-from ilsim.model.base import Reference, _Strict
-from ilsim.model.expressions import CONSTANTS, FUNCTIONS, TIME
+from ilsim.model.base import Reference, _check_name, _Strict
 from ilsim.therapy.ctcae import ToxicityEntry
 from ilsim.therapy.dosing import PK, Dose, Patient
 
@@ -30,17 +27,7 @@ SpeciesKind = Literal["cell", "cytokine", "pathogen", "drug", "tissue", "other"]
 Number = float
 ExprText = str | float
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RESERVED = {TIME, "time", *FUNCTIONS, *CONSTANTS, *keyword.kwlist}
 METHODS = ("LSODA", "BDF", "Radau", "RK45", "DOP853")
-
-
-def _check_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise ValueError(f"'{name}' is not a valid name (letters, digits and _, not starting with a digit)")
-    if name in RESERVED:
-        raise ValueError(f"'{name}' is reserved (the time, a function, a constant or a keyword); choose another name")
-    return name
 
 
 def _check_expression_type(value):

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ilsim.errors import ModelError, Problem, did_you_mean
 from ilsim.model import expressions as ex
-from ilsim.model.base import _Strict
+from ilsim.model.base import _check_name, _Strict
 
 ExprText = str | float
 Route = Literal["iv_bolus", "iv_infusion", "sc", "im"]
@@ -60,6 +60,8 @@ class PK(_Strict):
     iu_per_mg: float | None = None  # to convert IU doses to mg (or back)
     label_dose: LabelDose | None = None  # the largest labelled single dose, for the 100x check
     source: str = ""
+
+    _drug = field_validator("drug")(_check_name)  # it names species (<drug>_central) and an observable
 
     @model_validator(mode="after")
     def _complete(self):
