@@ -334,9 +334,20 @@ def test_atomic_folder_removes_its_temporary_folder_and_keeps_the_old_result(tmp
     out = tmp_path / "res"
     out.mkdir()
     (out / "summary.json").write_text("{}\n")  # an earlier ilsim result
+    (out / ".ilsim-result").write_text("ilsim\n")
     with pytest.raises(RuntimeError, match="disk full"), atomic_folder(out) as tmp:
         (tmp / "results.csv").write_text("half")
         raise RuntimeError("disk full")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["res"]
-    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".ilsim-result", "summary.json"]
     assert (out / "summary.json").read_text() == "{}\n"
+
+
+def test_a_folder_with_a_summary_json_but_no_marker_is_never_replaced(tmp_path):
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / "summary.json").write_text("{}\n")  # someone else's summary.json
+    (out / "thesis.tex").write_text("precious\n")
+    with pytest.raises(ilsim.IlsimError, match="not an ilsim result folder"), atomic_folder(out):
+        pass
+    assert (out / "thesis.tex").read_text() == "precious\n"

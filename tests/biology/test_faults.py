@@ -80,7 +80,7 @@ def test_cli_run_and_compare_apply_faults(tmp_path):
                                  "--t-end", "5", "--out", str(tmp_path / "cmp")])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "cmp").iterdir()) == [
-        "compare.csv", "compare.json", "compare.png", "summary.json"]
+        ".ilsim-result", "compare.csv", "compare.json", "compare.png", "summary.json"]
     table = json.loads((tmp_path / "cmp" / "compare.json").read_text())["table"]
     assert table["E"]["stop-not-received"]["final"] == pytest.approx(1.0)
     assert table["E"]["intact"]["final"] < table["E"]["stop-ignored:0.5"]["final"] < 1.0

@@ -25,7 +25,7 @@ def test_run_writes_every_file_and_they_read_back(tmp_path):
     out = tmp_path / "kp"
     ds, summary = ilsim.run("kirschner-panetta-1998", out, t_end=200, points=201)
     assert sorted(p.name for p in out.iterdir()) == [
-        "figures", "model.yaml", "report.html", "results.csv", "results.nc", "summary.json"]
+        ".ilsim-result", "figures", "model.yaml", "report.html", "results.csv", "results.nc", "summary.json"]
     back = xr.open_dataset(out / "results.nc")
     assert back["T"].attrs["units"] == "cells"
     assert float(back["T"][-1]) == float(ds["T"][-1])

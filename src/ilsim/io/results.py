@@ -21,7 +21,7 @@ from ilsim.model import expressions as ex
 from ilsim.model.compile import CompiledModel
 from ilsim.therapy.dosing import BOOKKEEPING, dose_log
 
-MARKER = "summary.json"  # a folder holding this was written by ilsim and may be replaced
+MARKER = ".ilsim-result"  # written last into every result folder: only such a folder may be replaced
 
 
 def to_dataset(model: CompiledModel, traj: Trajectory, run_info: dict, p: np.ndarray | None = None) -> xr.Dataset:
@@ -174,8 +174,8 @@ def _json_default(value):
 
 def check_out(out: str | Path) -> Path:
     """Refuse, before any work is done, an --out that ilsim must not replace."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
+    out = Path(out).resolve()
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
         raise IlsimError(f"{out}: exists and is not an ilsim result folder; choose another --out or remove it")
     blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
@@ -187,9 +187,10 @@ def check_out(out: str | Path) -> Path:
 def atomic_folder(out: str | Path):
     """Write a result folder completely or not at all.
 
-    Yields a temporary folder beside ``out``; on success it replaces ``out`` in one rename, on any
-    error it is removed and ``out`` is left as it was. An existing non-empty ``out`` that ilsim did
-    not write is never replaced.
+    Yields a temporary folder beside ``out``; on success the marker is written and the folder
+    takes the place of ``out`` (an earlier result is moved aside first and put back if the swap
+    fails); on any error it is removed and ``out`` is left as it was. An existing non-empty ``out``
+    without the marker (not written by ilsim) is never replaced.
     """
     out = check_out(out)
     try:
@@ -204,11 +205,17 @@ def atomic_folder(out: str | Path):
         raise IlsimError(f"{out}: cannot create the result folder: {why}") from None
     try:
         yield tmp
+        (tmp / MARKER).write_text(f"ilsim {__version__}\n")
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.{os.getpid()}.old")
             os.replace(out, old)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            if old is not None:
+                os.replace(old, out)  # put the earlier result back
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
@@ -228,5 +235,5 @@ def write_run(ds: xr.Dataset, model: CompiledModel, out: str | Path, extra: Call
         (tmp / "model.yaml").write_text(dump_spec(model.spec.with_parameters(summary["parameters"])))
         if extra is not None:
             extra(tmp, summary)
-        write_json(summary, tmp / MARKER)  # last: its presence means the folder is complete
+        write_json(summary, tmp / "summary.json")
     return summary

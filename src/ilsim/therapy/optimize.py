@@ -569,7 +569,7 @@ def table_rows(result: dict) -> tuple[list[str], list[list]]:
 
 
 def _write(out, result: dict, variables: list[Variable], summary: dict) -> None:
-    from ilsim.io.results import MARKER, atomic_folder, write_json
+    from ilsim.io.results import atomic_folder, write_json
 
     with atomic_folder(out) as tmp:
         header, rows = table_rows(result)
@@ -579,7 +579,7 @@ def _write(out, result: dict, variables: list[Variable], summary: dict) -> None:
             w.writerows(["" if v is None else v for v in row] for row in rows)
         write_json(result, tmp / "optimize.json")
         plot_pareto(result, tmp / "pareto.png")
-        write_json(summary, tmp / MARKER)  # the best schedule's run (the standard's when none is feasible)
+        write_json(summary, tmp / "summary.json")  # the best schedule's run (the standard's when none is feasible)
 
 
 def plot_pareto(result: dict, path: Path) -> Path:
