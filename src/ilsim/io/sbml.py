@@ -1,0 +1,322 @@
+"""Export a compiled model as SBML Level 3 Version 2 (for libroadrunner, Tellurium, COPASI, ...).
+
+The document is built from the CompiledModel, so motifs, doses and included models are already
+plain species, parameters, processes, observables and events. Mapping:
+
+- one compartment of size 1; every species is an amount (hasOnlySubstanceUnits) whose initial
+  value is its evaluated initial value, plus an initialAssignment when the initial value is an
+  expression of parameters (so changing a parameter in another tool changes the start too);
+- parameters are global parameters (constant unless an event changes them);
+- observables (and derived quantities) are assignment rules on non-constant parameters, written
+  in ilsim's evaluation order;
+- each process is a reaction: its consumes/produces as reactants/products with their counts, its
+  rate as the kinetic law (``hill(x, K, n)`` is written inline as ``x^n/(K^n + x^n)``);
+- each time of a timed event is one SBML event triggered by ``time >= t`` (initialValue false, so
+  an event at t = 0 fires at the start); a condition event is triggered by its condition
+  (initialValue true, so a condition already true at the start does not fire, as in ilsim);
+- a guard (``only_if``) is written exactly: each assignment becomes
+  ``piecewise(new value, guard, old value)``, the guard being read when the event executes;
+- ilsim fires simultaneous events in declaration order, each seeing the results of the ones
+  before it: events get priorities that decrease with declaration order, and values are computed
+  when an event executes (useValuesFromTriggerTime false; no event has a delay, so this is the
+  same instant as the trigger).
+
+Not exported: ilsim's non-negativity clamp (the exported model runs the plain equations), units
+(written as text in each element's notes, no UnitDefinitions), outcomes, faults and toxicity grading.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from html import escape
+from pathlib import Path
+
+from ilsim.errors import IlsimError
+from ilsim.model import expressions as ex
+from ilsim.model.compile import PARAM, STATE, CompiledModel
+
+LEVEL, VERSION = 3, 2
+
+
+def _libsbml():
+    try:
+        import libsbml
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise IlsimError("SBML export needs python-libsbml: pip install python-libsbml") from None
+    return libsbml
+
+
+# ------------------------------------------------------------------------------------- math
+
+
+def to_ast(node: ex.Expr, ids: dict[str, str] | None = None):
+    """A libsbml ASTNode for an expression tree; ``ids`` renames variables (default: unchanged)."""
+    sb = _libsbml()
+    ids = ids or {}
+
+    def make(kind, *kids):
+        out = sb.ASTNode(kind)
+        for k in kids:
+            out.addChild(k)
+        return out
+
+    def num(v: float):
+        out = sb.ASTNode(sb.AST_REAL)
+        out.setValue(float(v))
+        return out
+
+    def build(n: ex.Expr):
+        if isinstance(n, ex.Num):
+            if math.isinf(n.value) and n.value < 0:
+                return make(sb.AST_MINUS, num(math.inf))
+            return num(n.value)
+        if isinstance(n, ex.Name):
+            if n.id == ex.TIME:
+                out = sb.ASTNode(sb.AST_NAME_TIME)
+                out.setName("time")
+                return out
+            out = sb.ASTNode(sb.AST_NAME)
+            out.setName(ids.get(n.id, n.id))
+            return out
+        if isinstance(n, ex.Neg):
+            return make(sb.AST_MINUS, build(n.arg))
+        if isinstance(n, ex.Not):
+            return make(sb.AST_LOGICAL_NOT, build(n.arg))
+        if isinstance(n, ex.BinOp):
+            kind = {"+": sb.AST_PLUS, "-": sb.AST_MINUS, "*": sb.AST_TIMES, "/": sb.AST_DIVIDE,
+                    "**": sb.AST_POWER}[n.op]
+            return make(kind, build(n.left), build(n.right))
+        if isinstance(n, ex.Compare):
+            kind = {"<": sb.AST_RELATIONAL_LT, "<=": sb.AST_RELATIONAL_LEQ, ">": sb.AST_RELATIONAL_GT,
+                    ">=": sb.AST_RELATIONAL_GEQ, "==": sb.AST_RELATIONAL_EQ, "!=": sb.AST_RELATIONAL_NEQ}[n.op]
+            return make(kind, build(n.left), build(n.right))
+        if isinstance(n, ex.Logic):
+            return make(sb.AST_LOGICAL_AND if n.op == "and" else sb.AST_LOGICAL_OR, *map(build, n.args))
+        if isinstance(n, ex.Call):
+            return call(n)
+        raise TypeError(n)
+
+    def call(n: ex.Call):
+        f, args = n.func, n.args
+        if f == "hill":  # x^n / (K^n + x^n)
+            x, k, h = args
+            return make(sb.AST_DIVIDE, make(sb.AST_POWER, build(x), build(h)),
+                        make(sb.AST_PLUS, make(sb.AST_POWER, build(k), build(h)), make(sb.AST_POWER, build(x), build(h))))
+        if f == "log":
+            if len(args) == 1:
+                return make(sb.AST_FUNCTION_LN, build(args[0]))
+            return make(sb.AST_DIVIDE, make(sb.AST_FUNCTION_LN, build(args[0])), make(sb.AST_FUNCTION_LN, build(args[1])))
+        if f == "log10":
+            return make(sb.AST_DIVIDE, make(sb.AST_FUNCTION_LN, build(args[0])), make(sb.AST_FUNCTION_LN, num(10.0)))
+        if f == "sqrt":
+            return make(sb.AST_FUNCTION_POWER, build(args[0]), num(0.5))
+        if f == "piecewise":  # value1, condition1, ..., otherwise: the same order as SBML's piecewise
+            return make(sb.AST_FUNCTION_PIECEWISE, *map(build, args))
+        kind = {"exp": sb.AST_FUNCTION_EXP, "abs": sb.AST_FUNCTION_ABS, "min": sb.AST_FUNCTION_MIN,
+                "max": sb.AST_FUNCTION_MAX, "sin": sb.AST_FUNCTION_SIN, "cos": sb.AST_FUNCTION_COS,
+                "tanh": sb.AST_FUNCTION_TANH, "floor": sb.AST_FUNCTION_FLOOR, "ceil": sb.AST_FUNCTION_CEILING}[f]
+        return make(kind, *map(build, args))
+
+    return build(node)
+
+
+# ---------------------------------------------------------------------------------- document
+
+
+_SID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Ids:
+    """SBML identifiers: model names kept as they are, generated ones made unique."""
+
+    def __init__(self, taken):
+        self.taken = set(taken)
+
+    def new(self, text: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "x"
+        if not base[0].isalpha() and base[0] != "_":
+            base = "_" + base
+        sid, k = base, 1
+        while sid in self.taken:
+            k += 1
+            sid = f"{base}_{k}"
+        self.taken.add(sid)
+        return sid
+
+
+def _notes(element, text: str) -> None:
+    if text:
+        element.setNotes(f'<body xmlns="http://www.w3.org/1999/xhtml"><p>{escape(text)}</p></body>')
+
+
+def _check(status: int, what: str) -> None:
+    sb = _libsbml()
+    if status != sb.LIBSBML_OPERATION_SUCCESS:
+        raise IlsimError(f"SBML export failed at {what}: {sb.OperationReturnValue_toString(status)}")
+
+
+def to_document(model: CompiledModel, parameters: dict[str, float] | None = None):
+    """A libsbml SBMLDocument (Level 3 Version 2) for a compiled model; ``parameters`` overrides values by name."""
+    sb = _libsbml()
+    spec = model.spec
+    names = [*model.species, *model.parameters, *model.observables, *(n for n, _ in model.derived)]
+    bad = [n for n in names if not _SID.match(n) or n == "time"]
+    if bad:
+        raise IlsimError(f"cannot export to SBML: {', '.join(repr(n) for n in bad)} is not a valid SBML identifier")
+    ids = _Ids(names)
+
+    doc = sb.SBMLDocument(LEVEL, VERSION)
+    m = doc.createModel()
+    m.setId(ids.new(spec.metadata.name))
+    m.setName(spec.metadata.title or spec.metadata.name)
+    _notes(m, f"{spec.metadata.description} Exported from ilsim (time units: {spec.metadata.time_units}; "
+              "units of each quantity are in its notes).".strip())
+
+    comp = m.createCompartment()
+    comp_id = ids.new("compartment")
+    _check(comp.setId(comp_id), "the compartment")
+    comp.setSize(1.0)
+    comp.setConstant(True)
+    comp.setSpatialDimensions(3)
+
+    values = dict(zip(model.parameters, map(float, model.parameter_vector(parameters))))
+    event_params = {model.parameters[i] for e in model.events for _, kind, i, _ in e.actions if kind == PARAM}
+    for s, tree in zip(spec.species, model.initial_trees):
+        sp = m.createSpecies()
+        _check(sp.setId(s.name), f"species '{s.name}'")
+        sp.setCompartment(comp_id)
+        sp.setHasOnlySubstanceUnits(True)
+        sp.setBoundaryCondition(False)
+        sp.setConstant(False)
+        sp.setInitialAmount(float(ex.evaluate(tree, values)))
+        _notes(sp, f"units: {s.units}" + (f"; {s.description}" if s.description else ""))
+        if not isinstance(tree, ex.Num):
+            ia = m.createInitialAssignment()
+            ia.setSymbol(s.name)
+            _check(ia.setMath(to_ast(tree)), f"the initial value of '{s.name}'")
+
+    for p in spec.parameters:
+        par = m.createParameter()
+        _check(par.setId(p.name), f"parameter '{p.name}'")
+        par.setValue(values[p.name])
+        par.setConstant(p.name not in event_params)
+        _notes(par, f"units: {p.units}" + (f"; {p.description}" if p.description else ""))
+
+    units = {o.name: (o.units, o.description) for o in spec.observables}
+    units.update({d.name: (d.units, d.description) for d in spec.derived})
+    for name, tree in [*model.derived, *zip(model.observables, model.observable_trees)]:
+        par = m.createParameter()
+        _check(par.setId(name), f"observable '{name}'")
+        par.setConstant(False)
+        u, d = units.get(name, ("dimensionless", ""))
+        _notes(par, f"units: {u}" + (f"; {d}" if d else ""))
+        rule = m.createAssignmentRule()
+        rule.setVariable(name)
+        _check(rule.setMath(to_ast(tree)), f"the expression of '{name}'")
+
+    for j, (pr, rate) in enumerate(zip(spec.processes, model.rate_trees)):
+        r = m.createReaction()
+        _check(r.setId(ids.new(pr.name or f"process_{j}")), f"process '{pr.name}'")
+        r.setName(pr.name)
+        r.setReversible(False)
+        _notes(r, pr.description)
+        for side, create in (("consumes", r.createReactant), ("produces", r.createProduct)):
+            for name, count in getattr(pr, side).items():
+                ref = create()
+                ref.setSpecies(name)
+                ref.setStoichiometry(float(count))
+                ref.setConstant(True)
+        listed = set(pr.consumes) | set(pr.produces)
+        for name in sorted(rate.names() & set(model.species) - listed):  # read by the rate, not changed
+            r.createModifier().setSpecies(name)
+        law = r.createKineticLaw()
+        _check(law.setMath(to_ast(rate)), f"the rate of process '{pr.name}'")
+
+    _events(model, m, ids)
+    return doc
+
+
+def _events(model: CompiledModel, m, ids: _Ids) -> None:
+    n = len(model.events)
+    for k, ev in enumerate(model.events):
+        triggers = [ex.Compare(">=", ex.Name(ex.TIME), ex.Num(float(t))) for t in ev.times]
+        if ev.condition is not None:
+            triggers.append(ev.condition)
+        for trig in triggers:
+            e = m.createEvent()
+            _check(e.setId(ids.new(f"event_{k}_{ev.name}")), f"event '{ev.name}'")
+            e.setName(ev.name)
+            e.setUseValuesFromTriggerTime(False)  # values when it executes: after the events before it
+            t = e.createTrigger()
+            t.setPersistent(True)
+            t.setInitialValue(ev.condition is not None and trig is ev.condition)
+            _check(t.setMath(to_ast(trig)), f"the trigger of event '{ev.name}'")
+            # condition events first (ilsim fires them as soon as a jump makes them true), then declaration order
+            pr = e.createPriority()
+            pr.setMath(to_ast(ex.Num(float(2 * n - k if ev.condition is not None else n - k))))
+            for mode, kind, i, value in ev.actions:
+                target = model.species[i] if kind == STATE else model.parameters[i]
+                new = value if mode == "set" else ex.BinOp("+", ex.Name(target), value)
+                if ev.guard is not None:
+                    new = ex.Call("piecewise", (new, ev.guard, ex.Name(target)))
+                a = e.createEventAssignment()
+                a.setVariable(target)
+                _check(a.setMath(to_ast(new)), f"an action of event '{ev.name}'")
+
+
+def validate(doc) -> tuple[list[str], list[str]]:
+    """libsbml's consistency check: (errors, warnings) as readable lines."""
+    sb = _libsbml()
+    doc.checkConsistency()
+    errors, warnings = [], []
+    for i in range(doc.getNumErrors()):
+        e = doc.getError(i)
+        line = f"{e.getCategoryAsString()} {e.getErrorId()}: {' '.join(e.getMessage().split())}"
+        (errors if e.getSeverity() >= sb.LIBSBML_SEV_ERROR else warnings).append(line)
+    return errors, warnings
+
+
+def to_string(model: CompiledModel, parameters: dict[str, float] | None = None) -> tuple[str, list[str]]:
+    """The SBML text of a model and libsbml's warnings; an IlsimError when the check finds errors."""
+    sb = _libsbml()
+    doc = to_document(model, parameters)
+    errors, warnings = validate(doc)
+    if errors:
+        raise IlsimError(f"the exported SBML of '{model.name}' fails libsbml's consistency check: " + "; ".join(errors[:5])
+                         + (f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""))
+    return sb.writeSBMLToString(doc), warnings
+
+
+def write(model: CompiledModel, path: str | Path, parameters: dict[str, float] | None = None) -> list[str]:
+    """Write a model as SBML (atomically: no partial file on error); returns libsbml's warnings."""
+    path = Path(path)
+    text, warnings = to_string(model, parameters)
+    if path.parent and not path.parent.exists():
+        raise IlsimError(f"cannot write {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise IlsimError(f"cannot write {path}: it is a folder")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise IlsimError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None and Path(tmp).exists():
+            Path(tmp).unlink()
+    return warnings
+
+
+def summarise_warnings(warnings: list[str]) -> list[str]:
+    """One line per kind of libsbml warning: its count and the start of its message."""
+    kinds: dict[str, list] = {}
+    for line in warnings:
+        key, _, message = line.partition(": ")
+        entry = kinds.setdefault(key, [0, message.split(". ")[0]])
+        entry[0] += 1
+    return [f"{count} x {key}: {first[:140]}" for key, (count, first) in kinds.items()]

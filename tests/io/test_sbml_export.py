@@ -1,0 +1,139 @@
+"""SBML export: every built-in model exports without libsbml errors and runs the same in libroadrunner."""
+
+from __future__ import annotations
+
+import libsbml
+import numpy as np
+import pytest
+
+import ilsim
+from ilsim.io import sbml
+from ilsim.model import expressions as ex
+
+RTOL, ATOL = 1e-10, 1e-12
+MATCH = 1e-4  # max |ilsim - roadrunner| as a fraction of each species' range over the run
+FLOOR = 1e-9  # absolute floor, for species that hardly move (range ~ 0)
+
+
+def _roadrunner():
+    rr = pytest.importorskip("roadrunner", reason="libroadrunner (a test-only dependency) is not installed")
+    rr.Logger.setLevel(rr.Logger.LOG_ERROR)
+    return rr
+
+
+def _compare(model, t_end: float, points: int = 201) -> dict[str, float]:
+    """Run a model in ilsim and its SBML export in libroadrunner; per species, the difference / its allowance."""
+    rr = _roadrunner()
+    compiled = ilsim.compile(model)
+    text, _ = sbml.to_string(compiled)
+    t = np.linspace(0.0, t_end, points)
+    ds = ilsim.simulate(compiled, t_eval=t, rtol=RTOL, atol=ATOL)
+    runner = rr.RoadRunner(text)
+    runner.integrator.relative_tolerance = RTOL
+    runner.integrator.absolute_tolerance = ATOL
+    runner.integrator.setValue("maximum_num_steps", 200_000)
+    runner.timeCourseSelections = ["time", *compiled.species]
+    res = np.asarray(runner.simulate(times=t))
+    np.testing.assert_allclose(res[:, 0], t)
+    worst = {}
+    for i, name in enumerate(compiled.species):
+        ours, theirs = ds[name].values, res[:, i + 1]
+        span = float(np.ptp(ours))
+        diff = float(np.max(np.abs(ours - theirs)))
+        assert diff <= MATCH * span + FLOOR, (
+            f"{name}: max |ilsim - roadrunner| = {diff:.3g}, range {span:.3g} (allowed {MATCH * span + FLOOR:.3g})")
+        worst[name] = diff / (MATCH * span + FLOOR)  # below 1: within the allowance
+    return worst
+
+
+@pytest.mark.parametrize("name", ilsim.builtin_models())
+def test_builtin_exports_without_errors(name):
+    doc = sbml.to_document(ilsim.compile(name))
+    errors, _ = sbml.validate(doc)
+    assert errors == []
+    assert (doc.getLevel(), doc.getVersion()) == (3, 2)
+    m = doc.getModel()
+    compiled = ilsim.compile(name)
+    assert m.getNumSpecies() == len(compiled.species)
+    assert m.getNumReactions() == len(compiled.rate_trees)
+    assert m.getNumEvents() == sum(len(e.times) + (e.condition is not None) for e in compiled.events)
+    for s in (m.getSpecies(i) for i in range(m.getNumSpecies())):
+        assert s.getHasOnlySubstanceUnits() and not s.getConstant() and not s.getBoundaryCondition()
+
+
+@pytest.mark.parametrize("name", ilsim.builtin_models())
+def test_builtin_runs_the_same_in_roadrunner(name):
+    t_end = float(ilsim.compile(name).spec.simulation.t_end)
+    worst = _compare(name, t_end)
+    assert max(worst.values()) <= 1.0
+
+
+MODEL = """
+metadata: {name: sbml-events, title: events of every kind}
+species:
+  - {name: X, units: cells, initial: "2*x0"}
+  - {name: Y, units: cells, initial: 0}
+parameters:
+  - {name: x0, value: 0.5}
+  - {name: k, value: 0.4, units: 1/day}
+  - {name: given, value: 0}
+processes:
+  - {name: decay, rate: "k*X", consumes: {X: 1}}
+  - {name: "X -> Y", rate: "hill(X, 0.5, 2)", produces: {Y: 1}}
+  - {name: clearance, rate: "0.2*Y", consumes: {Y: 1}}
+observables:
+  - {name: total, expression: "X + Y"}
+  - {name: high, expression: "piecewise(1, total > 1.5, 0)"}
+events:
+  - {name: start dose, at: 0, add: {X: 0.5}}
+  - {name: refill, when: "X < 0.3", set: {X: 1}, add: {given: 1}}
+  - {name: switch, at: 4, set: {k: 0.8}}
+  - {name: withheld, at: [3, 6], only_if: "total > 100", add: {Y: 10}}
+  - {name: given once, at: [5, 7], only_if: "given >= 1", add: {Y: 0.25}}
+  - {name: doubled after, at: 5, set: {Y: "2*Y"}}
+simulation: {t_end: 12}
+"""
+
+
+def test_events_guards_and_conditions_run_the_same(tmp_path):
+    path = tmp_path / "events.yaml"
+    path.write_text(MODEL)
+    compiled = ilsim.compile(path)
+    ds = ilsim.simulate(compiled, t_eval=np.linspace(0, 12, 121), rtol=RTOL, atol=ATOL)
+    assert ds["X"].values[0] == pytest.approx(1.5)  # the t = 0 event fired at the start
+    _compare(path, 12.0, 121)
+
+
+def test_every_function_converts():
+    for name, (lo, _) in ex.FUNCTIONS.items():
+        n = lo + (1 if name == "piecewise" and lo % 2 == 0 else 0)
+        args = tuple(ex.Name(f"a{i}") for i in range(n))
+        if name == "piecewise":
+            args = (args[0], ex.Compare("<", args[1], ex.Num(1.0)), args[2])
+        ast = sbml.to_ast(ex.Call(name, args))
+        assert ast.isWellFormedASTNode(), name
+        assert libsbml.formulaToL3String(ast)
+
+
+def test_cli_writes_the_file(cli, tmp_path):
+    target = tmp_path / "r.xml"
+    result = cli("export-sbml", "reynolds-2006", "-o", target)
+    assert result.exit_code == 0, result.output
+    doc = libsbml.readSBMLFromFile(str(target))
+    assert doc.getNumErrors(libsbml.LIBSBML_SEV_ERROR) == 0
+    assert doc.getModel().getNumSpecies() == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["r.xml"]  # no temporary file left behind
+
+
+def test_cli_set_overrides_a_parameter(cli, tmp_path):
+    target = tmp_path / "kp.xml"
+    assert cli("export-sbml", "kirschner-panetta-1998", "-o", target, "--set", "c=0.035").exit_code == 0
+    assert libsbml.readSBMLFromFile(str(target)).getModel().getParameter("c").getValue() == 0.035
+
+
+def test_cli_missing_model_writes_nothing(cli, refused, tmp_path):
+    target = tmp_path / "x.xml"
+    refused(cli("export-sbml", "no-such-model", "-o", target), "no such file or built-in model")
+    assert not target.exists()
+    refused(cli("export-sbml", "reynolds-2006", "-o", tmp_path / "missing" / "r.xml"), "does not exist")
+    assert list(tmp_path.iterdir()) == []
