@@ -210,3 +210,19 @@ def test_an_sc_dose_of_a_drug_without_absorption_is_refused():
     m.doses = [{"drug": "drug", "route": "sc", "amount": 1, "units": "mg"}]
     with pytest.raises(ilsim.ModelError, match=r"doses\[0\].route: a sc dose needs an absorption rate 'ka'"):
         ilsim.compile(m)
+
+
+@pytest.mark.parametrize("units_amount", [("MIU/kg", 600000), ("mg/kg", 3000), ("IU", 600000 * 70 * 101)])
+def test_the_high_dose_check_holds_whatever_units_the_dose_is_written_in(units_amount):
+    units, amount = units_amount
+    spec = aldesleukin_with([{"drug": "aldesleukin", "route": "iv_bolus", "amount": amount, "units": units}])
+    with pytest.raises(ilsim.ModelError, match="more than 100 times the labelled dose"):
+        ilsim.compile(spec)
+
+
+@pytest.mark.parametrize("field", [{"amount": float("inf")}, {"at": []}, {"every": 0, "count": 2}, {"start": float("nan")}])
+def test_non_finite_or_empty_schedules_are_refused(field):
+    data = ilsim.load("aldesleukin").model_dump(mode="json", exclude_defaults=True)
+    dose = {"drug": "aldesleukin", "route": "iv_bolus", "amount": 1, "units": "IU", **field}
+    with pytest.raises(ilsim.ModelError, match=r"doses\[0\]"):
+        spec_from_dict({**data, "doses": [dose]}, "m.yaml")

@@ -92,7 +92,9 @@ class OdeEngine:
                 if not touched & model.events[kc].depends:
                     continue
                 truth = bool(model.evaluate(model.events[kc].condition, t, y, p))
-                if armed[slot] and truth and stats["events_fired"] < MAX_EVENTS:
+                if armed[slot] and truth:
+                    if stats["events_fired"] >= MAX_EVENTS:
+                        raise SimulationError(f"more than {MAX_EVENTS} events by t = {t:g}: an event fires endlessly")
                     armed[slot] = False
                     fire(kc, t)
                 elif not truth:

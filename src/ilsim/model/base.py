@@ -5,7 +5,7 @@ from __future__ import annotations
 import keyword
 import re
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from ilsim.model.expressions import CONSTANTS, FUNCTIONS, TIME
 
@@ -32,3 +32,10 @@ class Reference(_Strict):
     citation: str
     doi: str | None = None
     url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _web_address(cls, v):
+        if v is not None and not v.lower().startswith(("http://", "https://")):
+            raise ValueError(f"a reference url must start with http:// or https://, got {v!r}")
+        return v

@@ -71,13 +71,6 @@ class CompiledModel:
     def name(self) -> str:
         return self.spec.metadata.name
 
-    def index(self, name: str) -> tuple[str, int]:
-        if name in self._species_index:
-            return STATE, self._species_index[name]
-        if name in self._param_index:
-            return PARAM, self._param_index[name]
-        raise KeyError(name)
-
     @cached_property
     def _species_index(self) -> dict[str, int]:
         return {n: i for i, n in enumerate(self.species)}
@@ -444,6 +437,9 @@ _PRELUDE = (
     "    from numba import njit",
     "    _jit = njit(cache=True, error_model='numpy')",
     "except ImportError:",
+    "    JIT = False",
+    "if not JIT:  # plain Python: NumPy's scalar functions give inf/NaN like numba's, where math raises",
+    "    math = np",
     "    def _jit(f):",
     "        return f",
     "",
@@ -485,7 +481,7 @@ def _build_kernels(m: CompiledModel) -> dict:
         f"    out = np.zeros({ns})",
     ]
     for i in range(ns):
-        terms = [f"{m.stoichiometry[i, j]!r} * r_{j}" for j in range(len(m.rate_trees)) if m.stoichiometry[i, j]]
+        terms = [f"{float(m.stoichiometry[i, j])!r} * r_{j}" for j in range(len(m.rate_trees)) if m.stoichiometry[i, j]]
         if terms:
             src.append(f"    out[{i}] = {' + '.join(terms)}")
             if m.nonnegative[i]:  # at zero a non-negative quantity cannot decrease further

@@ -298,27 +298,6 @@ def root_function(node: Expr) -> Expr:
     return Call("piecewise", (Num(-1.0), Compare("==", node, Num(0.0)), Num(1.0)))
 
 
-def substitute(node: Expr, mapping: dict[str, Expr]) -> Expr:
-    """Replace names by expressions (used to inline observables into rates)."""
-    if isinstance(node, Name):
-        return mapping.get(node.id, node)
-    if isinstance(node, Num):
-        return node
-    if isinstance(node, Neg):
-        return Neg(substitute(node.arg, mapping))
-    if isinstance(node, Not):
-        return Not(substitute(node.arg, mapping))
-    if isinstance(node, BinOp):
-        return BinOp(node.op, substitute(node.left, mapping), substitute(node.right, mapping))
-    if isinstance(node, Compare):
-        return Compare(node.op, substitute(node.left, mapping), substitute(node.right, mapping))
-    if isinstance(node, Logic):
-        return Logic(node.op, tuple(substitute(a, mapping) for a in node.args))
-    if isinstance(node, Call):
-        return Call(node.func, tuple(substitute(a, mapping) for a in node.args))
-    raise TypeError(node)
-
-
 def to_code(node: Expr, names: dict[str, str], vectorised: bool) -> str:
     """Python source for a node, with each name replaced by ``names[name]``.
 

@@ -27,7 +27,6 @@ SpeciesKind = Literal["cell", "cytokine", "pathogen", "drug", "tissue", "other"]
 Number = float
 ExprText = str | float
 
-METHODS = ("LSODA", "BDF", "Radau", "RK45", "DOP853")
 
 
 def _check_expression_type(value):

@@ -10,6 +10,7 @@ stopped. Every decision is an event, so the run's event log is the dose log.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Literal
 
@@ -89,12 +90,12 @@ class Dose(_Strict):
     amount: float | str  # a positive number, or an expression of parameters (e.g. a dose that --set can change)
     units: str  # mg, ug, g, IU, MIU, optionally per kg or per m2: "IU/kg", "mg/m2"
     duration: float | None = None  # iv_infusion, model time units
-    at: float | list[float] | None = None
+    at: float | list[float] | None = Field(None, min_length=1)
     start: float = 0.0
-    every: float | None = None
+    every: float | None = Field(None, gt=0)
     count: int = Field(1, ge=1)
     cycles: int = Field(1, ge=1)
-    cycle_length: float | None = None  # time from the start of one cycle to the next
+    cycle_length: float | None = Field(None, gt=0)  # time from the start of one cycle to the next
     hold: Hold | None = None
     description: str = ""
 
@@ -103,8 +104,16 @@ class Dose(_Strict):
     def _positive(cls, v):
         if isinstance(v, str):
             ex.parse(v)  # a syntax error is reported here, unknown names when the model is compiled
-        elif not v > 0:
-            raise ValueError(f"a dose amount must be positive, got {v}")
+        elif not (v > 0 and math.isfinite(v)):
+            raise ValueError(f"a dose amount must be a positive finite number, got {v}")
+        return v
+
+    @field_validator("duration", "start", "every", "cycle_length", "at")
+    @classmethod
+    def _finite(cls, v):
+        for x in v if isinstance(v, list) else [v]:
+            if x is not None and not math.isfinite(x):
+                raise ValueError(f"expected a finite time, got {x}")
         return v
 
     @model_validator(mode="after")
@@ -141,7 +150,7 @@ def _p(value) -> str:
 
 
 def amount_expression(dose: Dose, pk: PK, parameters: set[str], where: str, problems: list[Problem],
-                      allow_high_dose: bool) -> str | None:
+                      allow_high_dose: bool, values: dict[str, float] | None) -> str | None:
     """The dose in the drug's amount units, as an expression (per-kg doses use body_weight)."""
     unit, _, per = dose.units.partition("/")
     unit, per = unit.strip(), per.strip()
@@ -168,16 +177,22 @@ def amount_expression(dose: Dose, pk: PK, parameters: set[str], where: str, prob
         problems.append(Problem(f"{where}.units", f"a dose per {per} needs the patient's {covariate.replace('_', ' ')}: "
                                 f"add 'patient: {{{covariate}: ...}}' to the model", None))
         return None
-    if pk.label_dose is not None and not allow_high_dose and not isinstance(dose.amount, str):
+    expression = f"{_p(dose.amount)}*{factor!r}{scale}" if isinstance(dose.amount, str) else f"{dose.amount * factor!r}{scale}"
+    if pk.label_dose is not None and not allow_high_dose and values is not None:
+        # compare amounts for this patient, in the drug's units, whatever units each is written in
         label = pk.label_dose
-        if label.units.strip() == dose.units.strip() and dose.amount > LABEL_FACTOR_LIMIT * label.amount:
-            problems.append(Problem(f"{where}.amount", f"{dose.amount:g} {dose.units} is more than {LABEL_FACTOR_LIMIT:g} "
+        label_dose = Dose(drug=dose.drug, route="iv_bolus", amount=label.amount, units=label.units)
+        label_expression = amount_expression(label_dose, pk, parameters, f"pk.{pk.drug}.label_dose", [], True, None)
+        try:
+            given, labelled = ex.evaluate(ex.parse(expression), values), ex.evaluate(ex.parse(label_expression), values)
+        except (KeyError, TypeError, ValueError, ex.ExpressionError):
+            given = labelled = None
+        if given is not None and labelled and given > LABEL_FACTOR_LIMIT * labelled:
+            problems.append(Problem(f"{where}.amount", f"{dose.amount} {dose.units} is more than {LABEL_FACTOR_LIMIT:g} "
                                     f"times the labelled dose ({label.amount:g} {label.units}); if this is intended, "
                                     "run with --allow-high-dose", None))
             return None
-    if isinstance(dose.amount, str):
-        return f"{_p(dose.amount)}*{factor!r}{scale}"
-    return f"{dose.amount * factor!r}{scale}"
+    return expression
 
 
 def expand(spec, allow_high_dose: bool = False):
@@ -235,6 +250,7 @@ def expand(spec, allow_high_dose: bool = False):
         observables.append(Observable(name=d, expression=f"{central}/{_p(pk.volume)}", units=f"{units}/L", group="drugs",
                                       description=f"{d} concentration in the central compartment"))
     names = {p.name for p in params}
+    values = {p.name: p.value for p in params}  # for the labelled-dose check, per patient
     for k, dose in enumerate(spec.doses):
         where = f"doses[{k}]"
         if dose.drug not in drugs:
@@ -247,7 +263,7 @@ def expand(spec, allow_high_dose: bool = False):
             problems.append(Problem(f"{where}.route", f"a {dose.route} dose needs an absorption rate 'ka' in the pk of "
                                     f"{dose.drug}", None))
             continue
-        amount = amount_expression(dose, pk, names, where, problems, allow_high_dose)
+        amount = amount_expression(dose, pk, names, where, problems, allow_high_dose, values)
         if amount is None:
             continue
         times = dose.times()
