@@ -32,6 +32,10 @@ def _fail(exc: IlsimError) -> None:
     raise typer.Exit(2)
 
 
+def _num(value, spec: str = ".4g") -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def _parse_faults(values: list[str]) -> dict[str, float]:
     """'stop-ignored:0.8' -> {'stop-ignored': 0.8}; a mode alone means severity 1 (complete)."""
     parsed: dict[str, float] = {}
@@ -123,7 +127,7 @@ def run(
     for col in ("variable", "units", "final", "peak", f"peak time [{tu}]"):
         table.add_column(col, justify="right" if col not in ("variable", "units") else "left")
     for name, v in summary["variables"].items():
-        table.add_row(name, v["units"], f"{v['final']:.4g}", f"{v['peak']:.4g}", f"{v['peak_time']:.4g}")
+        table.add_row(name, v["units"], _num(v["final"]), _num(v["peak"]), _num(v["peak_time"]))
     out.print(table)
     out.print(f"results written to {out_dir}/ (results.nc, results.csv, summary.json"
               f"{', figures/, report.html' if report else ''})", highlight=False)
@@ -152,7 +156,7 @@ def compare(
     for label in variants:
         view.add_column(label, justify="right")
     for name, row in table.items():
-        view.add_row(name, *[f"{row[label]['final']:.4g} ({row[label]['peak']:.3g})" for label in variants])
+        view.add_row(name, *[f"{_num(row[label]['final'])} ({_num(row[label]['peak'], '.3g')})" for label in variants])
     out.print(view)
     out.print(f"written to {out_dir}/ (compare.png, compare.csv, compare.json)", highlight=False)
 

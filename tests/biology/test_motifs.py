@@ -187,3 +187,19 @@ def test_clearance_without_a_rate_needs_a_catalogue_half_life():
     plain = ilsim.Model(name="plain").add_species("X", 1.0).add_motif("clearance", species="X")
     with pytest.raises(ilsim.ModelError, match="names no interleukin"):
         ilsim.compile(plain)
+
+
+def test_motif_names_and_readout_inputs_that_are_not_names_are_refused_at_the_motif(tmp_path):
+    text = """
+metadata: {name: x}
+species:
+  - {name: X, initial: 1}
+motifs:
+  - readout: {kind: pain, name: "my pain", inputs: {X: 1}, half_saturation: 1}
+  - signalling: {cytokine: X, target: "bad target", ec50: 1}
+  - readout: {kind: pain, name: p2, inputs: {"X, 1, 1) + hill(X": 1}, half_saturation: 1}
+"""
+    with pytest.raises(ilsim.ModelError) as info:
+        ilsim.compile(_write(tmp_path, text))
+    assert [p.field for p in info.value.problems] == [
+        "motifs[0].readout.name", "motifs[1].signalling.name", "motifs[2].readout.inputs"]

@@ -66,3 +66,12 @@ def test_saved_model_and_hash_include_parameter_overrides(tmp_path):
     assert saved.content_hash() == ds.attrs["model_hash"] == summary["model_hash"]
     again = ilsim.simulate(saved, 50)
     assert float(again["T"][-1]) == float(ds["T"][-1])
+
+
+def test_a_readout_that_is_undefined_everywhere_is_reported_as_null(tmp_path):
+    m = ilsim.Model(name="nan").add_species("X", 0.0).add_observable("ratio", "X/X")
+    m.add_process("decay", "X", consumes={"X": 1})
+    summary = ilsim.summarise(ilsim.simulate(m, 1))
+    assert summary["variables"]["ratio"]["peak"] is None
+    ilsim.run(m, tmp_path / "out", t_end=1)
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["variables"]["ratio"]["final"] is None

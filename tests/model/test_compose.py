@@ -63,3 +63,26 @@ def test_il2_therapy_shrinks_the_tumour_and_is_graded_in_the_same_run():
     summary = ilsim.summarise(ds)
     assert {"Hypotension", "Fever"} <= set(summary["toxicity"])  # side effects of the same schedule, graded
     assert sum(e["status"] == "given" for e in summary["dose_log"]) >= 14
+
+
+def test_a_mistake_inside_an_included_model_names_that_file(tmp_path):
+    _write(tmp_path, "base.yaml", BASE.replace('rate: "k*X"', 'rate: "kk*X"'))
+    top = _write(tmp_path, "top.yaml", "metadata: {name: t, time_units: hour}\ninclude: [base.yaml]\n")
+    with pytest.raises(ilsim.ModelError) as info:
+        ilsim.compile(top)
+    problem = info.value.problems[0]
+    assert problem.source.endswith("base.yaml") and problem.field == "processes[0].rate"
+
+
+def test_including_the_same_names_twice_is_refused(tmp_path):
+    _write(tmp_path, "base.yaml", BASE)
+    _write(tmp_path, "copy.yaml", BASE.replace("name: base", "name: copy"))
+    top = _write(tmp_path, "top.yaml", "metadata: {name: t, time_units: hour}\ninclude: [base.yaml, copy.yaml]\n")
+    with pytest.raises(ilsim.ModelError, match="defined in more than one included model"):
+        ilsim.compile(top)
+
+
+def test_a_built_in_model_includes_built_in_models_even_with_a_same_named_folder_here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "aldesleukin").mkdir()
+    assert "aldesleukin_central" in ilsim.compile("kirschner-panetta-il2-therapy").species

@@ -11,14 +11,15 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ilsim.errors import ModelError, Problem, did_you_mean
 from ilsim.model import expressions as ex
+from ilsim.model.base import _NAME
+from ilsim.model.units import hours_per
 
 ExprText = str | float
 
-HOURS_PER_UNIT = {"minute": 1 / 60, "min": 1 / 60, "hour": 1.0, "h": 1.0, "day": 24.0, "d": 24.0, "week": 168.0}
 
 
 def _expr(value):
@@ -235,7 +236,7 @@ def expand(spec):
     origins: dict[str, str] = {}
     problems: list[Problem] = []
     species_names = {s.name for s in species}
-    hours = HOURS_PER_UNIT.get(spec.metadata.time_units)
+    hours = hours_per(spec.metadata.time_units)
 
     def need_species(where: str, name: str) -> bool:
         if name in species_names:
@@ -243,15 +244,27 @@ def expand(spec):
         problems.append(Problem(where, f"unknown species '{name}'{did_you_mean(name, species_names)}", None))
         return False
 
+    def built(where: str, cls, **fields):
+        """An entry generated from a motif; a bad value is a problem at the motif's field."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            problems.extend(Problem(where, err["msg"].removeprefix("Value error, "), None) for err in exc.errors())
+            return None
+
     def add_process(where: str, name: str, rate: str, consumes=None, produces=None, description="") -> None:
-        origins[f"processes[{len(processes)}].rate"] = where
-        processes.append(Process(name=name, rate=rate, consumes=consumes or {}, produces=produces or {},
-                                 description=description))
+        process = built(where, Process, name=name, rate=rate, consumes=consumes or {}, produces=produces or {},
+                        description=description)
+        if process is not None:
+            origins[f"processes[{len(processes)}].rate"] = where
+            processes.append(process)
 
     def add_observable(where: str, name: str, expression: str, units="dimensionless", description="") -> None:
-        origins[f"observables[{len(observables)}].expression"] = where
-        observables.append(Observable(name=name, expression=expression, units=units, description=description,
-                                      group="readouts"))
+        observable = built(f"{where.rsplit('.', 1)[0]}.name", Observable, name=name, expression=expression, units=units,
+                           description=description, group="readouts")
+        if observable is not None:
+            origins[f"observables[{len(observables)}].expression"] = where
+            observables.append(observable)
 
     suppressions: list[tuple[int, Suppression]] = []
     for k, entry in enumerate(spec.motifs):
@@ -369,6 +382,10 @@ CRP_SOURCE = "Pepys MB, Hirschfield GM. C-reactive protein: a critical update. J
 
 def _readout(at, m: Readout, hours, species, species_names, params, add_process, add_observable, problems,
              Species, Parameter, time_units: str) -> None:
+    bad_keys = [name for name in m.inputs if not _NAME.match(name)]
+    if bad_keys:
+        problems.append(Problem(f"{at}.inputs", f"inputs are species or observable names, not {bad_keys[0]!r}", None))
+        return
     drive = " + ".join(name if w == 1 else f"{_paren(w)}*{name}" for name, w in m.inputs.items())
     if not m.inputs:
         problems.append(Problem(f"{at}.inputs", "a readout needs at least one input", None))
@@ -408,4 +425,4 @@ def _readout(at, m: Readout, hours, species, species_names, params, add_process,
 
 
 def _unit(hours: float) -> str:
-    return next(k for k, v in HOURS_PER_UNIT.items() if v == hours and len(k) > 1)
+    return {1 / 60: "minute", 1.0: "hour", 24.0: "day", 168.0: "week"}[hours]

@@ -95,16 +95,17 @@ def summarise(ds: xr.Dataset) -> dict:
     variables = {}
     for name, var in ds.data_vars.items():
         v = var.values
-        i_max, i_min = int(np.nanargmax(v)), int(np.nanargmin(v))
+        defined = bool(np.isfinite(v).any())  # e.g. an observable 0/0 everywhere has no peak
+        i_max, i_min = (int(np.nanargmax(v)), int(np.nanargmin(v))) if defined else (0, 0)
         variables[name] = {
             "units": var.attrs.get("units", ""),
             "role": var.attrs.get("role", ""),
-            "initial": float(v[0]),
-            "final": float(v[-1]),
-            "peak": float(v[i_max]),
-            "peak_time": float(t[i_max]),
-            "nadir": float(v[i_min]),
-            "nadir_time": float(t[i_min]),
+            "initial": _number(v[0]),
+            "final": _number(v[-1]),
+            "peak": _number(v[i_max]) if defined else None,
+            "peak_time": float(t[i_max]) if defined else None,
+            "nadir": _number(v[i_min]) if defined else None,
+            "nadir_time": float(t[i_min]) if defined else None,
         }
     attrs = dict(ds.attrs)
     return {
@@ -137,6 +138,11 @@ def _toxicity(ds: xr.Dataset, attrs: dict) -> dict:
     from ilsim.therapy.ctcae import ToxicityEntry, grade_toxicity
 
     return grade_toxicity(ds, [ToxicityEntry(**e) for e in entries])
+
+
+def _number(x) -> float | None:
+    """A JSON-safe number: NaN and infinities become null."""
+    return float(x) if np.isfinite(x) else None
 
 
 def write_netcdf(ds: xr.Dataset, path: Path) -> None:

@@ -137,7 +137,8 @@ class CompiledModel:
         """Observables along a trajectory: (times x species) -> (times x observables)."""
         if not self.observables:
             return np.empty((len(t), 0))
-        cols = self.kernels["observe"](np.asarray(t, float), np.asarray(states, float), p)
+        with np.errstate(all="ignore"):  # 0/0 or overflow in a readout: NaN/inf, reported by the summary
+            cols = self.kernels["observe"](np.asarray(t, float), np.asarray(states, float), p)
         return np.column_stack([np.broadcast_to(np.asarray(c, float), (len(t),)) for c in cols])
 
     def evaluate(self, node: ex.Expr, t: float, y: np.ndarray, p: np.ndarray):
@@ -288,7 +289,12 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
                 bad(f"faults[{k}].parameters[{i}]", f"unknown parameter '{name}'{did_you_mean(name, params)}")
 
     if spec.toxicity:
+        from ilsim.model.units import hours_per
         from ilsim.therapy.ctcae import toxicity_problems
+
+        if hours_per(spec.metadata.time_units) is None:
+            bad("metadata.time_units", f"grading toxicity needs time units of minute, hour, day or week, "
+                f"not '{spec.metadata.time_units}'")
 
         units_of = {s.name: s.units for s in spec.species} | {o.name: o.units for o in spec.observables}
         problems.extend(toxicity_problems(spec.toxicity, units_of, source))

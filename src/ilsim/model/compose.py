@@ -19,12 +19,15 @@ NAMED = ("species", "parameters", "observables", "derived")
 
 
 def resolve(reference: str, base: str | None) -> Path | None:
+    """A path beside the including file, else a built-in model (never the current folder)."""
     from ilsim import scenarios
 
+    if base and base.startswith("builtin:"):
+        base = str(scenarios.builtin_path(base.removeprefix("builtin:")) or "")
     candidate = Path(reference)
-    if not candidate.is_absolute() and base and Path(base).exists():
-        candidate = Path(base).parent / reference
-    if candidate.exists():
+    if not candidate.is_absolute():
+        candidate = Path(base).parent / reference if base else None
+    if candidate is not None and candidate.is_file():
         return candidate
     return scenarios.builtin_path(reference)
 
@@ -49,6 +52,9 @@ def include(spec, source: str | None = None, _seen: tuple[str, ...] = ()):
             problems.append(Problem(where, f"'{reference}' includes itself (through {' -> '.join(_seen)})", source))
             continue
         other = include(read_spec(path), str(path), (*_seen, key))
+        from ilsim.model.compile import compile_model
+
+        compile_model(other, source=str(path))  # its own mistakes are reported in its own file and fields
         if other.metadata.time_units != spec.metadata.time_units:
             problems.append(Problem(where, f"'{reference}' counts time in {other.metadata.time_units}, this model in "
                                     f"{spec.metadata.time_units}; included models must share time units", source))
@@ -57,7 +63,13 @@ def include(spec, source: str | None = None, _seen: tuple[str, ...] = ()):
             merged[section] += getattr(other, section)
         patient = other.patient or patient
     for section in NAMED:
-        theirs = {entry.name for entry in merged[section]}
+        seen: set[str] = set()
+        for entry in merged[section]:
+            if entry.name in seen:
+                problems.append(Problem("include", f"'{entry.name}' ({section}) is defined in more than one included "
+                                        "model", source))
+            seen.add(entry.name)
+        theirs = seen
         for i, entry in enumerate(getattr(spec, section)):
             if entry.name in theirs:
                 problems.append(Problem(f"{section}[{i}].name", f"'{entry.name}' is also defined in an included model; "

@@ -34,11 +34,6 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 FlagKind = Literal["hospitalisation", "intensive_care", "bleeding_risk", "infection_risk", "transfusion"]
 
 _HOURS = {"minute": 1 / 60, "hour": 1.0, "day": 24.0}
-_TIME_ALIASES = {
-    "minute": "minute", "minutes": "minute", "min": "minute",
-    "hour": "hour", "hours": "hour", "h": "hour", "hr": "hour",
-    "day": "day", "days": "day", "d": "day",
-}
 
 
 # ---------------------------------------------------------------- schema of ctcae.yaml
@@ -294,10 +289,13 @@ def _converter(given: str, expected: str):
 
 
 def _time_hours(time_units: str) -> float:
-    unit = _TIME_ALIASES.get(str(time_units).strip().lower())
-    if unit is None:
-        raise ModelError([Problem("time_units", f"unknown time units '{time_units}'; expected hour, day or minute")])
-    return _HOURS[unit]
+    from ilsim.model.units import hours_per
+
+    hours = hours_per(time_units)
+    if hours is None:
+        raise ModelError([Problem("metadata.time_units", f"unknown time units '{time_units}'; expected minute, hour, "
+                                  "day or week")])
+    return hours
 
 
 # ---------------------------------------------------------------- grading
