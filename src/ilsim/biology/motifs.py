@@ -15,17 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ilsim.errors import ModelError, Problem, did_you_mean
 from ilsim.model import expressions as ex
-from ilsim.model.base import _NAME
+from ilsim.model.base import _NAME, _check_expression_type
 from ilsim.model.units import hours_per
 
 ExprText = str | float
 
 
 
-def _expr(value):
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"expected an expression (text or a number), got {type(value).__name__} {value!r}")
-    return value
+_expr = _check_expression_type
 
 
 class _Motif(BaseModel):
@@ -211,11 +208,7 @@ def _text(value) -> str:
     return ex.to_text(ex.parse(value))
 
 
-def _paren(value) -> str:
-    """An expression as text, parenthesised when it is more than a name or number."""
-    tree = ex.parse(value)
-    text = ex.to_text(tree)
-    return text if isinstance(tree, (ex.Name, ex.Num, ex.Call)) else f"({text})"
+_paren = ex.operand_text
 
 
 def _hill(x, k, n) -> str:

@@ -39,3 +39,11 @@ class Reference(_Strict):
         if v is not None and not v.lower().startswith(("http://", "https://")):
             raise ValueError(f"a reference url must start with http:// or https://, got {v!r}")
         return v
+
+
+def _check_expression_type(value):
+    """A value given where an expression is expected must be text or a number (not a list, mapping or bool)."""
+    # A rate must be text or a number; a list or mapping is a mistake worth naming.
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"expected an expression (text or a number), got {type(value).__name__} {value!r}")
+    return value

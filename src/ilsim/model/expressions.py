@@ -240,6 +240,14 @@ def to_text(node: Expr) -> str:
     return _text(node)[0]
 
 
+def operand_text(value) -> str:
+    """An expression (text or number) as readable text, parenthesised unless it is a name, number or
+    call: safe to paste next to '*' or '/' when generating entries from motifs and doses."""
+    tree = parse(value)
+    text = to_text(tree)
+    return text if isinstance(tree, (Name, Num, Call)) else f"({text})"
+
+
 def _text(node: Expr) -> tuple[str, int]:
     if isinstance(node, Num):
         v = node.value

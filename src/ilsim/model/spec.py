@@ -19,7 +19,7 @@ from ilsim.biology.catalogue import Interleukin
 from ilsim.biology.cell_types import CellType
 from ilsim.biology.motifs import MotifEntry
 from ilsim.errors import ModelError
-from ilsim.model.base import Reference, _check_name, _Strict
+from ilsim.model.base import Reference, _check_expression_type, _check_name, _Strict
 from ilsim.therapy.ctcae import ToxicityEntry
 from ilsim.therapy.dosing import PK, Dose, Patient
 
@@ -29,11 +29,6 @@ ExprText = str | float
 
 
 
-def _check_expression_type(value):
-    # A rate must be text or a number; a list or mapping is a mistake worth naming.
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"expected an expression (text or a number), got {type(value).__name__} {value!r}")
-    return value
 
 
 class Metadata(_Strict):

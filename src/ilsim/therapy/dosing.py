@@ -143,10 +143,7 @@ class Patient(_Strict):
     body_surface_area: float | None = Field(None, gt=0)  # m2
 
 
-def _p(value) -> str:
-    tree = ex.parse(value)
-    text = ex.to_text(tree)
-    return text if isinstance(tree, (ex.Name, ex.Num, ex.Call)) else f"({text})"
+_p = ex.operand_text
 
 
 def amount_expression(dose: Dose, pk: PK, parameters: set[str], where: str, problems: list[Problem],
