@@ -75,3 +75,10 @@ def test_a_readout_that_is_undefined_everywhere_is_reported_as_null(tmp_path):
     assert summary["variables"]["ratio"]["peak"] is None
     ilsim.run(m, tmp_path / "out", t_end=1)
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["variables"]["ratio"]["final"] is None
+
+
+def test_report_shows_grades_and_the_dose_log(tmp_path):
+    ilsim.run("aldesleukin", tmp_path / "a", t_end=120)
+    html = (tmp_path / "a" / "report.html").read_text()
+    assert "Side effects (CTCAE v5.0 grades)" in html and "Hypotension" in html
+    assert "Dose log" in html and "given" in html

@@ -76,6 +76,18 @@ def render(model: CompiledModel, summary: dict, figures: list[Path]) -> str:
     tu = summary.get("time_units", "")
     parts.append(_table(["variable", "units", "initial", "final", "peak", f"peak time [{tu}]", "nadir",
                          f"nadir time [{tu}]"], var_rows, numeric={2, 3, 4, 5, 6, 7}))
+    if summary.get("toxicity"):
+        parts.append("<h3>Side effects (CTCAE v5.0 grades)</h3>")
+        rows = [[term, g["variable"], g["max_grade"], g["time_of_max"] if g["time_of_max"] is not None else "-",
+                 "yes" if g["hospitalisation"] else "", "yes" if g["intensive_care"] else "",
+                 g["recovered_by"] if g["recovered_by"] is not None else "-"] for term, g in summary["toxicity"].items()]
+        parts.append(_table(["term", "graded from", "max grade", f"at [{tu}]", "hospitalisation", "intensive care",
+                             f"grade 0 from [{tu}]"], rows, numeric={2, 3, 6}))
+    if summary.get("dose_log"):
+        parts.append("<h3>Dose log</h3>")
+        parts.append(_table([f"time [{tu}]", "drug", "dose", "status", "rule"],
+                            [[e["time"], e["drug"], e["dose"], e["status"], e["reason"]] for e in summary["dose_log"]],
+                            numeric={0, 2}))
     if summary.get("events_fired"):
         parts.append("<h3>Events fired</h3>")
         parts.append(_table([f"time [{tu}]", "event"], summary["events_fired"], numeric={0}))
