@@ -119,6 +119,10 @@ def run(
         for entry in summary["dose_log"]:
             counts[entry["status"]] = counts.get(entry["status"], 0) + 1
         out.print("doses: " + ", ".join(f"{n} {status}" for status, n in counts.items()), highlight=False)
+    if summary.get("toxicity"):
+        grades = [f"{term} {g['max_grade']}" + (" (intensive care)" if g["intensive_care"] else " (hospitalisation)"
+                                                 if g["hospitalisation"] else "") for term, g in summary["toxicity"].items()]
+        out.print("max CTCAE grades: " + ", ".join(grades), highlight=False)
     if summary.get("outcome"):
         out.print(f"outcome: [bold]{summary['outcome']}[/]")
     for name, value in summary.get("derived", {}).items():
