@@ -9,6 +9,7 @@ from ilsim.api import compile as compile
 from ilsim.api import load as load
 from ilsim.api import run as run
 from ilsim.api import simulate as simulate
+from ilsim.engines.batch import BatchEngine as BatchEngine
 from ilsim.engines.ode import OdeEngine as OdeEngine
 from ilsim.errors import ExpressionError as ExpressionError
 from ilsim.errors import IlsimError as IlsimError
@@ -22,6 +23,6 @@ from ilsim.scenarios import builtin_names as builtin_models
 Model = ModelSpec  # the name users reach for when building a model in Python
 
 __all__ = [
-    "CompiledModel", "compare", "ExpressionError", "IlsimError", "Model", "ModelError", "ModelSpec", "OdeEngine",
+    "BatchEngine", "CompiledModel", "compare", "ExpressionError", "IlsimError", "Model", "ModelError", "ModelSpec", "OdeEngine",
     "SimulationError", "__version__", "builtin_models", "compile", "load", "simulate", "summarise", "run",
 ]
