@@ -84,7 +84,7 @@ class BatchEngine:
         npar = len(model.parameters)
         if P.ndim != 2 or P.shape[1] != npar:
             raise IlsimError(f"P must be a (patients x {npar}) array for model '{model.name}', got shape {P.shape}")
-        rhs = model.kernels["rhs"]
+        rhs = model.kernels["rhs_into"]
         if not hasattr(rhs, "py_func"):
             raise IlsimError("the batch engine needs numba-compiled kernels; the model was compiled with jit=False")
 
@@ -155,7 +155,8 @@ def _make_driver(rhs):
         d1 = np.sqrt(d1 / ns)
         h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
         h0 = min(h0, span)
-        f1 = rhs(y + h0 * f0, t + h0, p)
+        f1 = np.empty(ns)
+        rhs(y + h0 * f0, t + h0, p, f1)
         d2 = 0.0
         for i in range(ns):
             sc = atol + rtol * abs(y[i])
@@ -179,7 +180,9 @@ def _make_driver(rhs):
         if nt == 1:
             return 0
         t = t_eval[0]
-        k1 = rhs(y, t, p)
+        k1, k2, k3, k4 = np.empty(ns), np.empty(ns), np.empty(ns), np.empty(ns)
+        k5, k6, k7 = np.empty(ns), np.empty(ns), np.empty(ns)
+        rhs(y, t, p, k1)
         if not all_finite(k1):
             return 1
         h = initial_step(y, k1, t, p, rtol, atol, t_eval[nt - 1] - t)
@@ -202,23 +205,23 @@ def _make_driver(rhs):
             steps += 1
             for i in range(ns):
                 tmp[i] = y[i] + hs * a21 * k1[i]
-            k2 = rhs(tmp, t + c2 * hs, p)
+            rhs(tmp, t + c2 * hs, p, k2)
             for i in range(ns):
                 tmp[i] = y[i] + hs * (a31 * k1[i] + a32 * k2[i])
-            k3 = rhs(tmp, t + c3 * hs, p)
+            rhs(tmp, t + c3 * hs, p, k3)
             for i in range(ns):
                 tmp[i] = y[i] + hs * (a41 * k1[i] + a42 * k2[i] + a43 * k3[i])
-            k4 = rhs(tmp, t + c4 * hs, p)
+            rhs(tmp, t + c4 * hs, p, k4)
             for i in range(ns):
                 tmp[i] = y[i] + hs * (a51 * k1[i] + a52 * k2[i] + a53 * k3[i] + a54 * k4[i])
-            k5 = rhs(tmp, t + c5 * hs, p)
+            rhs(tmp, t + c5 * hs, p, k5)
             for i in range(ns):
                 tmp[i] = y[i] + hs * (a61 * k1[i] + a62 * k2[i] + a63 * k3[i] + a64 * k4[i] + a65 * k5[i])
             t_new = target if clipped else t + hs
-            k6 = rhs(tmp, t + hs, p)
+            rhs(tmp, t + hs, p, k6)
             for i in range(ns):
                 ynew[i] = y[i] + hs * (a71 * k1[i] + a73 * k3[i] + a74 * k4[i] + a75 * k5[i] + a76 * k6[i])
-            k7 = rhs(ynew, t + hs, p)
+            rhs(ynew, t + hs, p, k7)
             err = 0.0
             for i in range(ns):
                 e = hs * (e1 * k1[i] + e3 * k3[i] + e4 * k4[i] + e5 * k5[i] + e6 * k6[i] + e7 * k7[i])
@@ -249,11 +252,11 @@ def _make_driver(rhs):
                         clipped_state = True
                     y[i] = ynew[i]
                 if clipped_state:
-                    k1 = rhs(y, t, p)
+                    rhs(y, t, p, k1)
                     if not all_finite(k1):
                         return 1
                 else:
-                    k1 = k7
+                    k1, k7 = k7, k1  # first same as last: reuse the final stage, swap the buffers
                 if clipped:
                     for i in range(ns):
                         out[k_out, i] = y[i]

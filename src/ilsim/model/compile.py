@@ -481,18 +481,18 @@ def _build_kernels(m: CompiledModel) -> dict:
 
     src = [
         *_PRELUDE,
-        "def rhs(y, t, p):",
+        "def rhs_into(y, t, p, out):",  # writes dy/dt into out: no allocation (the batch engine's inner loop)
         *unpack(list(m.rate_trees), clip=True),
         *[f"    r_{j} = {ex.to_code(r, names, False)}" for j, r in enumerate(m.rate_trees)],
-        f"    out = np.zeros({ns})",
     ]
     for i in range(ns):
         terms = [f"{float(m.stoichiometry[i, j])!r} * r_{j}" for j in range(len(m.rate_trees)) if m.stoichiometry[i, j]]
-        if terms:
-            src.append(f"    out[{i}] = {' + '.join(terms)}")
-            if m.nonnegative[i]:  # at zero a non-negative quantity cannot decrease further
-                src.append(f"    if y[{i}] <= 0.0 and out[{i}] < 0.0:\n        out[{i}] = 0.0")
-    src += ["    return out", "", "rhs = _jit(rhs) if JIT else rhs", ""]
+        src.append(f"    out[{i}] = {' + '.join(terms) if terms else '0.0'}")
+        if terms and m.nonnegative[i]:  # at zero a non-negative quantity cannot decrease further
+            src.append(f"    if y[{i}] <= 0.0 and out[{i}] < 0.0:\n        out[{i}] = 0.0")
+    src += ["", "rhs_into = _jit(rhs_into) if JIT else rhs_into", "",
+            "def rhs(y, t, p):", f"    out = np.empty({ns})", "    rhs_into(y, t, p, out)", "    return out", "",
+            "rhs = _jit(rhs) if JIT else rhs", ""]
     # one root function per condition event: positive while its condition holds
     conditions = [e.condition for e in m.events if e.condition is not None]
     roots = [ex.root_function(c) for c in conditions]
@@ -512,7 +512,8 @@ def _build_kernels(m: CompiledModel) -> dict:
     ]
     module = _import_generated("\n".join(src), m.jit)
     module.__dict__.setdefault("_ilsim_jacobian", _LazyJacobian(m, names, module.__name__))
-    kernels = {"rhs": module.rhs, "observe": module.observe, "initial": module.initial, "roots": module.roots}
+    kernels = {"rhs": module.rhs, "rhs_into": module.rhs_into, "observe": module.observe, "initial": module.initial,
+               "roots": module.roots}
     kernels["jac"] = module._ilsim_jacobian  # one per generated module: SymPy runs once per model
     return kernels
 
