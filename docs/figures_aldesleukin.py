@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from make_figures import save  # noqa: E402
 
 import ilsim  # noqa: E402
 from ilsim.therapy import ctcae  # noqa: E402
@@ -142,8 +143,7 @@ def main() -> None:
         for start in (0, 12):
             a.axvspan(start, start + LAST_DOSE / 24, color="grey", alpha=0.08)
     fig.tight_layout()
-    fig.savefig(OUT, dpi=DPI)
-    print(f"\nwrote {OUT} ({OUT.stat().st_size // 1024} kB)")
+    save(fig, OUT.name, dpi=DPI)
 
 
 if __name__ == "__main__":

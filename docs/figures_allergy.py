@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from make_figures import save  # noqa: E402
 
 import ilsim  # noqa: E402
 
@@ -115,9 +116,7 @@ def main() -> None:
     fig.suptitle("allergy: exposures on days 0 and 28 (dotted); the first sensitises, the second reacts faster and "
                  "more strongly", fontsize=10)
     fig.tight_layout()
-    OUT.parent.mkdir(exist_ok=True)
-    fig.savefig(OUT, dpi=DPI)
-    print(f"\nwrote {OUT} ({OUT.stat().st_size // 1024} kB)")
+    save(fig, OUT.name, dpi=DPI)
 
 
 if __name__ == "__main__":

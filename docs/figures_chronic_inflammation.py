@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from make_figures import save  # noqa: E402
 
 import ilsim  # noqa: E402
 
@@ -55,8 +56,7 @@ def main():
         ax.set_xlabel("day (doses from day 30)")
     fig.suptitle("chronic-inflammation: untreated and with tocilizumab, anakinra, ustekinumab", fontsize=10)
     fig.tight_layout()
-    fig.savefig(OUT, dpi=80)
-    print(f"wrote {OUT} ({OUT.stat().st_size // 1024} kB)")
+    save(fig, OUT.name, dpi=80)
 
 
 if __name__ == "__main__":

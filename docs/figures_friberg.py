@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from make_figures import save  # noqa: E402
 
 import ilsim  # noqa: E402
 
@@ -116,9 +117,7 @@ def main() -> None:
     fig.suptitle("friberg-docetaxel: 200 mg docetaxel (1-h infusion at t = 0); support doses daily from day 1 "
                  "(effects assumed)", fontsize=10)
     fig.tight_layout()
-    OUT.parent.mkdir(exist_ok=True)
-    fig.savefig(OUT, dpi=DPI)
-    print(f"\nwrote {OUT} ({OUT.stat().st_size // 1024} kB)")
+    save(fig, OUT.name, dpi=DPI)
 
 
 if __name__ == "__main__":

@@ -248,10 +248,11 @@ def infection_resolution_therapy() -> Path:
     return save(fig, "infection-resolution-therapy.png")
 
 
-def save(fig, name: str) -> Path:
+def save(fig, name: str, dpi: int = DPI) -> Path:
+    """Write a figure into docs/figures/ (every figure script saves through this)."""
     FIGURES.mkdir(parents=True, exist_ok=True)
     path = FIGURES / name
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB)")
     return path
