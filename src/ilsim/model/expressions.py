@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+
 from ilsim.errors import ExpressionError, did_you_mean
 
 # name -> (min args, max args); max None means any number
@@ -407,6 +409,42 @@ def evaluate(node: Expr, values: dict[str, float]):
     raise TypeError(node)
 
 
+def evaluate_array(node: Expr, values: dict):
+    """Value of a tree over arrays (one element per patient, say), by walking it with NumPy.
+
+    ``values`` maps names to arrays (or scalars) that broadcast together; division by zero and
+    overflow give inf/NaN as in the compiled kernels.
+    """
+    def ev(n: Expr):
+        return evaluate_array(n, values)
+
+    if isinstance(node, Num):
+        return node.value
+    if isinstance(node, Name):
+        return values[node.id]
+    if isinstance(node, Neg):
+        return -ev(node.arg)
+    if isinstance(node, Not):
+        return np.logical_not(ev(node.arg))
+    with np.errstate(all="ignore"):
+        if isinstance(node, BinOp):
+            a, b = np.asarray(ev(node.left), dtype=float), np.asarray(ev(node.right), dtype=float)
+            return _ARITH[node.op](a, b)
+        if isinstance(node, Compare):
+            return _RELATION[node.op](ev(node.left), ev(node.right))
+        if isinstance(node, Logic):
+            fn = np.logical_and if node.op == "and" else np.logical_or
+            return fn.reduce(np.broadcast_arrays(*(np.asarray(ev(a), dtype=bool) for a in node.args)))
+        if isinstance(node, Call):
+            if node.func == "piecewise":
+                args = node.args
+                conds = [np.asarray(ev(c), dtype=bool) for c in args[1:-1:2]]
+                return np.select(conds, [ev(v) for v in args[:-1:2]], default=ev(args[-1]))
+            args = [np.asarray(ev(a), dtype=float) for a in node.args]
+            return _ARRAY_FUNCTIONS.get(node.func, np.vectorize(_SCALAR_FUNCTIONS[node.func]))(*args)
+    raise TypeError(node)
+
+
 _ARITH = {
     "+": lambda a, b: a + b,
     "-": lambda a, b: a - b,
@@ -450,6 +488,27 @@ _SCALAR_FUNCTIONS = {
     "tanh": math.tanh,
     "floor": math.floor,
     "ceil": math.ceil,
+}
+
+def _array_hill(x, k, n):
+    xn = x**n
+    return xn / (k**n + xn)
+
+
+_ARRAY_FUNCTIONS = {  # NumPy forms for evaluate_array (others fall back to the scalar ones, vectorised)
+    "exp": np.exp,
+    "log": lambda x, base=None: np.log(x) if base is None else np.log(x) / np.log(base),
+    "log10": np.log10,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "min": lambda *a: np.minimum.reduce(np.broadcast_arrays(*a)),
+    "max": lambda *a: np.maximum.reduce(np.broadcast_arrays(*a)),
+    "hill": _array_hill,
+    "sin": np.sin,
+    "cos": np.cos,
+    "tanh": np.tanh,
+    "floor": np.floor,
+    "ceil": np.ceil,
 }
 
 

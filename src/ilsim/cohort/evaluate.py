@@ -1,0 +1,54 @@
+"""Run a block of patients (rows of parameter values) and summarise each: the unit every cohort,
+sweep and sensitivity analysis is made of."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ilsim.cohort.metrics import patient_metrics
+from ilsim.model import expressions as ex
+from ilsim.model.compile import CompiledModel
+
+
+@dataclass
+class Block:
+    """The patients of one block: their summary rows, trajectories and status codes."""
+
+    metrics: pd.DataFrame  # one row per patient (see cohort.metrics)
+    Y: np.ndarray  # patients x times x species
+    status: np.ndarray  # int per patient, 0 = ok
+
+
+def output_times(model: CompiledModel, t_end: float | None = None, points: int | None = None) -> np.ndarray:
+    sim = model.spec.simulation
+    return np.linspace(0.0, float(t_end or sim.t_end), int(points or sim.points))
+
+
+def evaluate(
+    model: CompiledModel,
+    P: np.ndarray,
+    t_eval: np.ndarray,
+    *,
+    engine=None,
+    conditions: Sequence[tuple[str, ex.Expr]] = (),
+    first_id: int = 0,
+) -> Block:
+    """Integrate every row of ``P`` with the batch engine (or ``engine``) and summarise each patient."""
+    from ilsim.engines.batch import STATUS, BatchEngine
+
+    engine = engine or BatchEngine(rtol=model.spec.simulation.rtol, atol=model.spec.simulation.atol)
+    P = np.ascontiguousarray(P, dtype=float)
+    full = getattr(engine, "run_full", None)
+    if full is not None:
+        result = full(model, t_eval, P)
+        Y, status, P_end = result.Y, result.status, result.P_end
+    else:
+        Y, status = engine.run(model, t_eval, P)
+        P_end = P
+    metrics = patient_metrics(model, t_eval, Y, P, status, P_end=P_end, status_text=STATUS,
+                              conditions=conditions, first_id=first_id)
+    return Block(metrics, Y, status)
