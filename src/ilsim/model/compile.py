@@ -287,6 +287,9 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
         for i, name in enumerate(fault.parameters):
             if name not in params:
                 bad(f"faults[{k}].parameters[{i}]", f"unknown parameter '{name}'{did_you_mean(name, params)}")
+    for name in spec.population.parameters if spec.population else ():
+        if name not in params:  # the population varies model parameters only (covariates may be new names)
+            bad(f"population.parameters.{name}", f"unknown parameter '{name}'{did_you_mean(name, params)}")
 
     if spec.toxicity:
         from ilsim.model.units import hours_per
@@ -523,14 +526,18 @@ class _LazyJacobian:
 
     def __init__(self, m: CompiledModel, names: dict[str, str], rhs_module: str):
         # the Jacobian follows from the right-hand side, so its cached file is named after it
-        self._m, self._names, self._fn = m, names, None
-        self._name = f"{rhs_module}_jac_{__version__.replace('.', '_')}"
+        self._m, self._names, self._module = m, names, None
+        self._name = f"{rhs_module}_jac_into_{__version__.replace('.', '_')}"
 
     def __call__(self, y, t, p):
-        if self._fn is None:
+        return self.module().jac(y, t, p)
+
+    def module(self):
+        """The generated module: ``jac(y, t, p)`` returns the matrix, ``jac_into(y, t, p, out)`` fills one."""
+        if self._module is None:
             cached = _import_cached(self._name)
-            self._fn = cached.jac if cached is not None else _build_jacobian(self._m, self._names, self._name)
-        return self._fn(y, t, p)
+            self._module = cached if cached is not None else _build_jacobian(self._m, self._names, self._name)
+        return self._module
 
 
 def _build_jacobian(m: CompiledModel, names: dict[str, str], module_name: str):
@@ -541,17 +548,19 @@ def _build_jacobian(m: CompiledModel, names: dict[str, str], module_name: str):
         symbols[name] = ex.to_sympy(tree, symbols)  # observables inlined, so chains differentiate
     rhs = [ex.to_sympy(tr, symbols) for tr in m.rhs_trees]
     ns = len(m.species)
-    lines = ["def jac(y, t, p):"]
+    lines = ["def jac_into(y, t, p, out):"]  # no allocation: the batch engine's stiff method calls it per step
     lines += [f"    s_{i} = y[{i}]" for i in range(ns)]
     lines += [f"    k_{i} = p[{i}]" for i in range(len(m.parameters))]
-    lines += [f"    out = np.zeros(({ns}, {ns}))"]
+    lines += ["    out[:, :] = 0.0"]
     for i, f in enumerate(rhs):
         for k, s in enumerate(m.species):
             d = sp.diff(f, symbols[s])
             if d != 0:
                 lines.append(f"    out[{i}, {k}] = {ex.to_code(ex.from_sympy(d), names, False)}")
-    lines += ["    return out", "", "jac = _jit(jac) if JIT else jac"]
-    return _import_generated("\n".join([*_PRELUDE, *lines]), m.jit, module_name).jac
+    lines += ["", "jac_into = _jit(jac_into) if JIT else jac_into", "",
+              "def jac(y, t, p):", f"    out = np.empty(({ns}, {ns}))", "    jac_into(y, t, p, out)", "    return out", "",
+              "jac = _jit(jac) if JIT else jac"]
+    return _import_generated("\n".join([*_PRELUDE, *lines]), m.jit, module_name)
 
 
 def cache_dir() -> Path:

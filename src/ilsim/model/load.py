@@ -79,8 +79,8 @@ def _allowed_fields(loc: tuple, root=None) -> list[str]:
         if isinstance(part, int):
             continue
         info = model.model_fields.get(part)
-        if info is None:
-            return []
+        if info is None:  # a key of a mapping of entries (population.parameters.<name>): same model
+            continue
         ann = info.annotation
         inner = getattr(ann, "__args__", (ann,))
         model = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from ilsim.biology.catalogue import Interleukin
 from ilsim.biology.cell_types import CellType
 from ilsim.biology.motifs import MotifEntry
+from ilsim.cohort.population import Population
 from ilsim.errors import ModelError
 from ilsim.model.base import Reference, _check_expression_type, _check_name, _Strict
 from ilsim.therapy.ctcae import ToxicityEntry
@@ -231,6 +232,7 @@ class ModelSpec(_Strict):
     doses: list[Dose] = Field(default_factory=list)
     toxicity: list[ToxicityEntry] = Field(default_factory=list)  # CTCAE v5.0 terms graded from readouts
     simulation: SimulationDefaults = Field(default_factory=SimulationDefaults)
+    population: Population | None = None  # how virtual patients differ (docs/population.md)
 
     @model_validator(mode="before")
     @classmethod

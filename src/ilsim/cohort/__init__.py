@@ -1,0 +1,1 @@
+"""Virtual cohorts: patients drawn from parameter distributions, run in batches, summarised."""
