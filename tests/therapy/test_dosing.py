@@ -226,3 +226,10 @@ def test_non_finite_or_empty_schedules_are_refused(field):
     dose = {"drug": "aldesleukin", "route": "iv_bolus", "amount": 1, "units": "IU", **field}
     with pytest.raises(ilsim.ModelError, match=r"doses\[0\]"):
         spec_from_dict({**data, "doses": [dose]}, "m.yaml")
+
+
+def test_a_single_dose_time_may_be_written_as_a_number():
+    one = ilsim.simulate(_one_compartment(route="iv_bolus", amount=5, units="mg", at=1), 4, points=5)
+    listed = ilsim.simulate(_one_compartment(route="iv_bolus", amount=5, units="mg", at=[1]), 4, points=5)
+    np.testing.assert_array_equal(one["drug_central"].values, listed["drug_central"].values)
+    assert float(one["drug_central"][0]) == 0.0 and float(one["drug_central"][1]) == pytest.approx(5.0)

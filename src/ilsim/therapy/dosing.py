@@ -90,7 +90,7 @@ class Dose(_Strict):
     amount: float | str  # a positive number, or an expression of parameters (e.g. a dose that --set can change)
     units: str  # mg, ug, g, IU, MIU, optionally per kg or per m2: "IU/kg", "mg/m2"
     duration: float | None = None  # iv_infusion, model time units
-    at: float | list[float] | None = Field(None, min_length=1)
+    at: float | list[float] | None = None  # one time or a list of times
     start: float = 0.0
     every: float | None = Field(None, gt=0)
     count: int = Field(1, ge=1)
@@ -118,6 +118,8 @@ class Dose(_Strict):
 
     @model_validator(mode="after")
     def _schedule(self):
+        if isinstance(self.at, list) and not self.at:
+            raise ValueError("'at' must name at least one time")
         if self.route == "iv_infusion" and not (self.duration and self.duration > 0):
             raise ValueError("an iv_infusion needs a positive 'duration' (model time units)")
         if self.route != "iv_infusion" and self.duration is not None:
