@@ -1,4 +1,4 @@
-"""The batch engine: agreement with the SciPy engine, isolated failures, events refused, determinism."""
+"""The batch engine: agreement with the SciPy engine, isolated failures, bad input, determinism."""
 
 import numpy as np
 import pytest
@@ -66,13 +66,17 @@ def test_step_limit_gives_a_status_not_an_exception():
     assert np.isnan(Y[0, -1]).all()
 
 
-def test_models_with_events_are_refused_with_a_clear_message():
-    m = ilsim.Model(name="dosed").add_parameter("k", 0.5).add_species("x", 8.0)
-    m.add_process("clearance", "k*x", consumes={"x": 1})
-    m.add_event("dose", at=[2.5], add={"x": 4})
-    compiled = ilsim.compile(m)
-    with pytest.raises(ilsim.IlsimError, match="batch engine does not support events yet"):
-        BatchEngine().run(compiled, np.linspace(0, 10, 11), compiled.p0[None, :])
+def test_unknown_method_is_an_error_naming_the_choices():
+    with pytest.raises(ilsim.IlsimError, match="unknown batch method 'radau'; choose one of dopri5, rodas, auto"):
+        BatchEngine(method="radau")
+
+
+def test_status_codes_match_the_kernel():
+    from ilsim.engines.batch import STATUS, integrator
+
+    kernel = [integrator.OK, integrator.NON_FINITE, integrator.STEP_UNDERFLOW, integrator.MAX_STEPS,
+              integrator.BAD_INITIAL, integrator.ENDLESS_EVENTS]
+    assert kernel == sorted(STATUS)
 
 
 def test_wrong_parameter_shape_is_an_error():
@@ -92,3 +96,12 @@ def test_same_inputs_give_bitwise_identical_outputs():
     assert Y1.tobytes() == Y2.tobytes()
     Y3, _ = engine.run(m, t, P[5:6])  # a patient's result does not depend on the others
     assert Y3[0].tobytes() == Y1[5].tobytes()
+    import numba
+
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)  # one thread instead of several: the same bits
+        Y4, _ = engine.run(m, t, P)
+    finally:
+        numba.set_num_threads(threads)
+    assert Y4.tobytes() == Y1.tobytes()

@@ -1,0 +1,603 @@
+"""The batch engine's per-patient integrator, written once for every model.
+
+This file is a template: ``codegen.py`` writes a copy of it per model into the kernel cache folder
+and appends that model's functions (``initial_into``, ``rhs_into``, ``jac_into``, ``roots_into``,
+``condition_holds``, ``guard_holds``, ``apply_actions``), which bind the names below. numba resolves
+globals when it compiles, so every function here calls the model's kernels directly, and
+``cache=True`` stores the compiled copy beside its file (numba cannot cache functions that receive
+other compiled functions as arguments, hence one generated module per model).
+
+Methods (Hairer, Norsett & Wanner, "Solving ODEs I", II.4-II.6; Hairer & Wanner, "Solving ODEs II", IV.7):
+  * DOPRI5: explicit Dormand-Prince 5(4), PI step control (beta 0.04), Hairer's 4th-order dense output
+    (``contd5``) and stiffness test (h * |lambda| > 3.25 on 15 accepted steps);
+  * RODAS: Hairer's L-stable 4(3) Rosenbrock method (coefficients of rodas.f, method 1), analytic
+    Jacobian, LU with partial pivoting, its 3rd-order dense output;
+  * auto: DOPRI5 until the stiffness test fires, then RODAS for the rest of that patient's run.
+
+Events follow the SciPy engine (engines/ode.py): integration restarts at every event; condition
+crossings are located on the dense output by the Illinois method; actions take their values from
+the state before the event; a jump re-tests the conditions that read what it changed (cascade,
+bounded by MAX_CASCADE firings at one instant).
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+# Model kernels, bound per model by the definitions codegen.py appends to the generated copy.
+initial_into = rhs_into = jac_into = roots_into = condition_holds = guard_holds = apply_actions = None
+
+# status codes: the same numbers as ilsim.engines.batch.STATUS
+OK, NON_FINITE, STEP_UNDERFLOW, MAX_STEPS, BAD_INITIAL, ENDLESS_EVENTS = 0, 1, 2, 3, 4, 5
+DOPRI5, RODAS, AUTO = 0, 1, 2
+MAX_CASCADE = 1000  # firings at one instant before a cascade counts as endless
+UROUND = 2.220446049250313e-16
+
+# Dormand-Prince 5(4) (Hairer's dopri5.f)
+C2, C3, C4, C5 = 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0
+A21 = 1.0 / 5.0
+A31, A32 = 3.0 / 40.0, 9.0 / 40.0
+A41, A42, A43 = 44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0
+A51, A52, A53, A54 = 19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0
+A61, A62, A63, A64, A65 = 9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0
+A71, A73, A74, A75, A76 = 35.0 / 384.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0
+E1, E3, E4, E5, E6, E7 = 71.0 / 57600.0, -71.0 / 16695.0, 71.0 / 1920.0, -17253.0 / 339200.0, 22.0 / 525.0, -1.0 / 40.0
+# dense output (Hairer's contd5, Shampine 1986)
+D1, D3, D4 = -12715105075.0 / 11282082432.0, 87487479700.0 / 32700410799.0, -10690763975.0 / 1880347072.0
+D5, D6, D7 = 701980252875.0 / 199316789632.0, -1453857185.0 / 822651844.0, 69997945.0 / 29380423.0
+BETA = 0.04
+EXPO = 0.2 - 0.75 * BETA
+
+# RODAS (Hairer & Wanner, rodas.f, METH = 1), in the W-transformed form
+GAMMA = 0.25
+R_C2, R_C3, R_C4 = 0.386, 0.21, 0.63
+R_D1, R_D2, R_D3, R_D4 = 0.25, -0.1043, 0.1035, -0.03620000000000023
+R_A21 = 1.544
+R_A31, R_A32 = 0.9466785280815826, 0.2557011698983284
+R_A41, R_A42, R_A43 = 3.314825187068521, 2.896124015972201, 0.9986419139977817
+R_A51, R_A52, R_A53, R_A54 = 1.221224509226641, 6.019134481288629, 12.53708332932087, -0.6878860361058950
+R_C21 = -5.6688
+R_C31, R_C32 = -2.430093356833875, -0.2063599157091915
+R_C41, R_C42, R_C43 = -0.1073529058151375, -9.594562251023355, -20.47028614809616
+R_C51, R_C52, R_C53, R_C54 = 7.496443313967647, -10.24680431464352, -33.99990352819905, 11.70890893206160
+R_C61, R_C62, R_C63, R_C64, R_C65 = (8.083246795921522, -7.981132988064893, -31.52159432874371, 16.31930543123136,
+                                     -6.058818238834054)
+R_H21, R_H22, R_H23, R_H24, R_H25 = (10.12623508344586, -7.487995877610167, -34.80091861555747, -7.992771707568823,
+                                     1.025137723295662)
+R_H31, R_H32, R_H33, R_H34, R_H35 = (-0.6762803392801253, 6.087714651680015, 16.43084320892478, 24.76722511418386,
+                                     -6.594389125716872)
+
+_jit = njit(cache=True, error_model="numpy")
+
+
+@_jit
+def all_finite(v):
+    for x in v:
+        if not np.isfinite(x):
+            return False
+    return True
+
+
+@_jit
+def error_norm(e, y, ynew, rtol, atol):
+    """sqrt(mean((e_i / sc_i)^2)), sc_i = atol + rtol * max(|y_i|, |ynew_i|)."""
+    ns = y.shape[0]
+    s = 0.0
+    for i in range(ns):
+        sc = atol + rtol * max(abs(y[i]), abs(ynew[i]))
+        s += (e[i] / sc) ** 2
+    return math.sqrt(s / ns)
+
+
+@_jit
+def initial_step(y, f0, t, p, rtol, atol, span, tmp, f1):
+    """Hairer's starting-step heuristic (Solving ODEs I, II.4), for a 5th-order method."""
+    ns = y.shape[0]
+    d0 = 0.0
+    d1 = 0.0
+    for i in range(ns):
+        sc = atol + rtol * abs(y[i])
+        d0 += (y[i] / sc) ** 2
+        d1 += (f0[i] / sc) ** 2
+    d0 = math.sqrt(d0 / ns)
+    d1 = math.sqrt(d1 / ns)
+    h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+    h0 = min(h0, span)
+    for i in range(ns):
+        tmp[i] = y[i] + h0 * f0[i]
+    rhs_into(tmp, t + h0, p, f1)
+    d2 = 0.0
+    for i in range(ns):
+        sc = atol + rtol * abs(y[i])
+        d2 += ((f1[i] - f0[i]) / sc) ** 2
+    d2 = math.sqrt(d2 / ns) / h0
+    dm = max(d1, d2)
+    h1 = max(1e-6, h0 * 1e-3) if not (dm > 1e-15) else (0.01 / dm) ** 0.2
+    h = min(100.0 * h0, h1, span)
+    if not (h > 0.0) or not np.isfinite(h):
+        h = min(1e-6, span)
+    return h
+
+
+# ------------------------------------------------------------------------------------ DOPRI5
+@_jit
+def dopri_try(t, h, y, f0, p, k2, k3, k4, k5, k6, k7, tmp, ynew, ysti, rtol, atol):
+    """One trial step from (t, y) with f0 = f(t, y): stages k2..k7, the new state; returns the error norm."""
+    ns = y.shape[0]
+    for i in range(ns):
+        tmp[i] = y[i] + h * A21 * f0[i]
+    rhs_into(tmp, t + C2 * h, p, k2)
+    for i in range(ns):
+        tmp[i] = y[i] + h * (A31 * f0[i] + A32 * k2[i])
+    rhs_into(tmp, t + C3 * h, p, k3)
+    for i in range(ns):
+        tmp[i] = y[i] + h * (A41 * f0[i] + A42 * k2[i] + A43 * k3[i])
+    rhs_into(tmp, t + C4 * h, p, k4)
+    for i in range(ns):
+        tmp[i] = y[i] + h * (A51 * f0[i] + A52 * k2[i] + A53 * k3[i] + A54 * k4[i])
+    rhs_into(tmp, t + C5 * h, p, k5)
+    for i in range(ns):
+        ysti[i] = y[i] + h * (A61 * f0[i] + A62 * k2[i] + A63 * k3[i] + A64 * k4[i] + A65 * k5[i])
+    rhs_into(ysti, t + h, p, k6)
+    for i in range(ns):
+        ynew[i] = y[i] + h * (A71 * f0[i] + A73 * k3[i] + A74 * k4[i] + A75 * k5[i] + A76 * k6[i])
+    rhs_into(ynew, t + h, p, k7)
+    for i in range(ns):
+        tmp[i] = h * (E1 * f0[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i])
+    return error_norm(tmp, y, ynew, rtol, atol)
+
+
+@_jit
+def dopri_dense(h, y, ynew, f0, k3, k4, k5, k6, k7, D):
+    """Coefficients of the continuous extension over an accepted step (Hairer's contd5)."""
+    for i in range(y.shape[0]):
+        ydiff = ynew[i] - y[i]
+        bspl = h * f0[i] - ydiff
+        D[0, i] = y[i]
+        D[1, i] = ydiff
+        D[2, i] = bspl
+        D[3, i] = ydiff - h * k7[i] - bspl
+        D[4, i] = h * (D1 * f0[i] + D3 * k3[i] + D4 * k4[i] + D5 * k5[i] + D6 * k6[i] + D7 * k7[i])
+
+
+# ------------------------------------------------------------------------------------ RODAS
+@_jit
+def lu_factor(A, piv):
+    """In-place LU with partial pivoting; False when a pivot is zero or not finite."""
+    n = A.shape[0]
+    for k in range(n):
+        m = k
+        big = abs(A[k, k])
+        for i in range(k + 1, n):
+            if abs(A[i, k]) > big:
+                big = abs(A[i, k])
+                m = i
+        piv[k] = m
+        if not (big > 0.0) or not np.isfinite(big):
+            return False
+        if m != k:
+            for j in range(n):
+                A[k, j], A[m, j] = A[m, j], A[k, j]
+        inv = 1.0 / A[k, k]
+        for i in range(k + 1, n):
+            A[i, k] *= inv
+            a = A[i, k]
+            if a != 0.0:
+                for j in range(k + 1, n):
+                    A[i, j] -= a * A[k, j]
+    return True
+
+
+@_jit
+def lu_solve(A, piv, b):
+    """Solve A x = b in place, A and piv from lu_factor."""
+    n = A.shape[0]
+    for k in range(n):
+        m = piv[k]
+        if m != k:
+            b[k], b[m] = b[m], b[k]
+    for i in range(1, n):
+        s = b[i]
+        for j in range(i):
+            s -= A[i, j] * b[j]
+        b[i] = s
+    for i in range(n - 1, -1, -1):
+        s = b[i]
+        for j in range(i + 1, n):
+            s -= A[i, j] * b[j]
+        b[i] = s / A[i, i]
+
+
+@_jit
+def rodas_try(t, h, y, f0, dT, J, W, piv, p, K, ynew, u, rtol, atol):
+    """One trial RODAS step with J = df/dy and dT = df/dt at (t, y); k1..k6 in K[0..5]; returns the error norm.
+
+    Each stage solves (I / (h gamma) - J) k_i = f(t + c_i h, y + sum a_ij k_j) + sum (C_ij / h) k_j + h d_i dT.
+    """
+    ns = y.shape[0]
+    k1, k2, k3, k4, k5, k6 = K[0], K[1], K[2], K[3], K[4], K[5]
+    fb = K[6]
+    hg = 1.0 / (h * GAMMA)
+    for i in range(ns):
+        for j in range(ns):
+            W[i, j] = -J[i, j]
+        W[i, i] += hg
+    if not lu_factor(W, piv):
+        return np.inf
+    ih = 1.0 / h
+    for i in range(ns):
+        k1[i] = f0[i] + h * R_D1 * dT[i]
+    lu_solve(W, piv, k1)
+    for i in range(ns):
+        u[i] = y[i] + R_A21 * k1[i]
+    rhs_into(u, t + R_C2 * h, p, fb)
+    for i in range(ns):
+        k2[i] = fb[i] + h * R_D2 * dT[i] + ih * R_C21 * k1[i]
+    lu_solve(W, piv, k2)
+    for i in range(ns):
+        u[i] = y[i] + R_A31 * k1[i] + R_A32 * k2[i]
+    rhs_into(u, t + R_C3 * h, p, fb)
+    for i in range(ns):
+        k3[i] = fb[i] + h * R_D3 * dT[i] + ih * (R_C31 * k1[i] + R_C32 * k2[i])
+    lu_solve(W, piv, k3)
+    for i in range(ns):
+        u[i] = y[i] + R_A41 * k1[i] + R_A42 * k2[i] + R_A43 * k3[i]
+    rhs_into(u, t + R_C4 * h, p, fb)
+    for i in range(ns):
+        k4[i] = fb[i] + h * R_D4 * dT[i] + ih * (R_C41 * k1[i] + R_C42 * k2[i] + R_C43 * k3[i])
+    lu_solve(W, piv, k4)
+    for i in range(ns):
+        u[i] = y[i] + R_A51 * k1[i] + R_A52 * k2[i] + R_A53 * k3[i] + R_A54 * k4[i]
+    rhs_into(u, t + h, p, fb)
+    for i in range(ns):
+        k5[i] = fb[i] + ih * (R_C51 * k1[i] + R_C52 * k2[i] + R_C53 * k3[i] + R_C54 * k4[i])
+    lu_solve(W, piv, k5)
+    for i in range(ns):
+        u[i] += k5[i]
+    rhs_into(u, t + h, p, fb)
+    for i in range(ns):
+        k6[i] = fb[i] + ih * (R_C61 * k1[i] + R_C62 * k2[i] + R_C63 * k3[i] + R_C64 * k4[i] + R_C65 * k5[i])
+    lu_solve(W, piv, k6)
+    for i in range(ns):
+        ynew[i] = u[i] + k6[i]
+    return error_norm(k6, y, ynew, rtol, atol)  # k6 is the difference of the embedded solutions
+
+
+@_jit
+def rodas_dense(y, ynew, K, D):
+    for i in range(y.shape[0]):
+        D[0, i] = y[i]
+        D[1, i] = ynew[i]
+        D[2, i] = R_H21 * K[0, i] + R_H22 * K[1, i] + R_H23 * K[2, i] + R_H24 * K[3, i] + R_H25 * K[4, i]
+        D[3, i] = R_H31 * K[0, i] + R_H32 * K[1, i] + R_H33 * K[2, i] + R_H34 * K[3, i] + R_H35 * K[4, i]
+
+
+@_jit
+def build_dense(rodas, h, y, ynew, f0, K, k3, k4, k5, k6, k7, D):
+    if rodas:
+        rodas_dense(y, ynew, K, D)
+    else:
+        dopri_dense(h, y, ynew, f0, k3, k4, k5, k6, k7, D)
+    return True
+
+
+@_jit
+def dense_eval(rodas, D, theta, out):
+    """The state at t + theta * h inside the last accepted step."""
+    th1 = 1.0 - theta
+    if rodas:
+        for i in range(out.shape[0]):
+            out[i] = th1 * D[0, i] + theta * (D[1, i] + th1 * (D[2, i] + theta * D[3, i]))
+    else:
+        for i in range(out.shape[0]):
+            out[i] = D[0, i] + theta * (D[1, i] + th1 * (D[2, i] + theta * (D[3, i] + th1 * D[4, i])))
+
+
+@_jit
+def time_derivative(y, t, p, f0, dT, tmp):
+    """df/dt by a forward difference (only for models whose rates read t)."""
+    delta = math.sqrt(UROUND * max(1e-5, abs(t)))
+    rhs_into(y, t + delta, p, tmp)
+    for i in range(y.shape[0]):
+        dT[i] = (tmp[i] - f0[i]) / delta
+
+
+# ------------------------------------------------------------------------------------ events
+@_jit
+def clip(y, nonneg):
+    changed = False
+    for i in range(y.shape[0]):
+        if nonneg[i] and y[i] < 0.0:
+            y[i] = 0.0
+            changed = True
+    return changed
+
+
+@_jit
+def locate_root(slot, t, h, rodas, D, p, g_a, g_b, ybuf, gbuf):
+    """theta in (0, 1] where root function ``slot`` changes sign in the step (Illinois method).
+
+    Returns the end of the final bracket on the far side of the crossing, so the crossing lies behind it.
+    """
+    a, fa, b, fb = 0.0, g_a, 1.0, g_b
+    side = 0
+    tol = 4.0 * UROUND * max(abs(t), abs(t + h)) / h  # in units of theta, as SciPy's brentq xtol = 4 eps
+    for _ in range(200):
+        if b - a <= tol or fb == 0.0:
+            break
+        theta = (a * fb - b * fa) / (fb - fa) if fb != fa else 0.5 * (a + b)
+        if not (a < theta < b):
+            theta = 0.5 * (a + b)
+        dense_eval(rodas, D, theta, ybuf)
+        roots_into(t + theta * h, ybuf, p, gbuf)
+        fm = gbuf[slot]
+        if (fm > 0.0) == (fa > 0.0) and fm != 0.0:
+            a, fa = theta, fm
+            if side == -1:
+                fb *= 0.5
+            side = -1
+        else:
+            b, fb = theta, fm
+            if side == 1:
+                fa *= 0.5
+            side = 1
+    return b
+
+
+@_jit
+def fire(k, t, y, p, nonneg, fired, armed, cond_event, touches, stack_ev, stack_pos):
+    """Fire event k (if its guard holds) and every condition event its jump makes true, depth first
+    as the SciPy engine does; returns ENDLESS_EVENTS if more than MAX_CASCADE fire at this instant."""
+    if not guard_holds(k, t, y, p):
+        return OK
+    apply_actions(k, t, y, p)
+    clip(y, nonneg)
+    fired[k] += 1
+    count = 1
+    top = 0
+    stack_ev[0] = k
+    stack_pos[0] = 0
+    nc = cond_event.shape[0]
+    while top >= 0:
+        e = stack_ev[top]
+        s = stack_pos[top]
+        if s >= nc:
+            top -= 1
+            continue
+        stack_pos[top] = s + 1
+        if not touches[e, s]:
+            continue
+        truth = condition_holds(s, t, y, p)
+        if armed[s] and truth:
+            if count >= MAX_CASCADE or top + 1 >= stack_ev.shape[0]:
+                return ENDLESS_EVENTS
+            armed[s] = False
+            kc = cond_event[s]
+            if guard_holds(kc, t, y, p):
+                apply_actions(kc, t, y, p)
+                clip(y, nonneg)
+                fired[kc] += 1
+                count += 1
+                top += 1
+                stack_ev[top] = kc
+                stack_pos[top] = 0
+        elif not truth:
+            armed[s] = True
+    return OK
+
+
+@_jit
+def record(out, k, y, nonneg):
+    for i in range(y.shape[0]):
+        v = y[i]
+        out[k, i] = 0.0 if (nonneg[i] and v < 0.0) else v
+
+
+# ------------------------------------------------------------------------------------ one patient
+@_jit
+def solve_patient(t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event, touches,
+                  uses_t, out, fired):
+    """Integrate one patient over t_eval (p is its own parameter copy, changed by events).
+
+    Writes out[k] at every output time reached and counts firings in ``fired``; returns
+    (status, used), used True when RODAS integrated any part of the run (chosen, or switched to by auto).
+    """
+    ns = nonneg.shape[0]
+    nt = t_eval.shape[0]
+    nc = cond_event.shape[0]
+    n_timed = timed_t.shape[0]
+    y = np.empty(ns)
+    initial_into(p, y)
+    for i in range(ns):
+        if not np.isfinite(y[i]) or (nonneg[i] and y[i] < 0.0):
+            return BAD_INITIAL, False
+    f0 = np.empty(ns)
+    ynew = np.empty(ns)
+    ysti = np.empty(ns)
+    ybuf = np.empty(ns)
+    K = np.empty((7, ns))  # RODAS stages
+    k2, k3, k4, k5, k6, k7, tmp = np.empty(ns), np.empty(ns), np.empty(ns), np.empty(ns), np.empty(ns), np.empty(ns), np.empty(ns)
+    D = np.empty((5, ns))
+    J = np.empty((ns, ns))
+    W = np.empty((ns, ns))
+    piv = np.empty(ns, dtype=np.int64)
+    dT = np.zeros(ns)
+    g_old = np.empty(nc)
+    g_new = np.empty(nc)
+    gbuf = np.empty(nc)
+    armed = np.empty(nc, dtype=np.bool_)
+    stack_ev = np.empty(MAX_CASCADE + 1, dtype=np.int64)
+    stack_pos = np.empty(MAX_CASCADE + 1, dtype=np.int64)
+
+    t = t_eval[0]
+    t_end = t_eval[nt - 1]
+    for s in range(nc):  # a condition already true at the start does not fire
+        armed[s] = not condition_holds(s, t, y, p)
+    rodas = method == RODAS
+    used = rodas  # whether RODAS integrated any part of the run
+    steps = 0
+    k_grid = 0
+    k_timed = 0
+    iasti = 0
+    nonsti = 0
+    while True:
+        while k_timed < n_timed and timed_t[k_timed] <= t:
+            code = fire(timed_ev[k_timed], t, y, p, nonneg, fired, armed, cond_event, touches, stack_ev, stack_pos)
+            if code != OK:
+                return code, used
+            k_timed += 1
+        while k_grid < nt and t_eval[k_grid] <= t:  # an output at an event time shows the state after it
+            record(out, k_grid, y, nonneg)
+            k_grid += 1
+        if t >= t_end:
+            return OK, used
+        t_stop = timed_t[k_timed] if k_timed < n_timed else t_end
+
+        # ---- one segment, [t, t_stop], from a fresh start
+        rhs_into(y, t, p, f0)
+        if not all_finite(f0):
+            return NON_FINITE, used
+        if t_stop - t <= 16.0 * UROUND * max(abs(t), abs(t_stop)):  # a sliver between two events
+            for i in range(ns):
+                y[i] += (t_stop - t) * f0[i]
+            clip(y, nonneg)
+            t = t_stop
+            continue
+        h = initial_step(y, f0, t, p, rtol, atol, t_stop - t, ybuf, K[0])
+        if nc > 0:
+            roots_into(t, y, p, g_old)
+        need_jac = True
+        err_old = 1e-4
+        rejected = False
+        last_nonfinite = False
+        hit = -1
+        while True:
+            if steps >= max_steps:
+                return MAX_STEPS, used
+            span = t_stop - t
+            last = h >= span
+            hs = span if last else h
+            if hs <= 16.0 * UROUND * max(abs(t), 1e-300):
+                return (NON_FINITE if last_nonfinite else STEP_UNDERFLOW), used
+            steps += 1
+            if rodas:
+                if need_jac:
+                    jac_into(y, t, p, J)
+                    if uses_t:
+                        time_derivative(y, t, p, f0, dT, ybuf)
+                    need_jac = False
+                err = rodas_try(t, hs, y, f0, dT, J, W, piv, p, K, ynew, ybuf, rtol, atol)
+            else:
+                err = dopri_try(t, hs, y, f0, p, k2, k3, k4, k5, k6, k7, tmp, ynew, ysti, rtol, atol)
+            if not np.isfinite(err) or not all_finite(ynew):
+                last_nonfinite = True
+                rejected = True
+                h = hs * 0.2
+                continue
+            last_nonfinite = False
+            if err > 1.0:
+                h = hs * max(0.2, 0.9 * err ** (-0.25 if rodas else -0.2))
+                rejected = True
+                continue
+            # accepted: dense output, then look for condition crossings inside the step
+            t_new = t_stop if last else t + hs
+            dense = False  # built only for a step that holds an output time or a crossing
+            if k_grid < nt and t_eval[k_grid] <= t_new:
+                dense = build_dense(rodas, hs, y, ynew, f0, K, k3, k4, k5, k6, k7, D)
+            t_hit = t_new
+            if nc > 0:
+                roots_into(t_new, ynew, p, g_new)
+                for s in range(nc):
+                    a, b = g_old[s], g_new[s]
+                    if a == b:
+                        continue
+                    crossed = (a <= 0.0 and b >= 0.0) if armed[s] else (a >= 0.0 and b <= 0.0)
+                    if crossed:
+                        if not dense:
+                            dense = build_dense(rodas, hs, y, ynew, f0, K, k3, k4, k5, k6, k7, D)
+                        th = locate_root(s, t, hs, rodas, D, p, a, b, ybuf, gbuf)
+                        t_s = t + th * hs
+                        if hit < 0 or t_s < t_hit:
+                            hit, t_hit = s, t_s
+            if hit >= 0:
+                while k_grid < nt and t_eval[k_grid] < t_hit:
+                    dense_eval(rodas, D, (t_eval[k_grid] - t) / hs, ybuf)
+                    record(out, k_grid, ybuf, nonneg)
+                    k_grid += 1
+                dense_eval(rodas, D, (t_hit - t) / hs, y)
+                clip(y, nonneg)
+                t = t_hit
+                if armed[hit]:
+                    armed[hit] = False
+                    code = fire(cond_event[hit], t, y, p, nonneg, fired, armed, cond_event, touches, stack_ev, stack_pos)
+                    if code != OK:
+                        return code, used
+                else:
+                    armed[hit] = True
+                break
+            while k_grid < nt and t_eval[k_grid] < t_stop and t_eval[k_grid] <= t_new:
+                dense_eval(rodas, D, (t_eval[k_grid] - t) / hs, ybuf)
+                record(out, k_grid, ybuf, nonneg)
+                k_grid += 1
+            if not rodas and method == AUTO:  # Hairer's stiffness test on the last two stages (dopri5.f)
+                stnum = 0.0
+                stden = 0.0
+                for i in range(ns):
+                    stnum += (k7[i] - k6[i]) ** 2
+                    stden += (ynew[i] - ysti[i]) ** 2
+                if stden > 0.0 and hs * math.sqrt(stnum / stden) > 3.25:
+                    nonsti = 0
+                    iasti += 1
+                    if iasti == 15:
+                        rodas = True
+                        used = True
+                else:
+                    nonsti += 1
+                    if nonsti == 6:
+                        iasti = 0
+            for i in range(ns):
+                y[i] = ynew[i]
+            t = t_new
+            clipped = clip(y, nonneg)
+            if rodas or clipped:
+                rhs_into(y, t, p, f0)
+                if not all_finite(f0):
+                    return NON_FINITE, used
+                need_jac = True
+            else:
+                for i in range(ns):  # first same as last
+                    f0[i] = k7[i]
+            if nc > 0:
+                if clipped:
+                    roots_into(t, y, p, g_old)
+                else:
+                    for s in range(nc):
+                        g_old[s] = g_new[s]
+            err = max(err, 1e-10)
+            if rodas:
+                fac = min(6.0, max(0.2, 0.9 * err ** -0.25))
+            else:
+                fac = min(10.0, max(0.2, 0.9 * err ** (-EXPO) * err_old ** BETA))
+            if rejected:
+                fac = min(fac, 1.0)
+            err_old = err
+            rejected = False
+            h = hs * fac
+            if last:
+                break
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def solve_block(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event, touches,
+                uses_t, Y, status, fired, switched):
+    """Patients lo..hi-1, without the GIL, so that threads can run blocks side by side (a parallel loop
+    would compile several times slower). P is changed in place by events: it ends as the final parameters."""
+    for j in range(lo, hi):
+        if status[j] != OK:
+            continue
+        code, sw = solve_patient(t_eval, P[j], nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event,
+                                 touches, uses_t, Y[j], fired[j])
+        status[j] = code
+        switched[j] = sw
+    return 0
