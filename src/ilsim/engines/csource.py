@@ -1,0 +1,744 @@
+"""C/CUDA source of a model's batch kernel, printed from its expression trees, and a plain-C build of it.
+
+``kernel_source(model)`` returns ONE C99 translation unit that is also valid CUDA C: the model's
+right-hand side, condition root functions, event guards and actions and initial state (printed
+node by node from the checked trees, never from user text), followed by the integrator: one
+patient per thread, adaptive Dormand-Prince 5(4) with the coefficients and step-size controller of
+``engines.batch`` (Hairer's DOPRI5), Hairer's 4th-order dense output for output times (steps are
+not shortened to land on them), exact restarts at timed events, condition events located on the
+dense output by the Illinois method, and the event semantics of ``engines.ode``.
+
+Device-specific syntax sits behind macros (``ILSIM_GLOBAL``, ``ILSIM_DEVICE``,
+``ILSIM_PATIENT_LOOP``...): under NVRTC/nvcc the entry point is a ``__global__`` kernel with a
+grid-stride loop over patients; under a plain C compiler it is an ordinary function whose loop
+visits every patient (OpenMP-parallel when compiled with ``-fopenmp``). ``HostKernel`` builds that
+plain-C form with the system compiler and calls it through ctypes, so the generated integrator is
+tested on machines without a GPU.
+
+Output: ``Y[patient, time, species]`` (float64) and ``status[patient]`` with the codes of
+``engines.batch.STATUS``; a failed patient's rows from the failure onwards are NaN. A cascade of more
+than ``MAX_CASCADE`` firings at one instant (or deeper than the kernel's stack of 4 x conditions + 4)
+ends the patient with ``ENDLESS_EVENTS``; events that fire endlessly over time end it at ``max_steps``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ilsim.engines.batch import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, NON_FINITE, OK, STEP_UNDERFLOW
+from ilsim.errors import IlsimError
+from ilsim.model import expressions as ex
+from ilsim.model.compile import STATE, CompiledModel, cache_dir
+
+MAX_CASCADE = 1000  # firings at one instant before a cascade counts as endless (as the numba batch engine)
+
+# ------------------------------------------------------------------------------ expression printer
+
+# one-argument functions of the expression language that C's math library names the same way
+SAME_NAME_IN_C = frozenset({"exp", "log", "log10", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh",
+                            "asin", "acos", "atan", "floor", "ceil"})
+
+
+def c_expr(node: ex.Expr, names: dict[str, str]) -> str:
+    """C source for a tree, each name replaced by ``names[name]``; values are double, truth values int."""
+
+    def c(n: ex.Expr) -> str:
+        return c_expr(n, names)
+
+    if isinstance(node, ex.Num):
+        return c_number(node.value)
+    if isinstance(node, ex.Name):
+        return names[node.id]
+    if isinstance(node, ex.Neg):
+        return f"(-{c(node.arg)})"
+    if isinstance(node, ex.BinOp):
+        if node.op == "**":
+            power = node.right.value if isinstance(node.right, ex.Num) else None
+            if power in (2.0, 3.0, 4.0):  # small integer powers: multiplications, cheaper than pow()
+                return f"ilsim_pow{int(power)}({c(node.left)})"
+            return f"pow({c(node.left)}, {c(node.right)})"
+        return f"({c(node.left)} {node.op} {c(node.right)})"
+    if isinstance(node, ex.Compare):
+        return f"({c(node.left)} {node.op} {c(node.right)})"
+    if isinstance(node, ex.Logic):
+        return "(" + (" && " if node.op == "and" else " || ").join(c(a) for a in node.args) + ")"
+    if isinstance(node, ex.Not):
+        return f"(!{c(node.arg)})"
+    if isinstance(node, ex.Call):
+        args = [c(a) for a in node.args]
+        f = node.func
+        if f == "piecewise":  # value1 if cond1 else value2 if cond2 ... else otherwise
+            out = args[-1]
+            for value, cond in reversed(list(zip(args[:-1:2], args[1:-1:2]))):
+                out = f"({cond} ? {value} : {out})"
+            return out
+        if f in ("min", "max"):  # Python's left fold: keep the running value unless a later one is strictly beyond it
+            out = args[0]
+            for a in args[1:]:
+                out = f"ilsim_{f}({out}, {a})"
+            return out
+        if f == "hill":
+            return f"ilsim_hill({', '.join(args)})"
+        if f == "log" and len(args) == 2:
+            return f"(log({args[0]}) / log({args[1]}))"
+        if f == "abs":
+            return f"fabs({args[0]})"
+        if f in SAME_NAME_IN_C:
+            return f"{f}({args[0]})"
+        raise TypeError(f"no C form for the function '{f}'")
+    raise TypeError(node)
+
+
+def c_number(value: float) -> str:
+    """A double literal that reads back to exactly ``value`` (repr is the shortest round-trip form)."""
+    if math.isnan(value):
+        return "ILSIM_NAN"
+    if math.isinf(value):
+        return "ILSIM_INF" if value > 0 else "(-ILSIM_INF)"
+    text = repr(float(value))
+    return f"({text})" if value < 0 else text
+
+
+# ------------------------------------------------------------------------------ model functions
+
+
+def _prologue(m: CompiledModel, trees: list[ex.Expr], clip: bool) -> list[str]:
+    """Local species and observables that the trees read (observables through their own names)."""
+    used: set[str] = set().union(*(tr.names() for tr in trees)) if trees else set()
+    for name, tree in reversed(list(zip(m.observables, m.observable_trees))):  # each uses only earlier ones
+        if name in used:
+            used |= tree.names()
+    lines = []
+    for i, name in enumerate(m.species):
+        if name in used:
+            value = f"ilsim_max(y[{i}], 0.0)" if clip and m.nonnegative[i] else f"y[{i}]"
+            lines.append(f"    const double s_{i} = {value};")
+    names = _names(m)
+    for i, (name, tree) in enumerate(zip(m.observables, m.observable_trees)):
+        if name in used:
+            lines.append(f"    const double o_{i} = {c_expr(tree, names)};")
+    return lines
+
+
+def _names(m: CompiledModel) -> dict[str, str]:
+    names = {n: f"s_{i}" for i, n in enumerate(m.species)}
+    names.update({n: f"p[{i}]" for i, n in enumerate(m.parameters)})
+    names.update({n: f"o_{i}" for i, n in enumerate(m.observables)})
+    names[ex.TIME] = "t"
+    return names
+
+
+def _switch(cases: list[list[str]], default: str) -> list[str]:
+    """``switch (k)`` with one braced block per case (each case returns)."""
+    lines = ["    switch (k) {"]
+    for k, body in enumerate(cases):
+        lines += [f"    case {k}: {{", *("    " + line for line in body), "    }"]
+    return lines + ["    default: break;", "    }", f"    return {default};"]
+
+
+def model_functions(m: CompiledModel) -> str:
+    """The model-specific part of the kernel source."""
+    names = _names(m)
+    ns, npar = len(m.species), len(m.parameters)
+    cond = [k for k, e in enumerate(m.events) if e.condition is not None]
+    timed = sorted((time, k) for k, e in enumerate(m.events) for time in e.times)
+    out = [
+        f"/* model: {_comment(m.name)}; {ns} species, {npar} parameters, {len(m.events)} events */",
+        f"#define ILSIM_NS {ns}",
+        f"#define ILSIM_NP {npar}",
+        f"#define ILSIM_NC {len(cond)}",
+        f"#define ILSIM_NTIMED {len(timed)}",
+        "",
+        "/* dy/dt: rates at max(y, 0) for non-negative species, which cannot fall below zero */",
+        "ILSIM_DEVICE void ilsim_rhs(const double *y, double t, const double *p, double *dy) {",
+        *_prologue(m, list(m.rate_trees), clip=True),
+        *[f"    const double r_{j} = {c_expr(r, names)};" for j, r in enumerate(m.rate_trees)],
+    ]
+    for i in range(ns):
+        terms = [f"{c_number(float(m.stoichiometry[i, j]))} * r_{j}" for j in range(len(m.rate_trees))
+                 if m.stoichiometry[i, j]]
+        out.append(f"    dy[{i}] = {' + '.join(terms) if terms else '0.0'};")
+        if terms and m.nonnegative[i]:
+            out.append(f"    if (y[{i}] <= 0.0 && dy[{i}] < 0.0) dy[{i}] = 0.0;")
+    out += ["    (void)t; (void)p;", "}", ""]
+
+    out += ["ILSIM_DEVICE void ilsim_initial(const double *p, double *y) {"]
+    out += [f"    y[{i}] = {c_expr(tr, names)};" for i, tr in enumerate(m.initial_trees)]
+    out += ["    (void)p;", "}", ""]
+
+    out += ["/* 1 when the initial state is finite and non-negative where it must be (else BAD_INITIAL) */",
+            "ILSIM_DEVICE int ilsim_initial_ok(const double *y) {"]
+    for i in range(ns):
+        test = f"!ILSIM_ISFINITE(y[{i}])" + (f" || y[{i}] < 0.0" if m.nonnegative[i] else "")
+        out.append(f"    if ({test}) return 0;")
+    out += ["    return 1;", "}", ""]
+
+    out += ["/* clip non-negative species at zero (after steps, events and on output) */",
+            "ILSIM_DEVICE int ilsim_clip(double *y) {", "    int clipped = 0;"]
+    out += [f"    if (y[{i}] < 0.0) {{ y[{i}] = 0.0; clipped = 1; }}" for i in range(ns) if m.nonnegative[i]]
+    out += ["    return clipped;", "}", ""]
+
+    roots = [[*_prologue(m, [ex.root_function(m.events[k].condition)], clip=False),
+              f"    return {c_expr(ex.root_function(m.events[k].condition), names)};"] for k in cond]
+    truths = [[*_prologue(m, [m.events[k].condition], clip=False),
+               f"    return ({c_expr(m.events[k].condition, names)}) ? 1 : 0;"] for k in cond]
+    out += ["/* condition event k: a continuous function, positive while its condition holds */",
+            "ILSIM_DEVICE double ilsim_root(int k, double t, const double *y, const double *p) {",
+            *_switch(roots, "0.0"), "}", "",
+            "ILSIM_DEVICE int ilsim_condition(int k, double t, const double *y, const double *p) {",
+            *_switch(truths, "0"), "}", "",
+            "ILSIM_DEVICE int ilsim_event_of(int k) {",
+            *_switch([[f"    return {e};"] for e in cond], "0"), "}", ""]
+
+    # actions: the guard, then every value from the state before the event, then the jumps
+    actions = []
+    for ev in m.events:
+        trees = [node for *_, node in ev.actions] + ([ev.guard] if ev.guard is not None else [])
+        body = _prologue(m, trees, clip=False)
+        if ev.guard is not None:
+            body.append(f"    if (!({c_expr(ev.guard, names)})) return 0;")
+        body += [f"    const double v_{a} = {c_expr(node, names)};" for a, (*_, node) in enumerate(ev.actions)]
+        for a, (mode, kind, i, _) in enumerate(ev.actions):
+            target = f"y[{i}]" if kind == STATE else f"p[{i}]"
+            body.append(f"    {target} = v_{a};" if mode == "set" else f"    {target} += v_{a};")
+        body += ["    ilsim_clip(y);", "    return 1;"]
+        actions.append(body)
+    out += ["/* event k fires: returns 0 when its guard withholds it */",
+            "ILSIM_DEVICE int ilsim_apply(int k, double t, double *y, double *p) {",
+            *_switch(actions, "0"), "}", ""]
+
+    touches = []
+    for ev in m.events:
+        jumped = {(kind, i) for _, kind, i, _ in ev.actions}
+        hit = [str(c) for c, k in enumerate(cond) if jumped & m.events[k].depends]
+        touches.append([f"    return {' || '.join(f'c == {h}' for h in hit)};"] if hit else ["    return 0;"])
+    out += ["/* 1 when event k's jumps can change condition c (it is then re-tested at once) */",
+            "ILSIM_DEVICE int ilsim_touches(int k, int c) {", "    (void)c;", *_switch(touches, "0"), "}", ""]
+
+    times = ", ".join(c_number(time) for time, _ in timed) or "0.0"
+    which = ", ".join(str(k) for _, k in timed) or "0"
+    out += ["/* timed events, in the order engines.ode fires them: by time, then by declaration */",
+            f"ILSIM_TABLE double ilsim_timed_t[] = {{{times}}};",
+            f"ILSIM_TABLE int ilsim_timed_e[] = {{{which}}};", ""]
+    return "\n".join(out)
+
+
+def _comment(text: str) -> str:
+    """A model name for a comment: letters, digits, space and '.-_' only, so it cannot end the comment."""
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in " .-_") else "_" for ch in text)[:80]
+
+
+# ------------------------------------------------------------------------------ fixed parts
+
+PRELUDE = r"""/* Generated by ilsim: one patient per thread; C99 and CUDA C from the same text. */
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define ILSIM_GLOBAL extern "C" __global__
+#define ILSIM_DEVICE static __device__ __forceinline__
+#define ILSIM_TABLE __device__ const
+#define ILSIM_INF __longlong_as_double(0x7ff0000000000000LL)
+#define ILSIM_NAN __longlong_as_double(0x7ff8000000000000LL)
+#define ILSIM_ISFINITE(x) isfinite(x)
+#define ILSIM_PATIENT_LOOP(j, n) \
+    for (long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x; j < (n); j += (long long)blockDim.x * gridDim.x)
+#else
+#include <math.h>
+#define ILSIM_GLOBAL
+#define ILSIM_DEVICE static inline
+#define ILSIM_TABLE static const
+#define ILSIM_INF INFINITY
+#define ILSIM_NAN NAN
+#define ILSIM_ISFINITE(x) isfinite(x)
+#if defined(_OPENMP)
+#define ILSIM_PATIENT_LOOP(j, n) _Pragma("omp parallel for schedule(dynamic, 4)") for (long long j = 0; j < (n); ++j)
+#else
+#define ILSIM_PATIENT_LOOP(j, n) for (long long j = 0; j < (n); ++j)
+#endif
+#endif
+
+/* Python's min/max on two values: the first unless the second is strictly beyond it (NaN stays) */
+ILSIM_DEVICE double ilsim_min(double a, double b) { return b < a ? b : a; }
+ILSIM_DEVICE double ilsim_max(double a, double b) { return b > a ? b : a; }
+ILSIM_DEVICE double ilsim_pow2(double x) { return x * x; }
+ILSIM_DEVICE double ilsim_pow3(double x) { return x * x * x; }
+ILSIM_DEVICE double ilsim_pow4(double x) { const double x2 = x * x; return x2 * x2; }
+/* saturating activation x^n / (K^n + x^n) */
+ILSIM_DEVICE double ilsim_hill(double x, double k, double n) { const double xn = pow(x, n); return xn / (pow(k, n) + xn); }
+"""
+
+# The integrator: engines.batch's DOPRI5 (same coefficients, controller and status codes) with
+# Hairer's dense output (contd5) and the event loop of engines.ode.
+INTEGRATOR = r"""
+#define ILSIM_OK __OK__
+#define ILSIM_NON_FINITE __NON_FINITE__
+#define ILSIM_STEP_UNDERFLOW __STEP_UNDERFLOW__
+#define ILSIM_MAX_STEPS __MAX_STEPS__
+#define ILSIM_BAD_INITIAL __BAD_INITIAL__
+#define ILSIM_ENDLESS_EVENTS __ENDLESS_EVENTS__
+#define ILSIM_MAX_CASCADE __MAX_CASCADE__
+#define ILSIM_NC1 (ILSIM_NC > 0 ? ILSIM_NC : 1)
+#define ILSIM_CASCADE (4 * ILSIM_NC + 4)
+#define ILSIM_UROUND 2.220446049250313e-16
+
+/* Dormand-Prince 5(4) (Hairer's DOPRI5) */
+#define C2 (1.0 / 5.0)
+#define C3 (3.0 / 10.0)
+#define C4 (4.0 / 5.0)
+#define C5 (8.0 / 9.0)
+#define A21 (1.0 / 5.0)
+#define A31 (3.0 / 40.0)
+#define A32 (9.0 / 40.0)
+#define A41 (44.0 / 45.0)
+#define A42 (-56.0 / 15.0)
+#define A43 (32.0 / 9.0)
+#define A51 (19372.0 / 6561.0)
+#define A52 (-25360.0 / 2187.0)
+#define A53 (64448.0 / 6561.0)
+#define A54 (-212.0 / 729.0)
+#define A61 (9017.0 / 3168.0)
+#define A62 (-355.0 / 33.0)
+#define A63 (46732.0 / 5247.0)
+#define A64 (49.0 / 176.0)
+#define A65 (-5103.0 / 18656.0)
+#define A71 (35.0 / 384.0)
+#define A73 (500.0 / 1113.0)
+#define A74 (125.0 / 192.0)
+#define A75 (-2187.0 / 6784.0)
+#define A76 (11.0 / 84.0)
+#define E1 (71.0 / 57600.0)
+#define E3 (-71.0 / 16695.0)
+#define E4 (71.0 / 1920.0)
+#define E5 (-17253.0 / 339200.0)
+#define E6 (22.0 / 525.0)
+#define E7 (-1.0 / 40.0)
+/* dense output (Hairer's contd5) */
+#define D1 (-12715105075.0 / 11282082432.0)
+#define D3 (87487479700.0 / 32700410799.0)
+#define D4 (-10690763975.0 / 1880347072.0)
+#define D5 (701980252875.0 / 199316789632.0)
+#define D6 (-1453857185.0 / 822651844.0)
+#define D7 (69997945.0 / 29380423.0)
+/* step control (Hairer, Norsett & Wanner, Solving ODEs I, II.4), as engines.batch */
+#define SAFETY 0.9
+#define FAC_MIN 0.2
+#define FAC_MAX 10.0
+#define BETA 0.04
+#define EXPO (0.2 - 0.75 * BETA)
+
+ILSIM_DEVICE int ilsim_all_finite(const double *v) {
+    for (int i = 0; i < ILSIM_NS; ++i)
+        if (!ILSIM_ISFINITE(v[i])) return 0;
+    return 1;
+}
+
+ILSIM_DEVICE void ilsim_store(const double *y, double *row) {
+    for (int i = 0; i < ILSIM_NS; ++i) row[i] = y[i];
+    ilsim_clip(row);
+}
+
+/* Hairer's starting step, as engines.batch */
+ILSIM_DEVICE double ilsim_initial_step(const double *y, const double *f0, double t, const double *p,
+                                       double rtol, double atol, double span, double *tmp, double *f1) {
+    double d0 = 0.0, d1 = 0.0;
+    for (int i = 0; i < ILSIM_NS; ++i) {
+        const double sc = atol + rtol * fabs(y[i]);
+        d0 += (y[i] / sc) * (y[i] / sc);
+        d1 += (f0[i] / sc) * (f0[i] / sc);
+    }
+    d0 = sqrt(d0 / ILSIM_NS);
+    d1 = sqrt(d1 / ILSIM_NS);
+    double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
+    h0 = ilsim_min(h0, span);
+    for (int i = 0; i < ILSIM_NS; ++i) tmp[i] = y[i] + h0 * f0[i];
+    ilsim_rhs(tmp, t + h0, p, f1);
+    double d2 = 0.0;
+    for (int i = 0; i < ILSIM_NS; ++i) {
+        const double sc = atol + rtol * fabs(y[i]);
+        d2 += ((f1[i] - f0[i]) / sc) * ((f1[i] - f0[i]) / sc);
+    }
+    d2 = sqrt(d2 / ILSIM_NS) / h0;
+    const double dm = ilsim_max(d1, d2);
+    const double h1 = !(dm > 1e-15) ? ilsim_max(1e-6, h0 * 1e-3) : pow(0.01 / dm, 0.2);
+    double h = ilsim_min(ilsim_min(100.0 * h0, h1), span);
+    if (!(h > 0.0) || !ILSIM_ISFINITE(h)) h = ilsim_min(1e-6, span);
+    return h;
+}
+
+/* the dense-output polynomial at theta in [0, 1] of the step from y0 */
+ILSIM_DEVICE void ilsim_dense(double theta, const double *y0, const double *ydiff, const double *r3,
+                              const double *r4, const double *r5, double *out) {
+    const double theta1 = 1.0 - theta;
+    for (int i = 0; i < ILSIM_NS; ++i)
+        out[i] = y0[i] + theta * (ydiff[i] + theta1 * (r3[i] + theta * (r4[i] + theta1 * r5[i])));
+}
+
+/* An event fires (guard permitting); the conditions its jumps can change are re-tested at once and
+   fired if they became true, depth first, as engines.ode does; returns a status. */
+ILSIM_DEVICE int ilsim_fire(int e, double t, double *y, double *p, int *armed) {
+    if (!ilsim_apply(e, t, y, p)) return ILSIM_OK;
+#if ILSIM_NC > 0
+    int count = 1;
+    int stack_e[ILSIM_CASCADE], stack_c[ILSIM_CASCADE];
+    int sp = 1;
+    stack_e[0] = e;
+    stack_c[0] = 0;
+    while (sp > 0) {
+        const int top = sp - 1;
+        const int c = stack_c[top];
+        if (c >= ILSIM_NC) { sp -= 1; continue; }
+        stack_c[top] = c + 1;
+        if (!ilsim_touches(stack_e[top], c)) continue;
+        const int truth = ilsim_condition(c, t, y, p);
+        if (armed[c] && truth) {
+            if (count >= ILSIM_MAX_CASCADE || sp >= ILSIM_CASCADE) return ILSIM_ENDLESS_EVENTS;
+            armed[c] = 0;
+            const int ce = ilsim_event_of(c);
+            if (ilsim_apply(ce, t, y, p)) {
+                count += 1;
+                stack_e[sp] = ce;
+                stack_c[sp] = 0;
+                sp += 1;
+            }
+        } else if (!truth) {
+            armed[c] = 1;
+        }
+    }
+#else
+    (void)armed;
+#endif
+    return ILSIM_OK;
+}
+
+/* Where condition c (its root function g) crosses zero in [ta, tb] on the step's dense output:
+   Illinois false position; returns a time at or just after the crossing. */
+ILSIM_DEVICE double ilsim_locate(int c, double sign, double ta, double ga, double tb, double gb,
+                                 double t0, double hs, const double *y0, const double *ydiff, const double *r3,
+                                 const double *r4, const double *r5, const double *p, double *scratch) {
+    double fa = sign * ga, fb = sign * gb;
+    int side = 0;
+    for (int it = 0; it < 200 && tb - ta > 4.0 * ILSIM_UROUND * ilsim_max(fabs(tb), 1.0); ++it) {
+        double tm = (fb - fa > 0.0) ? tb - fb * (tb - ta) / (fb - fa) : 0.5 * (ta + tb);
+        if (!(tm > ta && tm < tb)) tm = 0.5 * (ta + tb);
+        ilsim_dense((tm - t0) / hs, y0, ydiff, r3, r4, r5, scratch);
+        const double fm = sign * ilsim_root(c, tm, scratch, p);
+        if (fm >= 0.0) {
+            tb = tm; fb = fm;
+            if (side == 1) fa *= 0.5;
+            side = 1;
+            if (fm == 0.0) break;
+        } else {
+            ta = tm; fa = fm;
+            if (side == -1) fb *= 0.5;
+            side = -1;
+        }
+    }
+    return tb;
+}
+
+/* Integrate from *t_io to t_stop, writing outputs t_eval[*k_out] < t_stop from the dense output.
+   Stops early at the first condition-event crossing (*hit = its index, *t_io = its time).
+   Returns a status. */
+ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_out, double *out,
+                               double *t_io, double t_stop, double *y, const double *p, const int *armed,
+                               int *hit, double rtol, double atol, long long max_steps, long long *steps) {
+    double k1[ILSIM_NS], k2[ILSIM_NS], k3[ILSIM_NS], k4[ILSIM_NS], k5[ILSIM_NS], k6[ILSIM_NS], k7[ILSIM_NS];
+    double ynew[ILSIM_NS], tmp[ILSIM_NS], r3[ILSIM_NS], r4[ILSIM_NS], r5[ILSIM_NS];
+    double g_old[ILSIM_NC1], g_new[ILSIM_NC1];
+    double t = *t_io;
+    *hit = -1;
+    ilsim_rhs(y, t, p, k1);
+    if (!ilsim_all_finite(k1)) return ILSIM_NON_FINITE;
+    double h = ilsim_initial_step(y, k1, t, p, rtol, atol, t_stop - t, tmp, k2);
+    double err_old = 1e-4;
+    int rejected = 0, last_nonfinite = 0;
+    for (int c = 0; c < ILSIM_NC; ++c) g_old[c] = ilsim_root(c, t, y, p);
+    while (t < t_stop) {
+        if (*steps >= max_steps) return ILSIM_MAX_STEPS;
+        const double remaining = t_stop - t;
+        const int clipped = h >= remaining;
+        const double hs = clipped ? remaining : h;
+        if (hs <= 16.0 * ILSIM_UROUND * ilsim_max(fabs(t), 1e-300))
+            return last_nonfinite ? ILSIM_NON_FINITE : ILSIM_STEP_UNDERFLOW;
+        *steps += 1;
+        for (int i = 0; i < ILSIM_NS; ++i) tmp[i] = y[i] + hs * A21 * k1[i];
+        ilsim_rhs(tmp, t + C2 * hs, p, k2);
+        for (int i = 0; i < ILSIM_NS; ++i) tmp[i] = y[i] + hs * (A31 * k1[i] + A32 * k2[i]);
+        ilsim_rhs(tmp, t + C3 * hs, p, k3);
+        for (int i = 0; i < ILSIM_NS; ++i) tmp[i] = y[i] + hs * (A41 * k1[i] + A42 * k2[i] + A43 * k3[i]);
+        ilsim_rhs(tmp, t + C4 * hs, p, k4);
+        for (int i = 0; i < ILSIM_NS; ++i)
+            tmp[i] = y[i] + hs * (A51 * k1[i] + A52 * k2[i] + A53 * k3[i] + A54 * k4[i]);
+        ilsim_rhs(tmp, t + C5 * hs, p, k5);
+        for (int i = 0; i < ILSIM_NS; ++i)
+            tmp[i] = y[i] + hs * (A61 * k1[i] + A62 * k2[i] + A63 * k3[i] + A64 * k4[i] + A65 * k5[i]);
+        const double t_new = clipped ? t_stop : t + hs;
+        ilsim_rhs(tmp, t + hs, p, k6);
+        for (int i = 0; i < ILSIM_NS; ++i)
+            ynew[i] = y[i] + hs * (A71 * k1[i] + A73 * k3[i] + A74 * k4[i] + A75 * k5[i] + A76 * k6[i]);
+        ilsim_rhs(ynew, t + hs, p, k7);
+        double err = 0.0;
+        for (int i = 0; i < ILSIM_NS; ++i) {
+            const double e = hs * (E1 * k1[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i]);
+            const double sc = atol + rtol * ilsim_max(fabs(y[i]), fabs(ynew[i]));
+            err += (e / sc) * (e / sc);
+        }
+        err = sqrt(err / ILSIM_NS);
+        if (!ILSIM_ISFINITE(err) || !ilsim_all_finite(ynew) || !ilsim_all_finite(k7)) {
+            last_nonfinite = 1;
+            rejected = 1;
+            h = hs * FAC_MIN;
+            continue;
+        }
+        last_nonfinite = 0;
+        if (!(err <= 1.0)) {
+            h = hs * ilsim_max(FAC_MIN, SAFETY * pow(err, -0.2));
+            rejected = 1;
+            continue;
+        }
+        err = ilsim_max(err, 1e-10);
+        double fac = ilsim_min(FAC_MAX, ilsim_max(FAC_MIN, SAFETY * pow(err, -EXPO) * pow(err_old, BETA)));
+        if (rejected) fac = ilsim_min(fac, 1.0);
+        const double h_next = hs * fac;
+        /* a step cut short to land on an event time says nothing against the longer one */
+        h = (clipped && fac >= 1.0) ? ilsim_max(h_next, h) : h_next;
+        err_old = err;
+        rejected = 0;
+        /* dense output of the step (before clipping: the polynomial of the step itself) */
+        for (int i = 0; i < ILSIM_NS; ++i) {
+            const double ydiff = ynew[i] - y[i];
+            const double bspl = hs * k1[i] - ydiff;
+            tmp[i] = ydiff;
+            r3[i] = bspl;
+            r4[i] = ydiff - hs * k7[i] - bspl;
+            r5[i] = hs * (D1 * k1[i] + D3 * k3[i] + D4 * k4[i] + D5 * k5[i] + D6 * k6[i] + D7 * k7[i]);
+        }
+        const int clipped_state = ilsim_clip(ynew);
+        /* condition events: a crossing in the direction that matters (up while armed, down while not) */
+        double t_hit = t_new;
+        for (int c = 0; c < ILSIM_NC; ++c) {
+            g_new[c] = ilsim_root(c, t_new, ynew, p);
+            const double a = g_old[c], b = g_new[c];
+            const int up = (a < 0.0 && b >= 0.0) || (a <= 0.0 && b > 0.0);
+            const int down = (a > 0.0 && b <= 0.0) || (a >= 0.0 && b < 0.0);
+            if (armed[c] ? up : down) {
+                const double tc = ilsim_locate(c, armed[c] ? 1.0 : -1.0, t, a, t_new, b, t, hs, y, tmp, r3, r4, r5,
+                                               p, k2);
+                if (*hit < 0 || tc < t_hit) { *hit = c; t_hit = tc; }
+            }
+        }
+        /* outputs inside the step; one at t_stop or at a crossing is written after its events */
+        while (*k_out < nt && t_eval[*k_out] < t_stop && (*hit >= 0 ? t_eval[*k_out] < t_hit : t_eval[*k_out] <= t_new)) {
+            const double te = t_eval[*k_out];
+            if (te == t_new) {
+                ilsim_store(ynew, out + *k_out * ILSIM_NS);
+            } else {
+                ilsim_dense((te - t) / hs, y, tmp, r3, r4, r5, k2);
+                ilsim_store(k2, out + *k_out * ILSIM_NS);
+            }
+            *k_out += 1;
+        }
+        if (*hit >= 0) {
+            ilsim_dense((t_hit - t) / hs, y, tmp, r3, r4, r5, k2);
+            for (int i = 0; i < ILSIM_NS; ++i) y[i] = k2[i];
+            ilsim_clip(y);
+            *t_io = t_hit;
+            return ILSIM_OK;
+        }
+        t = t_new;
+        for (int i = 0; i < ILSIM_NS; ++i) y[i] = ynew[i];
+        for (int c = 0; c < ILSIM_NC; ++c) g_old[c] = g_new[c];
+        if (clipped_state) {
+            ilsim_rhs(y, t, p, k1);
+            if (!ilsim_all_finite(k1)) { *t_io = t; return ILSIM_NON_FINITE; }
+        } else {
+            for (int i = 0; i < ILSIM_NS; ++i) k1[i] = k7[i]; /* first same as last */
+        }
+    }
+    *t_io = t;
+    return ILSIM_OK;
+}
+
+/* One patient: initial state, then segments between events (engines.ode's loop); returns a status. */
+ILSIM_DEVICE int ilsim_integrate(const double *t_eval, long long nt, const double *p_in, double rtol, double atol,
+                                 long long max_steps, double *out, long long *k_out) {
+    double p[ILSIM_NP > 0 ? ILSIM_NP : 1], y[ILSIM_NS];
+    int armed[ILSIM_NC1];
+    for (int i = 0; i < ILSIM_NP; ++i) p[i] = p_in[i];
+    ilsim_initial(p, y);
+    if (!ilsim_initial_ok(y)) return ILSIM_BAD_INITIAL;
+    double t = t_eval[0];
+    const double t_end = t_eval[nt - 1];
+    for (int c = 0; c < ILSIM_NC; ++c) armed[c] = !ilsim_condition(c, t, y, p);
+    int k_timed = 0;
+    while (k_timed < ILSIM_NTIMED && ilsim_timed_t[k_timed] < t) k_timed += 1;
+    long long steps = 0;
+    for (;;) {
+        while (k_timed < ILSIM_NTIMED && ilsim_timed_t[k_timed] <= t) { /* events at t apply before its output */
+            const int code = ilsim_fire(ilsim_timed_e[k_timed], t, y, p, armed);
+            if (code != ILSIM_OK) return code;
+            k_timed += 1;
+        }
+        while (*k_out < nt && t_eval[*k_out] <= t) {
+            ilsim_store(y, out + *k_out * ILSIM_NS);
+            *k_out += 1;
+        }
+        if (t >= t_end) return ILSIM_OK;
+        const double t_stop = (k_timed < ILSIM_NTIMED && ilsim_timed_t[k_timed] <= t_end) ? ilsim_timed_t[k_timed] : t_end;
+        if (t_stop - t <= 16.0 * ILSIM_UROUND * ilsim_max(fabs(t), fabs(t_stop))) {
+            /* a sliver between two events, below the rounding level of t: one Euler step crosses it */
+            double dy[ILSIM_NS];
+            ilsim_rhs(y, t, p, dy);
+            if (!ilsim_all_finite(dy)) return ILSIM_NON_FINITE;
+            for (int i = 0; i < ILSIM_NS; ++i) y[i] += (t_stop - t) * dy[i];
+            ilsim_clip(y);
+            t = t_stop;
+            continue;
+        }
+        int hit;
+        const int code = ilsim_segment(t_eval, nt, k_out, out, &t, t_stop, y, p, armed, &hit, rtol, atol, max_steps,
+                                       &steps);
+        if (code != ILSIM_OK) return code;
+        if (hit >= 0) {
+            if (armed[hit]) {
+                armed[hit] = 0;
+                const int fire_code = ilsim_fire(ilsim_event_of(hit), t, y, p, armed);
+                if (fire_code != ILSIM_OK) return fire_code;
+            } else {
+                armed[hit] = 1;
+            }
+        }
+    }
+}
+
+/* Entry point: Y[patient, time, species], status[patient]; a failed patient's rows from the failure on are NaN. */
+ILSIM_GLOBAL void ilsim_solve(const double *t_eval, long long nt, const double *P, long long n, double rtol,
+                              double atol, long long max_steps, double *Y, int *status) {
+    ILSIM_PATIENT_LOOP(j, n) {
+        double *out = Y + j * nt * ILSIM_NS;
+        long long k_out = 0;
+        const int code = ilsim_integrate(t_eval, nt, P + j * ILSIM_NP, rtol, atol, max_steps, out, &k_out);
+        for (long long k = k_out; k < nt; ++k)
+            for (int i = 0; i < ILSIM_NS; ++i) out[k * ILSIM_NS + i] = ILSIM_NAN;
+        status[j] = code;
+    }
+}
+"""
+
+
+def kernel_source(m: CompiledModel) -> str:
+    """The complete kernel source of a model: C99, and CUDA C under NVRTC/nvcc."""
+    codes = {"__OK__": OK, "__NON_FINITE__": NON_FINITE, "__STEP_UNDERFLOW__": STEP_UNDERFLOW,
+             "__MAX_STEPS__": MAX_STEPS, "__BAD_INITIAL__": BAD_INITIAL, "__ENDLESS_EVENTS__": ENDLESS_EVENTS,
+             "__MAX_CASCADE__": MAX_CASCADE}
+    integrator = INTEGRATOR
+    for key, value in codes.items():
+        integrator = integrator.replace(key, str(value))
+    return "\n".join([PRELUDE, model_functions(m), integrator])
+
+
+# ------------------------------------------------------------------------------ inputs
+
+
+def check_inputs(m: CompiledModel, t_eval, P) -> tuple[np.ndarray, np.ndarray]:
+    """``t_eval`` and ``P`` as contiguous float64 arrays; IlsimError naming what is wrong."""
+    t_eval = np.ascontiguousarray(t_eval, dtype=np.float64)
+    if t_eval.ndim != 1 or len(t_eval) < 1 or not np.isfinite(t_eval).all():
+        raise IlsimError("t_eval must be a non-empty one-dimensional array of finite times")
+    if np.any(np.diff(t_eval) <= 0):
+        raise IlsimError("t_eval must be strictly increasing")
+    P = np.ascontiguousarray(P, dtype=np.float64)
+    npar = len(m.parameters)
+    if P.ndim != 2 or P.shape[1] != npar:
+        raise IlsimError(f"P must be a (patients x {npar}) array for model '{m.name}', got shape {P.shape}")
+    return t_eval, P
+
+
+def check_settings(rtol: float, atol: float, max_steps: int) -> tuple[float, float, int]:
+    if not (0 < rtol < 1) or not (atol > 0) or not np.isfinite(atol):
+        raise IlsimError(f"tolerances must satisfy 0 < rtol < 1 and atol > 0, got rtol = {rtol:g}, atol = {atol:g}")
+    if max_steps < 1:
+        raise IlsimError(f"max_steps must be at least 1, got {max_steps}")
+    return float(rtol), float(atol), int(max_steps)
+
+
+# ------------------------------------------------------------------------------ plain-C build (CPU shim)
+
+
+def c_compiler() -> str | None:
+    """The system C compiler ($CC, else cc or gcc on the PATH), or None."""
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+class HostKernel:
+    """A model's kernel source built as plain C (a loop over patients instead of GPU threads), called via ctypes.
+
+    Runs the very integrator that the GPU runs, on the CPU: for tests and checks without a GPU.
+    The shared library is cached beside the Python kernels, named by the hash of its source.
+    """
+
+    def __init__(self, m: CompiledModel, openmp: bool = True):
+        self.model = m
+        self.source = kernel_source(m)
+        compiler = c_compiler()
+        if compiler is None:
+            raise IlsimError("no C compiler found (set $CC or install gcc) to build the kernel for the CPU")
+        flags = ["-O2", "-std=c99", "-shared", "-fPIC"]
+        if openmp and _accepts(compiler, "-fopenmp"):
+            flags.append("-fopenmp")
+        digest = hashlib.sha256((self.source + " ".join(flags)).encode()).hexdigest()[:24]
+        self.library = _build(compiler, flags, self.source, f"ilsim_c_{digest}")
+        lib = ctypes.CDLL(str(self.library))
+        self._solve = lib.ilsim_solve
+        ptr, i64, f64 = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double
+        self._solve.argtypes = [ptr, i64, ptr, i64, f64, f64, i64, ptr, ptr]
+        self._solve.restype = None
+
+    def run(self, t_eval, P, rtol: float = 1e-6, atol: float = 1e-9,
+            max_steps: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
+        """``(Y, status)``: Y is patients x len(t_eval) x species, status an int per patient (see batch.STATUS)."""
+        rtol, atol, max_steps = check_settings(rtol, atol, max_steps)
+        t_eval, P = check_inputs(self.model, t_eval, P)
+        n, nt, ns = P.shape[0], len(t_eval), len(self.model.species)
+        Y = np.empty((n, nt, ns))
+        status = np.empty(n, dtype=np.int32)
+        self._solve(t_eval.ctypes.data, nt, P.ctypes.data, n, rtol, atol, max_steps, Y.ctypes.data, status.ctypes.data)
+        return Y, status.astype(np.int64)
+
+
+def _accepts(compiler: str, flag: str) -> bool:
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "probe.c"
+        src.write_text("int main(void) { return 0; }\n")
+        done = subprocess.run([compiler, flag, str(src), "-o", str(Path(tmp) / "probe")], capture_output=True)
+        return done.returncode == 0
+
+
+def _build(compiler: str, flags: list[str], source: str, name: str) -> Path:
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # read-only home
+        folder = Path(tempfile.mkdtemp(prefix="ilsim-"))
+    library = folder / f"{name}.so"
+    if library.exists():
+        return library
+    src = folder / f"{name}.{os.getpid()}.c"
+    tmp = folder / f"{name}.{os.getpid()}.so"
+    src.write_text(source)
+    done = subprocess.run([compiler, *flags, str(src), "-o", str(tmp), "-lm"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise IlsimError(f"the C compiler could not build the kernel ({src}):\n{done.stderr[-2000:]}")
+    os.replace(tmp, library)
+    src.unlink(missing_ok=True)
+    return library

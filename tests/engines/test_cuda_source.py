@@ -1,0 +1,286 @@
+"""The generated C/CUDA kernel, built as plain C: the printer, agreement with SciPy, events, failures.
+
+The same source runs on a GPU through CuPy (engines.cuda); here it is compiled by the system C
+compiler into a shared library whose patient loop stands in for the GPU's threads.
+"""
+
+import ctypes
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import ilsim
+from ilsim.engines.batch import BAD_INITIAL, MAX_STEPS, OK
+from ilsim.engines.csource import PRELUDE, HostKernel, c_compiler, c_expr, c_number, kernel_source
+from ilsim.engines.cuda import CudaBatchEngine, cuda_unavailable_reason
+from ilsim.model import expressions as ex
+
+pytestmark = pytest.mark.skipif(c_compiler() is None, reason="no C compiler (cc/gcc/clang or $CC) to build the kernel")
+
+
+def run_host(model, t, P, rtol=1e-9, atol=1e-11, **kw):
+    return HostKernel(model).run(t, P, rtol=rtol, atol=atol, **kw)
+
+
+def scipy_reference(model, t, p):
+    ds = ilsim.simulate(model, t_eval=t, rtol=1e-10, atol=1e-12, parameters=dict(zip(model.parameters, map(float, p))))
+    return np.column_stack([ds[s].values for s in model.species]), ds
+
+
+def max_relative_difference(Y, ref):
+    """Max over species of |kernel - SciPy| / (range of the species in the reference)."""
+    span = ref.max(axis=0) - ref.min(axis=0)
+    return float((np.abs(Y - ref).max(axis=0) / np.where(span > 1e-9, span, 1.0)).max())
+
+
+# ------------------------------------------------------------------------------ the printer
+
+VALUES = {"a": 1.7, "b": 0.35, "c": 2.5, "d": -0.8, "e": 3.0}
+EXPRESSIONS = [
+    "a + b*c - d/e", "a**2", "c**3", "b**4", "a**2.5", "c**-1.5", "-a*d", "exp(b)", "log(c)", "log(c, 2)", "log10(e)",
+    "sqrt(c)", "abs(d)", "min(a, b, c)", "max(d, a, c)", "min(d, b)", "hill(a, b, 2)", "hill(c, a, e)",
+    "piecewise(1, a < b, 2, a > c, 3)", "piecewise(1, a > b, 2, a > c, 3)", "a if b >= c else d", "sin(a) + cos(b) + tanh(c)",
+    "floor(c) + ceil(b) + floor(d)", "tan(b) + sinh(b) + cosh(d) + asin(b) + acos(b) + atan(c)",
+    "(a < b and b <= c) or not (d == e)", "a != b", "pi*e", "2*a*(b - c)/(d + e)**2",
+    "piecewise(a, d, b)", "max(0, 1 - a/c)", "1e-300*a + 1e300*b",
+]
+
+
+def test_every_operator_and_function_prints_to_c_that_evaluates_like_the_tree(tmp_path):
+    names = {n: f"v[{i}]" for i, n in enumerate(VALUES)}
+    trees = [ex.parse(text) for text in EXPRESSIONS]
+    trees += [ex.root_function(ex.parse(text)) for text in ("a > b", "a <= b and c > d", "not (a < b) or e == 3", "a")]
+    body = "\n".join(f"double expr_{k}(const double *v) {{ return {c_expr(tree, names)}; }}" for k, tree in enumerate(trees))
+    src, lib = tmp_path / "exprs.c", tmp_path / "exprs.so"
+    src.write_text(PRELUDE + "\n" + body + "\n")
+    subprocess.run([c_compiler(), "-O2", "-std=c99", "-shared", "-fPIC", str(src), "-o", str(lib), "-lm"], check=True)
+    library = ctypes.CDLL(str(lib))
+    v = (ctypes.c_double * len(VALUES))(*VALUES.values())
+    for k, tree in enumerate(trees):
+        fn = getattr(library, f"expr_{k}")
+        fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_void_p]
+        expected = float(ex.evaluate(tree, VALUES))
+        assert fn(v) == pytest.approx(expected, rel=1e-14, abs=0), ex.to_text(tree)
+
+
+def test_every_function_of_the_expression_language_has_a_c_form():
+    names = {n: n for n in "abc"}
+    for func, (low, _) in ex.FUNCTIONS.items():
+        count = 3 if func == "piecewise" else low
+        assert c_expr(ex.Call(func, tuple(ex.Name(n) for n in "abc"[:count])), names)
+
+
+def test_numbers_print_as_exact_double_literals():
+    for value in (0.1, 1e-300, 2.0, -2.5, 6.02214076e23, 1 / 3):
+        text = c_number(value)
+        assert float(text.strip("()")) == value
+    assert c_number(math.inf) == "ILSIM_INF" and c_number(-math.inf) == "(-ILSIM_INF)" and c_number(math.nan) == "ILSIM_NAN"
+
+
+def test_user_text_never_reaches_the_source():
+    m = ilsim.Model(name="evil */ #include <stdio.h> /*").add_parameter("k", 0.5).add_species("x", 1.0)
+    m.add_process("decay", "k*x", consumes={"x": 1})
+    source = kernel_source(ilsim.compile(m))
+    assert "#include <stdio.h>" not in source and "evil" in source
+
+
+# ------------------------------------------------------------------------------ agreement with SciPy
+
+
+@pytest.mark.parametrize(
+    ("scenario", "points", "patient"),
+    [
+        ("kirschner-panetta-1998", 501, {"c": 0.02}),
+        ("reynolds-2006", 501, {"kpg": 0.4}),
+        ("alexander-wahl-2010", 501, {}),
+        ("infection-resolution", 241, {}),
+        ("aldesleukin", 601, {"SBP0": 100, "MAP0": 75}),  # low baseline pressure: doses held, then the course stopped
+    ],
+)
+def test_agrees_with_the_scipy_engine_on_built_in_scenarios(scenario, points, patient):
+    m = ilsim.compile(scenario)
+    t = np.linspace(0.0, m.spec.simulation.t_end, points)
+    P = np.vstack([m.p0, m.parameter_vector(patient)])
+    Y, status = run_host(m, t, P)
+    assert list(status) == [OK, OK]
+    for i in range(len(P)):
+        ref, ds = scipy_reference(m, t, P[i])
+        assert max_relative_difference(Y[i], ref) <= 1e-4, (scenario, i)
+    if scenario == "aldesleukin":
+        held = [name for _, name in __import__("json").loads(ds.attrs["events_fired"]) if "held" in name]
+        assert held  # the hold rule acted in the second patient, and the kernel followed it
+
+
+def test_patients_are_independent_and_results_reproducible():
+    m = ilsim.compile("kirschner-panetta-1998")
+    t = np.linspace(0.0, 300.0, 61)
+    P = np.tile(m.p0, (6, 1))
+    P[:, m.parameters.index("c")] = np.linspace(0.02, 0.05, 6)
+    Y, _ = run_host(m, t, P)
+    alone, _ = run_host(m, t, P[3:4])
+    assert np.array_equal(Y[3], alone[0])
+    assert np.array_equal(Y, run_host(m, t, P)[0])
+
+
+# ------------------------------------------------------------------------------ events
+
+
+def sawtooth():
+    m = ilsim.Model(name="sawtooth").add_parameter("r", 0.7).add_parameter("top", 10.0).add_species("x", 1.0)
+    m.add_process("growth", "r*x", produces={"x": 1})
+    m.add_event("reset", when="x > top", set={"x": 1})
+    return ilsim.compile(m)
+
+
+def test_condition_events_are_located_on_the_dense_output():
+    m = sawtooth()
+    t = np.linspace(0.0, 10.0, 201)
+    P = np.array([[0.7, 10.0], [0.7, 5.0]])  # each patient has its own threshold
+    Y, status = run_host(m, t, P, rtol=1e-10, atol=1e-12)
+    assert list(status) == [OK, OK]
+    for i, (r, top) in enumerate(P):
+        period = math.log(top) / r
+        expected = np.exp(r * np.mod(t, period))  # 1 at each reset, growing to `top`
+        away = np.abs(np.mod(t + 1e-3, period)) > 2e-3  # not within rounding of a reset
+        assert np.allclose(Y[i, away, 0], expected[away], rtol=1e-7)
+        assert Y[i, :, 0].max() <= top * (1 + 1e-8)
+        ref, _ = scipy_reference(m, t, P[i])
+        assert np.abs(Y[i, away, 0] - ref[away, 0]).max() <= 1e-4 * top
+
+
+def test_condition_true_at_the_start_does_not_fire_until_it_becomes_true_again():
+    m = ilsim.Model(name="armed").add_species("x", 5.0).add_species("hits", 0.0).add_parameter("k", 1.0)
+    m.add_process("fall", "k", consumes={"x": 1})
+    m.add_event("high", when="x > 1", add={"hits": 1})
+    Y, status = run_host(ilsim.compile(m), np.linspace(0, 3, 4), np.array([[1.0]]))
+    assert status[0] == OK and list(Y[0, :, 1]) == [0, 0, 0, 0]
+
+
+def test_a_dose_that_crosses_a_threshold_fires_the_condition_at_once_and_parameters_change_per_patient():
+    m = ilsim.Model(name="cascade").add_species("x", 0.0).add_species("z", 0.0).add_parameter("alarm", 0.0)
+    m.add_parameter("dose", 5.0)
+    m.add_process("alarm clock", "alarm", produces={"z": 1})  # z counts time since the alarm
+    m.add_event("dose", at=1, add={"x": "dose"})
+    m.add_event("alarm", when="x > 3", set={"alarm": 1})
+    t = np.linspace(0.0, 3.0, 7)
+    Y, status = run_host(ilsim.compile(m), t, np.array([[0.0, 5.0], [0.0, 2.0]]))
+    assert list(status) == [OK, OK]
+    assert np.allclose(Y[0, :, 1], np.maximum(t - 1.0, 0.0), atol=1e-9)  # fired at the dose, t = 1
+    assert np.all(Y[1, :, 1] == 0.0)  # a dose of 2 stays below the threshold: no alarm for this patient
+
+
+def test_guards_hold_events_and_timed_events_restart_at_their_times():
+    m = ilsim.Model(name="guarded").add_species("x", 0.0).add_parameter("allowed", 1.0)
+    m.add_event("bolus", at=[0, 2, 4], add={"x": 1}, only_if="allowed > 0")
+    m.add_event("forbid", at=3, set={"allowed": 0})
+    Y, status = run_host(ilsim.compile(m), np.arange(6.0), np.array([[1.0], [0.0]]))
+    assert list(Y[0, :, 0]) == [1, 1, 2, 2, 2, 2]  # at t = 0 before the first output; the t = 4 bolus withheld
+    assert list(Y[1, :, 0]) == [0] * 6 and list(status) == [OK, OK]
+
+
+def test_a_condition_whose_action_leaves_it_true_fires_once():
+    m = ilsim.Model(name="flag").add_species("x", 0.0).add_species("marks", 0.0)
+    m.add_process("inflow", "1", produces={"x": 1})
+    m.add_event("mark", when="x > 2.5", add={"marks": 1})
+    Y, status = run_host(ilsim.compile(m), np.linspace(0, 10, 11), np.zeros((1, 0)))
+    assert status[0] == OK and list(Y[0, :, 1]) == [0, 0, 0] + [1] * 8
+
+
+def test_an_event_cannot_take_a_non_negative_species_below_zero():
+    m = ilsim.Model(name="overdraw").add_species("x", 2.0).add_process("inflow", "1", produces={"x": 1})
+    m.add_event("withdraw", at=2, add={"x": -10})
+    Y, _ = run_host(ilsim.compile(m), np.arange(7.0), np.zeros((1, 0)))
+    assert list(Y[0, :, 0]) == pytest.approx([2, 3, 0, 1, 2, 3, 4])
+
+
+def test_an_event_that_fires_endlessly_is_a_status_not_a_hang():
+    m = ilsim.Model(name="zeno").add_species("x", 2.0).add_parameter("k", 1e4)
+    m.add_process("decay", "k*x", consumes={"x": 1})
+    m.add_event("refill", when="x < 0.5", set={"x": 2})  # fires every 1.4e-4 time units: 1.4e5 times by t = 20
+    Y, status = run_host(ilsim.compile(m), np.linspace(0, 20, 5), np.array([[1e4], [1.0]]))
+    assert list(status) == [MAX_STEPS, OK] and np.isnan(Y[0, -1]).all()
+
+
+def every_feature():
+    """Observables, functions, a guarded timed dose and a condition on two species."""
+    m = ilsim.Model(name="every-feature").add_species("x", 1.0).add_species("y", 0.0, nonnegative=False)
+    for name, value in (("k", 0.3), ("K", 2.0), ("n", 2.0), ("given", 0.0)):
+        m.add_parameter(name, value)
+    m.add_observable("signal", "hill(x, K, n)*piecewise(1, y < 0, 0.5)")
+    m.add_process("growth", "k*max(x, 0.1)*log(1 + x)/sqrt(K) - min(signal, 1)*x", produces={"x": 1})
+    m.add_process("drift", "0.1*x**2 - abs(y)**3", produces={"y": 1})
+    m.add_event("dose", at=[1, 2, 3], add={"x": "K/2"}, only_if="given < 1 and not (y > 5)")
+    m.add_event("mark", when="x > 1.8 or y < -1", set={"given": 1})
+    return ilsim.compile(m)
+
+
+def test_guards_conditions_and_observables_together_agree_with_scipy():
+    m = every_feature()
+    t = np.linspace(0.0, 6.0, 61)
+    Y, status = run_host(m, t, m.p0[None, :])
+    ref, ds = scipy_reference(m, t, m.p0)
+    assert status[0] == OK and max_relative_difference(Y[0], ref) <= 1e-4
+    assert [name for _, name in __import__("json").loads(ds.attrs["events_fired"])].count("mark") == 1
+
+
+# ------------------------------------------------------------------------------ failures
+
+
+def blow_up_model():
+    m = ilsim.Model(name="blow-up").add_parameter("a", -1.0).add_species("x", 1.0, nonnegative=False)
+    m.add_process("growth", "a*x^2", produces={"x": 1})
+    return ilsim.compile(m)
+
+
+def test_a_patient_that_blows_up_fails_alone_with_nan_rows():
+    P = np.array([[-1.0], [-1.0], [1.0], [-1.0]])  # a = 1: x = 1/(1 - t) blows up at t = 1
+    t = np.linspace(0.0, 2.0, 21)
+    Y, status = run_host(blow_up_model(), t, P, rtol=1e-8, atol=1e-10)
+    assert list(np.flatnonzero(status)) == [2]
+    assert np.isnan(Y[2, t > 1.0]).all()
+    assert np.allclose(Y[2, t < 0.9, 0], 1.0 / (1.0 - t[t < 0.9]), rtol=1e-6)
+    for i in (0, 1, 3):
+        assert np.allclose(Y[i, :, 0], 1.0 / (1.0 + t), rtol=1e-7)
+
+
+def test_step_limit_and_bad_initial_state_give_statuses():
+    m = blow_up_model()
+    Y, status = run_host(m, np.linspace(0.0, 2.0, 21), np.array([[-1.0]]), max_steps=3)
+    assert status[0] == MAX_STEPS and np.isnan(Y[0, -1]).all()
+    neg = ilsim.Model(name="negative-start").add_parameter("x0", 1.0).add_species("x", "x0")
+    neg.add_process("decay", "x", consumes={"x": 1})
+    Y, status = run_host(ilsim.compile(neg), np.linspace(0, 1, 3), np.array([[1.0], [-1.0]]))
+    assert list(status) == [OK, BAD_INITIAL] and np.isnan(Y[1]).all() and np.isfinite(Y[0]).all()
+
+
+def test_wrong_inputs_are_clear_errors():
+    kernel = HostKernel(blow_up_model())
+    with pytest.raises(ilsim.IlsimError, match="patients x 1"):
+        kernel.run(np.linspace(0, 1, 3), np.ones((2, 3)))
+    with pytest.raises(ilsim.IlsimError, match="strictly increasing"):
+        kernel.run(np.array([0.0, 1.0, 1.0]), np.ones((2, 1)))
+    with pytest.raises(ilsim.IlsimError, match="tolerances"):
+        kernel.run(np.linspace(0, 1, 3), np.ones((2, 1)), rtol=2.0)
+
+
+# ------------------------------------------------------------------------------ the CUDA side
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed: the CUDA form is checked on GPU machines")
+def test_the_same_source_compiles_as_cuda(tmp_path):
+    src = tmp_path / "kernel.cu"
+    src.write_text(kernel_source(every_feature()))
+    done = subprocess.run(["nvcc", "-ptx", "-arch=sm_80", str(src), "-o", str(tmp_path / "kernel.ptx")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert ".entry ilsim_solve" in (tmp_path / "kernel.ptx").read_text()
+
+
+@pytest.mark.skipif(cuda_unavailable_reason() is None, reason="a CUDA GPU is available here")
+def test_without_a_gpu_the_cuda_engine_says_why_and_what_to_do():
+    m = blow_up_model()
+    with pytest.raises(ilsim.IlsimError, match=r"no CUDA GPU is available \(.+\); run on the CPU \(backend 'cpu'\)"):
+        CudaBatchEngine().run(m, np.linspace(0, 1, 3), m.p0[None, :])
