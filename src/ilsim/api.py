@@ -19,9 +19,13 @@ from ilsim.model.spec import ModelSpec
 
 
 def load(model: str | Path) -> ModelSpec:
-    """A model from a YAML file, or a built-in scenario by name (see ``ilsim scenarios``)."""
+    """A model from a YAML file, an SBML file (``.xml``, ``.sbml``), or a built-in scenario by name (see ``ilsim scenarios``)."""
     text = str(model)
     path = Path(text)
+    if path.suffix.lower() in (".xml", ".sbml"):
+        from ilsim.io.sbml_import import read_sbml
+
+        return read_sbml(path)
     if not path.exists() and scenarios.builtin_path(text) is not None:
         path = scenarios.builtin_path(text)
     elif not path.exists() and path.suffix == "":
@@ -163,3 +167,75 @@ def compare(model, variants: dict[str, dict[str, float]], out: str | Path | None
                         "table": table}, tmp / "compare.json")
             write_json({label: s for label, s in summaries.items()}, tmp / "summary.json")
     return table
+
+
+def cohort(
+    model,
+    *,
+    patients: int,
+    seed: int | None = None,
+    vary: str | list[str] = (),
+    population: dict | None = None,
+    time_to: str | list[str] = (),
+    client=None,
+    scheduler: str | None = None,
+    out: str | Path | None = None,
+    save_trajectories: bool = False,
+    chunk_size: int | None = None,
+    backend: str = "cpu",
+    t_end: float | None = None,
+    points: int | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    force: bool = False,
+    report: bool = True,
+):
+    """Run a cohort of virtual patients; return its summary table (a pandas DataFrame, one row per patient).
+
+    Patients are drawn from the model's ``population:`` section, with each ``vary`` text
+    (``"c=uniform(0.02, 0.05)"``) replacing or adding one distribution; the seed is recorded even
+    when drawn. ``time_to`` conditions (``"T < 1"``) give each patient the first time they hold.
+    Chunks run in-process, or on a Dask cluster given as ``client`` (a ``dask.distributed.Client``)
+    or ``scheduler`` (``"tcp://HOST:PORT"``), with the same results. With ``out`` the result folder
+    (summary.parquet, cohort.json, model.yaml, figures/, report.html and, with
+    ``save_trajectories``, trajectories.zarr) is written atomically, and an interrupted run
+    resumes from ``OUT.partial/``. See docs/cohort.md.
+    """
+    from ilsim.cohort.run import run_cohort
+
+    result = run_cohort(compile(model), patients=patients, seed=seed, population=population,
+                        vary=[vary] if isinstance(vary, str) else list(vary),
+                        time_to=[time_to] if isinstance(time_to, str) else list(time_to), save_trajectories=save_trajectories,
+                        chunk_size=chunk_size, client=client, scheduler=scheduler, backend=backend, t_end=t_end,
+                        points=points, rtol=rtol, atol=atol, force=force, out=out, report=report)
+    return result.summary
+
+
+def sweep(model, grid: dict, out: str | Path | None = None, **options):
+    """Run a model at every point of a grid over one or two parameters (batch engine); return a ``SweepResult``
+    (``.table``: one row per point with its parameter values and every metric; ``.info``: grid, counts per
+    outcome, failed points, provenance).
+
+    ``grid`` maps each parameter to its values, ``"LOW:HIGH:N"`` or ``(low, high, n)``; ``options``:
+    ``log`` (names with log spacing), ``metric``, ``time_to``, ``parameters``, ``t_end``, ``points``,
+    ``rtol``, ``atol``, ``force``, ``report``. With ``out``, writes sweep.parquet, sweep.csv,
+    sweep.json, outcome_map.png and report.html atomically. See docs/sweep.md.
+    """
+    from ilsim.cohort.sweep import sweep as run_sweep
+
+    return run_sweep(model, grid, out, **options)
+
+
+def sensitivity(model, ranges: dict, output: str, out: str | Path | None = None, **options):
+    """Sobol' indices or Morris measures (SALib) of one output over uniform parameter ranges; return a
+    ``SensitivityResult`` (``.indices``, ``.samples``, ``.info`` with the seed).
+
+    ``ranges`` maps parameters to ``(low, high)``; ``output`` is a per-patient metric (``T.final``,
+    ``first_time[T < 1000]``) or ``outcome=LABEL``; ``options``: ``method`` ("sobol" or "morris"),
+    ``samples``, ``seed``, ``drop_failed``, ``parameters``, ``t_end``, ``points``, ``rtol``, ``atol``,
+    ``report``. With ``out``, writes indices.csv, indices.json, samples.parquet, indices.png and
+    report.html atomically. See docs/sensitivity.md.
+    """
+    from ilsim.cohort.sensitivity import sensitivity as run_sensitivity
+
+    return run_sensitivity(model, ranges, output, out, **options)

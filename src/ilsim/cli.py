@@ -15,7 +15,7 @@ from ilsim.report import text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulate interleukin signalling in the immune system.")
 out = Console()
-err = Console(stderr=True, soft_wrap=True)  # an error is one line, whatever the terminal's width
+err = Console(stderr=True, soft_wrap=True, emoji=False)  # one line, whatever the width; ":x:" in user text stays text
 
 ModelArg = Annotated[str, typer.Argument(help="a model file (YAML) or the name of a built-in model (see `ilsim scenarios`)")]
 
@@ -419,3 +419,186 @@ def export_sbml(
     out.print(f"wrote {out_file} (SBML L3V2: {len(compiled.species)} species, {len(compiled.rate_trees)} reactions, "
               f"{sum(max(len(e.times), 1) for e in compiled.events)} events; 0 errors, {len(warnings)} warnings)",
               markup=False, highlight=False)
+
+
+@app.command("import-sbml")
+def import_sbml(
+    sbml_file: Annotated[Path, typer.Argument(help="an SBML file (Level 2 or 3 core)")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="the ilsim model file to write (YAML, written atomically)")],
+) -> None:
+    """Import an SBML model as an ilsim model file; what cannot be represented is refused, never dropped."""
+    from ilsim.io import sbml_import
+
+    try:
+        imported = sbml_import.import_sbml(sbml_file)
+        api.compile(imported.spec)  # the written file must compile
+        sbml_import.write_yaml(imported.spec, out_file)
+    except IlsimError as exc:
+        _fail(exc)
+        return
+    except OSError as exc:
+        _fail(IlsimError(f"cannot write {out_file}: {exc.strerror}"))
+        return
+    spec = imported.spec
+    for sbml_id, name in imported.renamed.items():
+        out.print(f"renamed SBML id '{sbml_id}' to '{name}'", markup=False, highlight=False)
+    out.print(f"wrote {out_file} ({len(spec.species)} species, {len(spec.parameters)} parameters, {len(spec.processes)} "
+              f"processes, {len(spec.observables)} observables, {len(spec.events)} events)", markup=False, highlight=False)
+
+
+@app.command()
+def cohort(
+    model: ModelArg,
+    patients: Annotated[int, typer.Option(help="number of virtual patients")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="result folder (written atomically; resumes from "
+                                                              "OUT.partial/ after an interruption)")],
+    seed: Annotated[int | None, typer.Option(help="random seed (drawn and recorded when not given)")] = None,
+    vary: Annotated[list[str], typer.Option(help="a parameter's or covariate's distribution: "
+                                                 "'c=uniform(0.02, 0.05)' (repeatable)")] = [],  # noqa: B006
+    time_to: Annotated[list[str], typer.Option(help="report each patient's first time a condition holds: 'T < 1' "
+                                                    "(repeatable)")] = [],  # noqa: B006
+    save_trajectories: Annotated[bool, typer.Option("--save-trajectories", help="write trajectories.zarr")] = False,
+    chunk_size: Annotated[int | None, typer.Option(help="patients per chunk (default: ~20 chunks, each under "
+                                                        "100 MB of trajectories)")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="run the chunks on a Dask cluster: tcp://HOST:PORT")] = None,
+    backend: Annotated[str, typer.Option(help="cpu (numba) or gpu (CUDA)")] = "cpu",
+    t_end: Annotated[float | None, typer.Option(help="end time (model's time units)")] = None,
+    points: Annotated[int | None, typer.Option(help="number of output times")] = None,
+    rtol: Annotated[float | None, typer.Option(help="relative tolerance")] = None,
+    atol: Annotated[float | None, typer.Option(help="absolute tolerance")] = None,
+    force: Annotated[bool, typer.Option("--force", help="allow more than 10,000,000 patients")] = False,
+    report: Annotated[bool, typer.Option(help="write figures and report.html")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or messages on stderr")] = False,
+) -> None:
+    """Run a cohort of virtual patients; write summary.parquet, cohort.json, figures and report.html."""
+    from contextlib import nullcontext
+
+    from ilsim.cohort.run import ProgressBar, run_cohort
+
+    show = not quiet and err.is_terminal
+
+    def notify(text: str) -> None:
+        if not quiet:
+            err.print(text, markup=False, highlight=False)
+
+    try:
+        compiled = api.compile(model)
+        bar = ProgressBar(err) if show else None
+        with bar or nullcontext():
+            result = run_cohort(compiled, patients=patients, seed=seed, vary=vary, time_to=time_to,
+                                save_trajectories=save_trajectories, chunk_size=chunk_size, scheduler=scheduler,
+                                backend=backend, t_end=t_end, points=points, rtol=rtol, atol=atol, force=force,
+                                out=out_dir, report=report, progress=bar, notify=notify)
+    except IlsimError as exc:
+        _fail(exc)
+        return
+    info = result.info
+    out.print(f"[bold]{info['model_title']}[/]: {info['patients']:,} virtual patients, seed {info['seed']} "
+              f"({info['scheduler']}, {info['wall_time_s']:.3g} s)", highlight=False)
+    for label, v in info["outcomes"].items():
+        out.print(f"  {v['fraction']:7.2%}  {label} ({v['count']:,})", markup=False, highlight=False)
+    for reason, count in info["failed"]["by_reason"].items():
+        out.print(f"  failed: {count:,} patients: {reason}", markup=False, highlight=False)
+    files = ["summary.parquet", "cohort.json", "model.yaml"] + (["trajectories.zarr"] if save_trajectories else [])
+    files += ["figures/", "report.html"] if report else []
+    out.print(f"written to {out_dir}/ ({', '.join(files)})", highlight=False)
+
+
+@app.command()
+def sweep(
+    model: ModelArg,
+    param: Annotated[list[str], typer.Option(help="a parameter and its grid: NAME=LOW:HIGH:N, e.g. kpg=0.1:2.0:40 "
+                                                  "(once or twice)")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="result folder (written atomically)")],
+    log: Annotated[list[str], typer.Option(help="space this parameter's grid evenly in log10 (repeatable)")] = [],  # noqa: B006
+    metric: Annotated[str | None, typer.Option(help="the per-point value to draw, e.g. D.final, N.peak or "
+                                                    "first_time[P < 0.01] (default: the first species' final value)")] = None,
+    time_to: Annotated[list[str], typer.Option(help="add each point's first time a condition holds: 'P < 0.01' "
+                                                    "(repeatable)")] = [],  # noqa: B006
+    set_: Annotated[list[str], typer.Option("--set", help="override a parameter at every point: NAME=VALUE")] = [],  # noqa: B006
+    t_end: Annotated[float | None, typer.Option(help="end time (model's time units)")] = None,
+    points: Annotated[int | None, typer.Option(help="number of output times")] = None,
+    rtol: Annotated[float | None, typer.Option(help="relative tolerance")] = None,
+    atol: Annotated[float | None, typer.Option(help="absolute tolerance")] = None,
+    force: Annotated[bool, typer.Option("--force", help="allow a grid of more than 1,000,000 points")] = False,
+    report: Annotated[bool, typer.Option(help="write outcome_map.png and report.html")] = True,
+) -> None:
+    """Run a model over a grid of one or two parameters; write the outcome map, sweep.parquet/.csv and sweep.json."""
+    from ilsim.cohort.sweep import parse_range
+    from ilsim.cohort.sweep import sweep as run_sweep
+
+    try:
+        grid: dict = {}
+        for item in param:
+            name, low, high, n = parse_range(item, count=True)
+            if name in grid:
+                raise IlsimError(f"--param '{name}': given twice; give each swept parameter once")
+            grid[name] = (low, high, n)
+        result = run_sweep(model, grid, out_dir, log=log, metric=metric, time_to=time_to, parameters=_parse_sets(set_),
+                           t_end=t_end, points=points, rtol=rtol, atol=atol, force=force, report=report)
+    except IlsimError as exc:
+        _fail(exc)
+        return
+    info = result.info
+    shape = " x ".join(f"{n} {name}" for name, n in zip(info["grid"], info["shape"]))
+    out.print(f"[bold]{info['title']}[/]: {info['points']:,} points ({shape}), {info['engine']} engine, "
+              f"{info['wall_time_s']:.3g} s", highlight=False)
+    for label, count in info["outcomes"].items():
+        out.print(f"  {count / info['points']:7.2%}  {label} ({count:,})", markup=False, highlight=False)
+    for f in info["failed"][:10]:
+        values = ", ".join(f"{k} = {v:.4g}" for k, v in f["values"].items())
+        out.print(f"  point {f['point']} ({values}) failed: {f['reason']}", markup=False, highlight=False)
+    if len(info["failed"]) > 10:
+        out.print(f"  ... {len(info['failed']) - 10} more failed points in sweep.json", highlight=False)
+    files = "sweep.parquet, sweep.csv, sweep.json" + (", outcome_map.png, report.html" if report else "")
+    out.print(f"written to {out_dir}/ ({files})", highlight=False)
+
+
+@app.command()
+def sensitivity(
+    model: ModelArg,
+    param: Annotated[list[str], typer.Option(help="a parameter and its uniform range: NAME=LOW:HIGH, e.g. c=0.02:0.05 "
+                                                  "(repeatable)")],
+    output: Annotated[str, typer.Option(help="the per-patient value analysed: T.final, E.peak, first_time[T < 1000], "
+                                             "or outcome=LABEL (1 when the run ends with that label)")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="result folder (written atomically)")],
+    method: Annotated[str, typer.Option(help="sobol (variance-based indices) or morris (elementary effects)")] = "sobol",
+    samples: Annotated[int | None, typer.Option(help="Sobol': base points N, a power of 2 (runs N(2D+2); default 256); "
+                                                     "Morris: trajectories (runs N(D+1); default 20)")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed (drawn and recorded when not given)")] = None,
+    drop_failed: Annotated[bool, typer.Option("--drop-failed", help="drop sample groups with a failed run instead of "
+                                                                    "refusing (the indices are then biased)")] = False,
+    set_: Annotated[list[str], typer.Option("--set", help="override a parameter in every run: NAME=VALUE")] = [],  # noqa: B006
+    t_end: Annotated[float | None, typer.Option(help="end time (model's time units)")] = None,
+    points: Annotated[int | None, typer.Option(help="number of output times")] = None,
+    rtol: Annotated[float | None, typer.Option(help="relative tolerance")] = None,
+    atol: Annotated[float | None, typer.Option(help="absolute tolerance")] = None,
+    report: Annotated[bool, typer.Option(help="write indices.png and report.html")] = True,
+) -> None:
+    """Global sensitivity of one output to parameter ranges (SALib Sobol' or Morris); write indices.csv/.json and a chart."""
+    from ilsim.cohort.sensitivity import parse_ranges
+    from ilsim.cohort.sensitivity import sensitivity as run_sensitivity
+
+    try:
+        result = run_sensitivity(model, parse_ranges(param), output, out_dir, method=method, samples=samples, seed=seed,
+                                 drop_failed=drop_failed, parameters=_parse_sets(set_), t_end=t_end, points=points,
+                                 rtol=rtol, atol=atol, report=report)
+    except IlsimError as exc:
+        _fail(exc)
+        return
+    info, frame = result.info, result.indices
+    out.print(f"[bold]{info['title']}[/]: {info['method']} analysis of {info['output']}, {info['evaluated']:,} runs, "
+              f"seed {info['seed']} ({info['wall_time_s']:.3g} s)", highlight=False)
+    if info["failed"]:
+        out.print(f"[bold red]{info['failed']} runs failed or gave no value[/]: {info['dropped_groups']} sample groups "
+                  "dropped; the indices are biased", highlight=False)
+    columns = ["S1", "S1_conf", "ST", "ST_conf"] if info["method"] == "sobol" else ["mu", "mu_star", "mu_star_conf", "sigma"]
+    table = Table(show_edge=False)
+    table.add_column("parameter")
+    for col in columns:
+        table.add_column(col, justify="right")
+    for name, row in frame.iterrows():
+        table.add_row(name, *(_num(row[c], ".3f") for c in columns))
+    out.print(table)
+    files = "indices.csv, indices.json, samples.parquet" + (", indices.png, report.html" if report else "")
+    out.print(f"written to {out_dir}/ ({files})", highlight=False)

@@ -1,0 +1,468 @@
+"""Virtual-patient cohorts in chunks: plan them, run them in-process or on Dask, resume after a kill.
+
+Patients 0..N-1 are split into chunks. A chunk is the unit of work and of saving: the client draws
+its parameter rows (``population_sampler``: patient i depends only on the seed and i), the batch
+engine integrates them and ``cohort.evaluate`` summarises them, and the client writes the rows
+atomically into the work folder ``OUT.partial/`` (``cohort.store``), whose manifest records the
+settings. Running again with the same settings computes no chunk that is already there; other
+settings are refused. When every chunk is there, the output folder is assembled atomically and the
+work folder removed.
+
+On Dask each chunk is one task. A task carries the model as its specification (JSON text), which
+the worker compiles once per process; compiled models and their numba kernels never travel. Tasks
+are submitted a few at a time, so the client holds only a window of parameter rows, and a lost
+worker's tasks are run again elsewhere with the same inputs, hence the same results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ilsim.cohort import store
+from ilsim.errors import IlsimError
+from ilsim.model.compile import CompiledModel
+
+MAX_PATIENTS = 10_000_000  # above this a cohort needs force=True (--force)
+CHUNK_BYTES = 100e6  # the default chunk keeps its trajectories (float64) below this
+CHUNK_MIN, CHUNK_MAX, CHUNKS_WANTED = 1_000, 100_000, 20  # default chunks: about 20, within these sizes
+SAMPLE = 50  # patients re-run on a finer time grid for the spaghetti plot
+SAMPLE_POINTS = 201
+CONNECT_TIMEOUT_S = 5
+BACKENDS = ("cpu", "gpu")
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkTask:
+    """What a process needs to run patients of one cohort: plain data, no compiled code."""
+
+    spec_json: str
+    model_hash: str
+    t_eval: np.ndarray
+    conditions: tuple[str, ...]
+    backend: str
+    rtol: float
+    atol: float
+    trajectories: bool
+
+
+_MODELS: dict[str, CompiledModel] = {}  # model hash -> compiled model, per process
+
+
+def compiled_model(task: ChunkTask) -> CompiledModel:
+    """The task's model, compiled once per process from its specification."""
+    model = _MODELS.get(task.model_hash)
+    if model is None:
+        from ilsim.model.compile import compile_model
+        from ilsim.model.load import spec_from_dict
+
+        model = compile_model(spec_from_dict(json.loads(task.spec_json)))
+        _MODELS[task.model_hash] = model
+    return model
+
+
+def make_engine(backend: str, rtol: float, atol: float):
+    """The batch engine of a backend: numba on the CPU, or CUDA."""
+    if backend == "cpu":
+        from ilsim.engines.batch import BatchEngine
+
+        return BatchEngine(rtol=rtol, atol=atol)
+    try:
+        from ilsim.engines.cuda import CudaBatchEngine
+    except ImportError as exc:
+        raise IlsimError(f"--backend gpu: the GPU engine cannot be loaded ({exc}); use --backend cpu") from None
+    return CudaBatchEngine(rtol=rtol, atol=atol)
+
+
+def run_chunk(task: ChunkTask, P: np.ndarray, table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Integrate and summarise the patients of one chunk (rows of ``P``, ids from ``table``'s index).
+
+    Returns their summary rows (id, drawn values, metrics) and, when the task keeps them, their
+    trajectories (patients x times x (species + observables)).
+    """
+    from ilsim.cohort.evaluate import evaluate
+    from ilsim.cohort.metrics import observables_over_time, parse_conditions
+
+    model = compiled_model(task)
+    first = int(table.index[0]) if len(table) else 0
+    block = evaluate(model, P, task.t_eval, engine=make_engine(task.backend, task.rtol, task.atol),
+                     conditions=parse_conditions(model, task.conditions), first_id=first)
+    clash = sorted(set(table.columns) & set(block.metrics.columns))
+    if clash:
+        raise IlsimError(f"population: '{clash[0]}' names both a drawn value and a summary column; rename it")
+    frame = pd.concat([table, block.metrics], axis=1).reset_index()
+    trajectories = None
+    if task.trajectories:
+        obs = observables_over_time(model, task.t_eval, block.Y, P)
+        trajectories = np.concatenate([block.Y, obs], axis=2)
+    return frame, trajectories
+
+
+def probe(task: ChunkTask, p: np.ndarray) -> None:
+    """One patient over the first output step: the engine accepts the model on this backend (and is compiled)."""
+    t = task.t_eval[:2]
+    make_engine(task.backend, task.rtol, task.atol).run(compiled_model(task), t, p[None, :])
+
+
+def default_chunk_size(patients: int, points: int, variables: int) -> int:
+    """About ``CHUNKS_WANTED`` chunks of ``CHUNK_MIN``..``CHUNK_MAX`` patients, trajectories under ``CHUNK_BYTES``."""
+    by_memory = max(1, int(CHUNK_BYTES // (8 * points * max(variables, 1))))
+    wanted = max(CHUNK_MIN, math.ceil(patients / CHUNKS_WANTED))
+    return max(1, min(by_memory, CHUNK_MAX, wanted, patients))
+
+
+def plan_chunks(patients: int, chunk_size: int) -> list[tuple[int, int, int]]:
+    """(index, first patient, stop) of every chunk."""
+    return [(i, start, min(start + chunk_size, patients)) for i, start in enumerate(range(0, patients, chunk_size))]
+
+
+@dataclasses.dataclass
+class CohortRun:
+    """What a cohort run produced: ``info`` (the content of cohort.json) and the summary table."""
+
+    info: dict
+    out: Path | None
+    _summary: pd.DataFrame | None = None
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per patient (read from summary.parquet when the run wrote a folder)."""
+        if self._summary is None and self.out is not None:
+            self._summary = pd.read_parquet(self.out / "summary.parquet")
+        return self._summary
+
+
+def run_cohort(
+    model: CompiledModel,
+    *,
+    patients: int,
+    seed: int | None = None,
+    population=None,
+    vary: Sequence[str] = (),
+    time_to: Sequence[str] = (),
+    save_trajectories: bool = False,
+    chunk_size: int | None = None,
+    client=None,
+    scheduler: str | None = None,
+    backend: str = "cpu",
+    t_end: float | None = None,
+    points: int | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    force: bool = False,
+    out: str | Path | None = None,
+    report: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> CohortRun:
+    """Run a virtual-patient cohort of ``model``; see the module docstring and docs/cohort.md.
+
+    Every input is checked before anything is written. ``progress(done, total)`` is called with
+    patient counts as chunks finish; ``notify(text)`` with messages such as a resumed run's count.
+    """
+    from ilsim.cohort.metrics import parse_conditions
+    from ilsim.cohort.population import population_sampler
+    from ilsim.io.results import check_out
+
+    started = time.perf_counter()
+    notify = notify or (lambda text: None)
+    patients = _check_count(patients, "--patients", "patients")
+    if patients > MAX_PATIENTS and not force:
+        raise IlsimError(f"--patients {patients:,} is more than {MAX_PATIENTS:,}: give --force if you mean it")
+    if chunk_size is not None:
+        chunk_size = _check_count(chunk_size, "--chunk-size", "patients per chunk")
+    if backend not in BACKENDS:
+        raise IlsimError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
+    if client is not None and scheduler is not None:
+        raise IlsimError("give a Dask client or a scheduler address, not both")
+    if save_trajectories and out is None:
+        raise IlsimError("trajectories are saved into the output folder: give out (--out) with save_trajectories")
+    out = None if out is None else check_out(out)
+    work = None if out is None else store.work_folder(out)
+    manifest = None if work is None else store.read_manifest(work)
+    if seed is None and manifest is not None:
+        seed = manifest["settings"]["seed"]  # the same command without --seed resumes the run it started
+        notify(f"resuming with the seed recorded in {work}: {seed}")
+
+    sim = model.spec.simulation
+    t_eval = _output_times(model, t_end, points)
+    t_end = float(t_eval[-1])
+    rtol = sim.rtol if rtol is None else float(rtol)
+    atol = sim.atol if atol is None else float(atol)
+    parse_conditions(model, time_to)  # mistakes reported here, before anything runs
+    sampler = population_sampler(model, population=population, vary=list(vary), seed=seed)
+    variables = _variables(model)
+    chunk_size = chunk_size or default_chunk_size(patients, len(t_eval), len(variables))
+    chunks = plan_chunks(patients, chunk_size)
+    settings = {
+        "ilsim_version": _version(), "model": model.name, "model_hash": model.spec.content_hash(), "patients": patients,
+        "seed": sampler.seed, "population": sampler.describe(), "chunk_size": chunk_size, "t_end": t_end,
+        "points": len(t_eval), "time_to": list(time_to), "trajectories": bool(save_trajectories), "backend": backend,
+        "rtol": rtol, "atol": atol,
+    }
+    if manifest is not None:
+        _check_same(settings, manifest.get("settings", {}), work)
+    task = ChunkTask(json.dumps(model.spec.model_dump(mode="json")), settings["model_hash"], t_eval, tuple(time_to),
+                     backend, rtol, atol, bool(save_trajectories))
+    _MODELS.setdefault(task.model_hash, model)  # in this process the model is compiled already
+    engine = make_engine(backend, rtol, atol)  # checks the tolerances; its name and method go into cohort.json
+
+    own_client = None
+    if scheduler is not None:
+        client = own_client = connect(scheduler)
+    try:
+        where = "in-process" if client is None else f"Dask scheduler {client.scheduler.address}"
+        p0 = sampler.draw(0, 1)[0][0]
+        try:
+            _call(client, probe, task, p0)
+        except IlsimError as exc:
+            if backend == "gpu":
+                advice = "" if "cpu" in str(exc) else "; use --backend cpu"
+                raise IlsimError(f"--backend gpu: {exc}{advice}") from None
+            raise
+        done, computed, frames = _compute_chunks(client, task, sampler, chunks, work, settings, progress, notify)
+        info = {
+            "ilsim_version": settings["ilsim_version"], "created": _now(), "model": model.name,
+            "model_title": model.spec.metadata.title or model.name, "model_source": model.source,
+            "model_hash": settings["model_hash"], "patients": patients, "seed": sampler.seed,
+            "population": sampler.describe(),
+            "engine": {"name": engine.name, "backend": backend, "method": getattr(engine, "method", "dopri5"),
+                       "rtol": rtol, "atol": atol},
+            "time": {"t_end": t_end, "points": len(t_eval), "units": model.spec.metadata.time_units},
+            "time_to": list(time_to), "trajectories": bool(save_trajectories), "scheduler": where,
+            "chunks": {"size": chunk_size, "count": len(chunks), "reused": done, "computed": computed},
+        }
+        if out is None:
+            summary = pd.concat([frames[i] for i, _, _ in chunks], ignore_index=True) if chunks else pd.DataFrame()
+            tally = store.Tally()
+            tally.add(summary)
+            info.update(tally.record(), wall_time_s=round(time.perf_counter() - started, 3))
+            return CohortRun(info, None, summary)
+
+        sample = None
+        if report:
+            n = min(SAMPLE, patients)
+            fine = dataclasses.replace(task, t_eval=np.linspace(0.0, t_end, max(SAMPLE_POINTS, len(t_eval))),
+                                       trajectories=True)
+            sample = (fine.t_eval, *_call(client, run_chunk, fine, *sampler.draw(0, n)))
+        _assemble(model, out, work, chunks, info, variables, t_eval, sample, started)
+        return CohortRun(info, out)
+    finally:
+        if own_client is not None:
+            own_client.close()
+
+
+def _output_times(model: CompiledModel, t_end: float | None, points: int | None) -> np.ndarray:
+    from ilsim.cohort.evaluate import output_times
+
+    sim = model.spec.simulation
+    t_end = sim.t_end if t_end is None else float(t_end)
+    points = sim.points if points is None else points
+    if not (t_end > 0 and np.isfinite(t_end)):
+        raise IlsimError(f"--t-end must be positive and finite, got {t_end}")
+    if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 2:
+        raise IlsimError(f"--points must be a whole number of at least 2, got {points}")
+    return output_times(model, t_end, int(points))
+
+
+def _compute_chunks(client, task: ChunkTask, sampler, chunks, work: Path | None, settings: dict, progress, notify):
+    """Run every chunk not already in the work folder; return (reused, computed, frames).
+
+    With a work folder each finished chunk is saved there (``frames`` stays empty); without one the
+    chunks' rows are returned in ``frames`` (chunk index -> rows).
+    """
+    patients = chunks[-1][2]
+    reused: list[int] = []
+    if work is not None:
+        if not work.exists():
+            store.create_work(work, {"settings": settings, "created": _now()})
+        reused = store.finished_chunks(work, len(chunks), task.trajectories)
+        if reused:
+            notify(f"resuming: {len(reused)} of {len(chunks)} chunks already in {work}")
+    kept = set(reused)
+    todo = [c for c in chunks if c[0] not in kept]
+    done = patients - sum(stop - start for _, start, stop in todo)
+    if progress:
+        progress(done, patients)
+    run_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    frames: dict[int, pd.DataFrame] = {}
+    computed = []
+    jobs = ((index, (task, *sampler.draw(start, stop))) for index, start, stop in todo)
+    for index, (frame, trajectories) in _results(client, jobs, work):
+        if work is not None:
+            store.write_chunk(work, index, frame, trajectories, {"chunk": index, "run": run_id, "created": _now()})
+        else:
+            frames[index] = frame
+        computed.append(index)
+        done += len(frame)
+        if progress:
+            progress(done, patients)
+    return reused, sorted(computed), frames
+
+
+def _assemble(model, out: Path, work: Path, chunks, info: dict, variables, t_eval, sample, started: float) -> None:
+    """Write the output folder atomically from the work folder, then remove the work folder."""
+    from ilsim.io.results import atomic_folder, write_json
+    from ilsim.model.load import dump_spec
+
+    meta = {k: info[k] for k in ("model", "model_hash", "patients", "seed")}
+    with atomic_folder(out) as tmp:
+        tally = store.write_summary(work, [i for i, _, _ in chunks], tmp / "summary.parquet", meta)
+        info.update(tally.record())
+        if info["trajectories"]:
+            store.write_trajectories(work, chunks, tmp / "trajectories.zarr", t=t_eval, variables=variables,
+                                     time_units=model.spec.metadata.time_units,
+                                     attrs={**meta, "title": info["model_title"], "ilsim_version": info["ilsim_version"]})
+        (tmp / "model.yaml").write_text(dump_spec(model.spec))
+        info["wall_time_s"] = round(time.perf_counter() - started, 3)
+        if sample is not None:
+            from ilsim.report.cohort import write_cohort_report
+
+            write_cohort_report(model, info, tmp, sample)
+        write_json(info, tmp / "cohort.json")
+    store.remove_work(work)
+
+
+def _variables(model: CompiledModel) -> list[dict]:
+    """Species then observables, as stored in trajectories: name, units, role, description."""
+    spec = model.spec
+    out = [{"name": s.name, "units": s.units, "role": "species", "description": s.description} for s in spec.species]
+    observables = {o.name: o for o in spec.observables}
+    out += [{"name": n, "units": observables[n].units, "role": "observable", "description": observables[n].description}
+            for n in model.observables]
+    return out
+
+
+def connect(address: str):
+    """A Dask client of the scheduler at ``address``; a clear error after ``CONNECT_TIMEOUT_S`` if none answers."""
+    from dask.distributed import Client
+
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise IlsimError(f"--scheduler {address}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s ({why}); "
+                         "start one (`dask scheduler`, then `dask worker ADDRESS`) or leave out --scheduler to run "
+                         "in-process") from None
+
+
+def _call(client, fn, *args):
+    """``fn(*args)`` here, or as one task on the cluster."""
+    if client is None:
+        return fn(*args)
+    return client.submit(fn, *args, pure=False).result()
+
+
+def _results(client, jobs: Iterator[tuple[int, tuple]], work: Path | None) -> Iterator[tuple[int, tuple]]:
+    """(index, run_chunk result) per job, in completion order: here one after the other, or on the
+    cluster with a bounded number of tasks in flight."""
+    if client is None:
+        for index, args in jobs:
+            yield index, run_chunk(*args)
+        return
+    from dask.distributed import as_completed
+
+    window = 2 * max(sum(client.nthreads().values()), 1) + 1
+    pending: dict = {}
+    queue = as_completed()
+
+    def submit_next() -> None:
+        item = next(jobs, None)
+        if item is not None:
+            index, args = item
+            future = client.submit(run_chunk, *args, pure=False, key=f"ilsim-cohort-chunk-{index}-{uuid.uuid4().hex}")
+            pending[future.key] = (index, future)
+            queue.add(future)
+
+    try:
+        for _ in range(window):
+            submit_next()
+        for future in queue:
+            index, _ = pending.pop(future.key)
+            try:
+                result = future.result()
+            except IlsimError:
+                raise
+            except Exception as exc:
+                kept = f"; the finished chunks are kept in {work}: run the same command again to resume" if work else ""
+                raise IlsimError(f"chunk {index} could not be run on the cluster: {type(exc).__name__}: {exc}{kept}") from None
+            future.release()
+            submit_next()
+            yield index, result
+    finally:
+        if pending:  # stopped early (an error, Ctrl-C): the cluster need not run the rest
+            client.cancel([f for _, f in pending.values()])
+
+
+def _check_count(value, option: str, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise IlsimError(f"{option} must be a whole number of {what}, at least 1; got {value}")
+    return int(value)
+
+
+def _check_same(here: dict, there: dict, work: Path) -> None:
+    """Refuse to resume a run whose settings differ, naming what differs."""
+    differ = [k for k in sorted(set(here) | set(there)) if here.get(k) != there.get(k)]
+    if not differ:
+        return
+
+    def show(value) -> str:
+        text = json.dumps(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    what = "; ".join(f"{k}: {show(here.get(k))} now, {show(there.get(k))} there" for k in differ)
+    raise IlsimError(f"{work} holds an unfinished cohort run with other settings ({what}); run it again with the same "
+                     f"settings to resume it, or choose another --out, or remove {work} to start afresh")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _version() -> str:
+    from ilsim import __version__
+
+    return __version__
+
+
+class ProgressBar:
+    """A Rich progress bar of patients (patients/s, time left), for ``run_cohort(progress=...)``.
+
+    Patients finished by an earlier, interrupted run start the bar without counting towards the speed.
+    """
+
+    def __init__(self, console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+        from rich.text import Text
+
+        class Speed(ProgressColumn):
+            def render(self, task) -> Text:
+                speed = task.finished_speed or task.speed
+                return Text(f"{speed:,.0f} patients/s" if speed else "- patients/s", style="progress.data.speed")
+
+        self._progress = Progress(TextColumn("patients"), BarColumn(), MofNCompleteColumn(), Speed(),
+                                  TextColumn("left"), TimeRemainingColumn(), console=console, transient=False)
+        self._task = None
+
+    def __enter__(self) -> ProgressBar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._progress.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._task is None:
+            self._task = self._progress.add_task("cohort", total=total, completed=done)
+        else:
+            self._progress.update(self._task, completed=done)
