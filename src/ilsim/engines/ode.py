@@ -97,7 +97,7 @@ class OdeEngine:
                         raise SimulationError(f"more than {MAX_EVENTS} events by t = {t:g}: an event fires endlessly")
                     armed[slot] = False
                     fire(kc, t)
-                elif not truth:
+                elif not truth and roots[slot](t, y, p) < 0:  # exactly at its root ('t > k' at t = k): unchanged
                     armed[slot] = True
 
         def record(idx: np.ndarray, ys: np.ndarray) -> None:

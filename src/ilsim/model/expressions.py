@@ -31,6 +31,12 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "sin": (1, 1),
     "cos": (1, 1),
     "tanh": (1, 1),
+    "tan": (1, 1),
+    "sinh": (1, 1),
+    "cosh": (1, 1),
+    "asin": (1, 1),
+    "acos": (1, 1),
+    "atan": (1, 1),
     "floor": (1, 1),
     "ceil": (1, 1),
 }
@@ -38,6 +44,7 @@ CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf}
 TIME = "t"
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 _COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+_ARC = {"asin": "arcsin", "acos": "arccos", "atan": "arctan"}  # inverse trigonometric functions in NumPy
 
 
 class Expr:
@@ -368,6 +375,8 @@ def _code(node: Expr, names: dict[str, str], vec: bool) -> str:
             return f"(np.log({args[0]}) / np.log({args[1]}))" if vec else f"(math.log({args[0]}) / math.log({args[1]}))"
         if f == "abs":
             return f"np.abs({args[0]})" if vec else f"abs({args[0]})"
+        if f in _ARC:  # NumPy's names, which numba also compiles for scalars
+            return f"np.{_ARC[f]}({args[0]})"
         lib = "np" if vec else "math"
         return f"{lib}.{f}({args[0]})"
     raise TypeError(node)
@@ -486,6 +495,12 @@ _SCALAR_FUNCTIONS = {
     "sin": math.sin,
     "cos": math.cos,
     "tanh": math.tanh,
+    "tan": math.tan,
+    "sinh": lambda x: math.sinh(x) if abs(x) < 710.0 else math.copysign(math.inf, x),
+    "cosh": lambda x: math.cosh(x) if abs(x) < 710.0 else math.inf,
+    "asin": lambda x: math.asin(x) if -1.0 <= x <= 1.0 else math.nan,
+    "acos": lambda x: math.acos(x) if -1.0 <= x <= 1.0 else math.nan,
+    "atan": math.atan,
     "floor": math.floor,
     "ceil": math.ceil,
 }
@@ -555,6 +570,7 @@ def to_sympy(node: Expr, symbols: dict):
         table = {
             "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "min": sp.Min, "max": sp.Max,
             "sin": sp.sin, "cos": sp.cos, "tanh": sp.tanh, "floor": sp.floor, "ceiling": sp.ceiling,
+            "tan": sp.tan, "sinh": sp.sinh, "cosh": sp.cosh, "asin": sp.asin, "acos": sp.acos, "atan": sp.atan,
             "ceil": sp.ceiling, "log10": lambda x: sp.log(x, 10),
         }
         return table[f](*args)
@@ -609,7 +625,8 @@ def from_sympy(expr) -> Expr:
     if isinstance(expr, sp.Not):
         return Not(args[0])
     funcs = {sp.exp: "exp", sp.log: "log", sp.Abs: "abs", sp.Min: "min", sp.Max: "max", sp.sin: "sin",
-             sp.cos: "cos", sp.tanh: "tanh", sp.floor: "floor", sp.ceiling: "ceil"}
+             sp.cos: "cos", sp.tanh: "tanh", sp.floor: "floor", sp.ceiling: "ceil", sp.tan: "tan", sp.sinh: "sinh",
+             sp.cosh: "cosh", sp.asin: "asin", sp.acos: "acos", sp.atan: "atan"}
     for cls, name in funcs.items():
         if isinstance(expr, cls):
             return Call(name, tuple(args))

@@ -1,0 +1,91 @@
+"""Reading an SBML file with libsbml: not XML, not SBML, inconsistent or using packages -> a ModelError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import libsbml as sb
+
+from ilsim.errors import ModelError, Problem
+
+# Packages that change what a model means: a model using one cannot be imported without it.
+# Layout and render only draw the network; fbc without 'required' only adds flux bounds for FBA.
+_IGNORABLE_PACKAGES = {"layout", "render"}
+# Errors that cannot change a simulation: a 'units' attribute naming no unit definition (units are kept as
+# text) and malformed notes (documentation). Errors in the drawing packages are handled by package below.
+_HARMLESS = {10313, 10801, 10802, 10803, 10804}
+_MAX_SHOWN = 20  # libsbml messages listed before "... and N more"
+
+
+def read_document(path: str | Path):
+    """A libsbml SBMLDocument with a model, checked for errors; refused with every libsbml message otherwise."""
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise ModelError([Problem("", "no such file", source)])
+    if path.is_dir():
+        raise ModelError([Problem("", "this is a folder, not an SBML file", source)])
+    doc = sb.SBMLReader().readSBMLFromFile(str(path))
+    problems = _errors(doc, source)
+    if problems:
+        raise ModelError(problems)
+    if doc.getModel() is None:
+        raise ModelError([Problem("", "the SBML document has no <model> element", source)])
+    # Units are not checked (ilsim keeps units as text); modelling-practice advice is not an error.
+    doc.setConsistencyChecks(sb.LIBSBML_CAT_UNITS_CONSISTENCY, False)
+    doc.setConsistencyChecks(sb.LIBSBML_CAT_MODELING_PRACTICE, False)
+    doc.checkConsistency()
+    problems = _errors(doc, source)
+    if problems:
+        raise ModelError([Problem("", "libsbml's consistency check failed:", source), *problems])
+    packages = []
+    declared = doc.getNamespaces()
+    for i in range(declared.getNumNamespaces()):  # a package is declared by its namespace
+        parts = declared.getURI(i).split("/")
+        name = parts[6] if len(parts) > 6 and parts[2] == "www.sbml.org" and parts[6] != "core" else None
+        if name and name not in _IGNORABLE_PACKAGES and (name in ("comp", "distrib", "arrays") or _required(doc, name)):
+            packages.append(name)
+    if packages:
+        raise ModelError([Problem("sbml", f"the SBML package(s) {', '.join(sorted(packages))} are not supported "
+                                          "(only SBML core can be imported)", source)])
+    return doc
+
+
+def _required(doc, name: str) -> bool:
+    try:
+        return bool(doc.getPackageRequired(name))
+    except Exception:  # a package libsbml does not know: assume it matters
+        return True
+
+
+def _errors(doc, source: str) -> list[Problem]:
+    """libsbml errors and fatal errors (not warnings), each with its line number."""
+    log = doc.getErrorLog()
+    found = [log.getError(i) for i in range(log.getNumErrors())]
+    found = [e for e in found if e.getSeverity() >= sb.LIBSBML_SEV_ERROR and not _harmless(e)]
+    problems = []
+    for e in found[:_MAX_SHOWN]:
+        text = " ".join(e.getMessage().split())
+        if e.getErrorId() == 10103 and doc.getModel() is None:
+            text = "the document is not an <sbml> document (no SBML namespace, level and model)"
+        problems.append(Problem(f"line {e.getLine()}" if e.getLine() else "", f"{_kind(e)}{text}", source))
+    if len(found) > _MAX_SHOWN:
+        problems.append(Problem("", f"... and {len(found) - _MAX_SHOWN} more libsbml errors", source))
+    return problems
+
+
+def _harmless(error) -> bool:
+    if error.getErrorId() in _HARMLESS or error.getPackage() in _IGNORABLE_PACKAGES:
+        return True
+    # a drawing package misplaced or malformed (e.g. layout in a Level 2 file): the model itself is intact
+    message = error.getMessage()
+    return error.getErrorId() in (10102, 10103) and any(f"ackage {p}" in message or f"package '{p}" in message
+                                                        for p in _IGNORABLE_PACKAGES)
+
+
+def _kind(error) -> str:
+    if error.getErrorId() < 10000:  # libsbml's XML-layer errors (1xxx): the file is not well-formed XML
+        return "not valid XML: "
+    if error.getErrorId() in (10101, 10102, 10103, 20101, 20102, 20103):  # wrong root element, namespace, level
+        return "not SBML: "
+    return ""

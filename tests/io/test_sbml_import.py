@@ -1,0 +1,209 @@
+"""SBML import: semantics (amounts, concentrations, rules, events), refusals, bad files, the CLI, and
+published immune models from BioModels run the same as in libroadrunner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ilsim
+from ilsim.errors import ModelError
+from ilsim.io import sbml
+from ilsim.io.sbml_import import import_sbml, read_sbml
+from ilsim.io.sbml_import.suite import read_back
+from ilsim.model.compile import compile_model
+
+BIOMODELS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "biomodels"
+RTOL, ATOL = 1e-10, 1e-12
+
+
+def _sbml(tmp_path, antimony_text: str, name: str = "model.xml") -> Path:
+    antimony = pytest.importorskip("antimony", reason="antimony (a test-only dependency) is not installed")
+    antimony.clearPreviousLoads()
+    assert antimony.loadAntimonyString(antimony_text) >= 0, antimony.getLastError()
+    path = tmp_path / name
+    path.write_text(antimony.getSBMLString(antimony.getMainModuleName()))
+    return path
+
+
+def _run(path, sbml_ids, t, kind="amount"):
+    model = import_sbml(path)
+    compiled = compile_model(model.spec)
+    traj = ilsim.OdeEngine("LSODA", RTOL, ATOL).run(compiled, np.asarray(t, float), compiled.p0)
+    trees = [getattr(model.quantities[s], kind) or model.quantities[s].value for s in sbml_ids]
+    return read_back(compiled, traj, trees)
+
+
+# ------------------------------------------------------------------------------------- semantics
+
+
+def test_concentration_species_in_a_compartment_of_size_2(tmp_path):
+    # S is a concentration (3 mM in 2 L: 6 mmol); the reaction's rate is an amount per time, so
+    # d[S]/dt = -k*[S]*C/C: [S] = 3 exp(-k t) and the amount is twice that.
+    path = _sbml(tmp_path, "compartment C = 2; species S in C = 3; J0: S -> ; k*S*C; k = 0.5")
+    t = np.linspace(0, 4, 9)
+    conc, amount = _run(path, ["S", "S"], t, "concentration").T[0], _run(path, ["S"], t)[:, 0]
+    np.testing.assert_allclose(conc, 3 * np.exp(-0.5 * t), rtol=1e-8)
+    np.testing.assert_allclose(amount, 6 * np.exp(-0.5 * t), rtol=1e-8)
+
+
+def test_a_growing_compartment_dilutes_its_species(tmp_path):
+    # V' = 1 from V = 1 with no reactions: the amount stays 2, the concentration is 2 / (1 + t).
+    path = _sbml(tmp_path, "compartment V = 1; V' = 1; species S in V = 2")
+    t = np.linspace(0, 3, 7)
+    np.testing.assert_allclose(_run(path, ["S"], t)[:, 0], 2.0, rtol=1e-10)
+    np.testing.assert_allclose(_run(path, ["S"], t, "concentration")[:, 0], 2 / (1 + t), rtol=1e-8)
+
+
+def test_rules_functions_local_parameters_and_initial_assignments(tmp_path):
+    import libsbml
+
+    path = _sbml(tmp_path, """
+        function double(x)
+          2*x
+        end
+        model m
+          species A = 0; species B = 0
+          J0: -> A; k
+          k = 100
+          B' = double(half)
+          half := 0.5
+          A0 = 7
+          A = A0 / 7                        # an initial assignment
+        end""")
+    doc = libsbml.readSBMLFromString(path.read_text())
+    local = doc.getModel().getReaction("J0").getKineticLaw().createLocalParameter()
+    local.setId("k")  # shadows the global k inside J0's kinetic law
+    local.setValue(0.25)
+    libsbml.writeSBMLToFile(doc, str(path))
+    model = import_sbml(path)
+    assert "J0_k" in [p.name for p in model.spec.parameters]
+    values = _run(path, ["A", "B", "half"], [0.0, 2.0])
+    np.testing.assert_allclose(values[-1], [1 + 0.25 * 2, 2.0, 0.5], rtol=1e-9)
+
+
+def test_events_initial_value_false_fires_at_the_start(tmp_path):
+    path = _sbml(tmp_path, """
+        species X = 1; X' = -X
+        E1: at X < 10, t0=false: X = 5     # true at t = 0 and initialValue false: fires at the start
+        E2: at (X < 0.5): X = 2""")
+    values = _run(path, ["X"], [0.0, np.log(10.0), np.log(10.0) + 0.1])[:, 0]
+    assert values[0] == pytest.approx(5.0)
+    assert values[2] == pytest.approx(2 * np.exp(-0.1), rel=1e-6)  # E2 fired at X = 0.5, t = ln 10
+
+
+def test_reserved_and_clashing_ids_are_renamed_and_kept_in_the_description(tmp_path):
+    path = _sbml(tmp_path, "species QQlambda = 1; species QQe = 2; J0: QQlambda -> QQe; QQexp*QQlambda; QQexp = 0.3")
+    path.write_text(path.read_text().replace("QQ", ""))  # ids Antimony itself would not accept
+    model = import_sbml(path)
+    assert model.renamed == {"lambda": "lambda_", "e": "e_", "exp": "exp_"}
+    described = {s.name: s.description for s in model.spec.species}
+    assert described["lambda_"].startswith("SBML lambda")
+    values = _run(path, ["lambda", "e"], [0.0, 1.0])
+    np.testing.assert_allclose(values[-1], [np.exp(-0.3), 2 + 1 - np.exp(-0.3)], rtol=1e-8)
+
+
+def test_export_then_import_runs_the_same(tmp_path):
+    # ilsim -> SBML -> ilsim: every built-in feature of the exporter (events, guards, observables) survives
+    compiled = ilsim.compile("reynolds-2006")
+    path = tmp_path / "reynolds.xml"
+    sbml.write(compiled, path)
+    t = np.linspace(0, 50, 51)
+    original = ilsim.simulate(compiled, t_eval=t, rtol=RTOL, atol=ATOL)
+    again = _run(path, list(compiled.species), t)
+    for k, name in enumerate(compiled.species):
+        np.testing.assert_allclose(again[:, k], original[name].values, rtol=1e-6, atol=1e-9)
+
+
+def test_load_reads_sbml(tmp_path):
+    path = _sbml(tmp_path, "species X = 1; X' = -X")
+    spec = ilsim.load(path)
+    assert isinstance(spec, ilsim.Model) and [s.name for s in spec.species] == ["X"]
+    ds = ilsim.simulate(path, t_end=1.0, points=3)
+    assert ds["X"].values[-1] == pytest.approx(np.exp(-1), rel=1e-4)
+
+
+# ------------------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize("text, element, words", [
+    ("species X = 1; E1: at 2 after 1: X = 3", "event 'E1'", "delay"),
+    ("species X = 1; E1: at (time > 1), priority = 2: X = 3", "event 'E1'", "priorities"),
+    ("species X = 1; species Y = 1; 0 = X + Y - 2", "algebraicRule", "algebraic rules"),
+    ("species X = 1; X' = delay(X, 1)", "rateRule 'X'", "delay"),
+])
+def test_unsupported_constructs_are_refused_by_name(tmp_path, text, element, words):
+    with pytest.raises(ModelError) as info:
+        read_sbml(_sbml(tmp_path, text))
+    assert element in str(info.value) and words in str(info.value)
+
+
+def test_fast_reactions_are_refused(tmp_path):
+    import libsbml
+
+    doc = libsbml.readSBMLFromString(_sbml(tmp_path, "species X = 1; J0: X -> ; X").read_text())
+    doc.setLevelAndVersion(3, 1)
+    doc.getModel().getReaction("J0").setFast(True)
+    path = tmp_path / "fast.xml"
+    libsbml.writeSBMLToFile(doc, str(path))
+    with pytest.raises(ModelError, match="reaction 'J0': fast reactions are not supported"):
+        read_sbml(path)
+
+
+# ------------------------------------------------------------------------------------ bad files
+
+
+@pytest.mark.parametrize("content, message", [
+    ("this is not xml", "not valid XML"),
+    ('<?xml version="1.0"?>\n<html><body/></html>\n', "not SBML"),
+])
+def test_not_xml_or_not_sbml(tmp_path, cli, refused, content, message):
+    path = tmp_path / "bad.xml"
+    path.write_text(content)
+    out = tmp_path / "model.yaml"
+    refused(cli("import-sbml", path, "-o", out), message, str(path))
+    assert not out.exists()
+
+
+def test_consistency_errors_show_libsbml_messages_with_lines(tmp_path, cli, refused):
+    text = _sbml(tmp_path, "compartment C = 1; species S in C = 1").read_text()
+    path = tmp_path / "broken.xml"
+    path.write_text(text.replace('compartment="C"', 'compartment="nowhere"'))
+    out = tmp_path / "model.yaml"
+    output = refused(cli("import-sbml", path, "-o", out), "consistency check failed", "nowhere", "line ")
+    assert "Traceback" not in output and not out.exists()
+
+
+def test_unsupported_construct_from_the_cli_writes_nothing(tmp_path, cli, refused):
+    path = _sbml(tmp_path, "species X = 1; E1: at 2 after 1: X = 3")
+    out = tmp_path / "model.yaml"
+    refused(cli("import-sbml", path, "-o", out), "event 'E1'", "delay")
+    assert not out.exists()
+
+
+def test_cli_writes_a_model_file_that_runs(tmp_path, cli):
+    path = _sbml(tmp_path, "compartment C = 2; species S in C = 3; J0: S -> ; k*S*C; k = 0.5")
+    out = tmp_path / "model.yaml"
+    result = cli("import-sbml", path, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.xml", "model.yaml"]  # no temporary file left
+    ds = ilsim.simulate(out, t_end=2.0, points=3)
+    assert ds["S"].values[-1] == pytest.approx(3 * np.exp(-1.0), rel=1e-4)
+
+
+# ------------------------------------------------------------------------ BioModels vs libroadrunner
+
+
+@pytest.mark.parametrize("biomodel", ["BIOMD0000000732", "BIOMD0000000714", "BIOMD0000000289", "BIOMD0000000290"])
+def test_biomodels_agree_with_roadrunner(biomodel):
+    if not BIOMODELS.is_dir():
+        pytest.skip(f"BioModels data not found at {BIOMODELS}")
+    pytest.importorskip("roadrunner", reason="libroadrunner (a test-only dependency) is not installed")
+    from ilsim.io.sbml_import.crosscheck import compare_with_roadrunner
+
+    path = next((BIOMODELS / "models").glob(f"{biomodel}__*.xml"))
+    agreement = compare_with_roadrunner(path, t_end=100.0, points=101)
+    name, ratio = agreement.worst
+    assert ratio <= 1e-4, f"{biomodel}: {name} differs from libroadrunner by {ratio:.3g} of its range"
