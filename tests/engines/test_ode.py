@@ -160,3 +160,56 @@ def test_an_event_cannot_take_a_non_negative_species_below_zero():
     m.add_event("withdraw", at=2, add={"x": -10})
     ds = ilsim.simulate(m, 6, points=7)
     assert list(ds["x"].values) == pytest.approx([2, 3, 0, 1, 2, 3, 4])
+
+
+def test_a_trigger_reached_exactly_at_a_steady_state_fires_once():
+    # S1 + S2 <-> S3 reaches its steady state exactly where 'S1 < 0.5' fires and sets S2 = 1 (its value there):
+    # the trigger then sits on its threshold and must not be seen to cross back and forth (SBML suite 00354).
+    m = ilsim.Model(name="on_threshold").add_parameter("k1", 0.75).add_parameter("k2", 0.25)
+    for name, value in (("S1", 1.0), ("S2", 2.0), ("S3", 1.0)):
+        m.add_species(name, value)
+    m.add_process("bind", "k1*S1*S2", consumes={"S1": 1, "S2": 1}, produces={"S3": 1})
+    m.add_process("unbind", "k2*S3", consumes={"S3": 1}, produces={"S1": 1, "S2": 1})
+    m.add_event("reset", when="S1 < 0.5", set={"S2": 1})
+    ds = ilsim.simulate(m, 5, points=11, rtol=1e-10, atol=1e-12)
+    fired = __import__("json").loads(ds.attrs["events_fired"])
+    assert len(fired) == 1 and fired[0][1] == "reset"
+    assert ds["S1"].values[-1] == pytest.approx(0.5, rel=1e-6) and ds["S2"].values[-1] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_conditions_with_equal_thresholds_fire_together():
+    m = ilsim.Model(name="twins").add_species("x", 0.0).add_parameter("a", 0.0).add_parameter("b", 0.0)
+    m.add_process("inflow", "1", produces={"x": 1})
+    m.add_event("first", when="x > e", set={"a": 1})
+    m.add_event("second", when="x > exp(1)", set={"b": 1})
+    ds = ilsim.simulate(m, 4, points=5)
+    assert [name for _, name in __import__("json").loads(ds.attrs["events_fired"])] == ["first", "second"]
+    assert ds["a"].values[-1] == 1 and ds["b"].values[-1] == 1
+
+
+def test_a_short_infusion_written_as_a_piecewise_of_time_is_not_stepped_over():
+    # a 0.01-day infusion at t = 5 inside the rate: LSODA's long steps on the flat solution would pass it
+    m = ilsim.Model(name="infusion").add_species("x", 0.0).add_parameter("start", 5.0).add_parameter("length", 0.01)
+    m.add_process("infusion", "piecewise(100, t >= start and t <= start + length, 0)", produces={"x": 1})
+    ds = ilsim.simulate(m, 50, points=11, rtol=1e-8, atol=1e-10)
+    assert ds["x"].values[-1] == pytest.approx(1.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_factorial_is_gamma_of_x_plus_one_in_kernels_and_jacobian(jit):
+    m = ilsim.Model(name="fact").add_species("x", 0.5).add_process("growth", "0.1*factorial(x)", produces={"x": 1})
+    compiled = compile_model(m, jit=jit)
+    y = np.array([2.5])
+    assert compiled.rhs(y, 0.0, compiled.p0)[0] == pytest.approx(0.1 * math.gamma(3.5), rel=1e-14)
+    h = 1e-6  # the Jacobian's factorial derivative is a central difference: close to 0.1 * gamma(3.5) * digamma(3.5)
+    fd = 0.1 * (math.gamma(3.5 + h) - math.gamma(3.5 - h)) / (2 * h)
+    assert compiled.jacobian(y, 0.0, compiled.p0)[0, 0] == pytest.approx(fd, rel=1e-5)
+    from ilsim.model import expressions as ex
+
+    assert ex.evaluate(ex.parse("factorial(4)"), {}) == 24.0
+    assert math.isnan(ex.evaluate(ex.parse("factorial(-2)"), {})) and ex.evaluate(ex.parse("factorial(200)"), {}) == math.inf
+
+
+def test_yaml_parameters_must_still_be_finite():
+    with pytest.raises(Exception, match="finite"):
+        ilsim.Model(name="bad").add_parameter("k", math.inf)

@@ -92,6 +92,8 @@ def c_expr(node: ex.Expr, names: dict[str, str]) -> str:
             return f"(log({args[0]}) / log({args[1]}))"
         if f == "abs":
             return f"fabs({args[0]})"
+        if f == "factorial":
+            return f"tgamma({args[0]} + 1.0)"
         if f in SAME_NAME_IN_C:
             return f"{f}({args[0]})"
         raise TypeError(f"no C form for the function '{f}'")

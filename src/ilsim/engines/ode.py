@@ -20,6 +20,7 @@ import numpy as np
 from scipy.integrate import odeint, solve_ivp
 
 from ilsim.errors import SimulationError
+from ilsim.model import expressions as ex
 from ilsim.model.compile import STATE, CompiledModel
 
 METHODS = ("LSODA", "BDF", "Radau", "RK45", "DOP853")
@@ -70,7 +71,13 @@ class OdeEngine:
         cond_events = [k for k, e in enumerate(model.events) if e.condition is not None]
         roots = model.kernels["roots"]
         armed = [not model.evaluate(model.events[k].condition, t0, y, p) for k in cond_events]
+        # A disarmed condition re-arms only once it is false by more than the solver's accuracy: a trigger
+        # that sits on its threshold (a steady state reached exactly where it fired) is not seen to cross
+        # back and forth at rounding level.
+        band = [0.0 if armed[s] else self._dead_band(model, model.events[k].condition, t0, y, p)
+                for s, k in enumerate(cond_events)]
         stats = {"segments": 0, "events_fired": 0}
+        switches = _time_switches(model)
 
         def fire(k: int, t: float) -> None:
             nonlocal y
@@ -96,8 +103,9 @@ class OdeEngine:
                     if stats["events_fired"] >= MAX_EVENTS:
                         raise SimulationError(f"more than {MAX_EVENTS} events by t = {t:g}: an event fires endlessly")
                     armed[slot] = False
+                    band[slot] = self._dead_band(model, model.events[kc].condition, t, y, p)
                     fire(kc, t)
-                elif not truth and roots[slot](t, y, p) < 0:  # exactly at its root ('t > k' at t = k): unchanged
+                elif not truth and roots[slot](t, y, p) < -band[slot]:  # at its root ('t > k' at t = k): unchanged
                     armed[slot] = True
 
         def record(idx: np.ndarray, ys: np.ndarray) -> None:
@@ -115,6 +123,10 @@ class OdeEngine:
             if t >= t_end:
                 break
             t_stop = timed[k_timed][0] if k_timed < len(timed) else t_end
+            if switches:  # a rate that switches at a known time: the segment ends there, as at an event
+                values = {**dict(zip(model.parameters, map(float, p))), **model.derived_values(p)}
+                later = [v for v in (float(ex.evaluate(tree, values)) for tree in switches) if t < v < t_stop]
+                t_stop = min(later, default=t_stop)
             upto = int(np.searchsorted(t_eval, t_stop, side="left"))  # grid points strictly before t_stop
             grid = t_eval[k_grid:upto]
             stats["segments"] += 1
@@ -125,11 +137,8 @@ class OdeEngine:
                 record(np.arange(k_grid, upto), ys[1:-1])
                 k_grid, t, y = upto, t_stop, self._clip(model, ys[-1])
                 continue
-            fns = []
-            for slot in range(len(cond_events)):
-                fn = _root(roots[slot], p)
-                fn.terminal, fn.direction = True, 1.0 if armed[slot] else -1.0
-                fns.append(fn)
+            fns = [_RootFunction(roots[slot], p, 0.0 if armed[slot] else band[slot], 1.0 if armed[slot] else -1.0)
+                   for slot in range(len(cond_events))]
             sol = self._solve_ivp(model, t, t_stop, np.append(grid, t_stop), y, p, fns)
             hit = [(te[0], slot) for slot, te in enumerate(sol.t_events or []) if len(te)]
             if hit:
@@ -139,11 +148,17 @@ class OdeEngine:
                 record(np.arange(k_grid, k_grid + got), np.asarray(sol.y, dtype=float).reshape(len(y), -1).T[:got])
                 k_grid += got
                 t, y = float(t_hit), self._clip(model, y_hit)
-                if armed[slot]:
-                    armed[slot] = False
-                    fire(cond_events[slot], t)
-                else:
+                if not armed[slot]:
                     armed[slot] = True
+                    continue
+                # Conditions that crossed at this same instant (equal thresholds) are true now: they fire too,
+                # in file order (left armed, one already past its root would never be seen to cross).
+                for other in range(len(cond_events)):
+                    ko = cond_events[other]
+                    if armed[other] and (other == slot or model.evaluate(model.events[ko].condition, t, y, p)):
+                        armed[other] = False
+                        band[other] = self._dead_band(model, model.events[ko].condition, t, y, p)
+                        fire(ko, t)
                 continue
             if sol.y.shape[1] != len(grid) + 1:
                 raise _failure(model, float(sol.t[-1]) if len(sol.t) else t, sol.y[:, -1] if sol.y.shape[1] else y, p,
@@ -211,6 +226,13 @@ class OdeEngine:
         sol.y = ys
         return sol
 
+    def _dead_band(self, model: CompiledModel, condition: ex.Expr, t: float, y: np.ndarray, p: np.ndarray) -> float:
+        """How far below zero a root function must go before its condition counts as false again: the
+        solver's tolerance on the compared quantities (rtol x their size + atol)."""
+        with np.errstate(all="ignore"):
+            band = self.rtol * _scale(model, condition, model.namespace(t, y, p)) + self.atol
+        return band if np.isfinite(band) else self.atol
+
     @staticmethod
     def _clip(model: CompiledModel, y: np.ndarray) -> np.ndarray:
         y = np.array(y, dtype=float)
@@ -223,11 +245,62 @@ class _NonFinite(Exception):
         self.t, self.y = float(t), y
 
 
-def _root(kernel, p):
-    def fn(t, y):
-        return kernel(t, y, p)
+def _time_switches(model: CompiledModel) -> list[ex.Expr]:
+    """The times at which a rate or observable switches, as trees over parameters: the other side of each
+    comparison of t with an expression of parameters ('t >= t_dose + duration' in a piecewise infusion).
+    An integrator with long steps could step over such a switch; the engine stops there instead."""
+    fixed = {*model.parameters, *(name for name, _ in model.derived)}
+    out: list[ex.Expr] = []
 
-    return fn
+    def walk(node: ex.Expr) -> None:
+        if isinstance(node, ex.Compare):
+            for this, other in ((node.left, node.right), (node.right, node.left)):
+                if this == ex.Name(ex.TIME) and other.names() <= fixed and other not in out:
+                    out.append(other)
+        for child in ex.children(node):
+            walk(child)
+
+    for tree in (*model.rate_trees, *model.observable_trees):
+        if tree is not None:
+            walk(tree)
+    return out
+
+
+class _RootFunction:
+    """A condition's root function (plus an offset) as a terminal solve_ivp event.
+
+    SciPy detects a crossing from the values at the two ends of a step, then searches the root on the
+    step's dense output, whose values at the ends can differ from the step's by rounding: with the
+    function within rounding of zero there (a condition sitting on its threshold), the search found
+    no sign change and failed. The function remembers its last values by time, so the search starts
+    from the very values that detected the crossing.
+    """
+
+    terminal = True
+
+    def __init__(self, kernel, p: np.ndarray, offset: float, direction: float):
+        self.kernel, self.p, self.offset, self.direction = kernel, p, offset, direction
+        self.seen: dict[float, float] = {}
+
+    def __call__(self, t: float, y: np.ndarray) -> float:
+        if t in self.seen:
+            return self.seen[t]
+        value = float(self.kernel(t, y, self.p)) + self.offset
+        if len(self.seen) >= 4:
+            del self.seen[next(iter(self.seen))]
+        self.seen[t] = value
+        return value
+
+
+def _scale(model: CompiledModel, node: ex.Expr, values: dict[str, float]) -> float:
+    """Magnitude of the quantities a condition compares (|a| + |b| for 'a < b'): its root function's scale."""
+    if isinstance(node, ex.Compare):
+        return abs(ex.evaluate(node.left, values)) + abs(ex.evaluate(node.right, values))
+    if isinstance(node, ex.Logic):
+        return max(_scale(model, a, values) for a in node.args)
+    if isinstance(node, ex.Not):
+        return _scale(model, node.arg, values)
+    return 1.0  # a number used as a truth value: its root function is +-1
 
 
 def _failure(model: CompiledModel, t: float, y: np.ndarray, p: np.ndarray, message: str) -> SimulationError:

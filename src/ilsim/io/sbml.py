@@ -118,6 +118,7 @@ def to_ast(node: ex.Expr, ids: dict[str, str] | None = None):
         kind = {"exp": sb.AST_FUNCTION_EXP, "abs": sb.AST_FUNCTION_ABS, "min": sb.AST_FUNCTION_MIN,
                 "max": sb.AST_FUNCTION_MAX, "sin": sb.AST_FUNCTION_SIN, "cos": sb.AST_FUNCTION_COS,
                 "tanh": sb.AST_FUNCTION_TANH, "floor": sb.AST_FUNCTION_FLOOR, "ceil": sb.AST_FUNCTION_CEILING,
+                "factorial": sb.AST_FUNCTION_FACTORIAL,
                 "tan": sb.AST_FUNCTION_TAN, "sinh": sb.AST_FUNCTION_SINH, "cosh": sb.AST_FUNCTION_COSH,
                 "asin": sb.AST_FUNCTION_ARCSIN, "acos": sb.AST_FUNCTION_ARCCOS, "atan": sb.AST_FUNCTION_ARCTAN}[f]
         return make(kind, *map(build, args))

@@ -438,9 +438,10 @@ def _jit_default() -> bool:
 # ------------------------------------------------------------------------------- codegen
 
 
-# The top of every generated module: numba when installed (else plain Python), and hill().
+# The top of every generated module: numba when installed (else plain Python), hill() and factorial().
 _PRELUDE = (
     "import math",
+    "from math import copysign as _copysign, gamma as _gamma",
     "import numpy as np",
     "try:",
     "    from numba import njit",
@@ -456,6 +457,18 @@ _PRELUDE = (
     "    xn = x ** n",
     "    return xn / (k ** n + xn)",
     "_hill = _jit(_hill_py) if JIT else _hill_py",
+    "",
+    "def _factorial_py(x):  # gamma(x + 1), as ilsim.model.expressions.factorial, for numba and NumPy alike",
+    "    z = x + 1.0",
+    "    if z != z or z > 171.62:",
+    "        return z if z != z else np.inf",
+    "    if z <= 0.0 and (z == -np.inf or z % 1.0 == 0.0):",
+    "        return _copysign(np.inf, z) if z == 0.0 else np.nan",
+    "    if abs(z) < 1e-300:",
+    "        return 1.0 / z",
+    "    return _gamma(z)",
+    "_factorial = _jit(_factorial_py) if JIT else _factorial_py",
+    "_factorial_vec = np.vectorize(_factorial_py, otypes=[float])",
     "",
 )
 

@@ -39,8 +39,9 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "atan": (1, 1),
     "floor": (1, 1),
     "ceil": (1, 1),
+    "factorial": (1, 1),  # gamma(x + 1): SBML's factorial, defined for every real x
 }
-CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf}
+CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan}
 TIME = "t"
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 _COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
@@ -375,6 +376,8 @@ def _code(node: Expr, names: dict[str, str], vec: bool) -> str:
             return f"(np.log({args[0]}) / np.log({args[1]}))" if vec else f"(math.log({args[0]}) / math.log({args[1]}))"
         if f == "abs":
             return f"np.abs({args[0]})" if vec else f"abs({args[0]})"
+        if f == "factorial":  # helpers of the kernel prelude (model/compile.py)
+            return f"_factorial_vec({args[0]})" if vec else f"_factorial({args[0]})"
         if f in _ARC:  # NumPy's names, which numba also compiles for scalars
             return f"np.{_ARC[f]}({args[0]})"
         lib = "np" if vec else "math"
@@ -483,6 +486,18 @@ def _safe_log(x, base=None):
     return math.log(x) if base is None else math.log(x) / math.log(base)
 
 
+def factorial(x: float) -> float:
+    """x! = gamma(x + 1) for every real x: inf past the largest double, NaN at the poles (negative integers)."""
+    z = x + 1.0
+    if z != z or z > 171.62:  # NaN; gamma(171.62) is about the largest double
+        return z if z != z else math.inf
+    if z <= 0.0 and (z == -math.inf or z % 1.0 == 0.0):
+        return math.copysign(math.inf, z) if z == 0.0 else math.nan
+    if abs(z) < 1e-300:  # gamma(z) ~ 1/z near 0
+        return 1.0 / z
+    return math.gamma(z)
+
+
 _SCALAR_FUNCTIONS = {
     "exp": lambda x: math.exp(x) if x < 709.0 else math.inf,
     "log": _safe_log,
@@ -503,6 +518,7 @@ _SCALAR_FUNCTIONS = {
     "atan": math.atan,
     "floor": math.floor,
     "ceil": math.ceil,
+    "factorial": factorial,
 }
 
 def _array_hill(x, k, n):
@@ -567,6 +583,8 @@ def to_sympy(node: Expr, symbols: dict):
             return sp.Piecewise(*pairs, (args[-1], True))
         if f == "log" and len(args) == 2:
             return sp.log(args[0]) / sp.log(args[1])
+        if f == "factorial":
+            return _sympy_factorial()(*args)
         table = {
             "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "min": sp.Min, "max": sp.Max,
             "sin": sp.sin, "cos": sp.cos, "tanh": sp.tanh, "floor": sp.floor, "ceiling": sp.ceiling,
@@ -577,6 +595,22 @@ def to_sympy(node: Expr, symbols: dict):
     raise TypeError(node)
 
 
+@lru_cache(maxsize=1)
+def _sympy_factorial():
+    """factorial as a SymPy function whose derivative is a central difference of itself: the derivative,
+    gamma(x + 1) * digamma(x + 1), has no form in the expression language, and a Jacobian only steers the
+    solver's Newton iterations (its accuracy does not depend on it)."""
+    import sympy as sp
+
+    class ilsim_factorial(sp.Function):  # noqa: N801 (SymPy prints functions by their class name)
+        def fdiff(self, argindex=1):
+            x = self.args[0]
+            h = sp.Float(1e-6) * sp.Max(1, sp.Abs(x))
+            return (self.func(x + h) - self.func(x - h)) / (2 * h)
+
+    return ilsim_factorial
+
+
 def from_sympy(expr) -> Expr:
     """Convert a SymPy expression (e.g. a Jacobian entry) back into our tree for code generation."""
     import sympy as sp
@@ -585,6 +619,10 @@ def from_sympy(expr) -> Expr:
         return Num(float(expr))
     if expr is sp.S.Pi:
         return Num(math.pi)
+    if expr is sp.S.NaN or expr is sp.S.ComplexInfinity:
+        return Num(math.nan)
+    if expr is sp.S.Infinity or expr is sp.S.NegativeInfinity:
+        return Num(math.inf if expr is sp.S.Infinity else -math.inf)
     if expr is sp.S.Exp1:
         return Num(math.e)
     if expr is sp.S.true:
@@ -600,6 +638,8 @@ def from_sympy(expr) -> Expr:
         if expr.args[-1][1] is sp.true:
             return Call("piecewise", tuple(flat[:-1]))
         return Call("piecewise", (*flat, Num(math.nan)))
+    if isinstance(expr, (sp.Derivative, sp.Subs)) or expr.func.__name__ == "DiracDelta":
+        return Num(0.0)  # derivatives of step functions (floor, ceiling): zero almost everywhere
     args = [from_sympy(a) for a in expr.args]
     if expr.is_Add:
         out = args[0]
@@ -630,12 +670,12 @@ def from_sympy(expr) -> Expr:
     for cls, name in funcs.items():
         if isinstance(expr, cls):
             return Call(name, tuple(args))
+    if isinstance(expr, _sympy_factorial()):
+        return Call("factorial", tuple(args))
     if isinstance(expr, sp.sign):
         x = args[0]
         return Call("piecewise", (Num(1.0), Compare(">", x, Num(0.0)), Num(-1.0), Compare("<", x, Num(0.0)), Num(0.0)))
     if isinstance(expr, (sp.Heaviside,)):
         x = args[0]
         return Call("piecewise", (Num(1.0), Compare(">", x, Num(0.0)), Num(0.0)))
-    if isinstance(expr, sp.Derivative) or expr.func.__name__ in ("DiracDelta", "Subs"):
-        return Num(0.0)  # derivatives of step functions: zero almost everywhere
     raise TypeError(f"cannot convert {expr.func.__name__} back to an ilsim expression")

@@ -56,7 +56,7 @@ def driver_source(model: CompiledModel, kernel: str, jacobian: str) -> str:
 
     src = [TEMPLATE.read_text(), "", f"# ---- model '{model.name}'", f"from {jacobian} import jac_into  # noqa: E402"]
     roots = [f"root_{k}" for k in range(len(conditions))]
-    src.append(f"from {kernel} import {', '.join(['_hill', 'rhs_into', *roots])}  # noqa: E402")
+    src.append(f"from {kernel} import {', '.join(['_hill', '_factorial', 'rhs_into', *roots])}  # noqa: E402")
     src += ["", "", "@_jit", "def roots_into(t, y, p, out):"]
     src += [f"    out[{k}] = root_{k}(t, y, p)" for k in range(len(conditions))] or ["    pass"]
 

@@ -166,10 +166,15 @@ class _Importer:
                 if sid in rate_rules:
                     species.append(Species(name=name, initial=self._finite(sid, values[name]), nonnegative=False,
                                            description=self._describe(sid, f"{what} with a rate rule")))
+                elif not math.isfinite(values[name]) and sid not in self.varying:
+                    observables.append(_constant(name, values[name], self._describe(sid, what)))
                 else:
                     parameters.append(Parameter(name=name, value=self._finite(sid, values[name]), units=self._units(group[sid]),
                                                 description=self._describe(sid, what)))
         for name, value in self.local_values.items():
+            if not math.isfinite(value):
+                observables.append(_constant(name, value, "local parameter of an SBML reaction"))
+                continue
             parameters.append(Parameter(name=name, value=self._finite(name, value),
                                         description="local parameter of an SBML reaction"))
         for sid, s in self.species.items():
@@ -510,6 +515,11 @@ class _quiet:
         import numpy as np
 
         np.seterr(**self._old)
+
+
+def _constant(name: str, value: float, description: str) -> Observable:
+    """A constant that is not a finite number (INF, NaN): an observable, since ilsim parameters are finite."""
+    return Observable(name=name, expression=ex.to_text(ex.Num(value)), description=f"{description} (constant {value})")
 
 
 def _scaled(flux: ex.Expr, factor: tuple[str | None, str | None]) -> ex.Expr:

@@ -127,10 +127,7 @@ class MathConverter:
         if t == sb.AST_INTEGER:
             return _n(node.getInteger())
         if t in (sb.AST_REAL, sb.AST_REAL_E, sb.AST_RATIONAL):
-            value = node.getReal()
-            if math.isnan(value):
-                raise UnsupportedSbml("the number NaN (notanumber) cannot be written in an ilsim expression")
-            return _n(value)
+            return _n(node.getReal())  # notanumber and infinity too: ilsim's constants nan and inf
         if t == sb.AST_NAME:
             name = node.getName()
             return scope[name] if name in scope else self._names(name)
@@ -180,9 +177,9 @@ class MathConverter:
             return _UNARY[t](x)
         if t == sb.AST_FUNCTION_FACTORIAL:
             (x,) = values()
-            if isinstance(x, ex.Num) and x.value >= 0 and x.value.is_integer():
+            if isinstance(x, ex.Num) and 0 <= x.value <= 170 and x.value.is_integer():
                 return _n(math.factorial(int(x.value)))
-            raise UnsupportedSbml("factorial of anything but a whole number written in the file is not supported")
+            return _call("factorial", x)  # gamma(x + 1)
         if t in (sb.AST_FUNCTION_MAX, sb.AST_FUNCTION_MIN):
             args = values()
             name = "max" if t == sb.AST_FUNCTION_MAX else "min"
