@@ -68,7 +68,8 @@ R_H21, R_H22, R_H23, R_H24, R_H25 = (10.12623508344586, -7.487995877610167, -34.
 R_H31, R_H32, R_H33, R_H34, R_H35 = (-0.6762803392801253, 6.087714651680015, 16.43084320892478, 24.76722511418386,
                                      -6.594389125716872)
 
-_jit = njit(cache=True, error_model="numpy")
+# fused multiply-add and reciprocals; never the nnan/ninf flags, which would drop the finiteness checks
+_jit = njit(cache=True, error_model="numpy", fastmath={"contract", "arcp"})
 
 
 @_jit
@@ -468,7 +469,9 @@ def solve_patient(t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t, tim
         if nc > 0:
             roots_into(t, y, p, g_old)
         need_jac = True
-        err_old = 1e-4
+        log_err_old = math.log(1e-4)  # the PI controller's memory, kept as a logarithm: one log and one exp per step
+        h_acc = 0.0  # the last accepted RODAS step and its error (predictive control); none yet in this segment
+        err_acc = 1e-2
         rejected = False
         last_nonfinite = False
         hit = -1
@@ -576,12 +579,18 @@ def solve_patient(t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t, tim
                         g_old[s] = g_new[s]
             err = max(err, 1e-10)
             if rodas:
+                # Gustafsson's predictive controller, as rodas.f (PRED = 1): fewer rejections on stiff stretches
                 fac = min(6.0, max(0.2, 0.9 * err ** -0.25))
+                if h_acc > 0.0:
+                    fac = min(fac, min(6.0, max(0.2, 0.9 * (hs / h_acc) * (err_acc / (err * err)) ** 0.25)))
+                h_acc = hs
+                err_acc = max(1e-2, err)
             else:
-                fac = min(10.0, max(0.2, 0.9 * err ** (-EXPO) * err_old ** BETA))
+                log_err = math.log(err)
+                fac = min(10.0, max(0.2, 0.9 * math.exp(BETA * log_err_old - EXPO * log_err)))
+                log_err_old = log_err
             if rejected:
                 fac = min(fac, 1.0)
-            err_old = err
             rejected = False
             h = hs * fac
             if last:
