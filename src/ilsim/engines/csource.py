@@ -5,8 +5,9 @@ right-hand side, condition root functions, event guards and actions and initial 
 node by node from the checked trees, never from user text), followed by the integrator: one
 patient per thread, adaptive Dormand-Prince 5(4) with the coefficients and step-size controller of
 ``engines.batch`` (Hairer's DOPRI5), Hairer's 4th-order dense output for output times (steps are
-not shortened to land on them), exact restarts at timed events, condition events located on the
-dense output by the Illinois method, and the event semantics of ``engines.ode``.
+not shortened to land on them), exact restarts at timed events and at the times where a rate
+switches, condition events located on the dense output by the Illinois method, and the event
+semantics of ``engines.ode`` (re-arm tolerance, equal thresholds firing together).
 
 Device-specific syntax sits behind macros (``ILSIM_GLOBAL``, ``ILSIM_DEVICE``,
 ``ILSIM_PATIENT_LOOP``...): under NVRTC/nvcc the entry point is a ``__global__`` kernel with a
@@ -35,6 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from ilsim.engines.batch import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, NON_FINITE, OK, STEP_UNDERFLOW
+from ilsim.engines.batch.engine import check_inputs, check_settings
+from ilsim.engines.ode import _time_switches
 from ilsim.errors import IlsimError
 from ilsim.model import expressions as ex
 from ilsim.model.compile import STATE, CompiledModel, cache_dir
@@ -200,6 +203,17 @@ def model_functions(m: CompiledModel) -> str:
             *_switch(truths, "0"), "}", "",
             "ILSIM_DEVICE int ilsim_event_of(int k) {",
             *_switch([[f"    return {e};"] for e in cond], "0"), "}", ""]
+    scales = [[*_prologue(m, [m.events[k].condition], clip=False),
+               f"    return {_scale(m.events[k].condition, names)};"] for k in cond]
+    out += ["/* condition k's size, |a| + |b| for 'a < b': its re-arm tolerance is rtol * size + atol */",
+            "ILSIM_DEVICE double ilsim_scale(int k, double t, const double *y, const double *p) {",
+            *_switch(scales, "1.0"), "}", ""]
+    out += ["/* the first time in (t, t_stop) where a rate or observable switches (t compared with parameters) */",
+            "ILSIM_DEVICE double ilsim_next_switch(double t, double t_stop, const double *p) {"]
+    for tree in _time_switches(m):
+        out += ["    {", f"        const double v = {c_expr(tree, names)};", "        if (t < v && v < t_stop) t_stop = v;",
+                "    }"]
+    out += ["    (void)t; (void)p;", "    return t_stop;", "}", ""]
 
     # actions: the guard, then every value from the state before the event, then the jumps
     actions = []
@@ -232,6 +246,20 @@ def model_functions(m: CompiledModel) -> str:
             f"ILSIM_TABLE double ilsim_timed_t[] = {{{times}}};",
             f"ILSIM_TABLE int ilsim_timed_e[] = {{{which}}};", ""]
     return "\n".join(out)
+
+
+def _scale(node: ex.Expr, names: dict[str, str]) -> str:
+    """C source of the magnitude of what a condition compares (as engines.ode's dead band)."""
+    if isinstance(node, ex.Compare):
+        return f"(fabs({c_expr(node.left, names)}) + fabs({c_expr(node.right, names)}))"
+    if isinstance(node, ex.Logic):
+        out = _scale(node.args[0], names)
+        for a in node.args[1:]:
+            out = f"ilsim_max({out}, {_scale(a, names)})"
+        return out
+    if isinstance(node, ex.Not):
+        return _scale(node.arg, names)
+    return "1.0"  # a number used as a truth value: its root function is +-1
 
 
 def _comment(text: str) -> str:
@@ -382,9 +410,18 @@ ILSIM_DEVICE void ilsim_dense(double theta, const double *y0, const double *ydif
         out[i] = y0[i] + theta * (ydiff[i] + theta1 * (r3[i] + theta * (r4[i] + theta1 * r5[i])));
 }
 
+/* How far below zero condition c's root function must go before it counts as false again: the solver
+   tolerance on the compared quantities, rtol * (|a| + |b|) + atol, as engines.ode. */
+ILSIM_DEVICE double ilsim_dead_band(int c, double t, const double *y, const double *p, double rtol, double atol) {
+    const double band = rtol * ilsim_scale(c, t, y, p) + atol;
+    return ILSIM_ISFINITE(band) ? band : atol;
+}
+
 /* An event fires (guard permitting); the conditions its jumps can change are re-tested at once and
-   fired if they became true, depth first, as engines.ode does; returns a status. */
-ILSIM_DEVICE int ilsim_fire(int e, double t, double *y, double *p, int *armed) {
+   fired if they became true, depth first, as engines.ode does (one made false re-arms only beyond its
+   dead band); returns a status. */
+ILSIM_DEVICE int ilsim_fire(int e, double t, double *y, double *p, int *armed, double *band, double rtol,
+                            double atol) {
     if (!ilsim_apply(e, t, y, p)) return ILSIM_OK;
 #if ILSIM_NC > 0
     int count = 1;
@@ -402,6 +439,7 @@ ILSIM_DEVICE int ilsim_fire(int e, double t, double *y, double *p, int *armed) {
         if (armed[c] && truth) {
             if (count >= ILSIM_MAX_CASCADE || sp >= ILSIM_CASCADE) return ILSIM_ENDLESS_EVENTS;
             armed[c] = 0;
+            band[c] = ilsim_dead_band(c, t, y, p, rtol, atol);
             const int ce = ilsim_event_of(c);
             if (ilsim_apply(ce, t, y, p)) {
                 count += 1;
@@ -409,19 +447,19 @@ ILSIM_DEVICE int ilsim_fire(int e, double t, double *y, double *p, int *armed) {
                 stack_c[sp] = 0;
                 sp += 1;
             }
-        } else if (!truth) {
+        } else if (!truth && !armed[c] && ilsim_root(c, t, y, p) < -band[c]) {
             armed[c] = 1;
         }
     }
 #else
-    (void)armed;
+    (void)armed; (void)band; (void)rtol; (void)atol;
 #endif
     return ILSIM_OK;
 }
 
-/* Where condition c (its root function g) crosses zero in [ta, tb] on the step's dense output:
-   Illinois false position; returns a time at or just after the crossing. */
-ILSIM_DEVICE double ilsim_locate(int c, double sign, double ta, double ga, double tb, double gb,
+/* Where condition c (its root function g plus offset; ga, gb include it) crosses zero in [ta, tb] on the
+   step's dense output: Illinois false position; returns a time at or just after the crossing. */
+ILSIM_DEVICE double ilsim_locate(int c, double sign, double offset, double ta, double ga, double tb, double gb,
                                  double t0, double hs, const double *y0, const double *ydiff, const double *r3,
                                  const double *r4, const double *r5, const double *p, double *scratch) {
     double fa = sign * ga, fb = sign * gb;
@@ -430,7 +468,7 @@ ILSIM_DEVICE double ilsim_locate(int c, double sign, double ta, double ga, doubl
         double tm = (fb - fa > 0.0) ? tb - fb * (tb - ta) / (fb - fa) : 0.5 * (ta + tb);
         if (!(tm > ta && tm < tb)) tm = 0.5 * (ta + tb);
         ilsim_dense((tm - t0) / hs, y0, ydiff, r3, r4, r5, scratch);
-        const double fm = sign * ilsim_root(c, tm, scratch, p);
+        const double fm = sign * (ilsim_root(c, tm, scratch, p) + offset);
         if (fm >= 0.0) {
             tb = tm; fb = fm;
             if (side == 1) fa *= 0.5;
@@ -450,7 +488,7 @@ ILSIM_DEVICE double ilsim_locate(int c, double sign, double ta, double ga, doubl
    Returns a status. */
 ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_out, double *out,
                                double *t_io, double t_stop, double *y, const double *p, const int *armed,
-                               int *hit, double rtol, double atol, long long max_steps, long long *steps) {
+                               const double *band, int *hit, double rtol, double atol, long long max_steps, long long *steps) {
     double k1[ILSIM_NS], k2[ILSIM_NS], k3[ILSIM_NS], k4[ILSIM_NS], k5[ILSIM_NS], k6[ILSIM_NS], k7[ILSIM_NS];
     double ynew[ILSIM_NS], tmp[ILSIM_NS], r3[ILSIM_NS], r4[ILSIM_NS], r5[ILSIM_NS];
     double g_old[ILSIM_NC1], g_new[ILSIM_NC1];
@@ -527,12 +565,13 @@ ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_
         double t_hit = t_new;
         for (int c = 0; c < ILSIM_NC; ++c) {
             g_new[c] = ilsim_root(c, t_new, ynew, p);
-            const double a = g_old[c], b = g_new[c];
+            const double off = armed[c] ? 0.0 : band[c]; /* a disarmed condition must fall below -band to re-arm */
+            const double a = g_old[c] + off, b = g_new[c] + off;
             const int up = (a < 0.0 && b >= 0.0) || (a <= 0.0 && b > 0.0);
             const int down = (a > 0.0 && b <= 0.0) || (a >= 0.0 && b < 0.0);
             if (armed[c] ? up : down) {
-                const double tc = ilsim_locate(c, armed[c] ? 1.0 : -1.0, t, a, t_new, b, t, hs, y, tmp, r3, r4, r5,
-                                               p, k2);
+                const double tc = ilsim_locate(c, armed[c] ? 1.0 : -1.0, off, t, a, t_new, b, t, hs, y, tmp, r3, r4,
+                                               r5, p, k2);
                 if (*hit < 0 || tc < t_hit) { *hit = c; t_hit = tc; }
             }
         }
@@ -573,18 +612,22 @@ ILSIM_DEVICE int ilsim_integrate(const double *t_eval, long long nt, const doubl
                                  long long max_steps, double *out, long long *k_out) {
     double p[ILSIM_NP > 0 ? ILSIM_NP : 1], y[ILSIM_NS];
     int armed[ILSIM_NC1];
+    double band[ILSIM_NC1];
     for (int i = 0; i < ILSIM_NP; ++i) p[i] = p_in[i];
     ilsim_initial(p, y);
     if (!ilsim_initial_ok(y)) return ILSIM_BAD_INITIAL;
     double t = t_eval[0];
     const double t_end = t_eval[nt - 1];
-    for (int c = 0; c < ILSIM_NC; ++c) armed[c] = !ilsim_condition(c, t, y, p);
+    for (int c = 0; c < ILSIM_NC; ++c) {
+        armed[c] = !ilsim_condition(c, t, y, p);
+        band[c] = armed[c] ? 0.0 : ilsim_dead_band(c, t, y, p, rtol, atol);
+    }
     int k_timed = 0;
     while (k_timed < ILSIM_NTIMED && ilsim_timed_t[k_timed] < t) k_timed += 1;
     long long steps = 0;
     for (;;) {
         while (k_timed < ILSIM_NTIMED && ilsim_timed_t[k_timed] <= t) { /* events at t apply before its output */
-            const int code = ilsim_fire(ilsim_timed_e[k_timed], t, y, p, armed);
+            const int code = ilsim_fire(ilsim_timed_e[k_timed], t, y, p, armed, band, rtol, atol);
             if (code != ILSIM_OK) return code;
             k_timed += 1;
         }
@@ -593,7 +636,8 @@ ILSIM_DEVICE int ilsim_integrate(const double *t_eval, long long nt, const doubl
             *k_out += 1;
         }
         if (t >= t_end) return ILSIM_OK;
-        const double t_stop = (k_timed < ILSIM_NTIMED && ilsim_timed_t[k_timed] <= t_end) ? ilsim_timed_t[k_timed] : t_end;
+        const double t_stop = ilsim_next_switch(t, (k_timed < ILSIM_NTIMED && ilsim_timed_t[k_timed] <= t_end)
+                                                   ? ilsim_timed_t[k_timed] : t_end, p);
         if (t_stop - t <= 16.0 * ILSIM_UROUND * ilsim_max(fabs(t), fabs(t_stop))) {
             /* a sliver between two events, below the rounding level of t: one Euler step crosses it */
             double dy[ILSIM_NS];
@@ -605,16 +649,20 @@ ILSIM_DEVICE int ilsim_integrate(const double *t_eval, long long nt, const doubl
             continue;
         }
         int hit;
-        const int code = ilsim_segment(t_eval, nt, k_out, out, &t, t_stop, y, p, armed, &hit, rtol, atol, max_steps,
-                                       &steps);
+        const int code = ilsim_segment(t_eval, nt, k_out, out, &t, t_stop, y, p, armed, band, &hit, rtol, atol,
+                                       max_steps, &steps);
         if (code != ILSIM_OK) return code;
-        if (hit >= 0) {
-            if (armed[hit]) {
-                armed[hit] = 0;
-                const int fire_code = ilsim_fire(ilsim_event_of(hit), t, y, p, armed);
-                if (fire_code != ILSIM_OK) return fire_code;
-            } else {
-                armed[hit] = 1;
+        if (hit >= 0 && !armed[hit]) {
+            armed[hit] = 1;
+        } else if (hit >= 0) {
+            /* conditions crossing at this same instant (equal thresholds) fire too, in model order */
+            for (int c = 0; c < ILSIM_NC; ++c) {
+                if (armed[c] && (c == hit || ilsim_condition(c, t, y, p))) {
+                    armed[c] = 0;
+                    band[c] = ilsim_dead_band(c, t, y, p, rtol, atol);
+                    const int fire_code = ilsim_fire(ilsim_event_of(c), t, y, p, armed, band, rtol, atol);
+                    if (fire_code != ILSIM_OK) return fire_code;
+                }
             }
         }
     }
@@ -644,31 +692,6 @@ def kernel_source(m: CompiledModel) -> str:
     for key, value in codes.items():
         integrator = integrator.replace(key, str(value))
     return "\n".join([PRELUDE, model_functions(m), integrator])
-
-
-# ------------------------------------------------------------------------------ inputs
-
-
-def check_inputs(m: CompiledModel, t_eval, P) -> tuple[np.ndarray, np.ndarray]:
-    """``t_eval`` and ``P`` as contiguous float64 arrays; IlsimError naming what is wrong."""
-    t_eval = np.ascontiguousarray(t_eval, dtype=np.float64)
-    if t_eval.ndim != 1 or len(t_eval) < 1 or not np.isfinite(t_eval).all():
-        raise IlsimError("t_eval must be a non-empty one-dimensional array of finite times")
-    if np.any(np.diff(t_eval) <= 0):
-        raise IlsimError("t_eval must be strictly increasing")
-    P = np.ascontiguousarray(P, dtype=np.float64)
-    npar = len(m.parameters)
-    if P.ndim != 2 or P.shape[1] != npar:
-        raise IlsimError(f"P must be a (patients x {npar}) array for model '{m.name}', got shape {P.shape}")
-    return t_eval, P
-
-
-def check_settings(rtol: float, atol: float, max_steps: int) -> tuple[float, float, int]:
-    if not (0 < rtol < 1) or not (atol > 0) or not np.isfinite(atol):
-        raise IlsimError(f"tolerances must satisfy 0 < rtol < 1 and atol > 0, got rtol = {rtol:g}, atol = {atol:g}")
-    if max_steps < 1:
-        raise IlsimError(f"max_steps must be at least 1, got {max_steps}")
-    return float(rtol), float(atol), int(max_steps)
 
 
 # ------------------------------------------------------------------------------ plain-C build (CPU shim)

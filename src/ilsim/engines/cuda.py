@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 
-from ilsim.engines.csource import check_inputs, check_settings, kernel_source
+from ilsim.engines.batch.engine import check_inputs, check_settings
+from ilsim.engines.csource import kernel_source
 from ilsim.errors import IlsimError
 from ilsim.model.compile import CompiledModel
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from ilsim.engines.ode import _time_switches
 from ilsim.model import expressions as ex
 from ilsim.model.compile import STATE, CompiledModel, _import_generated
 
@@ -69,6 +70,21 @@ def driver_source(model: CompiledModel, kernel: str, jacobian: str) -> str:
         src += [f"    if slot == {k}:", f"        return {code(cond)}"]
     src += ["    return False"]
 
+    # the size of what each condition compares (|a| + |b| for 'a < b'), for its re-arm tolerance
+    src += ["", "", "@_jit", "def condition_scale(slot, t, y, p):", *unpack(conditions)]
+    for k, cond in enumerate(conditions):
+        src += [f"    if slot == {k}:", f"        return {scale_code(cond, code)}"]
+    src += ["    return 1.0"]
+
+    # the times where a rate or observable switches (t compared with parameters): segments end there
+    switches = _time_switches(model)
+    src += ["", "", "@_jit", "def next_switch(t, t_stop, p):"]
+    src += [f"    k_{i} = p[{i}]" for i, n in enumerate(model.parameters)
+            if any(n in tree.names() for tree in switches)]
+    for tree in switches:
+        src += [f"    v = {code(tree)}", "    if t < v < t_stop:", "        t_stop = v"]
+    src += ["    return t_stop"]
+
     guards = [(k, e.guard) for k, e in enumerate(model.events) if e.guard is not None]
     src += ["", "", "@_jit", "def guard_holds(k, t, y, p):", *unpack([g for _, g in guards])]
     for k, guard in guards:
@@ -86,3 +102,15 @@ def driver_source(model: CompiledModel, kernel: str, jacobian: str) -> str:
         src.append("        return")
     src += ["    return", ""]
     return "\n".join(src)
+
+
+def scale_code(node: ex.Expr, code) -> str:
+    """Source of the magnitude of the quantities a condition compares: its root function's scale
+    (as the SciPy engine's dead band: |a| + |b| for a comparison, the largest over 'and'/'or')."""
+    if isinstance(node, ex.Compare):
+        return f"(abs({code(node.left)}) + abs({code(node.right)}))"
+    if isinstance(node, ex.Logic):
+        return "max(" + ", ".join(scale_code(a, code) for a in node.args) + ")"
+    if isinstance(node, ex.Not):
+        return scale_code(node.arg, code)
+    return "1.0"  # a number used as a truth value: its root function is +-1

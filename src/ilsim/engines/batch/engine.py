@@ -14,8 +14,10 @@ Methods (see ``integrator.py``):
 
 Output times never shorten a step: states at ``t_eval`` come from the method's dense output.
 Events follow the SciPy engine (``ilsim.simulate``) exactly: timed events restart the integration at
-their times; condition events fire on a false -> true transition located by root finding on the dense
-output; guards (``only_if``) are tested when the event fires; set/add actions take their values from
+their times and at every time where a rate switches (t compared with parameters); condition events fire
+on a false -> true transition located by root finding on the dense output, conditions crossing at the same
+instant fire together (in model order), and a fired condition re-arms only once it is false by more than
+rtol * (|a| + |b|) + atol; guards (``only_if``) are tested when the event fires; set/add actions take their values from
 the state before the event and may change species or (per-patient) parameters; a jump re-tests the
 conditions that read what it changed and fires those that became true (a cascade; more than 1000
 firings at one instant gives status 5); non-negative species are clipped after actions, after every
@@ -69,13 +71,10 @@ class BatchEngine:
     supports = {"events": True, "stochastic": False, "spatial": False, "batch": True, "stiff": True}
 
     def __init__(self, rtol: float = 1e-6, atol: float = 1e-9, max_steps: int = 1_000_000, method: str = "auto"):
-        if not (0 < rtol < 1) or not (atol > 0) or not np.isfinite(atol):
-            raise IlsimError(f"tolerances must satisfy 0 < rtol < 1 and atol > 0, got rtol = {rtol:g}, atol = {atol:g}")
-        if max_steps < 1:
-            raise IlsimError(f"max_steps must be at least 1, got {max_steps}")
         if method not in METHODS:
             raise IlsimError(f"unknown batch method '{method}'; choose one of {', '.join(METHODS)}")
-        self.rtol, self.atol, self.max_steps, self.method = float(rtol), float(atol), int(max_steps), method
+        self.rtol, self.atol, self.max_steps = check_settings(rtol, atol, max_steps)
+        self.method = method
 
     def run(self, model: CompiledModel, t_eval, P) -> tuple[np.ndarray, np.ndarray]:
         """Integrate every row of ``P``; return ``(Y, status)`` (see ``run_full`` for events and parameters)."""
@@ -84,15 +83,7 @@ class BatchEngine:
 
     def run_full(self, model: CompiledModel, t_eval, P) -> BatchResult:
         """Integrate every row of ``P`` (patients x parameters) over ``t_eval`` (increasing; starts at t_eval[0])."""
-        t_eval = np.ascontiguousarray(t_eval, dtype=np.float64)
-        if t_eval.ndim != 1 or len(t_eval) < 1 or not np.isfinite(t_eval).all():
-            raise IlsimError("t_eval must be a non-empty one-dimensional array of finite times")
-        if np.any(np.diff(t_eval) <= 0):
-            raise IlsimError("t_eval must be strictly increasing")
-        P = np.asarray(P, dtype=np.float64)
-        npar = len(model.parameters)
-        if P.ndim != 2 or P.shape[1] != npar:
-            raise IlsimError(f"P must be a (patients x {npar}) array for model '{model.name}', got shape {P.shape}")
+        t_eval, P = check_inputs(model, t_eval, P)
         if not hasattr(model.kernels["rhs_into"], "py_func"):
             raise IlsimError("the batch engine needs numba-compiled kernels; the model was compiled with jit=False")
         from ilsim.engines.batch.codegen import driver_module, uses_time
@@ -115,6 +106,29 @@ class BatchEngine:
                 uses_time(model), Y, status, fired, stiff)
         _in_blocks(solve_block, n, args)
         return BatchResult(Y, status, fired, P_end, stiff)
+
+
+def check_inputs(m: CompiledModel, t_eval, P) -> tuple[np.ndarray, np.ndarray]:
+    """``t_eval`` and ``P`` as contiguous float64 arrays; IlsimError naming what is wrong (every batch backend)."""
+    t_eval = np.ascontiguousarray(t_eval, dtype=np.float64)
+    if t_eval.ndim != 1 or len(t_eval) < 1 or not np.isfinite(t_eval).all():
+        raise IlsimError("t_eval must be a non-empty one-dimensional array of finite times")
+    if np.any(np.diff(t_eval) <= 0):
+        raise IlsimError("t_eval must be strictly increasing")
+    P = np.ascontiguousarray(P, dtype=np.float64)
+    npar = len(m.parameters)
+    if P.ndim != 2 or P.shape[1] != npar:
+        raise IlsimError(f"P must be a (patients x {npar}) array for model '{m.name}', got shape {P.shape}")
+    return t_eval, P
+
+
+def check_settings(rtol: float, atol: float, max_steps: int) -> tuple[float, float, int]:
+    """Tolerances and step limit as numbers; IlsimError naming what is wrong (every batch backend)."""
+    if not (0 < rtol < 1) or not (atol > 0) or not np.isfinite(atol):
+        raise IlsimError(f"tolerances must satisfy 0 < rtol < 1 and atol > 0, got rtol = {rtol:g}, atol = {atol:g}")
+    if max_steps < 1:
+        raise IlsimError(f"max_steps must be at least 1, got {max_steps}")
+    return float(rtol), float(atol), int(max_steps)
 
 
 BLOCK = 64  # patients per task: small enough to balance the threads, large enough to make dispatch negligible

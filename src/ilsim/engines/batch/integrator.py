@@ -2,10 +2,10 @@
 
 This file is a template: ``codegen.py`` writes a copy of it per model into the kernel cache folder
 and appends that model's functions (``initial_into``, ``rhs_into``, ``jac_into``, ``roots_into``,
-``condition_holds``, ``guard_holds``, ``apply_actions``), which bind the names below. numba resolves
-globals when it compiles, so every function here calls the model's kernels directly, and
-``cache=True`` stores the compiled copy beside its file (numba cannot cache functions that receive
-other compiled functions as arguments, hence one generated module per model).
+``condition_holds``, ``condition_scale``, ``next_switch``, ``guard_holds``, ``apply_actions``), which
+bind the names below. numba resolves globals when it compiles, so every function here calls the
+model's kernels directly, and ``cache=True`` stores the compiled copy beside its file (numba cannot
+cache functions that receive other compiled functions as arguments, hence one generated module per model).
 
 Methods (Hairer, Norsett & Wanner, "Solving ODEs I", II.4-II.6; Hairer & Wanner, "Solving ODEs II", IV.7):
   * DOPRI5: explicit Dormand-Prince 5(4), PI step control (beta 0.04), Hairer's 4th-order dense output
@@ -14,10 +14,12 @@ Methods (Hairer, Norsett & Wanner, "Solving ODEs I", II.4-II.6; Hairer & Wanner,
     Jacobian, LU with partial pivoting, its 3rd-order dense output;
   * auto: DOPRI5 until the stiffness test fires, then RODAS for the rest of that patient's run.
 
-Events follow the SciPy engine (engines/ode.py): integration restarts at every event; condition
-crossings are located on the dense output by the Illinois method; actions take their values from
-the state before the event; a jump re-tests the conditions that read what it changed (cascade,
-bounded by MAX_CASCADE firings at one instant).
+Events follow the SciPy engine (engines/ode.py): integration restarts at every event and at every time
+where a rate switches (``next_switch``); condition crossings are located on the dense output by the
+Illinois method; conditions crossing at the same instant fire together, in model order; a condition
+that fired re-arms only once it is false by more than the solver tolerance (``dead_band``); actions
+take their values from the state before the event; a jump re-tests the conditions that read what it
+changed (cascade, bounded by MAX_CASCADE firings at one instant).
 """
 
 import math
@@ -26,7 +28,8 @@ import numpy as np
 from numba import njit
 
 # Model kernels, bound per model by the definitions codegen.py appends to the generated copy.
-initial_into = rhs_into = jac_into = roots_into = condition_holds = guard_holds = apply_actions = None
+initial_into = rhs_into = jac_into = roots_into = condition_holds = condition_scale = next_switch = None
+guard_holds = apply_actions = None
 
 # status codes: the same numbers as ilsim.engines.batch.STATUS
 OK, NON_FINITE, STEP_UNDERFLOW, MAX_STEPS, BAD_INITIAL, ENDLESS_EVENTS = 0, 1, 2, 3, 4, 5
@@ -316,8 +319,17 @@ def clip(y, nonneg):
 
 
 @_jit
-def locate_root(slot, t, h, rodas, D, p, g_a, g_b, ybuf, gbuf):
-    """theta in (0, 1] where root function ``slot`` changes sign in the step (Illinois method).
+def dead_band(slot, t, y, p, rtol, atol):
+    """How far below zero condition ``slot``'s root function must go before the condition counts as false
+    again: the solver tolerance on the compared quantities, rtol * (|a| + |b|) + atol (as engines/ode.py)."""
+    band = rtol * condition_scale(slot, t, y, p) + atol
+    return band if np.isfinite(band) else atol
+
+
+@_jit
+def locate_root(slot, offset, t, h, rodas, D, p, g_a, g_b, ybuf, gbuf):
+    """theta in (0, 1] where root function ``slot`` plus ``offset`` changes sign in the step (Illinois method);
+    g_a and g_b include the offset.
 
     Returns the end of the final bracket on the far side of the crossing, so the crossing lies behind it.
     """
@@ -332,7 +344,7 @@ def locate_root(slot, t, h, rodas, D, p, g_a, g_b, ybuf, gbuf):
             theta = 0.5 * (a + b)
         dense_eval(rodas, D, theta, ybuf)
         roots_into(t + theta * h, ybuf, p, gbuf)
-        fm = gbuf[slot]
+        fm = gbuf[slot] + offset
         if (fm > 0.0) == (fa > 0.0) and fm != 0.0:
             a, fa = theta, fm
             if side == -1:
@@ -347,9 +359,10 @@ def locate_root(slot, t, h, rodas, D, p, g_a, g_b, ybuf, gbuf):
 
 
 @_jit
-def fire(k, t, y, p, nonneg, fired, armed, cond_event, touches, stack_ev, stack_pos):
+def fire(k, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches, stack_ev, stack_pos, gbuf):
     """Fire event k (if its guard holds) and every condition event its jump makes true, depth first
-    as the SciPy engine does; returns ENDLESS_EVENTS if more than MAX_CASCADE fire at this instant."""
+    as the SciPy engine does; returns ENDLESS_EVENTS if more than MAX_CASCADE fire at this instant.
+    A condition made false re-arms only if it is false beyond its dead band."""
     if not guard_holds(k, t, y, p):
         return OK
     apply_actions(k, t, y, p)
@@ -374,6 +387,7 @@ def fire(k, t, y, p, nonneg, fired, armed, cond_event, touches, stack_ev, stack_
             if count >= MAX_CASCADE or top + 1 >= stack_ev.shape[0]:
                 return ENDLESS_EVENTS
             armed[s] = False
+            band[s] = dead_band(s, t, y, p, rtol, atol)
             kc = cond_event[s]
             if guard_holds(kc, t, y, p):
                 apply_actions(kc, t, y, p)
@@ -383,8 +397,10 @@ def fire(k, t, y, p, nonneg, fired, armed, cond_event, touches, stack_ev, stack_
                 top += 1
                 stack_ev[top] = kc
                 stack_pos[top] = 0
-        elif not truth:
-            armed[s] = True
+        elif not truth and not armed[s]:
+            roots_into(t, y, p, gbuf)
+            if gbuf[s] < -band[s]:  # exactly at its root ('t > k' at t = k): unchanged
+                armed[s] = True
     return OK
 
 
@@ -428,6 +444,7 @@ def solve_patient(t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t, tim
     g_new = np.empty(nc)
     gbuf = np.empty(nc)
     armed = np.empty(nc, dtype=np.bool_)
+    band = np.zeros(nc)  # re-arm tolerance of each disarmed condition (dead_band)
     stack_ev = np.empty(MAX_CASCADE + 1, dtype=np.int64)
     stack_pos = np.empty(MAX_CASCADE + 1, dtype=np.int64)
 
@@ -435,6 +452,8 @@ def solve_patient(t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t, tim
     t_end = t_eval[nt - 1]
     for s in range(nc):  # a condition already true at the start does not fire
         armed[s] = not condition_holds(s, t, y, p)
+        if not armed[s]:
+            band[s] = dead_band(s, t, y, p, rtol, atol)
     rodas = method == RODAS
     used = rodas  # whether RODAS integrated any part of the run
     steps = 0
@@ -444,7 +463,8 @@ def solve_patient(t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t, tim
     nonsti = 0
     while True:
         while k_timed < n_timed and timed_t[k_timed] <= t:
-            code = fire(timed_ev[k_timed], t, y, p, nonneg, fired, armed, cond_event, touches, stack_ev, stack_pos)
+            code = fire(timed_ev[k_timed], t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches,
+                        stack_ev, stack_pos, gbuf)
             if code != OK:
                 return code, used
             k_timed += 1
@@ -453,7 +473,7 @@ def solve_patient(t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t, tim
             k_grid += 1
         if t >= t_end:
             return OK, used
-        t_stop = timed_t[k_timed] if k_timed < n_timed else t_end
+        t_stop = next_switch(t, timed_t[k_timed] if k_timed < n_timed else t_end, p)
 
         # ---- one segment, [t, t_stop], from a fresh start
         rhs_into(y, t, p, f0)
@@ -512,14 +532,15 @@ def solve_patient(t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t, tim
             if nc > 0:
                 roots_into(t_new, ynew, p, g_new)
                 for s in range(nc):
-                    a, b = g_old[s], g_new[s]
+                    off = 0.0 if armed[s] else band[s]  # a disarmed condition must fall below -band to re-arm
+                    a, b = g_old[s] + off, g_new[s] + off
                     if a == b:
                         continue
                     crossed = (a <= 0.0 and b >= 0.0) if armed[s] else (a >= 0.0 and b <= 0.0)
                     if crossed:
                         if not dense:
                             dense = build_dense(rodas, hs, y, ynew, f0, K, k3, k4, k5, k6, k7, D)
-                        th = locate_root(s, t, hs, rodas, D, p, a, b, ybuf, gbuf)
+                        th = locate_root(s, off, t, hs, rodas, D, p, a, b, ybuf, gbuf)
                         t_s = t + th * hs
                         if hit < 0 or t_s < t_hit:
                             hit, t_hit = s, t_s
@@ -531,13 +552,19 @@ def solve_patient(t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t, tim
                 dense_eval(rodas, D, (t_hit - t) / hs, y)
                 clip(y, nonneg)
                 t = t_hit
-                if armed[hit]:
-                    armed[hit] = False
-                    code = fire(cond_event[hit], t, y, p, nonneg, fired, armed, cond_event, touches, stack_ev, stack_pos)
-                    if code != OK:
-                        return code, used
-                else:
+                if not armed[hit]:
                     armed[hit] = True
+                    break
+                # conditions that crossed at this same instant (equal thresholds) are true now: they fire
+                # too, in model order (left armed, one already past its root would never be seen to cross)
+                for s in range(nc):
+                    if armed[s] and (s == hit or condition_holds(s, t, y, p)):
+                        armed[s] = False
+                        band[s] = dead_band(s, t, y, p, rtol, atol)
+                        code = fire(cond_event[s], t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event,
+                                    touches, stack_ev, stack_pos, gbuf)
+                        if code != OK:
+                            return code, used
                 break
             while k_grid < nt and t_eval[k_grid] < t_stop and t_eval[k_grid] <= t_new:
                 dense_eval(rodas, D, (t_eval[k_grid] - t) / hs, ybuf)
