@@ -73,9 +73,12 @@ R_H31, R_H32, R_H33, R_H34, R_H35 = (-0.6762803392801253, 6.087714651680015, 16.
 
 # fused multiply-add and reciprocals; never the nnan/ninf flags, which would drop the finiteness checks
 _jit = njit(cache=True, error_model="numpy", fastmath={"contract", "arcp"})
+# the step loop's helpers are inlined into it (numba IR inlining): a call per helper per step cost as much as the
+# arithmetic of a small model's step
+_inline = njit(cache=True, error_model="numpy", fastmath={"contract", "arcp"}, inline="always")
 
 
-@_jit
+@_inline
 def all_finite(v):
     for x in v:
         if not np.isfinite(x):
@@ -83,7 +86,7 @@ def all_finite(v):
     return True
 
 
-@_jit
+@_inline
 def error_norm(e, y, ynew, rtol, atol):
     """sqrt(mean((e_i / sc_i)^2)), sc_i = atol + rtol * max(|y_i|, |ynew_i|)."""
     ns = y.shape[0]
@@ -125,7 +128,7 @@ def initial_step(y, f0, t, p, rtol, atol, span, tmp, f1):
 
 
 # ------------------------------------------------------------------------------------ DOPRI5
-@_jit
+@_inline
 def dopri_try(t, h, y, f0, p, k2, k3, k4, k5, k6, k7, tmp, ynew, ysti, rtol, atol):
     """One trial step from (t, y) with f0 = f(t, y): stages k2..k7, the new state; returns the error norm."""
     ns = y.shape[0]
@@ -286,7 +289,7 @@ def build_dense(rodas, h, y, ynew, f0, K, k3, k4, k5, k6, k7, D):
     return True
 
 
-@_jit
+@_inline
 def dense_eval(rodas, D, theta, out):
     """The state at t + theta * h inside the last accepted step."""
     th1 = 1.0 - theta
@@ -308,7 +311,7 @@ def time_derivative(y, t, p, f0, dT, tmp):
 
 
 # ------------------------------------------------------------------------------------ events
-@_jit
+@_inline
 def clip(y, nonneg):
     changed = False
     for i in range(y.shape[0]):
@@ -404,7 +407,7 @@ def fire(k, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches
     return OK
 
 
-@_jit
+@_inline
 def record(out, k, y, nonneg):
     for i in range(y.shape[0]):
         v = y[i]
