@@ -183,6 +183,23 @@ def test_unsupported_construct_from_the_cli_writes_nothing(tmp_path, cli, refuse
     assert not out.exists()
 
 
+def test_time_units_that_are_not_a_time_are_refused(tmp_path, cli, refused):
+    libsbml = pytest.importorskip("libsbml")
+    doc = libsbml.readSBMLFromString(_sbml(tmp_path, "species X = 1; J0: X -> ; k*X; k = 1").read_text())
+    model = doc.getModel()
+    ud = model.createUnitDefinition()
+    ud.setId("per_litre")
+    unit = ud.createUnit()
+    unit.initDefaults()
+    unit.setKind(libsbml.UNIT_KIND_LITRE)
+    model.setTimeUnits("per_litre")
+    path = tmp_path / "litres.xml"
+    libsbml.writeSBMLToFile(doc, str(path))
+    out = tmp_path / "model.yaml"
+    refused(cli("import-sbml", path, "-o", out), "timeUnits", "'per_litre'", "not a unit of time")
+    assert not out.exists()
+
+
 def test_cli_writes_a_model_file_that_runs(tmp_path, cli):
     path = _sbml(tmp_path, "compartment C = 2; species S in C = 3; J0: S -> ; k*S*C; k = 0.5")
     out = tmp_path / "model.yaml"

@@ -211,9 +211,10 @@ class _Importer:
         for sid, tree in rate_rules.items():
             target = self._name(sid)
             processes.append(Process(name=f"rate rule of {sid}", rate=ex.to_text(tree), produces={target: 1.0}))
+        metadata = self._metadata()
         if self.problems:
             raise ModelError(self.problems)
-        spec = ModelSpec(metadata=self._metadata(), species=species, parameters=parameters, processes=processes,
+        spec = ModelSpec(metadata=metadata, species=species, parameters=parameters, processes=processes,
                          observables=observables, events=events)
         renamed = {k: v for k, v in self.names.of.items() if k != v}
         return SbmlModel(spec, quantities, renamed)
@@ -485,6 +486,11 @@ class _Importer:
         ud = m.getUnitDefinition(unit_id)
         if ud is None:
             return "second" if unit_id == "time" else unit_id
+        if not ud.isVariantOfTime() and not ud.isVariantOfDimensionless():
+            # doses, CTCAE durations and every rate in 1/time are read in the model's time units
+            self.bad("model timeUnits", f"'{unit_id}' ({sb.UnitDefinition.printUnits(ud, True)}) is not a unit of time; "
+                                        "ilsim cannot reconcile it with the time of the simulation")
+            return "time"
         if ud.getNumUnits() == 1 and ud.getUnit(0).getKind() == sb.UNIT_KIND_SECOND and ud.getUnit(0).getExponent() == 1:
             u = ud.getUnit(0)
             seconds = u.getMultiplier() * 10 ** u.getScale()
