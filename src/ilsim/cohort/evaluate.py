@@ -3,6 +3,7 @@ sweep and sensitivity analysis is made of."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ilsim.cohort.metrics import patient_metrics
+from ilsim.errors import IlsimError
 from ilsim.model import expressions as ex
 from ilsim.model.compile import CompiledModel
 
@@ -24,8 +26,19 @@ class Block:
 
 
 def output_times(model: CompiledModel, t_end: float | None = None, points: int | None = None) -> np.ndarray:
+    """The output times 0..t_end (the model's simulation: section by default); IlsimError naming --t-end or --points."""
     sim = model.spec.simulation
-    return np.linspace(0.0, float(t_end or sim.t_end), int(points or sim.points))
+    t_end = sim.t_end if t_end is None else t_end
+    points = sim.points if points is None else points
+    try:
+        t_end = float(t_end)
+    except (TypeError, ValueError):
+        raise IlsimError(f"--t-end must be a number, got {t_end!r}") from None
+    if not (t_end > 0 and math.isfinite(t_end)):
+        raise IlsimError(f"--t-end must be positive and finite, got {t_end}")
+    if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 2:
+        raise IlsimError(f"--points must be a whole number of at least 2, got {points}")
+    return np.linspace(0.0, t_end, int(points))
 
 
 def evaluate(

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ilsim.cohort import store
+from ilsim.cohort.evaluate import output_times
 from ilsim.errors import IlsimError
 from ilsim.model.compile import CompiledModel
 
@@ -195,7 +196,7 @@ def run_cohort(
         notify(f"resuming with the seed recorded in {work}: {seed}")
 
     sim = model.spec.simulation
-    t_eval = _output_times(model, t_end, points)
+    t_eval = output_times(model, t_end, points)
     t_end = float(t_eval[-1])
     rtol = sim.rtol if rtol is None else float(rtol)
     atol = sim.atol if atol is None else float(atol)
@@ -260,19 +261,6 @@ def run_cohort(
     finally:
         if own_client is not None:
             own_client.close()
-
-
-def _output_times(model: CompiledModel, t_end: float | None, points: int | None) -> np.ndarray:
-    from ilsim.cohort.evaluate import output_times
-
-    sim = model.spec.simulation
-    t_end = sim.t_end if t_end is None else float(t_end)
-    points = sim.points if points is None else points
-    if not (t_end > 0 and np.isfinite(t_end)):
-        raise IlsimError(f"--t-end must be positive and finite, got {t_end}")
-    if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 2:
-        raise IlsimError(f"--points must be a whole number of at least 2, got {points}")
-    return output_times(model, t_end, int(points))
 
 
 def _compute_chunks(client, task: ChunkTask, sampler, chunks, work: Path | None, settings: dict, progress, notify):

@@ -31,12 +31,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ilsim.cohort.evaluate import output_times
 from ilsim.cohort.metrics import FAILED
 from ilsim.cohort.sweep import (
     base_parameters,
     check_metric,
     check_parameter,
-    check_times,
     engine_for,
     parameter_units,
     parse_range,
@@ -156,7 +156,7 @@ def sensitivity(
     names = list(bounds)
     n = _check_samples(method, samples)
     conditions = check_metric(compiled, output, "--output", [], allow_outcome=True)
-    t_eval = check_times(compiled, t_end, points)
+    t_eval = output_times(compiled, t_end, points)
     engine = engine_for(compiled, rtol, atol)
     p = base_parameters(compiled, parameters, names)
     if seed is None:

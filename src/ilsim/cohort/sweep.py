@@ -228,14 +228,6 @@ def engine_for(model: CompiledModel, rtol: float | None, atol: float | None):
     return BatchEngine(rtol=sim.rtol if rtol is None else float(rtol), atol=sim.atol if atol is None else float(atol))
 
 
-def check_times(model: CompiledModel, t_end: float | None, points: int | None) -> np.ndarray:
-    if t_end is not None and not (float(t_end) > 0 and math.isfinite(float(t_end))):
-        raise IlsimError(f"--t-end must be positive and finite, got {t_end}")
-    if points is not None and int(points) < 2:
-        raise IlsimError(f"--points must be at least 2, got {points}")
-    return output_times(model, t_end, points)
-
-
 def outcome_order(model: CompiledModel, outcomes: Sequence[str]) -> list[str]:
     """Outcome labels in the model's order (or 'ok' when it has none), then 'undetermined' and 'failed' when they occur."""
     order = [o.label for o in model.outcomes] or [OK]
@@ -293,7 +285,7 @@ def sweep(
     if metric is None:
         metric = f"{compiled.species[0]}.final"
     conditions = check_metric(compiled, metric, "--metric", conditions)
-    t_eval = check_times(compiled, t_end, points)
+    t_eval = output_times(compiled, t_end, points)
     engine = engine_for(compiled, rtol, atol)
     p = base_parameters(compiled, parameters, [a.name for a in axes])
 
