@@ -169,46 +169,23 @@ def compare(model, variants: dict[str, dict[str, float]], out: str | Path | None
     return table
 
 
-def cohort(
-    model,
-    *,
-    patients: int,
-    seed: int | None = None,
-    vary: str | list[str] = (),
-    population: dict | None = None,
-    time_to: str | list[str] = (),
-    client=None,
-    scheduler: str | None = None,
-    out: str | Path | None = None,
-    save_trajectories: bool = False,
-    chunk_size: int | None = None,
-    backend: str = "cpu",
-    t_end: float | None = None,
-    points: int | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    force: bool = False,
-    report: bool = True,
-):
+def cohort(model, *, patients: int, out: str | Path | None = None, **options):
     """Run a cohort of virtual patients; return its summary table (a pandas DataFrame, one row per patient).
 
     Patients are drawn from the model's ``population:`` section, with each ``vary`` text
-    (``"c=uniform(0.02, 0.05)"``) replacing or adding one distribution; the seed is recorded even
-    when drawn. ``time_to`` conditions (``"T < 1"``) give each patient the first time they hold.
-    Chunks run in-process, or on a Dask cluster given as ``client`` (a ``dask.distributed.Client``)
-    or ``scheduler`` (``"tcp://HOST:PORT"``), with the same results. With ``out`` the result folder
+    (``"c=uniform(0.02, 0.05)"``, or a list of them) replacing or adding one distribution; the seed
+    is recorded even when drawn. ``time_to`` conditions (``"T < 1"``) give each patient the first
+    time they hold. Chunks run in-process, or on a Dask cluster given as ``client`` (a
+    ``dask.distributed.Client``) or ``scheduler`` (``"tcp://HOST:PORT"``), with the same results.
+    Other ``options``: ``seed``, ``population``, ``save_trajectories``, ``chunk_size``, ``backend``,
+    ``t_end``, ``points``, ``rtol``, ``atol``, ``force``, ``report``. With ``out`` the result folder
     (summary.parquet, cohort.json, model.yaml, figures/, report.html and, with
     ``save_trajectories``, trajectories.zarr) is written atomically, and an interrupted run
     resumes from ``OUT.partial/``. See docs/cohort.md.
     """
     from ilsim.cohort.run import run_cohort
 
-    result = run_cohort(compile(model), patients=patients, seed=seed, population=population,
-                        vary=[vary] if isinstance(vary, str) else list(vary),
-                        time_to=[time_to] if isinstance(time_to, str) else list(time_to), save_trajectories=save_trajectories,
-                        chunk_size=chunk_size, client=client, scheduler=scheduler, backend=backend, t_end=t_end,
-                        points=points, rtol=rtol, atol=atol, force=force, out=out, report=report)
-    return result.summary
+    return run_cohort(compile(model), patients=patients, out=out, **options).summary
 
 
 def sweep(model, grid: dict, out: str | Path | None = None, **options):

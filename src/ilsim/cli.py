@@ -18,6 +18,10 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True, emoji=False)  # one line, whatever the width; ":x:" in user text stays text
 
 ModelArg = Annotated[str, typer.Argument(help="a model file (YAML) or the name of a built-in model (see `ilsim scenarios`)")]
+TEndOpt = Annotated[float | None, typer.Option(help="end time (model's time units)")]
+PointsOpt = Annotated[int | None, typer.Option(help="number of output times")]
+RtolOpt = Annotated[float | None, typer.Option(help="relative tolerance")]
+AtolOpt = Annotated[float | None, typer.Option(help="absolute tolerance")]
 
 
 def _fail(exc: IlsimError) -> None:
@@ -91,11 +95,11 @@ def run(
     model: ModelArg,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="result folder (written atomically)")],
     set_: Annotated[list[str], typer.Option("--set", help="override a parameter: NAME=VALUE (repeatable)")] = [],  # noqa: B006
-    t_end: Annotated[float | None, typer.Option(help="end time (model's time units)")] = None,
-    points: Annotated[int | None, typer.Option(help="number of output times")] = None,
+    t_end: TEndOpt = None,
+    points: PointsOpt = None,
     method: Annotated[str | None, typer.Option(help="LSODA (default), BDF, Radau, RK45 or DOP853")] = None,
-    rtol: Annotated[float | None, typer.Option(help="relative tolerance")] = None,
-    atol: Annotated[float | None, typer.Option(help="absolute tolerance")] = None,
+    rtol: RtolOpt = None,
+    atol: AtolOpt = None,
     report: Annotated[bool, typer.Option(help="write figures and report.html")] = True,
     fault: Annotated[list[str], typer.Option(help="apply a fault the model declares: MODE[:SEVERITY 0..1]")] = [],  # noqa: B006
     dose: Annotated[list[str], typer.Option(help="add a dose: DRUG:ROUTE:AMOUNT UNITS[:every=8,count=14,...]")] = [],  # noqa: B006
@@ -143,8 +147,8 @@ def compare(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="folder for compare.png and compare.csv (atomic)")],
     fault: Annotated[list[str], typer.Option(help="a faulted variant to overlay: MODE[:SEVERITY] (repeatable)")] = [],  # noqa: B006
     set_: Annotated[list[str], typer.Option("--set", help="override a parameter in every run: NAME=VALUE")] = [],  # noqa: B006
-    t_end: Annotated[float | None, typer.Option(help="end time (model's time units)")] = None,
-    points: Annotated[int | None, typer.Option(help="number of output times")] = None,
+    t_end: TEndOpt = None,
+    points: PointsOpt = None,
 ) -> None:
     """Overlay the intact model and faulted variants in one figure, with a table of biomarkers."""
     try:
@@ -343,8 +347,8 @@ def optimize(
     max_evaluations: Annotated[int, typer.Option(help="budget of runs for nelder-mead and differential-evolution")] = 200,
     force: Annotated[bool, typer.Option(help="allow a grid of more than 2000 schedules")] = False,
     set_: Annotated[list[str], typer.Option("--set", help="override a parameter in every run: NAME=VALUE")] = [],  # noqa: B006
-    t_end: Annotated[float | None, typer.Option(help="end time (model's time units)")] = None,
-    points: Annotated[int | None, typer.Option(help="number of output times")] = None,
+    t_end: TEndOpt = None,
+    points: PointsOpt = None,
     allow_high_dose: Annotated[bool, typer.Option(help="accept doses above 100x the labelled dose")] = False,
 ) -> None:
     """Search doses, intervals and numbers of doses for the best efficacy under toxicity limits; report the
@@ -462,10 +466,10 @@ def cohort(
                                                         "100 MB of trajectories)")] = None,
     scheduler: Annotated[str | None, typer.Option(help="run the chunks on a Dask cluster: tcp://HOST:PORT")] = None,
     backend: Annotated[str, typer.Option(help="cpu (numba) or gpu (CUDA)")] = "cpu",
-    t_end: Annotated[float | None, typer.Option(help="end time (model's time units)")] = None,
-    points: Annotated[int | None, typer.Option(help="number of output times")] = None,
-    rtol: Annotated[float | None, typer.Option(help="relative tolerance")] = None,
-    atol: Annotated[float | None, typer.Option(help="absolute tolerance")] = None,
+    t_end: TEndOpt = None,
+    points: PointsOpt = None,
+    rtol: RtolOpt = None,
+    atol: AtolOpt = None,
     force: Annotated[bool, typer.Option("--force", help="allow more than 10,000,000 patients")] = False,
     report: Annotated[bool, typer.Option(help="write figures and report.html")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or messages on stderr")] = False,
@@ -516,10 +520,10 @@ def sweep(
     time_to: Annotated[list[str], typer.Option(help="add each point's first time a condition holds: 'P < 0.01' "
                                                     "(repeatable)")] = [],  # noqa: B006
     set_: Annotated[list[str], typer.Option("--set", help="override a parameter at every point: NAME=VALUE")] = [],  # noqa: B006
-    t_end: Annotated[float | None, typer.Option(help="end time (model's time units)")] = None,
-    points: Annotated[int | None, typer.Option(help="number of output times")] = None,
-    rtol: Annotated[float | None, typer.Option(help="relative tolerance")] = None,
-    atol: Annotated[float | None, typer.Option(help="absolute tolerance")] = None,
+    t_end: TEndOpt = None,
+    points: PointsOpt = None,
+    rtol: RtolOpt = None,
+    atol: AtolOpt = None,
     force: Annotated[bool, typer.Option("--force", help="allow a grid of more than 1,000,000 points")] = False,
     report: Annotated[bool, typer.Option(help="write outcome_map.png and report.html")] = True,
 ) -> None:
@@ -569,10 +573,10 @@ def sensitivity(
     drop_failed: Annotated[bool, typer.Option("--drop-failed", help="drop sample groups with a failed run instead of "
                                                                     "refusing (the indices are then biased)")] = False,
     set_: Annotated[list[str], typer.Option("--set", help="override a parameter in every run: NAME=VALUE")] = [],  # noqa: B006
-    t_end: Annotated[float | None, typer.Option(help="end time (model's time units)")] = None,
-    points: Annotated[int | None, typer.Option(help="number of output times")] = None,
-    rtol: Annotated[float | None, typer.Option(help="relative tolerance")] = None,
-    atol: Annotated[float | None, typer.Option(help="absolute tolerance")] = None,
+    t_end: TEndOpt = None,
+    points: PointsOpt = None,
+    rtol: RtolOpt = None,
+    atol: AtolOpt = None,
     report: Annotated[bool, typer.Option(help="write indices.png and report.html")] = True,
 ) -> None:
     """Global sensitivity of one output to parameter ranges (SALib Sobol' or Morris); write indices.csv/.json and a chart."""

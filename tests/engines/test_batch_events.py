@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from event_cases import equal_thresholds, exchange_rates, fills_to_its_threshold, short_infusion, short_infusion_exact
 
 import ilsim
 from ilsim.engines.batch import OK, BatchEngine
@@ -55,25 +56,12 @@ def test_a_cascade_of_condition_events_fires_in_one_instant():
     assert r.Y[0, -1].tolist() == pytest.approx([2.0, 2.0, 3.0])
 
 
-def fills_to_its_threshold():
-    """A + B fills at rate 1 until 'A + B > 1' stops the inflow; then A <-> B exchange with A + B = 1 exactly,
-    so the trigger sits on its threshold at the steady state, within rounding."""
-    m = ilsim.Model(name="fills").add_parameter("inflow", 1.0).add_parameter("kf", 2.0).add_parameter("kb", 1.0)
-    m.add_species("A", 0.0).add_species("B", 0.0).add_species("n", 0.0)
-    m.add_process("make", "inflow", produces={"A": 1})
-    m.add_process("forward", "kf*A", consumes={"A": 1}, produces={"B": 1})
-    m.add_process("back", "kb*B", consumes={"B": 1}, produces={"A": 1})
-    m.add_event("full", when="A + B > 1", set={"inflow": 0}, add={"n": 1})
-    return m
-
-
 @pytest.mark.parametrize("method", ["dopri5", "rodas", "auto"])
 def test_a_trigger_that_settles_on_its_threshold_fires_once(method):
     spec = fills_to_its_threshold()
     m = ilsim.compile(spec)
     t = np.linspace(0.0, 50.0, 11)
-    kf, kb = np.meshgrid(np.linspace(0.5, 5.0, 4), np.linspace(0.5, 5.0, 4))
-    P = np.column_stack([np.ones(kf.size), kf.ravel(), kb.ravel()])
+    P = exchange_rates()
     r = BatchEngine(method=method).run_full(m, t, P)
     assert (r.status == OK).all()
     assert (r.fired[:, 0] == 1).all() and (r.Y[:, -1, 2] == 1.0).all()  # rounding noise on A + B never re-arms it
@@ -85,11 +73,7 @@ def test_a_trigger_that_settles_on_its_threshold_fires_once(method):
 
 @pytest.mark.parametrize("method", ["dopri5", "rodas", "auto"])
 def test_conditions_with_equal_thresholds_fire_together_in_model_order(method):
-    spec = ilsim.Model(name="equal thresholds").add_parameter("g", 0.7).add_species("x", 0.1)
-    spec.add_species("y", 0.0).add_species("z", 0.0)
-    spec.add_process("growth", "g*x", produces={"x": 1})
-    spec.add_event("first", when="x > e", add={"y": 1})
-    spec.add_event("second", when="x > exp(1)", set={"z": "y + 10"})  # after 'first': reads y = 1
+    spec = equal_thresholds()
     m = ilsim.compile(spec)
     t = np.linspace(0.0, 8.0, 5)
     P = np.linspace(0.5, 1.5, 16)[:, None]
@@ -105,10 +89,7 @@ def test_conditions_with_equal_thresholds_fire_together_in_model_order(method):
 @pytest.mark.parametrize("method", ["dopri5", "rodas", "auto"])
 def test_a_short_infusion_in_a_rate_is_not_stepped_over(method):
     """Nothing changes for 50 time units, so DOPRI5's steps grow far beyond the 0.1-long infusion."""
-    spec = ilsim.Model(name="short infusion").add_parameter("rate", 10.0).add_parameter("t_on", 50.0)
-    spec.add_parameter("kel", 0.01).add_species("drug", 0.0)
-    spec.add_process("infusion", "piecewise(rate, t >= t_on and t < t_on + 0.1, 0)", produces={"drug": 1})
-    spec.add_process("elimination", "kel*drug", consumes={"drug": 1})
+    spec = short_infusion()
     m = ilsim.compile(spec)
     t = np.linspace(0.0, 100.0, 11)
     P = np.array([m.p0, m.p0 * [1.0, 0.5, 1.0]])  # the second patient's infusion starts at t = 25
@@ -116,8 +97,7 @@ def test_a_short_infusion_in_a_rate_is_not_stepped_over(method):
     assert (r.status == OK).all()
     for patient, p in enumerate(P):
         rate, t_on, kel = p
-        # exact: drug = rate/kel (1 - exp(-kel 0.1)) exp(-kel (t - t_on - 0.1)) after the infusion, 0 before
-        exact = np.where(t >= t_on + 0.1, rate / kel * (1 - np.exp(-kel * 0.1)) * np.exp(-kel * (t - t_on - 0.1)), 0.0)
+        exact = short_infusion_exact(t, rate, t_on, kel)
         ref = ilsim.simulate(spec, t_eval=t, rtol=1e-8, atol=1e-10, parameters={"t_on": t_on})
         assert np.allclose(r.Y[patient, :, 0], exact, rtol=1e-6, atol=1e-9)
         assert np.allclose(ref["drug"].values, exact, rtol=1e-6, atol=1e-9)

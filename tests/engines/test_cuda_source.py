@@ -11,6 +11,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from event_cases import equal_thresholds, exchange_rates, fills_to_its_threshold, short_infusion, short_infusion_exact
 
 import ilsim
 from ilsim.engines.batch import BAD_INITIAL, MAX_STEPS, OK
@@ -287,28 +288,16 @@ def test_without_a_gpu_the_cuda_engine_says_why_and_what_to_do():
 
 
 def test_a_trigger_that_settles_on_its_threshold_fires_once():
-    # A + B fills to 1, where 'A + B > 1' stops the inflow; A <-> B then keep A + B = 1 within rounding
-    m = ilsim.Model(name="fills").add_parameter("inflow", 1.0).add_parameter("kf", 2.0).add_parameter("kb", 1.0)
-    m.add_species("A", 0.0).add_species("B", 0.0).add_species("n", 0.0)
-    m.add_process("make", "inflow", produces={"A": 1})
-    m.add_process("forward", "kf*A", consumes={"A": 1}, produces={"B": 1})
-    m.add_process("back", "kb*B", consumes={"B": 1}, produces={"A": 1})
-    m.add_event("full", when="A + B > 1", set={"inflow": 0}, add={"n": 1})
+    m = fills_to_its_threshold()
     t = np.linspace(0.0, 50.0, 11)
-    kf, kb = np.meshgrid(np.linspace(0.5, 5.0, 4), np.linspace(0.5, 5.0, 4))
-    P = np.column_stack([np.ones(kf.size), kf.ravel(), kb.ravel()])
-    Y, status = run_host(ilsim.compile(m), t, P, rtol=1e-6, atol=1e-9)
+    Y, status = run_host(ilsim.compile(m), t, exchange_rates(), rtol=1e-6, atol=1e-9)
     assert (status == OK).all()
     assert (Y[:, -1, 2] == 1.0).all()  # fired once: rounding noise on A + B never re-arms it
     assert np.allclose(Y[:, :, 0] + Y[:, :, 1], np.minimum(t, 1.0), atol=1e-8)
 
 
 def test_conditions_with_equal_thresholds_fire_together_in_model_order():
-    m = ilsim.Model(name="equal thresholds").add_parameter("g", 0.7).add_species("x", 0.1)
-    m.add_species("y", 0.0).add_species("z", 0.0)
-    m.add_process("growth", "g*x", produces={"x": 1})
-    m.add_event("first", when="x > e", add={"y": 1})
-    m.add_event("second", when="x > exp(1)", set={"z": "y + 10"})  # after 'first': reads y = 1
+    m = equal_thresholds()
     Y, status = run_host(ilsim.compile(m), np.linspace(0.0, 8.0, 5), np.linspace(0.5, 1.5, 16)[:, None], rtol=1e-6,
                          atol=1e-9)
     assert (status == OK).all()
@@ -316,14 +305,11 @@ def test_conditions_with_equal_thresholds_fire_together_in_model_order():
 
 
 def test_a_short_infusion_in_a_rate_is_not_stepped_over():
-    m = ilsim.Model(name="short infusion").add_parameter("rate", 10.0).add_parameter("t_on", 50.0)
-    m.add_parameter("kel", 0.01).add_species("drug", 0.0)
-    m.add_process("infusion", "piecewise(rate, t >= t_on and t < t_on + 0.1, 0)", produces={"drug": 1})
-    m.add_process("elimination", "kel*drug", consumes={"drug": 1})
+    m = short_infusion()
     t = np.linspace(0.0, 100.0, 11)
     P = np.array([[10.0, 50.0, 0.01], [10.0, 25.0, 0.01]])
     Y, status = run_host(ilsim.compile(m), t, P, rtol=1e-8, atol=1e-10)
     assert (status == OK).all()
     for patient, (rate, t_on, kel) in enumerate(P):
-        exact = np.where(t >= t_on + 0.1, rate / kel * (1 - np.exp(-kel * 0.1)) * np.exp(-kel * (t - t_on - 0.1)), 0.0)
+        exact = short_infusion_exact(t, rate, t_on, kel)
         assert np.allclose(Y[patient, :, 0], exact, rtol=1e-6, atol=1e-9)

@@ -149,8 +149,8 @@ def run_cohort(
     patients: int,
     seed: int | None = None,
     population=None,
-    vary: Sequence[str] = (),
-    time_to: Sequence[str] = (),
+    vary: str | Sequence[str] = (),
+    time_to: str | Sequence[str] = (),
     save_trajectories: bool = False,
     chunk_size: int | None = None,
     client=None,
@@ -177,6 +177,8 @@ def run_cohort(
 
     started = time.perf_counter()
     notify = notify or (lambda text: None)
+    vary = [vary] if isinstance(vary, str) else list(vary)
+    time_to = [time_to] if isinstance(time_to, str) else list(time_to)
     patients = _check_count(patients, "--patients", "patients")
     if patients > MAX_PATIENTS and not force:
         raise IlsimError(f"--patients {patients:,} is more than {MAX_PATIENTS:,}: give --force if you mean it")
@@ -201,14 +203,14 @@ def run_cohort(
     rtol = sim.rtol if rtol is None else float(rtol)
     atol = sim.atol if atol is None else float(atol)
     parse_conditions(model, time_to)  # mistakes reported here, before anything runs
-    sampler = population_sampler(model, population=population, vary=list(vary), seed=seed)
+    sampler = population_sampler(model, population=population, vary=vary, seed=seed)
     variables = _variables(model)
     chunk_size = chunk_size or default_chunk_size(patients, len(t_eval), len(variables))
     chunks = plan_chunks(patients, chunk_size)
     settings = {
         "ilsim_version": _version(), "model": model.name, "model_hash": model.spec.content_hash(), "patients": patients,
         "seed": sampler.seed, "population": sampler.describe(), "chunk_size": chunk_size, "t_end": t_end,
-        "points": len(t_eval), "time_to": list(time_to), "trajectories": bool(save_trajectories), "backend": backend,
+        "points": len(t_eval), "time_to": time_to, "trajectories": bool(save_trajectories), "backend": backend,
         "rtol": rtol, "atol": atol,
     }
     if manifest is not None:
@@ -240,7 +242,7 @@ def run_cohort(
             "engine": {"name": engine.name, "backend": backend, "method": getattr(engine, "method", "dopri5"),
                        "rtol": rtol, "atol": atol},
             "time": {"t_end": t_end, "points": len(t_eval), "units": model.spec.metadata.time_units},
-            "time_to": list(time_to), "trajectories": bool(save_trajectories), "scheduler": where,
+            "time_to": time_to, "trajectories": bool(save_trajectories), "scheduler": where,
             "chunks": {"size": chunk_size, "count": len(chunks), "reused": done, "computed": computed},
         }
         if out is None:
