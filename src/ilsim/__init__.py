@@ -3,7 +3,6 @@
 The public API is this flat list; everything else lives in private-by-convention modules.
 """
 
-from ilsim import cohort as _cohort_subpackage  # noqa: F401 - loaded first, so `ilsim.cohort` stays the function below
 from ilsim._version import __version__ as __version__
 from ilsim.api import cohort as cohort
 from ilsim.api import compare as compare

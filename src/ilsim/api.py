@@ -183,7 +183,7 @@ def cohort(model, *, patients: int, out: str | Path | None = None, **options):
     ``save_trajectories``, trajectories.zarr) is written atomically, and an interrupted run
     resumes from ``OUT.partial/``. See docs/cohort.md.
     """
-    from ilsim.cohort.run import run_cohort
+    from ilsim.patients.run import run_cohort
 
     return run_cohort(compile(model), patients=patients, out=out, **options).summary
 
@@ -198,7 +198,7 @@ def sweep(model, grid: dict, out: str | Path | None = None, **options):
     ``rtol``, ``atol``, ``force``, ``report``. With ``out``, writes sweep.parquet, sweep.csv,
     sweep.json, outcome_map.png and report.html atomically. See docs/sweep.md.
     """
-    from ilsim.cohort.sweep import sweep as run_sweep
+    from ilsim.patients.sweep import sweep as run_sweep
 
     return run_sweep(model, grid, out, **options)
 
@@ -213,6 +213,6 @@ def sensitivity(model, ranges: dict, output: str, out: str | Path | None = None,
     ``report``. With ``out``, writes indices.csv, indices.json, samples.parquet, indices.png and
     report.html atomically. See docs/sensitivity.md.
     """
-    from ilsim.cohort.sensitivity import sensitivity as run_sensitivity
+    from ilsim.patients.sensitivity import sensitivity as run_sensitivity
 
     return run_sensitivity(model, ranges, output, out, **options)

@@ -477,7 +477,7 @@ def cohort(
     """Run a cohort of virtual patients; write summary.parquet, cohort.json, figures and report.html."""
     from contextlib import nullcontext
 
-    from ilsim.cohort.run import ProgressBar, run_cohort
+    from ilsim.patients.run import ProgressBar, run_cohort
 
     show = not quiet and err.is_terminal
 
@@ -528,8 +528,8 @@ def sweep(
     report: Annotated[bool, typer.Option(help="write outcome_map.png and report.html")] = True,
 ) -> None:
     """Run a model over a grid of one or two parameters; write the outcome map, sweep.parquet/.csv and sweep.json."""
-    from ilsim.cohort.sweep import parse_range
-    from ilsim.cohort.sweep import sweep as run_sweep
+    from ilsim.patients.sweep import parse_range
+    from ilsim.patients.sweep import sweep as run_sweep
 
     try:
         grid: dict = {}
@@ -580,8 +580,8 @@ def sensitivity(
     report: Annotated[bool, typer.Option(help="write indices.png and report.html")] = True,
 ) -> None:
     """Global sensitivity of one output to parameter ranges (SALib Sobol' or Morris); write indices.csv/.json and a chart."""
-    from ilsim.cohort.sensitivity import parse_ranges
-    from ilsim.cohort.sensitivity import sensitivity as run_sensitivity
+    from ilsim.patients.sensitivity import parse_ranges
+    from ilsim.patients.sensitivity import sensitivity as run_sensitivity
 
     try:
         result = run_sensitivity(model, parse_ranges(param), output, out_dir, method=method, samples=samples, seed=seed,

@@ -18,9 +18,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from ilsim.biology.catalogue import Interleukin
 from ilsim.biology.cell_types import CellType
 from ilsim.biology.motifs import MotifEntry
-from ilsim.cohort.population import Population
 from ilsim.errors import ModelError
 from ilsim.model.base import Reference, _check_expression_type, _check_name, _Strict
+from ilsim.patients.population import Population
 from ilsim.therapy.ctcae import ToxicityEntry
 from ilsim.therapy.dosing import PK, Dose, Patient
 

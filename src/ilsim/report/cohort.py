@@ -21,8 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ilsim.cohort.store import NO_OUTCOME  # noqa: E402
 from ilsim.model.compile import CompiledModel  # noqa: E402
+from ilsim.patients.store import NO_OUTCOME  # noqa: E402
 from ilsim.report.figures import wants_log  # noqa: E402
 from ilsim.report.html import _STYLE, _image, _table  # noqa: E402
 

@@ -13,8 +13,8 @@ import numpy as np
 from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.patches import Patch
 
-from ilsim.cohort.metrics import FAILED
-from ilsim.cohort.sweep import UNDETERMINED, SweepResult
+from ilsim.patients.metrics import FAILED
+from ilsim.patients.sweep import UNDETERMINED, SweepResult
 from ilsim.report.figures import plt, wants_log
 from ilsim.report.html import _STYLE, _image, _table
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 import ilsim
-from ilsim.cohort import store
-from ilsim.cohort.run import run_cohort
+from ilsim.patients import store
+from ilsim.patients.run import run_cohort
 
 KP = "kirschner-panetta-1998"
 ARGS = ["--patients", "600", "--seed", "11", "--chunk-size", "50", "--vary", "c=uniform(0.02, 0.05)",

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ilsim.cohort.metrics import patient_metrics
 from ilsim.errors import IlsimError
 from ilsim.model import expressions as ex
 from ilsim.model.compile import CompiledModel
+from ilsim.patients.metrics import patient_metrics
 
 
 @dataclass

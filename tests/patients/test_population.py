@@ -15,9 +15,9 @@ import yaml
 from scipy import stats
 
 import ilsim
-from ilsim.cohort.population import BLOCK, Population, parse_vary, population_sampler
 from ilsim.model.compile import compile_model
 from ilsim.model.load import dump_spec, read_spec, spec_from_dict
+from ilsim.patients.population import BLOCK, Population, parse_vary, population_sampler
 
 MODEL = """\
 metadata: {name: population-demo, time_units: hour}

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ilsim.cohort.evaluate import evaluate, output_times
-from ilsim.cohort.metrics import FAILED, parse_conditions, patient_metrics
 from ilsim.errors import IlsimError, did_you_mean
 from ilsim.model.compile import CompiledModel
+from ilsim.patients.evaluate import evaluate, output_times
+from ilsim.patients.metrics import FAILED, parse_conditions, patient_metrics
 
 MAX_POINTS = 1_000_000  # a larger grid needs force=True
 MAX_AXES = 2

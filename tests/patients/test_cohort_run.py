@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import ilsim
-from ilsim.cohort.run import default_chunk_size, plan_chunks, run_cohort
+from ilsim.patients.run import default_chunk_size, plan_chunks, run_cohort
 
 KP = "kirschner-panetta-1998"
 # Kirschner & Panetta 1998: antigenicity c spans 0..0.05 (Table 1); t_end shortened for speed

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 import ilsim
-from ilsim.cohort.evaluate import evaluate, output_times
-from ilsim.cohort.metrics import FAILED, parse_conditions, patient_metrics
 from ilsim.errors import ModelError
 from ilsim.io.results import summarise
 from ilsim.model import expressions as ex
+from ilsim.patients.evaluate import evaluate, output_times
+from ilsim.patients.metrics import FAILED, parse_conditions, patient_metrics
 
 
 @pytest.fixture(scope="module")

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ilsim.cohort import store
-from ilsim.cohort.evaluate import output_times
 from ilsim.errors import IlsimError
 from ilsim.model.compile import CompiledModel
+from ilsim.patients import store
+from ilsim.patients.evaluate import output_times
 
 MAX_PATIENTS = 10_000_000  # above this a cohort needs force=True (--force)
 CHUNK_BYTES = 100e6  # the default chunk keeps its trajectories (float64) below this
@@ -91,8 +91,8 @@ def run_chunk(task: ChunkTask, P: np.ndarray, table: pd.DataFrame) -> tuple[pd.D
     Returns their summary rows (id, drawn values, metrics) and, when the task keeps them, their
     trajectories (patients x times x (species + observables)).
     """
-    from ilsim.cohort.evaluate import evaluate
-    from ilsim.cohort.metrics import observables_over_time, parse_conditions
+    from ilsim.patients.evaluate import evaluate
+    from ilsim.patients.metrics import observables_over_time, parse_conditions
 
     model = compiled_model(task)
     first = int(table.index[0]) if len(table) else 0
@@ -171,9 +171,9 @@ def run_cohort(
     Every input is checked before anything is written. ``progress(done, total)`` is called with
     patient counts as chunks finish; ``notify(text)`` with messages such as a resumed run's count.
     """
-    from ilsim.cohort.metrics import parse_conditions
-    from ilsim.cohort.population import population_sampler
     from ilsim.io.results import check_out
+    from ilsim.patients.metrics import parse_conditions
+    from ilsim.patients.population import population_sampler
 
     started = time.perf_counter()
     notify = notify or (lambda text: None)

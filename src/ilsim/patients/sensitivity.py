@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ilsim.cohort.evaluate import output_times
-from ilsim.cohort.metrics import FAILED
-from ilsim.cohort.sweep import (
+from ilsim.errors import IlsimError, did_you_mean
+from ilsim.patients.evaluate import output_times
+from ilsim.patients.metrics import FAILED
+from ilsim.patients.sweep import (
     base_parameters,
     check_metric,
     check_parameter,
@@ -42,7 +43,6 @@ from ilsim.cohort.sweep import (
     parse_range,
     run_rows,
 )
-from ilsim.errors import IlsimError, did_you_mean
 
 METHODS = ("sobol", "morris")
 DEFAULT_SAMPLES = {"sobol": 256, "morris": 20}  # Sobol': base points N (runs: N(2D+2)); Morris: trajectories
@@ -132,7 +132,7 @@ def sensitivity(
     """Sobol' indices (S1, ST, S2) or Morris measures (mu, mu*, sigma) of ``output`` over uniform parameter ranges.
 
     ``ranges`` maps parameter names to ``(low, high)`` (or ``"LOW:HIGH"``); ``output`` is a numeric column
-    of the per-patient table (see ``ilsim.cohort.metrics``) or ``outcome=LABEL``. ``samples`` is the
+    of the per-patient table (see ``ilsim.patients.metrics``) or ``outcome=LABEL``. ``samples`` is the
     number of Sobol' base points (a power of 2; runs: N(2D+2), or N(D+2) without second order) or of
     Morris trajectories (runs: N(D+1)). With ``out``, writes indices.csv, indices.json,
     samples.parquet, indices.png and report.html atomically.

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import ilsim
-from ilsim.cohort.run import run_cohort
+from ilsim.patients.run import run_cohort
 
 KP = "kirschner-panetta-1998"
 OPTIONS = dict(patients=400, seed=5, chunk_size=20, vary=["c=uniform(0.02, 0.05)"], time_to=["T < 1"], t_end=200.0,

@@ -1,1 +1,0 @@
-"""Virtual cohorts: patients drawn from parameter distributions, run in batches, summarised."""
