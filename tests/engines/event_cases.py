@@ -45,3 +45,36 @@ def short_infusion():
 def short_infusion_exact(t: np.ndarray, rate: float, t_on: float, kel: float) -> np.ndarray:
     """drug = rate/kel (1 - exp(-kel 0.1)) exp(-kel (t - t_on - 0.1)) after the infusion, 0 before."""
     return np.where(t >= t_on + 0.1, rate / kel * (1 - np.exp(-kel * 0.1)) * np.exp(-kel * (t - t_on - 0.1)), 0.0)
+
+
+def endless_cascade(rounds: int | None = None):
+    """Three condition events whose jumps make one another's conditions true at one instant, for ever.
+
+    x = t until 'x > 0.6' fires X (x = -10, y = 1). If y_on < 1, Y fires (y = 0, x = 1, s = 1), which fires
+    'rearm' (s = 0, y = 0: Y false, so Y re-arms) and X again (x > 0.6), which fires Y again, and so on:
+    each event re-arms (its condition false) before a later jump makes it true. With y_on >= 1, Y never
+    fires: X fires once and then x = t - 10.6, y = 1, s = 0. Parameter: y_on. With ``rounds``, X counts its
+    firings in n and Y fires only while n < rounds: a finite cascade of 3 rounds - 2 firings.
+    """
+    m = ilsim.Model(name="endless cascade").add_parameter("y_on", 0.5)
+    m.add_species("x", 0.0, nonnegative=False).add_species("y", 0.0).add_species("s", 0.0)
+    m.add_process("clock", "1", produces={"x": 1})
+    m.add_event("rearm", when="s > 0.5", set={"s": 0, "y": 0})
+    if rounds is None:
+        m.add_event("X", when="x > 0.6", set={"x": -10, "y": 1})
+        m.add_event("Y", when="y > y_on", set={"y": 0, "x": 1, "s": 1})
+    else:  # n stops half a unit short of 'rounds', not on it: the condition is not left sitting at its root
+        m.add_parameter("rounds", float(rounds)).add_species("n", 0.0)
+        m.add_event("X", when="x > 0.6", set={"x": -10, "y": 1}, add={"n": 1})
+        m.add_event("Y", when="y > y_on and n < rounds - 0.5", set={"y": 0, "x": 1, "s": 1})
+    return m
+
+
+CASCADE_TIMES = np.linspace(0.0, 2.0, 9)  # outputs at 0, 0.25, 0.5, then after the cascade at t = 0.6
+CASCADE_P = np.array([[2.0], [0.5], [2.0]])  # the middle patient's events fire endlessly
+
+
+def endless_cascade_exact(t: np.ndarray) -> np.ndarray:
+    """(x, y, s) of a patient whose Y never fires (y_on >= 1)."""
+    after = t > 0.6
+    return np.column_stack([np.where(after, t - 10.6, t), np.where(after, 1.0, 0.0), np.zeros_like(t)])

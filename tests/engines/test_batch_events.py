@@ -2,12 +2,13 @@
 
 import json
 
+import event_cases as cases
 import numpy as np
 import pytest
 from event_cases import equal_thresholds, exchange_rates, fills_to_its_threshold, short_infusion, short_infusion_exact
 
 import ilsim
-from ilsim.engines.batch import OK, BatchEngine
+from ilsim.engines.batch import ENDLESS_EVENTS, OK, STATUS, BatchEngine
 from ilsim.engines.ode import OdeEngine
 
 
@@ -101,3 +102,28 @@ def test_a_short_infusion_in_a_rate_is_not_stepped_over(method):
         ref = ilsim.simulate(spec, t_eval=t, rtol=1e-8, atol=1e-10, parameters={"t_on": t_on})
         assert np.allclose(r.Y[patient, :, 0], exact, rtol=1e-6, atol=1e-9)
         assert np.allclose(ref["drug"].values, exact, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["dopri5", "rodas", "auto"])
+def test_an_endless_cascade_ends_that_patient_alone_with_its_status(method):
+    m = ilsim.compile(cases.endless_cascade())
+    r = BatchEngine(rtol=1e-10, atol=1e-12, method=method).run_full(m, cases.CASCADE_TIMES, cases.CASCADE_P)
+    assert r.status.tolist() == [OK, ENDLESS_EVENTS, OK]
+    assert "endlessly" in STATUS[ENDLESS_EVENTS]
+    before = cases.CASCADE_TIMES < 0.6
+    assert np.allclose(r.Y[1, before], cases.endless_cascade_exact(cases.CASCADE_TIMES)[before], atol=1e-9)
+    assert np.isnan(r.Y[1, ~before]).all()  # every row from the failure on
+    for patient in (0, 2):
+        assert np.allclose(r.Y[patient], cases.endless_cascade_exact(cases.CASCADE_TIMES), atol=1e-8)
+        assert r.fired[patient].tolist() == [0, 1, 0]  # X once; Y and rearm never
+
+
+def test_a_long_finite_cascade_fires_as_in_the_scipy_engine():
+    """300 rounds of X -> Y -> rearm at t = 0.6: 898 firings at one instant, below the limit of 1000."""
+    spec = cases.endless_cascade(rounds=300)
+    m = ilsim.compile(spec)
+    r = BatchEngine().run_full(m, cases.CASCADE_TIMES, m.p0[None, :])
+    assert r.status[0] == OK and r.fired[0].tolist() == [299, 300, 299] and r.Y[0, -1, 3] == 300
+    ref = ilsim.simulate(spec, t_eval=cases.CASCADE_TIMES)
+    assert len(json.loads(ref.attrs["events_fired"])) == 898
+    assert np.allclose(r.Y[0, :, 0], ref["x"].values, atol=1e-8)

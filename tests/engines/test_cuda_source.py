@@ -9,12 +9,13 @@ import math
 import shutil
 import subprocess
 
+import event_cases as cases
 import numpy as np
 import pytest
 from event_cases import equal_thresholds, exchange_rates, fills_to_its_threshold, short_infusion, short_infusion_exact
 
 import ilsim
-from ilsim.engines.batch import BAD_INITIAL, MAX_STEPS, OK
+from ilsim.engines.batch import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, OK
 from ilsim.engines.csource import PRELUDE, HostKernel, c_compiler, c_expr, c_number, kernel_source
 from ilsim.engines.cuda import CudaBatchEngine, cuda_unavailable_reason
 from ilsim.model import expressions as ex
@@ -313,3 +314,13 @@ def test_a_short_infusion_in_a_rate_is_not_stepped_over():
     for patient, (rate, t_on, kel) in enumerate(P):
         exact = short_infusion_exact(t, rate, t_on, kel)
         assert np.allclose(Y[patient, :, 0], exact, rtol=1e-6, atol=1e-9)
+
+
+def test_an_endless_cascade_ends_that_patient_alone_with_its_status():
+    Y, status = run_host(ilsim.compile(cases.endless_cascade()), cases.CASCADE_TIMES, cases.CASCADE_P)
+    assert status.tolist() == [OK, ENDLESS_EVENTS, OK]
+    before = cases.CASCADE_TIMES < 0.6
+    assert np.allclose(Y[1, before], cases.endless_cascade_exact(cases.CASCADE_TIMES)[before], atol=1e-9)
+    assert np.isnan(Y[1, ~before]).all()  # every row from the failure on
+    for patient in (0, 2):
+        assert np.allclose(Y[patient], cases.endless_cascade_exact(cases.CASCADE_TIMES), atol=1e-8)

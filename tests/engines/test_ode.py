@@ -1,11 +1,14 @@
 """The ODE engine against analytic solutions: accuracy, exact events, non-negativity, mass balance."""
 
+import json
 import math
 
 import numpy as np
 import pytest
+from event_cases import CASCADE_TIMES, endless_cascade, endless_cascade_exact
 
 import ilsim
+from ilsim.errors import SimulationError
 from ilsim.model.compile import compile_model
 
 METHODS = ["LSODA", "BDF", "Radau", "RK45", "DOP853"]
@@ -213,3 +216,21 @@ def test_factorial_is_gamma_of_x_plus_one_in_kernels_and_jacobian(jit):
 def test_yaml_parameters_must_still_be_finite():
     with pytest.raises(Exception, match="finite"):
         ilsim.Model(name="bad").add_parameter("k", math.inf)
+
+
+@pytest.mark.parametrize("method", ["LSODA", "RK45", "Radau"])
+def test_an_endless_cascade_is_a_clear_error_naming_the_time_and_events(method):
+    spec = endless_cascade()
+    message = r"events fire endlessly at t = 0\.6: more than 1000 firings at this one instant.*\(X, Y, rearm\)"
+    with pytest.raises(SimulationError, match=message):
+        ilsim.simulate(spec, t_eval=CASCADE_TIMES, method=method)
+    ds = ilsim.simulate(spec, t_eval=CASCADE_TIMES, method=method, parameters={"y_on": 2.0}, rtol=1e-10, atol=1e-12)
+    assert np.allclose(np.column_stack([ds[v].values for v in "xys"]), endless_cascade_exact(CASCADE_TIMES), atol=1e-8)
+
+
+def test_a_long_finite_cascade_completes_in_order():
+    """X, Y and rearm feed one another for 300 rounds at t = 0.6 (898 firings, nested 600 deep), then stop."""
+    ds = ilsim.simulate(endless_cascade(rounds=300), t_eval=CASCADE_TIMES)
+    fired = [name for _, name in json.loads(ds.attrs["events_fired"])]
+    assert fired == ["X"] + ["Y", "rearm", "X"] * 299 and float(ds["n"][-1]) == 300
+    assert np.allclose(ds["x"].values, endless_cascade_exact(CASCADE_TIMES)[:, 0], atol=1e-8)

@@ -25,7 +25,8 @@ from ilsim.model.compile import STATE, CompiledModel
 
 METHODS = ("LSODA", "BDF", "Radau", "RK45", "DOP853")
 IMPLICIT = {"LSODA", "BDF", "Radau"}
-MAX_EVENTS = 100_000
+MAX_EVENTS = 100_000  # firings or restarts in one run before an event counts as firing endlessly
+MAX_CASCADE = 1000  # firings at one instant before a cascade counts as endless (as the batch engines)
 
 
 @dataclass
@@ -79,11 +80,14 @@ class OdeEngine:
         stats = {"segments": 0, "events_fired": 0}
         switches = _time_switches(model)
 
-        def fire(k: int, t: float) -> None:
+        touches = [frozenset((kind, i) for _, kind, i, _ in ev.actions) for ev in model.events]
+
+        def apply(k: int, t: float) -> bool:
+            """Event k's jump, if its guard holds (else, e.g., a dose that a holding rule withholds)."""
             nonlocal y
             ev = model.events[k]
             if ev.guard is not None and not model.evaluate(ev.guard, t, y, p):
-                return  # e.g. a dose that a holding rule withholds
+                return False
             values = [model.evaluate(node, t, y, p) for _, _, _, node in ev.actions]  # all from the old state
             for (mode, kind, i, _), v in zip(ev.actions, values):
                 target = y if kind == STATE else p
@@ -91,20 +95,42 @@ class OdeEngine:
             y = self._clip(model, y)  # a dose cannot take a quantity that cannot be negative below zero
             log.append((t, ev.name))
             stats["events_fired"] += 1
-            # A jump can change only the conditions that depend on what jumped: those are re-tested
-            # (fired now if they became true, re-armed if they became false). Others keep their state,
-            # so a condition sitting exactly at its root is not judged by rounding.
-            touched = {(kind, i) for _, kind, i, _ in ev.actions}
-            for slot, kc in enumerate(cond_events):
-                if not touched & model.events[kc].depends:
+            return True
+
+        def fire(k: int, t: float) -> None:
+            """Event k, then (depth first, in model order) every condition event a jump makes true: a cascade.
+
+            A jump can change only the conditions that depend on what jumped: those are re-tested (fired
+            now if they became true, re-armed if they became false). Others keep their state, so a
+            condition sitting exactly at its root is not judged by rounding. An explicit stack, not
+            recursion, so that an endless cascade ends with its error, not Python's recursion limit.
+            """
+            if not apply(k, t):
+                return
+            count, stack = 1, [[k, 0]]  # (event, next condition slot to test)
+            while stack:
+                top = stack[-1]
+                event, slot = top
+                if slot == len(cond_events):
+                    stack.pop()
+                    continue
+                top[1] += 1
+                kc = cond_events[slot]
+                if not touches[event] & model.events[kc].depends:
                     continue
                 truth = bool(model.evaluate(model.events[kc].condition, t, y, p))
                 if armed[slot] and truth:
+                    if count >= MAX_CASCADE:
+                        names = ", ".join(dict.fromkeys(name for _, name in log[-count:]))
+                        raise SimulationError(f"events fire endlessly at t = {t:g}: more than {MAX_CASCADE} firings at "
+                                              f"this one instant, each jump making a condition true again ({names})")
                     if stats["events_fired"] >= MAX_EVENTS:
                         raise SimulationError(f"more than {MAX_EVENTS} events by t = {t:g}: an event fires endlessly")
                     armed[slot] = False
                     band[slot] = self._dead_band(model, model.events[kc].condition, t, y, p)
-                    fire(kc, t)
+                    if apply(kc, t):
+                        count += 1
+                        stack.append([kc, 0])
                 elif not truth and roots[slot](t, y, p) < -band[slot]:  # at its root ('t > k' at t = k): unchanged
                     armed[slot] = True
 
