@@ -50,7 +50,7 @@ def test_outcome_is_the_first_label_that_holds(kp):
     P = np.tile(kp.p0, (n, 1))
     m = patient_metrics(kp, t, Y, P, np.zeros(n, dtype=int))
     for k in range(n):
-        assert m.loc[k, "outcome"] == classify(kp, t[-1], Y[k, -1], P[k])
+        assert m.loc[k, "outcome"] == classify(kp, t, Y[k], np.tile(P[k], (len(t), 1)))
 
 
 def test_failed_patient_keeps_nan_metrics_and_others_are_untouched(kp):
@@ -80,3 +80,19 @@ def test_evaluate_array_matches_scalar_evaluation():
     got = ex.evaluate_array(node, {"x": xs, "y": ys})
     want = [ex.evaluate(node, {"x": a, "y": b}) for a, b in zip(xs, ys)]
     np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+def test_a_window_labels_each_patient_of_a_batch_as_a_single_run_labels_it():
+    """x = a sin t to t = 7 pi, 'settled low' if x < 0.5 over the last 0.6: only a < 0.5 / sin 0.6 stays low there,
+    while at the final instant (x = 0) every patient reads low."""
+    t = np.linspace(0.0, 7 * np.pi, 701)
+    amplitudes = np.array([0.3, 0.85, 0.9, 1.0, 2.0])  # the edge: 0.5 / sin(last s on the grid) = 0.89
+    for held_for, expected in [(None, ["settled low"] * 5), (0.6, ["settled low"] * 2 + ["still swinging"] * 3)]:
+        m = ilsim.Model(name="sine").add_parameter("a", 1.0).add_species("x", 0.0, nonnegative=False)
+        m.add_process("drive", "a*cos(t)", produces={"x": 1})
+        m.add_outcome("settled low", "x < 0.5", held_for=held_for).add_outcome("still swinging", "x > -3")
+        compiled = ilsim.compile(m)
+        block = evaluate(compiled, amplitudes[:, None], t)
+        assert block.metrics["outcome"].tolist() == expected
+        for a, got in zip(amplitudes, block.metrics["outcome"]):
+            assert ilsim.simulate(compiled, t_eval=t, parameters={"a": a}).attrs["outcome"] == got

@@ -17,8 +17,8 @@ import xarray as xr
 from ilsim import __version__
 from ilsim.engines.ode import Trajectory
 from ilsim.errors import IlsimError
-from ilsim.model import expressions as ex
 from ilsim.model.compile import CompiledModel
+from ilsim.model.outcomes import label_outcomes
 from ilsim.therapy.dosing import BOOKKEEPING, dose_log
 
 MARKER = ".ilsim-result"  # written last into every result folder: only such a folder may be replaced
@@ -56,7 +56,7 @@ def to_dataset(model: CompiledModel, traj: Trajectory, run_info: dict, p: np.nda
         )
     p_start = model.p0 if p is None else np.asarray(p, dtype=float)
     run_spec = as_run(model, p_start)
-    outcome = classify(model, traj.t[-1], traj.y[-1], traj.p[-1]) if model.outcomes else ""
+    outcome = classify(model, traj.t, traj.y, traj.p)
     attrs = {
         "title": spec.metadata.title or spec.metadata.name,
         "model_name": spec.metadata.name,
@@ -80,13 +80,10 @@ def as_run(model: CompiledModel, p: np.ndarray):
     return model.spec.with_parameters(dict(zip(model.parameters, map(float, p))))
 
 
-def classify(model: CompiledModel, t: float, y: np.ndarray, p: np.ndarray) -> str:
-    """The label of the first outcome whose condition holds in the final state."""
-    values = model.namespace(t, y, p)
-    for oc in model.outcomes:
-        if ex.evaluate(oc.condition, values):
-            return oc.label
-    return "undetermined"
+def classify(model: CompiledModel, t: np.ndarray, y: np.ndarray, p: np.ndarray) -> str:
+    """The run's outcome label ("" without outcomes): ``t`` its output times, ``y`` and ``p`` the states and
+    parameters there (times x species, times x parameters); the rule is ``ilsim.model.outcomes``'s."""
+    return str(label_outcomes(model, t, lambda k: model.namespace(t[k], y[k], p[k]), 1)[0])
 
 
 def summarise(ds: xr.Dataset) -> dict:

@@ -164,11 +164,24 @@ class Event(_Strict):
 
 
 class Outcome(_Strict):
-    """A label for the final state: the first outcome whose condition holds at the end wins."""
+    """A label for how a run ends: the first outcome whose condition holds at the end wins.
+
+    ``held_for`` (model time units) asks more than the final instant: the condition must hold at
+    every output time in the last ``held_for`` of the run, so an oscillation caught in a trough
+    is not read as a resolution. See ``ilsim.model.outcomes``.
+    """
 
     label: str
     when: str
+    held_for: Number | None = None
     description: str = ""
+
+    @field_validator("held_for")
+    @classmethod
+    def _window(cls, v):
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"held_for must be a finite, non-negative time (in the model's time units), got {v}")
+        return v
 
 
 class SimulationDefaults(_Strict):

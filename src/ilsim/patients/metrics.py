@@ -1,6 +1,6 @@
 """Per-patient summary of a batch of trajectories: the row each virtual patient gets in a cohort table.
 
-For every patient: its status, outcome label (judged on the final state, as a single run is),
+For every patient: its status, outcome label (by ``ilsim.model.outcomes``, the rule of a single run),
 peak / nadir (with times) and final value of every species and observable, the model's derived
 quantities, the first time each requested condition holds, and the maximum CTCAE grade of each
 term in the model's ``toxicity:`` section. Everything is computed vectorised over patients, one
@@ -17,6 +17,7 @@ import pandas as pd
 from ilsim.errors import ModelError, Problem
 from ilsim.model import expressions as ex
 from ilsim.model.compile import CompiledModel
+from ilsim.model.outcomes import label_outcomes
 
 FAILED = "failed"  # the outcome of a patient whose integration failed
 
@@ -83,7 +84,8 @@ def patient_metrics(
     """One row per patient (index ``patient``, numbered from ``first_id``); see the module docstring.
 
     ``P`` are the parameters each patient started with; ``P_end`` those at the end (events may
-    change parameters; the outcome is judged with them). Failed patients keep NaN metrics.
+    change parameters; the outcome is judged with them, over its whole ``held_for`` window too, as
+    the batch engine keeps no parameters in between). Failed patients keep NaN metrics.
     """
     t = np.asarray(t, dtype=float)
     n = Y.shape[0]
@@ -95,12 +97,9 @@ def patient_metrics(
     columns["status"] = np.array([texts.get(int(s), "ok" if s == 0 else f"failed ({int(s)})") for s in status], dtype=object)
 
     values_end = _namespace(model, t[-1], Y[:, -1, :], obs[:, -1, :], P_end)
-    outcome = np.full(n, "undetermined" if model.outcomes else "", dtype=object)
-    decided = np.zeros(n, dtype=bool)
-    for oc in model.outcomes:
-        holds = np.broadcast_to(np.asarray(ex.evaluate_array(oc.condition, values_end), dtype=bool), (n,))
-        outcome[holds & ~decided] = oc.label
-        decided |= holds
+    last = len(t) - 1
+    outcome = label_outcomes(
+        model, t, lambda k: values_end if k == last else _namespace(model, t[k], Y[:, k, :], obs[:, k, :], P_end), n)
     outcome[~ok] = FAILED
     columns["outcome"] = outcome
 

@@ -29,7 +29,10 @@ def event_lines(model: CompiledModel) -> list[str]:
 
 
 def outcome_lines(model: CompiledModel) -> list[str]:
-    return [f"{oc.label}: if {ex.to_text(oc.condition)}" for oc in model.outcomes]
+    units = model.spec.metadata.time_units
+    return [f"{oc.label}: if {ex.to_text(oc.condition)}"
+            + (f" for the last {declared.held_for:g} ({units})" if declared.held_for is not None else "")
+            for oc, declared in zip(model.outcomes, model.spec.outcomes, strict=True)]
 
 
 def derived_lines(model: CompiledModel) -> list[str]:
