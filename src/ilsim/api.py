@@ -195,8 +195,10 @@ def sweep(model, grid: dict, out: str | Path | None = None, **options):
 
     ``grid`` maps each parameter to its values, ``"LOW:HIGH:N"`` or ``(low, high, n)``; ``options``:
     ``log`` (names with log spacing), ``metric``, ``time_to``, ``parameters``, ``t_end``, ``points``,
-    ``rtol``, ``atol``, ``force``, ``report``. With ``out``, writes sweep.parquet, sweep.csv,
-    sweep.json, outcome_map.png and report.html atomically. See docs/sweep.md.
+    ``rtol``, ``atol``, ``force``, ``report``, and ``client`` (a ``dask.distributed.Client``) or
+    ``scheduler`` (``"tcp://HOST:PORT"``) to run the points on a Dask cluster, with the same results.
+    With ``out``, writes sweep.parquet, sweep.csv, sweep.json, outcome_map.png and report.html
+    atomically. See docs/sweep.md.
     """
     from ilsim.patients.sweep import sweep as run_sweep
 
@@ -210,8 +212,9 @@ def sensitivity(model, ranges: dict, output: str, out: str | Path | None = None,
     ``ranges`` maps parameters to ``(low, high)``; ``output`` is a per-patient metric (``T.final``,
     ``first_time[T < 1000]``) or ``outcome=LABEL``; ``options``: ``method`` ("sobol" or "morris"),
     ``samples``, ``seed``, ``drop_failed``, ``parameters``, ``t_end``, ``points``, ``rtol``, ``atol``,
-    ``report``. With ``out``, writes indices.csv, indices.json, samples.parquet, indices.png and
-    report.html atomically. See docs/sensitivity.md.
+    ``report``, and ``client`` (a ``dask.distributed.Client``) or ``scheduler`` (``"tcp://HOST:PORT"``)
+    to run the samples on a Dask cluster, with the same results. With ``out``, writes indices.csv,
+    indices.json, samples.parquet, indices.png and report.html atomically. See docs/sensitivity.md.
     """
     from ilsim.patients.sensitivity import sensitivity as run_sensitivity
 

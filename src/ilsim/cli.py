@@ -22,6 +22,7 @@ TEndOpt = Annotated[float | None, typer.Option(help="end time (model's time unit
 PointsOpt = Annotated[int | None, typer.Option(help="number of output times")]
 RtolOpt = Annotated[float | None, typer.Option(help="relative tolerance")]
 AtolOpt = Annotated[float | None, typer.Option(help="absolute tolerance")]
+SchedulerOpt = Annotated[str | None, typer.Option(help="run the chunks on a Dask cluster: tcp://HOST:PORT")]
 
 
 def _fail(exc: IlsimError) -> None:
@@ -464,7 +465,7 @@ def cohort(
     save_trajectories: Annotated[bool, typer.Option("--save-trajectories", help="write trajectories.zarr")] = False,
     chunk_size: Annotated[int | None, typer.Option(help="patients per chunk (default: ~20 chunks, each under "
                                                         "100 MB of trajectories)")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="run the chunks on a Dask cluster: tcp://HOST:PORT")] = None,
+    scheduler: SchedulerOpt = None,
     backend: Annotated[str, typer.Option(help="cpu (numba) or gpu (CUDA)")] = "cpu",
     t_end: TEndOpt = None,
     points: PointsOpt = None,
@@ -526,6 +527,7 @@ def sweep(
     atol: AtolOpt = None,
     force: Annotated[bool, typer.Option("--force", help="allow a grid of more than 1,000,000 points")] = False,
     report: Annotated[bool, typer.Option(help="write outcome_map.png and report.html")] = True,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Run a model over a grid of one or two parameters; write the outcome map, sweep.parquet/.csv and sweep.json."""
     from ilsim.patients.sweep import parse_range
@@ -539,14 +541,15 @@ def sweep(
                 raise IlsimError(f"--param '{name}': given twice; give each swept parameter once")
             grid[name] = (low, high, n)
         result = run_sweep(model, grid, out_dir, log=log, metric=metric, time_to=time_to, parameters=_parse_sets(set_),
-                           t_end=t_end, points=points, rtol=rtol, atol=atol, force=force, report=report)
+                           t_end=t_end, points=points, rtol=rtol, atol=atol, force=force, report=report,
+                           scheduler=scheduler)
     except IlsimError as exc:
         _fail(exc)
         return
     info = result.info
     shape = " x ".join(f"{n} {name}" for name, n in zip(info["grid"], info["shape"]))
     out.print(f"[bold]{info['title']}[/]: {info['points']:,} points ({shape}), {info['engine']} engine, "
-              f"{info['wall_time_s']:.3g} s", highlight=False)
+              f"{info['scheduler']}, {info['wall_time_s']:.3g} s", highlight=False)
     for label, count in info["outcomes"].items():
         out.print(f"  {count / info['points']:7.2%}  {label} ({count:,})", markup=False, highlight=False)
     for f in info["failed"][:10]:
@@ -578,6 +581,7 @@ def sensitivity(
     rtol: RtolOpt = None,
     atol: AtolOpt = None,
     report: Annotated[bool, typer.Option(help="write indices.png and report.html")] = True,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Global sensitivity of one output to parameter ranges (SALib Sobol' or Morris); write indices.csv/.json and a chart."""
     from ilsim.patients.sensitivity import parse_ranges
@@ -586,13 +590,13 @@ def sensitivity(
     try:
         result = run_sensitivity(model, parse_ranges(param), output, out_dir, method=method, samples=samples, seed=seed,
                                  drop_failed=drop_failed, parameters=_parse_sets(set_), t_end=t_end, points=points,
-                                 rtol=rtol, atol=atol, report=report)
+                                 rtol=rtol, atol=atol, report=report, scheduler=scheduler)
     except IlsimError as exc:
         _fail(exc)
         return
     info, frame = result.info, result.indices
     out.print(f"[bold]{info['title']}[/]: {info['method']} analysis of {info['output']}, {info['evaluated']:,} runs, "
-              f"seed {info['seed']} ({info['wall_time_s']:.3g} s)", highlight=False)
+              f"seed {info['seed']} ({info['scheduler']}, {info['wall_time_s']:.3g} s)", highlight=False)
     if info["failed"]:
         out.print(f"[bold red]{info['failed']} runs failed or gave no value[/]: {info['dropped_groups']} sample groups "
                   "dropped; the indices are biased", highlight=False)

@@ -8,10 +8,8 @@ settings. Running again with the same settings computes no chunk that is already
 settings are refused. When every chunk is there, the output folder is assembled atomically and the
 work folder removed.
 
-On Dask each chunk is one task. A task carries the model as its specification (JSON text), which
-the worker compiles once per process; compiled models and their numba kernels never travel. Tasks
-are submitted a few at a time, so the client holds only a window of parameter rows, and a lost
-worker's tasks are run again elsewhere with the same inputs, hence the same results.
+On Dask each chunk is one task (``patients.tasks``: the model travels as its specification, tasks
+are submitted a few at a time, a lost worker's tasks run again elsewhere with the same inputs).
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,56 +31,25 @@ from ilsim.errors import IlsimError
 from ilsim.model.compile import CompiledModel
 from ilsim.patients import store
 from ilsim.patients.evaluate import output_times
+from ilsim.patients.tasks import (
+    ChunkTask,
+    call,
+    check_client,
+    chunk_task,
+    cluster,
+    compiled_model,
+    evaluate_chunk,
+    make_engine,
+    run_chunks,
+    where,
+)
 
 MAX_PATIENTS = 10_000_000  # above this a cohort needs force=True (--force)
 CHUNK_BYTES = 100e6  # the default chunk keeps its trajectories (float64) below this
 CHUNK_MIN, CHUNK_MAX, CHUNKS_WANTED = 1_000, 100_000, 20  # default chunks: about 20, within these sizes
 SAMPLE = 50  # patients re-run on a finer time grid for the spaghetti plot
 SAMPLE_POINTS = 201
-CONNECT_TIMEOUT_S = 5
 BACKENDS = ("cpu", "gpu")
-
-
-@dataclasses.dataclass(frozen=True)
-class ChunkTask:
-    """What a process needs to run patients of one cohort: plain data, no compiled code."""
-
-    spec_json: str
-    model_hash: str
-    t_eval: np.ndarray
-    conditions: tuple[str, ...]
-    backend: str
-    rtol: float
-    atol: float
-    trajectories: bool
-
-
-_MODELS: dict[str, CompiledModel] = {}  # model hash -> compiled model, per process
-
-
-def compiled_model(task: ChunkTask) -> CompiledModel:
-    """The task's model, compiled once per process from its specification."""
-    model = _MODELS.get(task.model_hash)
-    if model is None:
-        from ilsim.model.compile import compile_model
-        from ilsim.model.load import spec_from_dict
-
-        model = compile_model(spec_from_dict(json.loads(task.spec_json)))
-        _MODELS[task.model_hash] = model
-    return model
-
-
-def make_engine(backend: str, rtol: float, atol: float):
-    """The batch engine of a backend: numba on the CPU, or CUDA."""
-    if backend == "cpu":
-        from ilsim.engines.batch import BatchEngine
-
-        return BatchEngine(rtol=rtol, atol=atol)
-    try:
-        from ilsim.engines.cuda import CudaBatchEngine
-    except ImportError as exc:
-        raise IlsimError(f"--backend gpu: the GPU engine cannot be loaded ({exc}); use --backend cpu") from None
-    return CudaBatchEngine(rtol=rtol, atol=atol)
 
 
 def run_chunk(task: ChunkTask, P: np.ndarray, table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
@@ -91,13 +58,9 @@ def run_chunk(task: ChunkTask, P: np.ndarray, table: pd.DataFrame) -> tuple[pd.D
     Returns their summary rows (id, drawn values, metrics) and, when the task keeps them, their
     trajectories (patients x times x (species + observables)).
     """
-    from ilsim.patients.evaluate import evaluate
-    from ilsim.patients.metrics import observables_over_time, parse_conditions
+    from ilsim.patients.metrics import observables_over_time
 
-    model = compiled_model(task)
-    first = int(table.index[0]) if len(table) else 0
-    block = evaluate(model, P, task.t_eval, engine=make_engine(task.backend, task.rtol, task.atol),
-                     conditions=parse_conditions(model, task.conditions), first_id=first)
+    model, block = evaluate_chunk(task, P, int(table.index[0]) if len(table) else 0)
     clash = sorted(set(table.columns) & set(block.metrics.columns))
     if clash:
         raise IlsimError(f"population: '{clash[0]}' names both a drawn value and a summary column; rename it")
@@ -186,8 +149,7 @@ def run_cohort(
         chunk_size = _check_count(chunk_size, "--chunk-size", "patients per chunk")
     if backend not in BACKENDS:
         raise IlsimError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
-    if client is not None and scheduler is not None:
-        raise IlsimError("give a Dask client or a scheduler address, not both")
+    check_client(client, scheduler)
     if save_trajectories and out is None:
         raise IlsimError("trajectories are saved into the output folder: give out (--out) with save_trajectories")
     out = None if out is None else check_out(out)
@@ -215,19 +177,13 @@ def run_cohort(
     }
     if manifest is not None:
         _check_same(settings, manifest.get("settings", {}), work)
-    task = ChunkTask(json.dumps(model.spec.model_dump(mode="json")), settings["model_hash"], t_eval, tuple(time_to),
-                     backend, rtol, atol, bool(save_trajectories))
-    _MODELS.setdefault(task.model_hash, model)  # in this process the model is compiled already
+    task = chunk_task(model, t_eval, time_to, rtol=rtol, atol=atol, backend=backend, trajectories=save_trajectories)
     engine = make_engine(backend, rtol, atol)  # checks the tolerances; its name and method go into cohort.json
 
-    own_client = None
-    if scheduler is not None:
-        client = own_client = connect(scheduler)
-    try:
-        where = "in-process" if client is None else f"Dask scheduler {client.scheduler.address}"
+    with cluster(client, scheduler) as client:
         p0 = sampler.draw(0, 1)[0][0]
         try:
-            _call(client, probe, task, p0)
+            call(client, probe, task, p0)
         except IlsimError as exc:
             if backend == "gpu":
                 advice = "" if "cpu" in str(exc) else "; use --backend cpu"
@@ -242,7 +198,7 @@ def run_cohort(
             "engine": {"name": engine.name, "backend": backend, "method": getattr(engine, "method", "dopri5"),
                        "rtol": rtol, "atol": atol},
             "time": {"t_end": t_end, "points": len(t_eval), "units": model.spec.metadata.time_units},
-            "time_to": time_to, "trajectories": bool(save_trajectories), "scheduler": where,
+            "time_to": time_to, "trajectories": bool(save_trajectories), "scheduler": where(client),
             "chunks": {"size": chunk_size, "count": len(chunks), "reused": done, "computed": computed},
         }
         if out is None:
@@ -257,12 +213,9 @@ def run_cohort(
             n = min(SAMPLE, patients)
             fine = dataclasses.replace(task, t_eval=np.linspace(0.0, t_end, max(SAMPLE_POINTS, len(t_eval))),
                                        trajectories=True)
-            sample = (fine.t_eval, *_call(client, run_chunk, fine, *sampler.draw(0, n)))
+            sample = (fine.t_eval, *call(client, run_chunk, fine, *sampler.draw(0, n)))
         _assemble(model, out, work, chunks, info, variables, t_eval, sample, started)
         return CohortRun(info, out)
-    finally:
-        if own_client is not None:
-            own_client.close()
 
 
 def _compute_chunks(client, task: ChunkTask, sampler, chunks, work: Path | None, settings: dict, progress, notify):
@@ -288,7 +241,8 @@ def _compute_chunks(client, task: ChunkTask, sampler, chunks, work: Path | None,
     frames: dict[int, pd.DataFrame] = {}
     computed = []
     jobs = ((index, (task, *sampler.draw(start, stop))) for index, start, stop in todo)
-    for index, (frame, trajectories) in _results(client, jobs, work):
+    kept_hint = "" if work is None else f"; the finished chunks are kept in {work}: run the same command again to resume"
+    for index, (frame, trajectories) in run_chunks(client, run_chunk, jobs, name="cohort", on_failure=kept_hint):
         if work is not None:
             store.write_chunk(work, index, frame, trajectories, {"chunk": index, "run": run_id, "created": _now()})
         else:
@@ -331,67 +285,6 @@ def _variables(model: CompiledModel) -> list[dict]:
     out += [{"name": n, "units": observables[n].units, "role": "observable", "description": observables[n].description}
             for n in model.observables]
     return out
-
-
-def connect(address: str):
-    """A Dask client of the scheduler at ``address``; a clear error after ``CONNECT_TIMEOUT_S`` if none answers."""
-    from dask.distributed import Client
-
-    try:
-        return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise IlsimError(f"--scheduler {address}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s ({why}); "
-                         "start one (`dask scheduler`, then `dask worker ADDRESS`) or leave out --scheduler to run "
-                         "in-process") from None
-
-
-def _call(client, fn, *args):
-    """``fn(*args)`` here, or as one task on the cluster."""
-    if client is None:
-        return fn(*args)
-    return client.submit(fn, *args, pure=False).result()
-
-
-def _results(client, jobs: Iterator[tuple[int, tuple]], work: Path | None) -> Iterator[tuple[int, tuple]]:
-    """(index, run_chunk result) per job, in completion order: here one after the other, or on the
-    cluster with a bounded number of tasks in flight."""
-    if client is None:
-        for index, args in jobs:
-            yield index, run_chunk(*args)
-        return
-    from dask.distributed import as_completed
-
-    window = 2 * max(sum(client.nthreads().values()), 1) + 1
-    pending: dict = {}
-    queue = as_completed()
-
-    def submit_next() -> None:
-        item = next(jobs, None)
-        if item is not None:
-            index, args = item
-            future = client.submit(run_chunk, *args, pure=False, key=f"ilsim-cohort-chunk-{index}-{uuid.uuid4().hex}")
-            pending[future.key] = (index, future)
-            queue.add(future)
-
-    try:
-        for _ in range(window):
-            submit_next()
-        for future in queue:
-            index, _ = pending.pop(future.key)
-            try:
-                result = future.result()
-            except IlsimError:
-                raise
-            except Exception as exc:
-                kept = f"; the finished chunks are kept in {work}: run the same command again to resume" if work else ""
-                raise IlsimError(f"chunk {index} could not be run on the cluster: {type(exc).__name__}: {exc}{kept}") from None
-            future.release()
-            submit_next()
-            yield index, result
-    finally:
-        if pending:  # stopped early (an error, Ctrl-C): the cluster need not run the rest
-            client.cancel([f for _, f in pending.values()])
 
 
 def _check_count(value, option: str, what: str) -> int:

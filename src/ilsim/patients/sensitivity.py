@@ -22,7 +22,6 @@ identical indices.
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -128,6 +127,8 @@ def sensitivity(
     rtol: float | None = None,
     atol: float | None = None,
     report: bool = True,
+    client=None,
+    scheduler: str | None = None,
 ) -> SensitivityResult:
     """Sobol' indices (S1, ST, S2) or Morris measures (mu, mu*, sigma) of ``output`` over uniform parameter ranges.
 
@@ -135,7 +136,9 @@ def sensitivity(
     of the per-patient table (see ``ilsim.patients.metrics``) or ``outcome=LABEL``. ``samples`` is the
     number of Sobol' base points (a power of 2; runs: N(2D+2), or N(D+2) without second order) or of
     Morris trajectories (runs: N(D+1)). With ``out``, writes indices.csv, indices.json,
-    samples.parquet, indices.png and report.html atomically.
+    samples.parquet, indices.png and report.html atomically. The runs go in this process, or in chunks
+    on a Dask cluster given as ``client`` (a ``dask.distributed.Client``) or ``scheduler``
+    (``"tcp://HOST:PORT"``), with the same results.
     """
     from SALib.analyze import morris as morris_analyze
     from SALib.analyze import sobol as sobol_analyze
@@ -181,9 +184,9 @@ def sensitivity(
     P = np.tile(p, (len(X), 1))
     for j, name in enumerate(names):
         P[:, compiled.parameters.index(name)] = X[:, j]
-    start = time.perf_counter()
-    metrics = run_rows(compiled, P, t_eval, engine=engine, conditions=conditions)
-    wall = time.perf_counter() - start
+    rows = run_rows(compiled, P, t_eval, rtol=engine.rtol, atol=engine.atol, conditions=conditions, client=client,
+                    scheduler=scheduler, name="sensitivity")
+    metrics = rows.metrics
 
     if output.startswith("outcome="):
         label = output.partition("=")[2].strip()
@@ -269,7 +272,8 @@ def sensitivity(
         "engine_method": getattr(engine, "method", None),
         "rtol": engine.rtol,
         "atol": engine.atol,
-        "wall_time_s": round(wall, 6),
+        "scheduler": rows.scheduler,
+        "wall_time_s": round(rows.wall_time_s, 6),
         "ilsim_version": __version__,
         "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
     }

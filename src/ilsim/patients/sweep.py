@@ -2,13 +2,14 @@
 
 The grid is the product of the axes (the first axis varies slowest); each point is one row of
 parameter values, integrated by the batch engine in chunks (so memory holds one chunk of
-trajectories, whatever the grid's size) and summarised by ``cohort.metrics``: status, outcome
+trajectories, whatever the grid's size), in this process or as tasks on a Dask cluster
+(``patients.tasks``, as cohorts), and summarised by ``patients.metrics``: status, outcome
 label, peak / nadir / final of every variable, derived values, first times of conditions. A point
 whose integration fails keeps its row, with outcome ``failed`` and the engine's reason; it never
 stops the sweep.
 
 The pieces shared with sensitivity analysis (checking parameter names and ranges, checking a
-metric name before any run, running many rows in chunks) live here too.
+metric name before any run, running many rows in chunks, here or on a cluster) live here too.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ import pandas as pd
 
 from ilsim.errors import IlsimError, did_you_mean
 from ilsim.model.compile import CompiledModel
-from ilsim.patients.evaluate import evaluate, output_times
+from ilsim.model.outcomes import UNDETERMINED
+from ilsim.patients.evaluate import output_times
 from ilsim.patients.metrics import FAILED, parse_conditions, patient_metrics
+from ilsim.patients.tasks import chunk_task, cluster, run_chunks, summarise_chunk, where, worker_threads
 
 MAX_POINTS = 1_000_000  # a larger grid needs force=True
 MAX_AXES = 2
 CHUNK_BYTES = 256 * 2**20  # trajectories held in memory at once (patients x times x species, float64)
-UNDETERMINED = "undetermined"  # the outcome when no label's condition holds
+CHUNKS_PER_THREAD = 4  # on a cluster: enough chunks that every worker thread stays busy to the end
 OK = "ok"  # counted as the outcome of a point of a model without outcome labels
 _RANGE = re.compile(r"^\s*([^=\s]+)\s*=\s*(.+)$")
 _FIRST_TIME = re.compile(r"^first_time\[(.+)\]$")
@@ -210,15 +213,35 @@ def base_parameters(model: CompiledModel, overrides: Mapping[str, float] | None,
     return model.parameter_vector(dict(overrides or {}))
 
 
-def run_rows(model: CompiledModel, P: np.ndarray, t_eval: np.ndarray, *, engine=None, conditions=()) -> pd.DataFrame:
-    """Integrate every row of ``P`` (in chunks that keep memory bounded) and return the per-patient table."""
-    per_row = max(1, len(t_eval) * len(model.species) * 8)
-    chunk = max(1, CHUNK_BYTES // per_row)
-    frames = []
-    for start in range(0, len(P), chunk):
-        block = evaluate(model, P[start:start + chunk], t_eval, engine=engine, conditions=conditions, first_id=start)
-        frames.append(block.metrics)
-    return pd.concat(frames)
+def chunk_rows(rows: int, points: int, species: int, threads: int = 1) -> int:
+    """Rows per chunk: trajectories under ``CHUNK_BYTES``, and on a cluster (``threads`` > 1) about
+    ``CHUNKS_PER_THREAD`` chunks per worker thread."""
+    by_memory = max(1, CHUNK_BYTES // max(1, points * species * 8))
+    spread = rows if threads <= 1 else math.ceil(rows / (CHUNKS_PER_THREAD * threads))
+    return max(1, min(by_memory, spread))
+
+
+@dataclass
+class Rows:
+    """The per-patient table of many rows (in row order), where they ran, and the time it took."""
+
+    metrics: pd.DataFrame
+    scheduler: str  # 'in-process' or 'Dask scheduler ADDRESS'
+    wall_time_s: float
+
+
+def run_rows(model: CompiledModel, P: np.ndarray, t_eval: np.ndarray, *, rtol: float, atol: float, conditions=(),
+             client=None, scheduler: str | None = None, name: str = "sweep") -> Rows:
+    """Integrate every row of ``P`` in chunks, in this process or as tasks on a Dask cluster (``client``,
+    or one connected to ``scheduler``); the table is the same wherever the chunks ran."""
+    task = chunk_task(model, t_eval, [text for text, _ in conditions], rtol=rtol, atol=atol)
+    with cluster(client, scheduler) as client:
+        start = time.perf_counter()
+        size = chunk_rows(len(P), len(t_eval), len(model.species), worker_threads(client))
+        jobs = ((i, (task, P[first:first + size], first)) for i, first in enumerate(range(0, len(P), size)))
+        frames = dict(run_chunks(client, summarise_chunk, jobs, name=name))
+        metrics = pd.concat([frames[i] for i in sorted(frames)])
+        return Rows(metrics, where(client), time.perf_counter() - start)
 
 
 def engine_for(model: CompiledModel, rtol: float | None, atol: float | None):
@@ -264,6 +287,8 @@ def sweep(
     atol: float | None = None,
     force: bool = False,
     report: bool = True,
+    client=None,
+    scheduler: str | None = None,
 ) -> SweepResult:
     """Run a model at every point of a grid over one or two parameters (batch engine).
 
@@ -271,7 +296,9 @@ def sweep(
     names in ``log`` get log spacing (ranges) and a log axis. ``metric`` is the column drawn in the
     figure (default: the first species' final value); ``time_to`` adds ``first_time[COND]`` columns.
     With ``out``, writes sweep.parquet, sweep.csv, sweep.json, outcome_map.png and report.html
-    atomically. A grid of more than ``MAX_POINTS`` points needs ``force``.
+    atomically. A grid of more than ``MAX_POINTS`` points needs ``force``. The points run in this
+    process, or in chunks on a Dask cluster given as ``client`` (a ``dask.distributed.Client``) or
+    ``scheduler`` (``"tcp://HOST:PORT"``), with the same results.
     """
     from ilsim import __version__, api
     from ilsim.io.results import check_out
@@ -293,9 +320,9 @@ def sweep(
     P = np.tile(p, (total, 1))
     for a, values in zip(axes, mesh):
         P[:, compiled.parameters.index(a.name)] = values.ravel()
-    start = time.perf_counter()
-    metrics = run_rows(compiled, P, t_eval, engine=engine, conditions=conditions)
-    wall = time.perf_counter() - start
+    rows = run_rows(compiled, P, t_eval, rtol=engine.rtol, atol=engine.atol, conditions=conditions, client=client,
+                    scheduler=scheduler, name="sweep")
+    metrics = rows.metrics
 
     table = pd.DataFrame({a.name: values.ravel() for a, values in zip(axes, mesh)},
                          index=pd.RangeIndex(total, name="point"))
@@ -322,10 +349,11 @@ def sweep(
         "method": getattr(engine, "method", None),
         "rtol": engine.rtol,
         "atol": engine.atol,
+        "scheduler": rows.scheduler,
         "outcomes": {label: int(counts.get(label, 0)) for label in outcome_order(compiled, table["outcome"])},
         "failed": [{"point": int(i), "values": {a.name: float(table.at[i, a.name]) for a in axes},
                     "reason": str(table.at[i, "status"])} for i in table.index[failed]],
-        "wall_time_s": round(wall, 6),
+        "wall_time_s": round(rows.wall_time_s, 6),
         "ilsim_version": __version__,
         "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
     }
