@@ -61,6 +61,9 @@ def driver_source(model: CompiledModel, kernel: str, jacobian: str) -> str:
     src += ["", "", "@_jit", "def roots_into(t, y, p, out):"]
     src += [f"    out[{k}] = root_{k}(t, y, p)" for k in range(len(conditions))] or ["    pass"]
 
+    src += [f"LANE_GROUPS = {not conditions}", f"LANES = {lanes(model)}"]
+    src += rhs_lanes_source(model) if not conditions else []
+
     src += ["", "", "@_jit", "def initial_into(p, out):"]
     src += [f"    k_{i} = p[{i}]" for i in range(len(model.parameters))]
     src += [f"    out[{i}] = {code(tr)}" for i, tr in enumerate(model.initial_trees)]
@@ -102,6 +105,50 @@ def driver_source(model: CompiledModel, kernel: str, jacobian: str) -> str:
         src.append("        return")
     src += ["    return", ""]
     return "\n".join(src)
+
+
+LANE_BYTES = 32 * 1024  # a lane group's states, stages and parameters: kept within a core's level-1 data cache
+
+
+def lanes(model: CompiledModel) -> int:
+    """Patients side by side in a lane group: the most (a power of two, 8 to 64) whose arrays fit LANE_BYTES.
+    More lanes hide more latency (Kirschner-Panetta, 3 species: 16 lanes 0.32 ms per patient, 32 0.24,
+    64 0.21; bench/README.md); past the cache, loads cost more than that gains."""
+    per_lane = 8 * (12 * len(model.species) + len(model.parameters))  # 12 state-sized arrays, the parameters
+    count = 8
+    while count < 64 and 2 * count * per_lane <= LANE_BYTES:
+        count *= 2
+    return count
+
+
+def rhs_lanes_source(model: CompiledModel) -> list[str]:
+    """``rhs_lanes(y, t, p, out)``: the right-hand side of ``lanes(model)`` patients, each at its own time t[c], with
+    species and parameters laid out one row per name and one column per patient, so that the loop over
+    patients compiles to vector instructions (as ``rhs_into``, which ``ilsim.model.compile`` writes for
+    one patient)."""
+    names = {n: f"s_{i}" for i, n in enumerate(model.species)}
+    names.update({n: f"k_{i}" for i, n in enumerate(model.parameters)})
+    names.update({n: f"o_{i}" for i, n in enumerate(model.observables)})
+    names[ex.TIME] = "t_c"
+
+    def code(tree: ex.Expr) -> str:
+        return ex.to_code(tree, names, False)
+
+    lines = ["", "", "@_jit", "def rhs_lanes(y, t, p, out):", "    for c in range(LANES):", "        t_c = t[c]"]
+    used = set().union(*(tr.names() for tr in (*model.rate_trees, *model.observable_trees)))
+    lines += [f"        s_{i} = max(y[{i}, c], 0.0)" if model.nonnegative[i] else f"        s_{i} = y[{i}, c]"
+              for i, n in enumerate(model.species) if n in used]
+    lines += [f"        k_{i} = p[{i}, c]" for i, n in enumerate(model.parameters) if n in used]
+    lines += [f"        o_{i} = {code(tr)}" for i, tr in enumerate(model.observable_trees)]
+    lines += [f"        r_{j} = {code(r)}" for j, r in enumerate(model.rate_trees)]
+    for i in range(len(model.species)):
+        row = model.stoichiometry[i]
+        terms = " + ".join(f"{float(row[j])!r} * r_{j}" for j in range(len(model.rate_trees)) if row[j]) or "0.0"
+        if model.nonnegative[i] and terms != "0.0":  # at zero a non-negative quantity cannot decrease further
+            lines += [f"        v = {terms}", f"        out[{i}, c] = 0.0 if (y[{i}, c] <= 0.0 and v < 0.0) else v"]
+        else:
+            lines.append(f"        out[{i}, c] = {terms}")
+    return lines
 
 
 def scale_code(node: ex.Expr, code) -> str:

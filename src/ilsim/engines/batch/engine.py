@@ -10,7 +10,16 @@ Methods (see ``integrator.py``):
   * ``"rodas"``: Hairer's L-stable Rosenbrock 4(3) RODAS with the model's analytic Jacobian;
   * ``"auto"`` (default): each patient starts on DOPRI5 and switches to RODAS for the rest of its run
     when Hairer's stiffness test fires (h * |lambda| > 3.25 on 15 accepted steps, |lambda| estimated from
-    the last two stages); a non-stiff patient never pays for a Jacobian.
+    the last two stages; 100 in a lane group, where DOPRI5 steps are cheaper); a non-stiff patient never
+    pays for a Jacobian.
+
+Models without condition events run DOPRI5 (and auto's non-stiff part) in lane groups: 8 to 64 patients side
+by side, each stage computed for all of them at once in vector instructions, each patient keeping its own
+time, step size, events and outputs (so its result does not depend on its neighbours). A small model's
+step is bound by latency rather than arithmetic, and this made 10,000 Kirschner-Panetta patients 2.6x (auto)
+to 3.3x (dopri5) faster in CPU time (``bench/batch_vs_roadrunner.py``). A patient that turns stiff,
+non-finite or too long leaves its lane and is finished alone by the same code as a patient of a model
+with condition events.
 
 Output times never shorten a step: states at ``t_eval`` come from the method's dense output.
 Events follow the SciPy engine (``ilsim.simulate``) exactly: timed events restart the integration at
@@ -99,12 +108,12 @@ class BatchEngine:
         status = np.zeros(n, dtype=np.int64)
         fired = np.zeros((n, ne), dtype=np.int64)
         stiff = np.zeros(n, dtype=np.bool_)
-        solve_block = driver_module(model).solve_block
+        driver = driver_module(model)
         args = (t_eval, P_end, np.ascontiguousarray(model.nonnegative, dtype=np.bool_), self.rtol, self.atol,
                 self.max_steps, METHODS[self.method], np.array([t for t, _ in timed], dtype=np.float64),
                 np.array([k for _, k in timed], dtype=np.int64), np.array(cond_events, dtype=np.int64), touches,
                 uses_time(model), Y, status, fired, stiff)
-        _in_blocks(solve_block, n, args)
+        _in_blocks(driver.solve_block, n, args, driver.LANES)
         return BatchResult(Y, status, fired, P_end, stiff)
 
 
@@ -131,16 +140,20 @@ def check_settings(rtol: float, atol: float, max_steps: int) -> tuple[float, flo
     return float(rtol), float(atol), int(max_steps)
 
 
-BLOCK = 64  # patients per task: small enough to balance the threads, large enough to make dispatch negligible
+LANE_BLOCKS = 8  # a task holds up to this many times a lane group's patients: its lanes seldom idle at its end
+TASKS_PER_THREAD = 4  # at least this many tasks per thread when there are enough patients, to balance the threads
 
 
-def _in_blocks(solve_block, n: int, args: tuple) -> None:
+def _in_blocks(solve_block, n: int, args: tuple, lanes: int) -> None:
     """Run blocks of patients on numba's thread count (NUMBA_NUM_THREADS); each patient is written by one
-    block only, so results do not depend on the number of threads."""
+    block only and depends on nothing but its own inputs, so results do not depend on the number of threads
+    or the size of the blocks."""
     import numba
 
-    blocks = [(lo, min(lo + BLOCK, n)) for lo in range(0, n, BLOCK)]
-    threads = min(numba.get_num_threads(), len(blocks))
+    threads = numba.get_num_threads()
+    size = max(lanes, min(LANE_BLOCKS * lanes, -(-n // (threads * TASKS_PER_THREAD))))
+    blocks = [(lo, min(lo + size, n)) for lo in range(0, n, size)]
+    threads = min(threads, len(blocks))
     if threads <= 1:
         for lo, hi in blocks:
             solve_block(lo, hi, *args)

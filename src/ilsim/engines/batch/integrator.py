@@ -14,6 +14,11 @@ Methods (Hairer, Norsett & Wanner, "Solving ODEs I", II.4-II.6; Hairer & Wanner,
     Jacobian, LU with partial pivoting, its 3rd-order dense output;
   * auto: DOPRI5 until the stiffness test fires, then RODAS for the rest of that patient's run.
 
+Lane groups (``solve_group``): for models without condition events, DOPRI5 runs LANES patients (8 to 64) side by
+side, species in rows and patients in columns, so that every stage compiles to vector instructions; each
+lane keeps its own time, step size, timed events and outputs, and takes the next patient when its own is
+done. A patient that turns stiff (auto), non-finite or too long goes on alone (``continue_patient``).
+
 Events follow the SciPy engine (engines/ode.py): integration restarts at every event and at every time
 where a rate switches (``next_switch``); condition crossings are located on the dense output by the
 Illinois method; conditions crossing at the same instant fire together, in model order; a condition
@@ -27,14 +32,22 @@ import math
 import numpy as np
 from numba import njit
 
+from ilsim.engines.batch.powers import exp2_approx, log2_approx
+
 # Model kernels, bound per model by the definitions codegen.py appends to the generated copy.
 initial_into = rhs_into = jac_into = roots_into = condition_holds = condition_scale = next_switch = None
-guard_holds = apply_actions = None
+guard_holds = apply_actions = rhs_lanes = None
+LANE_GROUPS = False  # the model has no condition events: lane groups apply (a constant, so numba drops what is unused)
 
 # status codes: the same numbers as ilsim.engines.batch.STATUS
 OK, NON_FINITE, STEP_UNDERFLOW, MAX_STEPS, BAD_INITIAL, ENDLESS_EVENTS = 0, 1, 2, 3, 4, 5
 DOPRI5, RODAS, AUTO = 0, 1, 2
 MAX_CASCADE = 1000  # firings at one instant before a cascade counts as endless
+LANES = 16  # patients integrated side by side, one per vector lane (solve_group); set per model by codegen.lanes
+# Hairer's stiffness test must fire on this many accepted steps in a row before auto moves a patient from its
+# lane to RODAS (15 alone): a lane's DOPRI5 step costs about a third of a lone one, so the switch pays only for
+# longer stiff stretches (Kirschner-Panetta, auto: 0.38 ms per patient with 15, 0.33 with 100, 0.30 dopri5)
+STIFF_IN_LANES = 100
 UROUND = 2.220446049250313e-16
 
 # Dormand-Prince 5(4) (Hairer's dopri5.f)
@@ -424,14 +437,26 @@ def solve_patient(t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t, tim
     (status, used), used True when RODAS integrated any part of the run (chosen, or switched to by auto).
     """
     ns = nonneg.shape[0]
-    nt = t_eval.shape[0]
-    nc = cond_event.shape[0]
-    n_timed = timed_t.shape[0]
     y = np.empty(ns)
     initial_into(p, y)
     for i in range(ns):
         if not np.isfinite(y[i]) or (nonneg[i] and y[i] < 0.0):
             return BAD_INITIAL, False
+    zero = np.int64(0)  # not the literal 0: numba would compile continue_patient once more for literal arguments
+    return continue_patient(t_eval[0], y, zero, zero, zero, method == RODAS, t_eval, p, nonneg, rtol, atol, max_steps, method,
+                            timed_t, timed_ev, cond_event, touches, uses_t, out, fired)
+
+
+@_jit
+def continue_patient(t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t,
+                     timed_ev, cond_event, touches, uses_t, out, fired):
+    """Integrate one patient from time t and state y (outputs before t_eval[k_grid] and timed events before
+    timed_t[k_timed] done, ``steps`` taken) to the end; conditions are armed from the state at t.
+    A patient handed over by a lane group (solve_group) continues here, alone."""
+    ns = nonneg.shape[0]
+    nt = t_eval.shape[0]
+    nc = cond_event.shape[0]
+    n_timed = timed_t.shape[0]
     f0 = np.empty(ns)
     ynew = np.empty(ns)
     ysti = np.empty(ns)
@@ -451,17 +476,12 @@ def solve_patient(t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t, tim
     stack_ev = np.empty(MAX_CASCADE + 1, dtype=np.int64)
     stack_pos = np.empty(MAX_CASCADE + 1, dtype=np.int64)
 
-    t = t_eval[0]
     t_end = t_eval[nt - 1]
     for s in range(nc):  # a condition already true at the start does not fire
         armed[s] = not condition_holds(s, t, y, p)
         if not armed[s]:
             band[s] = dead_band(s, t, y, p, rtol, atol)
-    rodas = method == RODAS
     used = rodas  # whether RODAS integrated any part of the run
-    steps = 0
-    k_grid = 0
-    k_timed = 0
     iasti = 0
     nonsti = 0
     while True:
@@ -626,12 +646,303 @@ def solve_patient(t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t, tim
             if last:
                 break
 
+# ------------------------------------------------------------------------------------ lane groups
+@_jit
+def aligned_zeros(n):
+    """n zeros starting on a 64-byte boundary: a vector load that straddles two cache lines is slow, and
+    where the allocator happened to place the lane arrays changed a group's speed by half."""
+    buf = np.zeros(n + 8)
+    skip = ((64 - buf.ctypes.data % 64) % 64) // 8
+    return buf[skip:skip + n]
+
+
+@_jit
+def hand_over(c, t, steps, rodas, y, patient, k_grid, k_timed, run):
+    """Lane c's patient leaves its group at time t (``steps`` taken) and is finished alone, from its own
+    state; the lane is free again. ``run`` holds solve_group's arguments from t_eval on."""
+    t_eval, P, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event, touches, uses_t, Y, status, \
+        fired, switched = run
+    j = patient[c]
+    patient[c] = -1
+    yl = np.empty(nonneg.shape[0])
+    for i in range(yl.shape[0]):
+        yl[i] = y[i, c]
+    code, sw = continue_patient(t, yl, k_grid[c], k_timed[c], steps, rodas, t_eval, P[j], nonneg, rtol, atol,
+                                max_steps, method, timed_t, timed_ev, cond_event, touches, uses_t, Y[j], fired[j])
+    status[j] = code
+    switched[j] = sw
+
+
+@_jit
+def solve_group(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event, touches,
+                uses_t, Y, status, fired, switched):
+    """Patients lo..hi-1 by DOPRI5, LANES at a time side by side, each with its own time and step size.
+
+    A small model's step is bound by latency (each stage waits for the one before), so one patient leaves
+    most of the CPU idle. Here every stage is computed for LANES patients at once, species in rows and
+    patients in columns, which compiles to vector instructions: a step of LANES patients costs little more
+    than a step of one. Each lane keeps its own step control, events and outputs (scalar code between the
+    stages), so a patient's result does not depend on its neighbours; a lane whose patient is done takes
+    the next one. For models without condition events, and methods dopri5 and auto. A patient whose run
+    turns stiff (auto: Hairer's test fires on STIFF_IN_LANES accepted steps in a row), non-finite or too long leaves
+    its lane (``hand_over``) and is finished alone from where it stands, as ``solve_patient`` would.
+    """
+    ns = nonneg.shape[0]
+    nt = t_eval.shape[0]
+    n_timed = timed_t.shape[0]
+    npar = P.shape[1]
+    S = aligned_zeros(12 * ns * LANES).reshape((12, ns, LANES))  # the lanes' states and stages
+    y, f0, k2, k3, k4, k5, k6, k7, tmp, ynew, ysti = S[0], S[1], S[2], S[3], S[4], S[5], S[6], S[7], S[8], S[9], S[10]
+    pT = aligned_zeros(npar * LANES).reshape((npar, LANES))  # parameters, one column per lane (rhs_lanes)
+    V = aligned_zeros(11 * LANES).reshape((11, LANES))  # per-lane numbers the vector loops read
+    err2, err_n, log_err, fac_acc, fac_rej, t, tc, hs, h, t_stop, log_err_old = (V[0], V[1], V[2], V[3], V[4], V[5],
+                                                                                 V[6], V[7], V[8], V[9], V[10])
+    D = np.empty((5, ns))
+    ybuf = np.empty(ns)
+    fbuf = np.empty(ns)
+    gb1 = np.empty(ns)
+    gb2 = np.empty(ns)
+    rejected = np.zeros(LANES, dtype=np.bool_)
+    fresh = np.zeros(LANES, dtype=np.bool_)  # at the start of a segment (events, outputs, a new step size)
+    patient = np.full(LANES, -1, dtype=np.int64)  # -1: an idle lane
+    k_grid = np.zeros(LANES, dtype=np.int64)
+    k_timed = np.zeros(LANES, dtype=np.int64)
+    steps = np.zeros(LANES, dtype=np.int64)
+    iasti = np.zeros(LANES, dtype=np.int64)
+    nonsti = np.zeros(LANES, dtype=np.int64)
+    no_band = np.empty(0)
+    no_armed = np.empty(0, dtype=np.bool_)
+    stack_ev = np.empty(2, dtype=np.int64)
+    stack_pos = np.empty(2, dtype=np.int64)
+    t_end = t_eval[nt - 1]
+    # typed flags, not literals, so that hand_over and continue_patient compile once each
+    on_dopri = np.bool_(False)
+    on_rodas = np.bool_(True)
+    run = (t_eval, P, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event, touches, uses_t, Y, status,
+           fired, switched)
+    next_j = lo
+    busy = 0
+    while True:
+        # ---- scalar work per lane: take a patient, start a segment (events, outputs, its step size)
+        for c in range(LANES):
+            while True:
+                j = patient[c]
+                if j < 0:
+                    if next_j >= hi:
+                        break
+                    j = next_j
+                    next_j += 1
+                    initial_into(P[j], ybuf)
+                    ok = True
+                    for i in range(ns):
+                        if not np.isfinite(ybuf[i]) or (nonneg[i] and ybuf[i] < 0.0):
+                            ok = False
+                    if not ok:
+                        status[j] = BAD_INITIAL
+                        continue
+                    patient[c] = j
+                    busy += 1
+                    for i in range(ns):
+                        y[i, c] = ybuf[i]
+                    for q in range(npar):
+                        pT[q, c] = P[j, q]
+                    t[c] = t_eval[0]
+                    k_grid[c] = 0
+                    k_timed[c] = 0
+                    steps[c] = 0
+                    iasti[c] = 0
+                    nonsti[c] = 0
+                    fresh[c] = True
+                if not fresh[c]:
+                    break
+                tl = t[c]
+                for i in range(ns):
+                    ybuf[i] = y[i, c]
+                while k_timed[c] < n_timed and timed_t[k_timed[c]] <= tl:
+                    fire(timed_ev[k_timed[c]], tl, ybuf, P[j], nonneg, fired[j], no_armed, no_band, rtol, atol,
+                         cond_event, touches, stack_ev, stack_pos, no_band)
+                    k_timed[c] += 1
+                for q in range(npar):
+                    pT[q, c] = P[j, q]
+                for i in range(ns):
+                    y[i, c] = ybuf[i]
+                while k_grid[c] < nt and t_eval[k_grid[c]] <= tl:
+                    record(Y[j], k_grid[c], ybuf, nonneg)
+                    k_grid[c] += 1
+                stop = t_end
+                if k_timed[c] < n_timed:
+                    stop = timed_t[k_timed[c]]
+                stop = next_switch(tl, stop, P[j])
+                done = tl >= t_end
+                if not done:
+                    rhs_into(ybuf, tl, P[j], fbuf)
+                if done or not all_finite(fbuf) or stop - tl <= 16.0 * UROUND * max(abs(tl), abs(stop)):
+                    if done:
+                        patient[c] = -1
+                    else:  # a failure, or a sliver between two events: the patient goes on alone
+                        hand_over(c, tl, steps[c], on_dopri, y, patient, k_grid, k_timed, run)
+                    busy -= 1
+                    continue
+                for i in range(ns):
+                    f0[i, c] = fbuf[i]
+                t_stop[c] = stop
+                h[c] = initial_step(ybuf, fbuf, tl, P[j], rtol, atol, stop - tl, gb1, gb2)
+                log_err_old[c] = log2_approx(1e-4)  # the PI controller's memory, as a base-2 logarithm
+                rejected[c] = False
+                fresh[c] = False
+                break
+        if busy == 0:
+            return
+        # ---- one trial step of every lane, stage by stage across the lanes (vector instructions)
+        for c in range(LANES):
+            hs[c] = min(h[c], t_stop[c] - t[c]) if patient[c] >= 0 else 0.0
+        for i in range(ns):
+            for c in range(LANES):
+                tmp[i, c] = y[i, c] + hs[c] * A21 * f0[i, c]
+        for c in range(LANES):
+            tc[c] = t[c] + C2 * hs[c]
+        rhs_lanes(tmp, tc, pT, k2)
+        for i in range(ns):
+            for c in range(LANES):
+                tmp[i, c] = y[i, c] + hs[c] * (A31 * f0[i, c] + A32 * k2[i, c])
+        for c in range(LANES):
+            tc[c] = t[c] + C3 * hs[c]
+        rhs_lanes(tmp, tc, pT, k3)
+        for i in range(ns):
+            for c in range(LANES):
+                tmp[i, c] = y[i, c] + hs[c] * (A41 * f0[i, c] + A42 * k2[i, c] + A43 * k3[i, c])
+        for c in range(LANES):
+            tc[c] = t[c] + C4 * hs[c]
+        rhs_lanes(tmp, tc, pT, k4)
+        for i in range(ns):
+            for c in range(LANES):
+                tmp[i, c] = y[i, c] + hs[c] * (A51 * f0[i, c] + A52 * k2[i, c] + A53 * k3[i, c] + A54 * k4[i, c])
+        for c in range(LANES):
+            tc[c] = t[c] + C5 * hs[c]
+        rhs_lanes(tmp, tc, pT, k5)
+        for i in range(ns):
+            for c in range(LANES):
+                ysti[i, c] = y[i, c] + hs[c] * (A61 * f0[i, c] + A62 * k2[i, c] + A63 * k3[i, c] + A64 * k4[i, c]
+                                                + A65 * k5[i, c])
+        for c in range(LANES):
+            tc[c] = t[c] + hs[c]
+        rhs_lanes(ysti, tc, pT, k6)
+        for i in range(ns):
+            for c in range(LANES):
+                ynew[i, c] = y[i, c] + hs[c] * (A71 * f0[i, c] + A73 * k3[i, c] + A74 * k4[i, c] + A75 * k5[i, c]
+                                                + A76 * k6[i, c])
+        rhs_lanes(ynew, tc, pT, k7)
+        for c in range(LANES):
+            err2[c] = 0.0
+        for i in range(ns):
+            for c in range(LANES):
+                e = hs[c] * (E1 * f0[i, c] + E3 * k3[i, c] + E4 * k4[i, c] + E5 * k5[i, c] + E6 * k6[i, c]
+                             + E7 * k7[i, c])
+                sc = atol + rtol * max(abs(y[i, c]), abs(ynew[i, c]))
+                err2[c] += (e / sc) ** 2
+        for c in range(LANES):  # error norms and the step-size factors of accepted (PI) and rejected steps
+            e = math.sqrt(err2[c] / ns)
+            err_n[c] = e
+            lg = log2_approx(min(max(e, 1e-10), 1e300))
+            log_err[c] = lg
+            fac_acc[c] = min(10.0, max(0.2, 0.9 * exp2_approx(BETA * log_err_old[c] - EXPO * lg)))
+            fac_rej[c] = max(0.2, 0.9 * exp2_approx(-0.2 * lg))
+        # ---- scalar work per lane: accept or reject, outputs, step control (as solve_patient)
+        for c in range(LANES):
+            j = patient[c]
+            if j < 0:
+                continue
+            steps[c] += 1
+            last = hs[c] >= t_stop[c] - t[c]
+            err = err_n[c]
+            finite = np.isfinite(err)
+            for i in range(ns):
+                finite = finite and np.isfinite(ynew[i, c])
+            if not finite or steps[c] >= max_steps or hs[c] <= 16.0 * UROUND * max(abs(t[c]), 1e-300):
+                # trouble of this patient's own: it goes on alone from the step's start
+                hand_over(c, t[c], steps[c] - 1, on_dopri, y, patient, k_grid, k_timed, run)
+                busy -= 1
+                continue
+            if err > 1.0:
+                h[c] = hs[c] * fac_rej[c]
+                rejected[c] = True
+                continue
+            tl = t[c]
+            t_new = t_stop[c] if last else tl + hs[c]
+            kg = k_grid[c]
+            if kg < nt and t_eval[kg] < t_stop[c] and t_eval[kg] <= t_new:  # dense output (Hairer's contd5)
+                hl = hs[c]
+                for i in range(ns):
+                    ydiff = ynew[i, c] - y[i, c]
+                    bspl = hl * f0[i, c] - ydiff
+                    D[0, i] = y[i, c]
+                    D[1, i] = ydiff
+                    D[2, i] = bspl
+                    D[3, i] = ydiff - hl * k7[i, c] - bspl
+                    D[4, i] = hl * (D1 * f0[i, c] + D3 * k3[i, c] + D4 * k4[i, c] + D5 * k5[i, c] + D6 * k6[i, c]
+                                    + D7 * k7[i, c])
+                while kg < nt and t_eval[kg] < t_stop[c] and t_eval[kg] <= t_new:
+                    dense_eval(False, D, (t_eval[kg] - tl) / hl, ybuf)
+                    record(Y[j], kg, ybuf, nonneg)
+                    kg += 1
+                k_grid[c] = kg
+            stiff = False
+            if method == AUTO:  # Hairer's stiffness test on the last two stages (dopri5.f)
+                stnum = 0.0
+                stden = 0.0
+                for i in range(ns):
+                    stnum += (k7[i, c] - k6[i, c]) ** 2
+                    stden += (ynew[i, c] - ysti[i, c]) ** 2
+                if stden > 0.0 and hs[c] * math.sqrt(stnum / stden) > 3.25:
+                    nonsti[c] = 0
+                    iasti[c] += 1
+                    stiff = iasti[c] == STIFF_IN_LANES
+                else:
+                    nonsti[c] += 1
+                    if nonsti[c] == 6:
+                        iasti[c] = 0
+            t[c] = t_new
+            clipped = False
+            for i in range(ns):
+                v = ynew[i, c]
+                if nonneg[i] and v < 0.0:
+                    v = 0.0
+                    clipped = True
+                y[i, c] = v
+                f0[i, c] = k7[i, c]  # first same as last
+            if stiff:  # the rest of the run on RODAS, alone
+                hand_over(c, t_new, steps[c], on_rodas, y, patient, k_grid, k_timed, run)
+                busy -= 1
+                continue
+            if clipped:
+                for i in range(ns):
+                    ybuf[i] = y[i, c]
+                rhs_into(ybuf, t_new, P[j], fbuf)
+                if not all_finite(fbuf):
+                    hand_over(c, t_new, steps[c], on_dopri, y, patient, k_grid, k_timed, run)
+                    busy -= 1
+                    continue
+                for i in range(ns):
+                    f0[i, c] = fbuf[i]
+            fac = fac_acc[c]
+            log_err_old[c] = log_err[c]
+            if rejected[c]:
+                fac = min(fac, 1.0)
+            rejected[c] = False
+            h[c] = hs[c] * fac
+            if last:
+                fresh[c] = True
+
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def solve_block(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event, touches,
                 uses_t, Y, status, fired, switched):
     """Patients lo..hi-1, without the GIL, so that threads can run blocks side by side (a parallel loop
     would compile several times slower). P is changed in place by events: it ends as the final parameters."""
+    if LANE_GROUPS and method != RODAS:
+        solve_group(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event, touches,
+                    uses_t, Y, status, fired, switched)
+        return 0
     for j in range(lo, hi):
         if status[j] != OK:
             continue
