@@ -4,8 +4,10 @@ On a GPU (defaults): 1,000,000 Kirschner-Panetta patients (c ~ U(0.02, 0.05), se
 1001 output points, rtol 1e-6, atol 1e-9), the kernel timed with CUDA events apart from compilation
 and transfers; 20 of them against the SciPy engine (LSODA, rtol 1e-10, atol 1e-12) and against the
 same kernel built as C on the CPU; Reynolds 2006 patients per second (kpg ~ U(0.3, 0.7), 500 h);
-aldesleukin with its dose-holding rule (SBP0 ~ U(95, 125) mmHg) as an events check. Exits 1 when a
-sample disagrees with SciPy by more than --max-error of a variable's range, or a patient fails.
+aldesleukin with its dose-holding rule (SBP0 ~ U(95, 125) mmHg) as an events check (these three with
+DOPRI5); Robertson's stiff kinetics (k1 ~ U(0.02, 0.08), atol 1e-12) with methods auto and rodas, which
+must agree. Exits 1 when a sample disagrees with SciPy (or auto with rodas) by more than --max-error of a
+variable's range, or a patient fails.
 
 Without a GPU (or with --cpu) the same checks run on the C build with small cohorts (seconds).
 
@@ -37,17 +39,18 @@ def cohort(model, rng, n, **ranges):
     return P
 
 
-def run(device: str, model, t, P) -> tuple[np.ndarray, np.ndarray, dict]:
+def run(device: str, model, t, P, method: str = "dopri5", atol: float = ATOL) -> tuple[np.ndarray, np.ndarray, dict]:
     """(Y, status, timing) on the GPU (kernel time from CUDA events) or the C build (wall time)."""
     if device == "gpu":
-        engine = CudaBatchEngine(RTOL, ATOL)
+        engine = CudaBatchEngine(RTOL, atol, method=method)
         Y, status = engine.run(model, t, P)
         return Y, status, engine.last_timing
     start = time.perf_counter()
     kernel = HostKernel(model)
+    kernel.solver(method)  # built here, apart from the run
     built = time.perf_counter() - start
     start = time.perf_counter()
-    Y, status = kernel.run(t, P, RTOL, ATOL)
+    Y, status = kernel.run(t, P, RTOL, atol, method=method)
     return Y, status, {"compile_s": built, "kernel_s": time.perf_counter() - start, "to_device_s": 0.0,
                        "from_device_s": 0.0}
 
@@ -76,6 +79,7 @@ def main() -> int:
     parser.add_argument("--kp-points", type=int, default=1001, help="output points of the Kirschner-Panetta run")
     parser.add_argument("--reynolds", type=int, help="Reynolds patients (GPU 100,000; CPU 1,000)")
     parser.add_argument("--aldesleukin", type=int, help="aldesleukin patients (GPU 20,000; CPU 200)")
+    parser.add_argument("--stiff", type=int, help="Robertson patients (GPU 10,000; CPU 200)")
     parser.add_argument("--sample", type=int, default=20, help="patients checked against SciPy")
     parser.add_argument("--max-error", type=float, default=1e-4, help="largest accepted error, fraction of range")
     args = parser.parse_args()
@@ -86,6 +90,7 @@ def main() -> int:
     n_kp = args.kp or (1_000_000 if big else 2_000)
     n_rey = args.reynolds or (100_000 if big else 1_000)
     n_ald = args.aldesleukin or (20_000 if big else 200)
+    n_stiff = args.stiff or (10_000 if big else 200)
     if device == "gpu":
         import cupy
 
@@ -113,7 +118,7 @@ def main() -> int:
              ("KP failed patients", failures(status)),
              (f"KP max error vs SciPy ({len(sample)} patients)", f"{err:.2e} of range")]
     if device == "gpu" and c_compiler() is not None:  # the same kernel on both sides: only rounding (FMA contraction) may differ
-        Yc, _ = HostKernel(kp).run(t, P[sample], RTOL, ATOL)
+        Yc, _ = HostKernel(kp).run(t, P[sample], RTOL, ATOL, method="dopri5")
         gap = np.abs(Y[sample] - Yc) / np.maximum(np.ptp(Yc, axis=1, keepdims=True), 1e-300)
         rows.append(("KP GPU vs C build, same patients", f"{float(gap.max()):.2e} of range"))
     if big and timing["kernel_s"] > 0.5:
@@ -150,11 +155,28 @@ def main() -> int:
              ("aldesleukin failed patients", failures(status)),
              (f"aldesleukin max error vs SciPy ({len(sample)} patients)", f"{err:.2e} of range")]
 
+    # 4. Robertson's kinetics (stiff; B peaks at 4e-5, hence atol 1e-12): auto (DOPRI5, then RODAS) agrees with rodas
+    rob = ilsim.Model(name="robertson").add_parameter("k1", 0.04).add_parameter("k2", 3e7).add_parameter("k3", 1e4)
+    rob.add_species("A", 1.0).add_species("B", 0.0).add_species("C", 0.0)
+    rob.add_process("A to B", "k1*A", consumes={"A": 1}, produces={"B": 1})
+    rob.add_process("B to C", "k2*B^2", consumes={"B": 1}, produces={"C": 1})
+    rob.add_process("B to A", "k3*B*C", consumes={"B": 1}, produces={"A": 1})
+    rob = ilsim.compile(rob)
+    t = np.concatenate(([0.0], np.logspace(-5, 4, 91)))
+    P = cohort(rob, rng, n_stiff, k1=(0.02, 0.08))
+    (Ya, sa, ta), (Yr, sr, tr) = (run(device, rob, t, P, method, atol=1e-12) for method in ("auto", "rodas"))
+    gap = float((np.abs(Ya - Yr).max(axis=1) / np.maximum(np.ptp(Yr, axis=1), 1e-300)).max())
+    ok &= gap <= args.max_error and not sa.any() and not sr.any()
+    rows += [(f"Robertson {n_stiff:,} patients, auto / rodas: kernel", f"{ta['kernel_s']:.3f} s / {tr['kernel_s']:.3f} s"),
+             ("Robertson failed patients, auto / rodas", f"{failures(sa)} / {failures(sr)}"),
+             ("Robertson auto vs rodas", f"{gap:.2e} of range")]
+
     width = max(len(k) for k, _ in rows)
     print(f"\n  {'check':<{width}}  value\n  {'-' * width}  {'-' * 16}")
     for key, value in rows:
         print(f"  {key:<{width}}  {value}")
-    print(f"\nagreement with SciPy within {args.max_error:g} of range and no failed patient: {'yes' if ok else 'NO'}")
+    print(f"\nagreement (SciPy; auto with rodas) within {args.max_error:g} of range and no failed patient: "
+          f"{'yes' if ok else 'NO'}")
     return 0 if ok else 1
 
 

@@ -1,4 +1,5 @@
-"""The generated C/CUDA kernel, built as plain C: the printer, agreement with SciPy, events, failures.
+"""The generated C/CUDA kernel, built as plain C: the printer, agreement with SciPy, events, failures, and the
+methods dopri5, rodas and auto (against SciPy's Radau on a stiff model, and against the numba batch engine).
 
 The same source runs on a GPU through CuPy (engines.cuda); here it is compiled by the system C
 compiler into a shared library whose patient loop stands in for the GPU's threads.
@@ -13,11 +14,23 @@ import event_cases as cases
 import numpy as np
 import pytest
 from event_cases import equal_thresholds, exchange_rates, fills_to_its_threshold, short_infusion, short_infusion_exact
+from test_batch_stiff import T as ROBERTSON_TIMES
+from test_batch_stiff import robertson
 
 import ilsim
-from ilsim.engines.batch import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, OK
-from ilsim.engines.csource import PRELUDE, HostKernel, c_compiler, c_expr, c_number, kernel_source
+from ilsim.engines.batch import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, METHODS, OK, BatchEngine
+from ilsim.engines.csource import (
+    INTEGRATOR,
+    MAX_STIFF_SPECIES,
+    PRELUDE,
+    HostKernel,
+    c_compiler,
+    c_expr,
+    c_number,
+    kernel_source,
+)
 from ilsim.engines.cuda import CudaBatchEngine, cuda_unavailable_reason
+from ilsim.engines.ode import OdeEngine
 from ilsim.model import expressions as ex
 
 pytestmark = pytest.mark.skipif(c_compiler() is None, reason="no C compiler (cc/gcc/clang or $CC) to build the kernel")
@@ -106,13 +119,14 @@ def test_agrees_with_the_scipy_engine_on_built_in_scenarios(scenario, points, pa
     m = ilsim.compile(scenario)
     t = np.linspace(0.0, m.spec.simulation.t_end, points)
     P = np.vstack([m.p0, m.parameter_vector(patient)])
-    Y, status = run_host(m, t, P)
-    assert list(status) == [OK, OK]
-    for i in range(len(P)):
-        ref, ds = scipy_reference(m, t, P[i])
-        assert max_relative_difference(Y[i], ref) <= 1e-4, (scenario, i)
+    refs = [scipy_reference(m, t, p) for p in P]
+    for method in METHODS:
+        Y, status = run_host(m, t, P, method=method)
+        assert list(status) == [OK, OK], method
+        for i, (ref, _) in enumerate(refs):
+            assert max_relative_difference(Y[i], ref) <= 1e-4, (scenario, method, i)
     if scenario == "aldesleukin":
-        held = [name for _, name in __import__("json").loads(ds.attrs["events_fired"]) if "held" in name]
+        held = [name for _, name in __import__("json").loads(refs[1][1].attrs["events_fired"]) if "held" in name]
         assert held  # the hold rule acted in the second patient, and the kernel followed it
 
 
@@ -137,11 +151,12 @@ def sawtooth():
     return ilsim.compile(m)
 
 
-def test_condition_events_are_located_on_the_dense_output():
+@pytest.mark.parametrize("method", ["dopri5", "rodas"])
+def test_condition_events_are_located_on_the_dense_output(method):
     m = sawtooth()
     t = np.linspace(0.0, 10.0, 201)
     P = np.array([[0.7, 10.0], [0.7, 5.0]])  # each patient has its own threshold
-    Y, status = run_host(m, t, P, rtol=1e-10, atol=1e-12)
+    Y, status = run_host(m, t, P, rtol=1e-10, atol=1e-12, method=method)
     assert list(status) == [OK, OK]
     for i, (r, top) in enumerate(P):
         period = math.log(top) / r
@@ -272,9 +287,10 @@ def test_wrong_inputs_are_clear_errors():
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed: the CUDA form is checked on GPU machines")
-def test_the_same_source_compiles_as_cuda(tmp_path):
+@pytest.mark.parametrize("method", list(METHODS))
+def test_the_same_source_compiles_as_cuda(tmp_path, method):
     src = tmp_path / "kernel.cu"
-    src.write_text(kernel_source(every_feature()))
+    src.write_text(kernel_source(every_feature(), method))
     done = subprocess.run(["nvcc", "-ptx", "-arch=sm_80", str(src), "-o", str(tmp_path / "kernel.ptx")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -305,11 +321,12 @@ def test_conditions_with_equal_thresholds_fire_together_in_model_order():
     assert np.allclose(Y[:, -1, 1:], [1.0, 11.0])
 
 
-def test_a_short_infusion_in_a_rate_is_not_stepped_over():
+@pytest.mark.parametrize("method", ["dopri5", "rodas"])
+def test_a_short_infusion_in_a_rate_is_not_stepped_over(method):
     m = short_infusion()
     t = np.linspace(0.0, 100.0, 11)
     P = np.array([[10.0, 50.0, 0.01], [10.0, 25.0, 0.01]])
-    Y, status = run_host(ilsim.compile(m), t, P, rtol=1e-8, atol=1e-10)
+    Y, status = run_host(ilsim.compile(m), t, P, rtol=1e-8, atol=1e-10, method=method)
     assert (status == OK).all()
     for patient, (rate, t_on, kel) in enumerate(P):
         exact = short_infusion_exact(t, rate, t_on, kel)
@@ -324,3 +341,85 @@ def test_an_endless_cascade_ends_that_patient_alone_with_its_status():
     assert np.isnan(Y[1, ~before]).all()  # every row from the failure on
     for patient in (0, 2):
         assert np.allclose(Y[patient], cases.endless_cascade_exact(cases.CASCADE_TIMES), atol=1e-8)
+
+
+# ------------------------------------------------------------------------------ the stiff method (RODAS) and auto
+
+
+def test_dopri5_needs_more_than_max_steps_on_a_stiff_model():
+    m = robertson()
+    Y, status = run_host(m, ROBERTSON_TIMES, m.p0[None, :], rtol=1e-6, atol=1e-10, max_steps=50_000, method="dopri5")
+    assert status[0] == MAX_STEPS and np.isnan(Y[0, -1]).all()
+
+
+@pytest.mark.parametrize("method", ["rodas", "auto"])
+def test_rodas_and_auto_solve_robertson_like_radau(method):
+    """The same check as the numba engine's (test_batch_stiff.py); auto gets there within the step limit that stops
+    DOPRI5, so it moved to RODAS."""
+    m = robertson()
+    P = np.array([m.p0, m.p0 * [1.0, 0.5, 2.0]])
+    Y, status = run_host(m, ROBERTSON_TIMES, P, rtol=1e-8, atol=1e-12, max_steps=50_000, method=method)
+    assert (status == OK).all()
+    for i in range(2):
+        ref = OdeEngine("Radau", rtol=1e-10, atol=1e-14).run(m, ROBERTSON_TIMES, P[i]).y
+        span = ref.max(axis=0) - ref.min(axis=0)
+        assert (np.abs(Y[i] - ref).max(axis=0) / span).max() < 1e-4
+        assert np.allclose(Y[i].sum(axis=1), 1.0, rtol=1e-8)  # mass is conserved
+
+
+def test_rodas_follows_a_forcing_in_time():
+    """x' = cos(w t): the stages take df/dt (a forward difference), so the forced solution sin(w t) / w is met."""
+    m = ilsim.Model(name="forced").add_parameter("w", 2.0).add_species("x", 0.0, nonnegative=False)
+    m.add_process("forcing", "cos(w*t)", produces={"x": 1})
+    t = np.linspace(0.0, 10.0, 41)
+    Y, status = run_host(ilsim.compile(m), t, np.array([[2.0], [0.5]]), rtol=1e-9, atol=1e-12, method="rodas")
+    assert (status == OK).all()
+    for i, w in enumerate((2.0, 0.5)):
+        assert np.allclose(Y[i, :, 0], np.sin(w * t) / w, atol=1e-7)
+
+
+@pytest.mark.parametrize("model", [lambda: ilsim.compile("kirschner-panetta-1998"), every_feature],
+                         ids=["kirschner-panetta", "every-feature"])
+def test_rodas_in_c_agrees_with_rodas_in_numba(model):
+    """The same method, step control, dense output and event handling (every-feature: a condition event, guarded
+    timed doses) on both sides: only rounding differs."""
+    m = model()
+    t = np.linspace(0.0, 6.0 if m.name == "every-feature" else 300.0, 121)
+    P = np.vstack([m.p0, m.p0 * 1.1])
+    Y, status = run_host(m, t, P, rtol=1e-8, atol=1e-10, method="rodas")
+    ref = BatchEngine(rtol=1e-8, atol=1e-10, method="rodas").run_full(m, t, P)
+    assert (status == OK).all() and (ref.status == OK).all() and ref.stiff.all()
+    span = np.maximum(ref.Y.max(axis=1) - ref.Y.min(axis=1), 1e-9)
+    assert (np.abs(Y - ref.Y).max(axis=1) / span).max() < 1e-9
+
+
+def test_the_kernel_uses_the_coefficients_of_the_numba_engine():
+    """Every coefficient the C integrator defines under a name of the numba integrator has that value."""
+    from ilsim.engines.batch import integrator
+
+    defined: dict[str, float] = {}  # a definition may use earlier ones (EXPO uses BETA)
+    for line in INTEGRATOR.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) == 3 and parts[0] == "#define" and isinstance(getattr(integrator, parts[1], None), float):
+            defined[parts[1]] = ex.evaluate(ex.parse(parts[2]), defined)
+            assert defined[parts[1]] == pytest.approx(getattr(integrator, parts[1]), rel=1e-15), parts[1]
+    assert len(defined) > 60  # DOPRI5's and RODAS's tables
+
+
+def test_unknown_methods_and_models_too_large_for_rodas_are_clear_errors():
+    m = blow_up_model()
+    with pytest.raises(ilsim.IlsimError, match="unknown batch method 'radau'; choose one of dopri5, rodas, auto"):
+        HostKernel(m).run(np.linspace(0, 1, 3), m.p0[None, :], method="radau")
+    with pytest.raises(ilsim.IlsimError, match="unknown batch method 'bdf'"):
+        CudaBatchEngine(method="bdf")
+    assert CudaBatchEngine().method == BatchEngine().method == "auto"
+    chain = ilsim.Model(name="long-chain").add_parameter("k", 1.0)
+    for i in range(MAX_STIFF_SPECIES + 1):
+        chain.add_species(f"x{i}", 1.0 if i == 0 else 0.0)
+        if i:
+            chain.add_process(f"step {i}", f"k*x{i - 1}", consumes={f"x{i - 1}": 1}, produces={f"x{i}": 1})
+    chain = ilsim.compile(chain)
+    for method in ("rodas", "auto"):
+        with pytest.raises(ilsim.IlsimError, match=f"method '{method}' .* up to {MAX_STIFF_SPECIES} species.*'dopri5'"):
+            kernel_source(chain, method)
+    assert "#define ILSIM_METHOD 0" in kernel_source(chain, "dopri5") and "void ilsim_jac(" not in kernel_source(chain, "dopri5")

@@ -1,13 +1,25 @@
 """C/CUDA source of a model's batch kernel, printed from its expression trees, and a plain-C build of it.
 
-``kernel_source(model)`` returns ONE C99 translation unit that is also valid CUDA C: the model's
-right-hand side, condition root functions, event guards and actions and initial state (printed
-node by node from the checked trees, never from user text), followed by the integrator: one
-patient per thread, adaptive Dormand-Prince 5(4) with the coefficients and step-size controller of
-``engines.batch`` (Hairer's DOPRI5), Hairer's 4th-order dense output for output times (steps are
-not shortened to land on them), exact restarts at timed events and at the times where a rate
-switches, condition events located on the dense output by the Illinois method, and the event
-semantics of ``engines.ode`` (re-arm tolerance, equal thresholds firing together).
+``kernel_source(model, method)`` returns ONE C99 translation unit that is also valid CUDA C: the model's
+right-hand side, analytic Jacobian (for the stiff method), condition root functions, event guards and
+actions and initial state (printed node by node from the checked trees, never from user text), followed
+by the integrator: one patient per thread, with the methods, coefficients, step control and status codes
+of ``engines.batch``:
+
+  * ``dopri5``: adaptive Dormand-Prince 5(4), PI step control, Hairer's 4th-order dense output;
+  * ``rodas``: Hairer's L-stable Rosenbrock 4(3) RODAS with the Jacobian printed from
+    ``model.compile.jacobian_entries`` (SymPy, once per model), LU with partial pivoting, df/dt by a
+    forward difference for models whose rates read t, Gustafsson's predictive step control and its
+    3rd-order dense output;
+  * ``auto`` (default): DOPRI5 until Hairer's stiffness test has fired on 15 accepted steps, then RODAS
+    for the rest of that patient's run.
+
+The method is a compile-time constant (``ILSIM_METHOD``), so a DOPRI5 kernel carries no matrix. RODAS
+keeps one species x species matrix per thread (the Jacobian is evaluated into it at every trial step
+rather than kept beside it), and is refused above ``MAX_STIFF_SPECIES`` species. Output times never shorten
+a step (states there come from the dense output); integration restarts exactly at timed events and at the
+times where a rate switches; condition events are located on the dense output by the Illinois method,
+with the event semantics of ``engines.ode`` (re-arm tolerance, equal thresholds firing together).
 
 Device-specific syntax sits behind macros (``ILSIM_GLOBAL``, ``ILSIM_DEVICE``,
 ``ILSIM_PATIENT_LOOP``...): under NVRTC/nvcc the entry point is a ``__global__`` kernel with a
@@ -35,14 +47,30 @@ from pathlib import Path
 
 import numpy as np
 
-from ilsim.engines.batch import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, NON_FINITE, OK, STEP_UNDERFLOW
+from ilsim.engines.batch import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, METHODS, NON_FINITE, OK, STEP_UNDERFLOW
+from ilsim.engines.batch.codegen import uses_time
 from ilsim.engines.batch.engine import check_inputs, check_settings
 from ilsim.engines.ode import _time_switches
 from ilsim.errors import IlsimError
 from ilsim.model import expressions as ex
-from ilsim.model.compile import STATE, CompiledModel, cache_dir
+from ilsim.model.compile import STATE, CompiledModel, cache_dir, jacobian_entries
 
 MAX_CASCADE = 1000  # firings at one instant before a cascade counts as endless (as the numba batch engine)
+# RODAS keeps one species x species matrix per patient (thread): 8 KiB at 32 species. A GPU reserves a thread's
+# local memory for every thread it can hold at once (about 270,000 on an H100), so larger models are refused
+MAX_STIFF_SPECIES = 32
+
+
+def check_method(method: str, m: CompiledModel | None = None) -> int:
+    """The number of a batch method (``engines.batch.METHODS``); IlsimError for an unknown one, or for a stiff
+    method on a model with more than MAX_STIFF_SPECIES species."""
+    if method not in METHODS:
+        raise IlsimError(f"unknown batch method '{method}'; choose one of {', '.join(METHODS)}")
+    if m is not None and method != "dopri5" and len(m.species) > MAX_STIFF_SPECIES:
+        raise IlsimError(f"method '{method}' of the C/CUDA kernel (RODAS, a species x species matrix per patient) "
+                         f"takes models of up to {MAX_STIFF_SPECIES} species, and model '{m.name}' has "
+                         f"{len(m.species)}: use method 'dopri5', or the CPU batch engine (backend 'cpu')")
+    return METHODS[method]
 
 # ------------------------------------------------------------------------------ expression printer
 
@@ -150,8 +178,8 @@ def _switch(cases: list[list[str]], default: str) -> list[str]:
     return lines + ["    default: break;", "    }", f"    return {default};"]
 
 
-def model_functions(m: CompiledModel) -> str:
-    """The model-specific part of the kernel source."""
+def model_functions(m: CompiledModel, stiff: bool = False) -> str:
+    """The model-specific part of the kernel source; with its Jacobian when ``stiff`` (RODAS needs it)."""
     names = _names(m)
     ns, npar = len(m.species), len(m.parameters)
     cond = [k for k, e in enumerate(m.events) if e.condition is not None]
@@ -162,6 +190,7 @@ def model_functions(m: CompiledModel) -> str:
         f"#define ILSIM_NP {npar}",
         f"#define ILSIM_NC {len(cond)}",
         f"#define ILSIM_NTIMED {len(timed)}",
+        f"#define ILSIM_USES_T {int(uses_time(m))}",
         "",
         "/* dy/dt: rates at max(y, 0) for non-negative species, which cannot fall below zero */",
         "ILSIM_DEVICE void ilsim_rhs(const double *y, double t, const double *p, double *dy) {",
@@ -175,6 +204,9 @@ def model_functions(m: CompiledModel) -> str:
         if terms and m.nonnegative[i]:
             out.append(f"    if (y[{i}] <= 0.0 && dy[{i}] < 0.0) dy[{i}] = 0.0;")
     out += ["    (void)t; (void)p;", "}", ""]
+
+    if stiff:
+        out += _jacobian(m)
 
     out += ["ILSIM_DEVICE void ilsim_initial(const double *p, double *y) {"]
     out += [f"    y[{i}] = {c_expr(tr, names)};" for i, tr in enumerate(m.initial_trees)]
@@ -248,6 +280,19 @@ def model_functions(m: CompiledModel) -> str:
     return "\n".join(out)
 
 
+def _jacobian(m: CompiledModel) -> list[str]:
+    """df/dy into J (by rows) from the analytic entries (``model.compile.jacobian_entries``), at the raw state
+    as the numba engine's Jacobian."""
+    ns, entries = len(m.species), jacobian_entries(m)
+    names = _names(m)
+    return ["/* df/dy (analytic), by rows: the stiff method's Jacobian */",
+            "ILSIM_DEVICE void ilsim_jac(const double *y, double t, const double *p, double *J) {",
+            *_prologue(m, [tree for *_, tree in entries], clip=False),
+            f"    for (int i = 0; i < {ns * ns}; ++i) J[i] = 0.0;",
+            *[f"    J[{i * ns + k}] = {c_expr(tree, names)};" for i, k, tree in entries],
+            "    (void)y; (void)t; (void)p;", "}", ""]
+
+
 def _scale(node: ex.Expr, names: dict[str, str]) -> str:
     """C source of the magnitude of what a condition compares (as engines.ode's dead band)."""
     if isinstance(node, ex.Compare):
@@ -304,8 +349,8 @@ ILSIM_DEVICE double ilsim_pow4(double x) { const double x2 = x * x; return x2 * 
 ILSIM_DEVICE double ilsim_hill(double x, double k, double n) { const double xn = pow(x, n); return xn / (pow(k, n) + xn); }
 """
 
-# The integrator: engines.batch's DOPRI5 (same coefficients, controller and status codes) with
-# Hairer's dense output (contd5) and the event loop of engines.ode.
+# The integrator: engines.batch's DOPRI5 and RODAS (same coefficients, controllers, stiffness test and status
+# codes) with their dense outputs and the event loop of engines.ode; ILSIM_METHOD picks the method(s) compiled in.
 INTEGRATOR = r"""
 #define ILSIM_OK __OK__
 #define ILSIM_NON_FINITE __NON_FINITE__
@@ -363,6 +408,65 @@ INTEGRATOR = r"""
 #define BETA 0.04
 #define EXPO (0.2 - 0.75 * BETA)
 
+/* methods: ILSIM_METHOD (set before this text) picks what the kernel holds; auto starts on DOPRI5 and
+   moves a patient to RODAS for the rest of its run once Hairer's stiffness test (h |lambda| > 3.25,
+   from DOPRI5's last two stages) has fired on ILSIM_STIFF_STEPS accepted steps, as engines.batch */
+#define ILSIM_DOPRI5 __DOPRI5__
+#define ILSIM_RODAS __RODAS__
+#define ILSIM_AUTO __AUTO__
+#define ILSIM_HAS_RODAS (ILSIM_METHOD != ILSIM_DOPRI5)
+#define ILSIM_STIFF_STEPS 15
+
+/* RODAS (Hairer & Wanner, rodas.f, METH = 1), in the W-transformed form, as engines.batch */
+#define GAMMA 0.25
+#define R_C2 0.386
+#define R_C3 0.21
+#define R_C4 0.63
+#define R_D1 0.25
+#define R_D2 (-0.1043)
+#define R_D3 0.1035
+#define R_D4 (-0.03620000000000023)
+#define R_A21 1.544
+#define R_A31 0.9466785280815826
+#define R_A32 0.2557011698983284
+#define R_A41 3.314825187068521
+#define R_A42 2.896124015972201
+#define R_A43 0.9986419139977817
+#define R_A51 1.221224509226641
+#define R_A52 6.019134481288629
+#define R_A53 12.53708332932087
+#define R_A54 (-0.6878860361058950)
+#define R_C21 (-5.6688)
+#define R_C31 (-2.430093356833875)
+#define R_C32 (-0.2063599157091915)
+#define R_C41 (-0.1073529058151375)
+#define R_C42 (-9.594562251023355)
+#define R_C43 (-20.47028614809616)
+#define R_C51 7.496443313967647
+#define R_C52 (-10.24680431464352)
+#define R_C53 (-33.99990352819905)
+#define R_C54 11.70890893206160
+#define R_C61 8.083246795921522
+#define R_C62 (-7.981132988064893)
+#define R_C63 (-31.52159432874371)
+#define R_C64 16.31930543123136
+#define R_C65 (-6.058818238834054)
+#define R_H21 10.12623508344586
+#define R_H22 (-7.487995877610167)
+#define R_H23 (-34.80091861555747)
+#define R_H24 (-7.992771707568823)
+#define R_H25 1.025137723295662
+#define R_H31 (-0.6762803392801253)
+#define R_H32 6.087714651680015
+#define R_H33 16.43084320892478
+#define R_H34 24.76722511418386
+#define R_H35 (-6.594389125716872)
+/* Gustafsson's predictive step control (rodas.f, PRED = 1): factors in [0.2, 6] */
+#define R_FAC_MAX 6.0
+
+/* the method a patient is on (auto moves it to RODAS once) and auto's stiffness counters (dopri5.f) */
+typedef struct { int rodas, iasti, nonsti; } ilsim_method;
+
 ILSIM_DEVICE int ilsim_all_finite(const double *v) {
     for (int i = 0; i < ILSIM_NS; ++i)
         if (!ILSIM_ISFINITE(v[i])) return 0;
@@ -373,6 +477,113 @@ ILSIM_DEVICE void ilsim_store(const double *y, double *row) {
     for (int i = 0; i < ILSIM_NS; ++i) row[i] = y[i];
     ilsim_clip(row);
 }
+
+/* sqrt(mean((e_i / sc_i)^2)), sc_i = atol + rtol * max(|y_i|, |ynew_i|) */
+ILSIM_DEVICE double ilsim_error_norm(const double *e, const double *y, const double *ynew, double rtol, double atol) {
+    double s = 0.0;
+    for (int i = 0; i < ILSIM_NS; ++i) {
+        const double sc = atol + rtol * ilsim_max(fabs(y[i]), fabs(ynew[i]));
+        s += (e[i] / sc) * (e[i] / sc);
+    }
+    return sqrt(s / ILSIM_NS);
+}
+
+#if ILSIM_HAS_RODAS
+#define ILSIM_AT(A, i, j) A[(i) * ILSIM_NS + (j)]
+
+/* In-place LU with partial pivoting of an ns x ns matrix (by rows); 0 when a pivot is zero or not finite */
+ILSIM_DEVICE int ilsim_lu_factor(double *A, int *piv) {
+    for (int k = 0; k < ILSIM_NS; ++k) {
+        int m = k;
+        double big = fabs(ILSIM_AT(A, k, k));
+        for (int i = k + 1; i < ILSIM_NS; ++i)
+            if (fabs(ILSIM_AT(A, i, k)) > big) { big = fabs(ILSIM_AT(A, i, k)); m = i; }
+        piv[k] = m;
+        if (!(big > 0.0) || !ILSIM_ISFINITE(big)) return 0;
+        if (m != k)
+            for (int j = 0; j < ILSIM_NS; ++j) {
+                const double a = ILSIM_AT(A, k, j);
+                ILSIM_AT(A, k, j) = ILSIM_AT(A, m, j);
+                ILSIM_AT(A, m, j) = a;
+            }
+        const double inv = 1.0 / ILSIM_AT(A, k, k);
+        for (int i = k + 1; i < ILSIM_NS; ++i) {
+            ILSIM_AT(A, i, k) *= inv;
+            const double a = ILSIM_AT(A, i, k);
+            if (a != 0.0)
+                for (int j = k + 1; j < ILSIM_NS; ++j) ILSIM_AT(A, i, j) -= a * ILSIM_AT(A, k, j);
+        }
+    }
+    return 1;
+}
+
+/* Solve A x = b in place, A and piv from ilsim_lu_factor */
+ILSIM_DEVICE void ilsim_lu_solve(const double *A, const int *piv, double *b) {
+    for (int k = 0; k < ILSIM_NS; ++k)
+        if (piv[k] != k) { const double v = b[k]; b[k] = b[piv[k]]; b[piv[k]] = v; }
+    for (int i = 1; i < ILSIM_NS; ++i) {
+        double s = b[i];
+        for (int j = 0; j < i; ++j) s -= ILSIM_AT(A, i, j) * b[j];
+        b[i] = s;
+    }
+    for (int i = ILSIM_NS - 1; i >= 0; --i) {
+        double s = b[i];
+        for (int j = i + 1; j < ILSIM_NS; ++j) s -= ILSIM_AT(A, i, j) * b[j];
+        b[i] = s / ILSIM_AT(A, i, i);
+    }
+}
+
+/* One trial RODAS step from (t, y) with f0 = f(t, y) and dT = df/dt: each stage solves
+   (I / (h gamma) - J) k_i = f(t + c_i h, y + sum a_ij k_j) + sum (C_ij / h) k_j + h d_i dT.
+   J is evaluated into W (one ns x ns matrix per patient: no copy of J is kept, a rejected step evaluates
+   it again). Returns the error norm (k6 is the difference of the embedded solutions), infinite when W is
+   singular; u and fb are scratch. */
+ILSIM_DEVICE double ilsim_rodas_try(double t, double h, const double *y, const double *f0, const double *dT,
+                                    const double *p, double *W, int *piv, double *k1, double *k2, double *k3,
+                                    double *k4, double *k5, double *k6, double *u, double *fb, double *ynew,
+                                    double rtol, double atol) {
+    ilsim_jac(y, t, p, W);
+    for (int i = 0; i < ILSIM_NS * ILSIM_NS; ++i) W[i] = -W[i];
+    const double hg = 1.0 / (h * GAMMA);
+    for (int i = 0; i < ILSIM_NS; ++i) ILSIM_AT(W, i, i) += hg;
+    if (!ilsim_lu_factor(W, piv)) return ILSIM_INF;
+    const double ih = 1.0 / h;
+    for (int i = 0; i < ILSIM_NS; ++i) k1[i] = f0[i] + h * R_D1 * dT[i];
+    ilsim_lu_solve(W, piv, k1);
+    for (int i = 0; i < ILSIM_NS; ++i) u[i] = y[i] + R_A21 * k1[i];
+    ilsim_rhs(u, t + R_C2 * h, p, fb);
+    for (int i = 0; i < ILSIM_NS; ++i) k2[i] = fb[i] + h * R_D2 * dT[i] + ih * R_C21 * k1[i];
+    ilsim_lu_solve(W, piv, k2);
+    for (int i = 0; i < ILSIM_NS; ++i) u[i] = y[i] + R_A31 * k1[i] + R_A32 * k2[i];
+    ilsim_rhs(u, t + R_C3 * h, p, fb);
+    for (int i = 0; i < ILSIM_NS; ++i) k3[i] = fb[i] + h * R_D3 * dT[i] + ih * (R_C31 * k1[i] + R_C32 * k2[i]);
+    ilsim_lu_solve(W, piv, k3);
+    for (int i = 0; i < ILSIM_NS; ++i) u[i] = y[i] + R_A41 * k1[i] + R_A42 * k2[i] + R_A43 * k3[i];
+    ilsim_rhs(u, t + R_C4 * h, p, fb);
+    for (int i = 0; i < ILSIM_NS; ++i)
+        k4[i] = fb[i] + h * R_D4 * dT[i] + ih * (R_C41 * k1[i] + R_C42 * k2[i] + R_C43 * k3[i]);
+    ilsim_lu_solve(W, piv, k4);
+    for (int i = 0; i < ILSIM_NS; ++i) u[i] = y[i] + R_A51 * k1[i] + R_A52 * k2[i] + R_A53 * k3[i] + R_A54 * k4[i];
+    ilsim_rhs(u, t + h, p, fb);
+    for (int i = 0; i < ILSIM_NS; ++i) k5[i] = fb[i] + ih * (R_C51 * k1[i] + R_C52 * k2[i] + R_C53 * k3[i] + R_C54 * k4[i]);
+    ilsim_lu_solve(W, piv, k5);
+    for (int i = 0; i < ILSIM_NS; ++i) u[i] += k5[i];
+    ilsim_rhs(u, t + h, p, fb);
+    for (int i = 0; i < ILSIM_NS; ++i)
+        k6[i] = fb[i] + ih * (R_C61 * k1[i] + R_C62 * k2[i] + R_C63 * k3[i] + R_C64 * k4[i] + R_C65 * k5[i]);
+    ilsim_lu_solve(W, piv, k6);
+    for (int i = 0; i < ILSIM_NS; ++i) ynew[i] = u[i] + k6[i];
+    return ilsim_error_norm(k6, y, ynew, rtol, atol);
+}
+
+/* df/dt by a forward difference (only for models whose rates read t), as engines.batch */
+ILSIM_DEVICE void ilsim_time_derivative(const double *y, double t, const double *p, const double *f0, double *dT,
+                                        double *scratch) {
+    const double delta = sqrt(ILSIM_UROUND * ilsim_max(1e-5, fabs(t)));
+    ilsim_rhs(y, t + delta, p, scratch);
+    for (int i = 0; i < ILSIM_NS; ++i) dT[i] = (scratch[i] - f0[i]) / delta;
+}
+#endif
 
 /* Hairer's starting step, as engines.batch */
 ILSIM_DEVICE double ilsim_initial_step(const double *y, const double *f0, double t, const double *p,
@@ -402,7 +613,8 @@ ILSIM_DEVICE double ilsim_initial_step(const double *y, const double *f0, double
     return h;
 }
 
-/* the dense-output polynomial at theta in [0, 1] of the step from y0 */
+/* the dense-output polynomial at theta in [0, 1] of the step from y0; RODAS's 3rd-order one,
+   (1 - theta) y0 + theta (y1 + (1 - theta) (h2 + theta h3)), is this form with r3 = h2, r4 = h3, r5 = 0 */
 ILSIM_DEVICE void ilsim_dense(double theta, const double *y0, const double *ydiff, const double *r3,
                               const double *r4, const double *r5, double *out) {
     const double theta1 = 1.0 - theta;
@@ -488,10 +700,23 @@ ILSIM_DEVICE double ilsim_locate(int c, double sign, double offset, double ta, d
    Returns a status. */
 ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_out, double *out,
                                double *t_io, double t_stop, double *y, const double *p, const int *armed,
-                               const double *band, int *hit, double rtol, double atol, long long max_steps, long long *steps) {
+                               const double *band, int *hit, double rtol, double atol, long long max_steps, long long *steps,
+                               ilsim_method *method) {
+    /* DOPRI5's stages k1..k7; RODAS keeps f(t, y) in k1 and its stages in k2..k7 (tmp and r5 as scratch) */
     double k1[ILSIM_NS], k2[ILSIM_NS], k3[ILSIM_NS], k4[ILSIM_NS], k5[ILSIM_NS], k6[ILSIM_NS], k7[ILSIM_NS];
     double ynew[ILSIM_NS], tmp[ILSIM_NS], r3[ILSIM_NS], r4[ILSIM_NS], r5[ILSIM_NS];
     double g_old[ILSIM_NC1], g_new[ILSIM_NC1];
+#if ILSIM_HAS_RODAS
+    double W[ILSIM_NS * ILSIM_NS], dT[ILSIM_NS];
+    int piv[ILSIM_NS];
+    int need_dT = 1;
+    double h_acc = 0.0, err_acc = 1e-2; /* the last accepted RODAS step and its error; none yet in this segment */
+    for (int i = 0; i < ILSIM_NS; ++i) dT[i] = 0.0;
+#define ILSIM_ON_RODAS (method->rodas)
+#else
+#define ILSIM_ON_RODAS 0
+    (void)method;
+#endif
     double t = *t_io;
     *hit = -1;
     ilsim_rhs(y, t, p, k1);
@@ -508,29 +733,36 @@ ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_
         if (hs <= 16.0 * ILSIM_UROUND * ilsim_max(fabs(t), 1e-300))
             return last_nonfinite ? ILSIM_NON_FINITE : ILSIM_STEP_UNDERFLOW;
         *steps += 1;
-        for (int i = 0; i < ILSIM_NS; ++i) tmp[i] = y[i] + hs * A21 * k1[i];
-        ilsim_rhs(tmp, t + C2 * hs, p, k2);
-        for (int i = 0; i < ILSIM_NS; ++i) tmp[i] = y[i] + hs * (A31 * k1[i] + A32 * k2[i]);
-        ilsim_rhs(tmp, t + C3 * hs, p, k3);
-        for (int i = 0; i < ILSIM_NS; ++i) tmp[i] = y[i] + hs * (A41 * k1[i] + A42 * k2[i] + A43 * k3[i]);
-        ilsim_rhs(tmp, t + C4 * hs, p, k4);
-        for (int i = 0; i < ILSIM_NS; ++i)
-            tmp[i] = y[i] + hs * (A51 * k1[i] + A52 * k2[i] + A53 * k3[i] + A54 * k4[i]);
-        ilsim_rhs(tmp, t + C5 * hs, p, k5);
-        for (int i = 0; i < ILSIM_NS; ++i)
-            tmp[i] = y[i] + hs * (A61 * k1[i] + A62 * k2[i] + A63 * k3[i] + A64 * k4[i] + A65 * k5[i]);
         const double t_new = clipped ? t_stop : t + hs;
-        ilsim_rhs(tmp, t + hs, p, k6);
-        for (int i = 0; i < ILSIM_NS; ++i)
-            ynew[i] = y[i] + hs * (A71 * k1[i] + A73 * k3[i] + A74 * k4[i] + A75 * k5[i] + A76 * k6[i]);
-        ilsim_rhs(ynew, t + hs, p, k7);
-        double err = 0.0;
-        for (int i = 0; i < ILSIM_NS; ++i) {
-            const double e = hs * (E1 * k1[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i]);
-            const double sc = atol + rtol * ilsim_max(fabs(y[i]), fabs(ynew[i]));
-            err += (e / sc) * (e / sc);
+        const int rodas = ILSIM_ON_RODAS;
+        double err;
+#if ILSIM_HAS_RODAS
+        if (rodas) {
+            if (ILSIM_USES_T && need_dT) ilsim_time_derivative(y, t, p, k1, dT, tmp);
+            need_dT = 0;
+            err = ilsim_rodas_try(t, hs, y, k1, dT, p, W, piv, k2, k3, k4, k5, k6, k7, tmp, r5, ynew, rtol, atol);
+        } else
+#endif
+        {
+            for (int i = 0; i < ILSIM_NS; ++i) tmp[i] = y[i] + hs * A21 * k1[i];
+            ilsim_rhs(tmp, t + C2 * hs, p, k2);
+            for (int i = 0; i < ILSIM_NS; ++i) tmp[i] = y[i] + hs * (A31 * k1[i] + A32 * k2[i]);
+            ilsim_rhs(tmp, t + C3 * hs, p, k3);
+            for (int i = 0; i < ILSIM_NS; ++i) tmp[i] = y[i] + hs * (A41 * k1[i] + A42 * k2[i] + A43 * k3[i]);
+            ilsim_rhs(tmp, t + C4 * hs, p, k4);
+            for (int i = 0; i < ILSIM_NS; ++i)
+                tmp[i] = y[i] + hs * (A51 * k1[i] + A52 * k2[i] + A53 * k3[i] + A54 * k4[i]);
+            ilsim_rhs(tmp, t + C5 * hs, p, k5);
+            for (int i = 0; i < ILSIM_NS; ++i) /* tmp keeps this stage's state: the stiffness test reads it */
+                tmp[i] = y[i] + hs * (A61 * k1[i] + A62 * k2[i] + A63 * k3[i] + A64 * k4[i] + A65 * k5[i]);
+            ilsim_rhs(tmp, t + hs, p, k6);
+            for (int i = 0; i < ILSIM_NS; ++i)
+                ynew[i] = y[i] + hs * (A71 * k1[i] + A73 * k3[i] + A74 * k4[i] + A75 * k5[i] + A76 * k6[i]);
+            ilsim_rhs(ynew, t + hs, p, k7);
+            for (int i = 0; i < ILSIM_NS; ++i)
+                r3[i] = hs * (E1 * k1[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i]);
+            err = ilsim_error_norm(r3, y, ynew, rtol, atol);
         }
-        err = sqrt(err / ILSIM_NS);
         if (!ILSIM_ISFINITE(err) || !ilsim_all_finite(ynew) || !ilsim_all_finite(k7)) {
             last_nonfinite = 1;
             rejected = 1;
@@ -539,26 +771,39 @@ ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_
         }
         last_nonfinite = 0;
         if (!(err <= 1.0)) {
-            h = hs * ilsim_max(FAC_MIN, SAFETY * pow(err, -0.2));
+            h = hs * ilsim_max(FAC_MIN, SAFETY * pow(err, rodas ? -0.25 : -0.2));
             rejected = 1;
             continue;
         }
-        err = ilsim_max(err, 1e-10);
-        double fac = ilsim_min(FAC_MAX, ilsim_max(FAC_MIN, SAFETY * pow(err, -EXPO) * pow(err_old, BETA)));
-        if (rejected) fac = ilsim_min(fac, 1.0);
-        const double h_next = hs * fac;
-        /* a step cut short to land on an event time says nothing against the longer one */
-        h = (clipped && fac >= 1.0) ? ilsim_max(h_next, h) : h_next;
-        err_old = err;
-        rejected = 0;
+        /* accepted. Hairer's stiffness test on DOPRI5's last two stages (auto only) */
+        int looks_stiff = 0;
+#if ILSIM_METHOD == ILSIM_AUTO
+        if (!rodas) {
+            double stnum = 0.0, stden = 0.0;
+            for (int i = 0; i < ILSIM_NS; ++i) {
+                stnum += (k7[i] - k6[i]) * (k7[i] - k6[i]);
+                stden += (ynew[i] - tmp[i]) * (ynew[i] - tmp[i]);
+            }
+            looks_stiff = stden > 0.0 && hs * sqrt(stnum / stden) > 3.25;
+        }
+#endif
         /* dense output of the step (before clipping: the polynomial of the step itself) */
-        for (int i = 0; i < ILSIM_NS; ++i) {
-            const double ydiff = ynew[i] - y[i];
-            const double bspl = hs * k1[i] - ydiff;
-            tmp[i] = ydiff;
-            r3[i] = bspl;
-            r4[i] = ydiff - hs * k7[i] - bspl;
-            r5[i] = hs * (D1 * k1[i] + D3 * k3[i] + D4 * k4[i] + D5 * k5[i] + D6 * k6[i] + D7 * k7[i]);
+        if (rodas) {
+            for (int i = 0; i < ILSIM_NS; ++i) {
+                r3[i] = R_H21 * k2[i] + R_H22 * k3[i] + R_H23 * k4[i] + R_H24 * k5[i] + R_H25 * k6[i];
+                r4[i] = R_H31 * k2[i] + R_H32 * k3[i] + R_H33 * k4[i] + R_H34 * k5[i] + R_H35 * k6[i];
+                r5[i] = 0.0;
+                tmp[i] = ynew[i] - y[i];
+            }
+        } else {
+            for (int i = 0; i < ILSIM_NS; ++i) {
+                const double ydiff = ynew[i] - y[i];
+                const double bspl = hs * k1[i] - ydiff;
+                tmp[i] = ydiff;
+                r3[i] = bspl;
+                r4[i] = ydiff - hs * k7[i] - bspl;
+                r5[i] = hs * (D1 * k1[i] + D3 * k3[i] + D4 * k4[i] + D5 * k5[i] + D6 * k6[i] + D7 * k7[i]);
+            }
         }
         const int clipped_state = ilsim_clip(ynew);
         /* condition events: a crossing in the direction that matters (up while armed, down while not) */
@@ -593,16 +838,53 @@ ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_
             *t_io = t_hit;
             return ILSIM_OK;
         }
+#if ILSIM_METHOD == ILSIM_AUTO
+        if (!rodas && looks_stiff) {
+            method->nonsti = 0;
+            method->iasti += 1;
+            if (method->iasti == ILSIM_STIFF_STEPS) method->rodas = 1; /* the rest of the run on RODAS */
+        } else if (!rodas && ++method->nonsti == 6) {
+            method->iasti = 0;
+        }
+#else
+        (void)looks_stiff;
+#endif
         t = t_new;
         for (int i = 0; i < ILSIM_NS; ++i) y[i] = ynew[i];
         for (int c = 0; c < ILSIM_NC; ++c) g_old[c] = g_new[c];
-        if (clipped_state) {
+        if (clipped_state || ILSIM_ON_RODAS) {
             ilsim_rhs(y, t, p, k1);
             if (!ilsim_all_finite(k1)) { *t_io = t; return ILSIM_NON_FINITE; }
+#if ILSIM_HAS_RODAS
+            need_dT = 1;
+#endif
         } else {
             for (int i = 0; i < ILSIM_NS; ++i) k1[i] = k7[i]; /* first same as last */
         }
+        /* the next step size: PI control on DOPRI5 (Hairer's dopri5.f), Gustafsson's predictive control on RODAS */
+        err = ilsim_max(err, 1e-10);
+        double fac;
+#if ILSIM_HAS_RODAS
+        if (ILSIM_ON_RODAS) {
+            fac = ilsim_min(R_FAC_MAX, ilsim_max(FAC_MIN, SAFETY * pow(err, -0.25)));
+            if (h_acc > 0.0)
+                fac = ilsim_min(fac, ilsim_min(R_FAC_MAX, ilsim_max(FAC_MIN, SAFETY * (hs / h_acc)
+                                                                    * pow(err_acc / (err * err), 0.25))));
+            h_acc = hs;
+            err_acc = ilsim_max(1e-2, err);
+        } else
+#endif
+        {
+            fac = ilsim_min(FAC_MAX, ilsim_max(FAC_MIN, SAFETY * pow(err, -EXPO) * pow(err_old, BETA)));
+            err_old = err;
+        }
+        if (rejected) fac = ilsim_min(fac, 1.0);
+        rejected = 0;
+        const double h_next = hs * fac;
+        /* a step cut short to land on an event time says nothing against the longer one */
+        h = (clipped && fac >= 1.0) ? ilsim_max(h_next, h) : h_next;
     }
+#undef ILSIM_ON_RODAS
     *t_io = t;
     return ILSIM_OK;
 }
@@ -625,6 +907,7 @@ ILSIM_DEVICE int ilsim_integrate(const double *t_eval, long long nt, const doubl
     int k_timed = 0;
     while (k_timed < ILSIM_NTIMED && ilsim_timed_t[k_timed] < t) k_timed += 1;
     long long steps = 0;
+    ilsim_method method = {ILSIM_METHOD == ILSIM_RODAS, 0, 0};
     for (;;) {
         while (k_timed < ILSIM_NTIMED && ilsim_timed_t[k_timed] <= t) { /* events at t apply before its output */
             const int code = ilsim_fire(ilsim_timed_e[k_timed], t, y, p, armed, band, rtol, atol);
@@ -650,7 +933,7 @@ ILSIM_DEVICE int ilsim_integrate(const double *t_eval, long long nt, const doubl
         }
         int hit;
         const int code = ilsim_segment(t_eval, nt, k_out, out, &t, t_stop, y, p, armed, band, &hit, rtol, atol,
-                                       max_steps, &steps);
+                                       max_steps, &steps, &method);
         if (code != ILSIM_OK) return code;
         if (hit >= 0 && !armed[hit]) {
             armed[hit] = 1;
@@ -683,15 +966,18 @@ ILSIM_GLOBAL void ilsim_solve(const double *t_eval, long long nt, const double *
 """
 
 
-def kernel_source(m: CompiledModel) -> str:
-    """The complete kernel source of a model: C99, and CUDA C under NVRTC/nvcc."""
+def kernel_source(m: CompiledModel, method: str = "auto") -> str:
+    """The complete kernel source of a model for one method (``engines.batch.METHODS``): C99, and CUDA C under
+    NVRTC/nvcc. The method is fixed when the kernel is compiled, so a DOPRI5 kernel carries no matrix."""
+    number = check_method(method, m)
     codes = {"__OK__": OK, "__NON_FINITE__": NON_FINITE, "__STEP_UNDERFLOW__": STEP_UNDERFLOW,
              "__MAX_STEPS__": MAX_STEPS, "__BAD_INITIAL__": BAD_INITIAL, "__ENDLESS_EVENTS__": ENDLESS_EVENTS,
-             "__MAX_CASCADE__": MAX_CASCADE}
+             "__MAX_CASCADE__": MAX_CASCADE, **{f"__{name.upper()}__": code for name, code in METHODS.items()}}
     integrator = INTEGRATOR
     for key, value in codes.items():
         integrator = integrator.replace(key, str(value))
-    return "\n".join([PRELUDE, model_functions(m), integrator])
+    return "\n".join([PRELUDE, model_functions(m, stiff=method != "dopri5"), f"#define ILSIM_METHOD {number}",
+                      integrator])
 
 
 # ------------------------------------------------------------------------------ plain-C build (CPU shim)
@@ -709,35 +995,44 @@ class HostKernel:
     """A model's kernel source built as plain C (a loop over patients instead of GPU threads), called via ctypes.
 
     Runs the very integrator that the GPU runs, on the CPU: for tests and checks without a GPU.
-    The shared library is cached beside the Python kernels, named by the hash of its source.
+    One shared library per method, built on first use and cached beside the Python kernels, named by the
+    hash of its source.
     """
 
     def __init__(self, m: CompiledModel, openmp: bool = True):
         self.model = m
-        self.source = kernel_source(m)
-        compiler = c_compiler()
-        if compiler is None:
+        self._compiler = c_compiler()
+        if self._compiler is None:
             raise IlsimError("no C compiler found (set $CC or install gcc) to build the kernel for the CPU")
-        flags = ["-O2", "-std=c99", "-shared", "-fPIC"]
-        if openmp and _accepts(compiler, "-fopenmp"):
-            flags.append("-fopenmp")
-        digest = hashlib.sha256((self.source + " ".join(flags)).encode()).hexdigest()[:24]
-        self.library = _build(compiler, flags, self.source, f"ilsim_c_{digest}")
-        lib = ctypes.CDLL(str(self.library))
-        self._solve = lib.ilsim_solve
-        ptr, i64, f64 = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double
-        self._solve.argtypes = [ptr, i64, ptr, i64, f64, f64, i64, ptr, ptr]
-        self._solve.restype = None
+        self._flags = ["-O2", "-std=c99", "-shared", "-fPIC"]
+        if openmp and _accepts(self._compiler, "-fopenmp"):
+            self._flags.append("-fopenmp")
+        self._solvers: dict[str, object] = {}
 
-    def run(self, t_eval, P, rtol: float = 1e-6, atol: float = 1e-9,
-            max_steps: int = 1_000_000) -> tuple[np.ndarray, np.ndarray]:
-        """``(Y, status)``: Y is patients x len(t_eval) x species, status an int per patient (see batch.STATUS)."""
+    def solver(self, method: str = "auto"):
+        """The entry point ``ilsim_solve`` of the method's library (built on first use)."""
+        if method not in self._solvers:
+            source = kernel_source(self.model, method)
+            digest = hashlib.sha256((source + " ".join(self._flags)).encode()).hexdigest()[:24]
+            solve = ctypes.CDLL(str(_build(self._compiler, self._flags, source, f"ilsim_c_{digest}"))).ilsim_solve
+            ptr, i64, f64 = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double
+            solve.argtypes = [ptr, i64, ptr, i64, f64, f64, i64, ptr, ptr]
+            solve.restype = None
+            self._solvers[method] = solve
+        return self._solvers[method]
+
+    def run(self, t_eval, P, rtol: float = 1e-6, atol: float = 1e-9, max_steps: int = 1_000_000,
+            method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+        """``(Y, status)``: Y is patients x len(t_eval) x species, status an int per patient (see batch.STATUS).
+        ``method``: "dopri5", "rodas" or "auto" (default), as ``engines.batch.BatchEngine``."""
         rtol, atol, max_steps = check_settings(rtol, atol, max_steps)
+        check_method(method, self.model)
         t_eval, P = check_inputs(self.model, t_eval, P)
+        solve = self.solver(method)
         n, nt, ns = P.shape[0], len(t_eval), len(self.model.species)
         Y = np.empty((n, nt, ns))
         status = np.empty(n, dtype=np.int32)
-        self._solve(t_eval.ctypes.data, nt, P.ctypes.data, n, rtol, atol, max_steps, Y.ctypes.data, status.ctypes.data)
+        solve(t_eval.ctypes.data, nt, P.ctypes.data, n, rtol, atol, max_steps, Y.ctypes.data, status.ctypes.data)
         return Y, status.astype(np.int64)
 
 

@@ -1,7 +1,9 @@
 """CUDA batch engine: the generated per-patient kernel (``engines.csource``) run on a GPU through CuPy.
 
-One GPU thread integrates one patient (row of ``P``) with the kernel's adaptive Dormand-Prince 5(4),
-dense output and events, in double precision. The source is compiled once per model with NVRTC
+One GPU thread integrates one patient (row of ``P``) with the kernel's method, dense output and events,
+in double precision: ``method`` "dopri5" (Dormand-Prince 5(4)), "rodas" (Rosenbrock 4(3) with the model's
+analytic Jacobian) or "auto" (default: DOPRI5 until Hairer's stiffness test moves the patient to RODAS),
+as ``engines.batch.BatchEngine``. The source is compiled once per model and method with NVRTC
 (``cupy.RawKernel``; CuPy also caches the binary on disk, so a new process skips compilation).
 Patients are run in chunks sized to the GPU's free memory; the kernel is timed with CUDA events so
 that ``last_timing`` reports kernel time apart from transfers.
@@ -18,7 +20,7 @@ import time
 import numpy as np
 
 from ilsim.engines.batch.engine import check_inputs, check_settings
-from ilsim.engines.csource import kernel_source
+from ilsim.engines.csource import check_method, kernel_source
 from ilsim.errors import IlsimError
 from ilsim.model.compile import CompiledModel
 
@@ -48,26 +50,30 @@ def _cupy():
 
 
 class CudaBatchEngine:
-    """Many parameter sets of one model on a CUDA GPU: one thread per patient, DOPRI5 with events.
+    """Many parameter sets of one model on a CUDA GPU: one thread per patient, DOPRI5, RODAS or auto, with events.
 
     ``run(model, t_eval, P)`` returns ``(Y, status)`` like ``BatchEngine``: Y is patients x
     len(t_eval) x species (float64), status an int per patient (``engines.batch.STATUS``).
     """
 
     name = "cuda"
-    supports = {"events": True, "stochastic": False, "spatial": False, "batch": True, "stiff": False}
+    supports = {"events": True, "stochastic": False, "spatial": False, "batch": True, "stiff": True}
 
-    def __init__(self, rtol: float = 1e-6, atol: float = 1e-9, max_steps: int = 1_000_000, block_size: int = 128):
+    def __init__(self, rtol: float = 1e-6, atol: float = 1e-9, max_steps: int = 1_000_000, block_size: int = 128,
+                 method: str = "auto"):
         self.rtol, self.atol, self.max_steps = check_settings(rtol, atol, max_steps)
+        check_method(method)
+        self.method = method
         if block_size < 32 or block_size > 1024 or block_size % 32:
             raise IlsimError(f"block_size must be a multiple of 32 between 32 and 1024, got {block_size}")
         self.block_size = int(block_size)
         self.last_timing: dict[str, float] = {}
 
     def kernel(self, model: CompiledModel):
-        """The model's compiled kernel (NVRTC, once per model and process; CuPy caches it on disk)."""
+        """The model's compiled kernel for this engine's method (NVRTC, once per model, method and process; CuPy
+        caches it on disk)."""
         cupy = _cupy()
-        source = kernel_source(model)
+        source = kernel_source(model, self.method)
         key = hashlib.sha256(source.encode()).hexdigest()
         if key not in _KERNELS:
             kernel = cupy.RawKernel(source, "ilsim_solve", options=("--std=c++14",))

@@ -541,6 +541,7 @@ class _LazyJacobian:
         # the Jacobian follows from the right-hand side, so its cached file is named after it
         self._m, self._names, self._module = m, names, None
         self._name = f"{rhs_module}_jac_into_{__version__.replace('.', '_')}"
+        self._entries: dict[tuple, tuple[tuple[int, int, ex.Expr], ...]] = {}
 
     def __call__(self, y, t, p):
         return self.module().jac(y, t, p)
@@ -549,27 +550,51 @@ class _LazyJacobian:
         """The generated module: ``jac(y, t, p)`` returns the matrix, ``jac_into(y, t, p, out)`` fills one."""
         if self._module is None:
             cached = _import_cached(self._name)
-            self._module = cached if cached is not None else _build_jacobian(self._m, self._names, self._name)
+            if cached is None:
+                cached = _build_jacobian(self._m, self._names, self._name, self.entries(self._m))
+            self._module = cached
         return self._module
 
+    def entries(self, m: CompiledModel) -> tuple[tuple[int, int, ex.Expr], ...]:
+        """``jacobian_entries(m)``, kept per model names: models that share this right-hand side module differ
+        at most in what their species and parameters are called."""
+        key = (m.species, m.parameters)
+        if key not in self._entries:
+            self._entries[key] = _differentiate(m)
+        return self._entries[key]
 
-def _build_jacobian(m: CompiledModel, names: dict[str, str], module_name: str):
+
+def jacobian_entries(m: CompiledModel) -> tuple[tuple[int, int, ex.Expr], ...]:
+    """The nonzero entries ``(i, k, d(dy_i/dt)/dy_k)`` of the model's analytic Jacobian as expression trees over
+    its species, parameters and t (observables inlined), row by row; SymPy runs once per model and process.
+    Printed as Python by the stiff engines' kernels and as C by ``engines.csource``."""
+    return m.kernels["jac"].entries(m)
+
+
+def _differentiate(m: CompiledModel) -> tuple[tuple[int, int, ex.Expr], ...]:
     import sympy as sp
 
-    symbols = {n: sp.Symbol(n) for n in (*m.species, *m.parameters, ex.TIME)}
+    symbols = {n: sp.Symbol(n, real=True) for n in (*m.species, *m.parameters, ex.TIME)}
     for name, tree in zip(m.observables, m.observable_trees):
         symbols[name] = ex.to_sympy(tree, symbols)  # observables inlined, so chains differentiate
-    rhs = [ex.to_sympy(tr, symbols) for tr in m.rhs_trees]
+    entries = []
+    for i, tree in enumerate(m.rhs_trees):
+        f = ex.to_sympy(tree, symbols)
+        for k, s in enumerate(m.species):
+            d = sp.diff(f, symbols[s])
+            if d != 0:
+                entries.append((i, k, ex.from_sympy(d)))
+    return tuple(entries)
+
+
+def _build_jacobian(m: CompiledModel, names: dict[str, str], module_name: str,
+                    entries: tuple[tuple[int, int, ex.Expr], ...]):
     ns = len(m.species)
     lines = ["def jac_into(y, t, p, out):"]  # no allocation: the batch engine's stiff method calls it per step
     lines += [f"    s_{i} = y[{i}]" for i in range(ns)]
     lines += [f"    k_{i} = p[{i}]" for i in range(len(m.parameters))]
     lines += ["    out[:, :] = 0.0"]
-    for i, f in enumerate(rhs):
-        for k, s in enumerate(m.species):
-            d = sp.diff(f, symbols[s])
-            if d != 0:
-                lines.append(f"    out[{i}, {k}] = {ex.to_code(ex.from_sympy(d), names, False)}")
+    lines += [f"    out[{i}, {k}] = {ex.to_code(tree, names, False)}" for i, k, tree in entries]
     lines += ["", "jac_into = _jit(jac_into) if JIT else jac_into", "",
               "def jac(y, t, p):", f"    out = np.empty(({ns}, {ns}))", "    jac_into(y, t, p, out)", "    return out", "",
               "jac = _jit(jac) if JIT else jac"]
