@@ -108,14 +108,12 @@ def test_same_inputs_give_bitwise_identical_outputs():
 
 
 def test_lane_groups_agree_with_one_patient_at_a_time():
-    """Models without condition events run 16 patients side by side (lane groups); adding a condition that
-    never becomes true sends the same model through the one-patient path: the two agree to tolerance, and a
-    group's patients that turn stiff (auto) or pass timed doses finish as the one-patient path does."""
-    spec = ilsim.load("kirschner-panetta-1998")
-    spec.add_event("boost", at=[100.0, 400.0], add={"I": 1e4})
-    lanes = ilsim.compile(spec)
-    spec.add_event("never", when="T > 1e300", set={"I": 0.0})
-    alone = ilsim.compile(spec)
+    """Models without condition events run patients side by side (lane groups); adding a condition that never
+    becomes true sends the same model through the one-patient path: the two agree to tolerance, and a group's
+    patients that turn stiff (auto) finish as the one-patient path does. (Every built-in scenario, with timed
+    doses, runs in lane groups in test_batch_scenarios.py.)"""
+    lanes = ilsim.compile("kirschner-panetta-1998")
+    alone = ilsim.compile(ilsim.load("kirschner-panetta-1998").add_event("never", when="T > 1e300", set={"I": 0.0}))
     P = cohort(lanes, "c", 0.02, 0.05, 37)  # two full groups and a part-filled one
     P[::3, lanes.parameters.index("mu3")] = 1000.0  # IL-2 cleared 100x faster: stiff, so auto moves these to RODAS
     t = np.linspace(0.0, 1000.0, 201)
@@ -124,7 +122,6 @@ def test_lane_groups_agree_with_one_patient_at_a_time():
         grouped = engine.run_full(lanes, t, P)
         single = engine.run_full(alone, t, P)
         assert (grouped.status == OK).all() and (single.status == OK).all()
-        assert (grouped.fired[:, 0] == 2).all()
         span = single.Y.max(axis=1) - single.Y.min(axis=1)
         assert (np.abs(grouped.Y - single.Y).max(axis=1) / span).max() < 1e-4
         if method == "auto":  # the stiff patients left their lanes for RODAS, the others stayed
