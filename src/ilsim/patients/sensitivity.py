@@ -38,8 +38,10 @@ from ilsim.patients.sweep import (
     check_metric,
     check_parameter,
     engine_for,
+    model_record,
     parameter_units,
     parse_range,
+    run_record,
     run_rows,
 )
 
@@ -145,7 +147,7 @@ def sensitivity(
     from SALib.sample import morris as morris_sample
     from SALib.sample import sobol as sobol_sample
 
-    from ilsim import __version__, api
+    from ilsim import api
     from ilsim.io.results import check_out
 
     if method not in METHODS:
@@ -241,10 +243,7 @@ def sensitivity(
     samples_table[output] = y
     samples_table["used"] = keep
     info = {
-        "model": compiled.name,
-        "title": compiled.spec.metadata.title or compiled.name,
-        "model_hash": compiled.spec.content_hash(),
-        "model_source": compiled.source,
+        **model_record(compiled),
         "method": method,
         "sampler": "SALib.sample.sobol (Saltelli cross-sampling" + (", second order)" if second else ")")
                    if method == "sobol" else f"SALib.sample.morris ({NUM_LEVELS} levels)",
@@ -268,14 +267,7 @@ def sensitivity(
         "t_end": float(t_eval[-1]),
         "output_points": len(t_eval),
         "time_units": compiled.spec.metadata.time_units,
-        "engine": engine.name,
-        "engine_method": getattr(engine, "method", None),
-        "rtol": engine.rtol,
-        "atol": engine.atol,
-        "scheduler": rows.scheduler,
-        "wall_time_s": round(rows.wall_time_s, 6),
-        "ilsim_version": __version__,
-        "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+        **run_record(engine, rows, "engine_method"),
     }
     result = SensitivityResult(indices, samples_table, info)
     if out is not None:

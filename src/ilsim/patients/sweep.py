@@ -244,6 +244,22 @@ def run_rows(model: CompiledModel, P: np.ndarray, t_eval: np.ndarray, *, rtol: f
         return Rows(metrics, where(client), time.perf_counter() - start)
 
 
+def model_record(model: CompiledModel) -> dict:
+    """The model part of a sweep's or sensitivity analysis's provenance record."""
+    return {"model": model.name, "title": model.spec.metadata.title or model.name,
+            "model_hash": model.spec.content_hash(), "model_source": model.source}
+
+
+def run_record(engine, rows: Rows, method_key: str = "method") -> dict:
+    """How and where the rows ran: engine, method (under ``method_key``), tolerances, scheduler, wall time,
+    ilsim version and date, for a sweep's or sensitivity analysis's provenance record."""
+    from ilsim import __version__
+
+    return {"engine": engine.name, method_key: getattr(engine, "method", None), "rtol": engine.rtol,
+            "atol": engine.atol, "scheduler": rows.scheduler, "wall_time_s": round(rows.wall_time_s, 6),
+            "ilsim_version": __version__, "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}
+
+
 def engine_for(model: CompiledModel, rtol: float | None, atol: float | None):
     from ilsim.engines.batch import BatchEngine
 
@@ -300,7 +316,7 @@ def sweep(
     process, or in chunks on a Dask cluster given as ``client`` (a ``dask.distributed.Client``) or
     ``scheduler`` (``"tcp://HOST:PORT"``), with the same results.
     """
-    from ilsim import __version__, api
+    from ilsim import api
     from ilsim.io.results import check_out
 
     if out is not None:
@@ -330,10 +346,7 @@ def sweep(
     failed = table["outcome"] == FAILED
     counts = table["outcome"].replace("", OK).value_counts()  # a model without outcome labels: ok or failed
     info = {
-        "model": compiled.name,
-        "title": compiled.spec.metadata.title or compiled.name,
-        "model_hash": compiled.spec.content_hash(),
-        "model_source": compiled.source,
+        **model_record(compiled),
         "grid": {a.name: {"values": a.values.tolist(), "low": float(a.values[0]), "high": float(a.values[-1]),
                           "n": len(a.values), "spacing": a.spacing,
                           "units": parameter_units(compiled, a.name)} for a in axes},
@@ -345,17 +358,10 @@ def sweep(
         "t_end": float(t_eval[-1]),
         "output_points": len(t_eval),
         "time_units": compiled.spec.metadata.time_units,
-        "engine": engine.name,
-        "method": getattr(engine, "method", None),
-        "rtol": engine.rtol,
-        "atol": engine.atol,
-        "scheduler": rows.scheduler,
+        **run_record(engine, rows),
         "outcomes": {label: int(counts.get(label, 0)) for label in outcome_order(compiled, table["outcome"])},
         "failed": [{"point": int(i), "values": {a.name: float(table.at[i, a.name]) for a in axes},
                     "reason": str(table.at[i, "status"])} for i in table.index[failed]],
-        "wall_time_s": round(rows.wall_time_s, 6),
-        "ilsim_version": __version__,
-        "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
     }
     result = SweepResult(table, info, axes)
     if out is not None:
