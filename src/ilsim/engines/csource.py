@@ -47,15 +47,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ilsim.engines import tableaux
 from ilsim.engines.batch import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, METHODS, NON_FINITE, OK, STEP_UNDERFLOW
-from ilsim.engines.batch.codegen import uses_time
 from ilsim.engines.batch.engine import check_inputs, check_settings
-from ilsim.engines.ode import _time_switches
 from ilsim.errors import IlsimError
+from ilsim.model import analysis
 from ilsim.model import expressions as ex
 from ilsim.model.compile import STATE, CompiledModel, cache_dir, jacobian_entries
 
-MAX_CASCADE = 1000  # firings at one instant before a cascade counts as endless (as the numba batch engine)
+MAX_CASCADE = tableaux.MAX_CASCADE  # firings at one instant before a cascade counts as endless (every engine)
 # RODAS keeps one species x species matrix per patient (thread): 8 KiB at 32 species. A GPU reserves a thread's
 # local memory for every thread it can hold at once (about 270,000 on an H100), so larger models are refused
 MAX_STIFF_SPECIES = 32
@@ -182,15 +182,15 @@ def model_functions(m: CompiledModel, stiff: bool = False) -> str:
     """The model-specific part of the kernel source; with its Jacobian when ``stiff`` (RODAS needs it)."""
     names = _names(m)
     ns, npar = len(m.species), len(m.parameters)
-    cond = [k for k, e in enumerate(m.events) if e.condition is not None]
-    timed = sorted((time, k) for k, e in enumerate(m.events) for time in e.times)
+    cond = analysis.condition_events(m)
+    timed = analysis.timed_schedule(m)
     out = [
         f"/* model: {_comment(m.name)}; {ns} species, {npar} parameters, {len(m.events)} events */",
         f"#define ILSIM_NS {ns}",
         f"#define ILSIM_NP {npar}",
         f"#define ILSIM_NC {len(cond)}",
         f"#define ILSIM_NTIMED {len(timed)}",
-        f"#define ILSIM_USES_T {int(uses_time(m))}",
+        f"#define ILSIM_USES_T {int(analysis.uses_time(m))}",
         "",
         "/* dy/dt: rates at max(y, 0) for non-negative species, which cannot fall below zero */",
         "ILSIM_DEVICE void ilsim_rhs(const double *y, double t, const double *p, double *dy) {",
@@ -236,13 +236,13 @@ def model_functions(m: CompiledModel, stiff: bool = False) -> str:
             "ILSIM_DEVICE int ilsim_event_of(int k) {",
             *_switch([[f"    return {e};"] for e in cond], "0"), "}", ""]
     scales = [[*_prologue(m, [m.events[k].condition], clip=False),
-               f"    return {_scale(m.events[k].condition, names)};"] for k in cond]
+               f"    return {c_expr(analysis.condition_scale(m.events[k].condition), names)};"] for k in cond]
     out += ["/* condition k's size, |a| + |b| for 'a < b': its re-arm tolerance is rtol * size + atol */",
             "ILSIM_DEVICE double ilsim_scale(int k, double t, const double *y, const double *p) {",
             *_switch(scales, "1.0"), "}", ""]
     out += ["/* the first time in (t, t_stop) where a rate or observable switches (t compared with parameters) */",
             "ILSIM_DEVICE double ilsim_next_switch(double t, double t_stop, const double *p) {"]
-    for tree in _time_switches(m):
+    for tree in analysis.time_switches(m):
         out += ["    {", f"        const double v = {c_expr(tree, names)};", "        if (t < v && v < t_stop) t_stop = v;",
                 "    }"]
     out += ["    (void)t; (void)p;", "    return t_stop;", "}", ""]
@@ -265,9 +265,8 @@ def model_functions(m: CompiledModel, stiff: bool = False) -> str:
             *_switch(actions, "0"), "}", ""]
 
     touches = []
-    for ev in m.events:
-        jumped = {(kind, i) for _, kind, i, _ in ev.actions}
-        hit = [str(c) for c, k in enumerate(cond) if jumped & m.events[k].depends]
+    for row in analysis.touches(m):
+        hit = [str(c) for c in np.flatnonzero(row)]
         touches.append([f"    return {' || '.join(f'c == {h}' for h in hit)};"] if hit else ["    return 0;"])
     out += ["/* 1 when event k's jumps can change condition c (it is then re-tested at once) */",
             "ILSIM_DEVICE int ilsim_touches(int k, int c) {", "    (void)c;", *_switch(touches, "0"), "}", ""]
@@ -291,20 +290,6 @@ def _jacobian(m: CompiledModel) -> list[str]:
             f"    for (int i = 0; i < {ns * ns}; ++i) J[i] = 0.0;",
             *[f"    J[{i * ns + k}] = {c_expr(tree, names)};" for i, k, tree in entries],
             "    (void)y; (void)t; (void)p;", "}", ""]
-
-
-def _scale(node: ex.Expr, names: dict[str, str]) -> str:
-    """C source of the magnitude of what a condition compares (as engines.ode's dead band)."""
-    if isinstance(node, ex.Compare):
-        return f"(fabs({c_expr(node.left, names)}) + fabs({c_expr(node.right, names)}))"
-    if isinstance(node, ex.Logic):
-        out = _scale(node.args[0], names)
-        for a in node.args[1:]:
-            out = f"ilsim_max({out}, {_scale(a, names)})"
-        return out
-    if isinstance(node, ex.Not):
-        return _scale(node.arg, names)
-    return "1.0"  # a number used as a truth value: its root function is +-1
 
 
 def _comment(text: str) -> str:
@@ -361,108 +346,19 @@ INTEGRATOR = r"""
 #define ILSIM_MAX_CASCADE __MAX_CASCADE__
 #define ILSIM_NC1 (ILSIM_NC > 0 ? ILSIM_NC : 1)
 #define ILSIM_CASCADE (4 * ILSIM_NC + 4)
-#define ILSIM_UROUND 2.220446049250313e-16
+#define ILSIM_UROUND UROUND
 
-/* Dormand-Prince 5(4) (Hairer's DOPRI5) */
-#define C2 (1.0 / 5.0)
-#define C3 (3.0 / 10.0)
-#define C4 (4.0 / 5.0)
-#define C5 (8.0 / 9.0)
-#define A21 (1.0 / 5.0)
-#define A31 (3.0 / 40.0)
-#define A32 (9.0 / 40.0)
-#define A41 (44.0 / 45.0)
-#define A42 (-56.0 / 15.0)
-#define A43 (32.0 / 9.0)
-#define A51 (19372.0 / 6561.0)
-#define A52 (-25360.0 / 2187.0)
-#define A53 (64448.0 / 6561.0)
-#define A54 (-212.0 / 729.0)
-#define A61 (9017.0 / 3168.0)
-#define A62 (-355.0 / 33.0)
-#define A63 (46732.0 / 5247.0)
-#define A64 (49.0 / 176.0)
-#define A65 (-5103.0 / 18656.0)
-#define A71 (35.0 / 384.0)
-#define A73 (500.0 / 1113.0)
-#define A74 (125.0 / 192.0)
-#define A75 (-2187.0 / 6784.0)
-#define A76 (11.0 / 84.0)
-#define E1 (71.0 / 57600.0)
-#define E3 (-71.0 / 16695.0)
-#define E4 (71.0 / 1920.0)
-#define E5 (-17253.0 / 339200.0)
-#define E6 (22.0 / 525.0)
-#define E7 (-1.0 / 40.0)
-/* dense output (Hairer's contd5) */
-#define D1 (-12715105075.0 / 11282082432.0)
-#define D3 (87487479700.0 / 32700410799.0)
-#define D4 (-10690763975.0 / 1880347072.0)
-#define D5 (701980252875.0 / 199316789632.0)
-#define D6 (-1453857185.0 / 822651844.0)
-#define D7 (69997945.0 / 29380423.0)
-/* step control (Hairer, Norsett & Wanner, Solving ODEs I, II.4), as engines.batch */
-#define SAFETY 0.9
-#define FAC_MIN 0.2
-#define FAC_MAX 10.0
-#define BETA 0.04
-#define EXPO (0.2 - 0.75 * BETA)
+/* coefficients and control constants: printed from ilsim.engines.tableaux (the numba engine reads the same) */
+__TABLEAUX__
 
 /* methods: ILSIM_METHOD (set before this text) picks what the kernel holds; auto starts on DOPRI5 and
-   moves a patient to RODAS for the rest of its run once Hairer's stiffness test (h |lambda| > 3.25,
+   moves a patient to RODAS for the rest of its run once Hairer's stiffness test (h |lambda| > STIFF_BOUND,
    from DOPRI5's last two stages) has fired on ILSIM_STIFF_STEPS accepted steps, as engines.batch */
 #define ILSIM_DOPRI5 __DOPRI5__
 #define ILSIM_RODAS __RODAS__
 #define ILSIM_AUTO __AUTO__
 #define ILSIM_HAS_RODAS (ILSIM_METHOD != ILSIM_DOPRI5)
-#define ILSIM_STIFF_STEPS 15
-
-/* RODAS (Hairer & Wanner, rodas.f, METH = 1), in the W-transformed form, as engines.batch */
-#define GAMMA 0.25
-#define R_C2 0.386
-#define R_C3 0.21
-#define R_C4 0.63
-#define R_D1 0.25
-#define R_D2 (-0.1043)
-#define R_D3 0.1035
-#define R_D4 (-0.03620000000000023)
-#define R_A21 1.544
-#define R_A31 0.9466785280815826
-#define R_A32 0.2557011698983284
-#define R_A41 3.314825187068521
-#define R_A42 2.896124015972201
-#define R_A43 0.9986419139977817
-#define R_A51 1.221224509226641
-#define R_A52 6.019134481288629
-#define R_A53 12.53708332932087
-#define R_A54 (-0.6878860361058950)
-#define R_C21 (-5.6688)
-#define R_C31 (-2.430093356833875)
-#define R_C32 (-0.2063599157091915)
-#define R_C41 (-0.1073529058151375)
-#define R_C42 (-9.594562251023355)
-#define R_C43 (-20.47028614809616)
-#define R_C51 7.496443313967647
-#define R_C52 (-10.24680431464352)
-#define R_C53 (-33.99990352819905)
-#define R_C54 11.70890893206160
-#define R_C61 8.083246795921522
-#define R_C62 (-7.981132988064893)
-#define R_C63 (-31.52159432874371)
-#define R_C64 16.31930543123136
-#define R_C65 (-6.058818238834054)
-#define R_H21 10.12623508344586
-#define R_H22 (-7.487995877610167)
-#define R_H23 (-34.80091861555747)
-#define R_H24 (-7.992771707568823)
-#define R_H25 1.025137723295662
-#define R_H31 (-0.6762803392801253)
-#define R_H32 6.087714651680015
-#define R_H33 16.43084320892478
-#define R_H34 24.76722511418386
-#define R_H35 (-6.594389125716872)
-/* Gustafsson's predictive step control (rodas.f, PRED = 1): factors in [0.2, 6] */
-#define R_FAC_MAX 6.0
+#define ILSIM_STIFF_STEPS STIFF_STEPS
 
 /* the method a patient is on (auto moves it to RODAS once) and auto's stiffness counters (dopri5.f) */
 typedef struct { int rodas, iasti, nonsti; } ilsim_method;
@@ -784,7 +680,7 @@ ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_
                 stnum += (k7[i] - k6[i]) * (k7[i] - k6[i]);
                 stden += (ynew[i] - tmp[i]) * (ynew[i] - tmp[i]);
             }
-            looks_stiff = stden > 0.0 && hs * sqrt(stnum / stden) > 3.25;
+            looks_stiff = stden > 0.0 && hs * sqrt(stnum / stden) > STIFF_BOUND;
         }
 #endif
         /* dense output of the step (before clipping: the polynomial of the step itself) */
@@ -843,7 +739,7 @@ ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_
             method->nonsti = 0;
             method->iasti += 1;
             if (method->iasti == ILSIM_STIFF_STEPS) method->rodas = 1; /* the rest of the run on RODAS */
-        } else if (!rodas && ++method->nonsti == 6) {
+        } else if (!rodas && ++method->nonsti == NONSTIFF_RESET) {
             method->iasti = 0;
         }
 #else
@@ -973,7 +869,7 @@ def kernel_source(m: CompiledModel, method: str = "auto") -> str:
     codes = {"__OK__": OK, "__NON_FINITE__": NON_FINITE, "__STEP_UNDERFLOW__": STEP_UNDERFLOW,
              "__MAX_STEPS__": MAX_STEPS, "__BAD_INITIAL__": BAD_INITIAL, "__ENDLESS_EVENTS__": ENDLESS_EVENTS,
              "__MAX_CASCADE__": MAX_CASCADE, **{f"__{name.upper()}__": code for name, code in METHODS.items()}}
-    integrator = INTEGRATOR
+    integrator = INTEGRATOR.replace("__TABLEAUX__", tableaux.c_defines())
     for key, value in codes.items():
         integrator = integrator.replace(key, str(value))
     return "\n".join([PRELUDE, model_functions(m, stiff=method != "dopri5"), f"#define ILSIM_METHOD {number}",

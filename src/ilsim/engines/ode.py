@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import odeint, solve_ivp
 
+from ilsim.engines.tableaux import MAX_CASCADE
 from ilsim.errors import SimulationError
+from ilsim.model import analysis
 from ilsim.model import expressions as ex
 from ilsim.model.compile import STATE, CompiledModel
 
 METHODS = ("LSODA", "BDF", "Radau", "RK45", "DOP853")
 IMPLICIT = {"LSODA", "BDF", "Radau"}
 MAX_EVENTS = 100_000  # firings or restarts in one run before an event counts as firing endlessly
-MAX_CASCADE = 1000  # firings at one instant before a cascade counts as endless (as the batch engines)
 
 
 @dataclass
@@ -66,10 +67,8 @@ class OdeEngine:
         negative = [f"{s} = {v:g}" for s, v, nn in zip(model.species, y, model.nonnegative) if nn and v < 0]
         if negative:
             raise SimulationError(f"initial value {', '.join(negative)} is negative, but the species cannot be negative")
-        timed = sorted(
-            ((time, k) for k, e in enumerate(model.events) for time in e.times if t0 <= time <= t_end),
-        )
-        cond_events = [k for k, e in enumerate(model.events) if e.condition is not None]
+        timed = analysis.timed_schedule(model, t0, t_end)
+        cond_events = analysis.condition_events(model)
         roots = model.kernels["roots"]
         armed = [not model.evaluate(model.events[k].condition, t0, y, p) for k in cond_events]
         # A disarmed condition re-arms only once it is false by more than the solver's accuracy: a trigger
@@ -78,9 +77,8 @@ class OdeEngine:
         band = [0.0 if armed[s] else self._dead_band(model, model.events[k].condition, t0, y, p)
                 for s, k in enumerate(cond_events)]
         stats = {"segments": 0, "events_fired": 0}
-        switches = _time_switches(model)
-
-        touches = [frozenset((kind, i) for _, kind, i, _ in ev.actions) for ev in model.events]
+        switches = analysis.time_switches(model)
+        touches = analysis.touches(model)
 
         def apply(k: int, t: float) -> bool:
             """Event k's jump, if its guard holds (else, e.g., a dose that a holding rule withholds)."""
@@ -116,7 +114,7 @@ class OdeEngine:
                     continue
                 top[1] += 1
                 kc = cond_events[slot]
-                if not touches[event] & model.events[kc].depends:
+                if not touches[event, slot]:
                     continue
                 truth = bool(model.evaluate(model.events[kc].condition, t, y, p))
                 if armed[slot] and truth:
@@ -256,7 +254,7 @@ class OdeEngine:
         """How far below zero a root function must go before its condition counts as false again: the
         solver's tolerance on the compared quantities (rtol x their size + atol)."""
         with np.errstate(all="ignore"):
-            band = self.rtol * _scale(model, condition, model.namespace(t, y, p)) + self.atol
+            band = self.rtol * float(ex.evaluate(analysis.condition_scale(condition), model.namespace(t, y, p))) + self.atol
         return band if np.isfinite(band) else self.atol
 
     @staticmethod
@@ -269,27 +267,6 @@ class OdeEngine:
 class _NonFinite(Exception):
     def __init__(self, t: float, y: np.ndarray):
         self.t, self.y = float(t), y
-
-
-def _time_switches(model: CompiledModel) -> list[ex.Expr]:
-    """The times at which a rate or observable switches, as trees over parameters: the other side of each
-    comparison of t with an expression of parameters ('t >= t_dose + duration' in a piecewise infusion).
-    An integrator with long steps could step over such a switch; the engine stops there instead."""
-    fixed = {*model.parameters, *(name for name, _ in model.derived)}
-    out: list[ex.Expr] = []
-
-    def walk(node: ex.Expr) -> None:
-        if isinstance(node, ex.Compare):
-            for this, other in ((node.left, node.right), (node.right, node.left)):
-                if this == ex.Name(ex.TIME) and other.names() <= fixed and other not in out:
-                    out.append(other)
-        for child in ex.children(node):
-            walk(child)
-
-    for tree in (*model.rate_trees, *model.observable_trees):
-        if tree is not None:
-            walk(tree)
-    return out
 
 
 class _RootFunction:
@@ -316,17 +293,6 @@ class _RootFunction:
             del self.seen[next(iter(self.seen))]
         self.seen[t] = value
         return value
-
-
-def _scale(model: CompiledModel, node: ex.Expr, values: dict[str, float]) -> float:
-    """Magnitude of the quantities a condition compares (|a| + |b| for 'a < b'): its root function's scale."""
-    if isinstance(node, ex.Compare):
-        return abs(ex.evaluate(node.left, values)) + abs(ex.evaluate(node.right, values))
-    if isinstance(node, ex.Logic):
-        return max(_scale(model, a, values) for a in node.args)
-    if isinstance(node, ex.Not):
-        return _scale(model, node.arg, values)
-    return 1.0  # a number used as a truth value: its root function is +-1
 
 
 def _failure(model: CompiledModel, t: float, y: np.ndarray, p: np.ndarray, message: str) -> SimulationError:

@@ -617,8 +617,12 @@ def _import_cached(name: str):
 def _load_module(name: str, path: Path):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[name] = module
+    sys.modules[name] = module  # before running it: a cfunc compiled (or loaded from numba's cache) as the module runs
+    try:                        # looks its module up by name
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
 
 

@@ -1,48 +1,68 @@
-"""The batch driver module of one model: the integrator template plus the model's event and initial-value functions.
+"""The model's functions for the batch integrator: one small module of C-callable functions per model.
 
-The generated source is written to the kernel cache folder (``ilsim.model.compile.cache_dir()``) under a
-name that is the hash of its text, which contains the template (so a new engine version gets a new
-file) and the names of the model's kernel modules (themselves named by the hash of their source).
-numba's ``cache=True`` then keeps the compiled driver beside it, so a second process loads it
-instead of compiling it again.
+``integrator.py`` is compiled once for every model; a model enters it as the tuple of functions this
+module writes (``model_functions``), each taking raw pointers with the signatures of
+``integrator.SIGNATURES``. The right-hand side, its Jacobian and the root functions call the model's
+kernels from ``ilsim.model.compile`` (the same functions the SciPy engine calls, printed once); the event
+functions and the lane-group right-hand side are printed here from the same expression trees.
+
+The source is written to the kernel cache folder (``ilsim.model.compile.cache_dir()``) under a name that
+is the hash of its text, which names the model's kernel modules (themselves named by the hash of their
+source); numba's ``cache=True`` keeps the compiled functions beside it, so a second process loads them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
-from ilsim.engines.ode import _time_switches
+import numpy as np
+
+from ilsim.engines.batch.integrator import SIGNATURES
 from ilsim.model import expressions as ex
+from ilsim.model.analysis import condition_scale_code, time_switches, uses_time  # noqa: F401  (re-exported)
 from ilsim.model.compile import STATE, CompiledModel, _import_generated
 
-TEMPLATE = Path(__file__).with_name("integrator.py")
-_LOADED: dict[str, object] = {}  # driver module name -> module, for this process
+_LOADED: dict[str, tuple] = {}  # model functions module name -> the tuple, for this process
+_ORDER = tuple(SIGNATURES)  # the tuple's order: rhs, jac, roots, initial, holds, scale, next_switch, guard, ...
+
+_HEADER = """\
+import math
+from math import copysign as _copysign, gamma as _gamma
+
+import numpy as np
+from numba import carray, cfunc, types
+
+F64P = types.CPointer(types.float64)
+_SIG = {
+%s
+}
 
 
-def driver_module(model: CompiledModel):
-    """The imported driver module of ``model`` (written and compiled on first use; cached on disk)."""
+def _c(name):
+    return cfunc(_SIG[name], cache=True, error_model="numpy", fastmath={"contract", "arcp"})
+"""
+
+
+def model_functions(model: CompiledModel) -> tuple:
+    """The model as the integrator takes it: its compiled functions in the order of ``integrator.SIGNATURES``
+    (written and compiled on first use, cached on disk), then its ``event_tables``."""
     kernel = model.kernels["rhs_into"].py_func.__module__
     jacobian = model.kernels["jac"].module().__name__
-    source = driver_source(model, kernel, jacobian)
+    source = functions_source(model, kernel, jacobian)
     name = f"ilsim_batch_{hashlib.sha256(source.encode()).hexdigest()[:24]}"
     if name not in _LOADED:
-        _LOADED[name] = _import_generated(source, True, name)
-    return _LOADED[name]
+        module = _import_generated(source, True, name)
+        _LOADED[name] = tuple(getattr(module, f) for f in _ORDER)
+    return (*_LOADED[name], *event_tables(model))
 
 
-def uses_time(model: CompiledModel) -> bool:
-    """Whether the right-hand side reads t (the stiff method then needs df/dt)."""
-    trees = [*model.rate_trees, *model.observable_trees]
-    return any(ex.TIME in tree.names() for tree in trees if tree is not None)
-
-
-def driver_source(model: CompiledModel, kernel: str, jacobian: str) -> str:
+def functions_source(model: CompiledModel, kernel: str, jacobian: str) -> str:
     names = {n: f"s_{i}" for i, n in enumerate(model.species)}
     names.update({n: f"k_{i}" for i, n in enumerate(model.parameters)})
     names.update({n: f"o_{i}" for i, n in enumerate(model.observables)})
     names[ex.TIME] = "t"
     conditions = [e.condition for e in model.events if e.condition is not None]
+    ns, npar = len(model.species), len(model.parameters)
 
     def code(tree: ex.Expr) -> str:
         return ex.to_code(tree, names, False)
@@ -55,56 +75,97 @@ def driver_source(model: CompiledModel, kernel: str, jacobian: str) -> str:
         lines += [f"    o_{i} = {code(tr)}" for i, tr in enumerate(model.observable_trees)] if trees else []
         return lines
 
-    src = [TEMPLATE.read_text(), "", f"# ---- model '{model.name}'", f"from {jacobian} import jac_into  # noqa: E402"]
+    src = [_HEADER % _signature_lines(), f"# ---- model '{model.name}'"]
     roots = [f"root_{k}" for k in range(len(conditions))]
     src.append(f"from {kernel} import {', '.join(['_hill', '_factorial', 'rhs_into', *roots])}  # noqa: E402")
-    src += ["", "", "@_jit", "def roots_into(t, y, p, out):"]
-    src += [f"    out[{k}] = root_{k}(t, y, p)" for k in range(len(conditions))] or ["    pass"]
+    src.append(f"from {jacobian} import jac_into  # noqa: E402")
+    shape = f"({ns},)", f"({npar},)", f"({ns}, {ns})"
+    src += ["", "", "@_c('rhs')", "def rhs(t, y, p, out):",
+            f"    rhs_into(carray(y, {shape[0]}), t, carray(p, {shape[1]}), carray(out, {shape[0]}))"]
+    src += ["", "", "@_c('jac')", "def jac(t, y, p, out):",
+            f"    jac_into(carray(y, {shape[0]}), t, carray(p, {shape[1]}), carray(out, {shape[2]}))"]
+    src += ["", "", "@_c('roots')", "def roots(t, y, p, out):"]
+    if conditions:
+        src += [f"    ya = carray(y, {shape[0]})", f"    pa = carray(p, {shape[1]})"]
+        src += [f"    out[{k}] = root_{k}(t, ya, pa)" for k in range(len(conditions))]
+    else:
+        src += ["    pass"]
 
-    src += [f"LANE_GROUPS = {not conditions}", f"LANES = {lanes(model)}"]
-    src += rhs_lanes_source(model) if not conditions else []
+    src += ["", "", "@_c('initial')", "def initial(p, out):"]
+    src += [f"    k_{i} = p[{i}]" for i in range(npar)]
+    src += [f"    out[{i}] = {code(tr)}" for i, tr in enumerate(model.initial_trees)] or ["    pass"]
 
-    src += ["", "", "@_jit", "def initial_into(p, out):"]
-    src += [f"    k_{i} = p[{i}]" for i in range(len(model.parameters))]
-    src += [f"    out[{i}] = {code(tr)}" for i, tr in enumerate(model.initial_trees)]
-
-    src += ["", "", "@_jit", "def condition_holds(slot, t, y, p):", *unpack(conditions)]
+    src += ["", "", "@_c('holds')", "def holds(slot, t, y, p):", *unpack(conditions)]
     for k, cond in enumerate(conditions):
-        src += [f"    if slot == {k}:", f"        return {code(cond)}"]
-    src += ["    return False"]
+        src += [f"    if slot == {k}:", f"        return 1 if {code(cond)} else 0"]
+    src += ["    return 0"]
 
     # the size of what each condition compares (|a| + |b| for 'a < b'), for its re-arm tolerance
-    src += ["", "", "@_jit", "def condition_scale(slot, t, y, p):", *unpack(conditions)]
+    src += ["", "", "@_c('scale')", "def scale(slot, t, y, p):", *unpack(conditions)]
     for k, cond in enumerate(conditions):
-        src += [f"    if slot == {k}:", f"        return {scale_code(cond, code)}"]
+        src += [f"    if slot == {k}:", f"        return {condition_scale_code(cond, code)}"]
     src += ["    return 1.0"]
 
     # the times where a rate or observable switches (t compared with parameters): segments end there
-    switches = _time_switches(model)
-    src += ["", "", "@_jit", "def next_switch(t, t_stop, p):"]
+    switches = time_switches(model)
+    src += ["", "", "@_c('next_switch')", "def next_switch(t, t_stop, p):"]
     src += [f"    k_{i} = p[{i}]" for i, n in enumerate(model.parameters)
             if any(n in tree.names() for tree in switches)]
     for tree in switches:
         src += [f"    v = {code(tree)}", "    if t < v < t_stop:", "        t_stop = v"]
     src += ["    return t_stop"]
 
-    guards = [(k, e.guard) for k, e in enumerate(model.events) if e.guard is not None]
-    src += ["", "", "@_jit", "def guard_holds(k, t, y, p):", *unpack([g for _, g in guards])]
-    for k, guard in guards:
-        src += [f"    if k == {k}:", f"        return {code(guard)}"]
-    src += ["    return True"]
+    # guards and action values, each distinct expression once (a dosing schedule repeats a few of them over
+    # hundreds of events); which event uses which is data (``event_tables``), read by the integrator
+    guards, values = distinct_event_expressions(model)
+    src += ["", "", "@_c('guard')", "def guard(slot, t, y, p):", *unpack(guards)]
+    for k, g in enumerate(guards):
+        src += [f"    if slot == {k}:", f"        return 1 if {code(g)} else 0"]
+    src += ["    return 1"]
+    src += ["", "", "@_c('value')", "def value(slot, t, y, p):", *unpack(values)]
+    for k, v in enumerate(values):
+        src += [f"    if slot == {k}:", f"        return {code(v)}"]
+    src += ["    return 0.0"]
+    src += rhs_lanes_source(model) if not conditions else ["", "", "@_c('rhs_lanes')",
+                                                           "def rhs_lanes(t, y, p, out):", "    pass"]
+    return "\n".join(src) + "\n"
 
-    # every value is computed from the state before the event, then all are applied
-    src += ["", "", "@_jit", "def apply_actions(k, t, y, p):", *unpack([a[3] for e in model.events for a in e.actions])]
-    for k, event in enumerate(model.events):
-        src.append(f"    if k == {k}:")
-        src += [f"        v_{a} = {code(node)}" for a, (_, _, _, node) in enumerate(event.actions)]
-        for a, (mode, kind, i, _) in enumerate(event.actions):
-            target = "y" if kind == STATE else "p"
-            src.append(f"        {target}[{i}] {'=' if mode == 'set' else '+='} v_{a}")
-        src.append("        return")
-    src += ["    return", ""]
-    return "\n".join(src)
+
+def _signature_lines() -> str:
+    """``integrator.SIGNATURES`` as source for the generated module (numba prints pointers as float64*)."""
+    return "\n".join(f"    {name!r}: types.{sig.return_type}({', '.join(_type_text(a) for a in sig.args)}),"
+                     for name, sig in SIGNATURES.items())
+
+
+def _type_text(t) -> str:
+    return "F64P" if str(t) == "float64*" else f"types.{t}"
+
+
+def distinct_event_expressions(model: CompiledModel) -> tuple[list[ex.Expr], list[ex.Expr]]:
+    """The distinct guard trees and action value trees of the model's events, in order of first use."""
+    guards = list(dict.fromkeys(e.guard for e in model.events if e.guard is not None))
+    values = list(dict.fromkeys(a[3] for e in model.events for a in e.actions))
+    return guards, values
+
+
+def event_tables(model: CompiledModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The events as data for the integrator: ``guard_slot`` (per event, -1 when it has no guard),
+    ``action_start`` (per event and one past the last: its actions are rows start..next start) and
+    ``actions`` (per action: set 0 / add 1, state 0 / parameter 1, index, value slot)."""
+    guards, values = distinct_event_expressions(model)
+    guard_slot = np.array([-1 if e.guard is None else guards.index(e.guard) for e in model.events], dtype=np.int64)
+    start = np.zeros(len(model.events) + 1, dtype=np.int64)
+    rows = []
+    for k, e in enumerate(model.events):
+        rows += [(0 if mode == "set" else 1, 0 if kind == STATE else 1, i, values.index(node))
+                 for mode, kind, i, node in e.actions]
+        start[k + 1] = len(rows)
+    return guard_slot, start, np.array(rows, dtype=np.int64).reshape(len(rows), 4)
+
+
+def lane_groups(model: CompiledModel) -> bool:
+    """Whether the model runs in lane groups: it has no condition events."""
+    return all(e.condition is None for e in model.events)
 
 
 LANE_BYTES = 32 * 1024  # a lane group's states, stages and parameters: kept within a core's level-1 data cache
@@ -122,42 +183,32 @@ def lanes(model: CompiledModel) -> int:
 
 
 def rhs_lanes_source(model: CompiledModel) -> list[str]:
-    """``rhs_lanes(y, t, p, out)``: the right-hand side of ``lanes(model)`` patients, each at its own time t[c], with
-    species and parameters laid out one row per name and one column per patient, so that the loop over
-    patients compiles to vector instructions (as ``rhs_into``, which ``ilsim.model.compile`` writes for
-    one patient)."""
+    """``rhs_lanes(t, y, p, out)``: the right-hand side of ``lanes(model)`` patients, each at its own time t[c], with
+    species and parameters laid out one row per name and one column per patient (row-major pointers), so that
+    the loop over patients compiles to vector instructions (as ``rhs_into``, which ``ilsim.model.compile``
+    writes for one patient)."""
     names = {n: f"s_{i}" for i, n in enumerate(model.species)}
     names.update({n: f"k_{i}" for i, n in enumerate(model.parameters)})
     names.update({n: f"o_{i}" for i, n in enumerate(model.observables)})
     names[ex.TIME] = "t_c"
+    width = lanes(model)
 
     def code(tree: ex.Expr) -> str:
         return ex.to_code(tree, names, False)
 
-    lines = ["", "", "@_jit", "def rhs_lanes(y, t, p, out):", "    for c in range(LANES):", "        t_c = t[c]"]
+    lines = ["", "", "@_c('rhs_lanes')", "def rhs_lanes(t, y, p, out):", f"    for c in range({width}):", "        t_c = t[c]"]
     used = set().union(*(tr.names() for tr in (*model.rate_trees, *model.observable_trees)))
-    lines += [f"        s_{i} = max(y[{i}, c], 0.0)" if model.nonnegative[i] else f"        s_{i} = y[{i}, c]"
+    lines += [f"        s_{i} = max(y[{i * width} + c], 0.0)" if model.nonnegative[i] else f"        s_{i} = y[{i * width} + c]"
               for i, n in enumerate(model.species) if n in used]
-    lines += [f"        k_{i} = p[{i}, c]" for i, n in enumerate(model.parameters) if n in used]
+    lines += [f"        k_{i} = p[{i * width} + c]" for i, n in enumerate(model.parameters) if n in used]
     lines += [f"        o_{i} = {code(tr)}" for i, tr in enumerate(model.observable_trees)]
     lines += [f"        r_{j} = {code(r)}" for j, r in enumerate(model.rate_trees)]
     for i in range(len(model.species)):
         row = model.stoichiometry[i]
         terms = " + ".join(f"{float(row[j])!r} * r_{j}" for j in range(len(model.rate_trees)) if row[j]) or "0.0"
         if model.nonnegative[i] and terms != "0.0":  # at zero a non-negative quantity cannot decrease further
-            lines += [f"        v = {terms}", f"        out[{i}, c] = 0.0 if (y[{i}, c] <= 0.0 and v < 0.0) else v"]
+            lines += [f"        v = {terms}",
+                      f"        out[{i * width} + c] = 0.0 if (y[{i * width} + c] <= 0.0 and v < 0.0) else v"]
         else:
-            lines.append(f"        out[{i}, c] = {terms}")
+            lines.append(f"        out[{i * width} + c] = {terms}")
     return lines
-
-
-def scale_code(node: ex.Expr, code) -> str:
-    """Source of the magnitude of the quantities a condition compares: its root function's scale
-    (as the SciPy engine's dead band: |a| + |b| for a comparison, the largest over 'and'/'or')."""
-    if isinstance(node, ex.Compare):
-        return f"(abs({code(node.left)}) + abs({code(node.right)}))"
-    if isinstance(node, ex.Logic):
-        return "max(" + ", ".join(scale_code(a, code) for a in node.args) + ")"
-    if isinstance(node, ex.Not):
-        return scale_code(node.arg, code)
-    return "1.0"  # a number used as a truth value: its root function is +-1

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ilsim.errors import IlsimError
+from ilsim.model import analysis
 from ilsim.model.compile import CompiledModel
 
 OK, NON_FINITE, STEP_UNDERFLOW, MAX_STEPS, BAD_INITIAL, ENDLESS_EVENTS = 0, 1, 2, 3, 4, 5
@@ -95,25 +96,24 @@ class BatchEngine:
         t_eval, P = check_inputs(model, t_eval, P)
         if not hasattr(model.kernels["rhs_into"], "py_func"):
             raise IlsimError("the batch engine needs numba-compiled kernels; the model was compiled with jit=False")
-        from ilsim.engines.batch.codegen import driver_module, uses_time
+        from ilsim.engines.batch import integrator
+        from ilsim.engines.batch.codegen import lane_groups, lanes, model_functions
 
         n, ns, ne = P.shape[0], len(model.species), len(model.events)
-        t0, t_end = t_eval[0], t_eval[-1]
-        timed = sorted((time, k) for k, e in enumerate(model.events) for time in e.times if t0 <= time <= t_end)
-        cond_events = [k for k, e in enumerate(model.events) if e.condition is not None]
-        touches = np.array([[bool({(kind, i) for _, kind, i, _ in e.actions} & model.events[kc].depends)
-                             for kc in cond_events] for e in model.events], dtype=np.bool_).reshape(ne, len(cond_events))
+        timed = analysis.timed_schedule(model, t_eval[0], t_eval[-1])
         P_end = np.array(P, dtype=np.float64, order="C", copy=True)
         Y = np.full((n, len(t_eval), ns), np.nan)
         status = np.zeros(n, dtype=np.int64)
         fired = np.zeros((n, ne), dtype=np.int64)
         stiff = np.zeros(n, dtype=np.bool_)
-        driver = driver_module(model)
-        args = (t_eval, P_end, np.ascontiguousarray(model.nonnegative, dtype=np.bool_), self.rtol, self.atol,
-                self.max_steps, METHODS[self.method], np.array([t for t, _ in timed], dtype=np.float64),
-                np.array([k for _, k in timed], dtype=np.int64), np.array(cond_events, dtype=np.int64), touches,
-                uses_time(model), Y, status, fired, stiff)
-        _in_blocks(driver.solve_block, n, args, driver.LANES)
+        width = lanes(model)
+        args = (model_functions(model), width, lane_groups(model), t_eval, P_end,
+                np.ascontiguousarray(model.nonnegative, dtype=np.bool_), self.rtol, self.atol, self.max_steps,
+                METHODS[self.method], np.array([t for t, _ in timed], dtype=np.float64),
+                np.array([k for _, k in timed], dtype=np.int64),
+                np.array(analysis.condition_events(model), dtype=np.int64), analysis.touches(model),
+                analysis.uses_time(model), Y, status, fired, stiff)
+        _in_blocks(integrator.solve_block, n, args, width)
         return BatchResult(Y, status, fired, P_end, stiff)
 
 
@@ -156,8 +156,8 @@ def _in_blocks(solve_block, n: int, args: tuple, lanes: int) -> None:
     threads = min(threads, len(blocks))
     if threads <= 1:
         for lo, hi in blocks:
-            solve_block(lo, hi, *args)
+            solve_block(*args[:3], lo, hi, *args[3:])
         return
     with ThreadPoolExecutor(threads) as pool:
-        for done in [pool.submit(solve_block, lo, hi, *args) for lo, hi in blocks]:
+        for done in [pool.submit(solve_block, *args[:3], lo, hi, *args[3:]) for lo, hi in blocks]:
             done.result()

@@ -1,23 +1,26 @@
-"""The batch engine's per-patient integrator, written once for every model.
+"""The batch engine's per-patient integrator: one compiled program for every model.
 
-This file is a template: ``codegen.py`` writes a copy of it per model into the kernel cache folder
-and appends that model's functions (``initial_into``, ``rhs_into``, ``jac_into``, ``roots_into``,
-``condition_holds``, ``condition_scale``, ``next_switch``, ``guard_holds``, ``apply_actions``), which
-bind the names below. numba resolves globals when it compiles, so every function here calls the
-model's kernels directly, and ``cache=True`` stores the compiled copy beside its file (numba cannot
-cache functions that receive other compiled functions as arguments, hence one generated module per model).
+The model enters as ``fn``, a tuple of compiled C-callable functions (``codegen.model_functions``): the
+right-hand side, its Jacobian, the root functions of condition events, the initial state, condition
+truth and scale, the next time a rate switches, event guards and action values, and the right-hand side
+of a lane group; then the events as tables (which guard and which actions each event has). The functions
+take raw pointers to their arrays, so this module's functions have the same types for every model:
+numba compiles them once per ilsim version and keeps them on disk (``cache=True``), and a new model pays
+only for its own small functions (about a second), not for the integrator (tens of seconds). The calls
+are indirect; a call costs a few nanoseconds against a step's stage.
 
-Methods (Hairer, Norsett & Wanner, "Solving ODEs I", II.4-II.6; Hairer & Wanner, "Solving ODEs II", IV.7):
+Methods (Hairer, Norsett & Wanner, "Solving ODEs I", II.4-II.6; Hairer & Wanner, "Solving ODEs II", IV.7),
+their coefficients and control constants read from ``ilsim.engines.tableaux``:
   * DOPRI5: explicit Dormand-Prince 5(4), PI step control (beta 0.04), Hairer's 4th-order dense output
-    (``contd5``) and stiffness test (h * |lambda| > 3.25 on 15 accepted steps);
+    (``contd5``) and stiffness test (h * |lambda| > STIFF_BOUND on STIFF_STEPS accepted steps);
   * RODAS: Hairer's L-stable 4(3) Rosenbrock method (coefficients of rodas.f, method 1), analytic
     Jacobian, LU with partial pivoting, its 3rd-order dense output;
   * auto: DOPRI5 until the stiffness test fires, then RODAS for the rest of that patient's run.
 
-Lane groups (``solve_group``): for models without condition events, DOPRI5 runs LANES patients (8 to 64) side by
-side, species in rows and patients in columns, so that every stage compiles to vector instructions; each
-lane keeps its own time, step size, timed events and outputs, and takes the next patient when its own is
-done. A patient that turns stiff (auto), non-finite or too long goes on alone (``continue_patient``).
+Lane groups (``solve_group``): for models without condition events, DOPRI5 runs ``lanes`` patients (8 to 64)
+side by side, species in rows and patients in columns, so that every stage compiles to vector instructions;
+each lane keeps its own time, step size, timed events and outputs, and takes the next patient when its own
+is done. A patient that turns stiff (auto), non-finite or too long goes on alone (``continue_patient``).
 
 Events follow the SciPy engine (engines/ode.py): integration restarts at every event and at every time
 where a rate switches (``next_switch``); condition crossings are located on the dense output by the
@@ -28,67 +31,217 @@ changed (cascade, bounded by MAX_CASCADE firings at one instant).
 """
 
 import math
+import warnings
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.core.errors import NumbaExperimentalFeatureWarning
+from numba.extending import intrinsic
 
 from ilsim.engines.batch.powers import exp2_approx, log2_approx
+from ilsim.engines.tableaux import (  # noqa: F401  (numba reads them as compile-time constants)
+    A21,
+    A31,
+    A32,
+    A41,
+    A42,
+    A43,
+    A51,
+    A52,
+    A53,
+    A54,
+    A61,
+    A62,
+    A63,
+    A64,
+    A65,
+    A71,
+    A73,
+    A74,
+    A75,
+    A76,
+    AUTO,
+    BAD_INITIAL,
+    BETA,
+    C2,
+    C3,
+    C4,
+    C5,
+    D1,
+    D3,
+    D4,
+    D5,
+    D6,
+    D7,
+    DOPRI5,
+    E1,
+    E3,
+    E4,
+    E5,
+    E6,
+    E7,
+    ENDLESS_EVENTS,
+    EXPO,
+    FAC_MAX,
+    FAC_MIN,
+    GAMMA,
+    MAX_CASCADE,
+    MAX_STEPS,
+    NON_FINITE,
+    NONSTIFF_RESET,
+    OK,
+    R_A21,
+    R_A31,
+    R_A32,
+    R_A41,
+    R_A42,
+    R_A43,
+    R_A51,
+    R_A52,
+    R_A53,
+    R_A54,
+    R_C2,
+    R_C3,
+    R_C4,
+    R_C21,
+    R_C31,
+    R_C32,
+    R_C41,
+    R_C42,
+    R_C43,
+    R_C51,
+    R_C52,
+    R_C53,
+    R_C54,
+    R_C61,
+    R_C62,
+    R_C63,
+    R_C64,
+    R_C65,
+    R_D1,
+    R_D2,
+    R_D3,
+    R_D4,
+    R_FAC_MAX,
+    R_H21,
+    R_H22,
+    R_H23,
+    R_H24,
+    R_H25,
+    R_H31,
+    R_H32,
+    R_H33,
+    R_H34,
+    R_H35,
+    RODAS,
+    SAFETY,
+    STEP_UNDERFLOW,
+    STIFF_BOUND,
+    STIFF_STEPS,
+    STIFF_STEPS_IN_LANES,
+    UROUND,
+)
 
-# Model kernels, bound per model by the definitions codegen.py appends to the generated copy.
-initial_into = rhs_into = jac_into = roots_into = condition_holds = condition_scale = next_switch = None
-guard_holds = apply_actions = rhs_lanes = None
-LANE_GROUPS = False  # the model has no condition events: lane groups apply (a constant, so numba drops what is unused)
+# Functions as arguments are "experimental" in numba's words; they are what makes one compiled integrator serve
+# every model, and the tests run every engine through them. The warning would only reach users.
+warnings.filterwarnings("ignore", ".*First-class function type", NumbaExperimentalFeatureWarning)
 
-# status codes: the same numbers as ilsim.engines.batch.STATUS
-OK, NON_FINITE, STEP_UNDERFLOW, MAX_STEPS, BAD_INITIAL, ENDLESS_EVENTS = 0, 1, 2, 3, 4, 5
-DOPRI5, RODAS, AUTO = 0, 1, 2
-MAX_CASCADE = 1000  # firings at one instant before a cascade counts as endless
-LANES = 16  # patients integrated side by side, one per vector lane (solve_group); set per model by codegen.lanes
-# Hairer's stiffness test must fire on this many accepted steps in a row before auto moves a patient from its
-# lane to RODAS (15 alone): a lane's DOPRI5 step costs about a third of a lone one, so the switch pays only for
-# longer stiff stretches (Kirschner-Panetta, auto: 0.38 ms per patient with 15, 0.33 with 100, 0.30 dopri5)
-STIFF_IN_LANES = 100
-UROUND = 2.220446049250313e-16
+# ---- the model's functions: their C signatures (pointers to float64), in the order of the tuple ``fn``
+F64P = types.CPointer(types.float64)
+SIGNATURES = {
+    "rhs": types.void(types.float64, F64P, F64P, F64P),  # (t, y, p, dy/dt)
+    "jac": types.void(types.float64, F64P, F64P, F64P),  # (t, y, p, J row by row)
+    "roots": types.void(types.float64, F64P, F64P, F64P),  # (t, y, p, g): one root function per condition
+    "initial": types.void(F64P, F64P),  # (p, y0)
+    "holds": types.int64(types.int64, types.float64, F64P, F64P),  # (condition, t, y, p) -> 1 if it holds
+    "scale": types.float64(types.int64, types.float64, F64P, F64P),  # (condition, t, y, p) -> |a| + |b|
+    "next_switch": types.float64(types.float64, types.float64, F64P),  # (t, t_stop, p) -> first switch in (t, t_stop)
+    "guard": types.int64(types.int64, types.float64, F64P, F64P),  # (guard, t, y, p) -> 1 if it holds
+    "value": types.float64(types.int64, types.float64, F64P, F64P),  # (action value, t, y, p) -> the value
+    "rhs_lanes": types.void(F64P, F64P, F64P, F64P),  # (t[lanes], y[ns x lanes], p[np x lanes], out[ns x lanes])
+}
 
-# Dormand-Prince 5(4) (Hairer's dopri5.f)
-C2, C3, C4, C5 = 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0
-A21 = 1.0 / 5.0
-A31, A32 = 3.0 / 40.0, 9.0 / 40.0
-A41, A42, A43 = 44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0
-A51, A52, A53, A54 = 19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0
-A61, A62, A63, A64, A65 = 9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0
-A71, A73, A74, A75, A76 = 35.0 / 384.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0
-E1, E3, E4, E5, E6, E7 = 71.0 / 57600.0, -71.0 / 16695.0, 71.0 / 1920.0, -17253.0 / 339200.0, 22.0 / 525.0, -1.0 / 40.0
-# dense output (Hairer's contd5, Shampine 1986)
-D1, D3, D4 = -12715105075.0 / 11282082432.0, 87487479700.0 / 32700410799.0, -10690763975.0 / 1880347072.0
-D5, D6, D7 = 701980252875.0 / 199316789632.0, -1453857185.0 / 822651844.0, 69997945.0 / 29380423.0
-BETA = 0.04
-EXPO = 0.2 - 0.75 * BETA
 
-# RODAS (Hairer & Wanner, rodas.f, METH = 1), in the W-transformed form
-GAMMA = 0.25
-R_C2, R_C3, R_C4 = 0.386, 0.21, 0.63
-R_D1, R_D2, R_D3, R_D4 = 0.25, -0.1043, 0.1035, -0.03620000000000023
-R_A21 = 1.544
-R_A31, R_A32 = 0.9466785280815826, 0.2557011698983284
-R_A41, R_A42, R_A43 = 3.314825187068521, 2.896124015972201, 0.9986419139977817
-R_A51, R_A52, R_A53, R_A54 = 1.221224509226641, 6.019134481288629, 12.53708332932087, -0.6878860361058950
-R_C21 = -5.6688
-R_C31, R_C32 = -2.430093356833875, -0.2063599157091915
-R_C41, R_C42, R_C43 = -0.1073529058151375, -9.594562251023355, -20.47028614809616
-R_C51, R_C52, R_C53, R_C54 = 7.496443313967647, -10.24680431464352, -33.99990352819905, 11.70890893206160
-R_C61, R_C62, R_C63, R_C64, R_C65 = (8.083246795921522, -7.981132988064893, -31.52159432874371, 16.31930543123136,
-                                     -6.058818238834054)
-R_H21, R_H22, R_H23, R_H24, R_H25 = (10.12623508344586, -7.487995877610167, -34.80091861555747, -7.992771707568823,
-                                     1.025137723295662)
-R_H31, R_H32, R_H33, R_H34, R_H35 = (-0.6762803392801253, 6.087714651680015, 16.43084320892478, 24.76722511418386,
-                                     -6.594389125716872)
+@intrinsic
+def _ptr(typingctx, arr):
+    """The data pointer of a C-contiguous float64 array (a strided view would be read wrongly: refused)."""
+    if not (isinstance(arr, types.Array) and arr.layout == "C" and arr.dtype == types.float64):
+        raise TypeError(f"_ptr takes a C-contiguous float64 array, not {arr}")
+
+    def codegen(context, builder, signature, args):
+        return context.make_array(signature.args[0])(context, builder, args[0]).data
+    return F64P(arr), codegen
+
 
 # fused multiply-add and reciprocals; never the nnan/ninf flags, which would drop the finiteness checks
 _jit = njit(cache=True, error_model="numpy", fastmath={"contract", "arcp"})
 # the step loop's helpers are inlined into it (numba IR inlining): a call per helper per step cost as much as the
 # arithmetic of a small model's step
 _inline = njit(cache=True, error_model="numpy", fastmath={"contract", "arcp"}, inline="always")
+
+
+@_inline
+def rhs_into(fn, y, t, p, out):
+    fn[0](t, _ptr(y), _ptr(p), _ptr(out))
+
+
+@_inline
+def jac_into(fn, y, t, p, out):
+    fn[1](t, _ptr(y), _ptr(p), _ptr(out))
+
+
+@_inline
+def roots_into(fn, t, y, p, out):
+    fn[2](t, _ptr(y), _ptr(p), _ptr(out))
+
+
+@_inline
+def initial_into(fn, p, out):
+    fn[3](_ptr(p), _ptr(out))
+
+
+@_inline
+def condition_holds(fn, slot, t, y, p):
+    return fn[4](slot, t, _ptr(y), _ptr(p)) != 0
+
+
+@_inline
+def condition_scale(fn, slot, t, y, p):
+    return fn[5](slot, t, _ptr(y), _ptr(p))
+
+
+@_inline
+def next_switch(fn, t, t_stop, p):
+    return fn[6](t, t_stop, _ptr(p))
+
+
+@_inline
+def guard_holds(fn, k, t, y, p):
+    """Whether event k may fire (its guard, if it has one, holds); fn[10] holds each event's guard slot."""
+    slot = fn[10][k]
+    return slot < 0 or fn[7](slot, t, _ptr(y), _ptr(p)) != 0
+
+
+@_jit
+def apply_actions(fn, k, t, y, p):
+    """Event k's set/add actions (rows fn[11][k] .. fn[11][k + 1] of the table fn[12]); every value is
+    computed from the state before the event, then all are applied."""
+    lo, hi = fn[11][k], fn[11][k + 1]
+    table = fn[12]
+    v = np.empty(hi - lo)
+    for a in range(lo, hi):
+        v[a - lo] = fn[8](table[a, 3], t, _ptr(y), _ptr(p))
+    for a in range(lo, hi):
+        target = y if table[a, 1] == 0 else p
+        if table[a, 0] == 0:
+            target[table[a, 2]] = v[a - lo]
+        else:
+            target[table[a, 2]] += v[a - lo]
+
+
+@_inline
+def rhs_lanes(fn, y, t, p, out):
+    fn[9](_ptr(t), _ptr(y), _ptr(p), _ptr(out))
 
 
 @_inline
@@ -111,7 +264,7 @@ def error_norm(e, y, ynew, rtol, atol):
 
 
 @_jit
-def initial_step(y, f0, t, p, rtol, atol, span, tmp, f1):
+def initial_step(fn, y, f0, t, p, rtol, atol, span, tmp, f1):
     """Hairer's starting-step heuristic (Solving ODEs I, II.4), for a 5th-order method."""
     ns = y.shape[0]
     d0 = 0.0
@@ -126,7 +279,7 @@ def initial_step(y, f0, t, p, rtol, atol, span, tmp, f1):
     h0 = min(h0, span)
     for i in range(ns):
         tmp[i] = y[i] + h0 * f0[i]
-    rhs_into(tmp, t + h0, p, f1)
+    rhs_into(fn, tmp, t + h0, p, f1)
     d2 = 0.0
     for i in range(ns):
         sc = atol + rtol * abs(y[i])
@@ -142,27 +295,27 @@ def initial_step(y, f0, t, p, rtol, atol, span, tmp, f1):
 
 # ------------------------------------------------------------------------------------ DOPRI5
 @_inline
-def dopri_try(t, h, y, f0, p, k2, k3, k4, k5, k6, k7, tmp, ynew, ysti, rtol, atol):
+def dopri_try(fn, t, h, y, f0, p, k2, k3, k4, k5, k6, k7, tmp, ynew, ysti, rtol, atol):
     """One trial step from (t, y) with f0 = f(t, y): stages k2..k7, the new state; returns the error norm."""
     ns = y.shape[0]
     for i in range(ns):
         tmp[i] = y[i] + h * A21 * f0[i]
-    rhs_into(tmp, t + C2 * h, p, k2)
+    rhs_into(fn, tmp, t + C2 * h, p, k2)
     for i in range(ns):
         tmp[i] = y[i] + h * (A31 * f0[i] + A32 * k2[i])
-    rhs_into(tmp, t + C3 * h, p, k3)
+    rhs_into(fn, tmp, t + C3 * h, p, k3)
     for i in range(ns):
         tmp[i] = y[i] + h * (A41 * f0[i] + A42 * k2[i] + A43 * k3[i])
-    rhs_into(tmp, t + C4 * h, p, k4)
+    rhs_into(fn, tmp, t + C4 * h, p, k4)
     for i in range(ns):
         tmp[i] = y[i] + h * (A51 * f0[i] + A52 * k2[i] + A53 * k3[i] + A54 * k4[i])
-    rhs_into(tmp, t + C5 * h, p, k5)
+    rhs_into(fn, tmp, t + C5 * h, p, k5)
     for i in range(ns):
         ysti[i] = y[i] + h * (A61 * f0[i] + A62 * k2[i] + A63 * k3[i] + A64 * k4[i] + A65 * k5[i])
-    rhs_into(ysti, t + h, p, k6)
+    rhs_into(fn, ysti, t + h, p, k6)
     for i in range(ns):
         ynew[i] = y[i] + h * (A71 * f0[i] + A73 * k3[i] + A74 * k4[i] + A75 * k5[i] + A76 * k6[i])
-    rhs_into(ynew, t + h, p, k7)
+    rhs_into(fn, ynew, t + h, p, k7)
     for i in range(ns):
         tmp[i] = h * (E1 * f0[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i])
     return error_norm(tmp, y, ynew, rtol, atol)
@@ -230,7 +383,7 @@ def lu_solve(A, piv, b):
 
 
 @_jit
-def rodas_try(t, h, y, f0, dT, J, W, piv, p, K, ynew, u, rtol, atol):
+def rodas_try(fn, t, h, y, f0, dT, J, W, piv, p, K, ynew, u, rtol, atol):
     """One trial RODAS step with J = df/dy and dT = df/dt at (t, y); k1..k6 in K[0..5]; returns the error norm.
 
     Each stage solves (I / (h gamma) - J) k_i = f(t + c_i h, y + sum a_ij k_j) + sum (C_ij / h) k_j + h d_i dT.
@@ -251,31 +404,31 @@ def rodas_try(t, h, y, f0, dT, J, W, piv, p, K, ynew, u, rtol, atol):
     lu_solve(W, piv, k1)
     for i in range(ns):
         u[i] = y[i] + R_A21 * k1[i]
-    rhs_into(u, t + R_C2 * h, p, fb)
+    rhs_into(fn, u, t + R_C2 * h, p, fb)
     for i in range(ns):
         k2[i] = fb[i] + h * R_D2 * dT[i] + ih * R_C21 * k1[i]
     lu_solve(W, piv, k2)
     for i in range(ns):
         u[i] = y[i] + R_A31 * k1[i] + R_A32 * k2[i]
-    rhs_into(u, t + R_C3 * h, p, fb)
+    rhs_into(fn, u, t + R_C3 * h, p, fb)
     for i in range(ns):
         k3[i] = fb[i] + h * R_D3 * dT[i] + ih * (R_C31 * k1[i] + R_C32 * k2[i])
     lu_solve(W, piv, k3)
     for i in range(ns):
         u[i] = y[i] + R_A41 * k1[i] + R_A42 * k2[i] + R_A43 * k3[i]
-    rhs_into(u, t + R_C4 * h, p, fb)
+    rhs_into(fn, u, t + R_C4 * h, p, fb)
     for i in range(ns):
         k4[i] = fb[i] + h * R_D4 * dT[i] + ih * (R_C41 * k1[i] + R_C42 * k2[i] + R_C43 * k3[i])
     lu_solve(W, piv, k4)
     for i in range(ns):
         u[i] = y[i] + R_A51 * k1[i] + R_A52 * k2[i] + R_A53 * k3[i] + R_A54 * k4[i]
-    rhs_into(u, t + h, p, fb)
+    rhs_into(fn, u, t + h, p, fb)
     for i in range(ns):
         k5[i] = fb[i] + ih * (R_C51 * k1[i] + R_C52 * k2[i] + R_C53 * k3[i] + R_C54 * k4[i])
     lu_solve(W, piv, k5)
     for i in range(ns):
         u[i] += k5[i]
-    rhs_into(u, t + h, p, fb)
+    rhs_into(fn, u, t + h, p, fb)
     for i in range(ns):
         k6[i] = fb[i] + ih * (R_C61 * k1[i] + R_C62 * k2[i] + R_C63 * k3[i] + R_C64 * k4[i] + R_C65 * k5[i])
     lu_solve(W, piv, k6)
@@ -315,10 +468,10 @@ def dense_eval(rodas, D, theta, out):
 
 
 @_jit
-def time_derivative(y, t, p, f0, dT, tmp):
+def time_derivative(fn, y, t, p, f0, dT, tmp):
     """df/dt by a forward difference (only for models whose rates read t)."""
     delta = math.sqrt(UROUND * max(1e-5, abs(t)))
-    rhs_into(y, t + delta, p, tmp)
+    rhs_into(fn, y, t + delta, p, tmp)
     for i in range(y.shape[0]):
         dT[i] = (tmp[i] - f0[i]) / delta
 
@@ -335,15 +488,15 @@ def clip(y, nonneg):
 
 
 @_jit
-def dead_band(slot, t, y, p, rtol, atol):
+def dead_band(fn, slot, t, y, p, rtol, atol):
     """How far below zero condition ``slot``'s root function must go before the condition counts as false
     again: the solver tolerance on the compared quantities, rtol * (|a| + |b|) + atol (as engines/ode.py)."""
-    band = rtol * condition_scale(slot, t, y, p) + atol
+    band = rtol * condition_scale(fn, slot, t, y, p) + atol
     return band if np.isfinite(band) else atol
 
 
 @_jit
-def locate_root(slot, offset, t, h, rodas, D, p, g_a, g_b, ybuf, gbuf):
+def locate_root(fn, slot, offset, t, h, rodas, D, p, g_a, g_b, ybuf, gbuf):
     """theta in (0, 1] where root function ``slot`` plus ``offset`` changes sign in the step (Illinois method);
     g_a and g_b include the offset.
 
@@ -359,7 +512,7 @@ def locate_root(slot, offset, t, h, rodas, D, p, g_a, g_b, ybuf, gbuf):
         if not (a < theta < b):
             theta = 0.5 * (a + b)
         dense_eval(rodas, D, theta, ybuf)
-        roots_into(t + theta * h, ybuf, p, gbuf)
+        roots_into(fn, t + theta * h, ybuf, p, gbuf)
         fm = gbuf[slot] + offset
         if (fm > 0.0) == (fa > 0.0) and fm != 0.0:
             a, fa = theta, fm
@@ -375,13 +528,13 @@ def locate_root(slot, offset, t, h, rodas, D, p, g_a, g_b, ybuf, gbuf):
 
 
 @_jit
-def fire(k, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches, stack_ev, stack_pos, gbuf):
+def fire(fn, k, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches, stack_ev, stack_pos, gbuf):
     """Fire event k (if its guard holds) and every condition event its jump makes true, depth first
     as the SciPy engine does; returns ENDLESS_EVENTS if more than MAX_CASCADE fire at this instant.
     A condition made false re-arms only if it is false beyond its dead band."""
-    if not guard_holds(k, t, y, p):
+    if not guard_holds(fn, k, t, y, p):
         return OK
-    apply_actions(k, t, y, p)
+    apply_actions(fn, k, t, y, p)
     clip(y, nonneg)
     fired[k] += 1
     count = 1
@@ -398,15 +551,15 @@ def fire(k, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches
         stack_pos[top] = s + 1
         if not touches[e, s]:
             continue
-        truth = condition_holds(s, t, y, p)
+        truth = condition_holds(fn, s, t, y, p)
         if armed[s] and truth:
             if count >= MAX_CASCADE or top + 1 >= stack_ev.shape[0]:
                 return ENDLESS_EVENTS
             armed[s] = False
-            band[s] = dead_band(s, t, y, p, rtol, atol)
+            band[s] = dead_band(fn, s, t, y, p, rtol, atol)
             kc = cond_event[s]
-            if guard_holds(kc, t, y, p):
-                apply_actions(kc, t, y, p)
+            if guard_holds(fn, kc, t, y, p):
+                apply_actions(fn, kc, t, y, p)
                 clip(y, nonneg)
                 fired[kc] += 1
                 count += 1
@@ -414,7 +567,7 @@ def fire(k, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches
                 stack_ev[top] = kc
                 stack_pos[top] = 0
         elif not truth and not armed[s]:
-            roots_into(t, y, p, gbuf)
+            roots_into(fn, t, y, p, gbuf)
             if gbuf[s] < -band[s]:  # exactly at its root ('t > k' at t = k): unchanged
                 armed[s] = True
     return OK
@@ -429,7 +582,7 @@ def record(out, k, y, nonneg):
 
 # ------------------------------------------------------------------------------------ one patient
 @_jit
-def solve_patient(t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event, touches,
+def solve_patient(fn, t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event, touches,
                   uses_t, out, fired):
     """Integrate one patient over t_eval (p is its own parameter copy, changed by events).
 
@@ -438,17 +591,17 @@ def solve_patient(t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t, tim
     """
     ns = nonneg.shape[0]
     y = np.empty(ns)
-    initial_into(p, y)
+    initial_into(fn, p, y)
     for i in range(ns):
         if not np.isfinite(y[i]) or (nonneg[i] and y[i] < 0.0):
             return BAD_INITIAL, False
     zero = np.int64(0)  # not the literal 0: numba would compile continue_patient once more for literal arguments
-    return continue_patient(t_eval[0], y, zero, zero, zero, method == RODAS, t_eval, p, nonneg, rtol, atol, max_steps, method,
+    return continue_patient(fn, t_eval[0], y, zero, zero, zero, method == RODAS, t_eval, p, nonneg, rtol, atol, max_steps, method,
                             timed_t, timed_ev, cond_event, touches, uses_t, out, fired)
 
 
 @_jit
-def continue_patient(t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t,
+def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg, rtol, atol, max_steps, method, timed_t,
                      timed_ev, cond_event, touches, uses_t, out, fired):
     """Integrate one patient from time t and state y (outputs before t_eval[k_grid] and timed events before
     timed_t[k_timed] done, ``steps`` taken) to the end; conditions are armed from the state at t.
@@ -478,15 +631,15 @@ def continue_patient(t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg, rto
 
     t_end = t_eval[nt - 1]
     for s in range(nc):  # a condition already true at the start does not fire
-        armed[s] = not condition_holds(s, t, y, p)
+        armed[s] = not condition_holds(fn, s, t, y, p)
         if not armed[s]:
-            band[s] = dead_band(s, t, y, p, rtol, atol)
+            band[s] = dead_band(fn, s, t, y, p, rtol, atol)
     used = rodas  # whether RODAS integrated any part of the run
     iasti = 0
     nonsti = 0
     while True:
         while k_timed < n_timed and timed_t[k_timed] <= t:
-            code = fire(timed_ev[k_timed], t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches,
+            code = fire(fn, timed_ev[k_timed], t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches,
                         stack_ev, stack_pos, gbuf)
             if code != OK:
                 return code, used
@@ -496,10 +649,10 @@ def continue_patient(t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg, rto
             k_grid += 1
         if t >= t_end:
             return OK, used
-        t_stop = next_switch(t, timed_t[k_timed] if k_timed < n_timed else t_end, p)
+        t_stop = next_switch(fn, t, timed_t[k_timed] if k_timed < n_timed else t_end, p)
 
         # ---- one segment, [t, t_stop], from a fresh start
-        rhs_into(y, t, p, f0)
+        rhs_into(fn, y, t, p, f0)
         if not all_finite(f0):
             return NON_FINITE, used
         if t_stop - t <= 16.0 * UROUND * max(abs(t), abs(t_stop)):  # a sliver between two events
@@ -508,9 +661,9 @@ def continue_patient(t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg, rto
             clip(y, nonneg)
             t = t_stop
             continue
-        h = initial_step(y, f0, t, p, rtol, atol, t_stop - t, ybuf, K[0])
+        h = initial_step(fn, y, f0, t, p, rtol, atol, t_stop - t, ybuf, K[0])
         if nc > 0:
-            roots_into(t, y, p, g_old)
+            roots_into(fn, t, y, p, g_old)
         need_jac = True
         log_err_old = math.log(1e-4)  # the PI controller's memory, kept as a logarithm: one log and one exp per step
         h_acc = 0.0  # the last accepted RODAS step and its error (predictive control); none yet in this segment
@@ -529,13 +682,13 @@ def continue_patient(t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg, rto
             steps += 1
             if rodas:
                 if need_jac:
-                    jac_into(y, t, p, J)
+                    jac_into(fn, y, t, p, J)
                     if uses_t:
-                        time_derivative(y, t, p, f0, dT, ybuf)
+                        time_derivative(fn, y, t, p, f0, dT, ybuf)
                     need_jac = False
-                err = rodas_try(t, hs, y, f0, dT, J, W, piv, p, K, ynew, ybuf, rtol, atol)
+                err = rodas_try(fn, t, hs, y, f0, dT, J, W, piv, p, K, ynew, ybuf, rtol, atol)
             else:
-                err = dopri_try(t, hs, y, f0, p, k2, k3, k4, k5, k6, k7, tmp, ynew, ysti, rtol, atol)
+                err = dopri_try(fn, t, hs, y, f0, p, k2, k3, k4, k5, k6, k7, tmp, ynew, ysti, rtol, atol)
             if not np.isfinite(err) or not all_finite(ynew):
                 last_nonfinite = True
                 rejected = True
@@ -543,7 +696,7 @@ def continue_patient(t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg, rto
                 continue
             last_nonfinite = False
             if err > 1.0:
-                h = hs * max(0.2, 0.9 * err ** (-0.25 if rodas else -0.2))
+                h = hs * max(FAC_MIN, SAFETY * err ** (-0.25 if rodas else -0.2))
                 rejected = True
                 continue
             # accepted: dense output, then look for condition crossings inside the step
@@ -553,7 +706,7 @@ def continue_patient(t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg, rto
                 dense = build_dense(rodas, hs, y, ynew, f0, K, k3, k4, k5, k6, k7, D)
             t_hit = t_new
             if nc > 0:
-                roots_into(t_new, ynew, p, g_new)
+                roots_into(fn, t_new, ynew, p, g_new)
                 for s in range(nc):
                     off = 0.0 if armed[s] else band[s]  # a disarmed condition must fall below -band to re-arm
                     a, b = g_old[s] + off, g_new[s] + off
@@ -563,7 +716,7 @@ def continue_patient(t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg, rto
                     if crossed:
                         if not dense:
                             dense = build_dense(rodas, hs, y, ynew, f0, K, k3, k4, k5, k6, k7, D)
-                        th = locate_root(s, off, t, hs, rodas, D, p, a, b, ybuf, gbuf)
+                        th = locate_root(fn, s, off, t, hs, rodas, D, p, a, b, ybuf, gbuf)
                         t_s = t + th * hs
                         if hit < 0 or t_s < t_hit:
                             hit, t_hit = s, t_s
@@ -581,10 +734,10 @@ def continue_patient(t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg, rto
                 # conditions that crossed at this same instant (equal thresholds) are true now: they fire
                 # too, in model order (left armed, one already past its root would never be seen to cross)
                 for s in range(nc):
-                    if armed[s] and (s == hit or condition_holds(s, t, y, p)):
+                    if armed[s] and (s == hit or condition_holds(fn, s, t, y, p)):
                         armed[s] = False
-                        band[s] = dead_band(s, t, y, p, rtol, atol)
-                        code = fire(cond_event[s], t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event,
+                        band[s] = dead_band(fn, s, t, y, p, rtol, atol)
+                        code = fire(fn, cond_event[s], t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event,
                                     touches, stack_ev, stack_pos, gbuf)
                         if code != OK:
                             return code, used
@@ -599,22 +752,22 @@ def continue_patient(t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg, rto
                 for i in range(ns):
                     stnum += (k7[i] - k6[i]) ** 2
                     stden += (ynew[i] - ysti[i]) ** 2
-                if stden > 0.0 and hs * math.sqrt(stnum / stden) > 3.25:
+                if stden > 0.0 and hs * math.sqrt(stnum / stden) > STIFF_BOUND:
                     nonsti = 0
                     iasti += 1
-                    if iasti == 15:
+                    if iasti == STIFF_STEPS:
                         rodas = True
                         used = True
                 else:
                     nonsti += 1
-                    if nonsti == 6:
+                    if nonsti == NONSTIFF_RESET:
                         iasti = 0
             for i in range(ns):
                 y[i] = ynew[i]
             t = t_new
             clipped = clip(y, nonneg)
             if rodas or clipped:
-                rhs_into(y, t, p, f0)
+                rhs_into(fn, y, t, p, f0)
                 if not all_finite(f0):
                     return NON_FINITE, used
                 need_jac = True
@@ -623,21 +776,21 @@ def continue_patient(t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg, rto
                     f0[i] = k7[i]
             if nc > 0:
                 if clipped:
-                    roots_into(t, y, p, g_old)
+                    roots_into(fn, t, y, p, g_old)
                 else:
                     for s in range(nc):
                         g_old[s] = g_new[s]
             err = max(err, 1e-10)
             if rodas:
                 # Gustafsson's predictive controller, as rodas.f (PRED = 1): fewer rejections on stiff stretches
-                fac = min(6.0, max(0.2, 0.9 * err ** -0.25))
+                fac = min(R_FAC_MAX, max(FAC_MIN, SAFETY * err ** -0.25))
                 if h_acc > 0.0:
-                    fac = min(fac, min(6.0, max(0.2, 0.9 * (hs / h_acc) * (err_acc / (err * err)) ** 0.25)))
+                    fac = min(fac, min(R_FAC_MAX, max(FAC_MIN, SAFETY * (hs / h_acc) * (err_acc / (err * err)) ** 0.25)))
                 h_acc = hs
                 err_acc = max(1e-2, err)
             else:
                 log_err = math.log(err)
-                fac = min(10.0, max(0.2, 0.9 * math.exp(BETA * log_err_old - EXPO * log_err)))
+                fac = min(FAC_MAX, max(FAC_MIN, SAFETY * math.exp(BETA * log_err_old - EXPO * log_err)))
                 log_err_old = log_err
             if rejected:
                 fac = min(fac, 1.0)
@@ -657,7 +810,7 @@ def aligned_zeros(n):
 
 
 @_jit
-def hand_over(c, t, steps, rodas, y, patient, k_grid, k_timed, run):
+def hand_over(fn, c, t, steps, rodas, y, patient, k_grid, k_timed, run):
     """Lane c's patient leaves its group at time t (``steps`` taken) and is finished alone, from its own
     state; the lane is free again. ``run`` holds solve_group's arguments from t_eval on."""
     t_eval, P, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event, touches, uses_t, Y, status, \
@@ -667,34 +820,35 @@ def hand_over(c, t, steps, rodas, y, patient, k_grid, k_timed, run):
     yl = np.empty(nonneg.shape[0])
     for i in range(yl.shape[0]):
         yl[i] = y[i, c]
-    code, sw = continue_patient(t, yl, k_grid[c], k_timed[c], steps, rodas, t_eval, P[j], nonneg, rtol, atol,
+    code, sw = continue_patient(fn, t, yl, k_grid[c], k_timed[c], steps, rodas, t_eval, P[j], nonneg, rtol, atol,
                                 max_steps, method, timed_t, timed_ev, cond_event, touches, uses_t, Y[j], fired[j])
     status[j] = code
     switched[j] = sw
 
 
 @_jit
-def solve_group(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event, touches,
+def solve_group(fn, lanes, lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event, touches,
                 uses_t, Y, status, fired, switched):
-    """Patients lo..hi-1 by DOPRI5, LANES at a time side by side, each with its own time and step size.
+    """Patients lo..hi-1 by DOPRI5, lanes at a time side by side, each with its own time and step size.
 
     A small model's step is bound by latency (each stage waits for the one before), so one patient leaves
-    most of the CPU idle. Here every stage is computed for LANES patients at once, species in rows and
-    patients in columns, which compiles to vector instructions: a step of LANES patients costs little more
+    most of the CPU idle. Here every stage is computed for lanes patients at once, species in rows and
+    patients in columns, which compiles to vector instructions: a step of lanes patients costs little more
     than a step of one. Each lane keeps its own step control, events and outputs (scalar code between the
     stages), so a patient's result does not depend on its neighbours; a lane whose patient is done takes
     the next one. For models without condition events, and methods dopri5 and auto. A patient whose run
-    turns stiff (auto: Hairer's test fires on STIFF_IN_LANES accepted steps in a row), non-finite or too long leaves
+    turns stiff (auto: Hairer's test fires on STIFF_STEPS_IN_LANES accepted steps in a row), non-finite or too long
+    leaves
     its lane (``hand_over``) and is finished alone from where it stands, as ``solve_patient`` would.
     """
     ns = nonneg.shape[0]
     nt = t_eval.shape[0]
     n_timed = timed_t.shape[0]
     npar = P.shape[1]
-    S = aligned_zeros(12 * ns * LANES).reshape((12, ns, LANES))  # the lanes' states and stages
+    S = aligned_zeros(12 * ns * lanes).reshape((12, ns, lanes))  # the lanes' states and stages
     y, f0, k2, k3, k4, k5, k6, k7, tmp, ynew, ysti = S[0], S[1], S[2], S[3], S[4], S[5], S[6], S[7], S[8], S[9], S[10]
-    pT = aligned_zeros(npar * LANES).reshape((npar, LANES))  # parameters, one column per lane (rhs_lanes)
-    V = aligned_zeros(11 * LANES).reshape((11, LANES))  # per-lane numbers the vector loops read
+    pT = aligned_zeros(npar * lanes).reshape((npar, lanes))  # parameters, one column per lane (rhs_lanes)
+    V = aligned_zeros(11 * lanes).reshape((11, lanes))  # per-lane numbers the vector loops read
     err2, err_n, log_err, fac_acc, fac_rej, t, tc, hs, h, t_stop, log_err_old = (V[0], V[1], V[2], V[3], V[4], V[5],
                                                                                  V[6], V[7], V[8], V[9], V[10])
     D = np.empty((5, ns))
@@ -702,14 +856,14 @@ def solve_group(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_
     fbuf = np.empty(ns)
     gb1 = np.empty(ns)
     gb2 = np.empty(ns)
-    rejected = np.zeros(LANES, dtype=np.bool_)
-    fresh = np.zeros(LANES, dtype=np.bool_)  # at the start of a segment (events, outputs, a new step size)
-    patient = np.full(LANES, -1, dtype=np.int64)  # -1: an idle lane
-    k_grid = np.zeros(LANES, dtype=np.int64)
-    k_timed = np.zeros(LANES, dtype=np.int64)
-    steps = np.zeros(LANES, dtype=np.int64)
-    iasti = np.zeros(LANES, dtype=np.int64)
-    nonsti = np.zeros(LANES, dtype=np.int64)
+    rejected = np.zeros(lanes, dtype=np.bool_)
+    fresh = np.zeros(lanes, dtype=np.bool_)  # at the start of a segment (events, outputs, a new step size)
+    patient = np.full(lanes, -1, dtype=np.int64)  # -1: an idle lane
+    k_grid = np.zeros(lanes, dtype=np.int64)
+    k_timed = np.zeros(lanes, dtype=np.int64)
+    steps = np.zeros(lanes, dtype=np.int64)
+    iasti = np.zeros(lanes, dtype=np.int64)
+    nonsti = np.zeros(lanes, dtype=np.int64)
     no_band = np.empty(0)
     no_armed = np.empty(0, dtype=np.bool_)
     stack_ev = np.empty(2, dtype=np.int64)
@@ -724,7 +878,7 @@ def solve_group(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_
     busy = 0
     while True:
         # ---- scalar work per lane: take a patient, start a segment (events, outputs, its step size)
-        for c in range(LANES):
+        for c in range(lanes):
             while True:
                 j = patient[c]
                 if j < 0:
@@ -732,7 +886,7 @@ def solve_group(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_
                         break
                     j = next_j
                     next_j += 1
-                    initial_into(P[j], ybuf)
+                    initial_into(fn, P[j], ybuf)
                     ok = True
                     for i in range(ns):
                         if not np.isfinite(ybuf[i]) or (nonneg[i] and ybuf[i] < 0.0):
@@ -759,7 +913,7 @@ def solve_group(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_
                 for i in range(ns):
                     ybuf[i] = y[i, c]
                 while k_timed[c] < n_timed and timed_t[k_timed[c]] <= tl:
-                    fire(timed_ev[k_timed[c]], tl, ybuf, P[j], nonneg, fired[j], no_armed, no_band, rtol, atol,
+                    fire(fn, timed_ev[k_timed[c]], tl, ybuf, P[j], nonneg, fired[j], no_armed, no_band, rtol, atol,
                          cond_event, touches, stack_ev, stack_pos, no_band)
                     k_timed[c] += 1
                 for q in range(npar):
@@ -772,21 +926,21 @@ def solve_group(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_
                 stop = t_end
                 if k_timed[c] < n_timed:
                     stop = timed_t[k_timed[c]]
-                stop = next_switch(tl, stop, P[j])
+                stop = next_switch(fn, tl, stop, P[j])
                 done = tl >= t_end
                 if not done:
-                    rhs_into(ybuf, tl, P[j], fbuf)
+                    rhs_into(fn, ybuf, tl, P[j], fbuf)
                 if done or not all_finite(fbuf) or stop - tl <= 16.0 * UROUND * max(abs(tl), abs(stop)):
                     if done:
                         patient[c] = -1
                     else:  # a failure, or a sliver between two events: the patient goes on alone
-                        hand_over(c, tl, steps[c], on_dopri, y, patient, k_grid, k_timed, run)
+                        hand_over(fn, c, tl, steps[c], on_dopri, y, patient, k_grid, k_timed, run)
                     busy -= 1
                     continue
                 for i in range(ns):
                     f0[i, c] = fbuf[i]
                 t_stop[c] = stop
-                h[c] = initial_step(ybuf, fbuf, tl, P[j], rtol, atol, stop - tl, gb1, gb2)
+                h[c] = initial_step(fn, ybuf, fbuf, tl, P[j], rtol, atol, stop - tl, gb1, gb2)
                 log_err_old[c] = log2_approx(1e-4)  # the PI controller's memory, as a base-2 logarithm
                 rejected[c] = False
                 fresh[c] = False
@@ -794,61 +948,61 @@ def solve_group(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_
         if busy == 0:
             return
         # ---- one trial step of every lane, stage by stage across the lanes (vector instructions)
-        for c in range(LANES):
+        for c in range(lanes):
             hs[c] = min(h[c], t_stop[c] - t[c]) if patient[c] >= 0 else 0.0
         for i in range(ns):
-            for c in range(LANES):
+            for c in range(lanes):
                 tmp[i, c] = y[i, c] + hs[c] * A21 * f0[i, c]
-        for c in range(LANES):
+        for c in range(lanes):
             tc[c] = t[c] + C2 * hs[c]
-        rhs_lanes(tmp, tc, pT, k2)
+        rhs_lanes(fn, tmp, tc, pT, k2)
         for i in range(ns):
-            for c in range(LANES):
+            for c in range(lanes):
                 tmp[i, c] = y[i, c] + hs[c] * (A31 * f0[i, c] + A32 * k2[i, c])
-        for c in range(LANES):
+        for c in range(lanes):
             tc[c] = t[c] + C3 * hs[c]
-        rhs_lanes(tmp, tc, pT, k3)
+        rhs_lanes(fn, tmp, tc, pT, k3)
         for i in range(ns):
-            for c in range(LANES):
+            for c in range(lanes):
                 tmp[i, c] = y[i, c] + hs[c] * (A41 * f0[i, c] + A42 * k2[i, c] + A43 * k3[i, c])
-        for c in range(LANES):
+        for c in range(lanes):
             tc[c] = t[c] + C4 * hs[c]
-        rhs_lanes(tmp, tc, pT, k4)
+        rhs_lanes(fn, tmp, tc, pT, k4)
         for i in range(ns):
-            for c in range(LANES):
+            for c in range(lanes):
                 tmp[i, c] = y[i, c] + hs[c] * (A51 * f0[i, c] + A52 * k2[i, c] + A53 * k3[i, c] + A54 * k4[i, c])
-        for c in range(LANES):
+        for c in range(lanes):
             tc[c] = t[c] + C5 * hs[c]
-        rhs_lanes(tmp, tc, pT, k5)
+        rhs_lanes(fn, tmp, tc, pT, k5)
         for i in range(ns):
-            for c in range(LANES):
+            for c in range(lanes):
                 ysti[i, c] = y[i, c] + hs[c] * (A61 * f0[i, c] + A62 * k2[i, c] + A63 * k3[i, c] + A64 * k4[i, c]
                                                 + A65 * k5[i, c])
-        for c in range(LANES):
+        for c in range(lanes):
             tc[c] = t[c] + hs[c]
-        rhs_lanes(ysti, tc, pT, k6)
+        rhs_lanes(fn, ysti, tc, pT, k6)
         for i in range(ns):
-            for c in range(LANES):
+            for c in range(lanes):
                 ynew[i, c] = y[i, c] + hs[c] * (A71 * f0[i, c] + A73 * k3[i, c] + A74 * k4[i, c] + A75 * k5[i, c]
                                                 + A76 * k6[i, c])
-        rhs_lanes(ynew, tc, pT, k7)
-        for c in range(LANES):
+        rhs_lanes(fn, ynew, tc, pT, k7)
+        for c in range(lanes):
             err2[c] = 0.0
         for i in range(ns):
-            for c in range(LANES):
+            for c in range(lanes):
                 e = hs[c] * (E1 * f0[i, c] + E3 * k3[i, c] + E4 * k4[i, c] + E5 * k5[i, c] + E6 * k6[i, c]
                              + E7 * k7[i, c])
                 sc = atol + rtol * max(abs(y[i, c]), abs(ynew[i, c]))
                 err2[c] += (e / sc) ** 2
-        for c in range(LANES):  # error norms and the step-size factors of accepted (PI) and rejected steps
+        for c in range(lanes):  # error norms and the step-size factors of accepted (PI) and rejected steps
             e = math.sqrt(err2[c] / ns)
             err_n[c] = e
             lg = log2_approx(min(max(e, 1e-10), 1e300))
             log_err[c] = lg
-            fac_acc[c] = min(10.0, max(0.2, 0.9 * exp2_approx(BETA * log_err_old[c] - EXPO * lg)))
-            fac_rej[c] = max(0.2, 0.9 * exp2_approx(-0.2 * lg))
+            fac_acc[c] = min(FAC_MAX, max(FAC_MIN, SAFETY * exp2_approx(BETA * log_err_old[c] - EXPO * lg)))
+            fac_rej[c] = max(FAC_MIN, SAFETY * exp2_approx(-0.2 * lg))
         # ---- scalar work per lane: accept or reject, outputs, step control (as solve_patient)
-        for c in range(LANES):
+        for c in range(lanes):
             j = patient[c]
             if j < 0:
                 continue
@@ -860,7 +1014,7 @@ def solve_group(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_
                 finite = finite and np.isfinite(ynew[i, c])
             if not finite or steps[c] >= max_steps or hs[c] <= 16.0 * UROUND * max(abs(t[c]), 1e-300):
                 # trouble of this patient's own: it goes on alone from the step's start
-                hand_over(c, t[c], steps[c] - 1, on_dopri, y, patient, k_grid, k_timed, run)
+                hand_over(fn, c, t[c], steps[c] - 1, on_dopri, y, patient, k_grid, k_timed, run)
                 busy -= 1
                 continue
             if err > 1.0:
@@ -893,13 +1047,13 @@ def solve_group(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_
                 for i in range(ns):
                     stnum += (k7[i, c] - k6[i, c]) ** 2
                     stden += (ynew[i, c] - ysti[i, c]) ** 2
-                if stden > 0.0 and hs[c] * math.sqrt(stnum / stden) > 3.25:
+                if stden > 0.0 and hs[c] * math.sqrt(stnum / stden) > STIFF_BOUND:
                     nonsti[c] = 0
                     iasti[c] += 1
-                    stiff = iasti[c] == STIFF_IN_LANES
+                    stiff = iasti[c] == STIFF_STEPS_IN_LANES
                 else:
                     nonsti[c] += 1
-                    if nonsti[c] == 6:
+                    if nonsti[c] == NONSTIFF_RESET:
                         iasti[c] = 0
             t[c] = t_new
             clipped = False
@@ -911,15 +1065,15 @@ def solve_group(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_
                 y[i, c] = v
                 f0[i, c] = k7[i, c]  # first same as last
             if stiff:  # the rest of the run on RODAS, alone
-                hand_over(c, t_new, steps[c], on_rodas, y, patient, k_grid, k_timed, run)
+                hand_over(fn, c, t_new, steps[c], on_rodas, y, patient, k_grid, k_timed, run)
                 busy -= 1
                 continue
             if clipped:
                 for i in range(ns):
                     ybuf[i] = y[i, c]
-                rhs_into(ybuf, t_new, P[j], fbuf)
+                rhs_into(fn, ybuf, t_new, P[j], fbuf)
                 if not all_finite(fbuf):
-                    hand_over(c, t_new, steps[c], on_dopri, y, patient, k_grid, k_timed, run)
+                    hand_over(fn, c, t_new, steps[c], on_dopri, y, patient, k_grid, k_timed, run)
                     busy -= 1
                     continue
                 for i in range(ns):
@@ -935,18 +1089,18 @@ def solve_group(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def solve_block(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event, touches,
-                uses_t, Y, status, fired, switched):
+def solve_block(fn, lanes, lane_groups, lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev,
+                cond_event, touches, uses_t, Y, status, fired, switched):
     """Patients lo..hi-1, without the GIL, so that threads can run blocks side by side (a parallel loop
     would compile several times slower). P is changed in place by events: it ends as the final parameters."""
-    if LANE_GROUPS and method != RODAS:
-        solve_group(lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event, touches,
+    if lane_groups and method != RODAS:
+        solve_group(fn, lanes, lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event, touches,
                     uses_t, Y, status, fired, switched)
         return 0
     for j in range(lo, hi):
         if status[j] != OK:
             continue
-        code, sw = solve_patient(t_eval, P[j], nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event,
+        code, sw = solve_patient(fn, t_eval, P[j], nonneg, rtol, atol, max_steps, method, timed_t, timed_ev, cond_event,
                                  touches, uses_t, Y[j], fired[j])
         status[j] = code
         switched[j] = sw
