@@ -2,7 +2,6 @@
 for R0 > 1; cross-checked against the BioModels file BIOMD0000000289 run in libroadrunner."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,9 +9,6 @@ import pytest
 import ilsim
 
 MODEL = "alexander-wahl-2010"
-# CI keeps shared data beside the repository: <repo>/../shared/data
-BIOMODELS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "biomodels" / "models"
-SBML_GLOB = "BIOMD0000000289*.xml"
 
 
 @pytest.fixture(scope="module")
@@ -159,17 +155,11 @@ def test_every_parameter_names_its_source_and_units():
 # --- cross-check against the published SBML file, run by libroadrunner (CVODE) -------------------------------
 
 
-def _sbml_file() -> Path:
-    files = sorted(BIOMODELS.glob(SBML_GLOB)) if BIOMODELS.is_dir() else []
-    if not files:
-        pytest.skip(f"BioModels data not found: no {SBML_GLOB} in {BIOMODELS}")
-    return files[0]
-
-
 @pytest.mark.parametrize("change", [{}, {"f": 2e-4}, {"b1": 0.05, "sigma1": 6e-6}])
-def test_agrees_with_biomodels_sbml_in_libroadrunner(aw, change):
+def test_agrees_with_biomodels_sbml_in_libroadrunner(aw, shared_data, change):
+    sbml = shared_data("biomodels/models", "BIOMD0000000289__*.xml")
     roadrunner = pytest.importorskip("roadrunner", reason="libroadrunner is a test extra: pip install -e '.[test]'")
-    rr = roadrunner.RoadRunner(str(_sbml_file()))
+    rr = roadrunner.RoadRunner(str(sbml))
     for name, value in change.items():
         rr[name] = value
     rr.integrator.relative_tolerance = 1e-10
