@@ -69,8 +69,9 @@ def pytest_sessionfinish(session, exitstatus):
         print(f"\nsnapshots NOT written: a test failed (exit status {exitstatus})", file=sys.stderr)
         return
     SNAPSHOTS.mkdir(exist_ok=True)
+    commit = _commit()  # before writing: the first file written would make the tree look modified to the rest
     for scenario, values in sorted(_recorded.items()):
-        document = {"label": LABEL, "scenario": scenario, "ilsim_version": ilsim.__version__, "commit": _commit(),
+        document = {"label": LABEL, "scenario": scenario, "ilsim_version": ilsim.__version__, "commit": commit,
                     "regenerate": REGENERATE, "values": dict(sorted(values.items()))}
         (SNAPSHOTS / f"{scenario}.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         print(f"\nwrote {SNAPSHOTS / scenario}.json ({len(values)} values)", file=sys.stderr)
