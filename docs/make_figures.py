@@ -38,7 +38,7 @@ def kirschner_panetta() -> Path:
         t = ds["time"].values
         for name, label in (("T", "T tumour [cells]"), ("E", "E effector [cells]"), ("I", "I IL-2 [IL-2 units]")):
             ax.plot(t, ds[name].values, color=COLOURS[name], lw=1.0, label=label)
-        if parameters == {"c": 0.035}:  # the published stable tumour (t = 10,000 days)
+        if parameters == {"c": 0.035}:  # the equilibrium solved in closed form from the paper's equations
             for name, value in (("T", 1.820e4), ("E", 2.128e4), ("I", 1.008e4)):
                 ax.axhline(value, color=COLOURS[name], ls=":", lw=1.0)
         ax.set_yscale("log")
@@ -51,7 +51,7 @@ def kirschner_panetta() -> Path:
         print(f"KP {parameters}: at day {t_end}: {final}; outcome {ds.attrs['outcome']!r}")
     axes[0].set_ylabel("cells or IL-2 units")
     axes[2].legend(fontsize=8, loc="upper right")
-    fig.suptitle("Kirschner & Panetta 1998 in ilsim (dotted: published stable tumour at c = 0.035)", fontsize=10)
+    fig.suptitle("Kirschner & Panetta 1998 in ilsim (dotted: the analytic tumour equilibrium at c = 0.035)", fontsize=10)
     fig.tight_layout()
     return save(fig, "kirschner-panetta-1998.png")
 
@@ -94,7 +94,7 @@ def alexander_wahl() -> Path:
     Top row: the first 20 days (the effector peak); bottom row: 500 days (decay or settling).
     """
     runs = [
-        ("published values: R0 = 0.80", {}),
+        ("paper's parameter values: R0 = 0.80", {}),
         ("fewer Tregs of other specificities, b1 = 0.05/day: R0 = 1.33", {"b1": 0.05}),
     ]
     series = [("G", "G free self-antigen [antigen units]", "tab:green"), ("R", "R self-specific Tregs [cells]", "tab:purple"),

@@ -1,7 +1,9 @@
-"""Shared fixtures for the bad-input and CLI tests: a small valid model to break, and a CLI runner."""
+"""Shared fixtures: a small valid model to break and a CLI runner (bad-input and CLI tests), and the shared data
+kept beside the repository (BioModels, SBML Test Suite)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +11,39 @@ import pytest
 from typer.testing import CliRunner
 
 from ilsim.cli import app
+
+# CI keeps shared data beside the repository: <repo>/../shared/data
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def in_ci() -> bool:
+    """CI services (GitHub Actions, GitLab, ...) set CI=true."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def require_shared_data(folder: str, pattern: str | None = None) -> Path:
+    """``SHARED_DATA/folder`` (or its first file matching ``pattern``) for a test that needs it.
+
+    When it is missing the test fails in CI, where the data must be there and a skip would hide that the
+    check never ran, and is skipped, with the path it looked for, everywhere else.
+    """
+    path = SHARED_DATA / folder
+    if path.is_dir():
+        found = sorted(path.glob(pattern)) if pattern else [path]
+        if found:
+            return found[0]
+    wanted = path / pattern if pattern else path
+    message = f"shared test data not found: {wanted} (kept beside the repository, in ../shared/data)"
+    if in_ci():
+        pytest.fail(f"{message}; CI=true, so this test fails instead of skipping", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """shared_data(folder, pattern=None) -> Path; see require_shared_data."""
+    return require_shared_data
+
 
 # A small valid model: each test breaks exactly one thing in it (see `write_model`).
 MINIMAL = """\

@@ -15,7 +15,6 @@ from ilsim.io.sbml_import import import_sbml, read_sbml
 from ilsim.io.sbml_import.suite import read_back
 from ilsim.model.compile import compile_model
 
-BIOMODELS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "biomodels"
 RTOL, ATOL = 1e-10, 1e-12
 
 
@@ -214,13 +213,11 @@ def test_cli_writes_a_model_file_that_runs(tmp_path, cli):
 
 
 @pytest.mark.parametrize("biomodel", ["BIOMD0000000732", "BIOMD0000000714", "BIOMD0000000289", "BIOMD0000000290"])
-def test_biomodels_agree_with_roadrunner(biomodel):
-    if not BIOMODELS.is_dir():
-        pytest.skip(f"BioModels data not found at {BIOMODELS}")
+def test_biomodels_agree_with_roadrunner(shared_data, biomodel):
+    path = shared_data("biomodels/models", f"{biomodel}__*.xml")
     pytest.importorskip("roadrunner", reason="libroadrunner (a test-only dependency) is not installed")
     from ilsim.io.sbml_import.crosscheck import compare_with_roadrunner
 
-    path = next((BIOMODELS / "models").glob(f"{biomodel}__*.xml"))
     agreement = compare_with_roadrunner(path, t_end=100.0, points=101)
     name, ratio = agreement.worst
     assert ratio <= 1e-4, f"{biomodel}: {name} differs from libroadrunner by {ratio:.3g} of its range"

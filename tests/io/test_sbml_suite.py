@@ -4,11 +4,7 @@ passes, and so do the T4 cases that once failed, each for its own reason.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-SUITE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sbml-test-suite"
 
 # Cases of T1 that do not pass, with their reasons (none at present).
 EXPECTED_NOT_PASSING: dict[str, str] = {}
@@ -27,12 +23,15 @@ FORMERLY_FAILING = {
 
 
 @pytest.fixture(scope="module")
-def t1_results():
-    if not SUITE.is_dir():
-        pytest.skip(f"SBML Test Suite not found at {SUITE}")
+def suite(shared_data):
+    return shared_data("sbml-test-suite")
+
+
+@pytest.fixture(scope="module")
+def t1_results(suite):
     from ilsim.io.sbml_import.suite import run_case, subset_cases
 
-    return {case: run_case(SUITE / "cases" / case) for case in subset_cases(SUITE, "T1")}
+    return {case: run_case(suite / "cases" / case) for case in subset_cases(suite, "T1")}
 
 
 def test_t1_passes(t1_results):
@@ -44,10 +43,8 @@ def test_t1_passes(t1_results):
 
 
 @pytest.mark.parametrize("case", sorted(FORMERLY_FAILING))
-def test_formerly_failing_t4_cases_pass(case):
-    if not SUITE.is_dir():
-        pytest.skip(f"SBML Test Suite not found at {SUITE}")
+def test_formerly_failing_t4_cases_pass(suite, case):
     from ilsim.io.sbml_import.suite import run_case
 
-    result = run_case(SUITE / "cases" / case)
+    result = run_case(suite / "cases" / case)
     assert result.status == "passed", f"{case} ({FORMERLY_FAILING[case]}): {result.status}: {result.reason}"

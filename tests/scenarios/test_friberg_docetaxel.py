@@ -1,10 +1,16 @@
-"""Friberg et al. 2002 (J Clin Oncol 20:4713): neutropenia after 200 mg docetaxel; recovery with and without support."""
+"""Friberg et al. 2002 (J Clin Oncol 20:4713): neutropenia after 200 mg docetaxel; recovery with and without support.
+
+The paper fitted its model to patients' own concentration courses and did not simulate this typical 200 mg
+infusion, so no published number exists for it. The course is checked against the model's equations solved
+here independently (the paper's equations typed below, SciPy's solve_ivp, the infusion's concentration from
+the matrix exponential) and its numbers are pinned in ilsim's snapshot."""
 
 import math
 
 import numpy as np
 import pytest
 import scipy.linalg
+from scipy.integrate import solve_ivp
 from typer.testing import CliRunner
 
 import ilsim
@@ -13,6 +19,8 @@ from ilsim.cli import app
 MODEL = "friberg-docetaxel"
 CIRC0 = 5.05  # 1e9/L
 V1, CL, K12, K21, K13, K31 = 7.4, 38.5, 1.06, 1.51, 1.26, 0.084  # L, L/h, 1/h
+MTT, GAMMA, SLOPE, MW = 88.7, 0.161, 8.58, 807.9  # h, -, 1/uM (Friberg et al. 2002, docetaxel); g/mol
+PK = np.array([[-(CL / V1 + K12 + K13), K21, K31], [K12, -K21, 0.0], [K13, 0.0, -K31]])  # amounts A1, A2, A3
 
 
 @pytest.fixture(scope="module")
@@ -41,22 +49,53 @@ def days_below(ds, name, level):
     return float(np.sum(c < level) * (t[1] - t[0]))
 
 
-def test_neutrophil_nadir_is_about_0_75e9_per_l_near_day_7_7(untreated):
-    t, c = _days(untreated), untreated["Circ"].values
-    i = int(c.argmin())
-    assert c[i] == pytest.approx(0.75, rel=0.10)  # measured 0.750
-    assert t[i] == pytest.approx(7.7, abs=1.0)  # measured day 7.71
-    assert int(untreated["neutropenia_grade"].values[i]) == 3
+def _friberg_rhs(t, y):
+    """The paper's model (kprol = kcirc = ktr = 4/MTT) driven by the three-compartment infusion, typed here."""
+    a, prol, t1, t2, t3, circ = y[:3], *y[3:]
+    ktr = 4.0 / MTT
+    rate = np.array([200.0 if t < 1.0 else 0.0, 0.0, 0.0])  # 200 mg over the first hour
+    edrug = SLOPE * (a[0] / V1) * 1000.0 / MW
+    dprol = ktr * prol * (1.0 - edrug) * (CIRC0 / circ) ** GAMMA - ktr * prol
+    return [*(PK @ a + rate), dprol, ktr * (prol - t1), ktr * (t1 - t2), ktr * (t2 - t3), ktr * (t3 - circ)]
 
 
-def test_rebound_peaks_above_baseline_near_day_20_then_returns_towards_baseline(untreated):
+def _independent_course(t_hours):
+    y0 = [0.0, 0.0, 0.0, *[CIRC0] * 5]
+    first = solve_ivp(_friberg_rhs, (0.0, 1.0), y0, method="LSODA", rtol=1e-10, atol=1e-12)  # the infusion
+    rest = solve_ivp(_friberg_rhs, (1.0, t_hours[-1]), first.y[:, -1], method="LSODA", rtol=1e-10, atol=1e-12,
+                     t_eval=t_hours[t_hours >= 1.0])
+    return rest.t, rest.y[-1]
+
+
+def _nadir_and_rebound(t_days, circ):
+    i = int(circ.argmin())
+    j = i + int(circ[i:].argmax())
+    return {"nadir": circ[i], "nadir day": t_days[i], "rebound peak": circ[j], "rebound day": t_days[j]}
+
+
+def test_neutrophil_course_agrees_with_the_equations_solved_independently(untreated):
+    t, c = untreated["time"].values, untreated["Circ"].values
+    t_ref, c_ref = _independent_course(t)
+    ours, theirs = _nadir_and_rebound(t / 24.0, c), _nadir_and_rebound(t_ref / 24.0, c_ref)
+    for key in ("nadir", "rebound peak"):
+        assert ours[key] == pytest.approx(theirs[key], rel=1e-5), key
+    for key in ("nadir day", "rebound day"):
+        assert ours[key] == pytest.approx(theirs[key], abs=0.5 / 24 + 1e-9), key  # within one output step
+    assert np.abs(c[t >= 1.0] - c_ref).max() < 1e-5 * CIRC0
+
+
+def test_nadir_rebound_and_recovery(untreated, snapshot):
     t, c = _days(untreated), untreated["Circ"].values
-    after = t > t[int(c.argmin())]
-    j = int(np.argmax(np.where(after, c, -np.inf)))
-    assert c[j] > 1.2 * CIRC0  # measured 6.41e9/L
-    assert t[j] == pytest.approx(20, abs=2.5)  # measured day 19.8
-    assert abs(c[-1] - CIRC0) < 0.02 * CIRC0  # day 42: 5.047e9/L
+    numbers = _nadir_and_rebound(t, c)
+    assert numbers["nadir"] < 1.0 <= c[0]  # grade 3 neutropenia: 0.5 <= ANC < 1.0 (CTCAE v5.0)
+    assert int(untreated["neutropenia_grade"].values[int(c.argmin())]) == 3
+    assert numbers["rebound peak"] > CIRC0  # the feedback overshoots on the way back
+    assert abs(c[-1] - CIRC0) < 0.02 * CIRC0  # day 42: back towards the steady state Circ0
     assert untreated.attrs["outcome"] == "recovered"
+    snapshot.check("no support: neutrophil nadir [1e9/L]", numbers["nadir"], rel=0.01)
+    snapshot.check("no support: day of the nadir", numbers["nadir day"], abs=0.25)
+    snapshot.check("no support: rebound peak [1e9/L]", numbers["rebound peak"], rel=0.01)
+    snapshot.check("no support: day of the rebound peak", numbers["rebound day"], abs=0.5)
 
 
 def test_starting_state_is_the_steady_state(friberg):
@@ -73,8 +112,7 @@ def _concentration_after_bolus_like_infusion(friberg):
 
 def test_docetaxel_concentration_is_the_three_compartment_solution(friberg):
     t, ds = _concentration_after_bolus_like_infusion(friberg)
-    k10 = CL / V1
-    a = np.array([[-(k10 + K12 + K13), K21, K31], [K12, -K21, 0.0], [K13, 0.0, -K31]])
+    a = PK
     end = int(np.searchsorted(t, 1.0))
     amounts_at_end = np.array([float(ds[n][end]) for n in ("docetaxel_central", "docetaxel_peripheral1",
                                                            "docetaxel_peripheral2")])
@@ -86,15 +124,14 @@ def test_docetaxel_concentration_is_the_three_compartment_solution(friberg):
     c = ds["docetaxel"].values[later]  # mg/L
     big = expected > 1e-4
     assert c[big] == pytest.approx(expected[big], rel=1e-5)
-    assert float(ds["docetaxel"].values.max()) == pytest.approx(3.98, abs=0.02)  # mg/L at the end of the infusion
-    assert float(ds["docetaxel_uM"].values.max()) == pytest.approx(3.98 * 1000 / 807.9, abs=0.03)
+    peak = expected_end[0] / V1  # mg/L at the end of the infusion: 3.98
+    assert float(ds["docetaxel"].values.max()) == pytest.approx(peak, rel=1e-6)
+    assert float(ds["docetaxel_uM"].values.max()) == pytest.approx(peak * 1000 / MW, rel=1e-6)
 
 
 def test_terminal_half_life_is_ln2_over_the_smallest_eigenvalue(friberg):
     t, ds = _concentration_after_bolus_like_infusion(friberg)
-    k10 = CL / V1
-    a = np.array([[-(k10 + K12 + K13), K21, K31], [K12, -K21, 0.0], [K13, 0.0, -K31]])
-    rates = np.sort(-np.linalg.eigvals(a).real)
+    rates = np.sort(-np.linalg.eigvals(PK).real)
     assert len(set(np.round(rates, 6))) == 3  # three distinct phases: tri-exponential decline
     window = (t >= 96) & (t <= 336)
     beta, _ = np.polyfit(t[window], np.log(ds["docetaxel"].values[window]), 1)
@@ -110,13 +147,14 @@ def test_drug_effect_exceeds_one_and_every_count_stays_non_negative(untreated):
     assert float(untreated["Prol"].min()) < 0.1 * CIRC0  # the pool is nearly emptied, not driven below zero
 
 
-def test_filgrastim_support_shortens_neutrophil_recovery_by_about_3_days(friberg, untreated):
+def test_filgrastim_support_shortens_neutrophil_recovery_by_about_3_days(friberg, untreated, snapshot):
+    # the G-CSF effect is assumed (not in Friberg et al.): these are ilsim's numbers for it
     supported = ilsim.simulate(friberg, parameters={"filgrastim_on": 1})
     without, with_gcsf = recovery_day(untreated), recovery_day(supported)
-    assert without == pytest.approx(10.8, abs=0.1)
-    assert with_gcsf == pytest.approx(7.7, abs=0.1)
+    snapshot.check("no support: day back at ANC >= 1.5", without, abs=0.1)
+    snapshot.check("filgrastim: day back at ANC >= 1.5", with_gcsf, abs=0.1)
     assert without - with_gcsf >= 2.5
-    assert days_below(untreated, "Circ", 1.0) == pytest.approx(3.5, abs=0.1)  # grade 3 for 3.5 days
+    snapshot.check("no support: days with ANC < 1.0", days_below(untreated, "Circ", 1.0), abs=0.1)
     assert days_below(supported, "Circ", 1.0) == 0  # with support the nadir stays at grade 2 (1.21e9/L)
     log = ilsim.summarise(supported)["dose_log"]
     given = [e["time"] for e in log if e["drug"] == "filgrastim" and e["status"] == "given"]
@@ -132,12 +170,15 @@ def test_support_is_off_by_default_and_its_doses_are_held(untreated):
     assert float(untreated["filgrastim"].max()) == 0 and float(untreated["oprelvekin"].max()) == 0
 
 
-def test_oprelvekin_shortens_the_time_with_platelets_below_normal(friberg, untreated):
+def test_oprelvekin_shortens_the_time_with_platelets_below_normal(friberg, untreated, snapshot):
+    # the platelet chain and the IL-11 effect are assumed: these are ilsim's numbers for them
     supported = ilsim.simulate(friberg, parameters={"oprelvekin_on": 1})
-    assert float(untreated["Plt"].min()) == pytest.approx(97, abs=3)  # assumed chain: grade 1
+    assert 75 <= float(untreated["Plt"].min()) < 150  # grade 1 thrombocytopenia (CTCAE v5.0: 75 to < LLN 150)
+    snapshot.check("no support: platelet nadir [1e9/L]", untreated["Plt"].min(), abs=3)
     without, with_il11 = days_below(untreated, "Plt", 150), days_below(supported, "Plt", 150)
-    assert without == pytest.approx(10.5, abs=0.2)
-    assert with_il11 == pytest.approx(5.9, abs=0.2)
+    assert with_il11 < without
+    snapshot.check("no support: days with platelets < 150", without, abs=0.2)
+    snapshot.check("oprelvekin: days with platelets < 150", with_il11, abs=0.2)
     assert float(supported["oprelvekin_ng_mL"].max()) > 0
     # IL-11 acts on the platelet chain only
     assert supported["Circ"].values == pytest.approx(untreated["Circ"].values, rel=1e-6)
