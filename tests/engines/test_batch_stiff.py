@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import ilsim
-from ilsim.engines.batch import MAX_STEPS, OK, BatchEngine
-from ilsim.engines.batch.codegen import driver_module
+from ilsim.engines.batch import MAX_STEPS, OK, BatchEngine, integrator
+from ilsim.engines.batch.codegen import model_functions
 from ilsim.engines.ode import OdeEngine
 
 
@@ -55,10 +55,10 @@ def logistic_exact(t):
 
 
 def test_rodas_step_has_fourth_order_global_error():
-    """The observed order: the engine's own RODAS step (the driver's rodas_try, with the analytic Jacobian) at
+    """The observed order: the engine's own RODAS step (integrator.rodas_try, with the analytic Jacobian) at
     fixed step sizes h = 4/8 .. 4/128 over [0, 4]; the slope of log(global error) against log(h) is the order."""
     m = logistic()
-    driver = driver_module(m)
+    fn = model_functions(m)
     p = np.asarray(m.p0, dtype=np.float64)
     t_end = 4.0
     steps = np.array([8, 16, 32, 64, 128])
@@ -68,9 +68,9 @@ def test_rodas_step_has_fourth_order_global_error():
         f0, dT, ynew, u = np.empty(1), np.zeros(1), np.empty(1), np.empty(1)  # dT = df/dt = 0: autonomous
         J, W, K, piv = np.empty((1, 1)), np.empty((1, 1)), np.empty((7, 1)), np.empty(1, dtype=np.int64)
         for _ in range(n):
-            driver.rhs_into(y, t, p, f0)
-            driver.jac_into(y, t, p, J)
-            driver.rodas_try(t, h, y, f0, dT, J, W, piv, p, K, ynew, u, 1.0, 1.0)  # (tolerances: error estimate only)
+            integrator.rhs_into(fn, y, t, p, f0)
+            integrator.jac_into(fn, y, t, p, J)
+            integrator.rodas_try(fn, t, h, y, f0, dT, J, W, piv, p, K, ynew, u, 1.0, 1.0)  # (tolerances: error estimate only)
             y, t = ynew.copy(), t + h
         errors.append(abs(y[0] - logistic_exact(t_end)))
     order, _ = np.polyfit(np.log(t_end / steps), np.log(errors), 1)
