@@ -22,9 +22,11 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from ilsim.errors import IlsimError
 
 try:
     import fcntl
@@ -154,6 +156,30 @@ def recover(target: str | Path, is_result: Callable[[Path], bool] = lambda p: Fa
                 lock.unlink(missing_ok=True)
                 touched.append(lock)
     return touched
+
+
+def check_new_file(path: str | Path, *, overwrite: bool, inputs: Iterable[str | Path] = ()) -> Path:
+    """Refuse, before any work, an output file that exists (unless ``overwrite``) or is one of ``inputs``
+    (never, whatever ``overwrite`` says: a failed or partial conversion must not cost the user the file)."""
+    path = Path(path)
+    for source in inputs:
+        if _same_file(path, Path(source)):
+            raise IlsimError(f"{path}: is the input file {source}; writing it would destroy the input: choose another "
+                             "output file")
+    if path.is_dir():
+        raise IlsimError(f"cannot write {path}: it is a folder")
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise IlsimError(f"{path}: exists; give --overwrite to replace it, or choose another output file")
+    if not path.parent.is_dir():
+        raise IlsimError(f"cannot write {path}: folder {path.parent} does not exist")
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # also through links
+    except OSError:
+        return a.resolve() == b.resolve()  # the output does not exist yet
 
 
 @contextmanager
