@@ -40,7 +40,7 @@ def assert_plain(output: str, *shown: str) -> str:
     assert "\x1b]" not in output, "an OSC sequence (a hyperlink) reached the terminal"
     rest = RICH_OWN.sub("", output)
     bad = UNSAFE.search(rest)
-    assert bad is None, f"control character {bad.group()!r} reached the terminal: {rest[max(0, bad.start() - 60):bad.end() + 20]!r}"
+    assert bad is None, f"{bad.group()!r} reached the terminal: {rest[max(0, bad.start() - 60):bad.end() + 20]!r}"
     for text in shown:
         assert text in rest, f"{text!r} not shown literally in:\n{rest}"
     return rest
