@@ -194,8 +194,9 @@ def test_sweep_sensitivity_and_optimize_print_plain_text(terminal, hostile, tmp_
     fast = ["--t-end", "100", "--points", "21"]
     for args in (["sweep", hostile, "--param", "c=0.02:0.04:3", "--metric", "T.final", *fast, "--out", tmp_path / "sw"],
                  ["sensitivity", hostile, "--param", "c=0.02:0.04", "--param", "a=0.5:1.5", "--output", "T.final",
-                  "--method", "morris", "--samples", "2", *fast, "--out", tmp_path / "sa"],
-                 ["optimize", hostile, "--vary", "param:c=0.02,0.03", "--objective", "min:final(T)", *fast,
+                  "--method", "morris", "--samples", "4", *fast, "--out", tmp_path / "sa"],
+                 ["optimize", hostile, "--vary", "param:c=0.02,0.03", "--objective", "min:final(T)",
+                  "--constraint", "peak(E) <= 1e12", *fast,
                   "--out", tmp_path / "opt"]):
         code, output, exc = terminal(*args)
         assert code == 0 and exc is None, output
