@@ -132,7 +132,7 @@ def run(
                                                  if g["hospitalisation"] else "") for term, g in summary["toxicity"].items()]
         out.print("max CTCAE grades: " + ", ".join(grades), highlight=False)
     if summary.get("outcome"):
-        out.print(f"outcome: [bold]{plain(summary['outcome'])}[/]")
+        out.print(f"outcome: [bold]{plain(summary['outcome'])}[/]", highlight=False)
     for name, value in summary.get("derived", {}).items():
         out.print(f"{plain(name)} = {value:.6g}", highlight=False)
     table = Table(show_edge=False)

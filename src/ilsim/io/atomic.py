@@ -68,7 +68,8 @@ class _Claim:
         self.lock = sibling(target, self.tag, "lock")
         self._fd = os.open(self.lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         if fcntl is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            with suppress(OSError):  # no locks on this file system: cleaners cannot take it either, so never clean up
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
         _held.add(self.tag)
 
     def path(self, suffix: str) -> Path:
@@ -88,7 +89,7 @@ def _dead_owner(lock: Path, pid: int):
         yield not _pid_running(pid)
         return
     try:
-        fd = os.open(lock, os.O_RDWR)
+        fd = os.open(lock, os.O_RDONLY)
     except OSError:
         yield not lock.exists() and not _pid_running(pid)
         return
@@ -130,7 +131,7 @@ def recover(target: str | Path, is_result: Callable[[Path], bool] = lambda p: Fa
         if tag in _held:
             continue
         lock = sibling(target, tag, "lock")
-        with _dead_owner(lock, pid) as dead:
+        with _dead_owner(lock, pid) as dead, suppress(OSError):  # best effort: a name we cannot touch stays
             if not dead:
                 continue
             old = sibling(target, tag, "old")
