@@ -28,7 +28,7 @@ from ilsim.report.safe_text import console, figure_text, html_text, plain, visib
 LINK = "[link=https://example.com]click me[/link]"
 TITLE = LINK + " \x1b]8;;https://evil.example/\x1b\\evil\x1b]8;;\x1b\\ \x1b[2J [/] cost $\\frac{a$"
 UNITS = "[blink]u[/blink]\x1b[2J"
-DESCRIPTION = "[/]\x1b]8;;https://e.example/\x07 \u202eright-to-left\r\x9b2J :x:"
+DESCRIPTION = "[/]\x1b]8;;https://e.example/\x07 \u202eright-to-left\r\x9b2J :x: <script>alert(1)</script>"
 SOURCE = "[link=https://x.example]s[/link]\x1b[31m"
 # Rich's own output on a terminal: styles (SGR), hiding/showing the cursor, erasing a line, returning to its start
 RICH_OWN = re.compile(r"\x1b\[[0-9;]*m|\x1b\[\?25[lh]|\x1b\[2K|\x1b\[\d*A|\r")
@@ -115,7 +115,8 @@ def test_run_prints_plain_text_and_its_figures_and_report_survive_the_text(termi
     assert code == 0 and exc is None, output
     assert_plain(output, LINK, "[blink]u[/blink]\\x1b[2J", "[red]2[/red]\\x1b[2J\\u202e")
     html = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
-    assert "\x1b" not in html and "\u202e" not in html and "<blink>" not in html
+    assert "\x1b" not in html and "\u202e" not in html and "<script>" not in html
+    assert "\\u202eright-to-left\\x0d\\x9b2J :x: &lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "[link=https://example.com]click me[/link] \\x1b]8;;https://evil.example/" in html
     assert (tmp_path / "run" / "figures").is_dir()
 
