@@ -6,22 +6,25 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ilsim import api, scenarios
 from ilsim.errors import IlsimError, ModelError, Problem
 from ilsim.report import text
+from ilsim.report.safe_text import console, plain
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulate interleukin signalling in the immune system.")
-out = Console()
-err = Console(stderr=True, soft_wrap=True, emoji=False)  # one line, whatever the width; ":x:" in user text stays text
+# Text from model files reaches these consoles: they show every control character as an escape (\x1b), and
+# user text placed in markup or a table cell goes through plain() (docs/architecture.md, "Outputs").
+out = console()
+err = console(stderr=True, soft_wrap=True)  # one line, whatever the width
 
 ModelArg = Annotated[str, typer.Argument(help="a model file (YAML) or the name of a built-in model (see `ilsim scenarios`)")]
 TEndOpt = Annotated[float | None, typer.Option(help="end time (model's time units)")]
 PointsOpt = Annotated[int | None, typer.Option(help="number of output times")]
 RtolOpt = Annotated[float | None, typer.Option(help="relative tolerance")]
 AtolOpt = Annotated[float | None, typer.Option(help="absolute tolerance")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace the output file if it exists (never the input)")]
 SchedulerOpt = Annotated[str | None, typer.Option(help="run the chunks on a Dask cluster: tcp://HOST:PORT")]
 
 
@@ -115,30 +118,30 @@ def run(
         _fail(exc)
         return
     tu = summary["time_units"]
-    out.print(f"[bold]{ds.attrs['title']}[/]  ({summary['method']}, t = 0..{summary['t_end']:g} {tu}, "
+    out.print(f"[bold]{plain(ds.attrs['title'])}[/]  ({summary['method']}, t = 0..{summary['t_end']:g} {plain(tu)}, "
               f"{summary['wall_time_s']:.3g} s)", highlight=False)
     for mode, severity in summary.get("faults", {}).items():
-        out.print(f"fault: {mode} at severity {severity:g}", highlight=False)
+        out.print(f"fault: {plain(mode)} at severity {severity:g}", highlight=False)
     if summary.get("dose_log"):
         counts: dict[str, int] = {}
         for entry in summary["dose_log"]:
             counts[entry["status"]] = counts.get(entry["status"], 0) + 1
-        out.print("doses: " + ", ".join(f"{n} {status}" for status, n in counts.items()), highlight=False)
+        out.print("doses: " + ", ".join(f"{n} {plain(status)}" for status, n in counts.items()), highlight=False)
     if summary.get("toxicity"):
-        grades = [f"{term} {g['max_grade']}" + (" (intensive care)" if g["intensive_care"] else " (hospitalisation)"
+        grades = [f"{plain(term)} {g['max_grade']}" + (" (intensive care)" if g["intensive_care"] else " (hospitalisation)"
                                                  if g["hospitalisation"] else "") for term, g in summary["toxicity"].items()]
         out.print("max CTCAE grades: " + ", ".join(grades), highlight=False)
     if summary.get("outcome"):
-        out.print(f"outcome: [bold]{summary['outcome']}[/]")
+        out.print(f"outcome: [bold]{plain(summary['outcome'])}[/]", highlight=False)
     for name, value in summary.get("derived", {}).items():
-        out.print(f"{name} = {value:.6g}", highlight=False)
+        out.print(f"{plain(name)} = {value:.6g}", highlight=False)
     table = Table(show_edge=False)
     for col in ("variable", "units", "final", "peak", f"peak time [{tu}]"):
-        table.add_column(col, justify="right" if col not in ("variable", "units") else "left")
+        table.add_column(plain(col), justify="right" if col not in ("variable", "units") else "left")
     for name, v in summary["variables"].items():
-        table.add_row(name, v["units"], _num(v["final"]), _num(v["peak"]), _num(v["peak_time"]))
+        table.add_row(plain(name), plain(v["units"]), _num(v["final"]), _num(v["peak"]), _num(v["peak_time"]))
     out.print(table)
-    out.print(f"results written to {out_dir}/ (results.nc, results.csv, summary.json"
+    out.print(f"results written to {plain(out_dir)}/ (results.nc, results.csv, summary.json"
               f"{', figures/, report.html' if report else ''})", highlight=False)
 
 
@@ -163,18 +166,18 @@ def compare(
     view = Table(title="final values (and peaks) per variant", show_edge=False)
     view.add_column("variable")
     for label in variants:
-        view.add_column(label, justify="right")
+        view.add_column(plain(label), justify="right")
     for name, row in table.items():
-        view.add_row(name, *[f"{_num(row[label]['final'])} ({_num(row[label]['peak'], '.3g')})" for label in variants])
+        view.add_row(plain(name), *[f"{_num(row[label]['final'])} ({_num(row[label]['peak'], '.3g')})" for label in variants])
     out.print(view)
-    out.print(f"written to {out_dir}/ (compare.png, compare.csv, compare.json)", highlight=False)
+    out.print(f"written to {plain(out_dir)}/ (compare.png, compare.csv, compare.json)", highlight=False)
 
 
 @app.command("scenarios")
 def list_scenarios() -> None:
     """List the built-in models."""
     for name, title in scenarios.describe():
-        out.print(f"[bold]{name}[/]  {title}", highlight=False)
+        out.print(f"[bold]{plain(name)}[/]  {plain(title)}", highlight=False)
 
 
 @app.command()
@@ -186,7 +189,7 @@ def show(model: ModelArg) -> None:
         _fail(exc)
         return
     spec = compiled.spec
-    out.print(f"[bold]{spec.metadata.title or spec.metadata.name}[/]", highlight=False)
+    out.print(f"[bold]{plain(spec.metadata.title or spec.metadata.name)}[/]", highlight=False)
     for r in spec.metadata.references:
         out.print(f"  source: {r.citation}" + (f" doi:{r.doi}" if r.doi else f" {r.url}" if r.url else ""),
                   highlight=False, markup=False)
@@ -194,15 +197,15 @@ def show(model: ModelArg) -> None:
     for col in ("name", "kind", "units", "initial", "description"):
         species.add_column(col)
     for s in spec.species:
-        species.add_row(s.name, s.kind, s.units, str(s.initial), s.description)
+        species.add_row(*map(plain, (s.name, s.kind, s.units, s.initial, s.description)))
     out.print(species)
     params = Table(title="parameters", show_edge=False)
     for col in ("name", "value", "units", "description", "source"):
         params.add_column(col)
     for p in spec.parameters:
-        params.add_row(p.name, f"{p.value:g}", p.units, p.description, p.source)
+        params.add_row(*map(plain, (p.name, f"{p.value:g}", p.units, p.description, p.source)))
     out.print(params)
-    out.print(f"[bold]equations[/] (time in {spec.metadata.time_units})")
+    out.print(f"[bold]equations[/] (time in {plain(spec.metadata.time_units)})", highlight=False)
     for line in text.equations(compiled):
         out.print("  " + line, markup=False, highlight=False)
     for title, lines in (("observables", text.observable_lines(compiled)), ("derived", text.derived_lines(compiled)),
@@ -224,11 +227,11 @@ def validate(models: Annotated[list[str], typer.Argument(help="model files or bu
         except IlsimError as exc:
             failed = True
             problems = exc.problems if isinstance(exc, ModelError) else [Problem("", str(exc), model)]
-            err.print(f"[red]invalid[/] {model}: {len(problems)} problem(s)", highlight=False)
+            err.print(f"[red]invalid[/] {plain(model)}: {len(problems)} problem(s)", highlight=False)
             for p in problems:
                 err.print(f"  {p}", markup=False, highlight=False)
             continue
-        out.print(f"[green]valid[/] {model}: {len(compiled.species)} species, {len(compiled.parameters)} parameters, "
+        out.print(f"[green]valid[/] {plain(model)}: {len(compiled.species)} species, {len(compiled.parameters)} parameters, "
                   f"{len(compiled.spec.processes)} processes", highlight=False)
     if failed:
         raise typer.Exit(2)
@@ -270,12 +273,12 @@ def interleukins(
         for col in ("name", "producers", "targets", "effects", "half-life"):
             table.add_column(col, overflow="fold")
         for il in catalogue:
-            table.add_row(il.name, ", ".join(il.producers), ", ".join(il.targets), ", ".join(il.effect_kinds),
-                          str(il.half_life) if il.half_life else "-")
+            table.add_row(*map(plain, (il.name, ", ".join(il.producers), ", ".join(il.targets), ", ".join(il.effect_kinds),
+                                       il.half_life or "-")))
         out.print(table)
         return
 
-    out.print(f"[bold]{entry.name}[/] ({entry.category})", highlight=False)
+    out.print(f"[bold]{plain(entry.name)}[/] ({plain(entry.category)})", highlight=False)
     if entry.aliases:
         line("aliases", ", ".join(entry.aliases))
     out.print(entry.description, markup=False, highlight=False)
@@ -310,7 +313,7 @@ def cell_types() -> None:
     for col in ("name", "Cell Ontology", "aliases", "description"):
         table.add_column(col, overflow="fold")
     for c in load_cell_types():
-        table.add_row(c.name, c.ontology_id or "-", ", ".join(c.aliases), c.description)
+        table.add_row(*map(plain, (c.name, c.ontology_id or "-", ", ".join(c.aliases), c.description)))
     out.print(table)
 
 
@@ -379,9 +382,9 @@ def optimize(
                                                                                        "best; all in optimize.csv)"),
                   show_edge=False)
     for col in header[:-1]:
-        table.add_column(col, justify="left" if col in ("id", "status") else "right", overflow="fold")
+        table.add_column(plain(col), justify="left" if col in ("id", "status") else "right", overflow="fold")
     for row in shown:
-        table.add_row(*(fmt(v) for v in row[:-1]), style="bold" if row[-3] else None)
+        table.add_row(*(plain(fmt(v)) for v in row[:-1]), style="bold" if row[-3] else None)
     out.print(table)
     for c in result["candidates"]:
         if c["status"] == "failed":
@@ -394,11 +397,11 @@ def optimize(
         out.print("[bold red]no schedule satisfies the constraints[/]")
     else:
         values = ", ".join(f"{k} = {fmt(v)}" for k, v in best["values"].items())
-        out.print(f"[bold]best feasible schedule ({best['id']}):[/] ", end="", highlight=False)
+        out.print(f"[bold]best feasible schedule ({plain(best['id'])}):[/] ", end="", highlight=False)
         out.print(f"{values}; objective {fmt(best['objective'])}, toxicity {fmt(best['toxicity'])}", markup=False,
                   highlight=False)
     if out_dir is not None:
-        out.print(f"written to {out_dir}/ (optimize.csv, optimize.json, pareto.png)", highlight=False)
+        out.print(f"written to {plain(out_dir)}/ (optimize.csv, optimize.json, pareto.png)", highlight=False)
 
 
 @app.command("export-sbml")
@@ -409,11 +412,14 @@ def export_sbml(
     dose: Annotated[list[str], typer.Option(help="add a dose: DRUG:ROUTE:AMOUNT UNITS[:every=8,count=14,...]")] = [],  # noqa: B006
     allow_high_dose: Annotated[bool, typer.Option(help="accept doses above 100x the labelled dose")] = False,
     show_warnings: Annotated[bool, typer.Option("--warnings", help="print every libsbml warning, not one line per kind")] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Export a model as SBML (L3V2) for libroadrunner, Tellurium or COPASI; libsbml's consistency check must pass."""
     from ilsim.io import sbml
+    from ilsim.io.atomic import check_new_file
 
     try:
+        check_new_file(out_file, overwrite=overwrite, inputs=[model] if Path(model).exists() else [])
         compiled = api.compile(model, doses=_parse_doses(dose), allow_high_dose=allow_high_dose)
         warnings = sbml.write(compiled, out_file, parameters=_parse_sets(set_))
     except IlsimError as exc:
@@ -430,11 +436,14 @@ def export_sbml(
 def import_sbml(
     sbml_file: Annotated[Path, typer.Argument(help="an SBML file (Level 2 or 3 core)")],
     out_file: Annotated[Path, typer.Option("--out", "-o", help="the ilsim model file to write (YAML, written atomically)")],
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Import an SBML model as an ilsim model file; what cannot be represented is refused, never dropped."""
     from ilsim.io import sbml_import
+    from ilsim.io.atomic import check_new_file
 
     try:
+        check_new_file(out_file, overwrite=overwrite, inputs=[sbml_file])
         imported = sbml_import.import_sbml(sbml_file)
         api.compile(imported.spec)  # the written file must compile
         sbml_import.write_yaml(imported.spec, out_file)
@@ -498,7 +507,7 @@ def cohort(
         _fail(exc)
         return
     info = result.info
-    out.print(f"[bold]{info['model_title']}[/]: {info['patients']:,} virtual patients, seed {info['seed']} "
+    out.print(f"[bold]{plain(info['model_title'])}[/]: {info['patients']:,} virtual patients, seed {info['seed']} "
               f"({info['scheduler']}, {info['wall_time_s']:.3g} s)", highlight=False)
     for label, v in info["outcomes"].items():
         out.print(f"  {v['fraction']:7.2%}  {label} ({v['count']:,})", markup=False, highlight=False)
@@ -506,7 +515,7 @@ def cohort(
         out.print(f"  failed: {count:,} patients: {reason}", markup=False, highlight=False)
     files = ["summary.parquet", "cohort.json", "model.yaml"] + (["trajectories.zarr"] if save_trajectories else [])
     files += ["figures/", "report.html"] if report else []
-    out.print(f"written to {out_dir}/ ({', '.join(files)})", highlight=False)
+    out.print(f"written to {plain(out_dir)}/ ({', '.join(files)})", highlight=False)
 
 
 @app.command()
@@ -547,8 +556,8 @@ def sweep(
         _fail(exc)
         return
     info = result.info
-    shape = " x ".join(f"{n} {name}" for name, n in zip(info["grid"], info["shape"]))
-    out.print(f"[bold]{info['title']}[/]: {info['points']:,} points ({shape}), {info['engine']} engine, "
+    shape = " x ".join(f"{n} {plain(name)}" for name, n in zip(info["grid"], info["shape"]))
+    out.print(f"[bold]{plain(info['title'])}[/]: {info['points']:,} points ({shape}), {info['engine']} engine, "
               f"{info['scheduler']}, {info['wall_time_s']:.3g} s", highlight=False)
     for label, count in info["outcomes"].items():
         out.print(f"  {count / info['points']:7.2%}  {label} ({count:,})", markup=False, highlight=False)
@@ -558,7 +567,7 @@ def sweep(
     if len(info["failed"]) > 10:
         out.print(f"  ... {len(info['failed']) - 10} more failed points in sweep.json", highlight=False)
     files = "sweep.parquet, sweep.csv, sweep.json" + (", outcome_map.png, report.html" if report else "")
-    out.print(f"written to {out_dir}/ ({files})", highlight=False)
+    out.print(f"written to {plain(out_dir)}/ ({files})", highlight=False)
 
 
 @app.command()
@@ -595,8 +604,9 @@ def sensitivity(
         _fail(exc)
         return
     info, frame = result.info, result.indices
-    out.print(f"[bold]{info['title']}[/]: {info['method']} analysis of {info['output']}, {info['evaluated']:,} runs, "
-              f"seed {info['seed']} ({info['scheduler']}, {info['wall_time_s']:.3g} s)", highlight=False)
+    out.print(f"[bold]{plain(info['title'])}[/]: {info['method']} analysis of {plain(info['output'])}, "
+              f"{info['evaluated']:,} runs, seed {info['seed']} ({info['scheduler']}, {info['wall_time_s']:.3g} s)",
+              highlight=False)
     if info["failed"]:
         out.print(f"[bold red]{info['failed']} runs failed or gave no value[/]: {info['dropped_groups']} sample groups "
                   "dropped; the indices are biased", highlight=False)
@@ -606,7 +616,7 @@ def sensitivity(
     for col in columns:
         table.add_column(col, justify="right")
     for name, row in frame.iterrows():
-        table.add_row(name, *(_num(row[c], ".3f") for c in columns))
+        table.add_row(plain(name), *(_num(row[c], ".3f") for c in columns))
     out.print(table)
     files = "indices.csv, indices.json, samples.parquet" + (", indices.png, report.html" if report else "")
-    out.print(f"written to {out_dir}/ ({files})", highlight=False)
+    out.print(f"written to {plain(out_dir)}/ ({files})", highlight=False)

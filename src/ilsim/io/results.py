@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import xarray as xr
 from ilsim import __version__
 from ilsim.engines.ode import Trajectory
 from ilsim.errors import IlsimError
+from ilsim.io.atomic import recover, swap_folder
 from ilsim.model.compile import CompiledModel
 from ilsim.model.outcomes import label_outcomes
 from ilsim.therapy.dosing import BOOKKEEPING, dose_log
@@ -176,14 +174,24 @@ def _json_default(value):
 
 
 def check_out(out: str | Path) -> Path:
-    """Refuse, before any work is done, an --out that ilsim must not replace."""
+    """Refuse, before any work is done, an --out that ilsim must not replace.
+
+    First finishes what an interrupted earlier write of ``out`` left beside it (``io.atomic.recover``):
+    an earlier result found only in a hidden ``.old`` folder is put back, stale temporary folders go.
+    """
     out = Path(out).resolve()
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
+    recover(out, is_result)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_result(out))):
         raise IlsimError(f"{out}: exists and is not an ilsim result folder; choose another --out or remove it")
     blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise IlsimError(f"{out}: cannot create the result folder: {blocker} is a file, not a folder")
     return out
+
+
+def is_result(folder: Path) -> bool:
+    """A folder ilsim wrote (it carries the marker), which a later run may replace."""
+    return (folder / MARKER).is_file()
 
 
 @contextmanager
@@ -193,37 +201,19 @@ def atomic_folder(out: str | Path):
     Yields a temporary folder beside ``out``; on success the marker is written and the folder
     takes the place of ``out`` (an earlier result is moved aside first and put back if the swap
     fails); on any error it is removed and ``out`` is left as it was. An existing non-empty ``out``
-    without the marker (not written by ilsim) is never replaced.
+    without the marker (not written by ilsim) is never replaced. A ``kill -9`` at any moment leaves
+    ``out`` as it was or complete; the next write of ``out`` cleans up (``io.atomic``).
     """
     out = check_out(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # an ordinary folder, not mkdtemp's private 0700
-    except OSError as exc:
-        blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
-        why = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or str(exc))
-        raise IlsimError(f"{out}: cannot create the result folder: {why}") from None
-    try:
-        yield tmp
-        (tmp / MARKER).write_text(f"ilsim {__version__}\n")
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.{os.getpid()}.old")
-            os.replace(out, old)
+    with ExitStack() as stack:
         try:
-            os.replace(tmp, out)
-        except BaseException:
-            if old is not None:
-                os.replace(old, out)  # put the earlier result back
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = stack.enter_context(swap_folder(out, lambda folder: (folder / MARKER).write_text(f"ilsim {__version__}\n")))
+        except OSError as exc:
+            blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+            why = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or str(exc))
+            raise IlsimError(f"{out}: cannot create the result folder: {why}") from None
+        yield tmp
 
 
 def write_run(ds: xr.Dataset, model: CompiledModel, out: str | Path, extra: Callable[[Path, dict], None] | None = None) -> dict:

@@ -28,13 +28,12 @@ Not exported: ilsim's non-negativity clamp (the exported model runs the plain eq
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from html import escape
 from pathlib import Path
 
 from ilsim.errors import IlsimError
+from ilsim.io.atomic import atomic_file
 from ilsim.model import expressions as ex
 from ilsim.model.compile import PARAM, STATE, CompiledModel
 
@@ -301,17 +300,11 @@ def write(model: CompiledModel, path: str | Path, parameters: dict[str, float] |
         raise IlsimError(f"cannot write {path}: folder {path.parent} does not exist")
     if path.is_dir():
         raise IlsimError(f"cannot write {path}: it is a folder")
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise IlsimError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None and Path(tmp).exists():
-            Path(tmp).unlink()
     return warnings
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from html import escape
 from pathlib import Path
 
 import matplotlib
@@ -25,6 +24,7 @@ from ilsim.model.compile import CompiledModel  # noqa: E402
 from ilsim.patients.store import NO_OUTCOME  # noqa: E402
 from ilsim.report.figures import wants_log  # noqa: E402
 from ilsim.report.html import _STYLE, _image, _table  # noqa: E402
+from ilsim.report.safe_text import figure_text, html_text  # noqa: E402
 
 MAX_PANELS = 9
 
@@ -52,14 +52,14 @@ def plot_outcomes(outcomes: dict, path: Path, title: str) -> Path:
     fractions = [outcomes[k]["fraction"] for k in labels]
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * max(len(labels), 1) + 1.4))
     bars = ax.barh(range(len(labels)), fractions, color=[_colour(k, labels) for k in labels])
-    ax.set_yticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), [figure_text(label) for label in labels])
     ax.invert_yaxis()
     ax.set_xlim(0, 1.12)
     ax.set_xlabel("fraction of patients")
     for bar, label in zip(bars, labels):
         ax.text(bar.get_width() + 0.01, bar.get_y() + bar.get_height() / 2,
                 f"{outcomes[label]['fraction']:.1%} ({outcomes[label]['count']:,})", va="center", fontsize=8)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(figure_text(title), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -83,7 +83,7 @@ def plot_distributions(summary: Path, metrics: list[str], units: dict[str, str],
         if log:
             ax.set_xscale("log")
         unit = units.get(name.split(".")[0], "") if "." in name else units.get(name, "")
-        ax.set_xlabel(f"{name} [{unit}]" if unit else name, fontsize=8)
+        ax.set_xlabel(figure_text(f"{name} [{unit}]" if unit else name), fontsize=8)
         note = f"{missing:,} never / undefined" if missing else ""
         ax.set_title(note, fontsize=8)
         ax.set_ylabel("patients", fontsize=8)
@@ -107,13 +107,13 @@ def plot_spaghetti(model: CompiledModel, t: np.ndarray, frame: pd.DataFrame, Y: 
         for k in range(len(Y)):
             label = outcomes[k] or NO_OUTCOME
             ax.plot(t, Y[k, :, j], color=_colour(label, labels), lw=0.8, alpha=0.7,
-                    label=None if label in seen else label)
+                    label=None if label in seen else figure_text(label))
             seen.add(label)
         if wants_log(Y[:, :, j]):
             ax.set_yscale("log")
-        ax.set_ylabel(f"{name} [{units[name]}]" if units.get(name) else name)
+        ax.set_ylabel(figure_text(f"{name} [{units[name]}]" if units.get(name) else name))
         ax.legend(fontsize=7, loc="best")
-    axes[-1, 0].set_xlabel(f"time [{time_units}]")
+    axes[-1, 0].set_xlabel(figure_text(f"time [{time_units}]"))
     axes[0, 0].set_title(f"{len(Y)} sampled patients", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -179,10 +179,10 @@ def render(info: dict, figures: list[Path], metrics: list[list]) -> str:
     engine = info["engine"]
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
-        f"<p class='muted'>model <code>{escape(info['model'])}</code> · hash <code>{escape(info['model_hash'][:16])}</code>"
-        f" · seed <code>{info['seed']}</code> · ilsim {escape(str(info['ilsim_version']))}</p>",
+        f"<title>{html_text(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html_text(title)}</h1>",
+        f"<p class='muted'>model <code>{html_text(info['model'])}</code> · hash <code>{html_text(info['model_hash'][:16])}</code>"
+        f" · seed <code>{info['seed']}</code> · ilsim {html_text(str(info['ilsim_version']))}</p>",
         "<h2>Outcomes</h2>",
         _table(["outcome", "patients", "fraction"],
                [[label, v["count"], f"{v['fraction']:.2%}"] for label, v in info["outcomes"].items()], numeric={1, 2}),
@@ -191,13 +191,13 @@ def render(info: dict, figures: list[Path], metrics: list[list]) -> str:
         parts.append(f"<h3>Failed patients ({failed['count']:,})</h3>")
         parts.append(_table(["reason", "patients"], [[r, c] for r, c in failed["by_reason"].items()], numeric={1}))
         parts.append("<p class='muted'>first failed patients: "
-                     + escape(", ".join(str(f["patient"]) for f in failed["patients"][:50])) + "</p>")
+                     + html_text(", ".join(str(f["patient"]) for f in failed["patients"][:50])) + "</p>")
     parts.append("<h2>Figures</h2>")
     parts += [_image(f) for f in figures]
     parts.append("<h2>Metrics across patients</h2>")
     parts.append(_table(["column", "median", "5th percentile", "95th percentile", "undefined (NaN)"], metrics,
                         numeric={1, 2, 3, 4}))
-    parts.append("<h2>Population</h2><pre>" + escape(json.dumps(info["population"], indent=2)) + "</pre>")
+    parts.append("<h2>Population</h2><pre>" + html_text(json.dumps(info["population"], indent=2)) + "</pre>")
     prov = [["patients", info["patients"]], ["seed", info["seed"]], ["engine", f"{engine['name']} ({engine['backend']}), "
                                                                               f"{engine['method']}"],
             ["rtol", engine["rtol"]], ["atol", engine["atol"]],

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from ilsim.report.safe_text import figure_text  # noqa: E402
+
 DECADES_FOR_LOG = 3.0  # a panel whose positive values span more than this many decades gets a log axis
 
 
@@ -55,7 +57,7 @@ def plot_compare(runs: dict[str, xr.Dataset], path: Path, title: str | None = No
         for k, ds in enumerate(runs.values()):
             for j, v in enumerate(names):
                 units = ds[v].attrs.get("units", "")
-                name = (f"{v} [{units}]" if units else v) if k == 0 else None  # colour = variable, style = run
+                name = figure_text(f"{v} [{units}]" if units else v) if k == 0 else None  # colour = variable, style = run
                 ax.plot(ds["time"].values, ds[v].values, styles[k % len(styles)], color=f"C{j}", lw=1.3, label=name)
                 stacked.append(ds[v].values)
         values = np.concatenate(stacked)
@@ -63,17 +65,19 @@ def plot_compare(runs: dict[str, xr.Dataset], path: Path, title: str | None = No
             ax.set_yscale("log")
             positive = values[np.isfinite(values) & (values > 0)]
             ax.set_ylim(bottom=max(positive.min(), positive.max() * 1e-12) / 2)
-        ax.set_title(group.replace("_", " "))
-        ax.set_xlabel(f"time [{t_units}]")
+        ax.set_title(figure_text(group.replace("_", " ")))
+        ax.set_xlabel(figure_text(f"time [{t_units}]"))
         ax.legend(fontsize=8, loc="best")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     if len(runs) > 1:  # one key for the line styles
-        keys = [plt.Line2D([], [], color="black", ls=styles[k % len(styles)], label=label) for k, label in enumerate(runs)]
+        keys = [plt.Line2D([], [], color="black", ls=styles[k % len(styles)], label=figure_text(label))
+                for k, label in enumerate(runs)]
         fig.legend(handles=keys, loc="lower center", ncol=len(runs), fontsize=8, frameon=False)
         fig.subplots_adjust(bottom=0.08)
-    fig.suptitle(title if title is not None else f"{first.attrs.get('title', '')}: " + " vs ".join(runs), fontsize=10)
+    fig.suptitle(figure_text(title if title is not None else f"{first.attrs.get('title', '')}: " + " vs ".join(runs)),
+                 fontsize=10)
     fig.tight_layout(rect=(0, 0.04 if len(runs) > 1 else 0, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)

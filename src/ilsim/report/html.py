@@ -7,11 +7,11 @@ escaped, so it can be mailed or archived beside the results.
 from __future__ import annotations
 
 import base64
-from html import escape
 from pathlib import Path
 
 from ilsim.model.compile import CompiledModel
 from ilsim.report import text
+from ilsim.report.safe_text import html_text
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -28,11 +28,11 @@ img{max-width:100%;border:1px solid #e3e7ee} .muted{color:#5b6677;font-size:.9em
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
-    return escape(str(value))
+    return html_text(str(value))
 
 
 def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    head = "".join(f"<th>{html_text(h)}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f"<td class='num'>{_fmt(c)}</td>" if i in numeric else f"<td>{_fmt(c)}</td>"
                          for i, c in enumerate(row)) + "</tr>"
@@ -43,7 +43,7 @@ def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset())
 
 def _image(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f"<p><img alt='{escape(path.stem)}' src='data:image/png;base64,{data}'></p>"
+    return f"<p><img alt='{html_text(path.stem)}' src='data:image/png;base64,{data}'></p>"
 
 
 def render(model: CompiledModel, summary: dict, figures: list[Path]) -> str:
@@ -53,18 +53,19 @@ def render(model: CompiledModel, summary: dict, figures: list[Path]) -> str:
     refs = []
     for r in meta.references:
         link = f"https://doi.org/{r.doi}" if r.doi else r.url
-        anchor = f" <a href='{escape(link, quote=True)}'>{escape(r.doi or r.url)}</a>" if link else ""
-        refs.append(f"<li>{escape(r.citation)}{anchor}</li>")
+        anchor = f" <a href='{html_text(link)}'>{html_text(r.doi or r.url)}</a>" if link else ""
+        refs.append(f"<li>{html_text(r.citation)}{anchor}</li>")
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{escape(meta.title or meta.name)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{escape(meta.title or meta.name)}</h1>",
-        f"<p class='muted'>model <code>{escape(meta.name)}</code> · hash "
-        f"<code>{escape(str(summary.get('model_hash', ''))[:16])}</code> · ilsim {escape(str(summary.get('ilsim_version')))}</p>",
-        f"<p>{escape(meta.description)}</p>",
+        f"<title>{html_text(meta.title or meta.name)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html_text(meta.title or meta.name)}</h1>",
+        f"<p class='muted'>model <code>{html_text(meta.name)}</code> · hash "
+        f"<code>{html_text(str(summary.get('model_hash', ''))[:16])}</code> · "
+        f"ilsim {html_text(str(summary.get('ilsim_version')))}</p>",
+        f"<p>{html_text(meta.description)}</p>",
     ]
     if summary.get("outcome"):
-        parts.append(f"<p>Outcome: <span class='outcome'>{escape(summary['outcome'])}</span></p>")
+        parts.append(f"<p>Outcome: <span class='outcome'>{html_text(summary['outcome'])}</span></p>")
     if summary.get("derived"):
         parts.append(_table(["derived quantity", "value"], [[k, v] for k, v in summary["derived"].items()], numeric={1}))
     parts.append("<h2>Results</h2>")
@@ -92,17 +93,17 @@ def render(model: CompiledModel, summary: dict, figures: list[Path]) -> str:
         parts.append("<h3>Events fired</h3>")
         parts.append(_table([f"time [{tu}]", "event"], summary["events_fired"], numeric={0}))
     parts.append("<h2>Model</h2><h3>Equations (what is integrated)</h3>")
-    parts.append("<pre>" + escape("\n".join(text.equations(model))) + "</pre>")
+    parts.append("<pre>" + html_text("\n".join(text.equations(model))) + "</pre>")
     if model.observables:
-        parts.append("<h3>Observables</h3><pre>" + escape("\n".join(text.observable_lines(model))) + "</pre>")
+        parts.append("<h3>Observables</h3><pre>" + html_text("\n".join(text.observable_lines(model))) + "</pre>")
     if model.events:
-        parts.append("<h3>Events</h3><pre>" + escape("\n".join(text.event_lines(model))) + "</pre>")
+        parts.append("<h3>Events</h3><pre>" + html_text("\n".join(text.event_lines(model))) + "</pre>")
     if model.derived:
         parts.append("<h3>Derived quantities (from parameters)</h3><pre>"
-                     + escape("\n".join(text.derived_lines(model))) + "</pre>")
+                     + html_text("\n".join(text.derived_lines(model))) + "</pre>")
     if model.outcomes:
         parts.append("<h3>Outcome labels (first that holds at the end)</h3><pre>"
-                     + escape("\n".join(text.outcome_lines(model))) + "</pre>")
+                     + html_text("\n".join(text.outcome_lines(model))) + "</pre>")
     parts.append("<h3>Species</h3>")
     parts.append(_table(["name", "kind", "units", "initial", "description"],
                         [[s.name, s.kind, s.units, s.initial, s.description] for s in spec.species]))

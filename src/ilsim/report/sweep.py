@@ -6,7 +6,6 @@ grey and 'failed' (the integration failed) black, so failed points are always vi
 
 from __future__ import annotations
 
-from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from ilsim.patients.metrics import FAILED
 from ilsim.patients.sweep import UNDETERMINED, SweepResult
 from ilsim.report.figures import plt, wants_log
 from ilsim.report.html import _STYLE, _image, _table
+from ilsim.report.safe_text import figure_text, html_text
 
 PALETTE = ("#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 SPECIAL = {UNDETERMINED: "#d9d9d9", FAILED: "#000000", "ok": "#9ecae1"}
@@ -45,7 +45,7 @@ def _edges(values: np.ndarray, log: bool) -> np.ndarray:
 
 def _label(info: dict, name: str) -> str:
     units = info["grid"][name].get("units")
-    return f"{name} [{units}]" if units else name
+    return figure_text(f"{name} [{units}]" if units else name)
 
 
 def _codes(result: SweepResult) -> tuple[np.ndarray, list[str], dict[str, str]]:
@@ -79,10 +79,12 @@ def draw_sweep(result: SweepResult):
     codes, labels, colours = _codes(result)
     cmap = ListedColormap([colours[label] for label in labels])
     metric = info["metric"]
+    shown_metric = figure_text(metric)
     y = table[metric].to_numpy(dtype=float)
     failed = (table["outcome"] == FAILED).to_numpy()
     present = [label for label in labels if np.any(codes == labels.index(label))]
-    handles = [Patch(facecolor=colours[label], edgecolor="#555555", lw=0.5, label=f"{label} ({int(np.sum(codes == k))})")
+    handles = [Patch(facecolor=colours[label], edgecolor="#555555", lw=0.5,
+                     label=figure_text(f"{label} ({int(np.sum(codes == k))})"))
                for k, label in enumerate(labels) if label in present]
     title = info["title"]
 
@@ -109,12 +111,12 @@ def draw_sweep(result: SweepResult):
         grid = np.ma.masked_invalid(shown.reshape(shape).T)
         mesh_cmap = plt.get_cmap("viridis").with_extremes(bad=SPECIAL[UNDETERMINED])
         mesh = ax.pcolormesh(ex, ey, grid, cmap=mesh_cmap, norm=norm, shading="flat")
-        fig.colorbar(mesh, ax=ax, label=metric)
+        fig.colorbar(mesh, ax=ax, label=shown_metric)
         if failed.any():
             X, Y = np.meshgrid(xa.values, ya.values, indexing="ij")
             ax.scatter(X.ravel()[failed], Y.ravel()[failed], marker="x", color="black", s=18, label="failed")
             ax.legend(fontsize=8, loc="upper right")
-        ax.set_title(f"{metric} (grey: undefined)" if np.isnan(y[~failed]).any() else metric, fontsize=10)
+        ax.set_title(f"{shown_metric} (grey: undefined)" if np.isnan(y[~failed]).any() else shown_metric, fontsize=10)
         for ax in ax_all:
             ax.set_xlabel(_label(info, xa.name))
             ax.set_ylabel(_label(info, ya.name))
@@ -122,7 +124,7 @@ def draw_sweep(result: SweepResult):
                 ax.set_xscale("log")
             if ya.log:
                 ax.set_yscale("log")
-        fig.suptitle(f"{title}\nsweep over {xa.name} x {ya.name} ({info['points']} points)", fontsize=10)
+        fig.suptitle(figure_text(f"{title}\nsweep over {xa.name} x {ya.name} ({info['points']} points)"), fontsize=10)
     else:
         (xa,) = axes
         fig, (ax, band) = plt.subplots(2, 1, figsize=(7.4, 5.2), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
@@ -134,7 +136,7 @@ def draw_sweep(result: SweepResult):
         finite = y[np.isfinite(y)]
         if wants_log(finite):
             ax.set_yscale("log")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(shown_metric)
         ax.grid(alpha=0.3)
         band.pcolormesh(_edges(xa.values, xa.log), [0.0, 1.0], codes[None, :], cmap=cmap, vmin=-0.5,
                         vmax=len(labels) - 0.5, shading="flat")
@@ -145,7 +147,7 @@ def draw_sweep(result: SweepResult):
             band.set_xscale("log")
         band.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.55), ncol=min(4, len(handles)),
                     frameon=False)
-        fig.suptitle(f"{title}\n{metric} over {xa.name} ({info['points']} points)", fontsize=10)
+        fig.suptitle(figure_text(f"{title}\n{metric} over {xa.name} ({info['points']} points)"), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -153,14 +155,14 @@ def draw_sweep(result: SweepResult):
 def _page(title: str, subtitle: str, body: list[str]) -> str:
     return "\n".join([
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{escape(title)}</h1>", f"<p class='muted'>{subtitle}</p>", *body, "</body></html>",
+        f"<title>{html_text(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html_text(title)}</h1>", f"<p class='muted'>{subtitle}</p>", *body, "</body></html>",
     ])
 
 
 def _subtitle(info: dict) -> str:
-    return (f"model <code>{escape(info['model'])}</code> · hash <code>{escape(info['model_hash'][:16])}</code> · "
-            f"ilsim {escape(str(info['ilsim_version']))} · {escape(info['created'])}")
+    return (f"model <code>{html_text(info['model'])}</code> · hash <code>{html_text(info['model_hash'][:16])}</code> · "
+            f"ilsim {html_text(str(info['ilsim_version']))} · {html_text(info['created'])}")
 
 
 def _provenance(info: dict, keys: tuple[str, ...]) -> str:
@@ -177,8 +179,8 @@ def sweep_report(result: SweepResult, figure: Path, path: Path) -> Path:
     body = ["<h2>Grid</h2>", _table(["parameter", "units", "low", "high", "points", "spacing"],
                                     [[name, g["units"], g["low"], g["high"], g["n"], g["spacing"]]
                                      for name, g in info["grid"].items()], numeric={2, 3, 4}),
-            f"<p>{total} points, each run with the {escape(info['engine'])} engine to t = {info['t_end']:g} "
-            f"{escape(info['time_units'])}; metric shown: <code>{escape(info['metric'])}</code>. Every point's "
+            f"<p>{total} points, each run with the {html_text(info['engine'])} engine to t = {info['t_end']:g} "
+            f"{html_text(info['time_units'])}; metric shown: <code>{html_text(info['metric'])}</code>. Every point's "
             "parameters and metrics are in <code>sweep.parquet</code> and <code>sweep.csv</code>.</p>",
             "<h2>Outcome map</h2>", _image(figure)]
     if info["outcomes"]:
@@ -207,7 +209,7 @@ def draw_indices(result):
     """Sobol: first-order and total indices per parameter with confidence intervals; Morris: mu* with its
     confidence interval, and sigma against mu* (non-linear or interacting parameters lie high)."""
     info, frame = result.info, result.indices
-    names = list(frame.index)
+    names = [figure_text(name) for name in frame.index]
     x = np.arange(len(names))
     level = f"{100 * info['conf_level']:g}%"
     if info["method"] == "sobol":
@@ -223,8 +225,8 @@ def draw_indices(result):
         ax.set_xticks(x, names)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, axis="y")
-        ax.set_title(f"{info['title']}\nSobol' indices of {info['output']} ({info['evaluated']} runs, {level} intervals)",
-                     fontsize=10)
+        ax.set_title(figure_text(f"{info['title']}\nSobol' indices of {info['output']} ({info['evaluated']} runs, "
+                                 f"{level} intervals)"), fontsize=10)
     else:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(max(9.0, 1.1 * len(names) + 6.0), 4.4))
         ax.bar(x, frame["mu_star"], 0.6, yerr=frame["mu_star_conf"], capsize=3, color="C0")
@@ -243,7 +245,8 @@ def draw_indices(result):
         ax2.set_ylabel("sigma (spread of elementary effects)")
         ax2.grid(alpha=0.3)
         ax2.set_title("sigma against mu*", fontsize=10)
-        fig.suptitle(f"{info['title']}\nMorris screening of {info['output']} ({info['evaluated']} runs)", fontsize=10)
+        fig.suptitle(figure_text(f"{info['title']}\nMorris screening of {info['output']} ({info['evaluated']} runs)"),
+                     fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -255,8 +258,9 @@ def sensitivity_report(result, figure: Path, path: Path) -> Path:
     body = ["<h2>Parameters (uniform ranges)</h2>",
             _table(["parameter", "units", "low", "high"], [[n, r["units"], r["low"], r["high"]]
                                                          for n, r in info["ranges"].items()], numeric={2, 3}),
-            f"<p>Output: <code>{escape(info['output'])}</code>. {info['evaluated']} runs ({escape(info['sampler'])}, "
-            f"seed {info['seed']}), {escape(info['engine'])} engine to t = {info['t_end']:g} {escape(info['time_units'])}.</p>",
+            f"<p>Output: <code>{html_text(info['output'])}</code>. {info['evaluated']} runs ({html_text(info['sampler'])}, "
+            f"seed {info['seed']}), {html_text(info['engine'])} engine to t = {info['t_end']:g} "
+            f"{html_text(info['time_units'])}.</p>",
             f"<h2>{method} indices</h2>", _image(figure),
             _table(["parameter", *frame.columns], [[name, *row] for name, row in zip(frame.index, frame.to_numpy().tolist())],
                    numeric=set(range(1, len(frame.columns) + 1)))]

@@ -586,6 +586,7 @@ def plot_pareto(result: dict, path: Path) -> Path:
     """Efficacy against toxicity: every schedule, the feasible ones filled, the Pareto front joined,
     the standard schedule and the best feasible one marked."""
     from ilsim.report.figures import plt
+    from ilsim.report.safe_text import figure_text
 
     ok = [r for r in result["candidates"] if r["status"] == "ok" and r["toxicity"] is not None
           and math.isfinite(r["toxicity"])]
@@ -612,9 +613,9 @@ def plot_pareto(result: dict, path: Path) -> Path:
         ax.scatter([best["toxicity"]], [best["objective"]], s=200, facecolors="none", edgecolors="C1", lw=2.2,
                    label="best feasible", zorder=5)
     tox = result["toxicity"]
-    ax.set_xlabel(f"toxicity: {tox['measure']} ({tox['better']} is better)")
-    ax.set_ylabel(f"efficacy: {result['objective']}")
-    ax.set_title(f"{result['model']}: efficacy against toxicity ({result['evaluated']} schedules)", fontsize=10)
+    ax.set_xlabel(figure_text(f"toxicity: {tox['measure']} ({tox['better']} is better)"))
+    ax.set_ylabel(figure_text(f"efficacy: {result['objective']}"))
+    ax.set_title(figure_text(f"{result['model']}: efficacy against toxicity ({result['evaluated']} schedules)"), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()

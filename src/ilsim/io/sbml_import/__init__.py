@@ -7,10 +7,9 @@ from a run (amounts and concentrations of species), for comparisons with other s
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from ilsim.io.atomic import atomic_file
 from ilsim.io.sbml_import.document import read_document
 from ilsim.io.sbml_import.importer import Quantity, SbmlModel, import_document
 from ilsim.model.load import dump_spec
@@ -33,12 +32,5 @@ def read_sbml(path: str | Path) -> ModelSpec:
 
 def write_yaml(spec: ModelSpec, path: str | Path) -> None:
     """Write a spec as a YAML model file: a temporary file beside it, renamed when complete."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(dump_spec(spec))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:
+        tmp.write_text(dump_spec(spec), encoding="utf-8")
