@@ -10,8 +10,9 @@ import numpy as np
 import xarray as xr
 
 from ilsim import scenarios
-from ilsim.engines.ode import METHODS, OdeEngine
-from ilsim.errors import IlsimError, ModelError, Problem, did_you_mean
+from ilsim.engines.base import Engine
+from ilsim.engines.ode import MAX_EVENTS, METHODS, OdeEngine, Trajectory
+from ilsim.errors import IlsimError, ModelError, Problem, SimulationError, did_you_mean
 from ilsim.io.results import to_dataset
 from ilsim.model.compile import CompiledModel, compile_model
 from ilsim.model.load import read_spec
@@ -71,23 +72,30 @@ def simulate(
     faults: dict[str, float] | None = None,
     doses: list[dict] | None = None,
     allow_high_dose: bool = False,
+    engine: Engine | None = None,
 ) -> xr.Dataset:
-    """Integrate a model (ODE engine) and return an xarray Dataset with units and provenance.
+    """Integrate a model and return an xarray Dataset with units and provenance.
 
     ``t_end``, ``points``, ``method`` and tolerances default to the model's ``simulation``
     section; ``parameters`` overrides values by name; ``t_eval`` gives explicit output times
     (starting at 0). ``faults`` maps fault modes the model declares (``stop-not-received``,
-    ``stop-ignored``, ``false-alarm``) to severities in [0, 1].
+    ``stop-ignored``, ``false-alarm``) to severities in [0, 1]. ``engine`` runs it on any engine
+    (``OdeEngine``, the default, built from ``method`` and the tolerances; ``BatchEngine``; ...), which then
+    carries the method and tolerances itself.
     """
     compiled = compile(model, doses=doses, allow_high_dose=allow_high_dose)
     defaults = compiled.spec.simulation
-    method = method or defaults.method
-    if method not in METHODS:
-        raise IlsimError(f"unknown method '{method}'{did_you_mean(method, METHODS)}; choose one of {', '.join(METHODS)}")
-    rtol = defaults.rtol if rtol is None else float(rtol)
-    atol = defaults.atol if atol is None else float(atol)
-    if not (0 < rtol < 1) or not (atol > 0) or not np.isfinite(atol):
-        raise IlsimError(f"tolerances must satisfy 0 < rtol < 1 and atol > 0, got rtol = {rtol:g}, atol = {atol:g}")
+    if engine is not None:
+        given = [name for name, value in (("method", method), ("rtol", rtol), ("atol", atol)) if value is not None]
+        if given:
+            raise IlsimError(f"give {', '.join(given)} to the engine, not beside it (the engine holds its settings)")
+        if not isinstance(engine, Engine):
+            raise IlsimError(f"engine must be an ilsim engine (OdeEngine, BatchEngine, ...), got {type(engine).__name__}")
+    else:
+        method = method or defaults.method
+        if method not in METHODS:
+            raise IlsimError(f"unknown method '{method}'{did_you_mean(method, METHODS)}; choose one of {', '.join(METHODS)}")
+        engine = OdeEngine(method, defaults.rtol if rtol is None else rtol, defaults.atol if atol is None else atol)
     if t_eval is None:
         t_end = defaults.t_end if t_end is None else float(t_end)
         points = defaults.points if points is None else int(points)
@@ -106,13 +114,26 @@ def simulate(
     if clash:
         raise IlsimError(f"parameter(s) {', '.join(clash)} set both by a fault and by --set; give one")
     p = compiled.parameter_vector({**(parameters or {}), **fault_values})
-    engine = OdeEngine(method, rtol, atol)
     start = time.perf_counter()
-    traj = engine.run(compiled, t_eval, p)
+    traj = _trajectory(engine, compiled, t_eval, p)
     wall = time.perf_counter() - start
-    info = {"engine": engine.name, "method": method, "rtol": rtol, "atol": atol, "wall_time_s": round(wall, 6),
+    settings = engine.settings()
+    info = {"engine": engine.name, "method": settings.get("method", ""), "rtol": settings.get("rtol"),
+            "atol": settings.get("atol"), "wall_time_s": round(wall, 6),
             "faults": json.dumps({mode: float(v) for mode, v in (faults or {}).items()})}
     return to_dataset(compiled, traj, info, p)
+
+
+def _trajectory(engine: Engine, model: CompiledModel, t_eval: np.ndarray, p: np.ndarray) -> Trajectory:
+    """One run of any engine as a Trajectory (states, parameters over time, the firing log); a failure raises
+    SimulationError with the engine's reason."""
+    if isinstance(engine, OdeEngine):
+        return engine.run(model, t_eval, p)
+    result = engine.solve(model, t_eval, p[None, :], record_parameters=True, log_events=MAX_EVENTS)
+    if result.status[0] != 0:
+        raise SimulationError(f"{engine.name} engine: {result.messages[0]}")
+    log = [(t, model.events[k].name) for t, k in (result.event_log or [[]])[0]]
+    return Trajectory(t_eval, result.Y[0], np.asarray(result.P_t[0]), log)
 
 
 def run(model, out: str | Path, *, report: bool = True, **options) -> tuple[xr.Dataset, dict]:

@@ -10,15 +10,13 @@ import math
 import shutil
 import subprocess
 
-import event_cases as cases
 import numpy as np
 import pytest
-from event_cases import equal_thresholds, exchange_rates, fills_to_its_threshold, short_infusion, short_infusion_exact
 from test_batch_stiff import T as ROBERTSON_TIMES
 from test_batch_stiff import robertson
 
 import ilsim
-from ilsim.engines.batch import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, METHODS, OK, BatchEngine
+from ilsim.engines.batch import BAD_INITIAL, MAX_STEPS, METHODS, OK, BatchEngine
 from ilsim.engines.csource import (
     INTEGRATOR,
     MAX_STIFF_SPECIES,
@@ -168,14 +166,6 @@ def test_condition_events_are_located_on_the_dense_output(method):
         assert np.abs(Y[i, away, 0] - ref[away, 0]).max() <= 1e-4 * top
 
 
-def test_condition_true_at_the_start_does_not_fire_until_it_becomes_true_again():
-    m = ilsim.Model(name="armed").add_species("x", 5.0).add_species("hits", 0.0).add_parameter("k", 1.0)
-    m.add_process("fall", "k", consumes={"x": 1})
-    m.add_event("high", when="x > 1", add={"hits": 1})
-    Y, status = run_host(ilsim.compile(m), np.linspace(0, 3, 4), np.array([[1.0]]))
-    assert status[0] == OK and list(Y[0, :, 1]) == [0, 0, 0, 0]
-
-
 def test_a_dose_that_crosses_a_threshold_fires_the_condition_at_once_and_parameters_change_per_patient():
     m = ilsim.Model(name="cascade").add_species("x", 0.0).add_species("z", 0.0).add_parameter("alarm", 0.0)
     m.add_parameter("dose", 5.0)
@@ -204,21 +194,6 @@ def test_a_condition_whose_action_leaves_it_true_fires_once():
     m.add_event("mark", when="x > 2.5", add={"marks": 1})
     Y, status = run_host(ilsim.compile(m), np.linspace(0, 10, 11), np.zeros((1, 0)))
     assert status[0] == OK and list(Y[0, :, 1]) == [0, 0, 0] + [1] * 8
-
-
-def test_an_event_cannot_take_a_non_negative_species_below_zero():
-    m = ilsim.Model(name="overdraw").add_species("x", 2.0).add_process("inflow", "1", produces={"x": 1})
-    m.add_event("withdraw", at=2, add={"x": -10})
-    Y, _ = run_host(ilsim.compile(m), np.arange(7.0), np.zeros((1, 0)))
-    assert list(Y[0, :, 0]) == pytest.approx([2, 3, 0, 1, 2, 3, 4])
-
-
-def test_an_event_that_fires_endlessly_is_a_status_not_a_hang():
-    m = ilsim.Model(name="zeno").add_species("x", 2.0).add_parameter("k", 1e4)
-    m.add_process("decay", "k*x", consumes={"x": 1})
-    m.add_event("refill", when="x < 0.5", set={"x": 2})  # fires every 1.4e-4 time units: 1.4e5 times by t = 20
-    Y, status = run_host(ilsim.compile(m), np.linspace(0, 20, 5), np.array([[1e4], [1.0]]))
-    assert list(status) == [MAX_STEPS, OK] and np.isnan(Y[0, -1]).all()
 
 
 def every_feature():
@@ -302,48 +277,6 @@ def test_without_a_gpu_the_cuda_engine_says_why_and_what_to_do():
     m = blow_up_model()
     with pytest.raises(ilsim.IlsimError, match=r"no CUDA GPU is available \(.+\); run on the CPU \(backend 'cpu'\)"):
         CudaBatchEngine().run(m, np.linspace(0, 1, 3), m.p0[None, :])
-
-
-def test_a_trigger_that_settles_on_its_threshold_fires_once():
-    m = fills_to_its_threshold()
-    t = np.linspace(0.0, 50.0, 11)
-    Y, status = run_host(ilsim.compile(m), t, exchange_rates(), rtol=1e-6, atol=1e-9)
-    assert (status == OK).all()
-    assert (Y[:, -1, 2] == 1.0).all()  # fired once: rounding noise on A + B never re-arms it
-    assert np.allclose(Y[:, :, 0] + Y[:, :, 1], np.minimum(t, 1.0), atol=1e-8)
-
-
-def test_conditions_with_equal_thresholds_fire_together_in_model_order():
-    m = equal_thresholds()
-    Y, status = run_host(ilsim.compile(m), np.linspace(0.0, 8.0, 5), np.linspace(0.5, 1.5, 16)[:, None], rtol=1e-6,
-                         atol=1e-9)
-    assert (status == OK).all()
-    assert np.allclose(Y[:, -1, 1:], [1.0, 11.0])
-
-
-@pytest.mark.parametrize("method", ["dopri5", "rodas"])
-def test_a_short_infusion_in_a_rate_is_not_stepped_over(method):
-    m = short_infusion()
-    t = np.linspace(0.0, 100.0, 11)
-    P = np.array([[10.0, 50.0, 0.01], [10.0, 25.0, 0.01]])
-    Y, status = run_host(ilsim.compile(m), t, P, rtol=1e-8, atol=1e-10, method=method)
-    assert (status == OK).all()
-    for patient, (rate, t_on, kel) in enumerate(P):
-        exact = short_infusion_exact(t, rate, t_on, kel)
-        assert np.allclose(Y[patient, :, 0], exact, rtol=1e-6, atol=1e-9)
-
-
-def test_an_endless_cascade_ends_that_patient_alone_with_its_status():
-    Y, status = run_host(ilsim.compile(cases.endless_cascade()), cases.CASCADE_TIMES, cases.CASCADE_P)
-    assert status.tolist() == [OK, ENDLESS_EVENTS, OK]
-    before = cases.CASCADE_TIMES < 0.6
-    assert np.allclose(Y[1, before], cases.endless_cascade_exact(cases.CASCADE_TIMES)[before], atol=1e-9)
-    assert np.isnan(Y[1, ~before]).all()  # every row from the failure on
-    for patient in (0, 2):
-        assert np.allclose(Y[patient], cases.endless_cascade_exact(cases.CASCADE_TIMES), atol=1e-8)
-
-
-# ------------------------------------------------------------------------------ the stiff method (RODAS) and auto
 
 
 def test_dopri5_needs_more_than_max_steps_on_a_stiff_model():

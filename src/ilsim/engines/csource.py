@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from ilsim.engines import tableaux
+from ilsim.engines.base import STATUS, Engine, EngineResult
 from ilsim.engines.batch import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, METHODS, NON_FINITE, OK, STEP_UNDERFLOW
 from ilsim.engines.batch.engine import check_inputs, check_settings
 from ilsim.errors import IlsimError
@@ -930,6 +931,52 @@ class HostKernel:
         status = np.empty(n, dtype=np.int32)
         solve(t_eval.ctypes.data, nt, P.ctypes.data, n, rtol, atol, max_steps, Y.ctypes.data, status.ctypes.data)
         return Y, status.astype(np.int64)
+
+
+class HostCEngine(Engine):
+    """The C/CUDA kernel compiled as C on the CPU (``HostKernel``) behind the engine contract: the GPU's
+    integrator, checked where there is no GPU (the conformance suite runs it beside the others)."""
+
+    name = "c-host"
+    supports = {"events": True, "stochastic": False, "spatial": False, "batch": True, "stiff": True,
+                "parameter_trajectories": False, "event_log": False}
+
+    def __init__(self, rtol: float = 1e-6, atol: float = 1e-9, max_steps: int = 1_000_000, method: str = "auto"):
+        self.rtol, self.atol, self.max_steps = check_settings(rtol, atol, max_steps)
+        check_method(method)
+        self.method = method
+        self._kernels: dict[int, HostKernel] = {}
+
+    def settings(self) -> dict:
+        return {"method": self.method, "rtol": self.rtol, "atol": self.atol, "max_steps": self.max_steps}
+
+    def solve(self, model: CompiledModel, t_eval, P, *, record_parameters: bool = False,
+              log_events: int = 0) -> EngineResult:
+        refuse_unkept(model, record_parameters, log_events, "C kernel")
+        kernel = self._kernels.setdefault(id(model), HostKernel(model))
+        Y, status = kernel.run(t_eval, P, self.rtol, self.atol, self.max_steps, self.method)
+        return kernel_result(model, Y, status, P, record_parameters)
+
+
+def _changes_parameters(model: CompiledModel) -> bool:
+    return any(kind != STATE for e in model.events for _, kind, _, _ in e.actions)
+
+
+def refuse_unkept(model: CompiledModel, record_parameters: bool, log_events: int, engine: str) -> None:
+    """The kernel keeps no parameters over time and no firing log: refuse a model that needs them."""
+    if _changes_parameters(model) and (record_parameters or log_events):
+        raise IlsimError(f"the {engine} engine does not record parameters that events change or log events, and "
+                         f"model '{model.name}' has events that change parameters; use BatchEngine")
+
+
+def kernel_result(model: CompiledModel, Y: np.ndarray, status: np.ndarray, P, record_parameters: bool) -> EngineResult:
+    """A kernel's ``(Y, status)`` as an ``EngineResult``: the kernel counts no events (``fired`` is -1: unknown)
+    and keeps no parameter that events change (then NaN at the end)."""
+    P = np.asarray(P, dtype=float)
+    P_end = np.full_like(P, np.nan) if _changes_parameters(model) else P.copy()
+    P_t = np.broadcast_to(P[:, None, :], (P.shape[0], Y.shape[1], P.shape[1])) if record_parameters else None
+    return EngineResult(Y, status, np.full((len(P), len(model.events)), -1, dtype=np.int64), P_end, P_t=P_t,
+                        messages=[STATUS[int(c)] if c else "" for c in status])
 
 
 def _accepts(compiler: str, flag: str) -> bool:

@@ -19,8 +19,9 @@ import time
 
 import numpy as np
 
+from ilsim.engines.base import Engine, EngineResult
 from ilsim.engines.batch.engine import check_inputs, check_settings
-from ilsim.engines.csource import check_method, kernel_source
+from ilsim.engines.csource import check_method, kernel_result, kernel_source, refuse_unkept
 from ilsim.errors import IlsimError
 from ilsim.model.compile import CompiledModel
 
@@ -49,7 +50,7 @@ def _cupy():
     return cupy
 
 
-class CudaBatchEngine:
+class CudaBatchEngine(Engine):
     """Many parameter sets of one model on a CUDA GPU: one thread per patient, DOPRI5, RODAS or auto, with events.
 
     ``run(model, t_eval, P)`` returns ``(Y, status)`` like ``BatchEngine``: Y is patients x
@@ -57,7 +58,9 @@ class CudaBatchEngine:
     """
 
     name = "cuda"
-    supports = {"events": True, "stochastic": False, "spatial": False, "batch": True, "stiff": True}
+    # the kernel keeps no event counts, parameters over time or firing log (docs/architecture.md, "Not yet")
+    supports = {"events": True, "stochastic": False, "spatial": False, "batch": True, "stiff": True,
+                "parameter_trajectories": False, "event_log": False}
 
     def __init__(self, rtol: float = 1e-6, atol: float = 1e-9, max_steps: int = 1_000_000, block_size: int = 128,
                  method: str = "auto"):
@@ -68,6 +71,17 @@ class CudaBatchEngine:
             raise IlsimError(f"block_size must be a multiple of 32 between 32 and 1024, got {block_size}")
         self.block_size = int(block_size)
         self.last_timing: dict[str, float] = {}
+
+    def settings(self) -> dict:
+        return {"method": self.method, "rtol": self.rtol, "atol": self.atol, "max_steps": self.max_steps,
+                "block_size": self.block_size}
+
+    def solve(self, model: CompiledModel, t_eval, P, *, record_parameters: bool = False,
+              log_events: int = 0) -> EngineResult:
+        """``run`` as an ``EngineResult`` (see ``csource.kernel_result``: what the kernel does not keep)."""
+        refuse_unkept(model, record_parameters, log_events, "CUDA")
+        Y, status = self.run(model, t_eval, P)
+        return kernel_result(model, Y, status, P, record_parameters)
 
     def kernel(self, model: CompiledModel):
         """The model's compiled kernel for this engine's method (NVRTC, once per model, method and process; CuPy

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.integrate import odeint, solve_ivp
 
-from ilsim.engines.tableaux import MAX_CASCADE
-from ilsim.errors import SimulationError
+from ilsim.engines.base import SOLVER_FAILED, Engine, EngineResult, check_parameters, check_times, check_tolerances
+from ilsim.engines.tableaux import BAD_INITIAL, MAX_CASCADE
+from ilsim.errors import IlsimError, SimulationError, did_you_mean
 from ilsim.model import analysis
 from ilsim.model import expressions as ex
 from ilsim.model.compile import STATE, CompiledModel
@@ -41,16 +42,53 @@ class Trajectory:
     stats: dict = field(default_factory=dict)
 
 
-class OdeEngine:
-    """SciPy ODE integration of a CompiledModel (one parameter set per call)."""
+class OdeEngine(Engine):
+    """SciPy ODE integration of a CompiledModel: the deliberately independent reference engine (SciPy's own
+    integrators and a Python event loop; it shares with the other engines only the model analyses of
+    ``ilsim.model.analysis``). ``run`` integrates one parameter set; ``solve`` many, one after another."""
 
     name = "ode"
-    supports = {"events": True, "stochastic": False, "spatial": False, "batch": False}
+    supports = {"events": True, "stochastic": False, "spatial": False, "batch": False, "stiff": True,
+                "parameter_trajectories": True, "event_log": True}
 
     def __init__(self, method: str = "LSODA", rtol: float = 1e-6, atol: float = 1e-9):
         if method not in METHODS:
-            raise ValueError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
-        self.method, self.rtol, self.atol = method, float(rtol), float(atol)
+            raise IlsimError(f"unknown method '{method}'{did_you_mean(method, METHODS)}; choose one of {', '.join(METHODS)}")
+        self.method = method
+        self.rtol, self.atol = check_tolerances(rtol, atol)
+
+    def settings(self) -> dict:
+        return {"method": self.method, "rtol": self.rtol, "atol": self.atol}
+
+    def solve(self, model: CompiledModel, t_eval, P, *, record_parameters: bool = False,
+              log_events: int = 0) -> EngineResult:
+        """``run`` for every row of ``P``; a row that fails is recorded (status SOLVER_FAILED or BAD_INITIAL,
+        with the message) and the others go on."""
+        t_eval, P = check_times(t_eval), check_parameters(model, P)
+        n, nt, ns, npar, ne = P.shape[0], len(t_eval), len(model.species), len(model.parameters), len(model.events)
+        Y = np.full((n, nt, ns), np.nan)
+        P_t = np.full((n, nt, npar), np.nan)
+        P_end = P.copy()
+        status = np.zeros(n, dtype=np.int64)
+        fired = np.zeros((n, ne), dtype=np.int64)
+        index = {e.name: k for k, e in reversed(list(enumerate(model.events)))}
+        logs, messages = [], []
+        for j in range(n):
+            try:
+                traj = self.run(model, t_eval, P[j])
+            except SimulationError as exc:
+                status[j] = BAD_INITIAL if str(exc).startswith("initial value") else SOLVER_FAILED
+                messages.append(str(exc))
+                logs.append([])
+                continue
+            Y[j], P_t[j], P_end[j] = traj.y, traj.p, traj.p[-1]
+            log = [(float(t), index[name]) for t, name in traj.event_log]
+            for _, k in log:
+                fired[j, k] += 1
+            logs.append(log[:log_events] if log_events else [])
+            messages.append("")
+        return EngineResult(Y, status, fired, P_end, P_t=P_t if record_parameters else None,
+                            event_log=logs if log_events else None, messages=messages)
 
     def run(self, model: CompiledModel, t_eval: np.ndarray, p: np.ndarray) -> Trajectory:
         t_eval = np.asarray(t_eval, dtype=float)

@@ -43,42 +43,32 @@ process that runs a model pays for its compilation.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
+from ilsim.engines.base import STATUS, Engine, EngineResult, check_parameters, check_times, check_tolerances
+from ilsim.engines.tableaux import (  # noqa: F401  (the status codes, re-exported)
+    BAD_INITIAL,
+    ENDLESS_EVENTS,
+    MAX_STEPS,
+    NON_FINITE,
+    OK,
+    STEP_UNDERFLOW,
+)
 from ilsim.errors import IlsimError
 from ilsim.model import analysis
 from ilsim.model.compile import CompiledModel
 
-OK, NON_FINITE, STEP_UNDERFLOW, MAX_STEPS, BAD_INITIAL, ENDLESS_EVENTS = 0, 1, 2, 3, 4, 5
-STATUS = {
-    OK: "ok",
-    NON_FINITE: "a rate or the state became infinite or NaN",
-    STEP_UNDERFLOW: "step size underflow (the step fell below the rounding level of t)",
-    MAX_STEPS: "too many steps (max_steps reached)",
-    BAD_INITIAL: "the initial state is not finite or is negative for a non-negative species",
-    ENDLESS_EVENTS: "events fired endlessly (more than 1000 firings at one instant)",
-}
 METHODS = {"dopri5": 0, "rodas": 1, "auto": 2}
+BatchResult = EngineResult  # the name this result had before every engine shared it
 
 
-@dataclass
-class BatchResult:
-    """Everything a batch run gives, per patient."""
-
-    Y: np.ndarray  # patients x len(t_eval) x species; NaN from a failure onwards
-    status: np.ndarray  # int per patient, see STATUS
-    fired: np.ndarray  # patients x events: how many times each event's actions were applied
-    P_end: np.ndarray  # patients x parameters: the values at the end (events may change them)
-    stiff: np.ndarray  # bool per patient: integrated with RODAS (method "rodas", or switched to by "auto")
-
-
-class BatchEngine:
+class BatchEngine(Engine):
     """Many parameter sets of one model in parallel (numba): DOPRI5, RODAS or automatic choice, with events."""
 
     name = "batch"
-    supports = {"events": True, "stochastic": False, "spatial": False, "batch": True, "stiff": True}
+    supports = {"events": True, "stochastic": False, "spatial": False, "batch": True, "stiff": True,
+                "parameter_trajectories": True, "event_log": True}
 
     def __init__(self, rtol: float = 1e-6, atol: float = 1e-9, max_steps: int = 1_000_000, method: str = "auto"):
         if method not in METHODS:
@@ -86,12 +76,20 @@ class BatchEngine:
         self.rtol, self.atol, self.max_steps = check_settings(rtol, atol, max_steps)
         self.method = method
 
+    def settings(self) -> dict:
+        return {"method": self.method, "rtol": self.rtol, "atol": self.atol, "max_steps": self.max_steps}
+
     def run(self, model: CompiledModel, t_eval, P) -> tuple[np.ndarray, np.ndarray]:
-        """Integrate every row of ``P``; return ``(Y, status)`` (see ``run_full`` for events and parameters)."""
-        result = self.run_full(model, t_eval, P)
+        """Integrate every row of ``P``; return ``(Y, status)`` (see ``solve`` for events and parameters)."""
+        result = self.solve(model, t_eval, P)
         return result.Y, result.status
 
-    def run_full(self, model: CompiledModel, t_eval, P) -> BatchResult:
+    def run_full(self, model: CompiledModel, t_eval, P) -> EngineResult:
+        """``solve`` under its earlier name."""
+        return self.solve(model, t_eval, P)
+
+    def solve(self, model: CompiledModel, t_eval, P, *, record_parameters: bool = False,
+              log_events: int = 0) -> EngineResult:
         """Integrate every row of ``P`` (patients x parameters) over ``t_eval`` (increasing; starts at t_eval[0])."""
         t_eval, P = check_inputs(model, t_eval, P)
         if not hasattr(model.kernels["rhs_into"], "py_func"):
@@ -99,12 +97,14 @@ class BatchEngine:
         from ilsim.engines.batch import integrator
         from ilsim.engines.batch.codegen import lane_groups, lanes, model_functions
 
-        n, ns, ne = P.shape[0], len(model.species), len(model.events)
+        n, ns, ne, npar = P.shape[0], len(model.species), len(model.events), len(model.parameters)
+        n_log = max(0, int(log_events))
         timed = analysis.timed_schedule(model, t_eval[0], t_eval[-1])
         P_end = np.array(P, dtype=np.float64, order="C", copy=True)
-        Y = np.full((n, len(t_eval), ns), np.nan)
+        Y = np.full((n, len(t_eval), ns + (npar if record_parameters else 0)), np.nan)
         status = np.zeros(n, dtype=np.int64)
-        fired = np.zeros((n, ne), dtype=np.int64)
+        fired = np.zeros((n, 2 + 2 * n_log + ne))  # the firing log, then the counts (integrator.count_firing)
+        fired[:, 0] = n_log
         stiff = np.zeros(n, dtype=np.bool_)
         width = lanes(model)
         args = (model_functions(model), width, lane_groups(model), t_eval, P_end,
@@ -114,30 +114,29 @@ class BatchEngine:
                 np.array(analysis.condition_events(model), dtype=np.int64), analysis.touches(model),
                 analysis.uses_time(model), Y, status, fired, stiff)
         _in_blocks(integrator.solve_block, n, args, width)
-        return BatchResult(Y, status, fired, P_end, stiff)
+        log = None
+        if n_log:
+            log = []
+            for j in range(n):
+                m = min(int(fired[j, 1]), n_log)
+                log.append([(float(t), int(k)) for k, t in fired[j, 2:2 + 2 * m].reshape(m, 2)])
+        counts = fired[:, 2 + 2 * n_log:].astype(np.int64)
+        return EngineResult(np.ascontiguousarray(Y[:, :, :ns]), status, counts, P_end,
+                            P_t=Y[:, :, ns:] if record_parameters else None, event_log=log,
+                            messages=[STATUS[int(c)] if c else "" for c in status], stiff=stiff)
 
 
 def check_inputs(m: CompiledModel, t_eval, P) -> tuple[np.ndarray, np.ndarray]:
     """``t_eval`` and ``P`` as contiguous float64 arrays; IlsimError naming what is wrong (every batch backend)."""
-    t_eval = np.ascontiguousarray(t_eval, dtype=np.float64)
-    if t_eval.ndim != 1 or len(t_eval) < 1 or not np.isfinite(t_eval).all():
-        raise IlsimError("t_eval must be a non-empty one-dimensional array of finite times")
-    if np.any(np.diff(t_eval) <= 0):
-        raise IlsimError("t_eval must be strictly increasing")
-    P = np.ascontiguousarray(P, dtype=np.float64)
-    npar = len(m.parameters)
-    if P.ndim != 2 or P.shape[1] != npar:
-        raise IlsimError(f"P must be a (patients x {npar}) array for model '{m.name}', got shape {P.shape}")
-    return t_eval, P
+    return check_times(t_eval), check_parameters(m, P)
 
 
 def check_settings(rtol: float, atol: float, max_steps: int) -> tuple[float, float, int]:
     """Tolerances and step limit as numbers; IlsimError naming what is wrong (every batch backend)."""
-    if not (0 < rtol < 1) or not (atol > 0) or not np.isfinite(atol):
-        raise IlsimError(f"tolerances must satisfy 0 < rtol < 1 and atol > 0, got rtol = {rtol:g}, atol = {atol:g}")
+    rtol, atol = check_tolerances(rtol, atol)
     if max_steps < 1:
         raise IlsimError(f"max_steps must be at least 1, got {max_steps}")
-    return float(rtol), float(atol), int(max_steps)
+    return rtol, atol, int(max_steps)
 
 
 LANE_BLOCKS = 8  # a task holds up to this many times a lane group's patients: its lanes seldom idle at its end

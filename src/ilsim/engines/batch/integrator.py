@@ -536,7 +536,7 @@ def fire(fn, k, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, tou
         return OK
     apply_actions(fn, k, t, y, p)
     clip(y, nonneg)
-    fired[k] += 1
+    count_firing(k, t, fired)
     count = 1
     top = 0
     stack_ev[0] = k
@@ -561,7 +561,7 @@ def fire(fn, k, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, tou
             if guard_holds(fn, kc, t, y, p):
                 apply_actions(fn, kc, t, y, p)
                 clip(y, nonneg)
-                fired[kc] += 1
+                count_firing(kc, t, fired)
                 count += 1
                 top += 1
                 stack_ev[top] = kc
@@ -574,10 +574,30 @@ def fire(fn, k, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, tou
 
 
 @_inline
-def record(out, k, y, nonneg):
-    for i in range(y.shape[0]):
+def record(out, k, y, p, nonneg):
+    """Output k: the state (non-negative species clipped at zero), then the parameters when ``out`` has room
+    for them (a single run records them, since events can change them; a cohort does not)."""
+    ns = y.shape[0]
+    for i in range(ns):
         v = y[i]
         out[k, i] = 0.0 if (nonneg[i] and v < 0.0) else v
+    if out.shape[1] > ns:
+        for q in range(p.shape[0]):
+            out[k, ns + q] = p[q]
+
+
+@_inline
+def count_firing(k, t, fired):
+    """Event k fired at t. ``fired`` holds, per patient: the room of its firing log L (set by the engine; 0 in a
+    cohort, which keeps counts only), the number of firings m, L (event, time) pairs, then the count of each
+    event; float64 counts are exact far beyond any run's limit."""
+    room = int(fired[0])
+    m = int(fired[1])
+    if m < room:
+        fired[2 + 2 * m] = k
+        fired[3 + 2 * m] = t
+    fired[1] = m + 1
+    fired[2 + 2 * room + k] += 1.0
 
 
 # ------------------------------------------------------------------------------------ one patient
@@ -645,7 +665,7 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
                 return code, used
             k_timed += 1
         while k_grid < nt and t_eval[k_grid] <= t:  # an output at an event time shows the state after it
-            record(out, k_grid, y, nonneg)
+            record(out, k_grid, y, p, nonneg)
             k_grid += 1
         if t >= t_end:
             return OK, used
@@ -723,7 +743,7 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
             if hit >= 0:
                 while k_grid < nt and t_eval[k_grid] < t_hit:
                     dense_eval(rodas, D, (t_eval[k_grid] - t) / hs, ybuf)
-                    record(out, k_grid, ybuf, nonneg)
+                    record(out, k_grid, ybuf, p, nonneg)
                     k_grid += 1
                 dense_eval(rodas, D, (t_hit - t) / hs, y)
                 clip(y, nonneg)
@@ -744,7 +764,7 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
                 break
             while k_grid < nt and t_eval[k_grid] < t_stop and t_eval[k_grid] <= t_new:
                 dense_eval(rodas, D, (t_eval[k_grid] - t) / hs, ybuf)
-                record(out, k_grid, ybuf, nonneg)
+                record(out, k_grid, ybuf, p, nonneg)
                 k_grid += 1
             if not rodas and method == AUTO:  # Hairer's stiffness test on the last two stages (dopri5.f)
                 stnum = 0.0
@@ -921,7 +941,7 @@ def solve_group(fn, lanes, lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, met
                 for i in range(ns):
                     y[i, c] = ybuf[i]
                 while k_grid[c] < nt and t_eval[k_grid[c]] <= tl:
-                    record(Y[j], k_grid[c], ybuf, nonneg)
+                    record(Y[j], k_grid[c], ybuf, P[j], nonneg)
                     k_grid[c] += 1
                 stop = t_end
                 if k_timed[c] < n_timed:
@@ -1037,7 +1057,7 @@ def solve_group(fn, lanes, lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, met
                                     + D7 * k7[i, c])
                 while kg < nt and t_eval[kg] < t_stop[c] and t_eval[kg] <= t_new:
                     dense_eval(False, D, (t_eval[kg] - tl) / hl, ybuf)
-                    record(Y[j], kg, ybuf, nonneg)
+                    record(Y[j], kg, ybuf, P[j], nonneg)
                     kg += 1
                 k_grid[c] = kg
             stiff = False
