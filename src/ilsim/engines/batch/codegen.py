@@ -14,6 +14,7 @@ source); numba's ``cache=True`` keeps the compiled functions beside it, so a sec
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from ilsim.model import expressions as ex
 from ilsim.model.analysis import condition_scale_code, time_switches, uses_time  # noqa: F401  (re-exported)
 from ilsim.model.compile import STATE, CompiledModel, _import_generated
 
-_LOADED: dict[str, tuple] = {}  # model functions module name -> the tuple, for this process
+_LOADED: dict[str, object] = {}  # generated module name -> the model's tuple (or the integrator), for this process
 _ORDER = tuple(SIGNATURES)  # the tuple's order: rhs, jac, roots, initial, holds, scale, next_switch, guard, ...
 
 _HEADER = """\
@@ -41,6 +42,19 @@ _SIG = {
 def _c(name):
     return cfunc(_SIG[name], cache=True, error_model="numpy", fastmath={"contract", "arcp"})
 """
+
+
+def integrator_module():
+    """The integrator (``integrator.py``) as run: a copy in the kernel cache folder named by the hash of its
+    source and numba's version, so that numba's on-disk cache of it (tens of seconds to build) survives a new
+    clone or install of ilsim with the same engine source, and a read-only installation still caches."""
+    import numba
+
+    if "integrator" not in _LOADED:
+        source = Path(__file__).with_name("integrator.py").read_text() + f"\n# compiled by numba {numba.__version__}\n"
+        name = f"ilsim_integrator_{hashlib.sha256(source.encode()).hexdigest()[:24]}"
+        _LOADED["integrator"] = _import_generated(source, True, name)
+    return _LOADED["integrator"]
 
 
 def model_functions(model: CompiledModel) -> tuple:

@@ -94,8 +94,7 @@ class BatchEngine(Engine):
         t_eval, P = check_inputs(model, t_eval, P)
         if not hasattr(model.kernels["rhs_into"], "py_func"):
             raise IlsimError("the batch engine needs numba-compiled kernels; the model was compiled with jit=False")
-        from ilsim.engines.batch import integrator
-        from ilsim.engines.batch.codegen import lane_groups, lanes, model_functions
+        from ilsim.engines.batch.codegen import integrator_module, lane_groups, lanes, model_functions
 
         n, ns, ne, npar = P.shape[0], len(model.species), len(model.events), len(model.parameters)
         n_log = max(0, int(log_events))
@@ -113,7 +112,7 @@ class BatchEngine(Engine):
                 np.array([k for _, k in timed], dtype=np.int64),
                 np.array(analysis.condition_events(model), dtype=np.int64), analysis.touches(model),
                 analysis.uses_time(model), Y, status, fired, stiff)
-        _in_blocks(integrator.solve_block, n, args, width)
+        _in_blocks(integrator_module().solve_block, n, args, width)
         log = None
         if n_log:
             log = []
