@@ -15,6 +15,7 @@ from ilsim.io.models import compile, load  # noqa: F401 - public here as before;
 from ilsim.io.results import atomic_folder, check_out, summarise, to_dataset, write_json, write_run
 from ilsim.model.compile import CompiledModel
 from ilsim.model.spec import ModelSpec
+from ilsim.report.html import write_report
 
 
 def simulate(
@@ -78,7 +79,6 @@ def run(model, out: str | Path, *, report: bool = True, **options) -> tuple[xr.D
     """Simulate and write a complete result folder (atomically): results.nc, results.csv,
     summary.json, model.yaml, figures/ and report.html. ``options`` go to ``simulate``."""
     from ilsim.report.figures import plot_run  # lazy: heavy (matplotlib)
-    from ilsim.report.html import write_report
 
     check_out(out)  # before a long run, not after it
     compiled = compile(model, doses=options.pop("doses", None), allow_high_dose=options.pop("allow_high_dose", False))

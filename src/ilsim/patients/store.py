@@ -192,7 +192,7 @@ def write_trajectories(work: Path, chunks: list[tuple[int, int, int]], path: Pat
     """Write ``trajectories.zarr`` one chunk at a time: a variable per species and observable, dims
     (patient, time), chunked by the cohort's chunks, with the time coordinate and units."""
     import dask.array as da  # lazy: heavy (dask, xarray)
-    import xarray as xr
+    import xarray as xr  # lazy: heavy
 
     n = chunks[-1][2]
     size = chunks[0][2] - chunks[0][1]
