@@ -9,54 +9,14 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ilsim import scenarios
 from ilsim.engines.base import Engine
 from ilsim.engines.ode import MAX_EVENTS, METHODS, OdeEngine, Trajectory
-from ilsim.errors import IlsimError, ModelError, Problem, SimulationError, did_you_mean
-from ilsim.io.results import to_dataset
-from ilsim.model.compile import CompiledModel, compile_model
-from ilsim.model.load import read_spec
+from ilsim.errors import IlsimError, SimulationError, did_you_mean
+from ilsim.io.models import compile, load  # noqa: F401 - public here as before; patients and therapy use them too
+from ilsim.io.results import atomic_folder, check_out, summarise, to_dataset, write_json, write_run
+from ilsim.model.compile import CompiledModel
 from ilsim.model.spec import ModelSpec
-
-
-def load(model: str | Path) -> ModelSpec:
-    """A model from a YAML file, an SBML file (``.xml``, ``.sbml``), or a built-in scenario by name (see ``ilsim scenarios``)."""
-    text = str(model)
-    path = Path(text)
-    if path.suffix.lower() in (".xml", ".sbml"):
-        from ilsim.io.sbml_import import read_sbml
-
-        return read_sbml(path)
-    if not path.exists() and scenarios.builtin_path(text) is not None:
-        path = scenarios.builtin_path(text)
-    elif not path.exists() and path.suffix == "":
-        hint = did_you_mean(text, scenarios.builtin_names())
-        raise ModelError([Problem("", f"no such file or built-in model{hint}; `ilsim scenarios` lists the built-ins", text)])
-    return read_spec(path)
-
-
-def compile(model: str | Path | ModelSpec | CompiledModel, *, doses: list | None = None,  # noqa: A001 - the verb users expect
-            allow_high_dose: bool = False) -> CompiledModel:
-    """Check every name and expression of a model and build its kernels.
-
-    ``doses`` (mappings with the fields of a model file's ``doses:`` entries) are added to the
-    model's own; a dose above 100 times the labelled dose is refused unless ``allow_high_dose``.
-    """
-    if isinstance(model, CompiledModel):
-        if doses:
-            raise IlsimError("doses can be added to a model file or spec, not to a compiled model")
-        return model
-    source = None
-    if not isinstance(model, ModelSpec):
-        source = str(model) if Path(str(model)).exists() else f"builtin:{model}"
-        model = load(model)
-    if doses:
-        from ilsim.model.load import spec_from_dict
-
-        data = model.model_dump(mode="json", exclude_defaults=True)
-        data["doses"] = [*data.get("doses", []), *doses]
-        model = spec_from_dict(data, source)
-    return compile_model(model, source=source, allow_high_dose=allow_high_dose)
+from ilsim.report.html import write_report
 
 
 def simulate(
@@ -139,9 +99,7 @@ def _trajectory(engine: Engine, model: CompiledModel, t_eval: np.ndarray, p: np.
 def run(model, out: str | Path, *, report: bool = True, **options) -> tuple[xr.Dataset, dict]:
     """Simulate and write a complete result folder (atomically): results.nc, results.csv,
     summary.json, model.yaml, figures/ and report.html. ``options`` go to ``simulate``."""
-    from ilsim.io.results import check_out, write_run
-    from ilsim.report.figures import plot_run
-    from ilsim.report.html import write_report
+    from ilsim.report.figures import plot_run  # lazy: heavy (matplotlib)
 
     check_out(out)  # before a long run, not after it
     compiled = compile(model, doses=options.pop("doses", None), allow_high_dose=options.pop("allow_high_dose", False))
@@ -164,8 +122,7 @@ def compare(model, variants: dict[str, dict[str, float]], out: str | Path | None
     Returns {variable: {label: {"final", "peak", "peak_time"}}}; with ``out``, also writes
     compare.png (every variant overlaid, one panel per group), compare.csv and compare.json.
     """
-    from ilsim.io.results import atomic_folder, check_out, summarise, write_json
-    from ilsim.report.figures import plot_compare
+    from ilsim.report.figures import plot_compare  # lazy: heavy (matplotlib)
 
     if out is not None:
         check_out(out)
@@ -204,7 +161,7 @@ def cohort(model, *, patients: int, out: str | Path | None = None, **options):
     ``save_trajectories``, trajectories.zarr) is written atomically, and an interrupted run
     resumes from ``OUT.partial/``. See docs/cohort.md.
     """
-    from ilsim.patients.run import run_cohort
+    from ilsim.patients.run import run_cohort  # lazy: heavy (pandas, pyarrow, dask)
 
     return run_cohort(compile(model), patients=patients, out=out, **options).summary
 
@@ -221,7 +178,7 @@ def sweep(model, grid: dict, out: str | Path | None = None, **options):
     With ``out``, writes sweep.parquet, sweep.csv, sweep.json, outcome_map.png and report.html
     atomically. See docs/sweep.md.
     """
-    from ilsim.patients.sweep import sweep as run_sweep
+    from ilsim.patients.sweep import sweep as run_sweep  # lazy: heavy (pandas, dask)
 
     return run_sweep(model, grid, out, **options)
 
@@ -237,6 +194,6 @@ def sensitivity(model, ranges: dict, output: str, out: str | Path | None = None,
     to run the samples on a Dask cluster, with the same results. With ``out``, writes indices.csv,
     indices.json, samples.parquet, indices.png and report.html atomically. See docs/sensitivity.md.
     """
-    from ilsim.patients.sensitivity import sensitivity as run_sensitivity
+    from ilsim.patients.sensitivity import sensitivity as run_sensitivity  # lazy: heavy (pandas, dask, SALib)
 
     return run_sensitivity(model, ranges, output, out, **options)

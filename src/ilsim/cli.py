@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from ilsim import api, scenarios
+from ilsim import scenarios
+from ilsim._version import __version__
+from ilsim.biology.catalogue import load_catalogue
+from ilsim.biology.cell_types import load_cell_types
 from ilsim.errors import IlsimError, ModelError, Problem
 from ilsim.report import text
 from ilsim.report.safe_text import console, plain
+
+# The commands import what runs models in their bodies (lazy: heavy: SciPy, xarray, pandas, matplotlib, dask,
+# libsbml), so `ilsim --help` and every command start without them.
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulate interleukin signalling in the immune system.")
 # Text from model files reaches these consoles: they show every control character as an escape (\x1b), and
@@ -110,6 +117,8 @@ def run(
     allow_high_dose: Annotated[bool, typer.Option(help="accept doses above 100x the labelled dose")] = False,
 ) -> None:
     """Simulate a model and write results.nc, results.csv, summary.json, figures and report.html."""
+    from ilsim import api  # lazy: heavy (SciPy, xarray)
+
     try:
         ds, summary = api.run(model, out_dir, report=report, t_end=t_end, points=points, method=method,
                               rtol=rtol, atol=atol, parameters=_parse_sets(set_), faults=_parse_faults(fault),
@@ -155,6 +164,8 @@ def compare(
     points: PointsOpt = None,
 ) -> None:
     """Overlay the intact model and faulted variants in one figure, with a table of biomarkers."""
+    from ilsim import api  # lazy: heavy (SciPy, xarray)
+
     try:
         variants = {"intact": {}}
         for item in fault:
@@ -183,6 +194,8 @@ def list_scenarios() -> None:
 @app.command()
 def show(model: ModelArg) -> None:
     """Print species, parameters (with sources) and the ODE right-hand sides."""
+    from ilsim import api  # lazy: heavy (SciPy, xarray)
+
     try:
         compiled = api.compile(model)
     except IlsimError as exc:
@@ -220,6 +233,8 @@ def show(model: ModelArg) -> None:
 @app.command()
 def validate(models: Annotated[list[str], typer.Argument(help="model files or built-in names")]) -> None:
     """Check model files; exit 2 with every reason when one is not valid."""
+    from ilsim import api  # lazy: heavy (SciPy, xarray)
+
     failed = False
     for model in models:
         try:
@@ -240,8 +255,6 @@ def validate(models: Annotated[list[str], typer.Argument(help="model files or bu
 @app.command()
 def version() -> None:
     """Print the ilsim version."""
-    from ilsim import __version__
-
     out.print(__version__)
 
 
@@ -251,8 +264,6 @@ def interleukins(
     as_json: Annotated[bool, typer.Option("--json", help="print the entry (or the whole catalogue) as JSON")] = False,
 ) -> None:
     """List the interleukin catalogue, or show one interleukin: effects, receptor, therapeutics, sources."""
-    from ilsim.biology.catalogue import load_catalogue
-
     try:
         catalogue = load_catalogue()
         entry = None if name is None else catalogue.get(name)
@@ -307,8 +318,6 @@ def interleukins(
 @app.command("cell-types")
 def cell_types() -> None:
     """List the cell types a species can name with `cell_type:` (Cell Ontology identifiers)."""
-    from ilsim.biology.cell_types import load_cell_types
-
     table = Table(show_edge=False, caption="declare others in a model file's `cell_types:` section")
     for col in ("name", "Cell Ontology", "aliases", "description"):
         table.add_column(col, overflow="fold")
@@ -357,8 +366,8 @@ def optimize(
 ) -> None:
     """Search doses, intervals and numbers of doses for the best efficacy under toxicity limits; report the
     efficacy-toxicity Pareto front with the model's own (standard) schedule placed on it."""
-    from ilsim.therapy.optimize import optimize as search
-    from ilsim.therapy.optimize import table_rows
+    from ilsim.therapy.optimize import optimize as search  # lazy: heavy (SciPy, xarray)
+    from ilsim.therapy.optimize import table_rows  # lazy: heavy
 
     try:
         result = search(model, _parse_vary(vary), objective, constraint, out_dir, method, toxicity=toxicity, force=force,
@@ -415,7 +424,8 @@ def export_sbml(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Export a model as SBML (L3V2) for libroadrunner, Tellurium or COPASI; libsbml's consistency check must pass."""
-    from ilsim.io import sbml
+    from ilsim import api  # lazy: heavy (SciPy, xarray)
+    from ilsim.io import sbml  # lazy: heavy (libsbml)
     from ilsim.io.atomic import check_new_file
 
     try:
@@ -439,7 +449,8 @@ def import_sbml(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Import an SBML model as an ilsim model file; what cannot be represented is refused, never dropped."""
-    from ilsim.io import sbml_import
+    from ilsim import api  # lazy: heavy (SciPy, xarray)
+    from ilsim.io import sbml_import  # lazy: heavy (libsbml)
     from ilsim.io.atomic import check_new_file
 
     try:
@@ -485,9 +496,8 @@ def cohort(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or messages on stderr")] = False,
 ) -> None:
     """Run a cohort of virtual patients; write summary.parquet, cohort.json, figures and report.html."""
-    from contextlib import nullcontext
-
-    from ilsim.patients.run import ProgressBar, run_cohort
+    from ilsim import api  # lazy: heavy (SciPy, xarray)
+    from ilsim.patients.run import ProgressBar, run_cohort  # lazy: heavy (pandas, dask)
 
     show = not quiet and err.is_terminal
 
@@ -539,8 +549,8 @@ def sweep(
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Run a model over a grid of one or two parameters; write the outcome map, sweep.parquet/.csv and sweep.json."""
-    from ilsim.patients.sweep import parse_range
-    from ilsim.patients.sweep import sweep as run_sweep
+    from ilsim.patients.sweep import parse_range  # lazy: heavy (pandas, dask)
+    from ilsim.patients.sweep import sweep as run_sweep  # lazy: heavy
 
     try:
         grid: dict = {}
@@ -593,8 +603,8 @@ def sensitivity(
     scheduler: SchedulerOpt = None,
 ) -> None:
     """Global sensitivity of one output to parameter ranges (SALib Sobol' or Morris); write indices.csv/.json and a chart."""
-    from ilsim.patients.sensitivity import parse_ranges
-    from ilsim.patients.sensitivity import sensitivity as run_sensitivity
+    from ilsim.patients.sensitivity import parse_ranges  # lazy: heavy (pandas, dask, SALib)
+    from ilsim.patients.sensitivity import sensitivity as run_sensitivity  # lazy: heavy
 
     try:
         result = run_sensitivity(model, parse_ranges(param), output, out_dir, method=method, samples=samples, seed=seed,

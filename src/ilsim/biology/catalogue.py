@@ -15,139 +15,37 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-import math
 import os
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError
 
 from ilsim.errors import ModelError, Problem
-from ilsim.model.base import Reference, _Strict
+from ilsim.model.base import _Strict
+from ilsim.model.load import problems_from_validation, read_yaml
+from ilsim.model.sections.catalogue import (  # the schema lives with the model's; re-exported for existing imports
+    EFFECT_KINDS,
+    Category,
+    Effect,
+    EffectKind,
+    HalfLife,
+    Interleukin,
+    Text,
+    Therapeutic,
+    key,
+)
+
+__all__ = ["EFFECT_KINDS", "Catalogue", "CatalogueFile", "Category", "Effect", "EffectKind", "HalfLife", "Interleukin",
+           "Text", "Therapeutic", "builtin_catalogue", "catalogue_from_dict", "key", "load_catalogue", "read_catalogue"]
 
 DATA_FILE = Path(__file__).with_name("interleukins.yaml")
-
-EffectKind = Literal[
-    "pain", "fever", "inflammation", "allergic reaction", "regeneration",
-    "activation/proliferation", "suppression/resolution",
-]
-EFFECT_KINDS: tuple[str, ...] = EffectKind.__args__
-Category = Literal["interleukin", "partner cytokine"]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-
-_HOURS = {"min": 1 / 60, "hour": 1.0, "day": 24.0}
-_UNIT_LABEL = {"min": "min", "hour": "h", "day": "days"}
-
-
-class _Entry(_Strict):
-    model_config = ConfigDict(frozen=True)  # catalogue entries are shared (the built-ins are cached)
-
-
-class Effect(_Entry):
-    """One effect, classified into a fixed set of kinds (what a model or a reader can filter on)."""
-
-    kind: EffectKind
-    description: Text
-
-
-class HalfLife(_Entry):
-    """A published half-life: ``value`` (or the range ``value``..``upper``) in ``units``."""
-
-    value: float = Field(gt=0)
-    upper: float | None = None  # upper end when the source gives a range (e.g. 4 to 6 hours)
-    units: Literal["min", "hour", "day"]
-    context: Text  # what was measured: which phase, route, population
-    source: Text
-
-    @field_validator("value", "upper")
-    @classmethod
-    def _finite(cls, v):
-        if v is not None and not math.isfinite(v):
-            raise ValueError(f"must be a finite number, got {v}")
-        return v
-
-    @model_validator(mode="after")
-    def _range(self):
-        if self.upper is not None and not self.upper > self.value:
-            raise ValueError(f"upper ({self.upper:g}) must be greater than value ({self.value:g})")
-        return self
-
-    @property
-    def hours(self) -> float:
-        """The half-life (the lower end of a range) in hours."""
-        return self.value * _HOURS[self.units]
-
-    @property
-    def upper_hours(self) -> float | None:
-        return None if self.upper is None else self.upper * _HOURS[self.units]
-
-    def __str__(self) -> str:
-        value = f"{self.value:g}" if self.upper is None else f"{self.value:g}-{self.upper:g}"
-        return f"{value} {_UNIT_LABEL[self.units]}"
-
-
-class Therapeutic(_Entry):
-    """A medicine that is, or targets, the interleukin."""
-
-    name: Text
-    kind: Text  # e.g. "recombinant interleukin", "monoclonal antibody", "receptor antagonist", "fusion protein"
-    action: Text  # e.g. "blocks IL-6 receptor"
-    indications: list[Text] = Field(min_length=1)
-    half_life: HalfLife | None = None
-    source: Text
-
-
-class Interleukin(_Entry):
-    """One catalogue entry. The same fields declare a new interleukin in a model file."""
-
-    name: Text
-    aliases: list[Text] = Field(default_factory=list)
-    category: Category = "interleukin"
-    description: Text
-    producers: list[Text] = Field(min_length=1)
-    targets: list[Text] = Field(min_length=1)
-    receptor: Text
-    effects: list[Effect] = Field(min_length=1)
-    half_life: HalfLife | None = None
-    therapeutics: list[Therapeutic] = Field(default_factory=list)
-    references: list[Reference] = Field(min_length=1)
-    notes: str = ""
-
-    @field_validator("name", "aliases")
-    @classmethod
-    def _one_line(cls, v):
-        for name in [v] if isinstance(v, str) else v:
-            if "\n" in name or not key(name):
-                raise ValueError(f"'{name}' is not a usable name (one line, with letters or digits)")
-        return v
-
-    @property
-    def effect_kinds(self) -> list[str]:
-        """The kinds of its effects, each once, in the catalogue's order of kinds."""
-        kinds = {e.kind for e in self.effects}
-        return [k for k in EFFECT_KINDS if k in kinds]
-
-    def names(self) -> list[str]:
-        return [self.name, *self.aliases]
-
-    def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False)
 
 
 class CatalogueFile(_Strict):
     """The schema of ``interleukins.yaml`` (and of a model file's ``interleukins:`` section)."""
 
     interleukins: list[Interleukin] = Field(min_length=1)
-
-
-_GREEK = str.maketrans({"α": "a", "β": "b", "γ": "g", "δ": "d", "κ": "k"})
-
-
-def key(name: str) -> str:
-    """The lookup key of a name: case, spaces, hyphens and underscores ignored, Greek letters spelt."""
-    return re.sub(r"[\s_\-]+", "", name.casefold().translate(_GREEK))
 
 
 class Catalogue:
@@ -263,8 +161,6 @@ def catalogue_from_dict(data, source: str | None = None) -> Catalogue:
 def read_catalogue(path: str | Path) -> Catalogue:
     """Read and validate a catalogue file (the built-in one is ``DATA_FILE``)."""
     path = Path(path)
-    from ilsim.model.load import read_yaml
-
     return catalogue_from_dict(read_yaml(path, "catalogue file"), str(path))
 
 
@@ -292,6 +188,4 @@ def load_catalogue(extra: Iterable[Interleukin | dict] = (), source: str | None 
 
 def _problems(exc: ValidationError, source: str | None, root=None) -> list[Problem]:
     """Pydantic errors as Problems (the model loader's conversion), with field hints from the schema."""
-    from ilsim.model.load import problems_from_validation
-
     return problems_from_validation(exc, source, root=root or CatalogueFile)

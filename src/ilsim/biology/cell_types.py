@@ -1,7 +1,7 @@
 """Cell types: a vocabulary (Cell Ontology identifiers) that a species names with ``cell_type:``.
 
 Read and merged exactly like the interleukin catalogue: a data file beside this module validated
-by the schema below, new types declared in a model file's ``cell_types:`` section, lookups by name
+by its schema (``ilsim.model.sections.cell_types``), new types declared in a model file's ``cell_types:`` section, lookups by name
 or alias ignoring case and spacing, unknown names answered with the closest known one.
 """
 
@@ -11,26 +11,18 @@ import functools
 from collections.abc import Iterable
 from pathlib import Path
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from ilsim.biology.catalogue import Catalogue, Text, _problems
+from ilsim.biology.catalogue import Catalogue, _problems
 from ilsim.errors import ModelError
 from ilsim.model.base import _Strict
+from ilsim.model.load import read_yaml
+from ilsim.model.sections.cell_types import CellType  # the schema lives with the model's; re-exported
+
+__all__ = ["CellType", "CellTypeFile", "builtin_cell_types", "load_cell_types"]
 
 DATA_FILE = Path(__file__).with_name("cell_types.yaml")
 LISTING = dict(kind="cell type", section="cell_types", listing="ilsim cell-types")
-
-
-class CellType(_Strict):
-    model_config = ConfigDict(frozen=True)
-
-    name: Text
-    aliases: list[Text] = Field(default_factory=list)
-    ontology_id: str | None = None  # e.g. CL:0000235 (Cell Ontology)
-    description: Text
-
-    def names(self) -> list[str]:
-        return [self.name, *self.aliases]
 
 
 class CellTypeFile(_Strict):
@@ -46,8 +38,6 @@ def _validated(data, source: str | None) -> list[CellType]:
 
 @functools.lru_cache(maxsize=1)
 def builtin_cell_types() -> Catalogue:
-    from ilsim.model.load import read_yaml
-
     return Catalogue(_validated(read_yaml(DATA_FILE, "cell-type file"), str(DATA_FILE)), str(DATA_FILE), **LISTING)
 
 

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ilsim import __version__
+from ilsim._version import __version__
 from ilsim.engines.ode import Trajectory
 from ilsim.errors import IlsimError
 from ilsim.io.atomic import recover, swap_folder
 from ilsim.model.compile import CompiledModel
+from ilsim.model.load import dump_spec
 from ilsim.model.outcomes import label_outcomes
-from ilsim.therapy.dosing import BOOKKEEPING, dose_log
+from ilsim.model.sections.dosing import BOOKKEEPING
 
 MARKER = ".ilsim-result"  # written last into every result folder: only such a folder may be replaced
 
@@ -70,7 +71,10 @@ def to_dataset(model: CompiledModel, traj: Trajectory, run_info: dict, p: np.nda
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **run_info,
     }
-    return xr.Dataset(data_vars, coords={"time": ("time", traj.t, {"units": units})}, attrs=attrs)
+    ds = xr.Dataset(data_vars, coords={"time": ("time", traj.t, {"units": units})}, attrs=attrs)
+    # the summary entries of the domain layers (the dose log, CTCAE grades): computed by them, stored here as data
+    ds.attrs["summary_sections"] = json.dumps({key: report(ds) for key, report in model.reporters}, default=_json_default)
+    return ds
 
 
 def as_run(model: CompiledModel, p: np.ndarray):
@@ -103,6 +107,7 @@ def summarise(ds: xr.Dataset) -> dict:
             "nadir_time": float(t[i_min]) if defined else None,
         }
     attrs = dict(ds.attrs)
+    sections = json.loads(attrs.get("summary_sections", "{}"))
     return {
         "model": attrs.get("model_name"),
         "model_hash": attrs.get("model_hash"),
@@ -113,8 +118,8 @@ def summarise(ds: xr.Dataset) -> dict:
         "time_units": attrs.get("time_units"),
         "parameters": json.loads(attrs.get("parameters", "{}")),
         "events_fired": json.loads(attrs.get("events_fired", "[]")),
-        "dose_log": dose_log(json.loads(attrs.get("events_fired", "[]"))),
-        "toxicity": _toxicity(ds, attrs),
+        "dose_log": sections.get("dose_log", []),
+        "toxicity": sections.get("toxicity", {}),
         "engine": attrs.get("engine"),
         "method": attrs.get("method"),
         "rtol": attrs.get("rtol"),
@@ -123,16 +128,6 @@ def summarise(ds: xr.Dataset) -> dict:
         "wall_time_s": attrs.get("wall_time_s"),
         "variables": variables,
     }
-
-
-def _toxicity(ds: xr.Dataset, attrs: dict) -> dict:
-    """CTCAE grades of the readouts the model names in its ``toxicity:`` section."""
-    entries = json.loads(attrs.get("toxicity", "[]"))
-    if not entries:
-        return {}
-    from ilsim.therapy.ctcae import ToxicityEntry, grade_toxicity
-
-    return grade_toxicity(ds, [ToxicityEntry(**e) for e in entries])
 
 
 def _number(x) -> float | None:
@@ -223,8 +218,6 @@ def write_run(ds: xr.Dataset, model: CompiledModel, out: str | Path, extra: Call
     with atomic_folder(out) as tmp:
         write_netcdf(ds, tmp / "results.nc")
         write_csv(ds, tmp / "results.csv")
-        from ilsim.model.load import dump_spec
-
         (tmp / "model.yaml").write_text(dump_spec(model.spec.with_parameters(summary["parameters"])))
         if extra is not None:
             extra(tmp, summary)

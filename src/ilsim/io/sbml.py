@@ -42,7 +42,7 @@ LEVEL, VERSION = 3, 2
 
 def _libsbml():
     try:
-        import libsbml
+        import libsbml  # lazy: heavy (libsbml)
     except ImportError:  # pragma: no cover - a declared dependency
         raise IlsimError("SBML export needs python-libsbml: pip install python-libsbml") from None
     return libsbml

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ilsim import scenarios
 from ilsim.errors import ModelError, Problem
+from ilsim.model.compile import compile_model
+from ilsim.model.load import read_spec
 
 MERGED = ("interleukins", "cell_types", "species", "parameters", "processes", "observables", "events", "motifs",
           "faults", "pk", "doses", "toxicity", "derived")
@@ -20,8 +23,6 @@ NAMED = ("species", "parameters", "observables", "derived")
 
 def resolve(reference: str, base: str | None) -> Path | None:
     """A path beside the including file, else a built-in model (never the current folder)."""
-    from ilsim import scenarios
-
     if base and base.startswith("builtin:"):
         base = str(scenarios.builtin_path(base.removeprefix("builtin:")) or "")
     candidate = Path(reference)
@@ -34,8 +35,6 @@ def resolve(reference: str, base: str | None) -> Path | None:
 
 def include(spec, source: str | None = None, _seen: tuple[str, ...] = ()):
     """The spec with its ``include:`` entries merged in (recursively)."""
-    from ilsim.model.load import read_spec
-
     if not spec.include:
         return spec
     merged = {section: [] for section in MERGED}
@@ -52,8 +51,6 @@ def include(spec, source: str | None = None, _seen: tuple[str, ...] = ()):
             problems.append(Problem(where, f"'{reference}' includes itself (through {' -> '.join(_seen)})", source))
             continue
         other = include(read_spec(path), str(path), (*_seen, key))
-        from ilsim.model.compile import compile_model
-
         compile_model(other, source=str(path))  # its own mistakes are reported in its own file and fields
         if other.metadata.time_units != spec.metadata.time_units:
             problems.append(Problem(where, f"'{reference}' counts time in {other.metadata.time_units}, this model in "

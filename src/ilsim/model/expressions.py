@@ -548,7 +548,7 @@ _ARRAY_FUNCTIONS = {  # NumPy forms for evaluate_array (others fall back to the 
 
 
 def to_sympy(node: Expr, symbols: dict):
-    import sympy as sp
+    import sympy as sp  # lazy: heavy (SymPy: only the analytic Jacobian needs it)
 
     def s(n: Expr):
         return to_sympy(n, symbols)
@@ -600,7 +600,7 @@ def _sympy_factorial():
     """factorial as a SymPy function whose derivative is a central difference of itself: the derivative,
     gamma(x + 1) * digamma(x + 1), has no form in the expression language, and a Jacobian only steers the
     solver's Newton iterations (its accuracy does not depend on it)."""
-    import sympy as sp
+    import sympy as sp  # lazy: heavy (SymPy: only the analytic Jacobian needs it)
 
     class ilsim_factorial(sp.Function):  # noqa: N801 (SymPy prints functions by their class name)
         def fdiff(self, argindex=1):
@@ -613,7 +613,7 @@ def _sympy_factorial():
 
 def from_sympy(expr) -> Expr:
     """Convert a SymPy expression (e.g. a Jacobian entry) back into our tree for code generation."""
-    import sympy as sp
+    import sympy as sp  # lazy: heavy (SymPy: only the analytic Jacobian needs it)
 
     if expr.is_Integer or expr.is_Float or expr.is_Rational:
         return Num(float(expr))

@@ -7,7 +7,9 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from ilsim.errors import ModelError, Problem, did_you_mean
+from ilsim.errors import ModelError, Problem
+from ilsim.model.problems import _allowed_fields, field_path  # noqa: F401 - moved there; importable from here as before
+from ilsim.model.problems import problems_from_validation as _problems
 from ilsim.model.spec import ModelSpec
 
 
@@ -26,67 +28,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def field_path(loc: tuple) -> str:
-    """('processes', 3, 'rate') -> 'processes[3].rate'."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif str(part).startswith(("function-", "union[", "list[", "float", "str", "json-or")):
-            continue  # pydantic's names for union members, not fields of the user's file
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
 def problems_from_validation(exc: ValidationError, source: str | None, root=None) -> list[Problem]:
-    """Pydantic errors as Problems with field paths; ``root`` is the schema validated (for hints)."""
-    problems: dict[str, Problem] = {}
-    for err in exc.errors():
-        path = field_path(err["loc"])
-        kind = err["type"]
-        if kind == "missing":
-            msg = f"missing required field '{path.rsplit('.', 1)[-1]}'"
-            path = path.rsplit(".", 1)[0] if "." in path else ""
-            if "initial" in msg:
-                msg = "missing initial value ('initial')"
-        elif kind == "extra_forbidden":
-            field = path.rsplit(".", 1)[-1]
-            parent_loc = tuple(p for p in err["loc"][:-1])
-            allowed = _allowed_fields(parent_loc, root)
-            msg = f"unknown field '{field}'{did_you_mean(field, allowed)}"
-        elif kind in ("float_parsing", "float_type", "int_parsing", "int_type"):
-            msg = f"expected a number, got {err['input']!r}"
-        elif kind == "literal_error":
-            expected = (err.get("ctx") or {}).get("expected", "")
-            allowed = expected.replace("'", "").replace(" or ", ", ").split(", ")
-            msg = (f"got {err['input']!r}{did_you_mean(str(err['input']), allowed)}; "
-                   f"{err['msg'].replace('Input should be', 'expected')}")
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-        problems.setdefault((path, msg), Problem(path, msg, source))
-    return list(problems.values())
-
-
-def _allowed_fields(loc: tuple, root=None) -> list[str]:
-    """Field names allowed at a location, for 'did you mean' hints."""
-    from pydantic import BaseModel
-
-    from ilsim.model import spec as s
-
-    model = root or s.ModelSpec
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        info = model.model_fields.get(part)
-        if info is None:  # a key of a mapping of entries (population.parameters.<name>): same model
-            continue
-        ann = info.annotation
-        inner = getattr(ann, "__args__", (ann,))
-        model = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if model is None:
-            return []
-    return list(model.model_fields)
+    """Pydantic errors as Problems with field paths; ``root`` is the schema validated (for hints), a model file by default."""
+    return _problems(exc, source, root or ModelSpec)
 
 
 def spec_from_dict(data, source: str | None = None) -> ModelSpec:

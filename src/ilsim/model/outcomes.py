@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from ilsim.model.compile import CompiledModel
 
 UNDETERMINED = "undetermined"  # the label when no outcome's condition holds
+FAILED = "failed"  # the outcome of a patient whose integration failed (cohorts, sweeps)
+NO_OUTCOME = "(no outcome rules)"  # the label counted when a model defines no outcomes
 
 
 def window(t: np.ndarray, held_for: float | None) -> np.ndarray:

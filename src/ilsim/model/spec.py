@@ -10,19 +10,24 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ilsim.biology.catalogue import Interleukin
-from ilsim.biology.cell_types import CellType
-from ilsim.biology.motifs import MotifEntry
 from ilsim.errors import ModelError
 from ilsim.model.base import Reference, _check_expression_type, _check_name, _Strict
-from ilsim.patients.population import Population
-from ilsim.therapy.ctcae import ToxicityEntry
-from ilsim.therapy.dosing import PK, Dose, Patient
+from ilsim.model.problems import problems_from_validation
+
+# Sections that domain layers give meaning to (biology expands motifs:, therapy doses:, patients draw
+# population:): their schemas are plain data kept beside this one, so the model layer imports nothing above it.
+from ilsim.model.sections.catalogue import Interleukin
+from ilsim.model.sections.cell_types import CellType
+from ilsim.model.sections.dosing import PK, Dose, Patient
+from ilsim.model.sections.motifs import MotifEntry
+from ilsim.model.sections.population import Population
+from ilsim.model.sections.toxicity import Toxicity
 
 SpeciesKind = Literal["cell", "cytokine", "pathogen", "drug", "tissue", "other"]
 Number = float
@@ -213,15 +218,22 @@ class SimulationDefaults(_Strict):
         return v
 
 
+# ``ModelSpec.simulate`` is shorthand for ``ilsim.simulate``, layers above this one: the package hands it over
+# (ilsim/__init__.py, which runs before any module of it), so the model layer imports nothing above it.
+_simulate: list[Callable] = []
+
+
+def set_simulate(simulate: Callable) -> None:
+    _simulate[:] = [simulate]
+
+
 @contextmanager
-def _building(method: str, name: str):
-    """Builder mistakes become ModelError naming the call, like mistakes in a file."""
+def _building(method: str, name: str, schema=None):
+    """Builder mistakes become ModelError naming the call, like mistakes in a file (``schema``: the entry's, for hints)."""
     try:
         yield
     except ValidationError as exc:
-        from ilsim.model.load import problems_from_validation
-
-        raise ModelError(problems_from_validation(exc, f"{method}({name!r})")) from None
+        raise ModelError(problems_from_validation(exc, f"{method}({name!r})", root=schema)) from None
 
 
 class ModelSpec(_Strict):
@@ -243,7 +255,7 @@ class ModelSpec(_Strict):
     patient: Patient | None = None
     pk: list[PK] = Field(default_factory=list)
     doses: list[Dose] = Field(default_factory=list)
-    toxicity: list[ToxicityEntry] = Field(default_factory=list)  # CTCAE v5.0 terms graded from readouts
+    toxicity: list[Toxicity] = Field(default_factory=list)  # CTCAE v5.0 terms graded from readouts
     simulation: SimulationDefaults = Field(default_factory=SimulationDefaults)
     population: Population | None = None  # how virtual patients differ (docs/population.md)
 
@@ -267,58 +279,56 @@ class ModelSpec(_Strict):
 
     # A small builder: each method appends one entry and returns the model, so calls chain.
     def add_species(self, name: str, initial: ExprText, **fields) -> ModelSpec:
-        with _building("add_species", name):
+        with _building("add_species", name, Species):
             self.species = [*self.species, Species(name=name, initial=initial, **fields)]
         return self
 
     def add_parameter(self, name: str, value: float, **fields) -> ModelSpec:
-        with _building("add_parameter", name):
+        with _building("add_parameter", name, Parameter):
             self.parameters = [*self.parameters, Parameter(name=name, value=value, **fields)]
         return self
 
     def add_process(self, name: str, rate: ExprText, consumes=None, produces=None, **fields) -> ModelSpec:
-        with _building("add_process", name):
+        with _building("add_process", name, Process):
             process = Process(name=name, rate=rate, consumes=consumes or {}, produces=produces or {}, **fields)
             self.processes = [*self.processes, process]
         return self
 
     def add_observable(self, name: str, expression: ExprText, **fields) -> ModelSpec:
-        with _building("add_observable", name):
+        with _building("add_observable", name, Observable):
             self.observables = [*self.observables, Observable(name=name, expression=expression, **fields)]
         return self
 
     def add_event(self, name: str, *, at=None, when=None, set=None, add=None, **fields) -> ModelSpec:
-        with _building("add_event", name):
+        with _building("add_event", name, Event):
             event = Event(name=name, at=at, when=when, set=set or {}, add=add or {}, **fields)
             self.events = [*self.events, event]
         return self
 
     def add_motif(self, motif: str, /, **fields) -> ModelSpec:
         """Append a motif, e.g. ``add_motif("secretion", cytokine="IL6", producer="M", ...)``."""
-        with _building("add_motif", motif):
+        with _building("add_motif", motif, MotifEntry):
             self.motifs = [*self.motifs, MotifEntry.model_validate({motif: fields})]
         return self
 
     def add_pk(self, drug: str, **fields) -> ModelSpec:
-        with _building("add_pk", drug):
+        with _building("add_pk", drug, PK):
             self.pk = [*self.pk, PK(drug=drug, **fields)]
         return self
 
     def add_dose(self, drug: str, route: str, amount: float, units: str, **fields) -> ModelSpec:
-        with _building("add_dose", drug):
+        with _building("add_dose", drug, Dose):
             self.doses = [*self.doses, Dose(drug=drug, route=route, amount=amount, units=units, **fields)]
         return self
 
     def add_outcome(self, label: str, when: str, **fields) -> ModelSpec:
-        with _building("add_outcome", label):
+        with _building("add_outcome", label, Outcome):
             self.outcomes = [*self.outcomes, Outcome(label=label, when=when, **fields)]
         return self
 
     def simulate(self, t_end: float | None = None, **options):
         """Shorthand for ``ilsim.simulate(self, t_end, ...)``."""
-        from ilsim.api import simulate
-
-        return simulate(self, t_end, **options)
+        return _simulate[0](self, t_end, **options)
 
     def with_parameters(self, values: dict[str, float]) -> ModelSpec:
         """A copy with some parameter values changed (names must exist; see ``compile``)."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ilsim.engines.batch import STATUS, BatchEngine
 from ilsim.errors import IlsimError
 from ilsim.model import expressions as ex
 from ilsim.model.compile import CompiledModel
@@ -51,8 +52,6 @@ def evaluate(
     first_id: int = 0,
 ) -> Block:
     """Integrate every row of ``P`` with the batch engine (or ``engine``) and summarise each patient."""
-    from ilsim.engines.batch import STATUS, BatchEngine
-
     engine = engine or BatchEngine(rtol=model.spec.simulation.rtol, atol=model.spec.simulation.atol)
     P = np.ascontiguousarray(P, dtype=float)
     full = getattr(engine, "run_full", None)

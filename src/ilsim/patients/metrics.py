@@ -14,12 +14,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ilsim.errors import ModelError, Problem
+from ilsim.errors import ModelError, Problem, did_you_mean
 from ilsim.model import expressions as ex
 from ilsim.model.compile import CompiledModel
-from ilsim.model.outcomes import label_outcomes
+from ilsim.model.outcomes import FAILED, label_outcomes
+from ilsim.therapy.ctcae import _converter, get_term, grade_series
 
-FAILED = "failed"  # the outcome of a patient whose integration failed
+__all__ = ["FAILED", "observables_over_time", "parse_conditions", "patient_metrics"]
 
 
 def observables_over_time(model: CompiledModel, t: np.ndarray, Y: np.ndarray, P: np.ndarray) -> np.ndarray:
@@ -56,8 +57,6 @@ def parse_conditions(model: CompiledModel, conditions: Sequence[str], source: st
             continue
         unknown = sorted(node.names() - known)
         if unknown:
-            from ilsim.errors import did_you_mean
-
             problems.append(Problem(source, f"'{text}': unknown name '{unknown[0]}'{did_you_mean(unknown[0], known)}",
                                     model.source))
         elif not ex.is_condition(node):
@@ -147,8 +146,6 @@ def _toxicity_grades(model: CompiledModel, t: np.ndarray, Y: np.ndarray, obs: np
     entries = model.spec.toxicity
     if not entries:
         return {}
-    from ilsim.therapy.ctcae import _converter, get_term, grade_series
-
     units = {s.name: s.units for s in model.spec.species} | {o.name: o.units for o in model.spec.observables}
     index = {name: ("y", i) for i, name in enumerate(model.species)}
     index.update({name: ("o", j) for j, name in enumerate(model.observables)})

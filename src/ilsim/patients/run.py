@@ -26,11 +26,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
+from ilsim._version import __version__
 from ilsim.errors import IlsimError
+from ilsim.io.results import atomic_folder, check_out, write_json
 from ilsim.model.compile import CompiledModel
+from ilsim.model.load import dump_spec
 from ilsim.patients import store
 from ilsim.patients.evaluate import output_times
+from ilsim.patients.metrics import observables_over_time, parse_conditions
+from ilsim.patients.population import population_sampler
 from ilsim.patients.tasks import (
     ChunkTask,
     call,
@@ -58,8 +65,6 @@ def run_chunk(task: ChunkTask, P: np.ndarray, table: pd.DataFrame) -> tuple[pd.D
     Returns their summary rows (id, drawn values, metrics) and, when the task keeps them, their
     trajectories (patients x times x (species + observables)).
     """
-    from ilsim.patients.metrics import observables_over_time
-
     model, block = evaluate_chunk(task, P, int(table.index[0]) if len(table) else 0)
     clash = sorted(set(table.columns) & set(block.metrics.columns))
     if clash:
@@ -134,10 +139,6 @@ def run_cohort(
     Every input is checked before anything is written. ``progress(done, total)`` is called with
     patient counts as chunks finish; ``notify(text)`` with messages such as a resumed run's count.
     """
-    from ilsim.io.results import check_out
-    from ilsim.patients.metrics import parse_conditions
-    from ilsim.patients.population import population_sampler
-
     started = time.perf_counter()
     notify = notify or (lambda text: None)
     vary = [vary] if isinstance(vary, str) else list(vary)
@@ -256,9 +257,6 @@ def _compute_chunks(client, task: ChunkTask, sampler, chunks, work: Path | None,
 
 def _assemble(model, out: Path, work: Path, chunks, info: dict, variables, t_eval, sample, started: float) -> None:
     """Write the output folder atomically from the work folder, then remove the work folder."""
-    from ilsim.io.results import atomic_folder, write_json
-    from ilsim.model.load import dump_spec
-
     meta = {k: info[k] for k in ("model", "model_hash", "patients", "seed")}
     with atomic_folder(out) as tmp:
         tally = store.write_summary(work, [i for i, _, _ in chunks], tmp / "summary.parquet", meta)
@@ -270,7 +268,7 @@ def _assemble(model, out: Path, work: Path, chunks, info: dict, variables, t_eva
         (tmp / "model.yaml").write_text(dump_spec(model.spec))
         info["wall_time_s"] = round(time.perf_counter() - started, 3)
         if sample is not None:
-            from ilsim.report.cohort import write_cohort_report
+            from ilsim.report.cohort import write_cohort_report  # lazy: heavy (matplotlib)
 
             write_cohort_report(model, info, tmp, sample)
         write_json(info, tmp / "cohort.json")
@@ -313,8 +311,6 @@ def _now() -> str:
 
 
 def _version() -> str:
-    from ilsim import __version__
-
     return __version__
 
 
@@ -325,9 +321,6 @@ class ProgressBar:
     """
 
     def __init__(self, console) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-        from rich.text import Text
-
         class Speed(ProgressColumn):
             def render(self, task) -> Text:
                 speed = task.finished_speed or task.speed

@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 
 from ilsim.errors import IlsimError, did_you_mean
+from ilsim.io import models
+from ilsim.io.results import atomic_folder, check_out, write_json
 from ilsim.patients.evaluate import output_times
 from ilsim.patients.metrics import FAILED
 from ilsim.patients.sweep import (
@@ -142,13 +144,10 @@ def sensitivity(
     on a Dask cluster given as ``client`` (a ``dask.distributed.Client``) or ``scheduler``
     (``"tcp://HOST:PORT"``), with the same results.
     """
-    from SALib.analyze import morris as morris_analyze
+    from SALib.analyze import morris as morris_analyze  # lazy: heavy (SALib)
     from SALib.analyze import sobol as sobol_analyze
     from SALib.sample import morris as morris_sample
     from SALib.sample import sobol as sobol_sample
-
-    from ilsim import api
-    from ilsim.io.results import check_out
 
     if method not in METHODS:
         raise IlsimError(f"--method '{method}': unknown method{did_you_mean(method, METHODS)}; choose sobol or morris")
@@ -156,7 +155,7 @@ def sensitivity(
         check_out(out)
     if not 0 < conf_level < 1:
         raise IlsimError(f"conf_level must be between 0 and 1, got {conf_level:g}")
-    compiled = api.compile(model)
+    compiled = models.compile(model)
     bounds = _check_ranges(compiled, ranges)
     names = list(bounds)
     n = _check_samples(method, samples)
@@ -282,8 +281,7 @@ def _finite(value) -> float | None:
 
 def write_sensitivity(result: SensitivityResult, out: str | Path, *, report: bool = True) -> None:
     """indices.csv, indices.json, samples.parquet (and indices.png, report.html), written atomically."""
-    from ilsim.io.results import atomic_folder, write_json
-    from ilsim.report.sweep import plot_indices, sensitivity_report
+    from ilsim.report.sweep import plot_indices, sensitivity_report  # lazy: heavy (matplotlib)
 
     with atomic_folder(out) as tmp:
         result.indices.to_csv(tmp / "indices.csv")

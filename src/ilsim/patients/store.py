@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 
 from ilsim.errors import IlsimError
+from ilsim.model.outcomes import NO_OUTCOME  # noqa: F401 - defined beside the other outcome labels; importable here
 
 MANIFEST = "manifest.json"
 _CHUNK = re.compile(r"^chunk-(\d{6,})\.parquet$")
 LISTED_FAILURES = 1000  # cohort.json lists at most this many failed patients (all are in summary.parquet)
-NO_OUTCOME = "(no outcome rules)"  # the label counted when a model defines no outcomes
 
 
 def work_folder(out: Path) -> Path:
@@ -100,8 +100,8 @@ def finished_chunks(work: Path, count: int, trajectories: bool) -> list[int]:
 
 def write_chunk(work: Path, index: int, frame: pd.DataFrame, trajectories: np.ndarray | None, record: dict) -> None:
     """Save one finished chunk: trajectories first, then the summary rows (whose file marks the chunk done)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # lazy: heavy (pyarrow)
+    import pyarrow.parquet as pq  # lazy: heavy (pyarrow)
 
     def save_array(tmp: Path) -> None:
         with open(tmp, "wb") as handle:  # a file object: np.save would add ".npy" to a name
@@ -115,7 +115,7 @@ def write_chunk(work: Path, index: int, frame: pd.DataFrame, trajectories: np.nd
 
 
 def read_chunk(work: Path, index: int) -> pd.DataFrame:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: heavy (pyarrow)
 
     return pq.read_table(chunk_file(work, index)).to_pandas()
 
@@ -162,7 +162,7 @@ class Tally:
 
 def write_summary(work: Path, chunks: Iterable[int], path: Path, metadata: dict) -> Tally:
     """Stream every chunk's rows into one Parquet file (a row group per chunk); return the tally."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: heavy (pyarrow)
 
     tally = Tally()
     writer = None
@@ -191,8 +191,8 @@ def write_trajectories(work: Path, chunks: list[tuple[int, int, int]], path: Pat
                        variables: list[dict], time_units: str, attrs: dict) -> None:
     """Write ``trajectories.zarr`` one chunk at a time: a variable per species and observable, dims
     (patient, time), chunked by the cohort's chunks, with the time coordinate and units."""
-    import dask.array as da
-    import xarray as xr
+    import dask.array as da  # lazy: heavy (dask, xarray)
+    import xarray as xr  # lazy: heavy
 
     n = chunks[-1][2]
     size = chunks[0][2] - chunks[0][1]

@@ -24,7 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ilsim._version import __version__
+from ilsim.engines.batch import BatchEngine
 from ilsim.errors import IlsimError, did_you_mean
+from ilsim.io import models
+from ilsim.io.results import atomic_folder, check_out, write_json
 from ilsim.model.compile import CompiledModel
 from ilsim.model.outcomes import UNDETERMINED
 from ilsim.patients.evaluate import output_times
@@ -253,16 +257,12 @@ def model_record(model: CompiledModel) -> dict:
 def run_record(engine, rows: Rows, method_key: str = "method") -> dict:
     """How and where the rows ran: engine, method (under ``method_key``), tolerances, scheduler, wall time,
     ilsim version and date, for a sweep's or sensitivity analysis's provenance record."""
-    from ilsim import __version__
-
     return {"engine": engine.name, method_key: getattr(engine, "method", None), "rtol": engine.rtol,
             "atol": engine.atol, "scheduler": rows.scheduler, "wall_time_s": round(rows.wall_time_s, 6),
             "ilsim_version": __version__, "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}
 
 
 def engine_for(model: CompiledModel, rtol: float | None, atol: float | None):
-    from ilsim.engines.batch import BatchEngine
-
     sim = model.spec.simulation
     return BatchEngine(rtol=sim.rtol if rtol is None else float(rtol), atol=sim.atol if atol is None else float(atol))
 
@@ -316,12 +316,9 @@ def sweep(
     process, or in chunks on a Dask cluster given as ``client`` (a ``dask.distributed.Client``) or
     ``scheduler`` (``"tcp://HOST:PORT"``), with the same results.
     """
-    from ilsim import api
-    from ilsim.io.results import check_out
-
     if out is not None:
         check_out(out)
-    compiled = api.compile(model)
+    compiled = models.compile(model)
     axes = make_axes(compiled, grid, log, force)
     total = math.prod(len(a.values) for a in axes)
     conditions = parse_conditions(compiled, list(time_to))
@@ -375,8 +372,7 @@ def parameter_units(model: CompiledModel, name: str) -> str:
 
 def write_sweep(result: SweepResult, out: str | Path, *, report: bool = True) -> None:
     """sweep.parquet, sweep.csv, sweep.json (and outcome_map.png, report.html), written atomically."""
-    from ilsim.io.results import atomic_folder, write_json
-    from ilsim.report.sweep import plot_sweep, sweep_report
+    from ilsim.report.sweep import plot_sweep, sweep_report  # lazy: heavy (matplotlib)
 
     with atomic_folder(out) as tmp:
         result.table.to_parquet(tmp / "sweep.parquet")

@@ -19,9 +19,12 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
+from ilsim.engines.batch import BatchEngine
 from ilsim.errors import IlsimError
-from ilsim.model.compile import CompiledModel
-from ilsim.patients.evaluate import Block
+from ilsim.model.compile import CompiledModel, compile_model
+from ilsim.model.load import spec_from_dict
+from ilsim.patients.evaluate import Block, evaluate
+from ilsim.patients.metrics import parse_conditions
 
 CONNECT_TIMEOUT_S = 5
 KEEP_MODELS = 8  # compiled models kept per process (the most recently used)
@@ -69,9 +72,6 @@ def compiled_model(task: ChunkTask) -> CompiledModel:
     """The task's model, compiled once per process from its specification."""
     model = _MODELS.get(task.model_hash)
     if model is None:
-        from ilsim.model.compile import compile_model
-        from ilsim.model.load import spec_from_dict
-
         model = compile_model(spec_from_dict(json.loads(task.spec_json)))
     return _keep(task.model_hash, model)
 
@@ -79,11 +79,9 @@ def compiled_model(task: ChunkTask) -> CompiledModel:
 def make_engine(backend: str, rtol: float, atol: float):
     """The batch engine of a backend: numba on the CPU, or CUDA."""
     if backend == "cpu":
-        from ilsim.engines.batch import BatchEngine
-
         return BatchEngine(rtol=rtol, atol=atol)
     try:
-        from ilsim.engines.cuda import CudaBatchEngine
+        from ilsim.engines.cuda import CudaBatchEngine  # lazy: optional (CuPy, the gpu extra)
     except ImportError as exc:
         raise IlsimError(f"--backend gpu: the GPU engine cannot be loaded ({exc}); use --backend cpu") from None
     return CudaBatchEngine(rtol=rtol, atol=atol)
@@ -91,9 +89,6 @@ def make_engine(backend: str, rtol: float, atol: float):
 
 def evaluate_chunk(task: ChunkTask, P: np.ndarray, first: int) -> tuple[CompiledModel, Block]:
     """Integrate and summarise the rows of ``P`` (patients ``first``, ``first + 1``, ...) as the task says."""
-    from ilsim.patients.evaluate import evaluate
-    from ilsim.patients.metrics import parse_conditions
-
     model = compiled_model(task)
     block = evaluate(model, P, task.t_eval, engine=make_engine(task.backend, task.rtol, task.atol),
                      conditions=parse_conditions(model, task.conditions), first_id=first)
@@ -110,7 +105,7 @@ def summarise_chunk(task: ChunkTask, P: np.ndarray, first: int) -> pd.DataFrame:
 
 def connect(address: str):
     """A Dask client of the scheduler at ``address``; a clear error after ``CONNECT_TIMEOUT_S`` if none answers."""
-    from dask.distributed import Client
+    from dask.distributed import Client  # lazy: heavy (dask)
 
     try:
         return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
@@ -168,7 +163,7 @@ def run_chunks(client, fn: Callable, jobs: Iterator[tuple[int, tuple]], *, name:
         for index, args in jobs:
             yield index, fn(*args)
         return
-    from dask.distributed import as_completed
+    from dask.distributed import as_completed  # lazy: heavy (dask)
 
     window = 2 * worker_threads(client) + 1
     pending: dict = {}

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ilsim.model.compile import CompiledModel  # noqa: E402
-from ilsim.patients.store import NO_OUTCOME  # noqa: E402
+from ilsim.model.outcomes import NO_OUTCOME  # noqa: E402
 from ilsim.report.figures import wants_log  # noqa: E402
 from ilsim.report.html import _STYLE, _image, _table  # noqa: E402
 from ilsim.report.safe_text import figure_text, html_text  # noqa: E402
@@ -67,7 +67,7 @@ def plot_outcomes(outcomes: dict, path: Path, title: str) -> Path:
 
 
 def plot_distributions(summary: Path, metrics: list[str], units: dict[str, str], path: Path) -> Path:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: heavy (pyarrow)
 
     cols = min(3, max(len(metrics), 1))
     rows = math.ceil(max(len(metrics), 1) / cols)
@@ -129,7 +129,7 @@ def _colour(label: str, labels: list[str]) -> str:
 
 def metric_rows(summary: Path, columns: list[str]) -> list[list]:
     """Median and 5th / 95th percentiles of each numeric column (read one column at a time)."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: heavy (pyarrow)
 
     rows = []
     for name in columns:
@@ -148,7 +148,7 @@ def metric_rows(summary: Path, columns: list[str]) -> list[list]:
 
 def write_cohort_report(model: CompiledModel, info: dict, folder: Path, sample: tuple) -> Path:
     """figures/outcomes.png, figures/distributions.png, figures/trajectories.png and report.html in ``folder``."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: heavy (pyarrow)
 
     summary = folder / "summary.parquet"
     figures = folder / "figures"

@@ -7,13 +7,16 @@ grey and 'failed' (the integration failed) black, so failed points are always vi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.patches import Patch
 
-from ilsim.patients.metrics import FAILED
-from ilsim.patients.sweep import UNDETERMINED, SweepResult
+from ilsim.model.outcomes import FAILED, UNDETERMINED
+
+if TYPE_CHECKING:  # only named in annotations: the report draws what patients.sweep computed, without importing it
+    from ilsim.patients.sweep import SweepResult
 from ilsim.report.figures import plt, wants_log
 from ilsim.report.html import _STYLE, _image, _table
 from ilsim.report.safe_text import figure_text, html_text

@@ -10,7 +10,8 @@ consequences a grade implies (hospitalisation, intensive care, ...). See docs/to
 - ``terms()`` / ``get_term(name)``: the graded terms; names ignore case, unknown ones get a hint.
 - ``grade_series(term, values, times, ...)``: the grade at each time of one readout.
 - ``grade_dataset(ds, {term: variable})``: a summary per term of a run's results.
-- ``ToxicityEntry``: one entry of a model file's ``toxicity:`` section; ``grade_toxicity(ds, entries)``.
+- ``ToxicityEntry``: one entry of a model file's ``toxicity:`` section checked against the terms (its plain
+  schema, ``Toxicity``, is the model's); ``toxicity_problems`` and ``grade_toxicity(ds, entries)``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from pydantic import ConfigDict, Field, StringConstraints, ValidationError, fiel
 
 from ilsim.errors import ModelError, Problem, did_you_mean
 from ilsim.model.base import _Strict
+from ilsim.model.load import problems_from_validation, read_yaml
+from ilsim.model.sections.toxicity import Toxicity
+from ilsim.model.units import hours_per
 
 DATA_FILE = Path(__file__).with_name("ctcae.yaml")
 
@@ -183,8 +187,6 @@ def _key(name: str) -> str:
 
 def read_terms(path: str | Path) -> list[Term]:
     """Read and validate a CTCAE term file (the built-in one is ``DATA_FILE``)."""
-    from ilsim.model.load import problems_from_validation, read_yaml
-
     source = str(path)
     data = read_yaml(path, "CTCAE term file")
     if not isinstance(data, dict):
@@ -289,8 +291,6 @@ def _converter(given: str, expected: str):
 
 
 def _time_hours(time_units: str) -> float:
-    from ilsim.model.units import hours_per
-
     hours = hours_per(time_units)
     if hours is None:
         raise ModelError([Problem("metadata.time_units", f"unknown time units '{time_units}'; expected minute, hour, "
@@ -458,14 +458,8 @@ def grade_dataset(
 
 # ---------------------------------------------------------------- the model file's `toxicity:` section
 
-class ToxicityEntry(_Strict):
-    """``toxicity: [{term: Fever, readout: temperature}, ...]`` in a model file."""
-
-    term: Text  # a CTCAE v5.0 term ilsim grades (any case, or an alias)
-    readout: Text  # a species or observable of the model
-    scale: Text | None = None  # one of the term's scales (default: its first)
-    lln: float | None = Field(default=None, gt=0)  # lower limit of normal, in the scale's units
-    baseline: float | None = None  # for baseline-relative scales (default: the first value)
+class ToxicityEntry(Toxicity):
+    """One entry of a ``toxicity:`` section, checked against the CTCAE terms ilsim grades."""
 
     @field_validator("term")
     @classmethod
@@ -488,7 +482,7 @@ class ToxicityEntry(_Strict):
 
 
 class ToxicitySpec(_Strict):
-    """A ``toxicity:`` section on its own (the model schema adds ``toxicity: list[ToxicityEntry]``)."""
+    """A ``toxicity:`` section on its own, checked (the model schema holds ``toxicity: list[Toxicity]``, plain data)."""
 
     toxicity: list[ToxicityEntry] = Field(default_factory=list)
 
@@ -503,12 +497,19 @@ class ToxicitySpec(_Strict):
         return self
 
 
-def toxicity_problems(entries: Iterable[ToxicityEntry], units_of: Mapping[str, str], source: str | None = None,
+def toxicity_problems(entries: Iterable[Toxicity], units_of: Mapping[str, str], source: str | None = None,
                       section: str = "toxicity") -> list[Problem]:
-    """Semantic checks of a ``toxicity:`` section against a model: each readout exists and has units
-    the term can be graded in. ``units_of`` is variable name -> units (species and observables)."""
-    problems = []
+    """Semantic checks of a ``toxicity:`` section against a model: each term and scale is one ilsim grades,
+    each readout exists and has units the term can be graded in, no term is graded twice. ``units_of`` is
+    variable name -> units (species and observables)."""
+    problems, known = [], []
     for i, e in enumerate(entries):
+        try:  # the model's schema holds the entry as plain data; CTCAE knowledge checks it here
+            known.append((i, ToxicityEntry.model_validate(e.model_dump() if isinstance(e, Toxicity) else e)))
+        except ValidationError as exc:
+            problems += [Problem(f"{section}[{i}]" + (f".{q.field}" if q.field else ""), q.message, source)
+                         for q in problems_from_validation(exc, source, root=ToxicityEntry)]
+    for i, e in known:
         term = get_term(e.term)
         sc = term.scale(e.scale)
         if e.readout not in units_of:
@@ -518,7 +519,7 @@ def toxicity_problems(entries: Iterable[ToxicityEntry], units_of: Mapping[str, s
             problems.append(Problem(f"{section}[{i}].readout", f"{term.name} is graded from {sc.quantity} in '{sc.units}', "
                                     f"but '{e.readout}' has units '{units_of[e.readout]}'", source))
     seen: dict[str, int] = {}
-    for i, e in enumerate(entries):
+    for i, e in known:
         name = get_term(e.term).name
         if name in seen:
             problems.append(Problem(f"{section}[{i}].term", f"'{name}' is already graded by {section}[{seen[name]}]", source))

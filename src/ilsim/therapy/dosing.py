@@ -10,139 +10,29 @@ stopped. Every decision is an event, so the run's event log is the dose log.
 
 from __future__ import annotations
 
-import math
 import re
-from typing import Literal
-
-from pydantic import Field, field_validator, model_validator
 
 from ilsim.errors import ModelError, Problem, did_you_mean
 from ilsim.model import expressions as ex
-from ilsim.model.base import _check_name, _Strict
+from ilsim.model.sections.dosing import (  # the schema lives with the model's; re-exported for existing imports
+    BOOKKEEPING,
+    PK,
+    Dose,
+    ExprText,
+    Hold,
+    LabelDose,
+    Patient,
+    Route,
+)
+from ilsim.model.spec import Event, Observable, Parameter, Process, Species
 
-ExprText = str | float
-Route = Literal["iv_bolus", "iv_infusion", "sc", "im"]
+__all__ = ["BOOKKEEPING", "DOSE_EVENT", "IU", "LABEL_FACTOR_LIMIT", "MASS_IN_MG", "PK", "Dose", "ExprText", "Hold",
+           "LabelDose", "Patient", "Route", "amount_expression", "dose_log", "expand"]
+
 MASS_IN_MG = {"g": 1000.0, "mg": 1.0, "ug": 1e-3, "mcg": 1e-3, "ng": 1e-6}
 IU = {"IU": 1.0, "kIU": 1e3, "MIU": 1e6, "U": 1.0, "MU": 1e6}
-BOOKKEEPING = "dosing bookkeeping"  # parameters that only carry a schedule's state (not shown as results)
 LABEL_FACTOR_LIMIT = 100.0  # a dose above 100 x the labelled dose needs an explicit override
 DOSE_EVENT = re.compile(r"^dose (?P<drug>\S+) #(?P<index>\d+) (?P<status>given|held|resumed|course stopped)(: (?P<reason>.*))?$")
-
-
-class LabelDose(_Strict):
-    amount: float = Field(gt=0)
-    units: str
-    source: str = ""
-
-
-class PK(_Strict):
-    """A drug's pharmacokinetics: amounts in compartments, concentration = central/volume.
-
-    Elimination and distribution as clearances (``clearance``, ``q2``/``v2``, ``q3``/``v3``) or
-    micro-constants (``k10``, ``k12``/``k21``, ``k13``/``k31``), per model time unit.
-    """
-
-    drug: str
-    compartments: int = Field(1, ge=1, le=3)
-    amount_units: Literal["mg", "IU"] = "mg"
-    volume: ExprText  # central volume, L
-    clearance: ExprText | None = None  # L per time unit
-    k10: ExprText | None = None
-    q2: ExprText | None = None
-    v2: ExprText | None = None
-    k12: ExprText | None = None
-    k21: ExprText | None = None
-    q3: ExprText | None = None
-    v3: ExprText | None = None
-    k13: ExprText | None = None
-    k31: ExprText | None = None
-    ka: ExprText | None = None  # absorption from the SC/IM depot, per time unit
-    bioavailability: ExprText = 1.0
-    iu_per_mg: float | None = None  # to convert IU doses to mg (or back)
-    label_dose: LabelDose | None = None  # the largest labelled single dose, for the 100x check
-    source: str = ""
-
-    _drug = field_validator("drug")(_check_name)  # it names species (<drug>_central) and an observable
-
-    @model_validator(mode="after")
-    def _complete(self):
-        if (self.clearance is None) == (self.k10 is None):
-            raise ValueError("give the elimination as exactly one of 'clearance' or 'k10'")
-        for n, (q, v, kout, kin) in {2: ("q2", "v2", "k12", "k21"), 3: ("q3", "v3", "k13", "k31")}.items():
-            given = {f: getattr(self, f) is not None for f in (q, v, kout, kin)}
-            if self.compartments >= n and not ((given[q] and given[v]) or (given[kout] and given[kin])):
-                raise ValueError(f"a {self.compartments}-compartment model needs '{q}' and '{v}', or '{kout}' and '{kin}'")
-        return self
-
-
-class Hold(_Strict):
-    """At a scheduled time: hold the dose while ``when`` holds; once held, give doses again only
-    when ``resume`` holds; after ``stop_after`` held doses, stop the course."""
-
-    when: str
-    resume: str
-    stop_after: int | None = Field(None, ge=1)
-
-
-class Dose(_Strict):
-    drug: str
-    route: Route
-    amount: float | str  # a positive number, or an expression of parameters (e.g. a dose that --set can change)
-    units: str  # mg, ug, g, IU, MIU, optionally per kg or per m2: "IU/kg", "mg/m2"
-    duration: float | None = None  # iv_infusion, model time units
-    at: float | list[float] | None = None  # one time or a list of times
-    start: float = 0.0
-    every: float | None = Field(None, gt=0)
-    count: int = Field(1, ge=1)
-    cycles: int = Field(1, ge=1)
-    cycle_length: float | None = Field(None, gt=0)  # time from the start of one cycle to the next
-    hold: Hold | None = None
-    description: str = ""
-
-    @field_validator("amount")
-    @classmethod
-    def _positive(cls, v):
-        if isinstance(v, str):
-            ex.parse(v)  # a syntax error is reported here, unknown names when the model is compiled
-        elif not (v > 0 and math.isfinite(v)):
-            raise ValueError(f"a dose amount must be a positive finite number, got {v}")
-        return v
-
-    @field_validator("duration", "start", "every", "cycle_length", "at")
-    @classmethod
-    def _finite(cls, v):
-        for x in v if isinstance(v, list) else [v]:
-            if x is not None and not math.isfinite(x):
-                raise ValueError(f"expected a finite time, got {x}")
-        return v
-
-    @model_validator(mode="after")
-    def _schedule(self):
-        if isinstance(self.at, list) and not self.at:
-            raise ValueError("'at' must name at least one time")
-        if self.route == "iv_infusion" and not (self.duration and self.duration > 0):
-            raise ValueError("an iv_infusion needs a positive 'duration' (model time units)")
-        if self.route != "iv_infusion" and self.duration is not None:
-            raise ValueError(f"'duration' applies to iv_infusion only, not {self.route}")
-        if self.count > 1 and not self.every:
-            raise ValueError("'count' above 1 needs 'every' (the interval between doses)")
-        if self.cycles > 1 and not self.cycle_length:
-            raise ValueError("'cycles' above 1 needs 'cycle_length'")
-        return self
-
-    def times(self) -> list[float]:
-        if self.at is not None:
-            base = sorted(self.at) if isinstance(self.at, list) else [self.at]
-        else:
-            base = [self.start + i * (self.every or 0.0) for i in range(self.count)]
-        return [t + c * (self.cycle_length or 0.0) for c in range(self.cycles) for t in base]
-
-
-class Patient(_Strict):
-    """Covariates used to convert per-kg and per-m2 doses; each becomes a parameter."""
-
-    body_weight: float | None = Field(None, gt=0)  # kg
-    body_surface_area: float | None = Field(None, gt=0)  # m2
 
 
 _p = ex.operand_text
@@ -196,8 +86,6 @@ def amount_expression(dose: Dose, pk: PK, parameters: set[str], where: str, prob
 
 def expand(spec, allow_high_dose: bool = False):
     """The spec with pk/doses/patient replaced by species, parameters, processes and events."""
-    from ilsim.model.spec import Event, Observable, Parameter, Process, Species
-
     if not (spec.pk or spec.doses or spec.patient):
         return spec
     species, params = list(spec.species), list(spec.parameters)
@@ -287,8 +175,6 @@ def expand(spec, allow_high_dose: bool = False):
 
 def _dose_events(dose: Dose, k: int, pk: PK, amount: str, times: list[float], params: list, Event) -> list:
     """Events of one dose schedule: for each time, the hold decision (if any), then the dose."""
-    from ilsim.model.spec import Parameter
-
     d = pk.drug
     target = f"{d}_depot" if dose.route in ("sc", "im") else f"{d}_central"
     given = f"{_p(pk.bioavailability)}*{amount}" if dose.route in ("sc", "im") else amount

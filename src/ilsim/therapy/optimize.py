@@ -27,8 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ilsim import api
 from ilsim.errors import ExpressionError, IlsimError, ModelError, did_you_mean
+from ilsim.io.results import atomic_folder, check_out, summarise, write_json
 from ilsim.model import expressions as ex
+from ilsim.model.compose import include as include_models
+from ilsim.model.load import spec_from_dict
+from ilsim.therapy.ctcae import get_term
 
 MAX_CANDIDATES = 2000  # a larger grid needs force=True
 METHODS = ("grid", "nelder-mead", "differential-evolution")
@@ -190,8 +195,6 @@ class Run:
 
     @classmethod
     def of(cls, ds) -> Run:
-        from ilsim.io.results import summarise
-
         return cls(summarise(ds), np.asarray(ds["time"].values, dtype=float),
                    {name: np.asarray(v.values, dtype=float) for name, v in ds.data_vars.items()})
 
@@ -218,8 +221,6 @@ class Run:
 
 
 def _term_name(text: str) -> str:
-    from ilsim.therapy.ctcae import get_term
-
     return get_term(text).name
 
 
@@ -364,9 +365,6 @@ def optimize(model, vary: dict, objective: str, constraints: list[str] | tuple =
     schedule, evaluated the same way), ``candidates`` (every evaluated schedule, with status,
     objective, constraint values, toxicity and feasible/pareto/best flags), ``pareto`` (ids).
     """
-    from ilsim import api
-    from ilsim.io.results import check_out
-
     if method not in METHODS:
         raise IlsimError(f"unknown search method '{method}'{did_you_mean(method, METHODS)}; choose one of {', '.join(METHODS)}")
     if out is not None:
@@ -378,8 +376,6 @@ def optimize(model, vary: dict, objective: str, constraints: list[str] | tuple =
     if hasattr(spec, "spec") and not hasattr(spec, "doses"):  # a CompiledModel: optimise its spec
         spec = spec.spec
     source = str(model) if isinstance(model, (str, Path)) else None
-    from ilsim.model.compose import include as include_models
-
     spec = include_models(spec, source)  # doses of included models can be varied too
     standard_model = api.compile(spec, allow_high_dose=allow_high_dose)
     base_parameters = dict(simulate_options.pop("parameters", None) or {})
@@ -411,8 +407,6 @@ def optimize(model, vary: dict, objective: str, constraints: list[str] | tuple =
                     for part in v.path[:-1]:
                         target = target[part]
                     target[v.path[-1]] = assignment[v.key]
-            from ilsim.model.load import spec_from_dict
-
             compiled = api.compile(spec_from_dict(candidate, source), allow_high_dose=allow_high_dose)
         return Run.of(api.simulate(compiled, parameters=params or None, **simulate_options))
 
@@ -515,7 +509,7 @@ def _flag(rows: list[dict], obj: Criterion, tox: Criterion) -> None:
 
 def _scipy_search(method, variables, standard_values, evaluate, obj, cons, max_evaluations) -> None:
     """Minimise -objective (or objective) plus penalties for violated constraints and failed runs."""
-    from scipy import optimize as so
+    from scipy import optimize as so  # lazy: heavy (scipy.optimize, for the SciPy search methods only)
 
     sign = -1.0 if obj.sense == "max" else 1.0
     bounds = [v.bounds for v in variables]
@@ -569,8 +563,6 @@ def table_rows(result: dict) -> tuple[list[str], list[list]]:
 
 
 def _write(out, result: dict, variables: list[Variable], summary: dict) -> None:
-    from ilsim.io.results import atomic_folder, write_json
-
     with atomic_folder(out) as tmp:
         header, rows = table_rows(result)
         with open(tmp / "optimize.csv", "w", newline="") as fh:
@@ -585,7 +577,7 @@ def _write(out, result: dict, variables: list[Variable], summary: dict) -> None:
 def plot_pareto(result: dict, path: Path) -> Path:
     """Efficacy against toxicity: every schedule, the feasible ones filled, the Pareto front joined,
     the standard schedule and the best feasible one marked."""
-    from ilsim.report.figures import plt
+    from ilsim.report.figures import plt  # lazy: heavy (matplotlib)
     from ilsim.report.safe_text import figure_text
 
     ok = [r for r in result["candidates"] if r["status"] == "ok" and r["toxicity"] is not None

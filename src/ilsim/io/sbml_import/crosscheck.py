@@ -38,7 +38,7 @@ class Agreement:
 def compare_with_roadrunner(path: str | Path, t_end: float = 100.0, points: int = 101, rtol: float = 1e-10,
                             atol: float = 1e-12, method: str = "LSODA", jit: bool | None = None) -> Agreement:
     """Amounts of every species over 0..t_end in ilsim (imported model) and libroadrunner (the file itself)."""
-    import roadrunner
+    import roadrunner  # lazy: optional (libroadrunner, a test extra)
 
     roadrunner.Logger.setLevel(roadrunner.Logger.LOG_ERROR)
     model = import_sbml(path)

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 
 import libsbml as sb
+import numpy as np
 
 from ilsim.errors import ModelError, Problem
 from ilsim.io.sbml_import.mathml import MathConverter, UnsupportedSbml, as_condition, as_value, function_definitions
@@ -513,13 +514,9 @@ class _quiet:
     """Arithmetic warnings of NumPy scalars during initial-value evaluation are not the user's business."""
 
     def __enter__(self):
-        import numpy as np
-
         self._old = np.seterr(all="ignore")
 
     def __exit__(self, *exc):
-        import numpy as np
-
         np.seterr(**self._old)
 
 
