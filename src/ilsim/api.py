@@ -155,7 +155,8 @@ def cohort(model, *, patients: int, out: str | Path | None = None, **options):
     is recorded even when drawn. ``time_to`` conditions (``"T < 1"``) give each patient the first
     time they hold. Chunks run in-process, or on a Dask cluster given as ``client`` (a
     ``dask.distributed.Client``) or ``scheduler`` (``"tcp://HOST:PORT"``), with the same results.
-    Other ``options``: ``seed``, ``population``, ``save_trajectories``, ``chunk_size``, ``backend``,
+    ``engine`` (``BatchEngine``, ``OdeEngine``, ...; engines/base.py) runs the patients instead of the default
+    batch engine. Other ``options``: ``seed``, ``population``, ``save_trajectories``, ``chunk_size``, ``backend``,
     ``t_end``, ``points``, ``rtol``, ``atol``, ``force``, ``report``. With ``out`` the result folder
     (summary.parquet, cohort.json, model.yaml, figures/, report.html and, with
     ``save_trajectories``, trajectories.zarr) is written atomically, and an interrupted run
@@ -173,8 +174,9 @@ def sweep(model, grid: dict, out: str | Path | None = None, **options):
 
     ``grid`` maps each parameter to its values, ``"LOW:HIGH:N"`` or ``(low, high, n)``; ``options``:
     ``log`` (names with log spacing), ``metric``, ``time_to``, ``parameters``, ``t_end``, ``points``,
-    ``rtol``, ``atol``, ``force``, ``report``, and ``client`` (a ``dask.distributed.Client``) or
-    ``scheduler`` (``"tcp://HOST:PORT"``) to run the points on a Dask cluster, with the same results.
+    ``rtol``, ``atol`` (or ``engine``: any engine object instead of the batch engine), ``force``, ``report``,
+    and ``client`` (a ``dask.distributed.Client``) or ``scheduler`` (``"tcp://HOST:PORT"``) to run the points on
+    a Dask cluster, with the same results.
     With ``out``, writes sweep.parquet, sweep.csv, sweep.json, outcome_map.png and report.html
     atomically. See docs/sweep.md.
     """
@@ -189,7 +191,7 @@ def sensitivity(model, ranges: dict, output: str, out: str | Path | None = None,
 
     ``ranges`` maps parameters to ``(low, high)``; ``output`` is a per-patient metric (``T.final``,
     ``first_time[T < 1000]``) or ``outcome=LABEL``; ``options``: ``method`` ("sobol" or "morris"),
-    ``samples``, ``seed``, ``drop_failed``, ``parameters``, ``t_end``, ``points``, ``rtol``, ``atol``,
+    ``samples``, ``seed``, ``drop_failed``, ``parameters``, ``t_end``, ``points``, ``rtol``, ``atol`` (or ``engine``),
     ``report``, and ``client`` (a ``dask.distributed.Client``) or ``scheduler`` (``"tcp://HOST:PORT"``)
     to run the samples on a Dask cluster, with the same results. With ``out``, writes indices.csv,
     indices.json, samples.parquet, indices.png and report.html atomically. See docs/sensitivity.md.

@@ -51,16 +51,15 @@ def evaluate(
     conditions: Sequence[tuple[str, ex.Expr]] = (),
     first_id: int = 0,
 ) -> Block:
-    """Integrate every row of ``P`` with the batch engine (or ``engine``) and summarise each patient."""
+    """Integrate every row of ``P`` with ``engine`` (any engine of the contract, engines/base.py; the batch engine
+    by default) and summarise each patient."""
     engine = engine or BatchEngine(rtol=model.spec.simulation.rtol, atol=model.spec.simulation.atol)
     P = np.ascontiguousarray(P, dtype=float)
-    full = getattr(engine, "run_full", None)
-    if full is not None:
-        result = full(model, t_eval, P)
-        Y, status, P_end = result.Y, result.status, result.P_end
-    else:
-        Y, status = engine.run(model, t_eval, P)
-        P_end = P
+    result = engine.solve(model, t_eval, P)
+    Y, status = result.Y, result.status
+    # the C/CUDA kernel does not keep parameters that events change (NaN): its metrics read the starting values,
+    # as they always did on that backend
+    P_end = np.where(np.isnan(result.P_end), P, result.P_end)
     metrics = patient_metrics(model, t_eval, Y, P, status, P_end=P_end, status_text=STATUS,
                               conditions=conditions, first_id=first_id)
     return Block(metrics, Y, status)

@@ -42,12 +42,13 @@ from ilsim.patients.tasks import (
     ChunkTask,
     call,
     check_client,
+    check_engine,
     chunk_task,
     cluster,
     compiled_model,
     evaluate_chunk,
-    make_engine,
     run_chunks,
+    task_engine,
     where,
 )
 
@@ -80,7 +81,7 @@ def run_chunk(task: ChunkTask, P: np.ndarray, table: pd.DataFrame) -> tuple[pd.D
 def probe(task: ChunkTask, p: np.ndarray) -> None:
     """One patient over the first output step: the engine accepts the model on this backend (and is compiled)."""
     t = task.t_eval[:2]
-    make_engine(task.backend, task.rtol, task.atol).run(compiled_model(task), t, p[None, :])
+    task_engine(task).solve(compiled_model(task), t, p[None, :])
 
 
 def default_chunk_size(patients: int, points: int, variables: int) -> int:
@@ -124,6 +125,7 @@ def run_cohort(
     client=None,
     scheduler: str | None = None,
     backend: str = "cpu",
+    engine=None,
     t_end: float | None = None,
     points: int | None = None,
     rtol: float | None = None,
@@ -136,7 +138,9 @@ def run_cohort(
 ) -> CohortRun:
     """Run a virtual-patient cohort of ``model``; see the module docstring and docs/cohort.md.
 
-    Every input is checked before anything is written. ``progress(done, total)`` is called with
+    ``engine`` (an ilsim engine object: ``BatchEngine(method="rodas")``, ``OdeEngine("Radau")``, ...) runs the
+    patients instead of the backend's batch engine, with its own tolerances. Every input is checked before
+    anything is written. ``progress(done, total)`` is called with
     patient counts as chunks finish; ``notify(text)`` with messages such as a resumed run's count.
     """
     started = time.perf_counter()
@@ -151,6 +155,7 @@ def run_cohort(
     if backend not in BACKENDS:
         raise IlsimError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
     check_client(client, scheduler)
+    check_engine(engine, rtol, atol, backend)
     if save_trajectories and out is None:
         raise IlsimError("trajectories are saved into the output folder: give out (--out) with save_trajectories")
     out = None if out is None else check_out(out)
@@ -163,6 +168,8 @@ def run_cohort(
     sim = model.spec.simulation
     t_eval = output_times(model, t_end, points)
     t_end = float(t_eval[-1])
+    if engine is not None:
+        rtol, atol = engine.settings().get("rtol"), engine.settings().get("atol")
     rtol = sim.rtol if rtol is None else float(rtol)
     atol = sim.atol if atol is None else float(atol)
     parse_conditions(model, time_to)  # mistakes reported here, before anything runs
@@ -174,12 +181,13 @@ def run_cohort(
         "ilsim_version": _version(), "model": model.name, "model_hash": model.spec.content_hash(), "patients": patients,
         "seed": sampler.seed, "population": sampler.describe(), "chunk_size": chunk_size, "t_end": t_end,
         "points": len(t_eval), "time_to": time_to, "trajectories": bool(save_trajectories), "backend": backend,
-        "rtol": rtol, "atol": atol,
+        "rtol": rtol, "atol": atol, **({"engine": {"name": engine.name, **engine.settings()}} if engine else {}),
     }
     if manifest is not None:
         _check_same(settings, manifest.get("settings", {}), work)
-    task = chunk_task(model, t_eval, time_to, rtol=rtol, atol=atol, backend=backend, trajectories=save_trajectories)
-    engine = make_engine(backend, rtol, atol)  # checks the tolerances; its name and method go into cohort.json
+    task = chunk_task(model, t_eval, time_to, rtol=rtol, atol=atol, backend=backend, trajectories=save_trajectories,
+                      engine=engine)
+    engine = task_engine(task)  # checks the tolerances; its name and method go into cohort.json
 
     with cluster(client, scheduler) as client:
         p0 = sampler.draw(0, 1)[0][0]
@@ -196,8 +204,7 @@ def run_cohort(
             "model_title": model.spec.metadata.title or model.name, "model_source": model.source,
             "model_hash": settings["model_hash"], "patients": patients, "seed": sampler.seed,
             "population": sampler.describe(),
-            "engine": {"name": engine.name, "backend": backend, "method": getattr(engine, "method", "dopri5"),
-                       "rtol": rtol, "atol": atol},
+            "engine": {"name": engine.name, "backend": backend, "rtol": rtol, "atol": atol, **engine.settings()},
             "time": {"t_end": t_end, "points": len(t_eval), "units": model.spec.metadata.time_units},
             "time_to": time_to, "trajectories": bool(save_trajectories), "scheduler": where(client),
             "chunks": {"size": chunk_size, "count": len(chunks), "reused": done, "computed": computed},

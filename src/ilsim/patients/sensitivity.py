@@ -129,6 +129,7 @@ def sensitivity(
     t_end: float | None = None,
     points: int | None = None,
     rtol: float | None = None,
+    engine=None,
     atol: float | None = None,
     report: bool = True,
     client=None,
@@ -161,7 +162,7 @@ def sensitivity(
     n = _check_samples(method, samples)
     conditions = check_metric(compiled, output, "--output", [], allow_outcome=True)
     t_eval = output_times(compiled, t_end, points)
-    engine = engine_for(compiled, rtol, atol)
+    engine = engine_for(compiled, rtol, atol, engine)
     p = base_parameters(compiled, parameters, names)
     if seed is None:
         seed = draw_seed()
@@ -185,7 +186,8 @@ def sensitivity(
     P = np.tile(p, (len(X), 1))
     for j, name in enumerate(names):
         P[:, compiled.parameters.index(name)] = X[:, j]
-    rows = run_rows(compiled, P, t_eval, rtol=engine.rtol, atol=engine.atol, conditions=conditions, client=client,
+    rows = run_rows(compiled, P, t_eval, rtol=engine.settings()["rtol"], atol=engine.settings()["atol"],
+                    engine=engine, conditions=conditions, client=client,
                     scheduler=scheduler, name="sensitivity")
     metrics = rows.metrics
 

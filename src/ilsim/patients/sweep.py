@@ -33,7 +33,7 @@ from ilsim.model.compile import CompiledModel
 from ilsim.model.outcomes import UNDETERMINED
 from ilsim.patients.evaluate import output_times
 from ilsim.patients.metrics import FAILED, parse_conditions, patient_metrics
-from ilsim.patients.tasks import chunk_task, cluster, run_chunks, summarise_chunk, where, worker_threads
+from ilsim.patients.tasks import check_engine, chunk_task, cluster, run_chunks, summarise_chunk, where, worker_threads
 
 MAX_POINTS = 1_000_000  # a larger grid needs force=True
 MAX_AXES = 2
@@ -235,10 +235,11 @@ class Rows:
 
 
 def run_rows(model: CompiledModel, P: np.ndarray, t_eval: np.ndarray, *, rtol: float, atol: float, conditions=(),
-             client=None, scheduler: str | None = None, name: str = "sweep") -> Rows:
-    """Integrate every row of ``P`` in chunks, in this process or as tasks on a Dask cluster (``client``,
-    or one connected to ``scheduler``); the table is the same wherever the chunks ran."""
-    task = chunk_task(model, t_eval, [text for text, _ in conditions], rtol=rtol, atol=atol)
+             client=None, scheduler: str | None = None, name: str = "sweep", engine=None) -> Rows:
+    """Integrate every row of ``P`` in chunks (with ``engine``, else the batch engine), in this process or as
+    tasks on a Dask cluster (``client``, or one connected to ``scheduler``); the table is the same wherever
+    the chunks ran."""
+    task = chunk_task(model, t_eval, [text for text, _ in conditions], rtol=rtol, atol=atol, engine=engine)
     with cluster(client, scheduler) as client:
         start = time.perf_counter()
         size = chunk_rows(len(P), len(t_eval), len(model.species), worker_threads(client))
@@ -257,12 +258,17 @@ def model_record(model: CompiledModel) -> dict:
 def run_record(engine, rows: Rows, method_key: str = "method") -> dict:
     """How and where the rows ran: engine, method (under ``method_key``), tolerances, scheduler, wall time,
     ilsim version and date, for a sweep's or sensitivity analysis's provenance record."""
-    return {"engine": engine.name, method_key: getattr(engine, "method", None), "rtol": engine.rtol,
-            "atol": engine.atol, "scheduler": rows.scheduler, "wall_time_s": round(rows.wall_time_s, 6),
+    settings = engine.settings()
+    return {"engine": engine.name, method_key: settings.get("method"), "rtol": settings.get("rtol"),
+            "atol": settings.get("atol"), "scheduler": rows.scheduler, "wall_time_s": round(rows.wall_time_s, 6),
             "ilsim_version": __version__, "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}
 
 
-def engine_for(model: CompiledModel, rtol: float | None, atol: float | None):
+def engine_for(model: CompiledModel, rtol: float | None, atol: float | None, engine=None):
+    """The caller's engine (then no tolerances beside it), else the batch engine at the given or the model's tolerances."""
+    if engine is not None:
+        check_engine(engine, rtol, atol)
+        return engine
     sim = model.spec.simulation
     return BatchEngine(rtol=sim.rtol if rtol is None else float(rtol), atol=sim.atol if atol is None else float(atol))
 
@@ -300,6 +306,7 @@ def sweep(
     t_end: float | None = None,
     points: int | None = None,
     rtol: float | None = None,
+    engine=None,
     atol: float | None = None,
     force: bool = False,
     report: bool = True,
@@ -326,14 +333,15 @@ def sweep(
         metric = f"{compiled.species[0]}.final"
     conditions = check_metric(compiled, metric, "--metric", conditions)
     t_eval = output_times(compiled, t_end, points)
-    engine = engine_for(compiled, rtol, atol)
+    engine = engine_for(compiled, rtol, atol, engine)
     p = base_parameters(compiled, parameters, [a.name for a in axes])
 
     mesh = np.meshgrid(*(a.values for a in axes), indexing="ij")  # first axis varies slowest
     P = np.tile(p, (total, 1))
     for a, values in zip(axes, mesh):
         P[:, compiled.parameters.index(a.name)] = values.ravel()
-    rows = run_rows(compiled, P, t_eval, rtol=engine.rtol, atol=engine.atol, conditions=conditions, client=client,
+    rows = run_rows(compiled, P, t_eval, rtol=engine.settings()["rtol"], atol=engine.settings()["atol"],
+                    engine=engine, conditions=conditions, client=client,
                     scheduler=scheduler, name="sweep")
     metrics = rows.metrics
 

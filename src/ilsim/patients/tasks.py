@@ -43,6 +43,7 @@ class ChunkTask:
     rtol: float
     atol: float
     trajectories: bool
+    engine: object = None  # an engine object given by the caller (ilsim.engines.base.Engine); else one for backend
 
 
 _MODELS: dict[str, CompiledModel] = {}  # model hash -> compiled model, per process, oldest first
@@ -59,11 +60,12 @@ def _keep(model_hash: str, model: CompiledModel) -> CompiledModel:
 
 
 def chunk_task(model: CompiledModel, t_eval: np.ndarray, conditions, *, rtol: float, atol: float,
-               backend: str = "cpu", trajectories: bool = False) -> ChunkTask:
-    """The task of ``model`` (already compiled in this process, so it is not compiled again here)."""
+               backend: str = "cpu", trajectories: bool = False, engine=None) -> ChunkTask:
+    """The task of ``model`` (already compiled in this process, so it is not compiled again here); ``engine``, if
+    given, runs its patients instead of the backend's batch engine."""
     model_hash = model.spec.content_hash()
     task = ChunkTask(json.dumps(model.spec.model_dump(mode="json")), model_hash, t_eval, tuple(conditions), backend,
-                     float(rtol), float(atol), bool(trajectories))
+                     float(rtol), float(atol), bool(trajectories), engine)
     _keep(model_hash, model)
     return task
 
@@ -87,10 +89,28 @@ def make_engine(backend: str, rtol: float, atol: float):
     return CudaBatchEngine(rtol=rtol, atol=atol)
 
 
+def task_engine(task: ChunkTask):
+    """The engine that runs the task's patients: the caller's, or the backend's batch engine."""
+    return task.engine if task.engine is not None else make_engine(task.backend, task.rtol, task.atol)
+
+
+def check_engine(engine, rtol, atol, backend: str = "cpu"):
+    """An engine given by the caller carries its own tolerances and backend: refuse them beside it."""
+    if engine is None:
+        return
+    from ilsim.engines.base import Engine  # lazy: the engines are above tasks' own needs
+
+    if not isinstance(engine, Engine):
+        raise IlsimError(f"engine must be an ilsim engine (BatchEngine, OdeEngine, ...), got {type(engine).__name__}")
+    given = [name for name, v in (("rtol", rtol), ("atol", atol)) if v is not None] + (["backend"] if backend != "cpu" else [])
+    if given:
+        raise IlsimError(f"give {', '.join(given)} to the engine, not beside it (the engine holds its settings)")
+
+
 def evaluate_chunk(task: ChunkTask, P: np.ndarray, first: int) -> tuple[CompiledModel, Block]:
     """Integrate and summarise the rows of ``P`` (patients ``first``, ``first + 1``, ...) as the task says."""
     model = compiled_model(task)
-    block = evaluate(model, P, task.t_eval, engine=make_engine(task.backend, task.rtol, task.atol),
+    block = evaluate(model, P, task.t_eval, engine=task_engine(task),
                      conditions=parse_conditions(model, task.conditions), first_id=first)
     return model, block
 
