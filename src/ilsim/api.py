@@ -16,7 +16,7 @@ from ilsim.io.models import compile, load  # noqa: F401 - public here as before;
 from ilsim.io.results import atomic_folder, check_out, summarise, to_dataset, write_json, write_run
 from ilsim.model.compile import CompiledModel
 from ilsim.model.spec import ModelSpec
-from ilsim.report.html import write_report
+from ilsim.report import html
 
 
 def simulate(
@@ -110,7 +110,7 @@ def run(model, out: str | Path, *, report: bool = True, **options) -> tuple[xr.D
             return
         (folder / "figures").mkdir()
         figures = [plot_run(ds, folder / "figures" / "overview.png")]
-        write_report(compiled, summary, figures, folder / "report.html")
+        html.write_report(compiled, summary, figures, folder / "report.html")
 
     summary = write_run(ds, compiled, out, figures_and_report)
     return ds, summary
