@@ -108,3 +108,18 @@ def test_root_function_is_positive_exactly_where_the_condition_holds():
         for y in (0.5, 1.5):
             v = {"x": x, "y": y}
             assert (ex.evaluate(root, v) > 0) == bool(ex.evaluate(cond, v))
+
+
+def test_common_subexpressions_compute_each_repeated_piece_once_with_the_same_values():
+    trees = [ex.parse(text) for text in ("(a*b + c)**2 + exp(a*b + c)", "3*(a*b + c) - a*b",
+                                         "piecewise(1/(a*b + c), x > 0, 0) + a*b")]
+    shared, rewritten = ex.common_subexpressions(trees)
+    assert [ex.to_text(tree) for _, tree in shared] == ["a*b", "cse_0 + c"]  # each piece once, in order of need
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        values = dict(zip("abcx", rng.normal(size=4)))
+        for name, tree in shared:
+            values[name] = ex.evaluate(tree, values)
+        for old, new in zip(trees, rewritten):
+            assert ex.evaluate(new, values) == pytest.approx(ex.evaluate(old, {k: values[k] for k in "abcx"}))
+    assert "piecewise(1/(a*b + c)" in ex.to_text(rewritten[2])  # a branch is evaluated only when chosen

@@ -597,7 +597,10 @@ def _build_jacobian(m: CompiledModel, names: dict[str, str], module_name: str,
     lines += [f"    s_{i} = y[{i}]" for i in range(ns)]
     lines += [f"    k_{i} = p[{i}]" for i in range(len(m.parameters))]
     lines += ["    out[:, :] = 0.0"]
-    lines += [f"    out[{i}, {k}] = {ex.to_code(tree, names, False)}" for i, k, tree in entries]
+    shared, trees = ex.common_subexpressions([tree for *_, tree in entries])  # each repeated piece once
+    names = {**names, **{name: name for name, _ in shared}}
+    lines += [f"    {name} = {ex.to_code(tree, names, False)}" for name, tree in shared]
+    lines += [f"    out[{i}, {k}] = {ex.to_code(tree, names, False)}" for (i, k, _), tree in zip(entries, trees)]
     lines += ["", "jac_into = _jit(jac_into) if JIT else jac_into", "",
               "def jac(y, t, p):", f"    out = np.empty(({ns}, {ns}))", "    jac_into(y, t, p, out)", "    return out", "",
               "jac = _jit(jac) if JIT else jac"]

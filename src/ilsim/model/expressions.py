@@ -123,6 +123,64 @@ def children(node: Expr) -> tuple[Expr, ...]:
     return ()
 
 
+def with_children(node: Expr, new: list[Expr]) -> Expr:
+    """``node`` with its children (as ``children`` lists them) replaced by ``new``."""
+    if isinstance(node, Neg):
+        return Neg(new[0])
+    if isinstance(node, Not):
+        return Not(new[0])
+    if isinstance(node, BinOp):
+        return BinOp(node.op, new[0], new[1])
+    if isinstance(node, Compare):
+        return Compare(node.op, new[0], new[1])
+    if isinstance(node, Logic):
+        return Logic(node.op, tuple(new))
+    if isinstance(node, Call):
+        return Call(node.func, tuple(new))
+    return node
+
+
+def common_subexpressions(trees: list[Expr], prefix: str = "cse_") -> tuple[list[tuple[str, Expr]], list[Expr]]:
+    """Subtrees that occur more than once across ``trees``, each computed once: ``(assignments, trees)``, where
+    every assignment ``(name, tree)`` may use the names assigned before it and the new trees use them all.
+
+    A Jacobian derived by SymPy repeats pieces of the right-hand side in many entries; computed once, its
+    kernel is smaller and compiles faster. Nothing inside a ``piecewise`` is taken out of it (its branches
+    are evaluated only when chosen), nor are truth values.
+    """
+    counts: dict[Expr, int] = {}
+
+    def count(node: Expr) -> None:
+        if isinstance(node, (Num, Name)):
+            return
+        counts[node] = counts.get(node, 0) + 1
+        if counts[node] > 1 or (isinstance(node, Call) and node.func == "piecewise"):
+            return  # its children are counted already / stay inside their branch
+        for child in children(node):
+            count(child)
+
+    for tree in trees:
+        count(tree)
+    shared = {n for n, k in counts.items() if k > 1 and not isinstance(n, (Compare, Logic, Not))}
+    assignments: list[tuple[str, Expr]] = []
+    named: dict[Expr, str] = {}
+
+    def rebuild(node: Expr) -> Expr:
+        if node in named:
+            return Name(named[node])
+        if isinstance(node, (Num, Name)) or (isinstance(node, Call) and node.func == "piecewise"):
+            new = node
+        else:
+            new = with_children(node, [rebuild(child) for child in children(node)])
+        if node in shared:
+            named[node] = f"{prefix}{len(assignments)}"
+            assignments.append((named[node], new))
+            return Name(named[node])
+        return new
+
+    return assignments, [rebuild(tree) for tree in trees]
+
+
 def is_condition(node: Expr) -> bool:
     """True for nodes whose value is a truth value (comparisons and logic)."""
     return isinstance(node, (Compare, Logic, Not))
