@@ -13,6 +13,7 @@ from ilsim import scenarios
 from ilsim.engines.ode import METHODS, OdeEngine
 from ilsim.errors import IlsimError, ModelError, Problem, did_you_mean
 from ilsim.io.results import to_dataset
+from ilsim.limits import MAX_RHS_EVALUATIONS, run_settings_problem
 from ilsim.model.compile import CompiledModel, compile_model
 from ilsim.model.load import read_spec
 from ilsim.model.spec import ModelSpec
@@ -71,13 +72,16 @@ def simulate(
     faults: dict[str, float] | None = None,
     doses: list[dict] | None = None,
     allow_high_dose: bool = False,
+    max_rhs_evaluations: int = MAX_RHS_EVALUATIONS,
+    max_wall_s: float | None = None,
 ) -> xr.Dataset:
     """Integrate a model (ODE engine) and return an xarray Dataset with units and provenance.
 
     ``t_end``, ``points``, ``method`` and tolerances default to the model's ``simulation``
     section; ``parameters`` overrides values by name; ``t_eval`` gives explicit output times
     (starting at 0). ``faults`` maps fault modes the model declares (``stop-not-received``,
-    ``stop-ignored``, ``false-alarm``) to severities in [0, 1].
+    ``stop-ignored``, ``false-alarm``) to severities in [0, 1]. A run stops with a SimulationError after
+    ``max_rhs_evaluations`` right-hand-side evaluations or ``max_wall_s`` seconds (docs/limits.md).
     """
     compiled = compile(model, doses=doses, allow_high_dose=allow_high_dose)
     defaults = compiled.spec.simulation
@@ -86,13 +90,15 @@ def simulate(
         raise IlsimError(f"unknown method '{method}'{did_you_mean(method, METHODS)}; choose one of {', '.join(METHODS)}")
     rtol = defaults.rtol if rtol is None else float(rtol)
     atol = defaults.atol if atol is None else float(atol)
-    if not (0 < rtol < 1) or not (atol > 0) or not np.isfinite(atol):
-        raise IlsimError(f"tolerances must satisfy 0 < rtol < 1 and atol > 0, got rtol = {rtol:g}, atol = {atol:g}")
+    problem = run_settings_problem(rtol, atol)
+    if problem:
+        raise IlsimError(problem)
     if t_eval is None:
         t_end = defaults.t_end if t_end is None else float(t_end)
         points = defaults.points if points is None else int(points)
-        if not (t_end > 0 and np.isfinite(t_end)):
-            raise IlsimError(f"t_end must be positive and finite, got {t_end}")
+        problem = run_settings_problem(t_end=t_end)
+        if problem:
+            raise IlsimError(problem)
         if points < 2:
             raise IlsimError(f"points must be at least 2, got {points}")
         t_eval = np.linspace(0.0, t_end, points)
@@ -101,12 +107,15 @@ def simulate(
         if (t_eval.ndim != 1 or len(t_eval) < 2 or t_eval[0] != 0 or np.any(np.diff(t_eval) <= 0)
                 or not np.isfinite(t_eval).all()):
             raise IlsimError("t_eval must be increasing output times starting at 0")
+        problem = run_settings_problem(t_end=float(t_eval[-1]))
+        if problem:
+            raise IlsimError(problem.replace("t_end", "the last output time"))
     fault_values = compiled.fault_overrides(faults)
     clash = sorted(set(fault_values) & set(parameters or {}))
     if clash:
         raise IlsimError(f"parameter(s) {', '.join(clash)} set both by a fault and by --set; give one")
     p = compiled.parameter_vector({**(parameters or {}), **fault_values})
-    engine = OdeEngine(method, rtol, atol)
+    engine = OdeEngine(method, rtol, atol, max_rhs_evaluations, max_wall_s)
     start = time.perf_counter()
     traj = engine.run(compiled, t_eval, p)
     wall = time.perf_counter() - start

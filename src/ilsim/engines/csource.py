@@ -50,7 +50,7 @@ import numpy as np
 from ilsim.engines.batch import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, METHODS, NON_FINITE, OK, STEP_UNDERFLOW
 from ilsim.engines.batch.codegen import uses_time
 from ilsim.engines.batch.engine import check_inputs, check_settings
-from ilsim.engines.ode import _time_switches
+from ilsim.engines.switches import time_switches
 from ilsim.errors import IlsimError
 from ilsim.model import expressions as ex
 from ilsim.model.compile import STATE, CompiledModel, cache_dir, jacobian_entries
@@ -242,7 +242,7 @@ def model_functions(m: CompiledModel, stiff: bool = False) -> str:
             *_switch(scales, "1.0"), "}", ""]
     out += ["/* the first time in (t, t_stop) where a rate or observable switches (t compared with parameters) */",
             "ILSIM_DEVICE double ilsim_next_switch(double t, double t_stop, const double *p) {"]
-    for tree in _time_switches(m):
+    for tree in time_switches(m):
         out += ["    {", f"        const double v = {c_expr(tree, names)};", "        if (t < v && v < t_stop) t_stop = v;",
                 "    }"]
     out += ["    (void)t; (void)p;", "    return t_stop;", "}", ""]

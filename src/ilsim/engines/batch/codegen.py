@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ilsim.engines.ode import _time_switches
+from ilsim.engines.switches import time_switches
 from ilsim.model import expressions as ex
 from ilsim.model.compile import STATE, CompiledModel, _import_generated
 
@@ -80,7 +80,7 @@ def driver_source(model: CompiledModel, kernel: str, jacobian: str) -> str:
     src += ["    return 1.0"]
 
     # the times where a rate or observable switches (t compared with parameters): segments end there
-    switches = _time_switches(model)
+    switches = time_switches(model)
     src += ["", "", "@_jit", "def next_switch(t, t_stop, p):"]
     src += [f"    k_{i} = p[{i}]" for i, n in enumerate(model.parameters)
             if any(n in tree.names() for tree in switches)]

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ilsim.errors import IlsimError
+from ilsim.limits import run_settings_problem
 from ilsim.model.compile import CompiledModel
 
 OK, NON_FINITE, STEP_UNDERFLOW, MAX_STEPS, BAD_INITIAL, ENDLESS_EVENTS = 0, 1, 2, 3, 4, 5
@@ -133,8 +134,9 @@ def check_inputs(m: CompiledModel, t_eval, P) -> tuple[np.ndarray, np.ndarray]:
 
 def check_settings(rtol: float, atol: float, max_steps: int) -> tuple[float, float, int]:
     """Tolerances and step limit as numbers; IlsimError naming what is wrong (every batch backend)."""
-    if not (0 < rtol < 1) or not (atol > 0) or not np.isfinite(atol):
-        raise IlsimError(f"tolerances must satisfy 0 < rtol < 1 and atol > 0, got rtol = {rtol:g}, atol = {atol:g}")
+    problem = run_settings_problem(rtol, atol)
+    if problem:
+        raise IlsimError(problem)
     if max_steps < 1:
         raise IlsimError(f"max_steps must be at least 1, got {max_steps}")
     return float(rtol), float(atol), int(max_steps)
