@@ -16,18 +16,18 @@ ATOL_MIN = 1e-30  # below any quantity a model resolves; tinier values only forc
 T_END_MIN = 1e-9  # shorter runs mean nothing in a model's time units, and near 1e-300 step sizes underflow
 T_END_MAX = 1e15  # beyond it a run cannot resolve anything in its span with double precision steps
 MAX_RHS_EVALUATIONS = 2_000_000  # right-hand-side evaluations per SciPy run: about 10 s to a minute of solver work
-MAX_WALL_S = None  # no wall-clock limit unless asked for (max_wall_s=, --max-wall)
 
 # ---- input files
-MAX_XML_DEPTH = 200  # element nesting of an SBML file (libsbml recurses on MathML and crashes near 5,000)
+MAX_XML_DEPTH = 100  # element nesting of an SBML file (libsbml recurses on MathML and crashes near 5,000; models stay far below)
 MAX_XML_BYTES = 100_000_000  # an SBML file's size: BioModels' largest models are a few megabytes
-MAX_EXPANDED_NODES = 200_000  # nodes of one SBML formula after inlining function definitions
-MAX_YAML_ALIASES = 100  # YAML aliases (*name) in one model file: each may copy a whole subtree
-MAX_YAML_NODES = 1_000_000  # nodes of a model file after aliases are expanded
+MAX_EXPANDED_NODES = 100_000  # nodes of one SBML formula after inlining function definitions
+MAX_EXPANDED_DEPTH = 150  # levels of one SBML formula after inlining (the compiler walks trees recursively)
+MAX_YAML_NODES = 1_000_000  # values of a model file once its aliases (*name) are expanded
 MAX_INCLUDES = 200  # model files merged through include:, counted with repeats
 MAX_INCLUDE_DEPTH = 20  # a file including a file including ... (a cycle is refused outright)
-MAX_DOSES = 100_000  # doses of one model (each becomes a timed event)
+MAX_DOSES = 10_000  # doses of one model (each becomes a timed event): 27 years of daily doses
 MAX_EXCERPT = 200  # characters of user text quoted in an error message
+MAX_MESSAGE = 2000  # characters of one problem's message, whatever it quotes
 
 
 def excerpt(text: str, limit: int = MAX_EXCERPT) -> str:

@@ -8,11 +8,22 @@ import yaml
 from pydantic import ValidationError
 
 from ilsim.errors import ModelError, Problem, did_you_mean
+from ilsim.limits import MAX_EXCERPT, MAX_YAML_NODES, excerpt
 from ilsim.model.spec import ModelSpec
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader (no Python objects) that refuses a key given twice in one mapping."""
+    """SafeLoader (no Python objects) that refuses a key given twice in one mapping, and a document larger
+    than MAX_YAML_NODES nodes once its aliases are expanded: nine aliases of nine aliases of ... make a 1 KB
+    file into a billion nodes (and its error messages into hundreds of megabytes)."""
+
+    def construct_document(self, node):
+        size = _expanded_size(node, {})
+        if size > MAX_YAML_NODES:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the document expands to more than {MAX_YAML_NODES:,} values through its aliases (*name); "
+                "write the entries out or use fewer aliases", node.start_mark)
+        return super().construct_document(node)
 
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
@@ -24,6 +35,23 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen[key] = True
         return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node, sizes: dict[int, int]) -> int:
+    """Values in a composed YAML node once every alias is copied out (aliases are shared nodes: memoised by
+    identity, so this costs one visit per distinct node; loops are counted once)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    sizes[key] = 1  # a recursive alias (a node inside itself) counts once
+    if isinstance(node, yaml.MappingNode):
+        total = 1 + sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        total = 1 + sum(_expanded_size(item, sizes) for item in node.value)
+    else:
+        total = 1
+    sizes[key] = min(total, MAX_YAML_NODES + 1)
+    return sizes[key]
 
 
 def field_path(loc: tuple) -> str:
@@ -56,11 +84,11 @@ def problems_from_validation(exc: ValidationError, source: str | None, root=None
             allowed = _allowed_fields(parent_loc, root)
             msg = f"unknown field '{field}'{did_you_mean(field, allowed)}"
         elif kind in ("float_parsing", "float_type", "int_parsing", "int_type"):
-            msg = f"expected a number, got {err['input']!r}"
+            msg = f"expected a number, got {excerpt(repr(err['input']))}"
         elif kind == "literal_error":
             expected = (err.get("ctx") or {}).get("expected", "")
             allowed = expected.replace("'", "").replace(" or ", ", ").split(", ")
-            msg = (f"got {err['input']!r}{did_you_mean(str(err['input']), allowed)}; "
+            msg = (f"got {excerpt(repr(err['input']))}{did_you_mean(str(err['input'])[:MAX_EXCERPT], allowed)}; "
                    f"{err['msg'].replace('Input should be', 'expected')}")
         else:
             msg = err["msg"].removeprefix("Value error, ")
@@ -113,6 +141,8 @@ def read_yaml(path: str | Path, what: str = "model file"):
         raise ModelError([Problem("", f"cannot read the file as UTF-8 text ({exc.__class__.__name__})", source)]) from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ModelError([Problem("", "malformed YAML: collections nested too deeply", source)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ilsim.errors import ModelError, Problem, did_you_mean
+from ilsim.limits import MAX_DOSES
 from ilsim.model import expressions as ex
 from ilsim.model.base import _check_name, _Strict
 
@@ -128,7 +129,15 @@ class Dose(_Strict):
             raise ValueError("'count' above 1 needs 'every' (the interval between doses)")
         if self.cycles > 1 and not self.cycle_length:
             raise ValueError("'cycles' above 1 needs 'cycle_length'")
+        if self.number() > MAX_DOSES:
+            raise ValueError(f"the schedule gives {self.number():,} doses; a model is limited to {MAX_DOSES:,} "
+                             "(each dose becomes an event)")
         return self
+
+    def number(self) -> int:
+        """How many doses the schedule gives (without listing them)."""
+        per_cycle = len(self.at) if isinstance(self.at, list) else 1 if self.at is not None else self.count
+        return per_cycle * self.cycles
 
     def times(self) -> list[float]:
         if self.at is not None:
@@ -248,6 +257,10 @@ def expand(spec, allow_high_dose: bool = False):
         processes.append(Process(name=f"{d} infusion", rate=f"{d}_infusion_rate", produces={central: 1}))
         observables.append(Observable(name=d, expression=f"{central}/{_p(pk.volume)}", units=f"{units}/L", group="drugs",
                                       description=f"{d} concentration in the central compartment"))
+    total = sum(dose.number() for dose in spec.doses)
+    if total > MAX_DOSES:  # before any is expanded: each dose becomes an event of a few kilobytes
+        raise ModelError([Problem("doses", f"the schedules give {total:,} doses in all; a model is limited to "
+                                           f"{MAX_DOSES:,} (each dose becomes an event)", None)])
     names = {p.name for p in params}
     values = {p.name: p.value for p in params}  # for the labelled-dose check, per patient
     for k, dose in enumerate(spec.doses):
