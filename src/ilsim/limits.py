@@ -46,5 +46,5 @@ def run_settings_problem(rtol: float | None = None, atol: float | None = None, t
     if atol is not None and not (ATOL_MIN <= atol < math.inf):
         return f"atol must be at least {ATOL_MIN:g} and finite, got {atol:g} (tinier values only force endless tiny steps)"
     if t_end is not None and not (T_END_MIN <= t_end <= T_END_MAX):
-        return f"t_end must be between {T_END_MIN:g} and {T_END_MAX:g}, got {t_end:g}"
+        return f"t_end must be positive and between {T_END_MIN:g} and {T_END_MAX:g}, got {t_end:g}"
     return None

@@ -71,8 +71,9 @@ def test_the_budget_reaches_simulate_and_is_checked():
 
 @pytest.mark.parametrize("options, what", [
     ({"rtol": 1e-300}, "rtol must be between"), ({"rtol": RTOL_MIN / 10}, "rtol must be between"),
-    ({"atol": 1e-300}, "atol must be at least"), ({"t_end": 1e-300}, "t_end must be between"),
-    ({"t_end": 1e300}, "t_end must be between"), ({"t_eval": [0.0, 1e-300]}, "the last output time must be between"),
+    ({"atol": 1e-300}, "atol must be at least"), ({"t_end": 1e-300}, "t_end must be positive and between"),
+    ({"t_end": 1e300}, "t_end must be positive and between"),
+    ({"t_eval": [0.0, 1e-300]}, "the last output time must be positive and between"),
 ])
 def test_tolerances_and_end_times_no_solver_can_honour_are_refused(options, what):
     with pytest.raises(ilsim.IlsimError, match=what):
