@@ -29,53 +29,46 @@ _NONE_AHEAD = ex.BinOp("-", _T, _ONE)  # a 'next switch' earlier than t: none
 def time_switches(model) -> list[ex.Expr]:
     """Trees over t and the parameters: at the start t of a segment, each value later than t is a moment
     where a rate or observable jumps or has a kink (see the module's documentation)."""
-    fixed = frozenset(model.parameters)
-    observables = dict(zip(model.observables, model.observable_trees))
+    affine = _affine_in(model)
     out: list[ex.Expr] = []
-
-    def add(tree: ex.Expr | None) -> None:
-        if tree is not None and tree not in out:
-            out.append(tree)
-
-    def walk(node: ex.Expr) -> None:
+    for node in _nodes(model):
+        found: list[ex.Expr | None] = []
         if isinstance(node, ex.Compare):
-            add(_crossing(_affine(ex.BinOp("-", node.left, node.right), fixed, observables)))
+            found.append(_crossing(affine(ex.BinOp("-", node.left, node.right))))
         elif isinstance(node, ex.Call) and node.func in ("floor", "ceil"):
-            add(_lattice(_affine(node.args[0], fixed, observables)))
+            found.append(_lattice(affine(node.args[0])))
         elif isinstance(node, ex.Call) and node.func == "abs":
-            add(_crossing(_affine(node.args[0], fixed, observables)))
+            found.append(_crossing(affine(node.args[0])))
         elif isinstance(node, ex.Call) and node.func in ("min", "max"):
-            for i, first in enumerate(node.args):
-                for second in node.args[i + 1:]:
-                    add(_crossing(_affine(ex.BinOp("-", first, second), fixed, observables)))
-        for child in ex.children(node):
-            walk(child)
-
-    for tree in (*model.rate_trees, *model.observable_trees):
-        if tree is not None:
-            walk(tree)
+            found += [_crossing(affine(ex.BinOp("-", first, second)))
+                      for i, first in enumerate(node.args) for second in node.args[i + 1:]]
+        out += [tree for tree in found if tree is not None and tree not in out]
     return out
 
 
 def state_switches(model) -> list[str]:
     """Comparisons in rates and observables that read the state ('x < 1'), as text: where such a switch
     drives the state back across its own threshold, a solver chatters (named when a run's budget runs out)."""
+    affine = _affine_in(model)
+    texts = [ex.to_text(node) for node in _nodes(model)
+             if isinstance(node, ex.Compare) and affine(ex.BinOp("-", node.left, node.right)) is None]
+    return list(dict.fromkeys(texts))
+
+
+def _nodes(model):
+    """Every node of the model's rates and observables, depth first."""
+    stack = [tree for tree in (*model.rate_trees, *model.observable_trees) if tree is not None]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(ex.children(node))
+
+
+def _affine_in(model):
+    """``_affine`` with the model's parameters fixed and its observables read through their trees."""
     fixed = frozenset(model.parameters)
     observables = dict(zip(model.observables, model.observable_trees))
-    found: list[str] = []
-
-    def walk(node: ex.Expr) -> None:
-        if isinstance(node, ex.Compare) and _affine(ex.BinOp("-", node.left, node.right), fixed, observables) is None:
-            text = ex.to_text(node)
-            if text not in found:
-                found.append(text)
-        for child in ex.children(node):
-            walk(child)
-
-    for tree in (*model.rate_trees, *model.observable_trees):
-        if tree is not None:
-            walk(tree)
-    return found
+    return lambda node: _affine(node, fixed, observables)
 
 
 def _affine(node: ex.Expr, fixed: frozenset, observables: dict) -> tuple[ex.Expr, ex.Expr] | None:
