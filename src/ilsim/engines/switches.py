@@ -68,12 +68,19 @@ def _affine_in(model):
     """``_affine`` with the model's parameters fixed and its observables read through their trees."""
     fixed = frozenset(model.parameters)
     observables = dict(zip(model.observables, model.observable_trees))
-    return lambda node: _affine(node, fixed, observables)
+    memo: dict = {}  # observables read by many others are analysed once
+    return lambda node: _affine(node, fixed, observables, memo)
 
 
-def _affine(node: ex.Expr, fixed: frozenset, observables: dict) -> tuple[ex.Expr, ex.Expr] | None:
+def _affine(node: ex.Expr, fixed: frozenset, observables: dict, memo: dict) -> tuple[ex.Expr, ex.Expr] | None:
     """(a, b) with node = a*t + b between switches, a and b free of t except inside floor/ceil of affine
     terms (constant until their own switch); observables read through their trees. None if not affine."""
+    if node not in memo:
+        memo[node] = _affine_node(node, fixed, observables, memo)
+    return memo[node]
+
+
+def _affine_node(node: ex.Expr, fixed: frozenset, observables: dict, memo: dict) -> tuple[ex.Expr, ex.Expr] | None:
     if isinstance(node, ex.Num):
         return _ZERO, node
     if isinstance(node, ex.Name):
@@ -82,13 +89,13 @@ def _affine(node: ex.Expr, fixed: frozenset, observables: dict) -> tuple[ex.Expr
         if node.id in fixed:
             return _ZERO, node
         if node.id in observables:
-            return _affine(observables[node.id], fixed, observables)
+            return _affine(observables[node.id], fixed, observables, memo)
         return None  # a species: the switch depends on the state
     if isinstance(node, ex.Neg):
-        inner = _affine(node.arg, fixed, observables)
+        inner = _affine(node.arg, fixed, observables, memo)
         return None if inner is None else (_neg(inner[0]), _neg(inner[1]))
     if isinstance(node, ex.BinOp):
-        left, right = _affine(node.left, fixed, observables), _affine(node.right, fixed, observables)
+        left, right = _affine(node.left, fixed, observables, memo), _affine(node.right, fixed, observables, memo)
         if left is None or right is None:
             return None
         (la, lb), (ra, rb) = left, right
@@ -104,10 +111,10 @@ def _affine(node: ex.Expr, fixed: frozenset, observables: dict) -> tuple[ex.Expr
             return _ZERO, ex.BinOp("**", lb, rb)
         return None
     if isinstance(node, ex.Call) and node.func in ("floor", "ceil"):
-        inner = _affine(node.args[0], fixed, observables)  # its own switches are listed separately
+        inner = _affine(node.args[0], fixed, observables, memo)  # its own switches are listed separately
         return None if inner is None else (_ZERO, ex.Call(node.func, (_rebuild(*inner),)))
     if isinstance(node, ex.Call) and node.func != "piecewise":
-        args = [_affine(a, fixed, observables) for a in node.args]
+        args = [_affine(a, fixed, observables, memo) for a in node.args]
         if any(a is None or not _is_zero(a[0]) for a in args):
             return None
         return _ZERO, ex.Call(node.func, tuple(b for _, b in args))
