@@ -41,10 +41,12 @@ def excerpt(text: str, limit: int = MAX_EXCERPT) -> str:
 def run_settings_problem(rtol: float | None = None, atol: float | None = None, t_end: float | None = None) -> str | None:
     """What is wrong with tolerances or an end time (the ones given), or None when they are usable."""
     if rtol is not None and not (RTOL_MIN <= rtol < 1):
-        return (f"rtol must be between {RTOL_MIN:g} and 1, got {rtol:g} (a smaller relative tolerance is below "
-                "double precision: SciPy would silently raise it, ODEPACK refuses it)")
+        why = (" (a smaller relative tolerance is below double precision: SciPy would silently raise it, ODEPACK "
+               "refuses it)" if 0 < rtol < RTOL_MIN else "")
+        return f"tolerances: rtol must be between {RTOL_MIN:g} and 1, got {rtol:g}{why}"
     if atol is not None and not (ATOL_MIN <= atol < math.inf):
-        return f"atol must be at least {ATOL_MIN:g} and finite, got {atol:g} (tinier values only force endless tiny steps)"
+        why = " (tinier values only force endless tiny steps)" if 0 < atol < ATOL_MIN else ""
+        return f"tolerances: atol must be at least {ATOL_MIN:g} and finite, got {atol:g}{why}"
     if t_end is not None and not (T_END_MIN <= t_end <= T_END_MAX):
         return f"t_end must be positive and between {T_END_MIN:g} and {T_END_MAX:g}, got {t_end:g}"
     return None
