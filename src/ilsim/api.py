@@ -14,6 +14,7 @@ from ilsim.engines.ode import MAX_EVENTS, METHODS, OdeEngine, Trajectory
 from ilsim.errors import IlsimError, SimulationError, did_you_mean
 from ilsim.io.models import compile, load  # noqa: F401 - public here as before; patients and therapy use them too
 from ilsim.io.results import atomic_folder, check_out, summarise, to_dataset, write_json, write_run
+from ilsim.limits import MAX_RHS_EVALUATIONS, run_settings_problem
 from ilsim.model.compile import CompiledModel
 from ilsim.model.spec import ModelSpec
 from ilsim.report import html
@@ -33,6 +34,8 @@ def simulate(
     doses: list[dict] | None = None,
     allow_high_dose: bool = False,
     engine: Engine | None = None,
+    max_rhs_evaluations: int = MAX_RHS_EVALUATIONS,
+    max_wall_s: float | None = None,
 ) -> xr.Dataset:
     """Integrate a model and return an xarray Dataset with units and provenance.
 
@@ -40,8 +43,9 @@ def simulate(
     section; ``parameters`` overrides values by name; ``t_eval`` gives explicit output times
     (starting at 0). ``faults`` maps fault modes the model declares (``stop-not-received``,
     ``stop-ignored``, ``false-alarm``) to severities in [0, 1]. ``engine`` runs it on any engine
-    (``OdeEngine``, the default, built from ``method`` and the tolerances; ``BatchEngine``; ...), which then
-    carries the method and tolerances itself.
+    (``OdeEngine``, the default, built from ``method``, the tolerances and the budget; ``BatchEngine``; ...),
+    which then carries the method and tolerances itself. The default engine stops with a SimulationError
+    after ``max_rhs_evaluations`` right-hand-side evaluations or ``max_wall_s`` seconds (docs/limits.md).
     """
     compiled = compile(model, doses=doses, allow_high_dose=allow_high_dose)
     defaults = compiled.spec.simulation
@@ -55,12 +59,18 @@ def simulate(
         method = method or defaults.method
         if method not in METHODS:
             raise IlsimError(f"unknown method '{method}'{did_you_mean(method, METHODS)}; choose one of {', '.join(METHODS)}")
-        engine = OdeEngine(method, defaults.rtol if rtol is None else rtol, defaults.atol if atol is None else atol)
+        rtol = defaults.rtol if rtol is None else float(rtol)
+        atol = defaults.atol if atol is None else float(atol)
+        problem = run_settings_problem(rtol, atol)
+        if problem:
+            raise IlsimError(problem)
+        engine = OdeEngine(method, rtol, atol, max_rhs_evaluations, max_wall_s)
     if t_eval is None:
         t_end = defaults.t_end if t_end is None else float(t_end)
         points = defaults.points if points is None else int(points)
-        if not (t_end > 0 and np.isfinite(t_end)):
-            raise IlsimError(f"t_end must be positive and finite, got {t_end}")
+        problem = run_settings_problem(t_end=t_end)
+        if problem:
+            raise IlsimError(problem)
         if points < 2:
             raise IlsimError(f"points must be at least 2, got {points}")
         t_eval = np.linspace(0.0, t_end, points)
@@ -69,6 +79,9 @@ def simulate(
         if (t_eval.ndim != 1 or len(t_eval) < 2 or t_eval[0] != 0 or np.any(np.diff(t_eval) <= 0)
                 or not np.isfinite(t_eval).all()):
             raise IlsimError("t_eval must be increasing output times starting at 0")
+        problem = run_settings_problem(t_end=float(t_eval[-1]))
+        if problem:
+            raise IlsimError(problem.replace("t_end", "the last output time"))
     fault_values = compiled.fault_overrides(faults)
     clash = sorted(set(fault_values) & set(parameters or {}))
     if clash:

@@ -14,6 +14,7 @@ from ilsim._version import __version__
 from ilsim.biology.catalogue import load_catalogue
 from ilsim.biology.cell_types import load_cell_types
 from ilsim.errors import IlsimError, ModelError, Problem
+from ilsim.limits import MAX_RHS_EVALUATIONS
 from ilsim.report import text
 from ilsim.report.safe_text import console, plain
 
@@ -115,6 +116,9 @@ def run(
     fault: Annotated[list[str], typer.Option(help="apply a fault the model declares: MODE[:SEVERITY 0..1]")] = [],  # noqa: B006
     dose: Annotated[list[str], typer.Option(help="add a dose: DRUG:ROUTE:AMOUNT UNITS[:every=8,count=14,...]")] = [],  # noqa: B006
     allow_high_dose: Annotated[bool, typer.Option(help="accept doses above 100x the labelled dose")] = False,
+    max_rhs_evaluations: Annotated[int, typer.Option(help="stop a run after this many right-hand-side evaluations "
+                                                          "(docs/limits.md)")] = MAX_RHS_EVALUATIONS,
+    max_wall: Annotated[float | None, typer.Option(help="stop a run after this many seconds of integration")] = None,
 ) -> None:
     """Simulate a model and write results.nc, results.csv, summary.json, figures and report.html."""
     from ilsim import api  # lazy: heavy (SciPy, xarray)
@@ -122,7 +126,8 @@ def run(
     try:
         ds, summary = api.run(model, out_dir, report=report, t_end=t_end, points=points, method=method,
                               rtol=rtol, atol=atol, parameters=_parse_sets(set_), faults=_parse_faults(fault),
-                              doses=_parse_doses(dose), allow_high_dose=allow_high_dose)
+                              doses=_parse_doses(dose), allow_high_dose=allow_high_dose,
+                              max_rhs_evaluations=max_rhs_evaluations, max_wall_s=max_wall)
     except IlsimError as exc:
         _fail(exc)
         return

@@ -6,6 +6,8 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ilsim.limits import MAX_MESSAGE, excerpt
+
 
 def closest(name: str, known: Iterable[str]) -> str | None:
     """The known name nearest to a misspelt one, or None when nothing is close."""
@@ -35,8 +37,11 @@ class Problem:
     source: str | None = None
 
     def __str__(self) -> str:
-        where = ": ".join(part for part in (self.source, self.field) if part)
-        return f"{where}: {self.message}" if where else self.message
+        # a bounded message whatever the input: quoted user text is shortened where it is quoted, and this
+        # catches any place that quotes it whole (a huge value echoed back would flood the terminal)
+        where = ": ".join(excerpt(part, MAX_MESSAGE) for part in (self.source, self.field) if part)
+        message = excerpt(self.message, MAX_MESSAGE)
+        return f"{where}: {message}" if where else message
 
 
 class IlsimError(Exception):

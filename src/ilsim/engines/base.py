@@ -20,6 +20,7 @@ import numpy as np
 
 from ilsim.engines.tableaux import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, NON_FINITE, OK, STEP_UNDERFLOW
 from ilsim.errors import IlsimError
+from ilsim.limits import run_settings_problem
 
 SOLVER_FAILED = 6  # an engine's own solver gave up (SciPy: the message says why)
 STATUS = {
@@ -123,11 +124,12 @@ def check_parameters(model, P) -> np.ndarray:
 
 
 def check_tolerances(rtol: float, atol: float) -> tuple[float, float]:
-    """Tolerances as numbers; IlsimError naming what is wrong (every engine)."""
+    """Tolerances as numbers within the ranges of docs/limits.md; IlsimError naming what is wrong (every engine)."""
     try:
         rtol, atol = float(rtol), float(atol)
     except (TypeError, ValueError):
         raise IlsimError(f"tolerances must be numbers, got rtol = {rtol!r}, atol = {atol!r}") from None
-    if not (0 < rtol < 1) or not (atol > 0) or not np.isfinite(atol):
-        raise IlsimError(f"tolerances must satisfy 0 < rtol < 1 and atol > 0, got rtol = {rtol:g}, atol = {atol:g}")
+    problem = run_settings_problem(rtol, atol)
+    if problem:
+        raise IlsimError(problem)
     return rtol, atol

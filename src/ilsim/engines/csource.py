@@ -54,7 +54,7 @@ from ilsim.engines.batch.engine import check_inputs, check_settings
 from ilsim.errors import IlsimError
 from ilsim.model import analysis
 from ilsim.model import expressions as ex
-from ilsim.model.compile import STATE, CompiledModel, cache_dir, jacobian_entries
+from ilsim.model.compile import STATE, CompiledModel, jacobian_entries, trusted_cache_dir
 
 MAX_CASCADE = tableaux.MAX_CASCADE  # firings at one instant before a cascade counts as endless (every engine)
 # RODAS keeps one species x species matrix per patient (thread): 8 KiB at 32 species. A GPU reserves a thread's
@@ -988,13 +988,12 @@ def _accepts(compiler: str, flag: str) -> bool:
 
 
 def _build(compiler: str, flags: list[str], source: str, name: str) -> Path:
-    folder = cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:  # read-only home
-        folder = Path(tempfile.mkdtemp(prefix="ilsim-"))
-    library = folder / f"{name}.so"
-    if library.exists():
+    """The shared library of a kernel source, built once into the kernel cache. A library found there is used
+    only with the SHA-256 recorded when it was built (beside it, in the private cache folder): a file that
+    merely carries the name is built again."""
+    folder = trusted_cache_dir()
+    library, record = folder / f"{name}.so", folder / f"{name}.so.sha256"
+    if library.exists() and record.exists() and record.read_text().strip() == _digest(library):
         return library
     src = folder / f"{name}.{os.getpid()}.c"
     tmp = folder / f"{name}.{os.getpid()}.so"
@@ -1002,6 +1001,13 @@ def _build(compiler: str, flags: list[str], source: str, name: str) -> Path:
     done = subprocess.run([compiler, *flags, str(src), "-o", str(tmp), "-lm"], capture_output=True, text=True)
     if done.returncode != 0:
         raise IlsimError(f"the C compiler could not build the kernel ({src}):\n{done.stderr[-2000:]}")
+    record_tmp = folder / f"{name}.{os.getpid()}.sha256"
+    record_tmp.write_text(_digest(tmp))
     os.replace(tmp, library)
+    os.replace(record_tmp, record)
     src.unlink(missing_ok=True)
     return library
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -11,8 +11,10 @@ derivative that cannot push them below zero; tiny solver overshoots are clipped 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -22,9 +24,11 @@ from scipy.integrate import odeint, solve_ivp
 from ilsim.engines.base import SOLVER_FAILED, Engine, EngineResult, check_parameters, check_times, check_tolerances
 from ilsim.engines.tableaux import BAD_INITIAL, MAX_CASCADE
 from ilsim.errors import IlsimError, SimulationError, did_you_mean
+from ilsim.limits import MAX_RHS_EVALUATIONS
 from ilsim.model import analysis
 from ilsim.model import expressions as ex
 from ilsim.model.compile import STATE, CompiledModel
+from ilsim.model.switches import state_switches
 
 METHODS = ("LSODA", "BDF", "Radau", "RK45", "DOP853")
 IMPLICIT = {"LSODA", "BDF", "Radau"}
@@ -51,14 +55,17 @@ class OdeEngine(Engine):
     supports = {"events": True, "stochastic": False, "spatial": False, "batch": False, "stiff": True,
                 "parameter_trajectories": True, "event_log": True}
 
-    def __init__(self, method: str = "LSODA", rtol: float = 1e-6, atol: float = 1e-9):
+    def __init__(self, method: str = "LSODA", rtol: float = 1e-6, atol: float = 1e-9,
+                 max_rhs_evaluations: int = MAX_RHS_EVALUATIONS, max_wall_s: float | None = None):
         if method not in METHODS:
             raise IlsimError(f"unknown method '{method}'{did_you_mean(method, METHODS)}; choose one of {', '.join(METHODS)}")
         self.method = method
         self.rtol, self.atol = check_tolerances(rtol, atol)
+        self.max_rhs_evaluations, self.max_wall_s = check_budget(max_rhs_evaluations, max_wall_s)
 
     def settings(self) -> dict:
-        return {"method": self.method, "rtol": self.rtol, "atol": self.atol}
+        return {"method": self.method, "rtol": self.rtol, "atol": self.atol,
+                "max_rhs_evaluations": self.max_rhs_evaluations, "max_wall_s": self.max_wall_s}
 
     def solve(self, model: CompiledModel, t_eval, P, *, record_parameters: bool = False,
               log_events: int = 0) -> EngineResult:
@@ -91,6 +98,15 @@ class OdeEngine(Engine):
                             event_log=logs if log_events else None, messages=messages)
 
     def run(self, model: CompiledModel, t_eval: np.ndarray, p: np.ndarray) -> Trajectory:
+        """Integrate over the output times ``t_eval``; SimulationError when the solver fails or the run
+        exceeds its budget (``max_rhs_evaluations`` right-hand sides, ``max_wall_s`` seconds)."""
+        budget = _Budget(self.max_rhs_evaluations, self.max_wall_s)
+        try:
+            return self._run(model, t_eval, p, budget)
+        except _OverBudget as over:
+            raise self._over_budget(model, over, float(np.asarray(t_eval, dtype=float)[-1]), p) from None
+
+    def _run(self, model: CompiledModel, t_eval: np.ndarray, p: np.ndarray, budget: _Budget) -> Trajectory:
         t_eval = np.asarray(t_eval, dtype=float)
         p = np.array(p, dtype=float)
         ns, npar, n = len(model.species), len(model.parameters), len(t_eval)
@@ -186,22 +202,23 @@ class OdeEngine(Engine):
                 break
             t_stop = timed[k_timed][0] if k_timed < len(timed) else t_end
             if switches:  # a rate that switches at a known time: the segment ends there, as at an event
-                values = {**dict(zip(model.parameters, map(float, p))), **model.derived_values(p)}
+                values = {ex.TIME: t, **dict(zip(model.parameters, map(float, p)))}
                 later = [v for v in (float(ex.evaluate(tree, values)) for tree in switches) if t < v < t_stop]
                 t_stop = min(later, default=t_stop)
             upto = int(np.searchsorted(t_eval, t_stop, side="left"))  # grid points strictly before t_stop
             grid = t_eval[k_grid:upto]
             stats["segments"] += 1
             if stats["segments"] > MAX_EVENTS:
-                raise SimulationError(f"more than {MAX_EVENTS} restarts by t = {t:g}: an event fires endlessly")
+                raise SimulationError(f"more than {MAX_EVENTS} restarts by t = {t:g} (events, and switches of time "
+                                      "functions such as floor(t)): an event fires endlessly or a drive switches too often")
             if not cond_events and self.method == "LSODA":
-                ys = self._odeint(model, t, t_stop, grid, y, p)
+                ys = self._odeint(model, t, t_stop, grid, y, p, budget)
                 record(np.arange(k_grid, upto), ys[1:-1])
                 k_grid, t, y = upto, t_stop, self._clip(model, ys[-1])
                 continue
             fns = [_RootFunction(roots[slot], p, 0.0 if armed[slot] else band[slot], 1.0 if armed[slot] else -1.0)
                    for slot in range(len(cond_events))]
-            sol = self._solve_ivp(model, t, t_stop, np.append(grid, t_stop), y, p, fns)
+            sol = self._solve_ivp(model, t, t_stop, np.append(grid, t_stop), y, p, fns, budget)
             hit = [(te[0], slot) for slot, te in enumerate(sol.t_events or []) if len(te)]
             if hit:
                 t_hit, slot = min(hit)
@@ -234,49 +251,51 @@ class OdeEngine(Engine):
     def _jac(self, model: CompiledModel):
         return model.jacobian if self.method in IMPLICIT else None
 
-    def _odeint(self, model, t0, t1, grid, y0, p) -> np.ndarray:
+    def _odeint(self, model, t0, t1, grid, y0, p, budget: _Budget) -> np.ndarray:
         times = np.concatenate(([t0], grid, [t1]))
         with _quiet_fortran(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the failure is reported below, with time and variables
             ys, info = odeint(
-                model.kernels["rhs"], y0, times, args=(p,), Dfun=self._jac(model), rtol=self.rtol,
-                atol=self.atol, mxstep=1_000_000, full_output=True,
+                budget.counted(model.kernels["rhs"], t0, t1), y0, times, args=(p,), Dfun=self._jac(model),
+                rtol=self.rtol, atol=self.atol, mxstep=1_000_000, full_output=True,
+                tcrit=[t1],  # no step past the segment's end, where a rate may switch
             )
         if info["message"] != "Integration successful." or not np.isfinite(ys).all():
             # odeint's failure report is coarse (its times are only valid up to the last output):
             # redo the segment step by step, which either names the failing time and variables
             # precisely or, if only odeint's driver was at fault, completes the segment.
-            sol = self._solve_ivp(model, t0, t1, np.append(grid, t1), y0, p, [], method="LSODA")
+            sol = self._solve_ivp(model, t0, t1, np.append(grid, t1), y0, p, [], budget, method="LSODA")
             return np.vstack([y0, sol.y.T])
         return ys
 
-    def _solve_ivp(self, model, t0, t1, grid, y0, p, events, method: str | None = None):
+    def _solve_ivp(self, model, t0, t1, grid, y0, p, events, budget: _Budget, method: str | None = None):
         method = method or self.method
-        rhs = model.kernels["rhs"]
         kwargs = {}
         if method in IMPLICIT:
-            kwargs["jac"] = lambda t, y: model.jacobian(y, t, p)
+            kwargs["jac"] = lambda t, y: model.jacobian(y, _inside(t, t0, t1), p)
 
-        def f(t, y):
-            dy = rhs(y, t, p)
-            if not np.isfinite(dy).all():  # stop here: some solvers loop forever on inf/NaN
-                raise _NonFinite(t, np.array(y))
-            return dy
+        def solve(t_eval, budget: _Budget):
+            rhs = budget.counted(model.kernels["rhs"], t0, t1)
 
-        def solve(t_eval):
+            def f(t, y):
+                dy = rhs(y, t, p)
+                if not np.isfinite(dy).all():  # stop here: some solvers loop forever on inf/NaN
+                    raise _NonFinite(t, np.array(y))
+                return dy
+
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # overflow near a blow-up: reported below
                 return solve_ivp(f, (t0, t1), y0, method=method, t_eval=t_eval, events=events or None,
                                  rtol=self.rtol, atol=self.atol, **kwargs)
 
         try:
-            sol = solve(grid)
+            sol = solve(grid, budget)
         except _NonFinite as stop:
             raise _failure(model, stop.t, stop.y, p, "a rate became infinite or NaN") from None
         ys = np.asarray(sol.y, dtype=float).reshape(len(y0), -1)
         if sol.status == -1 or not np.isfinite(ys).all():
             try:
-                failed = solve(None)  # again without output times, to learn where it stopped
+                failed = solve(None, budget.again())  # again without output times, to learn where it stopped
             except _NonFinite as stop:
                 raise _failure(model, stop.t, stop.y, p, sol.message) from None
             fy = np.asarray(failed.y, dtype=float).reshape(len(y0), -1)
@@ -287,6 +306,22 @@ class OdeEngine(Engine):
             raise _failure(model, t_fail, y_last, p, failed.message if failed.status == -1 else sol.message)
         sol.y = ys
         return sol
+
+    def _over_budget(self, model: CompiledModel, over: _OverBudget, t_end: float, p: np.ndarray) -> SimulationError:
+        """The budget is spent: say where, and what probably made the steps so small."""
+        message = f"the run used up its budget of {over.what} before reaching t = {t_end:g}"
+        fast = _fastest_decay(model, over.t, over.y, p)
+        steps = fast * max(t_end - over.t, 0.0) / 3.3  # an explicit method's steps stay below about 3.3 / rate
+        if self.method not in IMPLICIT and steps > self.max_rhs_evaluations / 12:
+            message += (f"; the system is stiff (a mode decays at rate {fast:.3g}, so {self.method} needs more than "
+                        f"{steps:.2g} steps to finish): use a stiff method (--method BDF, Radau or LSODA)")
+        thresholds = state_switches(model)
+        if thresholds:
+            message += (f"; a rate switches with the state at {', '.join(repr(c) for c in thresholds[:3])}: where the "
+                        "switch pushes the state back across its threshold, every method chatters with tiny steps "
+                        "(write the switch as a condition event, or smooth it)")
+        message += "; a larger budget: --max-rhs-evaluations N, --max-wall SECONDS (max_rhs_evaluations=, max_wall_s=)"
+        return _failure(model, over.t, over.y, p, message)
 
     def _dead_band(self, model: CompiledModel, condition: ex.Expr, t: float, y: np.ndarray, p: np.ndarray) -> float:
         """How far below zero a root function must go before its condition counts as false again: the
@@ -300,6 +335,69 @@ class OdeEngine(Engine):
         y = np.array(y, dtype=float)
         y[model.nonnegative] = np.maximum(y[model.nonnegative], 0.0)
         return y
+
+
+def check_budget(max_rhs_evaluations, max_wall_s) -> tuple[int, float | None]:
+    """A run's budget as numbers; IlsimError naming what is wrong."""
+    try:
+        evaluations = int(max_rhs_evaluations)
+        wall = None if max_wall_s is None else float(max_wall_s)
+    except (TypeError, ValueError):
+        raise IlsimError(f"max_rhs_evaluations must be a whole number and max_wall_s a number of seconds, got "
+                         f"{max_rhs_evaluations!r} and {max_wall_s!r}") from None
+    if evaluations < 1:
+        raise IlsimError(f"max_rhs_evaluations must be at least 1, got {evaluations}")
+    if wall is not None and not (wall > 0 and math.isfinite(wall)):
+        raise IlsimError(f"max_wall_s must be a positive number of seconds, got {wall:g}")
+    return evaluations, wall
+
+
+class _OverBudget(Exception):
+    def __init__(self, t: float, y: np.ndarray, what: str):
+        self.t, self.y, self.what = float(t), np.array(y, dtype=float), what
+
+
+class _Budget:
+    """Right-hand-side evaluations and wall-clock time left to one run, charged on every evaluation.
+
+    No SciPy solver has a limit for a whole run (odeint's mxstep is per output interval, solve_ivp has
+    none), so a chattering or stiff system could step for hours: the count stops it wherever it is.
+    """
+
+    def __init__(self, max_rhs_evaluations: int, max_wall_s: float | None):
+        self.max_rhs_evaluations, self.max_wall_s = max_rhs_evaluations, max_wall_s
+        self.used = 0
+        self.deadline = None if max_wall_s is None else time.monotonic() + max_wall_s
+
+    def again(self) -> _Budget:
+        """A fresh budget of the same size (to repeat a failed segment only to learn where it failed)."""
+        return _Budget(self.max_rhs_evaluations, self.max_wall_s)
+
+    def counted(self, rhs, t0: float, t1: float):
+        """``rhs(y, t, p)`` charged to this budget, with t kept strictly inside (t0, t1) (one rounding step in
+        from each end): a rate that jumps at a segment's end (floor(t), 't >= t_on') is read on the
+        segment's side, as everywhere inside it."""
+        lo, hi = _interior(t0, t1)
+
+        def f(y, t, p):
+            self.used += 1
+            if self.used > self.max_rhs_evaluations:
+                raise _OverBudget(t, y, f"{self.max_rhs_evaluations:,} right-hand-side evaluations (max_rhs_evaluations)")
+            if self.deadline is not None and self.used % 64 == 0 and time.monotonic() > self.deadline:
+                raise _OverBudget(t, y, f"{self.max_wall_s:g} s of wall-clock time (max_wall_s)")
+            return rhs(y, min(max(t, lo), hi), p)
+
+        return f
+
+
+def _interior(t0: float, t1: float) -> tuple[float, float]:
+    lo, hi = math.nextafter(t0, t1), math.nextafter(t1, t0)
+    return (lo, hi) if lo <= hi else (t0, t1)
+
+
+def _inside(t: float, t0: float, t1: float) -> float:
+    lo, hi = _interior(t0, t1)
+    return min(max(t, lo), hi)
 
 
 class _NonFinite(Exception):
@@ -331,6 +429,17 @@ class _RootFunction:
             del self.seen[next(iter(self.seen))]
         self.seen[t] = value
         return value
+
+
+def _fastest_decay(model: CompiledModel, t: float, y: np.ndarray, p: np.ndarray) -> float:
+    """The largest decay rate (-Re of the Jacobian's eigenvalues) at a state: what limits explicit steps."""
+    try:
+        with np.errstate(all="ignore"):
+            eigenvalues = np.linalg.eigvals(np.asarray(model.jacobian(np.asarray(y, float), t, p), dtype=float))
+    except (np.linalg.LinAlgError, ValueError):  # a non-finite Jacobian: no estimate
+        return 0.0
+    decay = -eigenvalues.real[np.isfinite(eigenvalues)]
+    return float(decay.max()) if decay.size and decay.max() > 0 else 0.0
 
 
 def _failure(model: CompiledModel, t: float, y: np.ndarray, p: np.ndarray, message: str) -> SimulationError:

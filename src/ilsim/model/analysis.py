@@ -5,7 +5,7 @@ The SciPy engine (``engines/ode.py``), the numba batch engine (``engines/batch``
 fired condition must fall before it re-arms, which conditions a jump re-tests, in what order timed events
 fire) are stated once:
 
-- ``time_switches``: the times at which a rate or observable switches (t compared with parameters);
+- ``time_switches``: the moments a rate or observable switches in time (t comparisons, floor/ceil, abs, min/max);
 - ``condition_scale``: the size of what a condition compares, as an expression tree, for its re-arm band
   rtol * scale + atol;
 - ``touches``: for each event and each condition event, whether the event's jumps can change that condition;
@@ -20,30 +20,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ilsim.model import expressions as ex
+from ilsim.model import switches
 
 if TYPE_CHECKING:
     from ilsim.model.compile import CompiledModel
 
 
 def time_switches(model: CompiledModel) -> list[ex.Expr]:
-    """The times at which a rate or observable switches, as trees over parameters: the other side of each
-    comparison of t with an expression of parameters ('t >= t_dose + duration' in a piecewise infusion).
-    An integrator with long steps could step over such a switch; every engine stops there instead."""
-    fixed = {*model.parameters, *(name for name, _ in model.derived)}
-    out: list[ex.Expr] = []
-
-    def walk(node: ex.Expr) -> None:
-        if isinstance(node, ex.Compare):
-            for this, other in ((node.left, node.right), (node.right, node.left)):
-                if this == ex.Name(ex.TIME) and other.names() <= fixed and other not in out:
-                    out.append(other)
-        for child in ex.children(node):
-            walk(child)
-
-    for tree in (*model.rate_trees, *model.observable_trees):
-        if tree is not None:
-            walk(tree)
-    return out
+    """The moments a rate or observable switches in time, as trees over t and the parameters: evaluated at the
+    start t of a segment, each value later than t is a switch ahead (``ilsim.model.switches``)."""
+    return switches.time_switches(model)
 
 
 def condition_scale(node: ex.Expr) -> ex.Expr:

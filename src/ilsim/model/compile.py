@@ -8,6 +8,7 @@ run of a model start fast. Observables are generated as vectorised NumPy code ov
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -612,12 +613,64 @@ def cache_dir() -> Path:
     return Path(root) / "kernels"
 
 
+def trusted_cache_dir() -> Path:
+    """The kernel cache folder, created private; a private temporary folder instead when it cannot be written
+    or is not safe to run code from (owned by someone else, or writable by others, who could plant a kernel)."""
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if hasattr(os, "getuid") and folder.stat().st_uid == os.getuid() and folder.stat().st_mode & 0o022:
+            folder.chmod(folder.stat().st_mode & ~0o022)  # ours, left open by a umask: close it
+        if _owned_privately(folder):
+            return folder
+    except OSError:  # a read-only home
+        pass
+    return _private_folder()
+
+
+@functools.lru_cache(maxsize=1)
+def _private_folder() -> Path:
+
+    return Path(tempfile.mkdtemp(prefix="ilsim-"))
+
+
+def _owned_privately(path: Path) -> bool:
+    """Owned by this user and writable by no one else (POSIX; elsewhere the folder's own rights apply)."""
+    if not hasattr(os, "getuid"):
+        return True
+    info = path.stat()
+    return info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
+_HEADER = "# ilsim kernel, sha256 of the lines below: "
+
+
+def _signed(source: str) -> str:
+    return f"{_HEADER}{hashlib.sha256(source.encode()).hexdigest()}\n{source}"
+
+
+def _verified(path: Path, source: str | None = None) -> bool:
+    """Whether a cached kernel file is intact: its first line carries the SHA-256 of the rest, the rest is
+    ``source`` when that is known, and the file is this user's alone. A file that fails is regenerated, never
+    imported: the cache must not run whatever file happens to carry a kernel's name."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        if not _owned_privately(path):
+            return False
+    except (OSError, UnicodeDecodeError):
+        return False
+    first, _, rest = text.partition("\n")
+    digest = first.removeprefix(_HEADER)
+    return (first.startswith(_HEADER) and hashlib.sha256(rest.encode()).hexdigest() == digest
+            and (source is None or rest == source))
+
+
 def _import_cached(name: str):
-    """A generated module already written by an earlier process, or None."""
+    """A generated module already written (intact) by an earlier process, or None."""
     if name in sys.modules:
         return sys.modules[name]
-    path = cache_dir() / f"{name}.py"
-    return _load_module(name, path) if path.exists() else None
+    path = trusted_cache_dir() / f"{name}.py"
+    return _load_module(name, path) if path.exists() and _verified(path) else None
 
 
 def _load_module(name: str, path: Path):
@@ -633,20 +686,20 @@ def _load_module(name: str, path: Path):
 
 
 def _import_generated(source: str, jit: bool, name: str | None = None):
-    """Import generated kernel source from a file named by its hash (numba caches per file)."""
+    """Import generated kernel source from a file named by its hash (numba caches per file); a file of that
+    name whose content is not this source (tampered with, truncated) is written again first."""
     source = f"JIT = {bool(jit)}\n" + source
     name = name or f"ilsim_kernel_{hashlib.sha256(source.encode()).hexdigest()[:24]}"
     if name in sys.modules:
         return sys.modules[name]
-    folder = cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{name}.py"
-        if not path.exists():
+    path = trusted_cache_dir() / f"{name}.py"
+    if not _verified(path, source):
+        try:
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(source)
+            tmp.write_text(_signed(source))
+            tmp.chmod(0o644)
             os.replace(tmp, path)
-    except OSError:  # read-only home: fall back to a private temporary folder
-        path = Path(tempfile.mkdtemp(prefix="ilsim-")) / f"{name}.py"
-        path.write_text(source)
+        except OSError:  # the folder became unwritable: a private temporary one
+            path = _private_folder() / f"{name}.py"
+            path.write_text(_signed(source))
     return _load_module(name, path)

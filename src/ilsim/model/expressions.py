@@ -16,6 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from ilsim.errors import ExpressionError, did_you_mean
+from ilsim.limits import excerpt
 
 # name -> (min args, max args); max None means any number
 FUNCTIONS: dict[str, tuple[int, int | None]] = {
@@ -205,12 +206,12 @@ def parse(text: str | float | int) -> Expr:
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
-        raise ExpressionError(f"invalid expression '{text}': syntax error at column {exc.offset}") from None
+        raise ExpressionError(f"invalid expression '{excerpt(text)}': syntax error at column {exc.offset}") from None
     return _convert(tree.body, text)
 
 
 def _refuse(node: ast.AST, text: str, what: str) -> ExpressionError:
-    return ExpressionError(f"invalid expression '{text}': {what} is not allowed in an expression")
+    return ExpressionError(f"invalid expression '{excerpt(text)}': {what} is not allowed in an expression")
 
 
 def _convert(node: ast.AST, text: str) -> Expr:
@@ -239,7 +240,7 @@ def _convert(node: ast.AST, text: str) -> Expr:
             raise _refuse(node, text, f"the operator {type(node.op).__name__}")
         left, right = _convert(node.left, text), _convert(node.right, text)
         if op == "/" and isinstance(right, Num) and right.value == 0.0:
-            raise ExpressionError(f"invalid expression '{text}': division by zero")
+            raise ExpressionError(f"invalid expression '{excerpt(text)}': division by zero")
         return BinOp(op, left, right)
     if isinstance(node, ast.Compare):
         parts = [_convert(node.left, text)] + [_convert(c, text) for c in node.comparators]
@@ -263,7 +264,7 @@ def _convert(node: ast.AST, text: str) -> Expr:
         name = node.func.id
         if name not in FUNCTIONS:
             raise ExpressionError(
-                f"invalid expression '{text}': unknown function '{name}'{did_you_mean(name, FUNCTIONS)}"
+                f"invalid expression '{excerpt(text)}': unknown function '{name}'{did_you_mean(name, FUNCTIONS)}"
                 f"; known functions: {', '.join(sorted(FUNCTIONS))}"
             )
         if node.keywords:
@@ -272,10 +273,10 @@ def _convert(node: ast.AST, text: str) -> Expr:
         lo, hi = FUNCTIONS[name]
         if len(args) < lo or (hi is not None and len(args) > hi):
             want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
-            raise ExpressionError(f"invalid expression '{text}': {name}() takes {want} arguments, got {len(args)}")
+            raise ExpressionError(f"invalid expression '{excerpt(text)}': {name}() takes {want} arguments, got {len(args)}")
         if name == "piecewise" and len(args) % 2 == 0:
             raise ExpressionError(
-                f"invalid expression '{text}': piecewise(value1, condition1, ..., otherwise) needs an odd number "
+                f"invalid expression '{excerpt(text)}': piecewise(value1, condition1, ..., otherwise) needs an odd number "
                 "of arguments (the last is the value when no condition holds)"
             )
         return Call(name, args)

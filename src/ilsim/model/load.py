@@ -8,13 +8,24 @@ import yaml
 from pydantic import ValidationError
 
 from ilsim.errors import ModelError, Problem
+from ilsim.limits import MAX_YAML_NODES
 from ilsim.model.problems import _allowed_fields, field_path  # noqa: F401 - moved there; importable from here as before
 from ilsim.model.problems import problems_from_validation as _problems
 from ilsim.model.spec import ModelSpec
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader (no Python objects) that refuses a key given twice in one mapping."""
+    """SafeLoader (no Python objects) that refuses a key given twice in one mapping, and a document larger
+    than MAX_YAML_NODES nodes once its aliases are expanded: nine aliases of nine aliases of ... make a 1 KB
+    file into a billion nodes (and its error messages into hundreds of megabytes)."""
+
+    def construct_document(self, node):
+        size = _expanded_size(node, {})
+        if size > MAX_YAML_NODES:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the document expands to more than {MAX_YAML_NODES:,} values through its aliases (*name); "
+                "write the entries out or use fewer aliases", node.start_mark)
+        return super().construct_document(node)
 
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
@@ -31,6 +42,23 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def problems_from_validation(exc: ValidationError, source: str | None, root=None) -> list[Problem]:
     """Pydantic errors as Problems with field paths; ``root`` is the schema validated (for hints), a model file by default."""
     return _problems(exc, source, root or ModelSpec)
+
+
+def _expanded_size(node, sizes: dict[int, int]) -> int:
+    """Values in a composed YAML node once every alias is copied out (aliases are shared nodes: memoised by
+    identity, so this costs one visit per distinct node; loops are counted once)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    sizes[key] = 1  # a recursive alias (a node inside itself) counts once
+    if isinstance(node, yaml.MappingNode):
+        total = 1 + sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        total = 1 + sum(_expanded_size(item, sizes) for item in node.value)
+    else:
+        total = 1
+    sizes[key] = min(total, MAX_YAML_NODES + 1)
+    return sizes[key]
 
 
 def spec_from_dict(data, source: str | None = None) -> ModelSpec:
@@ -57,6 +85,8 @@ def read_yaml(path: str | Path, what: str = "model file"):
         raise ModelError([Problem("", f"cannot read the file as UTF-8 text ({exc.__class__.__name__})", source)]) from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ModelError([Problem("", "malformed YAML: collections nested too deeply", source)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ValidationError
 
 from ilsim.errors import Problem, did_you_mean
+from ilsim.limits import MAX_EXCERPT, excerpt
 
 
 def field_path(loc: tuple) -> str:
@@ -37,11 +38,11 @@ def problems_from_validation(exc: ValidationError, source: str | None, root=None
             allowed = _allowed_fields(parent_loc, root)
             msg = f"unknown field '{field}'{did_you_mean(field, allowed)}"
         elif kind in ("float_parsing", "float_type", "int_parsing", "int_type"):
-            msg = f"expected a number, got {err['input']!r}"
+            msg = f"expected a number, got {excerpt(repr(err['input']))}"
         elif kind == "literal_error":
             expected = (err.get("ctx") or {}).get("expected", "")
             allowed = expected.replace("'", "").replace(" or ", ", ").split(", ")
-            msg = (f"got {err['input']!r}{did_you_mean(str(err['input']), allowed)}; "
+            msg = (f"got {excerpt(repr(err['input']))}{did_you_mean(str(err['input'])[:MAX_EXCERPT], allowed)}; "
                    f"{err['msg'].replace('Input should be', 'expected')}")
         else:
             msg = err["msg"].removeprefix("Value error, ")

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ilsim.errors import ModelError
+from ilsim.limits import run_settings_problem
 from ilsim.model.base import Reference, _check_expression_type, _check_name, _Strict
 from ilsim.model.problems import problems_from_validation
 
@@ -199,15 +200,17 @@ class SimulationDefaults(_Strict):
     @field_validator("t_end")
     @classmethod
     def _positive(cls, v):
-        if not v > 0:
-            raise ValueError(f"t_end must be positive, got {v}")
+        problem = run_settings_problem(t_end=v)
+        if problem:
+            raise ValueError(problem)
         return v
 
     @field_validator("rtol", "atol")
     @classmethod
-    def _tolerance(cls, v):
-        if not (0 < v < 1):
-            raise ValueError(f"tolerances must be between 0 and 1, got {v}")
+    def _tolerance(cls, v, info):
+        problem = run_settings_problem(**{info.field_name: v})
+        if problem or not v < 1:
+            raise ValueError(problem or f"tolerances must be below 1, got {v}")
         return v
 
     @field_validator("points")

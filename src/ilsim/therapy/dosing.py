@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from ilsim.errors import ModelError, Problem, did_you_mean
+from ilsim.limits import MAX_DOSES
 from ilsim.model import expressions as ex
 from ilsim.model.sections.dosing import (  # the schema lives with the model's; re-exported for existing imports
     BOOKKEEPING,
@@ -136,6 +137,10 @@ def expand(spec, allow_high_dose: bool = False):
         processes.append(Process(name=f"{d} infusion", rate=f"{d}_infusion_rate", produces={central: 1}))
         observables.append(Observable(name=d, expression=f"{central}/{_p(pk.volume)}", units=f"{units}/L", group="drugs",
                                       description=f"{d} concentration in the central compartment"))
+    total = sum(dose.number() for dose in spec.doses)
+    if total > MAX_DOSES:  # before any is expanded: each dose becomes an event of a few kilobytes
+        raise ModelError([Problem("doses", f"the schedules give {total:,} doses in all; a model is limited to "
+                                           f"{MAX_DOSES:,} (each dose becomes an event)", None)])
     names = {p.name for p in params}
     values = {p.name: p.value for p in params}  # for the labelled-dose check, per patient
     for k, dose in enumerate(spec.doses):

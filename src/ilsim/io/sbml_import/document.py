@@ -1,12 +1,21 @@
-"""Reading an SBML file with libsbml: not XML, not SBML, inconsistent or using packages -> a ModelError."""
+"""Reading an SBML file with libsbml: not XML, not SBML, inconsistent or using packages -> a ModelError.
+
+libsbml is C++: a crafted file can crash it (MathML nested some thousands deep overflows its stack and kills
+the process), and no Python code runs after that. So the file is first read by Python's streaming XML parser
+(expat, one chunk at a time, no tree kept), which refuses what no SBML model needs: nesting deeper than
+MAX_XML_DEPTH, more than MAX_XML_BYTES, and document type declarations (entities can expand a small file into
+gigabytes). Exceptions libsbml raises are reported as problems of the file, never as tracebacks.
+"""
 
 from __future__ import annotations
 
+import xml.parsers.expat
 from pathlib import Path
 
 import libsbml as sb
 
 from ilsim.errors import ModelError, Problem
+from ilsim.limits import MAX_XML_BYTES, MAX_XML_DEPTH
 
 # Packages that change what a model means: a model using one cannot be imported without it.
 # Layout and render only draw the network; fbc without 'required' only adds flux bounds for FBA.
@@ -25,6 +34,59 @@ def read_document(path: str | Path):
         raise ModelError([Problem("", "no such file", source)])
     if path.is_dir():
         raise ModelError([Problem("", "this is a folder, not an SBML file", source)])
+    precheck(path, source)
+    try:
+        return _read(path, source)
+    except ModelError:
+        raise
+    except Exception as exc:  # libsbml raising from C++ (e.g. SBMLConstructorException on a bad namespace)
+        raise ModelError([Problem("", f"libsbml could not read the file: {type(exc).__name__}: {exc}", source)]) from None
+
+
+def precheck(path: Path, source: str) -> None:
+    """Refuse, with a ModelError, an XML file that could crash or exhaust libsbml (see the module's text)."""
+    size = path.stat().st_size
+    if size > MAX_XML_BYTES:
+        raise ModelError([Problem("", f"the file is {size:,} bytes; SBML files are limited to {MAX_XML_BYTES:,}", source)])
+    parser = xml.parsers.expat.ParserCreate()
+    depth = 0
+
+    def start(name, attributes):
+        nonlocal depth
+        depth += 1
+        if depth > MAX_XML_DEPTH:
+            raise _Refused(f"elements are nested more than {MAX_XML_DEPTH} deep (at <{name[:40]}>); no SBML model "
+                           "needs that, and libsbml would crash on it")
+
+    def end(name):
+        nonlocal depth
+        depth -= 1
+
+    def doctype(*_):
+        raise _Refused("the file has a document type declaration (<!DOCTYPE>), which SBML does not use; its "
+                       "entities could expand without bound")
+
+    parser.StartElementHandler, parser.EndElementHandler = start, end
+    parser.StartDoctypeDeclHandler = doctype
+    parser.EntityDeclHandler = doctype
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 16):
+                parser.Parse(chunk, False)
+            parser.Parse(b"", True)
+    except _Refused as refused:
+        line = parser.CurrentLineNumber
+        raise ModelError([Problem(f"line {line}", str(refused), source)]) from None
+    except xml.parsers.expat.ExpatError as exc:
+        where = f"line {exc.lineno}" if exc.lineno else ""
+        raise ModelError([Problem(where, f"not valid XML: {xml.parsers.expat.ErrorString(exc.code)}", source)]) from None
+
+
+class _Refused(Exception):
+    pass
+
+
+def _read(path: Path, source: str):
     doc = sb.SBMLReader().readSBMLFromFile(str(path))
     problems = _errors(doc, source)
     if problems:

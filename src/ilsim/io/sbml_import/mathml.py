@@ -1,6 +1,8 @@
 """libsbml MathML ASTs -> ilsim expression trees, built node by node (no text from the file is evaluated).
 
-Function definitions are inlined (their arguments substituted); functions ilsim lacks are written
+Function definitions are inlined (their arguments substituted), up to MAX_EXPANDED_NODES nodes and
+MAX_EXPANDED_DEPTH levels per formula: a definition calling the previous one twice doubles the size at each
+level, so 29 such definitions in a 10 KB file would expand to a billion nodes. Functions ilsim lacks are written
 through ones it has (sec = 1/cos, arcsinh(x) = ln(x + sqrt(x^2 + 1)), ...). Anything without a
 meaning in a deterministic, delay-free simulation (csymbol delay, rateOf, the distributions) is refused
 with an UnsupportedSbml naming the element.
@@ -13,6 +15,7 @@ from collections.abc import Callable
 
 import libsbml as sb
 
+from ilsim.limits import MAX_EXPANDED_DEPTH, MAX_EXPANDED_NODES
 from ilsim.model import expressions as ex
 
 AVOGADRO = 6.02214179e23  # mol^-1, the value SBML Level 3 Version 1 fixes for its csymbol avogadro
@@ -114,9 +117,23 @@ class MathConverter:
         self._functions = functions  # id -> (argument names, body ASTNode)
 
     def convert(self, node, scope: dict[str, ex.Expr] | None = None) -> ex.Expr:
+        self._nodes_left, self._depth = MAX_EXPANDED_NODES, 0
         return self._convert(node, scope or {}, ())
 
     def _convert(self, node, scope: dict[str, ex.Expr], calling: tuple[str, ...]) -> ex.Expr:
+        self._nodes_left -= 1
+        self._depth += 1
+        try:
+            if self._nodes_left < 0 or self._depth > MAX_EXPANDED_DEPTH:
+                what = (f"more than {MAX_EXPANDED_NODES:,} nodes" if self._nodes_left < 0
+                        else f"more than {MAX_EXPANDED_DEPTH} levels deep")
+                raise UnsupportedSbml(f"the formula is {what} once its function definitions are inlined "
+                                      f"({' -> '.join(calling[:5]) or 'no function'}{' ...' if len(calling) > 5 else ''})")
+            return self._convert_node(node, scope, calling)
+        finally:
+            self._depth -= 1
+
+    def _convert_node(self, node, scope: dict[str, ex.Expr], calling: tuple[str, ...]) -> ex.Expr:
         def kids() -> list[ex.Expr]:
             return [self._convert(node.getChild(i), scope, calling) for i in range(node.getNumChildren())]
 

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ilsim.limits import MAX_DOSES
 from ilsim.model import expressions as ex
 from ilsim.model.base import _check_name, _Strict
 
@@ -119,7 +120,15 @@ class Dose(_Strict):
             raise ValueError("'count' above 1 needs 'every' (the interval between doses)")
         if self.cycles > 1 and not self.cycle_length:
             raise ValueError("'cycles' above 1 needs 'cycle_length'")
+        if self.number() > MAX_DOSES:
+            raise ValueError(f"the schedule gives {self.number():,} doses; a model is limited to {MAX_DOSES:,} "
+                             "(each dose becomes an event)")
         return self
+
+    def number(self) -> int:
+        """How many doses the schedule gives (without listing them)."""
+        per_cycle = len(self.at) if isinstance(self.at, list) else 1 if self.at is not None else self.count
+        return per_cycle * self.cycles
 
     def times(self) -> list[float]:
         if self.at is not None:
