@@ -109,16 +109,16 @@ def functions_source(model: CompiledModel, kernel: str, jacobian: str) -> str:
     src += [f"    k_{i} = p[{i}]" for i in range(npar)]
     src += [f"    out[{i}] = {code(tr)}" for i, tr in enumerate(model.initial_trees)] or ["    pass"]
 
-    src += ["", "", "@_c('holds')", "def holds(slot, t, y, p):", *unpack(conditions)]
-    for k, cond in enumerate(conditions):
-        src += [f"    if slot == {k}:", f"        return 1 if {code(cond)} else 0"]
-    src += ["    return 0"]
+    def by_slot(function: str, trees: list[ex.Expr], value, default: str) -> list[str]:
+        """``function(slot, t, y, p)``: ``value(tree)`` of the slot-th tree, ``default`` for any other slot."""
+        lines = ["", "", f"@_c('{function}')", f"def {function}(slot, t, y, p):", *unpack(trees)]
+        for k, tree in enumerate(trees):
+            lines += [f"    if slot == {k}:", f"        return {value(tree)}"]
+        return [*lines, f"    return {default}"]
 
+    src += by_slot("holds", conditions, lambda c: f"1 if {code(c)} else 0", "0")
     # the size of what each condition compares (|a| + |b| for 'a < b'), for its re-arm tolerance
-    src += ["", "", "@_c('scale')", "def scale(slot, t, y, p):", *unpack(conditions)]
-    for k, cond in enumerate(conditions):
-        src += [f"    if slot == {k}:", f"        return {condition_scale_code(cond, code)}"]
-    src += ["    return 1.0"]
+    src += by_slot("scale", conditions, lambda c: condition_scale_code(c, code), "1.0")
 
     # the times where a rate or observable switches (t compared with parameters): segments end there
     switches = time_switches(model)
@@ -132,14 +132,8 @@ def functions_source(model: CompiledModel, kernel: str, jacobian: str) -> str:
     # guards and action values, each distinct expression once (a dosing schedule repeats a few of them over
     # hundreds of events); which event uses which is data (``event_tables``), read by the integrator
     guards, values = distinct_event_expressions(model)
-    src += ["", "", "@_c('guard')", "def guard(slot, t, y, p):", *unpack(guards)]
-    for k, g in enumerate(guards):
-        src += [f"    if slot == {k}:", f"        return 1 if {code(g)} else 0"]
-    src += ["    return 1"]
-    src += ["", "", "@_c('value')", "def value(slot, t, y, p):", *unpack(values)]
-    for k, v in enumerate(values):
-        src += [f"    if slot == {k}:", f"        return {code(v)}"]
-    src += ["    return 0.0"]
+    src += by_slot("guard", guards, lambda g: f"1 if {code(g)} else 0", "1")
+    src += by_slot("value", values, code, "0.0")
     src += rhs_lanes_source(model) if not conditions else ["", "", "@_c('rhs_lanes')",
                                                            "def rhs_lanes(t, y, p, out):", "    pass"]
     return "\n".join(src) + "\n"
