@@ -477,48 +477,88 @@ _PRELUDE = (
 )
 
 
-def _build_kernels(m: CompiledModel) -> dict:
+def kernel_names(m: CompiledModel) -> dict[str, str]:
+    """Every user name as the positional name generated code uses (s_0, k_3, o_1, t)."""
     names = {n: f"s_{i}" for i, n in enumerate(m.species)}
     names.update({n: f"k_{i}" for i, n in enumerate(m.parameters)})
     names.update({n: f"o_{i}" for i, n in enumerate(m.observables)})
     names[ex.TIME] = "t"
+    return names
+
+
+def unpack_lines(m: CompiledModel, trees: list[ex.Expr], clip: bool) -> list[str]:
+    """Locals for the species and parameters the trees (and the observables) read, then every observable;
+    ``clip``: non-negative species read as max(y, 0), as the right-hand side does."""
+    names = kernel_names(m)
+    used = set().union(*(tr.names() for tr in trees)) if trees else set()
+    used |= set().union(*(tr.names() for tr in m.observable_trees)) if m.observables else set()
+    lines = []
+    for i, n in enumerate(m.species):
+        if n in used:
+            lines.append(f"    s_{i} = max(y[{i}], 0.0)" if clip and m.nonnegative[i] else f"    s_{i} = y[{i}]")
+    lines += [f"    k_{i} = p[{i}]" for i, n in enumerate(m.parameters) if n in used]
+    lines += [f"    o_{i} = {ex.to_code(tr, names, False)}" for i, tr in enumerate(m.observable_trees)]
+    return lines
+
+
+def rhs_lines(m: CompiledModel) -> list[str]:
+    """The body of ``rhs_into(y, t, p, out)``: dy/dt into out, rates read at max(y, 0) for non-negative species,
+    whose derivative is zeroed at zero when falling. Indexing only (y[i], p[i], out[i]), so the same text
+    serves NumPy arrays (the kernel here) and raw pointers (the batch engine's C-callable functions)."""
+    names = kernel_names(m)
+    lines = [*unpack_lines(m, list(m.rate_trees), clip=True),
+             *[f"    r_{j} = {ex.to_code(r, names, False)}" for j, r in enumerate(m.rate_trees)]]
+    for i in range(len(m.species)):
+        terms = [f"{float(m.stoichiometry[i, j])!r} * r_{j}" for j in range(len(m.rate_trees)) if m.stoichiometry[i, j]]
+        lines.append(f"    out[{i}] = {' + '.join(terms) if terms else '0.0'}")
+        if terms and m.nonnegative[i]:  # at zero a non-negative quantity cannot decrease further
+            lines.append(f"    if y[{i}] <= 0.0 and out[{i}] < 0.0:\n        out[{i}] = 0.0")
+    return lines
+
+
+def root_lines(m: CompiledModel, condition: ex.Expr) -> list[str]:
+    """The body of a condition's root function ``(t, y, p)``: positive while the condition holds."""
+    root = ex.root_function(condition)
+    return [*unpack_lines(m, [root], clip=False), f"    return {ex.to_code(root, kernel_names(m), False)}"]
+
+
+def jacobian_lines(m: CompiledModel, entries: tuple[tuple[int, int, ex.Expr], ...], flat: bool) -> list[str]:
+    """The body of ``jac_into(y, t, p, out)``: out[i, k] = d(dy_i/dt)/dy_k (``flat``: out[i * ns + k], for a
+    raw pointer), each piece repeated across entries computed once."""
+    ns = len(m.species)
+    lines = [f"    s_{i} = y[{i}]" for i in range(ns)]
+    lines += [f"    k_{i} = p[{i}]" for i in range(len(m.parameters))]
+    lines += [f"    for q in range({ns * ns}):", "        out[q] = 0.0"] if flat else ["    out[:, :] = 0.0"]
+    shared, trees = ex.common_subexpressions([tree for *_, tree in entries])  # each repeated piece once
+    names = {**kernel_names(m), **{name: name for name, _ in shared}}
+    lines += [f"    {name} = {ex.to_code(tree, names, False)}" for name, tree in shared]
+    lines += [f"    out[{i * ns + k if flat else f'{i}, {k}'}] = {ex.to_code(tree, names, False)}"
+              for (i, k, _), tree in zip(entries, trees)]
+    return lines
+
+
+def _build_kernels(m: CompiledModel) -> dict:
+    names = kernel_names(m)
     vec_names = {n: f"y[:, {i}]" for i, n in enumerate(m.species)}
     vec_names.update({n: f"p[{i}]" for i, n in enumerate(m.parameters)})
     vec_names.update({n: f"o_{i}" for i, n in enumerate(m.observables)})
     vec_names[ex.TIME] = "t"
     ns, nobs = len(m.species), len(m.observables)
 
-    def unpack(trees: list[ex.Expr], clip: bool) -> list[str]:
-        used = set().union(*(tr.names() for tr in trees)) if trees else set()
-        used |= set().union(*(tr.names() for tr in m.observable_trees)) if m.observables else set()
-        lines = []
-        for i, n in enumerate(m.species):
-            if n in used:
-                lines.append(f"    s_{i} = max(y[{i}], 0.0)" if clip and m.nonnegative[i] else f"    s_{i} = y[{i}]")
-        lines += [f"    k_{i} = p[{i}]" for i, n in enumerate(m.parameters) if n in used]
-        lines += [f"    o_{i} = {ex.to_code(tr, names, False)}" for i, tr in enumerate(m.observable_trees)]
-        return lines
-
     src = [
         *_PRELUDE,
-        "def rhs_into(y, t, p, out):",  # writes dy/dt into out: no allocation (the batch engine's inner loop)
-        *unpack(list(m.rate_trees), clip=True),
-        *[f"    r_{j} = {ex.to_code(r, names, False)}" for j, r in enumerate(m.rate_trees)],
+        "def rhs_into(y, t, p, out):",  # writes dy/dt into out: no allocation
+        *rhs_lines(m),
     ]
-    for i in range(ns):
-        terms = [f"{float(m.stoichiometry[i, j])!r} * r_{j}" for j in range(len(m.rate_trees)) if m.stoichiometry[i, j]]
-        src.append(f"    out[{i}] = {' + '.join(terms) if terms else '0.0'}")
-        if terms and m.nonnegative[i]:  # at zero a non-negative quantity cannot decrease further
-            src.append(f"    if y[{i}] <= 0.0 and out[{i}] < 0.0:\n        out[{i}] = 0.0")
     src += ["", "rhs_into = _jit(rhs_into) if JIT else rhs_into", "",
             "def rhs(y, t, p):", f"    out = np.empty({ns})", "    rhs_into(y, t, p, out)", "    return out", "",
             "rhs = _jit(rhs) if JIT else rhs", ""]
     # one root function per condition event: positive while its condition holds
     conditions = [e.condition for e in m.events if e.condition is not None]
-    roots = [ex.root_function(c) for c in conditions]
-    for k, root in enumerate(roots):
-        src += [f"def root_{k}(t, y, p):", *unpack([root], clip=False), f"    return {ex.to_code(root, names, False)}", ""]
+    for k, condition in enumerate(conditions):
+        src += [f"def root_{k}(t, y, p):", *root_lines(m, condition), ""]
         src += [f"root_{k} = _jit(root_{k}) if JIT else root_{k}", ""]
+    roots = conditions
     src += [f"roots = [{', '.join(f'root_{k}' for k in range(len(roots)))}]", ""]
     src += [
         "def observe(t, y, p):",
@@ -594,14 +634,7 @@ def _differentiate(m: CompiledModel) -> tuple[tuple[int, int, ex.Expr], ...]:
 def _build_jacobian(m: CompiledModel, names: dict[str, str], module_name: str,
                     entries: tuple[tuple[int, int, ex.Expr], ...]):
     ns = len(m.species)
-    lines = ["def jac_into(y, t, p, out):"]  # no allocation: the batch engine's stiff method calls it per step
-    lines += [f"    s_{i} = y[{i}]" for i in range(ns)]
-    lines += [f"    k_{i} = p[{i}]" for i in range(len(m.parameters))]
-    lines += ["    out[:, :] = 0.0"]
-    shared, trees = ex.common_subexpressions([tree for *_, tree in entries])  # each repeated piece once
-    names = {**names, **{name: name for name, _ in shared}}
-    lines += [f"    {name} = {ex.to_code(tree, names, False)}" for name, tree in shared]
-    lines += [f"    out[{i}, {k}] = {ex.to_code(tree, names, False)}" for (i, k, _), tree in zip(entries, trees)]
+    lines = ["def jac_into(y, t, p, out):", *jacobian_lines(m, entries, flat=False)]
     lines += ["", "jac_into = _jit(jac_into) if JIT else jac_into", "",
               "def jac(y, t, p):", f"    out = np.empty(({ns}, {ns}))", "    jac_into(y, t, p, out)", "    return out", "",
               "jac = _jit(jac) if JIT else jac"]

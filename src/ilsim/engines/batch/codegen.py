@@ -21,7 +21,17 @@ import numpy as np
 from ilsim.engines.batch.integrator import SIGNATURES
 from ilsim.model import expressions as ex
 from ilsim.model.analysis import condition_scale_code, time_switches, uses_time  # noqa: F401  (re-exported)
-from ilsim.model.compile import STATE, CompiledModel, _import_generated
+from ilsim.model.compile import (
+    STATE,
+    CompiledModel,
+    _import_generated,
+    jacobian_entries,
+    jacobian_lines,
+    kernel_names,
+    rhs_lines,
+    root_lines,
+    unpack_lines,
+)
 
 _LOADED: dict[str, object] = {}  # generated module name -> the model's tuple (or the integrator), for this process
 _ORDER = tuple(SIGNATURES)  # the tuple's order: rhs, jac, roots, initial, holds, scale, next_switch, guard, ...
@@ -61,8 +71,7 @@ def model_functions(model: CompiledModel) -> tuple:
     """The model as the integrator takes it: its compiled functions in the order of ``integrator.SIGNATURES``
     (written and compiled on first use, cached on disk), then its ``event_tables``."""
     kernel = model.kernels["rhs_into"].py_func.__module__
-    jacobian = model.kernels["jac"].module().__name__
-    source = functions_source(model, kernel, jacobian)
+    source = functions_source(model, kernel)
     name = f"ilsim_batch_{hashlib.sha256(source.encode()).hexdigest()[:24]}"
     if name not in _LOADED:
         module = _import_generated(source, True, name)
@@ -70,40 +79,30 @@ def model_functions(model: CompiledModel) -> tuple:
     return (*_LOADED[name], *event_tables(model))
 
 
-def functions_source(model: CompiledModel, kernel: str, jacobian: str) -> str:
-    names = {n: f"s_{i}" for i, n in enumerate(model.species)}
-    names.update({n: f"k_{i}" for i, n in enumerate(model.parameters)})
-    names.update({n: f"o_{i}" for i, n in enumerate(model.observables)})
-    names[ex.TIME] = "t"
+def functions_source(model: CompiledModel, kernel: str) -> str:
+    """The module's source: the right-hand side, Jacobian and root functions printed by ``ilsim.model.compile``
+    (the same lines as the SciPy engine's kernels, here over raw pointers), the rest printed here; ``kernel``
+    is the model's kernel module, for the helpers hill() and factorial()."""
+    names = kernel_names(model)
     conditions = [e.condition for e in model.events if e.condition is not None]
-    ns, npar = len(model.species), len(model.parameters)
+    npar = len(model.parameters)
 
     def code(tree: ex.Expr) -> str:
         return ex.to_code(tree, names, False)
 
     def unpack(trees: list[ex.Expr]) -> list[str]:
         """Locals for the names the trees read (raw state, as the SciPy engine evaluates events)."""
-        used = set().union(*(tr.names() for tr in trees), *(tr.names() for tr in model.observable_trees))
-        lines = [f"    s_{i} = y[{i}]" for i, n in enumerate(model.species) if n in used]
-        lines += [f"    k_{i} = p[{i}]" for i, n in enumerate(model.parameters) if n in used]
-        lines += [f"    o_{i} = {code(tr)}" for i, tr in enumerate(model.observable_trees)] if trees else []
-        return lines
+        return unpack_lines(model, trees, clip=False) if trees else []
 
-    src = [_HEADER % _signature_lines(), f"# ---- model '{model.name}'"]
-    roots = [f"root_{k}" for k in range(len(conditions))]
-    src.append(f"from {kernel} import {', '.join(['_hill', '_factorial', 'rhs_into', *roots])}  # noqa: E402")
-    src.append(f"from {jacobian} import jac_into  # noqa: E402")
-    shape = f"({ns},)", f"({npar},)", f"({ns}, {ns})"
-    src += ["", "", "@_c('rhs')", "def rhs(t, y, p, out):",
-            f"    rhs_into(carray(y, {shape[0]}), t, carray(p, {shape[1]}), carray(out, {shape[0]}))"]
-    src += ["", "", "@_c('jac')", "def jac(t, y, p, out):",
-            f"    jac_into(carray(y, {shape[0]}), t, carray(p, {shape[1]}), carray(out, {shape[2]}))"]
+    src = [_HEADER % _signature_lines(), f"# ---- model '{model.name}'",
+           f"from {kernel} import _factorial, _hill  # noqa: E402, F401"]
+    src += ["", "", "@_c('rhs')", "def rhs(t, y, p, out):", *rhs_lines(model)]
+    src += ["", "", "@_c('jac')", "def jac(t, y, p, out):", *jacobian_lines(model, jacobian_entries(model), flat=True)]
     src += ["", "", "@_c('roots')", "def roots(t, y, p, out):"]
-    if conditions:
-        src += [f"    ya = carray(y, {shape[0]})", f"    pa = carray(p, {shape[1]})"]
-        src += [f"    out[{k}] = root_{k}(t, ya, pa)" for k in range(len(conditions))]
-    else:
-        src += ["    pass"]
+    for k, condition in enumerate(conditions):  # each root function inline, as ``root_k`` of the kernels
+        body = root_lines(model, condition)
+        src += [*body[:-1], f"    out[{k}] = {body[-1].removeprefix('    return ')}"]
+    src += ["    return"]
 
     src += ["", "", "@_c('initial')", "def initial(p, out):"]
     src += [f"    k_{i} = p[{i}]" for i in range(npar)]
