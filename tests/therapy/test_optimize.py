@@ -177,3 +177,14 @@ def test_doses_of_an_included_model_can_be_optimised():
                       ["grade(Hypotension) <= 3"], t_end=300)
     assert result["best"]["values"] == {"doses[0].amount": 300000.0}  # the labelled dose exceeds grade 3 here
     assert result["standard"]["feasible"] is False
+
+
+def test_a_search_runs_on_the_engine_it_is_given(result):
+    """engine= reaches every candidate's run: the batch engine finds the schedule the SciPy engine finds, with
+    objective values within the two engines' tolerance."""
+    from ilsim.engines.batch import BatchEngine
+
+    batch = optimize(TOY, GRID, OBJECTIVE, [LIMIT], engine=BatchEngine(rtol=1e-8, atol=1e-10))
+    assert batch["best"]["id"] == result["best"]["id"]
+    for a, b in zip(batch["candidates"], result["candidates"]):
+        assert a["feasible"] == b["feasible"] and a["objective"] == pytest.approx(b["objective"], rel=1e-4, abs=1e-6)

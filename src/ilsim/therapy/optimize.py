@@ -359,7 +359,8 @@ def optimize(model, vary: dict, objective: str, constraints: list[str] | tuple =
     constraint a comparison, over the quantities in ``QUANTITIES``. ``toxicity`` is the Pareto
     front's toxicity axis (default: the first constraint's quantity). With ``out``, writes
     optimize.csv, optimize.json, pareto.png and summary.json (the best schedule's run) atomically.
-    ``simulate_options`` (t_end, points, method, rtol, atol, parameters, faults) go to ``simulate``.
+    ``simulate_options`` (t_end, points, method, rtol, atol, parameters, faults, or ``engine``: any engine object) go
+    to ``simulate``.
 
     Returns a dict: ``best`` (None when no schedule is feasible), ``standard`` (the model's own
     schedule, evaluated the same way), ``candidates`` (every evaluated schedule, with status,
