@@ -70,14 +70,19 @@ class BatchEngine(Engine):
     supports = {"events": True, "stochastic": False, "spatial": False, "batch": True, "stiff": True,
                 "parameter_trajectories": True, "event_log": True}
 
-    def __init__(self, rtol: float = 1e-6, atol: float = 1e-9, max_steps: int = 1_000_000, method: str = "auto"):
+    def __init__(self, rtol: float = 1e-6, atol: float = 1e-9, max_steps: int = 1_000_000, method: str = "auto",
+                 lane_groups: bool = True):
+        """``lane_groups=False`` integrates every patient alone, step for step as the C/CUDA kernel does (lane
+        groups compute step-size factors with approximate log2/exp2, so their steps differ slightly)."""
         if method not in METHODS:
             raise IlsimError(f"unknown batch method '{method}'; choose one of {', '.join(METHODS)}")
         self.rtol, self.atol, self.max_steps = check_settings(rtol, atol, max_steps)
         self.method = method
+        self.lane_groups = bool(lane_groups)
 
     def settings(self) -> dict:
-        return {"method": self.method, "rtol": self.rtol, "atol": self.atol, "max_steps": self.max_steps}
+        return {"method": self.method, "rtol": self.rtol, "atol": self.atol, "max_steps": self.max_steps,
+                "lane_groups": self.lane_groups}
 
     def run(self, model: CompiledModel, t_eval, P) -> tuple[np.ndarray, np.ndarray]:
         """Integrate every row of ``P``; return ``(Y, status)`` (see ``solve`` for events and parameters)."""
@@ -106,7 +111,7 @@ class BatchEngine(Engine):
         fired[:, 0] = n_log
         stiff = np.zeros(n, dtype=np.bool_)
         width = lanes(model)
-        args = (model_functions(model), width, lane_groups(model), t_eval, P_end,
+        args = (model_functions(model), width, self.lane_groups and lane_groups(model), t_eval, P_end,
                 np.ascontiguousarray(model.nonnegative, dtype=np.bool_), self.rtol, self.atol, self.max_steps,
                 METHODS[self.method], np.array([t for t, _ in timed], dtype=np.float64),
                 np.array([k for _, k in timed], dtype=np.int64),
