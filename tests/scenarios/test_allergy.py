@@ -136,6 +136,10 @@ def test_reactions_match_the_snapshot(both, snapshot):
         snapshot.check(f"{label}: peak eosinophils above baseline", eos_rise, rel=0.01)
         for name in ("Th2", *CYTOKINES, "sIgE", "crosslinking"):
             snapshot.check(f"{label}: peak {name}", window(both, name, start)[1].max(), rel=0.01)
+        days, eos = window(both, "Eos", start)
+        snapshot.check(f"{label}: days to the peak eosinophils", days[eos.argmax()], abs=0.05)
+        for name in ("IgE_mc", "Tm"):  # the sensitisation the exposure meets
+            snapshot.check(f"{label}: {name} at exposure", window(both, name, start)[1][0], rel=0.01, abs=1e-9)
     for key, value in comparison(both).items():
         snapshot.check(f"second / first: {key}", value, rel=0.01)
 
@@ -146,15 +150,18 @@ def test_reactions_match_the_snapshot(both, snapshot):
     ("no memory at all", {"k_mem": 0.0, "hl_PC": 1.0, "hl_IgE_mc": 1.0}, "index_ratio"),
 ])
 def test_a_model_without_sensitisation_fails_the_criteria(model, snapshot, broken, parameters, fails):
-    c = comparison(run(model, **parameters))
+    ds = run(model, **parameters)
+    c = comparison(ds)
     assert not meets_all(c), (broken, c)
     limit = {"faster_by": FASTER_BY, "index_ratio": STRONGER_INDEX, "eos_ratio": STRONGER_EOS}[fails]
     assert c[fails] < limit, (broken, c)
     for key, value in c.items():  # the table "What each part of the sensitisation does"
         snapshot.check(f"{broken}: {key}", value, rel=0.01, abs=1e-3)
+    for label, start in (("first", FIRST), ("second", SECOND)):
+        snapshot.check(f"{broken}: days to the peak reaction index, {label} exposure", reaction(ds, start)[0], abs=0.05)
 
 
-def test_the_reaction_ends_when_the_allergen_is_gone(both):
+def test_the_reaction_ends_when_the_allergen_is_gone(both, snapshot):
     t = both["time"].values
     _, index = window(both, "allergic_reaction_index", SECOND)
     after = t >= SECOND + 14  # two weeks after the last exposure
@@ -166,6 +173,8 @@ def test_the_reaction_ends_when_the_allergen_is_gone(both):
     # sensitisation remains: the person is still sensitised at the end
     assert both.attrs["outcome"] == "sensitised"
     assert float(both["sIgE"][-1]) >= 0.35 and float(both["Tm"][-1]) > 0.5
+    for name in ("sIgE", "IgE_mc", "Tm"):
+        snapshot.check(f"day 56: {name}", both[name][-1], rel=0.01)
 
 
 def test_all_species_stay_non_negative(both):
