@@ -1,13 +1,15 @@
 """Which therapy helps which fault (docs/scenarios/infection-resolution.md): each claim, run.
 
 Each fault at severity 1; the therapy is given from day 20 to day 50 as events on the built-in
-scenario; the outcome is read at day 120.
+scenario; the outcome is read at day 120. The outcomes are the docs page's claims; the damage on days 45
+and 120 is ilsim's own output, pinned in tests/scenarios/snapshots/infection-resolution.json.
 """
 
 import pytest
 
 import ilsim
 
+MODEL = "infection-resolution"
 THERAPIES = {
     "none": [],
     "anti-IL-12": [("s_IL12", 0.0)],
@@ -40,9 +42,12 @@ def treated(therapy: str):
         ("false-alarm", "remove self-reading subset", "resolved"),
     ],
 )
-def test_therapy_outcome_by_fault_mode(fault, therapy, outcome):
+def test_therapy_outcome_by_fault_mode(snapshot, fault, therapy, outcome):
     ds = ilsim.simulate(treated(therapy), 120, points=121, faults={fault: 1.0})
     label = ds.attrs["outcome"]
     assert (label == "resolved") == (outcome == "resolved"), (fault, therapy, label)
     if outcome == "resolved":
         assert float(ds["D"][-1]) < 1e-3
+    for day in (45, 120):  # the table "Which therapy helps which mode" of docs/scenarios/infection-resolution.md
+        snapshot.check(f"{fault}, severity 1, {therapy} on days 20-50: D on day {day}", ds["D"].sel(time=day),
+                       rel=0.01, abs=1e-6)
