@@ -28,12 +28,14 @@ from ilsim.model.sections.dosing import (  # the schema lives with the model's; 
 from ilsim.model.spec import Event, Observable, Parameter, Process, Species
 
 __all__ = ["BOOKKEEPING", "DOSE_EVENT", "IU", "LABEL_FACTOR_LIMIT", "MASS_IN_MG", "PK", "Dose", "ExprText", "Hold",
-           "LabelDose", "Patient", "Route", "amount_expression", "dose_log", "expand"]
+           "LabelDose", "Patient", "Route", "amount_expression", "dose_amounts", "dose_log", "expand"]
 
 MASS_IN_MG = {"g": 1000.0, "mg": 1.0, "ug": 1e-3, "mcg": 1e-3, "ng": 1e-6}
 IU = {"IU": 1.0, "kIU": 1e3, "MIU": 1e6, "U": 1.0, "MU": 1e6}
 LABEL_FACTOR_LIMIT = 100.0  # a dose above 100 x the labelled dose needs an explicit override
-DOSE_EVENT = re.compile(r"^dose (?P<drug>\S+) #(?P<index>\d+) (?P<status>given|held|resumed|course stopped)(: (?P<reason>.*))?$")
+DOSE_EVENT = re.compile(r"^dose (?P<drug>\S+) #(?P<index>\d+) (?P<status>given|held|not given|resumed|course stopped)"
+                        r"(: (?P<reason>.*))?$")
+SWITCHED_OFF = "switched off"  # the reason of a dose whose hold rule reads only fixed parameters: an option left off
 
 
 _p = ex.operand_text
@@ -143,6 +145,8 @@ def expand(spec, allow_high_dose: bool = False):
                                            f"{MAX_DOSES:,} (each dose becomes an event)", None)])
     names = {p.name for p in params}
     values = {p.name: p.value for p in params}  # for the labelled-dose check, per patient
+    # a hold rule that reads only parameters no event changes decides the same way all run: a switch, not a hold
+    fixed = names - {target for e in spec.events for target in (*e.set, *e.add)}
     for k, dose in enumerate(spec.doses):
         where = f"doses[{k}]"
         if dose.drug not in drugs:
@@ -171,15 +175,17 @@ def expand(spec, allow_high_dose: bool = False):
                 problems.append(Problem(f"{where}.duration", f"infusions of {dose.drug} overlap: each must end before "
                                         "the next one starts", None))
                 continue
-        events += _dose_events(dose, k, pk, amount, times, params, Event)
+        events += _dose_events(dose, k, pk, amount, times, params, Event, fixed)
     if problems:
         raise ModelError(problems)
     return spec.model_copy(update={"species": species, "parameters": params, "processes": processes,
                                    "observables": observables, "events": events, "pk": [], "doses": [], "patient": None})
 
 
-def _dose_events(dose: Dose, k: int, pk: PK, amount: str, times: list[float], params: list, Event) -> list:
-    """Events of one dose schedule: for each time, the hold decision (if any), then the dose."""
+def _dose_events(dose: Dose, k: int, pk: PK, amount: str, times: list[float], params: list, Event,
+                 fixed: set[str] = frozenset()) -> list:
+    """Events of one dose schedule: for each time, the hold decision (if any), then the dose. A hold rule whose
+    condition reads only ``fixed`` parameters is an option switched off, and its doses are logged so."""
     d = pk.drug
     target = f"{d}_depot" if dose.route in ("sc", "im") else f"{d}_central"
     given = f"{_p(pk.bioavailability)}*{amount}" if dose.route in ("sc", "im") else amount
@@ -192,22 +198,23 @@ def _dose_events(dose: Dose, k: int, pk: PK, amount: str, times: list[float], pa
             Parameter(name=f"{state}_stopped", value=0.0, description="1 once the course is stopped", source=BOOKKEEPING),
         ]
     per_cycle = len(times) // dose.cycles
+    switch = dose.hold is not None and ex.parse(dose.hold.when).names() <= fixed
     for i, t in enumerate(times, start=1):
         label = f"dose {d} #{i}"
         running = f"{state}_stopped == 0"
         if dose.hold is not None:
             h = dose.hold
             holding, holds = f"{state}_holding", f"{state}_holds"
+            held = f"{label} not given: {SWITCHED_OFF} ({h.when})" if switch else f"{label} held: {h.when}"
             if i > 1 and (i - 1) % per_cycle == 0:  # a new course starts afresh: holds count per course
                 events.append(Event(name=f"{d} course {(i - 1) // per_cycle + 1} starts", at=t,
                                     set={holding: 0.0, holds: 0.0, f"{state}_stopped": 0.0}))
             events += [
                 Event(name=f"{label} resumed: {h.resume}", at=t, only_if=f"{running} and {holding} == 1 and ({h.resume})",
                       set={holding: 0}),
-                Event(name=f"{label} held: {h.when}", at=t, only_if=f"{running} and {holding} == 1 and not ({h.resume})",
+                Event(name=held, at=t, only_if=f"{running} and {holding} == 1 and not ({h.resume})", add={holds: 1}),
+                Event(name=held, at=t, only_if=f"{running} and {holding} == 0 and ({h.when})", set={holding: 1},
                       add={holds: 1}),
-                Event(name=f"{label} held: {h.when}", at=t, only_if=f"{running} and {holding} == 0 and ({h.when})",
-                      set={holding: 1}, add={holds: 1}),
             ]
             if h.stop_after is not None:
                 events.append(Event(name=f"{label} course stopped: {h.stop_after} doses held", at=t,
@@ -229,12 +236,37 @@ def _dose_events(dose: Dose, k: int, pk: PK, amount: str, times: list[float], pa
     return events
 
 
-def dose_log(events_fired: list) -> list[dict]:
-    """The dose decisions of a run (from its event log): time, drug, dose number, status, reason."""
+def dose_amounts(spec) -> dict[str, tuple[str, str]]:
+    """Each scheduled dose's amount as an expression of parameters, in its drug's amount units, by the label its
+    events carry (``dose DRUG #N``); from the spec before ``expand``. Schedules of one drug number their doses
+    from 1 each, so two of them share labels: the later schedule's amount is kept."""
+    drugs = {pk.drug: pk for pk in spec.pk}
+    names = {p.name for p in spec.parameters}
+    if spec.patient is not None:
+        names |= {f for f in ("body_weight", "body_surface_area") if getattr(spec.patient, f) is not None}
+    amounts = {}
+    for k, dose in enumerate(spec.doses):
+        pk = drugs.get(dose.drug)
+        amount = None if pk is None else amount_expression(dose, pk, names, f"doses[{k}]", [], True, None)
+        if amount is not None:
+            amounts |= {f"dose {dose.drug} #{i}": (amount, pk.amount_units) for i in range(1, dose.number() + 1)}
+    return amounts
+
+
+def dose_log(events_fired, amounts: dict[str, tuple[str, str]] | None = None,
+             values: dict[str, float] | None = None) -> list[dict]:
+    """The dose decisions of a run (from its event log of (time, name) pairs): time, drug, dose number, status,
+    reason and, given ``amounts`` (``dose_amounts``) and the run's parameter ``values``, the amount scheduled."""
     log = []
     for t, name in events_fired:
         m = DOSE_EVENT.match(name)
         if m:
-            log.append({"time": t, "drug": m["drug"], "dose": int(m["index"]), "status": m["status"],
-                        "reason": m["reason"] or ""})
+            entry = {"time": t, "drug": m["drug"], "dose": int(m["index"]), "status": m["status"], "reason": m["reason"] or ""}
+            expression, units = (amounts or {}).get(f"dose {m['drug']} #{m['index']}", (None, ""))
+            if expression is not None and values is not None:
+                try:
+                    entry |= {"amount": float(ex.evaluate(ex.parse(expression), values)), "units": units}
+                except (KeyError, TypeError, ValueError, ArithmeticError, ex.ExpressionError):
+                    pass  # an amount that cannot be evaluated is left out, never guessed
+            log.append(entry)
     return log
