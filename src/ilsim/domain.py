@@ -34,13 +34,12 @@ def expand(spec: ModelSpec, source: str | None = None, allow_high_dose: bool = F
     the run's summary entries (``dose_log``, ``toxicity``)."""
     try:
         spec = include(spec, source)
-        amounts = dosing.dose_amounts(spec)
         spec = dosing.expand(spec, allow_high_dose)  # before motifs: they may read drug species
         spec, origins = motifs.expand(spec)
     except ModelError as exc:  # name the file too
         raise ModelError([Problem(p.field, p.message, p.source or source) for p in exc.problems]) from None
     problems = catalogue_problems(spec, source) + toxicity_problems(spec, source)
-    reporters = (("dose_log", partial(run_dose_log, amounts=amounts)),
+    reporters = (("dose_log", partial(run_dose_log, amounts=dosing.dose_amounts(spec))),
                  ("toxicity", partial(run_toxicity, entries=tuple(spec.toxicity))))
     return Expanded(spec, origins, tuple(problems), reporters)
 
@@ -77,7 +76,7 @@ def toxicity_problems(spec: ModelSpec, source: str | None) -> list[Problem]:
     return problems + ctcae.toxicity_problems(spec.toxicity, units_of, source)
 
 
-def run_dose_log(ds, amounts: dict[str, tuple[str, str]]) -> list[dict]:
+def run_dose_log(ds, amounts: dict) -> list[dict]:
     """The dose decisions of a run (its event log read by ``therapy.dosing``), with the amounts scheduled."""
     values = dict(zip(ds["parameter"].values.tolist(), ds["parameter_value"].values.tolist()))
     return dosing.dose_log(zip(ds["firing_time"].values.tolist(), ds["firing_event"].values.tolist()), amounts, values)

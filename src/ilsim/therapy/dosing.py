@@ -35,6 +35,7 @@ IU = {"IU": 1.0, "kIU": 1e3, "MIU": 1e6, "U": 1.0, "MU": 1e6}
 LABEL_FACTOR_LIMIT = 100.0  # a dose above 100 x the labelled dose needs an explicit override
 DOSE_EVENT = re.compile(r"^dose (?P<drug>\S+) #(?P<index>\d+) (?P<status>given|held|not given|resumed|course stopped)"
                         r"(: (?P<reason>.*))?$")
+AMOUNT_NOTE = re.compile(r"^scheduled amount: (?P<amount>.+) (?P<units>\S+)$")  # the description of a dose's events
 SWITCHED_OFF = "switched off"  # the reason of a dose whose hold rule reads only fixed parameters: an option left off
 
 
@@ -199,6 +200,7 @@ def _dose_events(dose: Dose, k: int, pk: PK, amount: str, times: list[float], pa
         ]
     per_cycle = len(times) // dose.cycles
     switch = dose.hold is not None and ex.parse(dose.hold.when).names() <= fixed
+    note = f"scheduled amount: {amount} {pk.amount_units}"  # read back by dose_amounts, also from a saved model.yaml
     for i, t in enumerate(times, start=1):
         label = f"dose {d} #{i}"
         running = f"{state}_stopped == 0"
@@ -211,14 +213,16 @@ def _dose_events(dose: Dose, k: int, pk: PK, amount: str, times: list[float], pa
                                     set={holding: 0.0, holds: 0.0, f"{state}_stopped": 0.0}))
             events += [
                 Event(name=f"{label} resumed: {h.resume}", at=t, only_if=f"{running} and {holding} == 1 and ({h.resume})",
-                      set={holding: 0}),
-                Event(name=held, at=t, only_if=f"{running} and {holding} == 1 and not ({h.resume})", add={holds: 1}),
+                      set={holding: 0}, description=note),
+                Event(name=held, at=t, only_if=f"{running} and {holding} == 1 and not ({h.resume})", add={holds: 1},
+                      description=note),
                 Event(name=held, at=t, only_if=f"{running} and {holding} == 0 and ({h.when})", set={holding: 1},
-                      add={holds: 1}),
+                      add={holds: 1}, description=note),
             ]
             if h.stop_after is not None:
                 events.append(Event(name=f"{label} course stopped: {h.stop_after} doses held", at=t,
-                                    only_if=f"{running} and {holds} >= {h.stop_after}", set={f"{state}_stopped": 1}))
+                                    only_if=f"{running} and {holds} >= {h.stop_after}", set={f"{state}_stopped": 1},
+                                    description=note))
             guard = f"{running} and {holding} == 0"
         else:
             guard = None
@@ -228,32 +232,26 @@ def _dose_events(dose: Dose, k: int, pk: PK, amount: str, times: list[float], pa
             if i == 1:
                 params.append(Parameter(name=flag, value=0.0, description="1 while an infusion runs", source=BOOKKEEPING))
             events.append(Event(name=f"{label} given", at=t, only_if=guard, add={f"{d}_infusion_rate": rate},
-                                set={flag: 1.0}))
+                                set={flag: 1.0}, description=note))
             events.append(Event(name=f"{label} infusion ends", at=t + dose.duration, only_if=f"{flag} == 1",
                                 add={f"{d}_infusion_rate": f"-{rate}"}, set={flag: 0.0}))
         else:
-            events.append(Event(name=f"{label} given", at=t, only_if=guard, add={target: given}))
+            events.append(Event(name=f"{label} given", at=t, only_if=guard, add={target: given}, description=note))
     return events
 
 
-def dose_amounts(spec) -> dict[str, tuple[str, str]]:
-    """Each scheduled dose's amount as an expression of parameters, in its drug's amount units, by the label its
-    events carry (``dose DRUG #N``); from the spec before ``expand``. Schedules of one drug number their doses
-    from 1 each, so two of them share labels: the later schedule's amount is kept."""
-    drugs = {pk.drug: pk for pk in spec.pk}
-    names = {p.name for p in spec.parameters}
-    if spec.patient is not None:
-        names |= {f for f in ("body_weight", "body_surface_area") if getattr(spec.patient, f) is not None}
+def dose_amounts(spec) -> dict[tuple[str, int, float], tuple[str, str]]:
+    """Each scheduled dose's amount (an expression of parameters) and units, by (drug, dose number, time), from the
+    notes ``expand`` writes on the dose events: an expanded spec, such as a result folder's model.yaml, keeps them."""
     amounts = {}
-    for k, dose in enumerate(spec.doses):
-        pk = drugs.get(dose.drug)
-        amount = None if pk is None else amount_expression(dose, pk, names, f"doses[{k}]", [], True, None)
-        if amount is not None:
-            amounts |= {f"dose {dose.drug} #{i}": (amount, pk.amount_units) for i in range(1, dose.number() + 1)}
+    for e in spec.events:
+        name, note = DOSE_EVENT.match(e.name), AMOUNT_NOTE.match(e.description or "")
+        if name and note and isinstance(e.at, (int, float)):
+            amounts[(name["drug"], int(name["index"]), float(e.at))] = (note["amount"], note["units"])
     return amounts
 
 
-def dose_log(events_fired, amounts: dict[str, tuple[str, str]] | None = None,
+def dose_log(events_fired, amounts: dict[tuple[str, int, float], tuple[str, str]] | None = None,
              values: dict[str, float] | None = None) -> list[dict]:
     """The dose decisions of a run (from its event log of (time, name) pairs): time, drug, dose number, status,
     reason and, given ``amounts`` (``dose_amounts``) and the run's parameter ``values``, the amount scheduled."""
@@ -262,7 +260,7 @@ def dose_log(events_fired, amounts: dict[str, tuple[str, str]] | None = None,
         m = DOSE_EVENT.match(name)
         if m:
             entry = {"time": t, "drug": m["drug"], "dose": int(m["index"]), "status": m["status"], "reason": m["reason"] or ""}
-            expression, units = (amounts or {}).get(f"dose {m['drug']} #{m['index']}", (None, ""))
+            expression, units = (amounts or {}).get((m["drug"], int(m["index"]), float(t)), (None, ""))
             if expression is not None and values is not None:
                 try:
                     entry |= {"amount": float(ex.evaluate(ex.parse(expression), values)), "units": units}
