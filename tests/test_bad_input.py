@@ -334,7 +334,7 @@ def test_atomic_folder_removes_its_temporary_folder_and_keeps_the_old_result(tmp
     out = tmp_path / "res"
     out.mkdir()
     (out / "summary.json").write_text("{}\n")  # an earlier ilsim result
-    (out / ".ilsim-result").write_text("ilsim\n")
+    (out / ".ilsim-result").write_text('{"ilsim": "0", "files": ["summary.json"]}\n')  # the marker lists it
     with pytest.raises(RuntimeError, match="disk full"), atomic_folder(out) as tmp:
         (tmp / "results.csv").write_text("half")
         raise RuntimeError("disk full")
