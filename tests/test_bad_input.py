@@ -103,7 +103,7 @@ CASES = {
         ["processes[3].rate", "invalid expression"]),
     "malformed_yaml": (
         {"  - {name: k_decay, value: 0.1}": "  - {name: k_decay, value: 0.1"}, "",
-        ["malformed YAML", "line "]),
+        ["the '{' opened at line", "is not closed"]),
     "duplicate_top_level_key": (
         {}, "simulation: {t_end: 7}\n",
         ["malformed YAML", "'simulation' appears twice", "line 16"]),
@@ -253,7 +253,7 @@ def test_load_of_malformed_yaml_gives_the_line(write_model):
     [problem] = info.value.problems
     assert problem.source == str(path)
     assert re.match(r"line [89], column \d+$", problem.field), problem  # the brace opened on 8 is unclosed on 9
-    assert "malformed YAML" in problem.message
+    assert re.match(r"the '\{' opened at line 8, column \d+ is not closed", problem.message), problem
 
 
 def test_load_refuses_duplicate_keys(write_model):
@@ -334,7 +334,7 @@ def test_atomic_folder_removes_its_temporary_folder_and_keeps_the_old_result(tmp
     out = tmp_path / "res"
     out.mkdir()
     (out / "summary.json").write_text("{}\n")  # an earlier ilsim result
-    (out / ".ilsim-result").write_text("ilsim\n")
+    (out / ".ilsim-result").write_text('{"ilsim": "0", "files": ["summary.json"]}\n')  # the marker lists it
     with pytest.raises(RuntimeError, match="disk full"), atomic_folder(out) as tmp:
         (tmp / "results.csv").write_text("half")
         raise RuntimeError("disk full")
@@ -351,3 +351,40 @@ def test_a_folder_with_a_summary_json_but_no_marker_is_never_replaced(tmp_path):
     with pytest.raises(ilsim.IlsimError, match="not an ilsim result folder"), atomic_folder(out):
         pass
     assert (out / "thesis.tex").read_text() == "precious\n"
+
+
+# ------------------------------------------------------------------- the caller's words, plain YAML mistakes
+
+
+def test_python_errors_name_the_arguments_and_the_cli_its_options(cli):
+    with pytest.raises(ilsim.ModelError) as info:
+        ilsim.simulate("kirschner-panetta-1998", 1, parameters={"nope": 1})
+    assert "parameters: unknown parameter 'nope'" in str(info.value) and "--set" not in str(info.value)
+    with pytest.raises(ilsim.ModelError, match="faults: unknown fault mode 'stop-ignord'"):
+        ilsim.simulate("infection-resolution", 1, faults={"stop-ignord": 1})
+    with pytest.raises(ilsim.IlsimError, match="^points must be at least 2"):
+        ilsim.simulate("kirschner-panetta-1998", 1, points=1)
+    result = cli("run", "kirschner-panetta-1998", "--set", "nope=1", "--out", "unused")
+    assert result.exit_code == 2 and "--set: unknown parameter 'nope'" in result.output
+    result = cli("run", "kirschner-panetta-1998", "--points", "1", "--out", "unused")
+    assert result.exit_code == 2 and "--points must be at least 2" in result.output
+    with pytest.raises(ilsim.IlsimError, match="^t_end must be a number"):
+        ilsim.cohort("kirschner-panetta-1998", patients=2, t_end="soon")
+
+
+@pytest.mark.parametrize("replace, field, message", [
+    ({"  - {name: Teff, kind: cell, initial: 10}": "\t- {name: Teff, kind: cell, initial: 10}"},
+     "line 4, column 1", "a tab; indent with spaces"),
+    ({"  - {name: Teff, kind: cell, initial: 10}": "    - {name: Teff, kind: cell, initial: 10}"},
+     "line 4", "indentation does not match the lines above"),
+    ({"metadata: {name: mini, time_units: day}": "metadata: {name: mini, time_units: day}\nnotes: \"unfinished"},
+     "line 2", "a quote is not closed"),  # the last quote of the file: no later quote closes it
+])
+def test_yaml_mistakes_are_named_in_plain_words_with_the_line(write_model, replace, field, message):
+    path = write_model(replace, text='metadata: {name: mini, time_units: day}\nspecies:\n  - {name: IL2, initial: 1}\n'
+                                     '  - {name: Teff, kind: cell, initial: 10}\nparameters: []\n')
+    with pytest.raises(ilsim.ModelError) as info:
+        ilsim.load(path)
+    [problem] = info.value.problems
+    assert (problem.source, problem.field) == (str(path), field), problem
+    assert message in problem.message and "<block" not in problem.message

@@ -11,7 +11,7 @@ import xarray as xr
 
 from ilsim.engines.base import Engine
 from ilsim.engines.ode import MAX_EVENTS, METHODS, OdeEngine, Trajectory
-from ilsim.errors import IlsimError, SimulationError, did_you_mean
+from ilsim.errors import IlsimError, SimulationError, argument, did_you_mean
 from ilsim.io.models import compile, load  # noqa: F401 - public here as before; patients and therapy use them too
 from ilsim.io.results import atomic_folder, check_out, summarise, to_dataset, write_json, write_run
 from ilsim.limits import MAX_RHS_EVALUATIONS, run_settings_problem
@@ -58,7 +58,8 @@ def simulate(
     else:
         method = method or defaults.method
         if method not in METHODS:
-            raise IlsimError(f"unknown method '{method}'{did_you_mean(method, METHODS)}; choose one of {', '.join(METHODS)}")
+            raise IlsimError(f"{argument('method')}: unknown method '{method}'{did_you_mean(method, METHODS)}; "
+                             f"choose one of {', '.join(METHODS)}")
         rtol = defaults.rtol if rtol is None else float(rtol)
         atol = defaults.atol if atol is None else float(atol)
         problem = run_settings_problem(rtol, atol)
@@ -72,7 +73,7 @@ def simulate(
         if problem:
             raise IlsimError(problem)
         if points < 2:
-            raise IlsimError(f"points must be at least 2, got {points}")
+            raise IlsimError(f"{argument('points')} must be at least 2, got {points}")
         t_eval = np.linspace(0.0, t_end, points)
     else:
         t_eval = np.asarray(t_eval, dtype=float)
@@ -85,7 +86,8 @@ def simulate(
     fault_values = compiled.fault_overrides(faults)
     clash = sorted(set(fault_values) & set(parameters or {}))
     if clash:
-        raise IlsimError(f"parameter(s) {', '.join(clash)} set both by a fault and by --set; give one")
+        raise IlsimError(f"parameter(s) {', '.join(clash)} set both by a fault ({argument('faults')}) and by "
+                         f"{argument('parameters')}; give one")
     p = compiled.parameter_vector({**(parameters or {}), **fault_values})
     start = time.perf_counter()
     traj = _trajectory(engine, compiled, t_eval, p)
@@ -109,12 +111,14 @@ def _trajectory(engine: Engine, model: CompiledModel, t_eval: np.ndarray, p: np.
     return Trajectory(t_eval, result.Y[0], np.asarray(result.P_t[0]), log)
 
 
-def run(model, out: str | Path, *, report: bool = True, **options) -> tuple[xr.Dataset, dict]:
+def run(model, out: str | Path, *, report: bool = True, overwrite: bool = False, **options) -> tuple[xr.Dataset, dict]:
     """Simulate and write a complete result folder (atomically): results.nc, results.csv,
-    summary.json, model.yaml, figures/ and report.html. ``options`` go to ``simulate``."""
+    summary.json, model.yaml (the model with every setting of this run: it repeats it), figures/ and report.html.
+    An earlier result folder in ``out`` that holds files ilsim did not write is refused, or with ``overwrite``
+    replaced with those files kept. ``options`` go to ``simulate``."""
     from ilsim.report.figures import plot_run  # lazy: heavy (matplotlib)
 
-    check_out(out)  # before a long run, not after it
+    check_out(out, overwrite)  # before a long run, not after it
     compiled = compile(model, doses=options.pop("doses", None), allow_high_dose=options.pop("allow_high_dose", False))
     ds = simulate(compiled, **options)
 
@@ -125,20 +129,21 @@ def run(model, out: str | Path, *, report: bool = True, **options) -> tuple[xr.D
         figures = [plot_run(ds, folder / "figures" / "overview.png")]
         html.write_report(compiled, summary, figures, folder / "report.html")
 
-    summary = write_run(ds, compiled, out, figures_and_report)
+    summary = write_run(ds, compiled, out, figures_and_report, overwrite)
     return ds, summary
 
 
-def compare(model, variants: dict[str, dict[str, float]], out: str | Path | None = None, **options) -> dict:
+def compare(model, variants: dict[str, dict[str, float]], out: str | Path | None = None, *, overwrite: bool = False,
+            **options) -> dict:
     """Run the model once per variant (a label -> fault severities) and compare them.
 
     Returns {variable: {label: {"final", "peak", "peak_time"}}}; with ``out``, also writes
-    compare.png (every variant overlaid, one panel per group), compare.csv and compare.json.
+    compare.png (every variant overlaid, one panel per group), compare.csv and compare.json (``overwrite`` as in ``run``).
     """
     from ilsim.report.figures import plot_compare  # lazy: heavy (matplotlib)
 
     if out is not None:
-        check_out(out)
+        check_out(out, overwrite)
     compiled = compile(model)
     runs = {label: simulate(compiled, faults=faults or None, **options) for label, faults in variants.items()}
     summaries = {label: summarise(ds) for label, ds in runs.items()}
@@ -147,7 +152,7 @@ def compare(model, variants: dict[str, dict[str, float]], out: str | Path | None
         for name in next(iter(summaries.values()))["variables"]
     }
     if out is not None:
-        with atomic_folder(out) as tmp:
+        with atomic_folder(out, overwrite) as tmp:
             plot_compare(runs, tmp / "compare.png")
             rows = ["variable,variant,final,peak,peak_time"] + [
                 f"{name},{label},{v['final']!r},{v['peak']!r},{v['peak_time']!r}"

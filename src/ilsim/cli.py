@@ -13,7 +13,7 @@ from ilsim import scenarios
 from ilsim._version import __version__
 from ilsim.biology.catalogue import load_catalogue
 from ilsim.biology.cell_types import load_cell_types
-from ilsim.errors import IlsimError, ModelError, Problem
+from ilsim.errors import IlsimError, ModelError, Problem, speaking
 from ilsim.limits import MAX_RHS_EVALUATIONS
 from ilsim.report import text
 from ilsim.report.safe_text import console, plain
@@ -22,6 +22,21 @@ from ilsim.report.safe_text import console, plain
 # libsbml), so `ilsim --help` and every command start without them.
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulate interleukin signalling in the immune system.")
+
+# The library's messages name its Python arguments (errors.argument); here they name the options that carry them.
+OPTION_WORDS = {
+    "parameters": "--set", "faults": "--fault", "doses": "--dose", "t_end": "--t-end", "points": "--points",
+    "method": "--method", "rtol": "--rtol", "atol": "--atol", "out": "--out", "patients": "--patients",
+    "chunk_size": "--chunk-size", "backend": "--backend", "seed": "--seed", "vary": "--vary", "time_to": "--time-to",
+    "force": "--force", "grid": "--param", "ranges": "--param", "log": "--log", "metric": "--metric",
+    "output": "--output", "samples": "--samples", "drop_failed": "--drop-failed", "scheduler": "--scheduler",
+    "overwrite": "--overwrite", "max_wall_s": "--max-wall",
+}
+
+
+@app.callback()
+def _speak_options(ctx: typer.Context) -> None:
+    ctx.with_resource(speaking(OPTION_WORDS))  # for the command's lifetime only (CliRunner reuses the process)
 # Text from model files reaches these consoles: they show every control character as an escape (\x1b), and
 # user text placed in markup or a table cell goes through plain() (docs/architecture.md, "Outputs").
 out = console()
@@ -33,6 +48,8 @@ PointsOpt = Annotated[int | None, typer.Option(help="number of output times")]
 RtolOpt = Annotated[float | None, typer.Option(help="relative tolerance")]
 AtolOpt = Annotated[float | None, typer.Option(help="absolute tolerance")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace the output file if it exists (never the input)")]
+ReplaceOpt = Annotated[bool, typer.Option("--overwrite", help="replace an earlier result in --out that holds files ilsim did "
+                                                             "not write, keeping those files")]
 SchedulerOpt = Annotated[str | None, typer.Option(help="run the chunks on a Dask cluster: tcp://HOST:PORT")]
 
 
@@ -119,6 +136,7 @@ def run(
     max_rhs_evaluations: Annotated[int, typer.Option(help="stop a run after this many right-hand-side evaluations "
                                                           "(docs/limits.md)")] = MAX_RHS_EVALUATIONS,
     max_wall: Annotated[float | None, typer.Option(help="stop a run after this many seconds of integration")] = None,
+    overwrite: ReplaceOpt = False,
 ) -> None:
     """Simulate a model and write results.nc, results.csv, summary.json, figures and report.html."""
     from ilsim import api  # lazy: heavy (SciPy, xarray)
@@ -127,7 +145,7 @@ def run(
         ds, summary = api.run(model, out_dir, report=report, t_end=t_end, points=points, method=method,
                               rtol=rtol, atol=atol, parameters=_parse_sets(set_), faults=_parse_faults(fault),
                               doses=_parse_doses(dose), allow_high_dose=allow_high_dose,
-                              max_rhs_evaluations=max_rhs_evaluations, max_wall_s=max_wall)
+                              max_rhs_evaluations=max_rhs_evaluations, max_wall_s=max_wall, overwrite=overwrite)
     except IlsimError as exc:
         _fail(exc)
         return
@@ -167,6 +185,7 @@ def compare(
     set_: Annotated[list[str], typer.Option("--set", help="override a parameter in every run: NAME=VALUE")] = [],  # noqa: B006
     t_end: TEndOpt = None,
     points: PointsOpt = None,
+    overwrite: ReplaceOpt = False,
 ) -> None:
     """Overlay the intact model and faulted variants in one figure, with a table of biomarkers."""
     from ilsim import api  # lazy: heavy (SciPy, xarray)
@@ -175,7 +194,8 @@ def compare(
         variants = {"intact": {}}
         for item in fault:
             variants[item] = _parse_faults([item])
-        table = api.compare(model, variants, out_dir, t_end=t_end, points=points, parameters=_parse_sets(set_))
+        table = api.compare(model, variants, out_dir, t_end=t_end, points=points, parameters=_parse_sets(set_),
+                            overwrite=overwrite)
     except IlsimError as exc:
         _fail(exc)
         return
@@ -368,6 +388,7 @@ def optimize(
     t_end: TEndOpt = None,
     points: PointsOpt = None,
     allow_high_dose: Annotated[bool, typer.Option(help="accept doses above 100x the labelled dose")] = False,
+    overwrite: ReplaceOpt = False,
 ) -> None:
     """Search doses, intervals and numbers of doses for the best efficacy under toxicity limits; report the
     efficacy-toxicity Pareto front with the model's own (standard) schedule placed on it."""
@@ -377,7 +398,7 @@ def optimize(
     try:
         result = search(model, _parse_vary(vary), objective, constraint, out_dir, method, toxicity=toxicity, force=force,
                         max_evaluations=max_evaluations, allow_high_dose=allow_high_dose, t_end=t_end, points=points,
-                        parameters=_parse_sets(set_))
+                        parameters=_parse_sets(set_), overwrite=overwrite)
     except IlsimError as exc:
         _fail(exc)
         return
@@ -499,6 +520,7 @@ def cohort(
     force: Annotated[bool, typer.Option("--force", help="allow more than 10,000,000 patients")] = False,
     report: Annotated[bool, typer.Option(help="write figures and report.html")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or messages on stderr")] = False,
+    overwrite: ReplaceOpt = False,
 ) -> None:
     """Run a cohort of virtual patients; write summary.parquet, cohort.json, figures and report.html."""
     from ilsim import api  # lazy: heavy (SciPy, xarray)
@@ -517,7 +539,7 @@ def cohort(
             result = run_cohort(compiled, patients=patients, seed=seed, vary=vary, time_to=time_to,
                                 save_trajectories=save_trajectories, chunk_size=chunk_size, scheduler=scheduler,
                                 backend=backend, t_end=t_end, points=points, rtol=rtol, atol=atol, force=force,
-                                out=out_dir, report=report, progress=bar, notify=notify)
+                                out=out_dir, report=report, progress=bar, notify=notify, overwrite=overwrite)
     except IlsimError as exc:
         _fail(exc)
         return
@@ -552,6 +574,7 @@ def sweep(
     force: Annotated[bool, typer.Option("--force", help="allow a grid of more than 1,000,000 points")] = False,
     report: Annotated[bool, typer.Option(help="write outcome_map.png and report.html")] = True,
     scheduler: SchedulerOpt = None,
+    overwrite: ReplaceOpt = False,
 ) -> None:
     """Run a model over a grid of one or two parameters; write the outcome map, sweep.parquet/.csv and sweep.json."""
     from ilsim.patients.sweep import parse_range  # lazy: heavy (pandas, dask)
@@ -566,7 +589,7 @@ def sweep(
             grid[name] = (low, high, n)
         result = run_sweep(model, grid, out_dir, log=log, metric=metric, time_to=time_to, parameters=_parse_sets(set_),
                            t_end=t_end, points=points, rtol=rtol, atol=atol, force=force, report=report,
-                           scheduler=scheduler)
+                           scheduler=scheduler, overwrite=overwrite)
     except IlsimError as exc:
         _fail(exc)
         return
@@ -606,6 +629,7 @@ def sensitivity(
     atol: AtolOpt = None,
     report: Annotated[bool, typer.Option(help="write indices.png and report.html")] = True,
     scheduler: SchedulerOpt = None,
+    overwrite: ReplaceOpt = False,
 ) -> None:
     """Global sensitivity of one output to parameter ranges (SALib Sobol' or Morris); write indices.csv/.json and a chart."""
     from ilsim.patients.sensitivity import parse_ranges  # lazy: heavy (pandas, dask, SALib)
@@ -614,7 +638,7 @@ def sensitivity(
     try:
         result = run_sensitivity(model, parse_ranges(param), output, out_dir, method=method, samples=samples, seed=seed,
                                  drop_failed=drop_failed, parameters=_parse_sets(set_), t_end=t_end, points=points,
-                                 rtol=rtol, atol=atol, report=report, scheduler=scheduler)
+                                 rtol=rtol, atol=atol, report=report, scheduler=scheduler, overwrite=overwrite)
     except IlsimError as exc:
         _fail(exc)
         return

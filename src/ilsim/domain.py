@@ -14,7 +14,6 @@ The model layer imports nothing above it, so this module hands ``expand`` to ``m
 
 from __future__ import annotations
 
-import json
 from functools import partial
 
 from ilsim.biology import motifs
@@ -40,7 +39,8 @@ def expand(spec: ModelSpec, source: str | None = None, allow_high_dose: bool = F
     except ModelError as exc:  # name the file too
         raise ModelError([Problem(p.field, p.message, p.source or source) for p in exc.problems]) from None
     problems = catalogue_problems(spec, source) + toxicity_problems(spec, source)
-    reporters = (("dose_log", run_dose_log), ("toxicity", partial(run_toxicity, entries=tuple(spec.toxicity))))
+    reporters = (("dose_log", partial(run_dose_log, amounts=dosing.dose_amounts(spec))),
+                 ("toxicity", partial(run_toxicity, entries=tuple(spec.toxicity))))
     return Expanded(spec, origins, tuple(problems), reporters)
 
 
@@ -76,9 +76,10 @@ def toxicity_problems(spec: ModelSpec, source: str | None) -> list[Problem]:
     return problems + ctcae.toxicity_problems(spec.toxicity, units_of, source)
 
 
-def run_dose_log(ds) -> list[dict]:
-    """The dose decisions of a run (its event log read by ``therapy.dosing``)."""
-    return dosing.dose_log(json.loads(ds.attrs.get("events_fired", "[]")))
+def run_dose_log(ds, amounts: dict) -> list[dict]:
+    """The dose decisions of a run (its event log read by ``therapy.dosing``), with the amounts scheduled."""
+    values = dict(zip(ds["parameter"].values.tolist(), ds["parameter_value"].values.tolist()))
+    return dosing.dose_log(zip(ds["firing_time"].values.tolist(), ds["firing_event"].values.tolist()), amounts, values)
 
 
 def run_toxicity(ds, entries: tuple[Toxicity, ...]) -> dict:

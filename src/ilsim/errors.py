@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from ilsim.limits import MAX_MESSAGE, excerpt
 
@@ -62,3 +65,24 @@ class ModelError(IlsimError):
 
 class SimulationError(IlsimError):
     """An integration failed; the message says when and which variables were involved."""
+
+
+# Python callers pass arguments (``parameters=``, ``t_end=``); the command line passes options (``--set``,
+# ``--t-end``). Messages about an argument name it through ``argument()``: the argument's own name, or the
+# word of the interface in use, which the CLI declares around each command with ``speaking()``.
+_words: ContextVar[Mapping[str, str]] = ContextVar("ilsim_argument_words", default=MappingProxyType({}))
+
+
+def argument(name: str) -> str:
+    """How the caller wrote the argument ``name``: ``parameters`` from Python, ``--set`` from the CLI."""
+    return _words.get().get(name, name)
+
+
+@contextmanager
+def speaking(words: Mapping[str, str]):
+    """Within the block, messages name arguments by ``words`` (argument name -> the caller's word for it)."""
+    token = _words.set({**_words.get(), **words})
+    try:
+        yield
+    finally:
+        _words.reset(token)

@@ -55,7 +55,7 @@ def test_bad_fault_requests_are_refused(faults, message):
 
 
 def test_a_parameter_cannot_be_set_by_both_a_fault_and_set():
-    with pytest.raises(ilsim.IlsimError, match="both by a fault and by --set"):
+    with pytest.raises(ilsim.IlsimError, match=r"both by a fault \(faults\) and by parameters"):  # Python words
         ilsim.simulate(model(), 5, faults={"stop-ignored": 1}, parameters={"blunting": 0.2})
 
 

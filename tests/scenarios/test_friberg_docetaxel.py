@@ -161,12 +161,13 @@ def test_filgrastim_support_shortens_neutrophil_recovery_by_about_3_days(friberg
     assert given == [24.0 * d for d in range(1, 11)]
 
 
-def test_support_is_off_by_default_and_its_doses_are_held(untreated):
+def test_support_is_off_by_default_and_its_doses_are_not_given_not_held(untreated):
     log = ilsim.summarise(untreated)["dose_log"]
     assert [e["status"] for e in log if e["drug"] == "docetaxel"] == ["given"]
     for drug, n in (("filgrastim", 10), ("oprelvekin", 14)):
-        statuses = [e["status"] for e in log if e["drug"] == drug]
-        assert statuses == ["held"] * n
+        entries = [e for e in log if e["drug"] == drug]
+        assert [e["status"] for e in entries] == ["not given"] * n  # an option switched off, not a hold for toxicity
+        assert {e["reason"] for e in entries} == {f"switched off ({drug}_on < 0.5)"}
     assert float(untreated["filgrastim"].max()) == 0 and float(untreated["oprelvekin"].max()) == 0
 
 
@@ -199,4 +200,4 @@ def test_cli_show_and_run(tmp_path):
     ran = runner.invoke(app, ["run", MODEL, "--out", str(out), "--no-report", "--set", "filgrastim_on=1"],
                         env={"COLUMNS": "200"})
     assert ran.exit_code == 0, ran.output
-    assert "doses: 11 given, 14 held" in ran.output and (out / "summary.json").exists()
+    assert "doses: 11 given, 14 not given" in ran.output and (out / "summary.json").exists()  # oprelvekin: switched off

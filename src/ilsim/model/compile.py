@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ilsim._version import __version__
-from ilsim.errors import ExpressionError, IlsimError, ModelError, Problem, did_you_mean
+from ilsim.errors import ExpressionError, IlsimError, ModelError, Problem, argument, did_you_mean
 from ilsim.model import expressions as ex
 from ilsim.model.spec import FAULT_MODES, ModelSpec
 
@@ -82,8 +82,10 @@ class CompiledModel:
     def _param_index(self) -> dict[str, int]:
         return {n: i for i, n in enumerate(self.parameters)}
 
-    def parameter_vector(self, overrides: dict[str, float] | None = None, source: str = "--set") -> np.ndarray:
-        """The parameter values, with overrides by name (unknown names are a ModelError)."""
+    def parameter_vector(self, overrides: dict[str, float] | None = None, source: str | None = None) -> np.ndarray:
+        """The parameter values, with overrides by name (unknown names are a ModelError naming ``source``, the
+        caller's word for the overrides: ``parameters`` from Python, ``--set`` from the CLI)."""
+        source = source or argument("parameters")
         p = self.p0.copy()
         for name, value in (overrides or {}).items():
             if name not in self._param_index:
@@ -95,8 +97,9 @@ class CompiledModel:
                 raise ModelError([Problem(source, f"value of '{name}' must be a number, got {value!r}", self.source)]) from None
         return p
 
-    def fault_overrides(self, faults: dict[str, float] | None, source: str = "--fault") -> dict[str, float]:
+    def fault_overrides(self, faults: dict[str, float] | None, source: str | None = None) -> dict[str, float]:
         """Parameter values that apply fault modes at given severities (0 intact .. 1 complete)."""
+        source = source or argument("faults")
         declared = {f.mode: f for f in self.spec.faults}
         out: dict[str, float] = {}
         for mode, severity in (faults or {}).items():

@@ -88,13 +88,37 @@ def read_yaml(path: str | Path, what: str = "model file"):
     except RecursionError:  # PyYAML composes nested collections recursively
         raise ModelError([Problem("", "malformed YAML: collections nested too deeply", source)]) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what_wrong = getattr(exc, "problem", None) or str(exc)
-        raise ModelError([Problem(where, f"malformed YAML: {what_wrong}", source)]) from None
+        raise ModelError([Problem(*yaml_mistake(exc), source)]) from None
     if data is None:
         raise ModelError([Problem("", "the file is empty", source)])
     return data
+
+
+def yaml_mistake(exc: yaml.YAMLError) -> tuple[str, str]:
+    """PyYAML's error as (where, what to do) in plain words: the common mistakes (a tab, indentation, an open
+    quote or bracket) by name, anything else as PyYAML says it."""
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None) or ""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    opened = getattr(exc, "context_mark", None)
+    line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+    if mark is None:
+        return "", f"malformed YAML: {problem}"
+    if "'\\t'" in problem:
+        return f"line {line}, column {column}", "a tab; indent with spaces (YAML does not allow tabs there)"
+    if "quoted scalar" in context and opened is not None:
+        return f"line {opened.line + 1}", (f"a quote is not closed (the one at column {opened.column + 1}); end the value "
+                                           "with the same quote")
+    if problem.startswith("expected <block end>"):
+        return f"line {line}", "indentation does not match the lines above; indent entries of one mapping or list equally"
+    if problem == "mapping values are not allowed here":
+        return f"line {line}, column {column}", ("unexpected ':'; indentation does not match the lines above, or a value "
+                                                  "that contains ': ' needs quotes")
+    if context in ("while parsing a flow sequence", "while parsing a flow mapping") and opened is not None:
+        bracket = "[" if "sequence" in context else "{"
+        return f"line {line}, column {column}", (f"the '{bracket}' opened at line {opened.line + 1}, column "
+                                                  f"{opened.column + 1} is not closed, or its entries lack a comma")
+    return f"line {line}, column {column}", f"malformed YAML: {problem}"
 
 
 def read_spec(path: str | Path) -> ModelSpec:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ilsim.engines.batch import STATUS, BatchEngine
-from ilsim.errors import IlsimError
+from ilsim.errors import IlsimError, argument
 from ilsim.model import expressions as ex
 from ilsim.model.compile import CompiledModel
 from ilsim.patients.metrics import patient_metrics
@@ -27,18 +27,19 @@ class Block:
 
 
 def output_times(model: CompiledModel, t_end: float | None = None, points: int | None = None) -> np.ndarray:
-    """The output times 0..t_end (the model's simulation: section by default); IlsimError naming --t-end or --points."""
+    """The output times 0..t_end (the model's simulation: section by default); IlsimError naming ``t_end`` or ``points``
+    (the caller's words for them: ``errors.argument``)."""
     sim = model.spec.simulation
     t_end = sim.t_end if t_end is None else t_end
     points = sim.points if points is None else points
     try:
         t_end = float(t_end)
     except (TypeError, ValueError):
-        raise IlsimError(f"--t-end must be a number, got {t_end!r}") from None
+        raise IlsimError(f"{argument('t_end')} must be a number, got {t_end!r}") from None
     if not (t_end > 0 and math.isfinite(t_end)):
-        raise IlsimError(f"--t-end must be positive and finite, got {t_end}")
+        raise IlsimError(f"{argument('t_end')} must be positive and finite, got {t_end}")
     if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 2:
-        raise IlsimError(f"--points must be a whole number of at least 2, got {points}")
+        raise IlsimError(f"{argument('points')} must be a whole number of at least 2, got {points}")
     return np.linspace(0.0, t_end, int(points))
 
 

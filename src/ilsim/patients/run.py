@@ -135,6 +135,7 @@ def run_cohort(
     report: bool = True,
     progress: Callable[[int, int], None] | None = None,
     notify: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> CohortRun:
     """Run a virtual-patient cohort of ``model``; see the module docstring and docs/cohort.md.
 
@@ -158,7 +159,7 @@ def run_cohort(
     check_engine(engine, rtol, atol, backend)
     if save_trajectories and out is None:
         raise IlsimError("trajectories are saved into the output folder: give out (--out) with save_trajectories")
-    out = None if out is None else check_out(out)
+    out = None if out is None else check_out(out, overwrite)
     work = None if out is None else store.work_folder(out)
     manifest = None if work is None else store.read_manifest(work)
     if seed is None and manifest is not None:
@@ -222,7 +223,7 @@ def run_cohort(
             fine = dataclasses.replace(task, t_eval=np.linspace(0.0, t_end, max(SAMPLE_POINTS, len(t_eval))),
                                        trajectories=True)
             sample = (fine.t_eval, *call(client, run_chunk, fine, *sampler.draw(0, n)))
-        _assemble(model, out, work, chunks, info, variables, t_eval, sample, started)
+        _assemble(model, out, work, chunks, info, variables, t_eval, sample, started, overwrite)
         return CohortRun(info, out)
 
 
@@ -262,10 +263,11 @@ def _compute_chunks(client, task: ChunkTask, sampler, chunks, work: Path | None,
     return reused, sorted(computed), frames
 
 
-def _assemble(model, out: Path, work: Path, chunks, info: dict, variables, t_eval, sample, started: float) -> None:
+def _assemble(model, out: Path, work: Path, chunks, info: dict, variables, t_eval, sample, started: float,
+              overwrite: bool = False) -> None:
     """Write the output folder atomically from the work folder, then remove the work folder."""
     meta = {k: info[k] for k in ("model", "model_hash", "patients", "seed")}
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, overwrite) as tmp:
         tally = store.write_summary(work, [i for i, _, _ in chunks], tmp / "summary.parquet", meta)
         info.update(tally.record())
         if info["trajectories"]:

@@ -134,6 +134,7 @@ def sensitivity(
     report: bool = True,
     client=None,
     scheduler: str | None = None,
+    overwrite: bool = False,
 ) -> SensitivityResult:
     """Sobol' indices (S1, ST, S2) or Morris measures (mu, mu*, sigma) of ``output`` over uniform parameter ranges.
 
@@ -153,7 +154,7 @@ def sensitivity(
     if method not in METHODS:
         raise IlsimError(f"--method '{method}': unknown method{did_you_mean(method, METHODS)}; choose sobol or morris")
     if out is not None:
-        check_out(out)
+        check_out(out, overwrite)
     if not 0 < conf_level < 1:
         raise IlsimError(f"conf_level must be between 0 and 1, got {conf_level:g}")
     compiled = models.compile(model)
@@ -272,7 +273,7 @@ def sensitivity(
     }
     result = SensitivityResult(indices, samples_table, info)
     if out is not None:
-        write_sensitivity(result, out, report=report)
+        write_sensitivity(result, out, report=report, overwrite=overwrite)
     return result
 
 
@@ -281,11 +282,11 @@ def _finite(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def write_sensitivity(result: SensitivityResult, out: str | Path, *, report: bool = True) -> None:
+def write_sensitivity(result: SensitivityResult, out: str | Path, *, report: bool = True, overwrite: bool = False) -> None:
     """indices.csv, indices.json, samples.parquet (and indices.png, report.html), written atomically."""
     from ilsim.report.sweep import plot_indices, sensitivity_report  # lazy: heavy (matplotlib)
 
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, overwrite) as tmp:
         result.indices.to_csv(tmp / "indices.csv")
         write_json(result.info, tmp / "indices.json")
         result.samples.to_parquet(tmp / "samples.parquet")

@@ -312,6 +312,7 @@ def sweep(
     report: bool = True,
     client=None,
     scheduler: str | None = None,
+    overwrite: bool = False,
 ) -> SweepResult:
     """Run a model at every point of a grid over one or two parameters (batch engine).
 
@@ -324,7 +325,7 @@ def sweep(
     ``scheduler`` (``"tcp://HOST:PORT"``), with the same results.
     """
     if out is not None:
-        check_out(out)
+        check_out(out, overwrite)
     compiled = models.compile(model)
     axes = make_axes(compiled, grid, log, force)
     total = math.prod(len(a.values) for a in axes)
@@ -370,7 +371,7 @@ def sweep(
     }
     result = SweepResult(table, info, axes)
     if out is not None:
-        write_sweep(result, out, report=report)
+        write_sweep(result, out, report=report, overwrite=overwrite)
     return result
 
 
@@ -378,11 +379,11 @@ def parameter_units(model: CompiledModel, name: str) -> str:
     return next((p.units for p in model.spec.parameters if p.name == name), "")
 
 
-def write_sweep(result: SweepResult, out: str | Path, *, report: bool = True) -> None:
+def write_sweep(result: SweepResult, out: str | Path, *, report: bool = True, overwrite: bool = False) -> None:
     """sweep.parquet, sweep.csv, sweep.json (and outcome_map.png, report.html), written atomically."""
     from ilsim.report.sweep import plot_sweep, sweep_report  # lazy: heavy (matplotlib)
 
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, overwrite) as tmp:
         result.table.to_parquet(tmp / "sweep.parquet")
         result.table.to_csv(tmp / "sweep.csv")
         write_json(result.info, tmp / "sweep.json")

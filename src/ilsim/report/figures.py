@@ -21,7 +21,7 @@ def groups(ds: xr.Dataset) -> dict[str, list[str]]:
     """Variables by their 'group' attribute (species default to their kind), in order of appearance."""
     out: dict[str, list[str]] = {}
     for name, var in ds.data_vars.items():
-        if var.attrs.get("role") == "parameter":
+        if var.dims != ("time",) or var.attrs.get("role") == "parameter":  # the run's records have their own dims
             continue
         out.setdefault(var.attrs.get("group") or "other", []).append(name)
     return out

@@ -28,12 +28,15 @@ from ilsim.model.sections.dosing import (  # the schema lives with the model's; 
 from ilsim.model.spec import Event, Observable, Parameter, Process, Species
 
 __all__ = ["BOOKKEEPING", "DOSE_EVENT", "IU", "LABEL_FACTOR_LIMIT", "MASS_IN_MG", "PK", "Dose", "ExprText", "Hold",
-           "LabelDose", "Patient", "Route", "amount_expression", "dose_log", "expand"]
+           "LabelDose", "Patient", "Route", "amount_expression", "dose_amounts", "dose_log", "expand"]
 
 MASS_IN_MG = {"g": 1000.0, "mg": 1.0, "ug": 1e-3, "mcg": 1e-3, "ng": 1e-6}
 IU = {"IU": 1.0, "kIU": 1e3, "MIU": 1e6, "U": 1.0, "MU": 1e6}
 LABEL_FACTOR_LIMIT = 100.0  # a dose above 100 x the labelled dose needs an explicit override
-DOSE_EVENT = re.compile(r"^dose (?P<drug>\S+) #(?P<index>\d+) (?P<status>given|held|resumed|course stopped)(: (?P<reason>.*))?$")
+DOSE_EVENT = re.compile(r"^dose (?P<drug>\S+) #(?P<index>\d+) (?P<status>given|held|not given|resumed|course stopped)"
+                        r"(: (?P<reason>.*))?$")
+AMOUNT_NOTE = re.compile(r"^scheduled amount: (?P<amount>.+) (?P<units>\S+)$")  # the description of a dose's events
+SWITCHED_OFF = "switched off"  # the reason of a dose whose hold rule reads only fixed parameters: an option left off
 
 
 _p = ex.operand_text
@@ -143,6 +146,8 @@ def expand(spec, allow_high_dose: bool = False):
                                            f"{MAX_DOSES:,} (each dose becomes an event)", None)])
     names = {p.name for p in params}
     values = {p.name: p.value for p in params}  # for the labelled-dose check, per patient
+    # a hold rule that reads only parameters no event changes decides the same way all run: a switch, not a hold
+    fixed = names - {target for e in spec.events for target in (*e.set, *e.add)}
     for k, dose in enumerate(spec.doses):
         where = f"doses[{k}]"
         if dose.drug not in drugs:
@@ -171,15 +176,17 @@ def expand(spec, allow_high_dose: bool = False):
                 problems.append(Problem(f"{where}.duration", f"infusions of {dose.drug} overlap: each must end before "
                                         "the next one starts", None))
                 continue
-        events += _dose_events(dose, k, pk, amount, times, params, Event)
+        events += _dose_events(dose, k, pk, amount, times, params, Event, fixed)
     if problems:
         raise ModelError(problems)
     return spec.model_copy(update={"species": species, "parameters": params, "processes": processes,
                                    "observables": observables, "events": events, "pk": [], "doses": [], "patient": None})
 
 
-def _dose_events(dose: Dose, k: int, pk: PK, amount: str, times: list[float], params: list, Event) -> list:
-    """Events of one dose schedule: for each time, the hold decision (if any), then the dose."""
+def _dose_events(dose: Dose, k: int, pk: PK, amount: str, times: list[float], params: list, Event,
+                 fixed: set[str] = frozenset()) -> list:
+    """Events of one dose schedule: for each time, the hold decision (if any), then the dose. A hold rule whose
+    condition reads only ``fixed`` parameters is an option switched off, and its doses are logged so."""
     d = pk.drug
     target = f"{d}_depot" if dose.route in ("sc", "im") else f"{d}_central"
     given = f"{_p(pk.bioavailability)}*{amount}" if dose.route in ("sc", "im") else amount
@@ -192,26 +199,30 @@ def _dose_events(dose: Dose, k: int, pk: PK, amount: str, times: list[float], pa
             Parameter(name=f"{state}_stopped", value=0.0, description="1 once the course is stopped", source=BOOKKEEPING),
         ]
     per_cycle = len(times) // dose.cycles
+    switch = dose.hold is not None and ex.parse(dose.hold.when).names() <= fixed
+    note = f"scheduled amount: {amount} {pk.amount_units}"  # read back by dose_amounts, also from a saved model.yaml
     for i, t in enumerate(times, start=1):
         label = f"dose {d} #{i}"
         running = f"{state}_stopped == 0"
         if dose.hold is not None:
             h = dose.hold
             holding, holds = f"{state}_holding", f"{state}_holds"
+            held = f"{label} not given: {SWITCHED_OFF} ({h.when})" if switch else f"{label} held: {h.when}"
             if i > 1 and (i - 1) % per_cycle == 0:  # a new course starts afresh: holds count per course
                 events.append(Event(name=f"{d} course {(i - 1) // per_cycle + 1} starts", at=t,
                                     set={holding: 0.0, holds: 0.0, f"{state}_stopped": 0.0}))
             events += [
                 Event(name=f"{label} resumed: {h.resume}", at=t, only_if=f"{running} and {holding} == 1 and ({h.resume})",
-                      set={holding: 0}),
-                Event(name=f"{label} held: {h.when}", at=t, only_if=f"{running} and {holding} == 1 and not ({h.resume})",
-                      add={holds: 1}),
-                Event(name=f"{label} held: {h.when}", at=t, only_if=f"{running} and {holding} == 0 and ({h.when})",
-                      set={holding: 1}, add={holds: 1}),
+                      set={holding: 0}, description=note),
+                Event(name=held, at=t, only_if=f"{running} and {holding} == 1 and not ({h.resume})", add={holds: 1},
+                      description=note),
+                Event(name=held, at=t, only_if=f"{running} and {holding} == 0 and ({h.when})", set={holding: 1},
+                      add={holds: 1}, description=note),
             ]
             if h.stop_after is not None:
                 events.append(Event(name=f"{label} course stopped: {h.stop_after} doses held", at=t,
-                                    only_if=f"{running} and {holds} >= {h.stop_after}", set={f"{state}_stopped": 1}))
+                                    only_if=f"{running} and {holds} >= {h.stop_after}", set={f"{state}_stopped": 1},
+                                    description=note))
             guard = f"{running} and {holding} == 0"
         else:
             guard = None
@@ -221,20 +232,39 @@ def _dose_events(dose: Dose, k: int, pk: PK, amount: str, times: list[float], pa
             if i == 1:
                 params.append(Parameter(name=flag, value=0.0, description="1 while an infusion runs", source=BOOKKEEPING))
             events.append(Event(name=f"{label} given", at=t, only_if=guard, add={f"{d}_infusion_rate": rate},
-                                set={flag: 1.0}))
+                                set={flag: 1.0}, description=note))
             events.append(Event(name=f"{label} infusion ends", at=t + dose.duration, only_if=f"{flag} == 1",
                                 add={f"{d}_infusion_rate": f"-{rate}"}, set={flag: 0.0}))
         else:
-            events.append(Event(name=f"{label} given", at=t, only_if=guard, add={target: given}))
+            events.append(Event(name=f"{label} given", at=t, only_if=guard, add={target: given}, description=note))
     return events
 
 
-def dose_log(events_fired: list) -> list[dict]:
-    """The dose decisions of a run (from its event log): time, drug, dose number, status, reason."""
+def dose_amounts(spec) -> dict[tuple[str, int, float], tuple[str, str]]:
+    """Each scheduled dose's amount (an expression of parameters) and units, by (drug, dose number, time), from the
+    notes ``expand`` writes on the dose events: an expanded spec, such as a result folder's model.yaml, keeps them."""
+    amounts = {}
+    for e in spec.events:
+        name, note = DOSE_EVENT.match(e.name), AMOUNT_NOTE.match(e.description or "")
+        if name and note and isinstance(e.at, (int, float)):
+            amounts[(name["drug"], int(name["index"]), float(e.at))] = (note["amount"], note["units"])
+    return amounts
+
+
+def dose_log(events_fired, amounts: dict[tuple[str, int, float], tuple[str, str]] | None = None,
+             values: dict[str, float] | None = None) -> list[dict]:
+    """The dose decisions of a run (from its event log of (time, name) pairs): time, drug, dose number, status,
+    reason and, given ``amounts`` (``dose_amounts``) and the run's parameter ``values``, the amount scheduled."""
     log = []
     for t, name in events_fired:
         m = DOSE_EVENT.match(name)
         if m:
-            log.append({"time": t, "drug": m["drug"], "dose": int(m["index"]), "status": m["status"],
-                        "reason": m["reason"] or ""})
+            entry = {"time": t, "drug": m["drug"], "dose": int(m["index"]), "status": m["status"], "reason": m["reason"] or ""}
+            expression, units = (amounts or {}).get((m["drug"], int(m["index"]), float(t)), (None, ""))
+            if expression is not None and values is not None:
+                try:
+                    entry |= {"amount": float(ex.evaluate(ex.parse(expression), values)), "units": units}
+                except (KeyError, TypeError, ValueError, ArithmeticError, ex.ExpressionError):
+                    pass  # an amount that cannot be evaluated is left out, never guessed
+            log.append(entry)
     return log

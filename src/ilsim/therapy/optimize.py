@@ -29,7 +29,7 @@ import numpy as np
 
 from ilsim import api
 from ilsim.errors import ExpressionError, IlsimError, ModelError, did_you_mean
-from ilsim.io.results import atomic_folder, check_out, summarise, write_json
+from ilsim.io.results import atomic_folder, check_out, summarise, time_series, write_json
 from ilsim.model import expressions as ex
 from ilsim.model.compose import include as include_models
 from ilsim.model.load import spec_from_dict
@@ -196,7 +196,7 @@ class Run:
     @classmethod
     def of(cls, ds) -> Run:
         return cls(summarise(ds), np.asarray(ds["time"].values, dtype=float),
-                   {name: np.asarray(v.values, dtype=float) for name, v in ds.data_vars.items()})
+                   {name: np.asarray(ds[name].values, dtype=float) for name in time_series(ds)})
 
     def quantity(self, q: Quantity) -> float:
         f, a = q.func, q.args
@@ -351,7 +351,7 @@ def _values(key: str, given, integer: bool) -> list[float]:
 
 def optimize(model, vary: dict, objective: str, constraints: list[str] | tuple = (), out: str | Path | None = None,
              method: str = "grid", *, toxicity: str | None = None, force: bool = False, max_evaluations: int = 200,
-             allow_high_dose: bool = False, **simulate_options) -> dict:
+             allow_high_dose: bool = False, overwrite: bool = False, **simulate_options) -> dict:
     """Search schedules for the best feasible objective and the efficacy-toxicity Pareto front.
 
     ``vary`` maps ``doses[I].FIELD`` / ``doses[I].hold.stop_after`` / ``param:NAME`` to a list of
@@ -369,7 +369,7 @@ def optimize(model, vary: dict, objective: str, constraints: list[str] | tuple =
     if method not in METHODS:
         raise IlsimError(f"unknown search method '{method}'{did_you_mean(method, METHODS)}; choose one of {', '.join(METHODS)}")
     if out is not None:
-        check_out(out)
+        check_out(out, overwrite)
     obj = parse_objective(objective)
     cons = [parse_constraint(c) for c in constraints]
     tox = toxicity_measure(toxicity, cons)
@@ -469,7 +469,7 @@ def optimize(model, vary: dict, objective: str, constraints: list[str] | tuple =
         "candidates": rows,
     }
     if out is not None:
-        _write(out, result, variables, summaries.get(best["id"] if best else "standard") or standard_run.summary)
+        _write(out, result, variables, summaries.get(best["id"] if best else "standard") or standard_run.summary, overwrite)
     return result
 
 
@@ -563,8 +563,8 @@ def table_rows(result: dict) -> tuple[list[str], list[list]]:
     return header, rows
 
 
-def _write(out, result: dict, variables: list[Variable], summary: dict) -> None:
-    with atomic_folder(out) as tmp:
+def _write(out, result: dict, variables: list[Variable], summary: dict, overwrite: bool = False) -> None:
+    with atomic_folder(out, overwrite) as tmp:
         header, rows = table_rows(result)
         with open(tmp / "optimize.csv", "w", newline="") as fh:
             w = csv.writer(fh)
