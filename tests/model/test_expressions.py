@@ -123,3 +123,13 @@ def test_common_subexpressions_compute_each_repeated_piece_once_with_the_same_va
         for old, new in zip(trees, rewritten):
             assert ex.evaluate(new, values) == pytest.approx(ex.evaluate(old, {k: values[k] for k in "abcx"}))
     assert "piecewise(1/(a*b + c)" in ex.to_text(rewritten[2])  # a branch is evaluated only when chosen
+
+
+def test_boolean_if_then_else_and_xor_from_sympy_keep_their_truth_table():
+    """SymPy writes nested piecewise conditions as ITE (a traceback on BIOMD0000000859's Jacobian) or Xor."""
+    x, y = sp.symbols("x y", real=True)
+    for expr in (sp.ITE(x > 1, y > 2, y < 0), sp.Xor(x > 1, y > 2)):
+        tree = ex.from_sympy(expr)
+        for xv in (0.0, 1.5):
+            for yv in (-1.0, 1.0, 3.0):
+                assert bool(ex.evaluate(tree, {"x": xv, "y": yv})) == bool(expr.subs({x: xv, y: yv}))

@@ -723,6 +723,14 @@ def from_sympy(expr) -> Expr:
         return Logic("or", tuple(args))
     if isinstance(expr, sp.Not):
         return Not(args[0])
+    if isinstance(expr, sp.ITE):  # a boolean if-then-else, as SymPy writes nested conditions of a piecewise
+        cond, then, other = args
+        return Logic("or", (Logic("and", (cond, then)), Logic("and", (Not(cond), other))))
+    if isinstance(expr, sp.Xor):
+        out = args[0]
+        for a in args[1:]:
+            out = Logic("or", (Logic("and", (out, Not(a))), Logic("and", (Not(out), a))))
+        return out
     funcs = {sp.exp: "exp", sp.log: "log", sp.Abs: "abs", sp.Min: "min", sp.Max: "max", sp.sin: "sin",
              sp.cos: "cos", sp.tanh: "tanh", sp.floor: "floor", sp.ceiling: "ceil", sp.tan: "tan", sp.sinh: "sinh",
              sp.cosh: "cosh", sp.asin: "asin", sp.acos: "acos", sp.atan: "atan"}
