@@ -177,11 +177,11 @@ def explain_outcomes(model: CompiledModel, info: dict) -> dict[str, str]:
     """Each outcome label with the rule that gives it; 'undetermined' with why a patient gets it in this run."""
     out = rules(model)
     t_end = info["time"]["t_end"]
-    short = [f"'{d.label}' needs {d.held_for:g} {info['time']['units']}" for d in model.spec.outcomes
+    short = [f"'{d.label}' ({d.held_for:g} {info['time']['units']})" for d in model.spec.outcomes
              if d.held_for is not None and d.held_for > t_end]
     if short:
-        out[UNDETERMINED] += (f". This run lasts {t_end:g} {info['time']['units']}, shorter than the window of "
-                              + ", ".join(short) + ", so no patient can be given that label: run longer (--t-end)")
+        out[UNDETERMINED] += (f". This run lasts {t_end:g} {info['time']['units']}, shorter than the held_for window of "
+                              + ", ".join(short) + ", so no patient can get that label: run longer (--t-end) to decide them")
     return out
 
 
@@ -208,12 +208,13 @@ def render(info: dict, figures: list[Path], metrics: list[list], explained: dict
         f"<p class='muted'>model <code>{html_text(info['model'])}</code> · hash <code>{html_text(info['model_hash'][:16])}</code>"
         f" · seed <code>{info['seed']}</code> · ilsim {html_text(str(info['ilsim_version']))}</p>",
         "<h2>Outcomes</h2>",
-        _table(["outcome", "patients", "fraction", "rule"],
-               [[label, v["count"], f"{v['fraction']:.2%}", (explained or {}).get(label, "")]
-                for label, v in info["outcomes"].items()], numeric={1, 2}),
-        "<p class='muted'>Each patient gets the first label, in this order, whose rule holds at the end of the run "
-        "(or at every output time of its held_for window).</p>",
+        _table(["outcome", "patients", "fraction"],
+               [[label, v["count"], f"{v['fraction']:.2%}"] for label, v in info["outcomes"].items()], numeric={1, 2}),
     ]
+    if explained:  # every label the model defines, with its rule, whether or not a patient got it
+        parts.append("<h3>What each label means</h3><p class='muted'>Each patient gets the first label, in this order, "
+                     "whose rule holds at the end of the run (or at every output time of its held_for window).</p>")
+        parts.append(_table(["outcome", "rule"], [[label, rule] for label, rule in explained.items()]))
     if failed["count"]:
         parts.append(f"<h3>Failed patients ({failed['count']:,})</h3>")
         parts.append(_table(["reason", "patients"], [[r, c] for r, c in failed["by_reason"].items()], numeric={1}))
