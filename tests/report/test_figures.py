@@ -176,3 +176,15 @@ def test_console_summary_gives_the_nadir_and_the_outcome_rule(cli, tmp_path):
     summary = json.loads((tmp_path / "ir" / "summary.json").read_text())
     assert summary["outcome"] == "resolved" and summary["outcome_rule"].startswith("if P < ")
     assert f"outcome: resolved  ({summary['outcome_rule']})" in result.stdout
+
+
+def test_a_variable_zero_in_the_first_run_only_is_still_drawn_in_a_comparison():
+    t = np.linspace(0, 1, 5)
+
+    def run(values):
+        return xr.Dataset({"x": ("time", np.asarray(values, dtype=float), {"units": "pM", "group": "g"}),
+                           "y": ("time", np.ones(5), {"units": "pM", "group": "g"})}, coords={"time": t})
+
+    untreated, treated = run(np.zeros(5)), run([0, 1, 2, 1, 0.5])
+    assert [p.names for p in panels(untreated)] == [["y"]]  # alone, a line 0 throughout is left out
+    assert [p.names for p in panels(untreated, None, (treated,))] == [["x", "y"]]

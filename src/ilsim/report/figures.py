@@ -62,23 +62,20 @@ def wants_log(values: np.ndarray) -> bool:
 
 
 def series_wants_log(y: np.ndarray, floor: float) -> bool:
-    """Whether a time course is best read on a log axis: it grows from its start, or falls from its start, or dips
-    between two higher values, by more than DECADES_FOR_LOG decades (values below ``floor`` not counted).
+    """Whether a time course is best read on a log axis: it grows from its initial value, or falls from it, by
+    more than DECADES_FOR_LOG decades (values below ``floor`` not counted).
 
-    A transient that rises from 0 and returns to 0 stays linear: on a log axis its peak would be squeezed
-    into the top decade and its return drawn as a long slope of no interest."""
+    A transient that rises from 0 and returns to 0 (a cytokine burst, one course of a drug after another)
+    stays linear: on a log axis its peak would be squeezed into the top decade and its return drawn as a
+    long slope of no interest."""
     y = np.where(np.isfinite(y) & (y >= floor), y, np.nan)
     if np.all(np.isnan(y)) or floor <= 0:
         return False
     ratio = 10.0 ** DECADES_FOR_LOG
     top = np.nanmax(y)
-    if np.isfinite(y[0]) and top / y[0] > ratio:  # grows from its initial value (tumour, T cells)
+    if np.isfinite(y[0]) and top / y[0] > ratio:  # grows from its initial value (a tumour from one cell)
         return True
-    if np.nanargmax(y) == 0 and top / np.nanmin(y) > ratio:  # falls from its initial value (antigen, drug washout)
-        return True
-    before = np.fmax.accumulate(np.nan_to_num(y, nan=0.0))  # highest value up to each time
-    after = np.fmax.accumulate(np.nan_to_num(y, nan=0.0)[::-1])[::-1]  # and from each time on
-    return bool(np.nanmax(np.minimum(before, after) / y) > ratio)  # a dip and a rebound (oscillations, relapse)
+    return bool(np.nanargmax(y) == 0 and top / np.nanmin(y) > ratio)  # falls from it (antigen cleared)
 
 
 def _peak(values: np.ndarray) -> float:
@@ -115,10 +112,11 @@ def _ctcae_lines(model, name: str, units: str) -> list[tuple[float, str]]:
             for v, g in sorted(lines.items())]
 
 
-def panels(ds: xr.Dataset, model=None) -> list[Panel]:
-    """The panels of a run's figure: the model's ``plots:`` first, then its groups split by unit and magnitude."""
+def panels(ds: xr.Dataset, model=None, others: tuple[xr.Dataset, ...] = ()) -> list[Panel]:
+    """The panels of a run's figure: the model's ``plots:`` first, then its groups split by unit and magnitude
+    (peaks over ``ds`` and ``others``, the other runs of a comparison: a variable 0 in one run only is drawn)."""
     units = {name: ds[name].attrs.get("units", "") for name in ds.data_vars}
-    peaks = {name: _peak(ds[name].values) for name in ds.data_vars}
+    peaks = {name: max(_peak(run[name].values) for run in (ds, *others) if name in run) for name in ds.data_vars}
     out = []
     for declared in (model.spec.plots if model is not None else ()):
         names = [n for n in declared.variables if n in ds.data_vars]
@@ -151,7 +149,7 @@ def plot_compare(runs: dict[str, xr.Dataset], path: Path, title: str | None = No
     """Overlay runs of one model (e.g. intact and faulted): a panel per group and unit, a line style per run,
     each run's outcome in the key."""
     first = next(iter(runs.values()))
-    fig = draw(runs, panels(first, model))
+    fig = draw(runs, panels(first, model, tuple(runs.values())[1:]))
     if len(runs) > 1:  # one key for the runs, with each run's outcome
         keys = [plt.Line2D([], [], color="black", ls=STYLES[k % len(STYLES)], lw=_width(k, len(runs)),
                            label=figure_text(label + (f": {ds.attrs['outcome']}" if ds.attrs.get("outcome") else "")))

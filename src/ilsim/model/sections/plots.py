@@ -35,7 +35,7 @@ class PlotPanel(_Strict):
 
     title: Text
     variables: list[Text] = Field(min_length=1)
-    scale: Literal["auto", "linear", "log"] = "auto"  # auto: log when the values span more than 3 decades
+    scale: Literal["auto", "linear", "log"] = "auto"  # auto: docs/figures.md, "Scales and the floor"
     thresholds: list[Threshold] = Field(default_factory=list)
     description: str = ""
 
