@@ -248,6 +248,21 @@ def infection_resolution_therapy() -> Path:
     return save(fig, "infection-resolution-therapy.png")
 
 
+def pharmacodynamics() -> Path:
+    """docs/pharmacodynamics.md: the panels examples/tocilizumab-pd.yaml declares, drawn as `ilsim run` draws them."""
+    from ilsim.report.figures import draw, panels
+
+    model = ilsim.compile(str(Path(__file__).parents[1] / "examples" / "tocilizumab-pd.yaml"))
+    ds = ilsim.simulate(model)
+    fig = draw({"": ds}, panels(ds, model)[:len(model.spec.plots)])
+    fig.suptitle("Tocilizumab 8 mg/kg at day 7: receptor occupancy, IL-6 signalling and CRP", fontsize=10)
+    crp = ds["CRP"].values
+    below = ds["time"].values[crp < 10.0]
+    print(f"PD: CRP nadir {crp.min():.3g} mg/L at day {float(ds['time'][crp.argmin()]):.3g}; "
+          f"below 10 mg/L from day {below[0]:.3g} to {below[-1]:.3g}")
+    return save(fig, "pharmacodynamics.png")
+
+
 def save(fig, name: str, dpi: int = DPI) -> Path:
     """Write a figure into docs/figures/ (every figure script saves through this)."""
     FIGURES.mkdir(parents=True, exist_ok=True)
@@ -264,6 +279,7 @@ if __name__ == "__main__":
     infection_resolution()
     infection_resolution_therapy()
     alexander_wahl()
+    pharmacodynamics()
     # scenarios whose figure scripts also print the numbers their pages quote
     import figures_aldesleukin
     import figures_allergy

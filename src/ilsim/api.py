@@ -126,7 +126,7 @@ def run(model, out: str | Path, *, report: bool = True, overwrite: bool = False,
         if not report:
             return
         (folder / "figures").mkdir()
-        figures = [plot_run(ds, folder / "figures" / "overview.png")]
+        figures = [plot_run(ds, folder / "figures" / "overview.png", model=compiled)]
         html.write_report(compiled, summary, figures, folder / "report.html")
 
     summary = write_run(ds, compiled, out, figures_and_report, overwrite)
@@ -153,7 +153,7 @@ def compare(model, variants: dict[str, dict[str, float]], out: str | Path | None
     }
     if out is not None:
         with atomic_folder(out, overwrite) as tmp:
-            plot_compare(runs, tmp / "compare.png")
+            plot_compare(runs, tmp / "compare.png", model=compiled)
             rows = ["variable,variant,final,peak,peak_time"] + [
                 f"{name},{label},{v['final']!r},{v['peak']!r},{v['peak_time']!r}"
                 for name, by_label in table.items() for label, v in by_label.items()

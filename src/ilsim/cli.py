@@ -164,14 +164,17 @@ def run(
                                                  if g["hospitalisation"] else "") for term, g in summary["toxicity"].items()]
         out.print("max CTCAE grades: " + ", ".join(grades), highlight=False)
     if summary.get("outcome"):
-        out.print(f"outcome: [bold]{plain(summary['outcome'])}[/]", highlight=False)
+        rule = f"  ({plain(summary['outcome_rule'])})" if summary.get("outcome_rule") else ""
+        out.print(f"outcome: [bold]{plain(summary['outcome'])}[/]{rule}", highlight=False)
     for name, value in summary.get("derived", {}).items():
         out.print(f"{plain(name)} = {value:.6g}", highlight=False)
     table = Table(show_edge=False)
-    for col in ("variable", "units", "final", "peak", f"peak time [{tu}]"):
-        table.add_column(plain(col), justify="right" if col not in ("variable", "units") else "left")
+    for col in ("variable", "units", "final", "peak", f"peak time [{tu}]", "nadir", f"nadir time [{tu}]"):
+        table.add_column(plain(col), justify="right" if col not in ("variable", "units") else "left", overflow="fold",
+                         no_wrap=col == "variable")  # a name is read whole; the rest may fold
     for name, v in summary["variables"].items():
-        table.add_row(plain(name), plain(v["units"]), _num(v["final"]), _num(v["peak"]), _num(v["peak_time"]))
+        table.add_row(plain(name), plain(v["units"]), _num(v["final"]), _num(v["peak"]), _num(v["peak_time"]),
+                      _num(v["nadir"]), _num(v["nadir_time"]))
     out.print(table)
     out.print(f"results written to {plain(out_dir)}/ (results.nc, results.csv, summary.json"
               f"{', figures/, report.html' if report else ''})", highlight=False)
@@ -199,6 +202,16 @@ def compare(
     except IlsimError as exc:
         _fail(exc)
         return
+    import json  # the outcomes of the variants, as compare.json records them
+
+    outcomes = json.loads((out_dir / "compare.json").read_text()).get("outcomes", {})
+    if any(outcomes.values()):
+        verdicts = Table(title="outcome per variant", show_edge=False)
+        for col in ("variant", "outcome"):
+            verdicts.add_column(col)
+        for label in variants:
+            verdicts.add_row(plain(label), plain(outcomes.get(label) or "-"))
+        out.print(verdicts)
     view = Table(title="final values (and peaks) per variant", show_edge=False)
     view.add_column("variable")
     for label in variants:

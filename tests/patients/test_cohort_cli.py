@@ -3,7 +3,9 @@ message and nothing written."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -27,6 +29,16 @@ def test_cohort_writes_the_result_folder_and_prints_the_outcomes(cli, tmp_path):
     info = json.loads((out / "cohort.json").read_text())
     assert info["chunks"]["count"] == 3 and info["time"] == {"t_end": 100.0, "points": 21, "units": "day"}
     assert info["time_to"] == ["T < 1"] and info["trajectories"] is True
+    page = (out / "report.html").read_text()
+    # every outcome label with its rule; 'tumour cleared' needs 300 days, the run lasts 100: said so
+    assert "<tr><td>tumour cleared</td><td>if T &lt; 1 for the last 300 (day)</td></tr>" in page
+    assert "<tr><td>tumour persists</td><td>if T &gt;= 1 at the end</td></tr>" in page
+    undetermined = html.unescape(page[page.index("<tr><td>undetermined</td>"):])
+    assert "This run lasts 100 day, shorter than the held_for window of 'tumour cleared' (300 day)" in undetermined
+    # the population as a table: each drawn parameter in a row with its distribution, no raw JSON
+    assert re.search(r"<tr><td>c</td><td>parameter</td><td>distribution = uniform, low = 0.02, high = 0.05", page)
+    assert re.search(r"<tr><td>a</td><td>parameter</td><td>distribution = lognormal", page)
+    assert '"parameters": {' not in page
 
 
 def gpu_present() -> bool:

@@ -232,3 +232,15 @@ def test_malformed_data_file_names_the_file_and_the_field(tmp_path):
     bad.write_text(text.replace("soc: Vascular disorders", "sco: Vascular disorders", 1))
     with pytest.raises(ModelError, match=r"terms\[0\].sco: unknown field 'sco' \(did you mean 'soc'\?\)"):
         ctcae.read_terms(bad)
+
+
+def test_grade_thresholds_are_the_printed_boundaries_in_the_readouts_units():
+    from ilsim.therapy.ctcae import grade_thresholds
+
+    # CTCAE v5.0 prints platelet count decreased grades 2-4 as <75,000, <50,000 and <25,000 /mm3
+    per_mm3 = dict(grade_thresholds("Platelet count decreased"))
+    assert [per_mm3[g] for g in (2, 3, 4)] == [75000.0, 50000.0, 25000.0]
+    per_litre = dict(grade_thresholds("Platelet count decreased", units="10^9/L"))  # 1e9/L = 1000 /mm3
+    assert all(per_litre[g] == pytest.approx(per_mm3[g] / 1000.0) for g in per_mm3)
+    fahrenheit = dict(grade_thresholds("Fever", units="degF"))  # 38.0 degC = 100.4 degF
+    assert fahrenheit[1] == pytest.approx(100.4)

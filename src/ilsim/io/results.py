@@ -20,7 +20,7 @@ from ilsim.errors import IlsimError, argument
 from ilsim.io.atomic import recover, swap_folder
 from ilsim.model.compile import CompiledModel
 from ilsim.model.load import dump_spec
-from ilsim.model.outcomes import label_outcomes
+from ilsim.model.outcomes import label_outcomes, rules
 from ilsim.model.sections.dosing import BOOKKEEPING
 
 MARKER = ".ilsim-result"  # written last into every result folder: only such a folder may be replaced
@@ -77,6 +77,7 @@ def to_dataset(model: CompiledModel, traj: Trajectory, run_info: dict, p: np.nda
         **{k: v for k, v in run_info.items() if v is not None},  # netCDF attributes cannot be None
         # JSON texts kept for one release for readers of earlier files; the variables above hold the same data
         "parameters": json.dumps(dict(zip(model.parameters, map(float, p_start)))),
+        "outcome_rule": rules(model).get(outcome, ""),
         "derived": json.dumps(model.derived_values(p_start)),
         "toxicity": json.dumps([e.model_dump(mode="json", exclude_none=True) for e in spec.toxicity]),
         "events_fired": json.dumps([[t, name] for t, name in traj.event_log]),
@@ -213,6 +214,7 @@ def summarise(ds: xr.Dataset) -> dict:
         "model": attrs.get("model_name"),
         "model_hash": attrs.get("model_hash"),
         "outcome": attrs.get("outcome") or None,
+        "outcome_rule": attrs.get("outcome_rule") or None,
         "derived": json.loads(attrs.get("derived", "{}")),
         "faults": json.loads(attrs.get("faults", "{}")),
         "t_end": float(t[-1]),

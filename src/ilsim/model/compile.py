@@ -24,6 +24,7 @@ import numpy as np
 from ilsim._version import __version__
 from ilsim.errors import ExpressionError, IlsimError, ModelError, Problem, argument, did_you_mean
 from ilsim.model import expressions as ex
+from ilsim.model.sections.plots import plot_problems
 from ilsim.model.spec import FAULT_MODES, ModelSpec
 
 STATE, PARAM, OBS = "state", "parameter", "observable"
@@ -307,6 +308,9 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
     for name in spec.population.parameters if spec.population else ():
         if name not in params:  # the population varies model parameters only (covariates may be new names)
             bad(f"population.parameters.{name}", f"unknown parameter '{name}'{did_you_mean(name, params)}")
+
+    for where, message in plot_problems(spec):
+        bad(where, message)
 
     derived = []
     for k, d in enumerate(spec.derived):

@@ -25,6 +25,19 @@ FAILED = "failed"  # the outcome of a patient whose integration failed (cohorts,
 NO_OUTCOME = "(no outcome rules)"  # the label counted when a model defines no outcomes
 
 
+def rules(model: CompiledModel) -> dict[str, str]:
+    """Each outcome label with the rule that gives it, as text ("if P < 1 for the last 30 (day)"), plus why a run is
+    undetermined."""
+    units = model.spec.metadata.time_units
+    out = {oc.label: f"if {ex.to_text(oc.condition)}"
+           + (f" for the last {declared.held_for:g} ({units})" if declared.held_for is not None else " at the end")
+           for oc, declared in zip(model.outcomes, model.spec.outcomes, strict=True)}
+    if out:
+        out[UNDETERMINED] = ("no rule above held at the end (or for its whole held_for window), or the run is shorter "
+                             "than a rule's held_for window")
+    return out
+
+
 def window(t: np.ndarray, held_for: float | None) -> np.ndarray:
     """Indices of the output times an outcome is judged at: the last one, or all in [t_end - held_for, t_end];
     none if the run spans less than ``held_for``."""

@@ -27,6 +27,7 @@ from ilsim.model.sections.catalogue import Interleukin
 from ilsim.model.sections.cell_types import CellType
 from ilsim.model.sections.dosing import PK, Dose, Patient
 from ilsim.model.sections.motifs import MotifEntry
+from ilsim.model.sections.plots import PlotPanel
 from ilsim.model.sections.population import Population
 from ilsim.model.sections.toxicity import Toxicity
 
@@ -261,6 +262,7 @@ class ModelSpec(_Strict):
     toxicity: list[Toxicity] = Field(default_factory=list)  # CTCAE v5.0 terms graded from readouts
     simulation: SimulationDefaults = Field(default_factory=SimulationDefaults)
     population: Population | None = None  # how virtual patients differ (docs/population.md)
+    plots: list[PlotPanel] = Field(default_factory=list)  # the panels its figures show first (docs/figures.md)
 
     @model_validator(mode="before")
     @classmethod

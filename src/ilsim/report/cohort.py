@@ -9,8 +9,8 @@ by column from summary.parquet, so a million-patient cohort never sits in memory
 
 from __future__ import annotations
 
-import json
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ilsim.model.compile import CompiledModel  # noqa: E402
-from ilsim.model.outcomes import NO_OUTCOME  # noqa: E402
+from ilsim.model.outcomes import NO_OUTCOME, UNDETERMINED, rules  # noqa: E402
 from ilsim.report.figures import wants_log  # noqa: E402
 from ilsim.report.html import _STYLE, _image, _table  # noqa: E402
 from ilsim.report.safe_text import figure_text, html_text  # noqa: E402
@@ -59,7 +59,7 @@ def plot_outcomes(outcomes: dict, path: Path, title: str) -> Path:
     for bar, label in zip(bars, labels):
         ax.text(bar.get_width() + 0.01, bar.get_y() + bar.get_height() / 2,
                 f"{outcomes[label]['fraction']:.1%} ({outcomes[label]['count']:,})", va="center", fontsize=8)
-    ax.set_title(figure_text(title), fontsize=10)
+    ax.set_title(figure_text(textwrap.fill(title, 70)), fontsize=10)  # wrapped: a long model title is never cut off
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -169,11 +169,35 @@ def write_cohort_report(model: CompiledModel, info: dict, folder: Path, sample: 
         plots.append(plot_distributions(summary, metrics, units, figures / "distributions.png"))
     plots.append(plot_spaghetti(model, t, frame, Y, main_species(model), figures / "trajectories.png", time_units, labels))
     path = folder / "report.html"
-    path.write_text(render(info, plots, metric_rows(summary, columns)), encoding="utf-8")
+    path.write_text(render(info, plots, metric_rows(summary, columns), explain_outcomes(model, info)), encoding="utf-8")
     return path
 
 
-def render(info: dict, figures: list[Path], metrics: list[list]) -> str:
+def explain_outcomes(model: CompiledModel, info: dict) -> dict[str, str]:
+    """Each outcome label with the rule that gives it; 'undetermined' with why a patient gets it in this run."""
+    out = rules(model)
+    t_end = info["time"]["t_end"]
+    short = [f"'{d.label}' ({d.held_for:g} {info['time']['units']})" for d in model.spec.outcomes
+             if d.held_for is not None and d.held_for > t_end]
+    if short:
+        out[UNDETERMINED] += (f". This run lasts {t_end:g} {info['time']['units']}, shorter than the held_for window of "
+                              + ", ".join(short) + ", so no patient can get that label: run longer (--t-end) to decide them")
+    return out
+
+
+def population_rows(population: dict) -> list[list]:
+    """One row per drawn parameter or covariate: its name, what it is, its distribution's settings."""
+    rows = []
+    for kind in ("covariates", "parameters"):
+        for name, dist in population.get(kind, {}).items():
+            settings = dist if isinstance(dist, dict) else {"value": dist}
+            rows.append([name, kind[:-1], ", ".join(f"{k} = {v}" for k, v in settings.items())])
+    for first, second, r in population.get("correlations", []):  # [name, name, r] (Gaussian copula)
+        rows.append([f"{first} and {second}", "correlation", f"r = {r}"])
+    return rows
+
+
+def render(info: dict, figures: list[Path], metrics: list[list], explained: dict[str, str] | None = None) -> str:
     title = f"{info['model_title']}: virtual cohort of {info['patients']:,} patients"
     failed = info["failed"]
     engine = info["engine"]
@@ -187,6 +211,10 @@ def render(info: dict, figures: list[Path], metrics: list[list]) -> str:
         _table(["outcome", "patients", "fraction"],
                [[label, v["count"], f"{v['fraction']:.2%}"] for label, v in info["outcomes"].items()], numeric={1, 2}),
     ]
+    if explained:  # every label the model defines, with its rule, whether or not a patient got it
+        parts.append("<h3>What each label means</h3><p class='muted'>Each patient gets the first label, in this order, "
+                     "whose rule holds at the end of the run (or at every output time of its held_for window).</p>")
+        parts.append(_table(["outcome", "rule"], [[label, rule] for label, rule in explained.items()]))
     if failed["count"]:
         parts.append(f"<h3>Failed patients ({failed['count']:,})</h3>")
         parts.append(_table(["reason", "patients"], [[r, c] for r, c in failed["by_reason"].items()], numeric={1}))
@@ -197,7 +225,10 @@ def render(info: dict, figures: list[Path], metrics: list[list]) -> str:
     parts.append("<h2>Metrics across patients</h2>")
     parts.append(_table(["column", "median", "5th percentile", "95th percentile", "undefined (NaN)"], metrics,
                         numeric={1, 2, 3, 4}))
-    parts.append("<h2>Population</h2><pre>" + html_text(json.dumps(info["population"], indent=2)) + "</pre>")
+    parts.append("<h2>Population</h2>")
+    parts.append(_table(["name", "drawn as", "distribution"], population_rows(info["population"])))
+    parts.append(f"<p class='muted'>seed {info['population'].get('seed')}; {html_text(info['population'].get('copula', ''))}"
+                 f" copula; {html_text(info['population'].get('generator', ''))}</p>")
     prov = [["patients", info["patients"]], ["seed", info["seed"]], ["engine", f"{engine['name']} ({engine['backend']}), "
                                                                               f"{engine['method']}"],
             ["rtol", engine["rtol"]], ["atol", engine["atol"]],

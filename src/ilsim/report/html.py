@@ -7,6 +7,7 @@ escaped, so it can be mailed or archived beside the results.
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 from ilsim.model.compile import CompiledModel
@@ -19,10 +20,21 @@ color:#1d2533;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:1px solid #d5dbe5;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.5em 0;font-size:.92em} th,td{border:1px solid #d5dbe5;padding:.25em .55em;
 text-align:left;vertical-align:top} th{background:#f1f4f9} td.num{text-align:right;font-variant-numeric:tabular-nums}
-pre,code{background:#f6f8fb;font-size:.9em} pre{padding:.7em;overflow-x:auto}
+pre,code{background:#f6f8fb;font-size:.9em} pre{padding:.7em;white-space:pre-wrap;overflow-wrap:anywhere}
+td{overflow-wrap:anywhere} details summary{cursor:pointer;color:#3a4a66}
 .outcome{display:inline-block;padding:.2em .7em;border-radius:1em;background:#e8eefc;font-weight:600}
 img{max-width:100%;border:1px solid #e3e7ee} .muted{color:#5b6677;font-size:.9em}
 """
+
+
+# Events the dosing layer generates for each dose ("dose aldesleukin #3 given", "... #3 infusion ends"): bookkeeping
+# a reader opens on purpose, not a line of the model's own
+_GENERATED = re.compile(r"^dose \S+ #\d+ ")
+FOLD_ROWS = 20  # a table longer than this is folded (shown on a click)
+
+
+def _fold(summary: str, body: str) -> str:
+    return f"<details><summary>{html_text(summary)}</summary>{body}</details>"
 
 
 def _fmt(value) -> str:
@@ -65,7 +77,8 @@ def render(model: CompiledModel, summary: dict, figures: list[Path]) -> str:
         f"<p>{html_text(meta.description)}</p>",
     ]
     if summary.get("outcome"):
-        parts.append(f"<p>Outcome: <span class='outcome'>{html_text(summary['outcome'])}</span></p>")
+        rule = f" <span class='muted'>{html_text(summary['outcome_rule'])}</span>" if summary.get("outcome_rule") else ""
+        parts.append(f"<p>Outcome: <span class='outcome'>{html_text(summary['outcome'])}</span>{rule}</p>")
     if summary.get("derived"):
         parts.append(_table(["derived quantity", "value"], [[k, v] for k, v in summary["derived"].items()], numeric={1}))
     parts.append("<h2>Results</h2>")
@@ -86,23 +99,34 @@ def render(model: CompiledModel, summary: dict, figures: list[Path]) -> str:
                              f"grade 0 from [{tu}]"], rows, numeric={2, 3, 6}))
     if summary.get("dose_log"):
         parts.append("<h3>Dose log</h3>")
-        parts.append(_table([f"time [{tu}]", "drug", "dose", "status", "rule"],
-                            [[e["time"], e["drug"], e["dose"], e["status"], e["reason"]] for e in summary["dose_log"]],
-                            numeric={0, 2}))
+        log = summary["dose_log"]
+        table = _table([f"time [{tu}]", "drug", "dose", "status", "rule"],
+                       [[e["time"], e["drug"], e["dose"], e["status"], e["reason"]] for e in log], numeric={0, 2})
+        parts.append(table if len(log) <= FOLD_ROWS else _fold(f"{len(log)} doses (show)", table))
     if summary.get("events_fired"):
         parts.append("<h3>Events fired</h3>")
-        parts.append(_table([f"time [{tu}]", "event"], summary["events_fired"], numeric={0}))
+        fired = summary["events_fired"]
+        table = _table([f"time [{tu}]", "event"], fired, numeric={0})
+        parts.append(table if len(fired) <= FOLD_ROWS else _fold(f"{len(fired)} events fired (show)", table))
     parts.append("<h2>Model</h2><h3>Equations (what is integrated)</h3>")
     parts.append("<pre>" + html_text("\n".join(text.equations(model))) + "</pre>")
     if model.observables:
         parts.append("<h3>Observables</h3><pre>" + html_text("\n".join(text.observable_lines(model))) + "</pre>")
     if model.events:
-        parts.append("<h3>Events</h3><pre>" + html_text("\n".join(text.event_lines(model))) + "</pre>")
+        lines = text.event_lines(model)
+        own = [line for line, ev in zip(lines, model.events) if not _GENERATED.match(ev.name)]
+        generated = [line for line, ev in zip(lines, model.events) if _GENERATED.match(ev.name)]
+        parts.append("<h3>Events</h3>")
+        if own:
+            parts.append("<pre>" + html_text("\n".join(own)) + "</pre>")
+        if generated:
+            parts.append(_fold(f"{len(generated)} events generated from the doses: (dosing bookkeeping; show)",
+                               "<pre>" + html_text("\n".join(generated)) + "</pre>"))
     if model.derived:
         parts.append("<h3>Derived quantities (from parameters)</h3><pre>"
                      + html_text("\n".join(text.derived_lines(model))) + "</pre>")
     if model.outcomes:
-        parts.append("<h3>Outcome labels (first that holds at the end)</h3><pre>"
+        parts.append("<h3>Outcome labels (the first whose rule holds)</h3><pre>"
                      + html_text("\n".join(text.outcome_lines(model))) + "</pre>")
     parts.append("<h3>Species</h3>")
     parts.append(_table(["name", "kind", "units", "initial", "description"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ilsim.model import expressions as ex
 from ilsim.model.compile import STATE, CompiledModel
+from ilsim.model.outcomes import rules
 
 
 def equations(model: CompiledModel) -> list[str]:
@@ -29,10 +30,7 @@ def event_lines(model: CompiledModel) -> list[str]:
 
 
 def outcome_lines(model: CompiledModel) -> list[str]:
-    units = model.spec.metadata.time_units
-    return [f"{oc.label}: if {ex.to_text(oc.condition)}"
-            + (f" for the last {declared.held_for:g} ({units})" if declared.held_for is not None else "")
-            for oc, declared in zip(model.outcomes, model.spec.outcomes, strict=True)]
+    return [f"{label}: {rule}" for label, rule in rules(model).items()]
 
 
 def derived_lines(model: CompiledModel) -> list[str]:

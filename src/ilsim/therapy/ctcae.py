@@ -313,6 +313,24 @@ def _run_lengths(cond: np.ndarray, t_hours: np.ndarray) -> np.ndarray:
     return out
 
 
+def grade_thresholds(term: str | Term, *, scale: str | None = None, lln: float | None = None,
+                     units: str | None = None) -> list[tuple[int, float]]:
+    """(grade, threshold) of each grade of a value scale, in ``units`` when given (else the scale's): the lines a
+    figure draws. Baseline-relative scales have no fixed threshold and give none."""
+    sc = get_term(term).scale(scale)
+    if sc.measure != "value":
+        return []
+    limit = sc.lln.value if (sc.lln is not None and lln is None) else lln
+    to_scale = _converter(units, sc.units) if units is not None else (lambda x: x)
+    offset, factor = to_scale(0.0), to_scale(1.0) - to_scale(0.0)  # every conversion is affine
+    out = []
+    for c in sc.grades:
+        thr = limit if c.threshold == "LLN" else c.threshold
+        if thr is not None:
+            out.append((c.grade, (thr - offset) / factor))
+    return out
+
+
 def grade_series(
     term: str | Term,
     values: Sequence[float] | np.ndarray,
