@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
+from ilsim.io.results import time_series  # noqa: E402
 from ilsim.report.safe_text import figure_text  # noqa: E402
 from ilsim.therapy.ctcae import grade_thresholds  # noqa: E402
 
@@ -115,11 +116,12 @@ def _ctcae_lines(model, name: str, units: str) -> list[tuple[float, str]]:
 def panels(ds: xr.Dataset, model=None, others: tuple[xr.Dataset, ...] = ()) -> list[Panel]:
     """The panels of a run's figure: the model's ``plots:`` first, then its groups split by unit and magnitude
     (peaks over ``ds`` and ``others``, the other runs of a comparison: a variable 0 in one run only is drawn)."""
-    units = {name: ds[name].attrs.get("units", "") for name in ds.data_vars}
-    peaks = {name: max(_peak(run[name].values) for run in (ds, *others) if name in run) for name in ds.data_vars}
+    series = time_series(ds)  # the run's records (doses, firings, grades) have dimensions of their own
+    units = {name: ds[name].attrs.get("units", "") for name in series}
+    peaks = {name: max(_peak(run[name].values) for run in (ds, *others) if name in run) for name in series}
     out = []
     for declared in (model.spec.plots if model is not None else ()):
-        names = [n for n in declared.variables if n in ds.data_vars]
+        names = [n for n in declared.variables if n in series]
         if names:
             out.append(Panel(declared.title, names, units[names[0]], declared.scale,
                              [(t.value, t.label) for t in declared.thresholds]))
