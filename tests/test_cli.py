@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+import ilsim
+
 
 def leftovers(folder: Path) -> list[str]:
     """Temporary folders a run may leave beside its --out (.NAME.XXXX.partial, .NAME.PID.old)."""
@@ -198,3 +200,11 @@ def test_real_ilsim_run_integration_failure_is_one_clean_message(blowup_model, t
     assert "integration failed at t = " in message and "variables involved: x = " in message, message
     assert 0.8 <= failure_time(message) <= 1.05, message
     assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_errors_name_python_arguments_from_python_and_options_from_the_command_line(cli):
+    """One message, in the words of whoever called: the argument from Python, the option from the CLI."""
+    with pytest.raises(ilsim.IlsimError, match=r"^grid: nothing to sweep"):
+        ilsim.sweep("reynolds-2006", {})
+    result = cli("sweep", "reynolds-2006", "--metric", "D.final")
+    assert result.exit_code == 2 and "--param: nothing to sweep" in result.output

@@ -30,7 +30,7 @@ OPTION_WORDS = {
     "chunk_size": "--chunk-size", "backend": "--backend", "seed": "--seed", "vary": "--vary", "time_to": "--time-to",
     "force": "--force", "grid": "--param", "ranges": "--param", "log": "--log", "metric": "--metric",
     "output": "--output", "samples": "--samples", "drop_failed": "--drop-failed", "scheduler": "--scheduler",
-    "overwrite": "--overwrite", "max_wall_s": "--max-wall",
+    "overwrite": "--overwrite", "max_wall_s": "--max-wall", "toxicity": "--toxicity",
 }
 
 

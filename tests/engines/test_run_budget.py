@@ -46,7 +46,7 @@ def test_a_sliding_mode_stops_at_the_budget_naming_the_switch(method):
 @pytest.mark.parametrize("method", ["RK45", "DOP853"])
 def test_a_stiff_system_under_an_explicit_method_stops_and_suggests_a_stiff_one(method):
     model = ilsim.compile(robertson())
-    with pytest.raises(ilsim.SimulationError, match=r"stiff .*use a stiff method \(--method BDF, Radau or LSODA\)"):
+    with pytest.raises(ilsim.SimulationError, match=r"stiff .*use a stiff method \(method BDF, Radau or LSODA\)"):
         OdeEngine(method, max_rhs_evaluations=BUDGET).run(model, np.array([0.0, 40.0]), model.p0)
     # the same budget is ample for a stiff method; published values at t = 40 (Hairer & Wanner, Solving ODEs II)
     y = OdeEngine("BDF", rtol=1e-8, atol=1e-12, max_rhs_evaluations=BUDGET).run(model, np.array([0.0, 40.0]), model.p0).y[-1]

@@ -70,7 +70,7 @@ def test_bad_conditions_are_clear_errors(kp):
         parse_conditions(kp, ["Tumour < 3"])
     with pytest.raises(ModelError, match="not a condition"):
         parse_conditions(kp, ["T + 1"])
-    with pytest.raises(ModelError, match="--time-to"):
+    with pytest.raises(ModelError, match="time_to"):
         parse_conditions(kp, ["T <"])
 
 

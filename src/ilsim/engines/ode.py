@@ -24,6 +24,7 @@ from scipy.integrate import odeint, solve_ivp
 from ilsim.engines.base import SOLVER_FAILED, Engine, EngineResult, check_parameters, check_times, check_tolerances
 from ilsim.engines.tableaux import BAD_INITIAL, MAX_CASCADE
 from ilsim.errors import IlsimError, SimulationError, did_you_mean
+from ilsim.errors import argument as arg
 from ilsim.limits import MAX_RHS_EVALUATIONS
 from ilsim.model import analysis
 from ilsim.model import expressions as ex
@@ -314,7 +315,7 @@ class OdeEngine(Engine):
         steps = fast * max(t_end - over.t, 0.0) / 3.3  # an explicit method's steps stay below about 3.3 / rate
         if self.method not in IMPLICIT and steps > self.max_rhs_evaluations / 12:
             message += (f"; the system is stiff (a mode decays at rate {fast:.3g}, so {self.method} needs more than "
-                        f"{steps:.2g} steps to finish): use a stiff method (--method BDF, Radau or LSODA)")
+                        f"{steps:.2g} steps to finish): use a stiff method ({arg('method')} BDF, Radau or LSODA)")
         thresholds = state_switches(model)
         if thresholds:
             message += (f"; a rate switches with the state at {', '.join(repr(c) for c in thresholds[:3])}: where the "

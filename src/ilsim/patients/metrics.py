@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ilsim.errors import ModelError, Problem, did_you_mean
+from ilsim.errors import ModelError, Problem, argument, did_you_mean
 from ilsim.model import expressions as ex
 from ilsim.model.compile import CompiledModel
 from ilsim.model.outcomes import FAILED, label_outcomes
@@ -45,8 +45,10 @@ def _namespace(model: CompiledModel, t, y: np.ndarray, obs: np.ndarray, P: np.nd
     return values
 
 
-def parse_conditions(model: CompiledModel, conditions: Sequence[str], source: str = "--time-to") -> list[tuple[str, ex.Expr]]:
+def parse_conditions(model: CompiledModel, conditions: Sequence[str],
+                     source: str | None = None) -> list[tuple[str, ex.Expr]]:
     """Check conditions such as ``"T < 1e3"`` against the model's names (clear errors, nothing evaluated)."""
+    source = source or argument("time_to")
     known = {ex.TIME, *model.species, *model.parameters, *model.observables, *(n for n, _ in model.derived)}
     parsed, problems = [], []
     for text in conditions:

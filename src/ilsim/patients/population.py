@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from scipy.special import ndtr
 from scipy.stats import truncnorm
 
-from ilsim.errors import IlsimError, ModelError, Problem, did_you_mean
+from ilsim.errors import IlsimError, ModelError, Problem, argument, did_you_mean
 from ilsim.model import expressions as ex
 from ilsim.model.base import _check_name
 from ilsim.model.compile import _PRELUDE, _import_generated
@@ -46,8 +46,9 @@ BLOCK = 4096  # patients per random block: the unit of reproducibility, independ
 # ------------------------------------------------------------------------------------- --vary
 
 
-def parse_vary(text: str, source: str = "--vary") -> tuple[str, Distribution]:
+def parse_vary(text: str, source: str | None = None) -> tuple[str, Distribution]:
     """``"kpg=lognormal(median=0.6, cv=0.3)"`` -> ("kpg", Distribution); the text is parsed, never run."""
+    source = source or argument("vary")
 
     def fail(message: str, field: str = "") -> ModelError:
         return ModelError([Problem(field, f"{message} (in '{text}')", source)])
@@ -221,7 +222,7 @@ def population_sampler(compiled, population: Population | dict | None = None, va
     if seed is None:
         seed = population.seed if population.seed is not None else secrets.randbits(63)
     elif not _is_seed(seed):
-        raise ModelError([Problem("", f"the seed must be an integer from 0 to {SEED_MAX}, got {seed!r}", "--seed")])
+        raise ModelError([Problem("", f"the seed must be an integer from 0 to {SEED_MAX}, got {seed!r}", argument("seed"))])
     return PopulationSampler(compiled, population, int(seed))
 
 
@@ -240,25 +241,25 @@ def _with_vary(population: Population, vary: list[str], compiled) -> Population:
     covariates, parameters = dict(population.covariates), dict(population.parameters)
     problems = []
     for text in vary:
-        name, dist = parse_vary(text, "--vary")
+        name, dist = parse_vary(text, argument("vary"))
         if name in covariates:
             covariates[name] = dist
         elif name in compiled.parameters:
             parameters[name] = dist
         else:
             hint = did_you_mean(name, [*compiled.parameters, *covariates])
-            problems.append(Problem(name, f"unknown parameter or covariate '{name}'{hint} (in '{text}')", "--vary"))
+            problems.append(Problem(name, f"unknown parameter or covariate '{name}'{hint} (in '{text}')", argument("vary")))
             continue
         if dist.scale is not None:
             for used in sorted(ex.parse(dist.scale).names() - set(covariates)):
                 problems.append(Problem(f"{name}.scale", f"unknown covariate '{used}'{did_you_mean(used, covariates)} "
-                                        f"(in '{text}')", "--vary"))
+                                        f"(in '{text}')", argument("vary")))
         if dist.distribution == "fixed" and any(name in pair[:2] for pair in population.correlations):
             problems.append(Problem(name, f"'{name}' is correlated in the model's population: it cannot be fixed "
-                                    f"(in '{text}')", "--vary"))
+                                    f"(in '{text}')", argument("vary")))
     if problems:
         raise ModelError(problems)
     if not vary:
         return population
     return _validated({**population.model_dump(exclude_defaults=True), "covariates": covariates, "parameters": parameters},
-                      "--vary", "population")
+                      argument("vary"), "population")

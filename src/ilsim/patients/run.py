@@ -31,6 +31,7 @@ from rich.text import Text
 
 from ilsim._version import __version__
 from ilsim.errors import IlsimError
+from ilsim.errors import argument as arg
 from ilsim.io.results import atomic_folder, check_out, write_json
 from ilsim.model.compile import CompiledModel
 from ilsim.model.load import dump_spec
@@ -148,13 +149,13 @@ def run_cohort(
     notify = notify or (lambda text: None)
     vary = [vary] if isinstance(vary, str) else list(vary)
     time_to = [time_to] if isinstance(time_to, str) else list(time_to)
-    patients = _check_count(patients, "--patients", "patients")
+    patients = _check_count(patients, arg("patients"), "patients")
     if patients > MAX_PATIENTS and not force:
-        raise IlsimError(f"--patients {patients:,} is more than {MAX_PATIENTS:,}: give --force if you mean it")
+        raise IlsimError(f"{arg('patients')} {patients:,} is more than {MAX_PATIENTS:,}: give {arg('force')} if you mean it")
     if chunk_size is not None:
-        chunk_size = _check_count(chunk_size, "--chunk-size", "patients per chunk")
+        chunk_size = _check_count(chunk_size, arg("chunk_size"), "patients per chunk")
     if backend not in BACKENDS:
-        raise IlsimError(f"--backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
+        raise IlsimError(f"{arg('backend')} must be one of {', '.join(BACKENDS)}, got '{backend}'")
     check_client(client, scheduler)
     check_engine(engine, rtol, atol, backend)
     if save_trajectories and out is None:
@@ -196,8 +197,8 @@ def run_cohort(
             call(client, probe, task, p0)
         except IlsimError as exc:
             if backend == "gpu":
-                advice = "" if "cpu" in str(exc) else "; use --backend cpu"
-                raise IlsimError(f"--backend gpu: {exc}{advice}") from None
+                advice = "" if "cpu" in str(exc) else f"; use {arg('backend')} cpu"
+                raise IlsimError(f"{arg('backend')} gpu: {exc}{advice}") from None
             raise
         done, computed, frames = _compute_chunks(client, task, sampler, chunks, work, settings, progress, notify)
         info = {
@@ -312,7 +313,7 @@ def _check_same(here: dict, there: dict, work: Path) -> None:
 
     what = "; ".join(f"{k}: {show(here.get(k))} now, {show(there.get(k))} there" for k in differ)
     raise IlsimError(f"{work} holds an unfinished cohort run with other settings ({what}); run it again with the same "
-                     f"settings to resume it, or choose another --out, or remove {work} to start afresh")
+                     f"settings to resume it, or choose another {arg('out')}, or remove {work} to start afresh")
 
 
 def _now() -> str:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ilsim.errors import IlsimError, did_you_mean
+from ilsim.errors import argument as arg
 from ilsim.io import models
 from ilsim.io.results import atomic_folder, check_out, write_json
 from ilsim.patients.evaluate import output_times
@@ -77,7 +78,7 @@ def parse_ranges(texts: list[str], option: str = "--param") -> dict[str, tuple[f
 
 def _check_ranges(model, ranges: Mapping[str, object]) -> dict[str, tuple[float, float]]:
     if not ranges:
-        raise IlsimError("--param: nothing to vary; give each parameter's range, e.g. --param c=0.02:0.05")
+        raise IlsimError(f"{arg('ranges')}: nothing to vary; give each parameter's range, e.g. c from 0.02 to 0.05")
     checked = {}
     for name, bounds in ranges.items():
         check_parameter(model, name)
@@ -87,11 +88,11 @@ def _check_ranges(model, ranges: Mapping[str, object]) -> dict[str, tuple[float,
             try:
                 low, high = (float(b) for b in bounds)
             except (TypeError, ValueError):
-                raise IlsimError(f"--param {name}: expected a range (low, high), got {bounds!r}") from None
+                raise IlsimError(f"{arg('ranges')} {name}: expected a range (low, high), got {bounds!r}") from None
             if not (math.isfinite(low) and math.isfinite(high)):
-                raise IlsimError(f"--param {name}: the bounds must be finite numbers")
+                raise IlsimError(f"{arg('ranges')} {name}: the bounds must be finite numbers")
             if low >= high:
-                raise IlsimError(f"--param {name}: the low bound must be below the high bound, got {low:g} >= {high:g}")
+                raise IlsimError(f"{arg('ranges')} {name}: the low bound must be below the high bound, got {low:g} >= {high:g}")
         checked[name] = (low, high)
     return checked
 
@@ -100,10 +101,10 @@ def _check_samples(method: str, samples: int | None) -> int:
     n = DEFAULT_SAMPLES[method] if samples is None else int(samples)
     if n < MIN_SAMPLES[method]:
         what = "base points (a power of 2)" if method == "sobol" else "trajectories"
-        raise IlsimError(f"--samples {n}: too small for {method}; give at least {MIN_SAMPLES[method]} {what}")
+        raise IlsimError(f"{arg('samples')} {n}: too small for {method}; give at least {MIN_SAMPLES[method]} {what}")
     if method == "sobol" and n & (n - 1):
         low = 1 << (n.bit_length() - 1)
-        raise IlsimError(f"--samples {n}: Sobol' sampling needs a power of 2 (its convergence relies on it); "
+        raise IlsimError(f"{arg('samples')} {n}: Sobol' sampling needs a power of 2 (its convergence relies on it); "
                          f"use {low} or {2 * low}")
     return n
 
@@ -152,7 +153,7 @@ def sensitivity(
     from SALib.sample import sobol as sobol_sample
 
     if method not in METHODS:
-        raise IlsimError(f"--method '{method}': unknown method{did_you_mean(method, METHODS)}; choose sobol or morris")
+        raise IlsimError(f"{arg('method')} '{method}': unknown method{did_you_mean(method, METHODS)}; choose sobol or morris")
     if out is not None:
         check_out(out, overwrite)
     if not 0 < conf_level < 1:
@@ -161,14 +162,14 @@ def sensitivity(
     bounds = _check_ranges(compiled, ranges)
     names = list(bounds)
     n = _check_samples(method, samples)
-    conditions = check_metric(compiled, output, "--output", [], allow_outcome=True)
+    conditions = check_metric(compiled, output, arg("output"), [], allow_outcome=True)
     t_eval = output_times(compiled, t_end, points)
     engine = engine_for(compiled, rtol, atol, engine)
     p = base_parameters(compiled, parameters, names)
     if seed is None:
         seed = draw_seed()
     elif not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**32):
-        raise IlsimError(f"--seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
+        raise IlsimError(f"{arg('seed')} must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
     seed = int(seed)
 
     d = len(names)
@@ -176,7 +177,7 @@ def sensitivity(
     second = bool(second_order and method == "sobol" and d > 1)
     group = (2 * d + 2 if second else d + 2) if method == "sobol" else d + 1
     if n * group > MAX_RUNS:
-        raise IlsimError(f"--samples {n}: {n * group:,} runs, more than {MAX_RUNS:,}; use fewer samples")
+        raise IlsimError(f"{arg('samples')} {n}: {n * group:,} runs, more than {MAX_RUNS:,}; use fewer samples")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SALib's advice on sample sizes: checked above, in ilsim's words
         if method == "sobol":
@@ -207,15 +208,16 @@ def sensitivity(
         detail = "; ".join(f"{k}: {v}" for k, v in reasons.items())
         if not drop_failed:
             raise IlsimError(f"{int(bad.sum())} of {len(y)} runs failed or gave no value for {output} ({detail}); "
-                             f"{method} indices need every run: narrow the --param ranges, or pass --drop-failed to drop "
+                             f"{method} indices need every run: narrow the {arg('ranges')} "
+                             f"ranges, or pass {arg('drop_failed')} to drop "
                              "the sample groups with a failed run (the estimate is then biased)")
         keep = ~bad.reshape(-1, group).any(axis=1).repeat(group)
     kept_groups = int(keep.sum()) // group
     if kept_groups < 2:
         raise IlsimError(f"only {kept_groups} complete sample group(s) of {n} left after dropping failed runs; "
-                         "narrow the --param ranges")
+                         f"narrow the {arg('ranges')} ranges")
     if method == "sobol" and np.ptp(y[keep]) == 0:
-        raise IlsimError(f"--output {output}: the same value ({y[keep][0]:g}) in every run, so it has no variance to "
+        raise IlsimError(f"{arg('output')} {output}: the same value ({y[keep][0]:g}) in every run, so it has no variance to "
                          "apportion; choose another output or wider ranges")
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):

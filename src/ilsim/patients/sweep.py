@@ -27,6 +27,7 @@ import pandas as pd
 from ilsim._version import __version__
 from ilsim.engines.batch import BatchEngine
 from ilsim.errors import IlsimError, did_you_mean
+from ilsim.errors import argument as arg
 from ilsim.io import models
 from ilsim.io.results import atomic_folder, check_out, write_json
 from ilsim.model.compile import CompiledModel
@@ -110,13 +111,13 @@ def make_axes(model: CompiledModel, grid: Mapping[str, object], log: Sequence[st
     """The axes of a sweep from ``{name: values | "LOW:HIGH:N" | (low, high, n)}``, checked against the model
     (a grid of more than ``MAX_POINTS`` points is refused before any value is made, unless ``force``)."""
     if not grid:
-        raise IlsimError("--param: nothing to sweep; give one or two parameters, e.g. --param kpg=0.1:2.0:40")
+        raise IlsimError(f"{arg('grid')}: nothing to sweep; give one or two parameters, e.g. kpg from 0.1 to 2.0 in 40 points")
     if len(grid) > MAX_AXES:
-        raise IlsimError(f"--param: a sweep varies one or two parameters, got {len(grid)} ({', '.join(grid)}); "
+        raise IlsimError(f"{arg('grid')}: a sweep varies one or two parameters, got {len(grid)} ({', '.join(grid)}); "
                          "use `ilsim sensitivity` for more")
     unknown_log = [n for n in log if n not in grid]
     if unknown_log:
-        raise IlsimError(f"--log '{unknown_log[0]}': not a swept parameter{did_you_mean(unknown_log[0], grid)}; "
+        raise IlsimError(f"{arg('log')} '{unknown_log[0]}': not a swept parameter{did_you_mean(unknown_log[0], grid)}; "
                          f"swept: {', '.join(grid)}")
     specs = {}
     for name, spec in grid.items():
@@ -128,16 +129,17 @@ def make_axes(model: CompiledModel, grid: Mapping[str, object], log: Sequence[st
             try:
                 spec = (float(spec[0]), float(spec[1]), int(spec[2]))
             except (TypeError, ValueError):
-                raise IlsimError(f"--param {name}: expected (low, high, n) with numbers and a whole n, got {spec!r}") from None
+                raise IlsimError(f"{arg('grid')} {name}: expected (low, high, n) with numbers and a whole n, "
+                                 f"got {spec!r}") from None
         specs[name] = spec
     counts = [s[2] if isinstance(s, tuple) and len(s) == 3 else np.size(s) for s in specs.values()]
     total = math.prod(counts)
     if total > MAX_POINTS and not force:
-        raise IlsimError(f"--param: the grid has {total:,} points, more than {MAX_POINTS:,}; use fewer points or force it "
+        raise IlsimError(f"{arg('grid')}: the grid has {total:,} points, more than {MAX_POINTS:,}; use fewer points or force it "
                          "(--force)")
     axes = []
     for name, spec in specs.items():
-        where = f"--param {name}"
+        where = f"{arg('grid')} {name}"
         is_log = name in log
         if isinstance(spec, tuple) and len(spec) == 3:
             axes.append(Axis(name, grid_values(*spec, log=is_log, where=where), is_log, "log" if is_log else "linear"))
@@ -213,7 +215,7 @@ def base_parameters(model: CompiledModel, overrides: Mapping[str, float] | None,
     """The parameter vector every point starts from: the model's values with ``--set`` overrides."""
     clash = sorted(set(overrides or {}) & set(varied))
     if clash:
-        raise IlsimError(f"--set '{clash[0]}': the parameter is also varied by --param; give it once")
+        raise IlsimError(f"{arg('parameters')} '{clash[0]}': the parameter is also varied by {arg('grid')}; give it once")
     return model.parameter_vector(dict(overrides or {}))
 
 
@@ -332,7 +334,7 @@ def sweep(
     conditions = parse_conditions(compiled, list(time_to))
     if metric is None:
         metric = f"{compiled.species[0]}.final"
-    conditions = check_metric(compiled, metric, "--metric", conditions)
+    conditions = check_metric(compiled, metric, arg("metric"), conditions)
     t_eval = output_times(compiled, t_end, points)
     engine = engine_for(compiled, rtol, atol, engine)
     p = base_parameters(compiled, parameters, [a.name for a in axes])

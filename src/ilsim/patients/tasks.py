@@ -21,6 +21,7 @@ import pandas as pd
 
 from ilsim.engines.batch import BatchEngine
 from ilsim.errors import IlsimError
+from ilsim.errors import argument as arg
 from ilsim.model.compile import CompiledModel, compile_model
 from ilsim.model.load import spec_from_dict
 from ilsim.patients.evaluate import Block, evaluate
@@ -85,7 +86,7 @@ def make_engine(backend: str, rtol: float, atol: float):
     try:
         from ilsim.engines.cuda import CudaBatchEngine  # lazy: optional (CuPy, the gpu extra)
     except ImportError as exc:
-        raise IlsimError(f"--backend gpu: the GPU engine cannot be loaded ({exc}); use --backend cpu") from None
+        raise IlsimError(f"{arg('backend')} gpu: the GPU engine cannot be loaded ({exc}); use {arg('backend')} cpu") from None
     return CudaBatchEngine(rtol=rtol, atol=atol)
 
 
@@ -131,7 +132,7 @@ def connect(address: str):
         return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise IlsimError(f"--scheduler {address}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s ({why}); "
+        raise IlsimError(f"{arg('scheduler')} {address}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s ({why}); "
                          "start one (`dask scheduler`, then `dask worker ADDRESS`) or leave out --scheduler to run "
                          "in-process") from None
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from ilsim import api
 from ilsim.errors import ExpressionError, IlsimError, ModelError, did_you_mean
+from ilsim.errors import argument as arg
 from ilsim.io.results import atomic_folder, check_out, summarise, time_series, write_json
 from ilsim.model import expressions as ex
 from ilsim.model.compose import include as include_models
@@ -281,29 +282,30 @@ def resolve_vary(spec, parameters: list[str], vary: dict) -> list[Variable]:
         if key.startswith("param:"):
             name = key.removeprefix("param:").strip()
             if name not in parameters:
-                raise IlsimError(f"--vary '{key}': the model has no parameter '{name}'{did_you_mean(name, parameters)}")
+                raise IlsimError(f"{arg('vary')} '{key}': the model has no parameter '{name}'{did_you_mean(name, parameters)}")
             var = Variable(key, [], None, (name,), False)
         else:
             m = _DOSE_KEY.match(key)
             if not m:
-                raise IlsimError(f"--vary '{key}': address a dose field as doses[I].FIELD (e.g. doses[0].amount, "
+                raise IlsimError(f"{arg('vary')} '{key}': address a dose field as doses[I].FIELD (e.g. doses[0].amount, "
                                  "doses[0].hold.stop_after) or a parameter as param:NAME")
             index, name, sub = int(m.group(1)), m.group(2), m.group(3)
             if index >= len(spec.doses):
                 have = f"doses[0] to doses[{len(spec.doses) - 1}]" if spec.doses else "no doses: section"
-                raise IlsimError(f"--vary '{key}': the model has {have}")
+                raise IlsimError(f"{arg('vary')} '{key}': the model has {have}")
             if sub is None:
                 if name not in DOSE_FIELDS:
-                    raise IlsimError(f"--vary '{key}': cannot vary the dose field '{name}'{did_you_mean(name, DOSE_FIELDS)}; "
+                    raise IlsimError(f"{arg('vary')} '{key}': cannot vary the dose field "
+                                     f"'{name}'{did_you_mean(name, DOSE_FIELDS)}; "
                                      f"numeric dose fields: {', '.join(DOSE_FIELDS)}")
                 path = (name,)
             else:
                 if name != "hold" or sub not in HOLD_FIELDS:
-                    raise IlsimError(f"--vary '{key}': cannot vary '{name}.{sub}'"
+                    raise IlsimError(f"{arg('vary')} '{key}': cannot vary '{name}.{sub}'"
                                      f"{did_you_mean(f'{name}.{sub}', [f'hold.{h}' for h in HOLD_FIELDS])}; "
                                      f"of a hold rule only {', '.join(HOLD_FIELDS)} can be varied")
                 if spec.doses[index].hold is None:
-                    raise IlsimError(f"--vary '{key}': doses[{index}] has no hold rule")
+                    raise IlsimError(f"{arg('vary')} '{key}': doses[{index}] has no hold rule")
                 path = (name, sub)
             var = Variable(key, [], index, path, path[-1] in INTEGER_FIELDS)
         var.values = _values(key, spec_values, var.integer)
@@ -319,16 +321,16 @@ def _values(key: str, given, integer: bool) -> list[float]:
     """[v1, v2, ...] as given, or (lo, hi, n): n evenly spaced values from lo to hi."""
     if isinstance(given, tuple):
         if len(given) != 3:
-            raise IlsimError(f"--vary '{key}': a range is (lo, hi, n), got {given!r}")
+            raise IlsimError(f"{arg('vary')} '{key}': a range is (lo, hi, n), got {given!r}")
         lo, hi, n = given
         try:
             lo, hi, n = float(lo), float(hi), int(n)
         except (TypeError, ValueError):
-            raise IlsimError(f"--vary '{key}': a range is (lo, hi, n) of numbers, got {given!r}") from None
+            raise IlsimError(f"{arg('vary')} '{key}': a range is (lo, hi, n) of numbers, got {given!r}") from None
         if n < 1:
-            raise IlsimError(f"--vary '{key}': the range has no values (n = {n}); the grid would be empty")
+            raise IlsimError(f"{arg('vary')} '{key}': the range has no values (n = {n}); the grid would be empty")
         if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
-            raise IlsimError(f"--vary '{key}': a range needs finite lo <= hi, got {lo:g} to {hi:g}")
+            raise IlsimError(f"{arg('vary')} '{key}': a range needs finite lo <= hi, got {lo:g} to {hi:g}")
         values = list(np.linspace(lo, hi, n)) if n > 1 else [lo]
         if integer:
             values = [float(round(v)) for v in values]
@@ -336,13 +338,13 @@ def _values(key: str, given, integer: bool) -> list[float]:
         try:
             values = [float(v) for v in given]
         except (TypeError, ValueError):
-            raise IlsimError(f"--vary '{key}': values must be numbers, got {given!r}") from None
+            raise IlsimError(f"{arg('vary')} '{key}': values must be numbers, got {given!r}") from None
         if not values:
-            raise IlsimError(f"--vary '{key}': no values; the grid would be empty")
+            raise IlsimError(f"{arg('vary')} '{key}': no values; the grid would be empty")
         if not all(math.isfinite(v) for v in values):
-            raise IlsimError(f"--vary '{key}': values must be finite numbers")
+            raise IlsimError(f"{arg('vary')} '{key}': values must be finite numbers")
         if integer and any(v != round(v) for v in values):
-            raise IlsimError(f"--vary '{key}': {key.rsplit('.', 1)[-1]} takes whole numbers, got {given!r}")
+            raise IlsimError(f"{arg('vary')} '{key}': {key.rsplit('.', 1)[-1]} takes whole numbers, got {given!r}")
     return [int(v) if integer else float(v) for v in dict.fromkeys(values)]
 
 
