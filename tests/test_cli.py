@@ -202,9 +202,13 @@ def test_real_ilsim_run_integration_failure_is_one_clean_message(blowup_model, t
     assert not out.exists() and leftovers(tmp_path) == []
 
 
-def test_errors_name_python_arguments_from_python_and_options_from_the_command_line(cli):
+def test_errors_name_python_arguments_from_python_and_options_from_the_command_line(cli, tmp_path):
     """One message, in the words of whoever called: the argument from Python, the option from the CLI."""
     with pytest.raises(ilsim.IlsimError, match=r"^grid: nothing to sweep"):
         ilsim.sweep("reynolds-2006", {})
-    result = cli("sweep", "reynolds-2006", "--metric", "D.final")
-    assert result.exit_code == 2 and "--param: nothing to sweep" in result.output
+    with pytest.raises(ilsim.IlsimError, match=r"^ranges c: the low bound must be below the high bound"):
+        ilsim.sensitivity("kirschner-panetta-1998", {"c": (0.05, 0.02)}, "T.final")
+    result = cli("sensitivity", "kirschner-panetta-1998", "--param", "c=0.05:0.02", "--output", "T.final",
+                 "--out", tmp_path / "sa")
+    assert result.exit_code == 2 and "--param 'c=0.05:0.02': the low bound must be below the high bound" in result.output
+    assert not (tmp_path / "sa").exists()
