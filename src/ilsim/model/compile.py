@@ -501,6 +501,10 @@ def _plain_number(text: str) -> str:
     return f"_f({text})"
 
 
+def _numpy_number(text: str) -> str:
+    return f"np.float64({text})"
+
+
 def _code(tree: ex.Expr, names: dict[str, str], plain: bool) -> str:
     return ex.to_code(tree, names, False, _plain_number if plain else None)
 
@@ -583,7 +587,8 @@ def _build_kernels(m: CompiledModel) -> dict:
     src += [f"roots = [{', '.join(f'root_{k}' for k in range(len(roots)))}]", ""]
     src += [
         "def observe(t, y, p):",
-        *[f"    o_{i} = {ex.to_code(tr, vec_names, True)}" for i, tr in enumerate(m.observable_trees)],
+        # constants as NumPy floats: 10.0**400 in a readout is inf, as in the kernels, not an OverflowError
+        *[f"    o_{i} = {ex.to_code(tr, vec_names, True, _numpy_number)}" for i, tr in enumerate(m.observable_trees)],
         f"    return ({', '.join(f'o_{i}' for i in range(nobs))}{',' if nobs else ''})",
         "",
         "def initial(p):",

@@ -99,8 +99,8 @@ class Process(_Strict):
             raise ValueError("a process must consume or produce at least one species")
         for side in (self.consumes, self.produces):
             for species, count in side.items():
-                if count <= 0:
-                    raise ValueError(f"stoichiometry of '{species}' must be positive, got {count}")
+                if not 0 < count < math.inf:  # NaN too
+                    raise ValueError(f"stoichiometry of '{species}' must be a positive, finite number, got {count}")
         return self
 
 
