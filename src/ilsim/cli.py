@@ -29,6 +29,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Simulate int
 out = console()
 err = console(stderr=True, soft_wrap=True)  # one line, whatever the width
 
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Unit warnings quote model text: shown through the safe console as one line, not by Python's printer."""
+    if issubclass(category, UnitWarning):
+        err.print("[yellow]warning:[/] ", end="", highlight=False)
+        err.print(str(message), markup=False, highlight=False)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+warnings.showwarning = _show_warning
+
 ModelArg = Annotated[str, typer.Argument(help="a model file (YAML) or the name of a built-in model (see `ilsim scenarios`)")]
 TEndOpt = Annotated[float | None, typer.Option(help="end time (model's time units)")]
 PointsOpt = Annotated[int | None, typer.Option(help="number of output times")]

@@ -33,13 +33,17 @@ _DEFINITIONS = (
     "IL2_unit = [IL2]",
     "fraction = 1 = fractions",
     "signal = 1 = signals",
-    "grade = 1 = grades",
+    "ctcae_grade = 1",
     "copy = 1 = copies",
     "dose = 1 = doses",
     "episode = 1 = episodes",
     "index = 1 = indices",
     "m2 = meter ** 2",
     "mm3 = millimeter ** 3",
+    "substance = mole",  # SBML's predefined units (Level 2): what an imported model's labels may name
+    "volume = liter",
+    "area = meter ** 2",
+    "time = second",
     "pM = picomolar",
     "nM = nanomolar",
     "uM = micromolar",
@@ -49,7 +53,7 @@ _PHRASES = (
     ("arbitrary damage units", "damage_unit"), ("damage units", "damage_unit"), ("damage unit", "damage_unit"),
     ("% damage", "percent"), ("arbitrary units", "_AU"), ("allergen units", "UA"), ("antigen units", "antigen_unit"),
     ("antigen unit", "antigen_unit"), ("activation units", "activation_unit"), ("IL-2 units", "IL2_unit"),
-    ("CTCAE grade", "grade"),
+    ("CTCAE grade", "ctcae_grade"),
 )
 _INTERLEUKIN_SIGNAL = re.compile(r"\bIL-?\d+\w*\s+(signal)")  # 'IL-6 signal': a signal
 _WORD_AU = re.compile(r"\bAU\b")
@@ -157,8 +161,13 @@ def check(label: str) -> str:
     return label
 
 
+UNDECLARED_TIME = ("time", "dimensionless")  # SBML models that do not say their time unit
+
+
 def check_time(label: str) -> str:
     """A validator for time_units: a unit of time."""
+    if label in UNDECLARED_TIME:
+        return label
     check(label)
     if parse(label).dimensionality != registry().Quantity(1.0, "hour").dimensionality:
         raise ValueError(f"time_units must be a unit of time (hour, day, ...), got '{label}'")
@@ -167,6 +176,8 @@ def check_time(label: str) -> str:
 
 def hours_per(time_units: str) -> float | None:
     """Hours in one unit of ``time_units`` ('hour', 'days', 'min', ...), or None if it is not a unit of time."""
+    if time_units in UNDECLARED_TIME:
+        return None
     try:
         q = parse(str(time_units))
         return float(q.to("hour").magnitude)
@@ -295,6 +306,8 @@ def unit_warnings(spec, rate_trees, observables: list[tuple[str, ex.Expr]], orig
         time = parse(spec.metadata.time_units)
     except UnitError:
         return []
+    if time.dimensionless:  # an SBML model's undeclared time: every rate 'per time' is unknown
+        return []
     units: dict[str, object] = {ex.TIME: _dimension(time)}
 
     def declared(entry):
@@ -344,5 +357,7 @@ def unit_warnings(spec, rate_trees, observables: list[tuple[str, ex.Expr]], orig
 
 
 def warn_all(problems) -> None:
+    """Each problem as a UnitWarning; control characters of the model's text escaped (a warning reaches a terminal)."""
     for p in problems:
-        warnings.warn(str(p), UnitWarning, stacklevel=3)
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(p))
+        warnings.warn(text, UnitWarning, stacklevel=3)
