@@ -137,7 +137,8 @@ def read_yaml(path: str | Path, what: str = "model file"):
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError:  # PyYAML composes nested collections recursively
-        raise ModelError([Problem("", "malformed YAML: collections nested too deeply", source)]) from None
+        raise ModelError([Problem("", f"malformed YAML: mappings and lists nested more than {MAX_YAML_DEPTH} levels "
+                                          "deep (a limit: docs/limits.md)", source)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
