@@ -27,7 +27,8 @@ from ilsim.report.safe_text import console, figure_text, html_text, plain, visib
 
 LINK = "[link=https://example.com]click me[/link]"
 TITLE = LINK + " \x1b]8;;https://evil.example/\x1b\\evil\x1b]8;;\x1b\\ \x1b[2J [/] cost $\\frac{a$"
-UNITS = "[blink]u[/blink]\x1b[2J"
+UNITS_NOTE = " ([blink]u[/blink]\x1b[2J)"  # units are parsed (model/units.py): the hostile text is a unit's note
+UNITS = "cells" + UNITS_NOTE
 DESCRIPTION = "[/]\x1b]8;;https://e.example/\x07 \u202eright-to-left\r\x9b2J :x: <script>alert(1)</script>"
 SOURCE = "[link=https://x.example]s[/link]\x1b[31m"
 # Rich's own output on a terminal: styles (SGR), hiding/showing the cursor, erasing a line, returning to its start
@@ -50,7 +51,7 @@ def assert_plain(output: str, *shown: str) -> str:
 def hostile(tmp_path) -> Path:
     data = yaml.safe_load(scenarios.builtin_path("kirschner-panetta-1998").read_text())
     meta = data["metadata"]
-    meta.update(title=TITLE, description=DESCRIPTION, time_units="day" + UNITS)
+    meta.update(title=TITLE, description=DESCRIPTION, time_units="day" + UNITS_NOTE)
     meta["references"] = [{"citation": SOURCE, "url": "https://a.example/\x1b[2J"}]
     for s in data["species"]:
         s.update(units=UNITS, description=DESCRIPTION)

@@ -14,7 +14,7 @@ from ilsim.engines.ode import MAX_EVENTS, METHODS, OdeEngine, Trajectory
 from ilsim.errors import IlsimError, SimulationError, argument, did_you_mean
 from ilsim.io.models import compile, load  # noqa: F401 - public here as before; patients and therapy use them too
 from ilsim.io.results import atomic_folder, check_out, summarise, to_dataset, write_json, write_run
-from ilsim.limits import MAX_RHS_EVALUATIONS, run_settings_problem
+from ilsim.limits import MAX_RHS_EVALUATIONS, output_problem, run_settings_problem
 from ilsim.model.compile import CompiledModel
 from ilsim.model.spec import ModelSpec
 from ilsim.report import html
@@ -74,9 +74,15 @@ def simulate(
             raise IlsimError(problem)
         if points < 2:
             raise IlsimError(f"{argument('points')} must be at least 2, got {points}")
+        problem = output_problem(points, len(compiled.species) + len(compiled.observables))
+        if problem:
+            raise IlsimError(problem)
         t_eval = np.linspace(0.0, t_end, points)
     else:
         t_eval = np.asarray(t_eval, dtype=float)
+        problem = output_problem(t_eval.size, len(compiled.species) + len(compiled.observables))
+        if problem:
+            raise IlsimError(problem)
         if (t_eval.ndim != 1 or len(t_eval) < 2 or t_eval[0] != 0 or np.any(np.diff(t_eval) <= 0)
                 or not np.isfinite(t_eval).all()):
             raise IlsimError("t_eval must be increasing output times starting at 0")

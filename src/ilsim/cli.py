@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +16,7 @@ from ilsim.biology.catalogue import load_catalogue
 from ilsim.biology.cell_types import load_cell_types
 from ilsim.errors import IlsimError, ModelError, Problem, speaking
 from ilsim.limits import MAX_RHS_EVALUATIONS
+from ilsim.model.units import UnitWarning
 from ilsim.report import text
 from ilsim.report.safe_text import console, plain
 
@@ -41,6 +43,20 @@ def _speak_options(ctx: typer.Context) -> None:
 # user text placed in markup or a table cell goes through plain() (docs/architecture.md, "Outputs").
 out = console()
 err = console(stderr=True, soft_wrap=True)  # one line, whatever the width
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Unit warnings quote model text: shown through the safe console as one line, not by Python's printer."""
+    if issubclass(category, UnitWarning):
+        err.print("[yellow]warning:[/] ", end="", highlight=False)
+        err.print(str(message), markup=False, highlight=False)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+warnings.showwarning = _show_warning
 
 ModelArg = Annotated[str, typer.Argument(help="a model file (YAML) or the name of a built-in model (see `ilsim scenarios`)")]
 TEndOpt = Annotated[float | None, typer.Option(help="end time (model's time units)")]
@@ -276,7 +292,9 @@ def validate(models: Annotated[list[str], typer.Argument(help="model files or bu
     failed = False
     for model in models:
         try:
-            compiled = api.compile(model)
+            with warnings.catch_warnings():  # printed below, with the model they belong to
+                warnings.simplefilter("ignore", UnitWarning)
+                compiled = api.compile(model)
         except IlsimError as exc:
             failed = True
             problems = exc.problems if isinstance(exc, ModelError) else [Problem("", str(exc), model)]
@@ -286,6 +304,11 @@ def validate(models: Annotated[list[str], typer.Argument(help="model files or bu
             continue
         out.print(f"[green]valid[/] {plain(model)}: {len(compiled.species)} species, {len(compiled.parameters)} parameters, "
                   f"{len(compiled.spec.processes)} processes", highlight=False)
+        if compiled.unit_warnings:
+            err.print(f"[yellow]{len(compiled.unit_warnings)} unit warning(s)[/] (dimensions that do not match; the model "
+                      "still runs):", highlight=False)
+            for p in compiled.unit_warnings:
+                err.print(f"  {p}", markup=False, highlight=False)
     if failed:
         raise typer.Exit(2)
 

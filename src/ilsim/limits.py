@@ -25,6 +25,11 @@ MAX_EXPANDED_DEPTH = 150  # levels of one SBML formula after inlining (the compi
 MAX_YAML_NODES = 1_000_000  # values of a model file once its aliases (*name) are expanded
 MAX_INCLUDES = 200  # model files merged through include:, counted with repeats
 MAX_INCLUDE_DEPTH = 20  # a file including a file including ... (a cycle is refused outright)
+MAX_YAML_DEPTH = 100  # nesting of a model file's mappings and lists: model files use under 10 (Python recurses on them)
+MAX_YAML_INT_DIGITS = 4300  # digits of an integer in a model file: Python refuses to convert longer ones to text
+MAX_EXPRESSION_CHARS = 100_000  # characters of one expression (SBML formulas after inlining stay far below)
+MAX_EXPRESSION_DEPTH = 150  # levels of one expression: as MAX_EXPANDED_DEPTH; generated code allows 200 parentheses
+MAX_OUTPUT_VALUES = 10_000_000  # output points x variables of one run: 80 MB per copy of the results
 MAX_DOSES = 10_000  # doses of one model (each becomes a timed event): 27 years of daily doses
 MAX_EXCERPT = 200  # characters of user text quoted in an error message
 MAX_MESSAGE = 2000  # characters of one problem's message, whatever it quotes
@@ -49,4 +54,12 @@ def run_settings_problem(rtol: float | None = None, atol: float | None = None, t
         return f"tolerances: atol must be at least {ATOL_MIN:g} and finite, got {atol:g}{why}"
     if t_end is not None and not (T_END_MIN <= t_end <= T_END_MAX):
         return f"t_end must be positive and between {T_END_MIN:g} and {T_END_MAX:g}, got {t_end:g}"
+    return None
+
+
+def output_problem(points: int, variables: int) -> str | None:
+    """Why a run cannot store ``points`` output times of ``variables`` values each, or None."""
+    if points * max(variables, 1) > MAX_OUTPUT_VALUES:
+        return (f"{points:,} output points x {variables} variables is more than {MAX_OUTPUT_VALUES:,} values "
+                "(a limit: docs/limits.md); ask for fewer points")
     return None

@@ -145,6 +145,10 @@ class OdeEngine(Engine):
             for (mode, kind, i, _), v in zip(ev.actions, values):
                 target = y if kind == STATE else p
                 target[i] = v if mode == "set" else target[i] + v
+                if not np.isfinite(target[i]):  # the solver cannot go on from inf or NaN
+                    name = (model.species if kind == STATE else model.parameters)[i]
+                    raise SimulationError(f"event '{ev.name}' at t = {t:g} makes '{name}' {float(target[i])}, "
+                                          "not a finite number")
             y = self._clip(model, y)  # a dose cannot take a quantity that cannot be negative below zero
             log.append((t, ev.name))
             stats["events_fired"] += 1

@@ -24,6 +24,7 @@ import numpy as np
 from ilsim._version import __version__
 from ilsim.errors import ExpressionError, IlsimError, ModelError, Problem, argument, did_you_mean
 from ilsim.model import expressions as ex
+from ilsim.model import units
 from ilsim.model.sections.plots import plot_problems
 from ilsim.model.spec import FAULT_MODES, ModelSpec
 
@@ -69,6 +70,8 @@ class CompiledModel:
     # (key, function of a run's Dataset): summary entries the domain layers compute (the dose log, CTCAE
     # grades); io stores what they return with the run and grades nothing itself
     reporters: tuple[tuple[str, Callable], ...] = ()
+    # where a rate's or readout's dimensions do not match its units (shown by `ilsim validate`, warned at compile)
+    unit_warnings: tuple[Problem, ...] = ()
     _kernels: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -342,6 +345,8 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
         raise ModelError(problems)
 
     obs_order = [name for name, _ in observables]
+    unit_warnings = units.unit_warnings(spec, rates, observables, origins, source)
+    units.warn_all(unit_warnings)
     return CompiledModel(
         spec=spec,
         source=source,
@@ -360,6 +365,7 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
         derived=tuple(derived),
         jit=_jit_default() if jit is None else jit,
         reporters=expanded.reporters,
+        unit_warnings=tuple(unit_warnings),
     )
 
 
@@ -459,8 +465,10 @@ _PRELUDE = (
     "    _jit = njit(cache=True, error_model='numpy')",
     "except ImportError:",
     "    JIT = False",
+    "_f = float",
     "if not JIT:  # plain Python: NumPy's scalar functions give inf/NaN like numba's, where math raises",
     "    math = np",
+    "    _f = np.float64",
     "    def _jit(f):",
     "        return f",
     "",
@@ -484,19 +492,34 @@ _PRELUDE = (
 )
 
 
-def kernel_names(m: CompiledModel) -> dict[str, str]:
-    """Every user name as the positional name generated code uses (s_0, k_3, o_1, t)."""
+def kernel_names(m: CompiledModel, plain: bool = False) -> dict[str, str]:
+    """Every user name as the positional name generated code uses (s_0, k_3, o_1, t); ``plain``: for a kernel run
+    as plain Python, where t is made a NumPy float (see _plain_number)."""
     names = {n: f"s_{i}" for i, n in enumerate(m.species)}
     names.update({n: f"k_{i}" for i, n in enumerate(m.parameters)})
     names.update({n: f"o_{i}" for i, n in enumerate(m.observables)})
-    names[ex.TIME] = "t"
+    names[ex.TIME] = "_f(t)" if plain else "t"
     return names
 
 
-def unpack_lines(m: CompiledModel, trees: list[ex.Expr], clip: bool) -> list[str]:
+def _plain_number(text: str) -> str:
+    """A constant in a kernel run as plain Python: a NumPy float, so that 1/0, 10.0**400 and (-8)**0.5 give inf and
+    NaN as under numba (error_model='numpy') instead of raising ZeroDivisionError, OverflowError or a complex."""
+    return f"_f({text})"
+
+
+def _numpy_number(text: str) -> str:
+    return f"np.float64({text})"
+
+
+def _code(tree: ex.Expr, names: dict[str, str], plain: bool) -> str:
+    return ex.to_code(tree, names, False, _plain_number if plain else None)
+
+
+def unpack_lines(m: CompiledModel, trees: list[ex.Expr], clip: bool, plain: bool = False) -> list[str]:
     """Locals for the species and parameters the trees (and the observables) read, then every observable;
     ``clip``: non-negative species read as max(y, 0), as the right-hand side does."""
-    names = kernel_names(m)
+    names = kernel_names(m, plain)
     used = set().union(*(tr.names() for tr in trees)) if trees else set()
     used |= set().union(*(tr.names() for tr in m.observable_trees)) if m.observables else set()
     lines = []
@@ -504,17 +527,17 @@ def unpack_lines(m: CompiledModel, trees: list[ex.Expr], clip: bool) -> list[str
         if n in used:
             lines.append(f"    s_{i} = max(y[{i}], 0.0)" if clip and m.nonnegative[i] else f"    s_{i} = y[{i}]")
     lines += [f"    k_{i} = p[{i}]" for i, n in enumerate(m.parameters) if n in used]
-    lines += [f"    o_{i} = {ex.to_code(tr, names, False)}" for i, tr in enumerate(m.observable_trees)]
+    lines += [f"    o_{i} = {_code(tr, names, plain)}" for i, tr in enumerate(m.observable_trees)]
     return lines
 
 
-def rhs_lines(m: CompiledModel) -> list[str]:
+def rhs_lines(m: CompiledModel, plain: bool = False) -> list[str]:
     """The body of ``rhs_into(y, t, p, out)``: dy/dt into out, rates read at max(y, 0) for non-negative species,
     whose derivative is zeroed at zero when falling. Indexing only (y[i], p[i], out[i]), so the same text
     serves NumPy arrays (the kernel here) and raw pointers (the batch engine's C-callable functions)."""
-    names = kernel_names(m)
-    lines = [*unpack_lines(m, list(m.rate_trees), clip=True),
-             *[f"    r_{j} = {ex.to_code(r, names, False)}" for j, r in enumerate(m.rate_trees)]]
+    names = kernel_names(m, plain)
+    lines = [*unpack_lines(m, list(m.rate_trees), clip=True, plain=plain),
+             *[f"    r_{j} = {_code(r, names, plain)}" for j, r in enumerate(m.rate_trees)]]
     for i in range(len(m.species)):
         terms = [f"{float(m.stoichiometry[i, j])!r} * r_{j}" for j in range(len(m.rate_trees)) if m.stoichiometry[i, j]]
         lines.append(f"    out[{i}] = {' + '.join(terms) if terms else '0.0'}")
@@ -523,13 +546,14 @@ def rhs_lines(m: CompiledModel) -> list[str]:
     return lines
 
 
-def root_lines(m: CompiledModel, condition: ex.Expr) -> list[str]:
+def root_lines(m: CompiledModel, condition: ex.Expr, plain: bool = False) -> list[str]:
     """The body of a condition's root function ``(t, y, p)``: positive while the condition holds."""
     root = ex.root_function(condition)
-    return [*unpack_lines(m, [root], clip=False), f"    return {ex.to_code(root, kernel_names(m), False)}"]
+    return [*unpack_lines(m, [root], clip=False, plain=plain), f"    return {_code(root, kernel_names(m, plain), plain)}"]
 
 
-def jacobian_lines(m: CompiledModel, entries: tuple[tuple[int, int, ex.Expr], ...], flat: bool) -> list[str]:
+def jacobian_lines(m: CompiledModel, entries: tuple[tuple[int, int, ex.Expr], ...], flat: bool,
+                   plain: bool = False) -> list[str]:
     """The body of ``jac_into(y, t, p, out)``: out[i, k] = d(dy_i/dt)/dy_k (``flat``: out[i * ns + k], for a
     raw pointer), each piece repeated across entries computed once."""
     ns = len(m.species)
@@ -537,15 +561,16 @@ def jacobian_lines(m: CompiledModel, entries: tuple[tuple[int, int, ex.Expr], ..
     lines += [f"    k_{i} = p[{i}]" for i in range(len(m.parameters))]
     lines += [f"    for q in range({ns * ns}):", "        out[q] = 0.0"] if flat else ["    out[:, :] = 0.0"]
     shared, trees = ex.common_subexpressions([tree for *_, tree in entries])  # each repeated piece once
-    names = {**kernel_names(m), **{name: name for name, _ in shared}}
-    lines += [f"    {name} = {ex.to_code(tree, names, False)}" for name, tree in shared]
-    lines += [f"    out[{i * ns + k if flat else f'{i}, {k}'}] = {ex.to_code(tree, names, False)}"
+    names = {**kernel_names(m, plain), **{name: name for name, _ in shared}}
+    lines += [f"    {name} = {_code(tree, names, plain)}" for name, tree in shared]
+    lines += [f"    out[{i * ns + k if flat else f'{i}, {k}'}] = {_code(tree, names, plain)}"
               for (i, k, _), tree in zip(entries, trees)]
     return lines
 
 
 def _build_kernels(m: CompiledModel) -> dict:
-    names = kernel_names(m)
+    plain = not m.jit
+    names = kernel_names(m, plain)
     vec_names = {n: f"y[:, {i}]" for i, n in enumerate(m.species)}
     vec_names.update({n: f"p[{i}]" for i, n in enumerate(m.parameters)})
     vec_names.update({n: f"o_{i}" for i, n in enumerate(m.observables)})
@@ -555,7 +580,7 @@ def _build_kernels(m: CompiledModel) -> dict:
     src = [
         *_PRELUDE,
         "def rhs_into(y, t, p, out):",  # writes dy/dt into out: no allocation
-        *rhs_lines(m),
+        *rhs_lines(m, plain),
     ]
     src += ["", "rhs_into = _jit(rhs_into) if JIT else rhs_into", "",
             "def rhs(y, t, p):", f"    out = np.empty({ns})", "    rhs_into(y, t, p, out)", "    return out", "",
@@ -563,18 +588,19 @@ def _build_kernels(m: CompiledModel) -> dict:
     # one root function per condition event: positive while its condition holds
     conditions = [e.condition for e in m.events if e.condition is not None]
     for k, condition in enumerate(conditions):
-        src += [f"def root_{k}(t, y, p):", *root_lines(m, condition), ""]
+        src += [f"def root_{k}(t, y, p):", *root_lines(m, condition, plain), ""]
         src += [f"root_{k} = _jit(root_{k}) if JIT else root_{k}", ""]
     roots = conditions
     src += [f"roots = [{', '.join(f'root_{k}' for k in range(len(roots)))}]", ""]
     src += [
         "def observe(t, y, p):",
-        *[f"    o_{i} = {ex.to_code(tr, vec_names, True)}" for i, tr in enumerate(m.observable_trees)],
+        # constants as NumPy floats: 10.0**400 in a readout is inf, as in the kernels, not an OverflowError
+        *[f"    o_{i} = {ex.to_code(tr, vec_names, True, _numpy_number)}" for i, tr in enumerate(m.observable_trees)],
         f"    return ({', '.join(f'o_{i}' for i in range(nobs))}{',' if nobs else ''})",
         "",
         "def initial(p):",
         *[f"    k_{i} = p[{i}]" for i in range(len(m.parameters))],
-        f"    return [{', '.join(ex.to_code(tr, names, False) for tr in m.initial_trees)}]",
+        f"    return [{', '.join(_code(tr, names, plain) for tr in m.initial_trees)}]",
         "",
     ]
     module = _import_generated("\n".join(src), m.jit)
@@ -641,7 +667,7 @@ def _differentiate(m: CompiledModel) -> tuple[tuple[int, int, ex.Expr], ...]:
 def _build_jacobian(m: CompiledModel, names: dict[str, str], module_name: str,
                     entries: tuple[tuple[int, int, ex.Expr], ...]):
     ns = len(m.species)
-    lines = ["def jac_into(y, t, p, out):", *jacobian_lines(m, entries, flat=False)]
+    lines = ["def jac_into(y, t, p, out):", *jacobian_lines(m, entries, flat=False, plain=not m.jit)]
     lines += ["", "jac_into = _jit(jac_into) if JIT else jac_into", "",
               "def jac(y, t, p):", f"    out = np.empty(({ns}, {ns}))", "    jac_into(y, t, p, out)", "    return out", "",
               "jac = _jit(jac) if JIT else jac"]

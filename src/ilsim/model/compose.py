@@ -35,12 +35,15 @@ def resolve(reference: str, base: str | None) -> Path | None:
     """A path beside the including file, else a built-in model (never the current folder)."""
     if base and base.startswith("builtin:"):
         base = str(scenarios.builtin_path(base.removeprefix("builtin:")) or "")
-    candidate = Path(reference)
-    if not candidate.is_absolute():
-        candidate = Path(base).parent / reference if base else None
-    if candidate is not None and candidate.is_file():
-        return candidate
-    return scenarios.builtin_path(reference)
+    try:
+        candidate = Path(reference)
+        if not candidate.is_absolute():
+            candidate = Path(base).parent / reference if base else None
+        if candidate is not None and candidate.is_file():
+            return candidate
+        return scenarios.builtin_path(reference)
+    except (OSError, ValueError):  # a name the system cannot look up (too long, a NUL character): no such file
+        return None
 
 
 def refusal(path: Path, base: str | None) -> str | None:

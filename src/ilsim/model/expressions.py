@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from ilsim.errors import ExpressionError, did_you_mean
-from ilsim.limits import excerpt
+from ilsim.limits import MAX_EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH, excerpt
 
 # name -> (min args, max args); max None means any number
 FUNCTIONS: dict[str, tuple[int, int | None]] = {
@@ -203,11 +203,46 @@ def parse(text: str | float | int) -> Expr:
     source = text.strip().replace("^", "**")
     if not source:
         raise ExpressionError("the expression is empty")
+    if len(source) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(f"the expression '{excerpt(text)}' is longer than {MAX_EXPRESSION_CHARS:,} characters; "
+                              "split it into observables")
+    too_deep = ExpressionError(
+        f"the expression '{excerpt(text)}' is nested more than {MAX_EXPRESSION_DEPTH} levels deep (each term of a long "
+        "sum or product, each nested call, condition or if/else counts a level); split it into observables")
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
+        if "nested" in str(exc.msg):  # the tokenizer's 'too many nested parentheses'
+            raise too_deep from None
         raise ExpressionError(f"invalid expression '{excerpt(text)}': syntax error at column {exc.offset}") from None
-    return _convert(tree.body, text)
+    except (RecursionError, MemoryError):  # Python's parser recurses on 'a+a+...' and 'not not ...'
+        raise too_deep from None
+    if _ast_depth(tree.body) > MAX_EXPRESSION_DEPTH:
+        raise too_deep
+    node = _convert(tree.body, text)
+    if nesting(node) > MAX_EXPRESSION_DEPTH:  # piecewise(v1, c1, v2, c2, ...) nests once per pair in generated code
+        raise too_deep
+    return node
+
+
+def _ast_depth(root: ast.AST) -> int:
+    """Depth of a Python syntax tree, without recursion (a deep tree is what this guards against)."""
+    deepest, todo = 0, [(root, 1)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if depth <= MAX_EXPRESSION_DEPTH:
+            todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
+def nesting(node: Expr) -> int:
+    """Levels of parentheses generated code needs for a tree (Python refuses more than 200): one per node, and one
+    per value/condition pair of a piecewise. Only for trees the parser's depth limit already bounds."""
+    inner = max((nesting(child) for child in children(node)), default=0)
+    if isinstance(node, Call) and node.func == "piecewise":
+        return inner + len(node.args) // 2
+    return inner + (0 if isinstance(node, (Num, Name)) else 1)
 
 
 def _refuse(node: ast.AST, text: str, what: str) -> ExpressionError:
@@ -375,28 +410,39 @@ def root_function(node: Expr) -> Expr:
     return Call("piecewise", (Num(-1.0), Compare("==", node, Num(0.0)), Num(1.0)))
 
 
-def to_code(node: Expr, names: dict[str, str], vectorised: bool) -> str:
+def _balanced(fn: str, args: list[str]) -> str:
+    """fn(fn(a, b), fn(c, d)): a two-argument NumPy function over many arguments, nested log2(n) deep, not n."""
+    if len(args) == 1:
+        return args[0]
+    half = len(args) // 2
+    return f"{fn}({_balanced(fn, args[:half])}, {_balanced(fn, args[half:])})"
+
+
+def to_code(node: Expr, names: dict[str, str], vectorised: bool, number=None) -> str:
     """Python source for a node, with each name replaced by ``names[name]``.
 
     ``vectorised`` selects NumPy forms (``np.where``, ``np.maximum``) that work on arrays of
     states; otherwise scalar forms (``math``, ``if/else``) that numba compiles into tight loops.
-    The text is built only from the checked tree, so no user text reaches the compiler.
+    The text is built only from the checked tree, so no user text reaches the compiler. ``number`` wraps each
+    constant's text (plain-Python kernels make constants NumPy floats, so 1/0 is inf as under numba, not an error).
     """
-    return _code(node, names, vectorised)
+    return _code(node, names, vectorised, number)
 
 
-def _code(node: Expr, names: dict[str, str], vec: bool) -> str:
+def _code(node: Expr, names: dict[str, str], vec: bool, number=None) -> str:
     def c(n: Expr) -> str:
-        return _code(n, names, vec)
+        return _code(n, names, vec, number)
 
     if isinstance(node, Num):
-        return repr(node.value) if math.isfinite(node.value) else f"float('{node.value}')"
+        text = repr(node.value) if math.isfinite(node.value) else f"float('{node.value}')"
+        return number(text) if number else text
     if isinstance(node, Name):
         return names[node.id]
     if isinstance(node, Neg):
         return f"(-{c(node.arg)})"
     if isinstance(node, BinOp):
-        if node.op == "**" and isinstance(node.right, Num) and node.right.value in (2.0, 3.0):
+        if node.op == "**" and isinstance(node.right, Num) and node.right.value in (2.0, 3.0) and isinstance(
+                node.left, (Name, Num)):  # a name, not a subtree: (x**3)**3 ... would triple the text at each level
             base = c(node.left)
             return f"({base}*{base})" if node.right.value == 2.0 else f"({base}*{base}*{base})"
         return f"({c(node.left)} {node.op} {c(node.right)})"
@@ -404,12 +450,9 @@ def _code(node: Expr, names: dict[str, str], vec: bool) -> str:
         return f"({c(node.left)} {node.op} {c(node.right)})"
     if isinstance(node, Logic):
         if vec:
-            fn = "np.logical_and" if node.op == "and" else "np.logical_or"
-            out = c(node.args[0])
-            for a in node.args[1:]:
-                out = f"{fn}({out}, {c(a)})"
-            return out
-        return "(" + f" {node.op} ".join(c(a) for a in node.args) + ")"
+            return _balanced("np.logical_and" if node.op == "and" else "np.logical_or", [c(a) for a in node.args])
+        # a value used as a truth value is tested as one: 'x and y' is True/False, as evaluate() has it, not y
+        return "(" + f" {node.op} ".join(c(a) if is_condition(a) else f"bool({c(a)})" for a in node.args) + ")"
     if isinstance(node, Not):
         return f"np.logical_not({c(node.arg)})" if vec else f"(not {c(node.arg)})"
     if isinstance(node, Call):
@@ -417,7 +460,7 @@ def _code(node: Expr, names: dict[str, str], vec: bool) -> str:
         f = node.func
         if f == "hill":
             x, k, n = args
-            return f"(_hill({x}, {k}, {n}))"
+            return f"_hill({x}, {k}, {n})"
         if f == "piecewise":
             out = args[-1]
             for value, cond in reversed(list(zip(args[:-1:2], args[1:-1:2]))):
@@ -425,11 +468,7 @@ def _code(node: Expr, names: dict[str, str], vec: bool) -> str:
             return out
         if f in ("min", "max"):
             if vec:
-                fn = "np.minimum" if f == "min" else "np.maximum"
-                out = args[0]
-                for a in args[1:]:
-                    out = f"{fn}({out}, {a})"
-                return out
+                return _balanced("np.minimum" if f == "min" else "np.maximum", args)
             return f"{f}({', '.join(args)})"
         if f == "log" and len(args) == 2:
             return f"(np.log({args[0]}) / np.log({args[1]}))" if vec else f"(math.log({args[0]}) / math.log({args[1]}))"
@@ -445,8 +484,15 @@ def _code(node: Expr, names: dict[str, str], vec: bool) -> str:
 
 
 def evaluate(node: Expr, values: dict[str, float]):
-    """Value of a tree at one point, by walking it (for rare calls: conditions, outcomes)."""
+    """Value of a tree at one point, by walking it (for rare calls: conditions, outcomes). Arithmetic is IEEE as in
+    the compiled kernels: 1/0 is inf, 0/0 and (-8)**0.5 are NaN, overflow is inf."""
+    with np.errstate(all="ignore"):
+        return _evaluate(node, values)
+
+
+def _evaluate(node: Expr, values: dict[str, float]):
     v = values
+    evaluate = _evaluate
     if isinstance(node, Num):
         return node.value
     if isinstance(node, Name):
@@ -457,12 +503,7 @@ def evaluate(node: Expr, values: dict[str, float]):
         return not evaluate(node.arg, v)
     if isinstance(node, BinOp):
         a, b = evaluate(node.left, v), evaluate(node.right, v)
-        try:
-            return _ARITH[node.op](a, b)
-        except ZeroDivisionError:
-            return math.copysign(math.inf, a) if a else math.nan
-        except OverflowError:
-            return math.inf
+        return float(_ARITH[node.op](np.float64(a), np.float64(b)))
     if isinstance(node, Compare):
         return _RELATION[node.op](evaluate(node.left, v), evaluate(node.right, v))
     if isinstance(node, Logic):
@@ -535,14 +576,23 @@ _RELATION = {
 
 def hill(x, k, n):
     """Saturating activation x^n / (K^n + x^n), 0 at x = 0 and 1/2 at x = K."""
-    xn = x**n
-    return xn / (k**n + xn)
+    with np.errstate(all="ignore"):
+        x, k, n = (np.asarray(a, dtype=float) for a in (x, k, n))
+        xn = x**n
+        return (xn / (k**n + xn))[()]  # a float for numbers, an array for arrays
 
 
 def _safe_log(x, base=None):
-    if x <= 0:
-        return -math.inf if x == 0 else math.nan
-    return math.log(x) if base is None else math.log(x) / math.log(base)
+    with np.errstate(all="ignore"):
+        return float(np.log(np.float64(x)) if base is None else np.log(np.float64(x)) / np.log(np.float64(base)))
+
+
+def _np1(fn):
+    """A NumPy function of one number as a float (inf/NaN where math raises)."""
+    def scalar(x):
+        with np.errstate(all="ignore"):
+            return float(fn(np.float64(x)))
+    return scalar
 
 
 def factorial(x: float) -> float:
@@ -558,25 +608,25 @@ def factorial(x: float) -> float:
 
 
 _SCALAR_FUNCTIONS = {
-    "exp": lambda x: math.exp(x) if x < 709.0 else math.inf,
+    "exp": _np1(np.exp),
     "log": _safe_log,
-    "log10": lambda x: _safe_log(x, 10.0),
-    "sqrt": lambda x: math.sqrt(x) if x >= 0 else math.nan,
+    "log10": _np1(np.log10),
+    "sqrt": _np1(np.sqrt),
     "abs": abs,
     "min": min,
     "max": max,
-    "hill": lambda x, k, n: hill(x, k, n),
-    "sin": math.sin,
-    "cos": math.cos,
-    "tanh": math.tanh,
-    "tan": math.tan,
-    "sinh": lambda x: math.sinh(x) if abs(x) < 710.0 else math.copysign(math.inf, x),
-    "cosh": lambda x: math.cosh(x) if abs(x) < 710.0 else math.inf,
-    "asin": lambda x: math.asin(x) if -1.0 <= x <= 1.0 else math.nan,
-    "acos": lambda x: math.acos(x) if -1.0 <= x <= 1.0 else math.nan,
-    "atan": math.atan,
-    "floor": math.floor,
-    "ceil": math.ceil,
+    "hill": hill,
+    "sin": _np1(np.sin),
+    "cos": _np1(np.cos),
+    "tanh": _np1(np.tanh),
+    "tan": _np1(np.tan),
+    "sinh": _np1(np.sinh),
+    "cosh": _np1(np.cosh),
+    "asin": _np1(np.arcsin),
+    "acos": _np1(np.arccos),
+    "atan": _np1(np.arctan),
+    "floor": _np1(np.floor),
+    "ceil": _np1(np.ceil),
     "factorial": factorial,
 }
 
@@ -670,6 +720,13 @@ def _sympy_factorial():
     return ilsim_factorial
 
 
+def _balanced_tree(op: str, args: list[Expr]) -> Expr:
+    if len(args) == 1:
+        return args[0]
+    half = len(args) // 2
+    return BinOp(op, _balanced_tree(op, args[:half]), _balanced_tree(op, args[half:]))
+
+
 def from_sympy(expr) -> Expr:
     """Convert a SymPy expression (e.g. a Jacobian entry) back into our tree for code generation."""
     import sympy as sp  # lazy: heavy (SymPy: only the analytic Jacobian needs it)
@@ -700,16 +757,8 @@ def from_sympy(expr) -> Expr:
     if isinstance(expr, (sp.Derivative, sp.Subs)) or expr.func.__name__ == "DiracDelta":
         return Num(0.0)  # derivatives of step functions (floor, ceiling): zero almost everywhere
     args = [from_sympy(a) for a in expr.args]
-    if expr.is_Add:
-        out = args[0]
-        for a in args[1:]:
-            out = BinOp("+", out, a)
-        return out
-    if expr.is_Mul:
-        out = args[0]
-        for a in args[1:]:
-            out = BinOp("*", out, a)
-        return out
+    if expr.is_Add or expr.is_Mul:  # balanced: a sum of n terms nests log2(n) deep in generated code, not n
+        return _balanced_tree("+" if expr.is_Add else "*", args)
     if expr.is_Pow:
         return BinOp("**", args[0], args[1])
     rel = {sp.StrictLessThan: "<", sp.LessThan: "<=", sp.StrictGreaterThan: ">", sp.GreaterThan: ">=",

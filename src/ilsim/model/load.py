@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
 from ilsim.errors import ModelError, Problem
-from ilsim.limits import MAX_YAML_NODES
+from ilsim.limits import MAX_YAML_DEPTH, MAX_YAML_INT_DIGITS, MAX_YAML_NODES
 from ilsim.model.problems import _allowed_fields, field_path  # noqa: F401 - moved there; importable from here as before
 from ilsim.model.problems import problems_from_validation as _problems
 from ilsim.model.spec import ModelSpec
@@ -20,6 +21,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     file into a billion nodes (and its error messages into hundreds of megabytes)."""
 
     def construct_document(self, node):
+        deepest = _depth(node)
+        if deepest > MAX_YAML_DEPTH:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"mappings and lists are nested more than {MAX_YAML_DEPTH} levels deep (a limit: "
+                "docs/limits.md)", deepest.start_mark if hasattr(deepest, "start_mark") else node.start_mark)
         size = _expanded_size(node, {})
         if size > MAX_YAML_NODES:
             raise yaml.constructor.ConstructorError(
@@ -27,16 +33,61 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 "write the entries out or use fewer aliases", node.start_mark)
         return super().construct_document(node)
 
+    def construct_yaml_int(self, node):
+        if len(str(node.value)) > MAX_YAML_INT_DIGITS:  # Python refuses to convert longer ones (and they mean nothing)
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a number of more than {MAX_YAML_INT_DIGITS} digits", node.start_mark)
+        return super().construct_yaml_int(node)
+
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable) or isinstance(key, tuple):
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a key must be a name or a number, not a {_kind(key_node)} ('? ' keys are not model "
+                    "fields)", key_node.start_mark)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"the key '{key}' appears twice in one mapping", key_node.start_mark
                 )
             seen[key] = True
         return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
+
+
+def _kind(node) -> str:
+    return {yaml.MappingNode: "mapping", yaml.SequenceNode: "list"}.get(type(node), "value")
+
+
+class _Deep:
+    """The node found too deep (its mark says where)."""
+
+    def __init__(self, node):
+        self.start_mark = node.start_mark
+
+    def __gt__(self, other):
+        return True
+
+
+def _depth(root):
+    """Nesting of a composed YAML document without recursion: its depth, or a _Deep past MAX_YAML_DEPTH."""
+    deepest, todo, seen = 0, [(root, 1)], set()
+    while todo:
+        node, depth = todo.pop()
+        if depth > MAX_YAML_DEPTH:
+            return _Deep(node)
+        if id(node) in seen:  # an alias: counted where it was defined
+            continue
+        seen.add(id(node))
+        deepest = max(deepest, depth)
+        if isinstance(node, yaml.MappingNode):
+            todo.extend((n, depth + 1) for pair in node.value for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend((n, depth + 1) for n in node.value)
+    return deepest
 
 
 def problems_from_validation(exc: ValidationError, source: str | None, root=None) -> list[Problem]:
@@ -86,7 +137,8 @@ def read_yaml(path: str | Path, what: str = "model file"):
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError:  # PyYAML composes nested collections recursively
-        raise ModelError([Problem("", "malformed YAML: collections nested too deeply", source)]) from None
+        raise ModelError([Problem("", f"malformed YAML: mappings and lists nested more than {MAX_YAML_DEPTH} levels "
+                                          "deep (a limit: docs/limits.md)", source)]) from None
     except yaml.YAMLError as exc:
         raise ModelError([Problem(*yaml_mistake(exc), source)]) from None
     if data is None:

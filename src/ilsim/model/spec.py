@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ilsim.errors import ModelError
-from ilsim.limits import run_settings_problem
+from ilsim.limits import MAX_OUTPUT_VALUES, run_settings_problem
 from ilsim.model.base import Reference, _check_expression_type, _check_name, _Strict
 from ilsim.model.problems import problems_from_validation
 
@@ -30,6 +30,8 @@ from ilsim.model.sections.motifs import MotifEntry
 from ilsim.model.sections.plots import PlotPanel
 from ilsim.model.sections.population import Population
 from ilsim.model.sections.toxicity import Toxicity
+from ilsim.model.units import check as _check_units
+from ilsim.model.units import check_time as _check_time_units
 
 SpeciesKind = Literal["cell", "cytokine", "pathogen", "drug", "tissue", "other"]
 Number = float
@@ -46,6 +48,8 @@ class Metadata(_Strict):
     time_units: str = "day"
     references: list[Reference] = Field(default_factory=list)
 
+    _time_units = field_validator("time_units")(_check_time_units)
+
 
 class Species(_Strict):
     name: str
@@ -58,6 +62,7 @@ class Species(_Strict):
     interleukin: str | None = None  # the catalogue entry (built-in or declared) this cytokine is
     cell_type: str | None = None  # the cell type (built-in or declared) this population is
 
+    _units = field_validator("units")(_check_units)
     _name = field_validator("name")(_check_name)
     _initial = field_validator("initial", mode="before")(_check_expression_type)
 
@@ -69,6 +74,7 @@ class Parameter(_Strict):
     description: str = ""
     source: str = ""
 
+    _units = field_validator("units")(_check_units)
     _name = field_validator("name")(_check_name)
 
     @field_validator("value")
@@ -94,8 +100,8 @@ class Process(_Strict):
             raise ValueError("a process must consume or produce at least one species")
         for side in (self.consumes, self.produces):
             for species, count in side.items():
-                if count <= 0:
-                    raise ValueError(f"stoichiometry of '{species}' must be positive, got {count}")
+                if not 0 < count < math.inf:  # NaN too
+                    raise ValueError(f"stoichiometry of '{species}' must be a positive, finite number, got {count}")
         return self
 
 
@@ -106,6 +112,7 @@ class Observable(_Strict):
     description: str = ""
     group: str | None = None
 
+    _units = field_validator("units")(_check_units)
     _name = field_validator("name")(_check_name)
     _expression = field_validator("expression", mode="before")(_check_expression_type)
 
@@ -120,6 +127,7 @@ class Derived(_Strict):
     description: str = ""
     source: str = ""
 
+    _units = field_validator("units")(_check_units)
     _name = field_validator("name")(_check_name)
     _expression = field_validator("expression", mode="before")(_check_expression_type)
 
@@ -219,6 +227,8 @@ class SimulationDefaults(_Strict):
     def _points(cls, v):
         if v < 2:
             raise ValueError(f"points must be at least 2, got {v}")
+        if v > MAX_OUTPUT_VALUES:
+            raise ValueError(f"points must be at most {MAX_OUTPUT_VALUES:,} (a limit: docs/limits.md), got {v:,}")
         return v
 
 

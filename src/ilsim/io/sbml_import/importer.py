@@ -35,6 +35,7 @@ import numpy as np
 from ilsim.errors import ModelError, Problem
 from ilsim.io.sbml_import.mathml import MathConverter, UnsupportedSbml, as_condition, as_value, function_definitions
 from ilsim.model import expressions as ex
+from ilsim.model import units
 from ilsim.model.base import RESERVED
 from ilsim.model.spec import Event, Metadata, ModelSpec, Observable, Parameter, Process, Species
 
@@ -284,14 +285,17 @@ class _Importer:
         return self._unit_text(element.getUnits() if hasattr(element, "getUnits") else "")
 
     def _unit_text(self, unit_id: str) -> str:
+        """The unit definition's name when ilsim reads it as a unit, else its units written out, else a note."""
         if not unit_id:
             return "dimensionless"
         ud = self.m.getUnitDefinition(unit_id)
         if ud is None:
-            return unit_id  # a base unit (second, mole, litre, ...)
-        if ud.isSetName() and ud.getName():
-            return ud.getName()
-        return sb.UnitDefinition.printUnits(ud, True) or unit_id
+            return _readable_unit(unit_id)  # a base unit (second, mole, litre, ...)
+        written = (sb.UnitDefinition.printUnits(ud, True) or "").replace(")^", ")**").replace(") (", ") * (")
+        for label in (ud.getName() if ud.isSetName() else "", written):
+            if label and _readable_unit(label) == label:
+                return label
+        return _readable_unit(ud.getName() or unit_id)
 
     # ------------------------------------------------------------------------ species kinds
     def _ref_is_amount(self, sid: str) -> bool:
@@ -568,3 +572,12 @@ def _fixed_time(trigger: ex.Expr) -> float | None:
 def import_document(doc, source: str) -> SbmlModel:
     """Map a checked libsbml document (see ``document.read_document``) to an ilsim model."""
     return _Importer(doc, source).run()
+
+
+def _readable_unit(label: str) -> str:
+    """A label ilsim's unit parser reads (model/units.py); one it cannot read is kept as a note of '1'."""
+    try:
+        units.check(label)
+        return label
+    except ValueError:
+        return "1 (SBML unit " + label.replace("(", "[").replace(")", "]") + ")"

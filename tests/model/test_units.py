@@ -1,0 +1,120 @@
+"""Units read by pint (model/units.py): every label of the built-in models parses, unknown units are refused with
+the nearest known one, conversions agree with the definitions of the units, and dimension mismatches of rates
+and readouts are warnings (UnitWarning, listed by `ilsim validate`), never errors."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+import yaml
+
+import ilsim
+from ilsim.errors import ModelError
+from ilsim.model import units
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_FILES = sorted((ROOT / "src" / "ilsim" / "scenarios").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))
+
+
+def _labels(data):
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key in ("units", "time_units") and isinstance(value, str):
+                yield value
+            yield from _labels(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _labels(item)
+
+
+def test_every_unit_label_of_the_built_in_models_and_examples_parses():
+    labels = {label for path in MODEL_FILES for label in _labels(yaml.safe_load(path.read_text(encoding="utf-8")))}
+    assert len(labels) > 50  # the survey this test stands for
+    for label in labels:
+        units.check(label)
+
+
+@pytest.mark.parametrize(("label", "unknown", "near"), [("pMM", "pMM", "pM"), ("1/dya", "dya", "day"),
+                                                       ("cells/uL per dya", "dya", "day")])
+def test_unknown_units_are_refused_with_the_nearest_known_one(write_model, cli, label, unknown, near):
+    path = write_model(append=f"observables:\n  - {{name: shown, expression: '1', units: '{label}'}}\n")
+    result = cli("validate", path)
+    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"observables[0].units: unknown unit '{unknown}'" in result.output
+    assert f"(did you mean '{near}'?)" in result.output
+
+
+def test_time_units_must_be_a_time():
+    with pytest.raises((ModelError, ValueError), match="time_units must be a unit of time"):
+        ilsim.Model(name="x", time_units="kg")
+
+
+@pytest.mark.parametrize("label", ["9**9**9", "10**400", "m**100", "2^3^2 m", "x" * 300, "cells/uL)", "1/0"])
+def test_labels_that_are_not_units_are_refused_quickly(label):
+    start = time.perf_counter()
+    with pytest.raises(ValueError):
+        units.check(label)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_conversions_follow_the_definitions_of_the_units():
+    assert units.hours_per("day") == 24.0 and units.hours_per("week") == 168.0
+    assert units.hours_per("min") == pytest.approx(1 / 60, rel=1e-15)
+    assert units.hours_per("kg") is None and units.hours_per("time") is None
+    # 1 cc = 1 mL = 1000 uL, so 1e6 cells/cc = 1000 cells/uL; 1 pg/mL = 1 ng/L; 2 MIU = 2e6 IU
+    assert units.to_units(1.0, "1e6 cells/cc", "cells/uL") == pytest.approx(1000.0, rel=1e-12)
+    assert units.to_units(3.0, "pg/mL", "ng/L") == pytest.approx(3.0, rel=1e-12)
+    assert units.to_units(2.0, "MIU", "IU") == pytest.approx(2e6, rel=1e-12)
+    assert units.to_units(1.0, "cells/uL", "pg/mL") is None  # not one dimension
+
+
+MODEL = """\
+metadata: {{name: dims, time_units: day}}
+species:
+  - {{name: A, units: pM, initial: 1}}
+  - {{name: C, units: cells/uL, initial: 2}}
+parameters:
+  - {{name: k, value: 0.5, units: 1/day}}
+  - {{name: K, value: 3, units: {K_units}}}
+processes:
+  - {{name: decay, rate: "{rate}", consumes: {{A: 1}}}}
+observables:
+  - {{name: ratio, expression: "A/K", units: "{ratio_units}"}}
+"""
+
+
+def _compile(path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = ilsim.compile(str(path))
+    return model, [str(w.message) for w in caught if issubclass(w.category, units.UnitWarning)]
+
+
+@pytest.mark.parametrize(("rate", "K_units", "ratio_units", "expected"), [
+    ("k*A", "pM", "dimensionless", []),
+    ("k*A*hill(A, K, 2)", "pM", "1", []),
+    ("k*A*A", "pM", "1", ["has units of [substance]^2"]),
+    ("k*A*exp(A)", "pM", "1", ["exp() needs a dimensionless argument"]),
+    ("k*A*hill(A, K, 2)", "cells/uL", "pM/(cells/uL)", ["hill(x, K, n): x and K have different units"]),
+    ("k*(A + C)", "pM", "1", ["adds or subtracts different units"]),
+    ("k*A", "pM", "pM", ["the observable is declared in 'pM'"]),
+])
+def test_dimension_mismatches_are_warnings_not_errors(tmp_path, cli, rate, K_units, ratio_units, expected):
+    path = tmp_path / "dims.yaml"
+    path.write_text(MODEL.format(rate=rate, K_units=K_units, ratio_units=ratio_units))
+    model, caught = _compile(path)
+    assert len(caught) == len(expected) and len(model.unit_warnings) == len(expected), caught
+    for message, fragment in zip(caught, expected):
+        assert fragment.replace(" ^ ", "^") in message
+    result = cli("validate", path)
+    assert result.exit_code == 0
+    for fragment in expected:
+        assert fragment.replace(" ^ ", "^") in result.output
+
+
+def test_built_in_scenarios_compile_with_few_unit_warnings():
+    counts = {path.stem: len(_compile(path)[1]) for path in MODEL_FILES if path.parent.name == "scenarios"}
+    assert sum(counts.values()) <= 10, counts  # 6 when written; a new mismatch shows here first
