@@ -212,3 +212,13 @@ def test_errors_name_python_arguments_from_python_and_options_from_the_command_l
                  "--out", tmp_path / "sa")
     assert result.exit_code == 2 and "--param 'c=0.05:0.02': the low bound must be below the high bound" in result.output
     assert not (tmp_path / "sa").exists()
+
+
+def test_the_console_summary_keeps_every_number_whole_at_80_columns(cli, tmp_path):
+    """A narrow terminal folds names and units, never a number: the nadir of systolic pressure and its time
+    stand on the pressure's own line."""
+    result = cli("run", "aldesleukin", "--out", tmp_path / "a", "--no-report")
+    assert result.exit_code == 0
+    line = next(row for row in result.output.splitlines() if "systolic_bp" in row)
+    assert "67.86" in line and "74.75" in line
+    assert "times ('at') in hour" in result.output

@@ -184,10 +184,12 @@ def run(
         out.print(f"outcome: [bold]{plain(summary['outcome'])}[/]{rule}", highlight=False)
     for name, value in summary.get("derived", {}).items():
         out.print(f"{plain(name)} = {value:.6g}", highlight=False)
-    table = Table(show_edge=False)
-    for col in ("variable", "units", "final", "peak", f"peak time [{tu}]", "nadir", f"nadir time [{tu}]"):
-        table.add_column(plain(col), justify="right" if col not in ("variable", "units") else "left", overflow="fold",
-                         no_wrap=col == "variable")  # a name is read whole; the rest may fold
+    # short headers (times in the caption) so that names and numbers fit whole in 80 columns; a long unit folds
+    table = Table(show_edge=False, caption=f"times ('at') in {plain(tu)}", caption_justify="left")
+    table.add_column("variable", overflow="fold", max_width=20)
+    table.add_column("units", overflow="fold", min_width=8, max_width=12)
+    for col in ("final", "peak", "at", "nadir", "at"):
+        table.add_column(col, justify="right", no_wrap=True, min_width=5)
     for name, v in summary["variables"].items():
         table.add_row(plain(name), plain(v["units"]), _num(v["final"]), _num(v["peak"]), _num(v["peak_time"]),
                       _num(v["nadir"]), _num(v["nadir_time"]))
