@@ -63,6 +63,9 @@ def _one_compartment(**dose):
         ({"route": "iv_infusion", "amount": 5, "units": "mg", "duration": 2}, 5.0),
         ({"route": "sc", "amount": 5, "units": "mg"}, 3.0),  # bioavailability 0.6
         ({"route": "iv_bolus", "amount": 2000, "units": "IU"}, 2.0),  # 1000 IU per mg
+        ({"route": "iv_bolus", "amount": 0.004, "units": "g"}, 4.0),  # converted by pint (model/units.py)
+        ({"route": "iv_bolus", "amount": 3, "units": "kIU"}, 3.0),
+        ({"route": "iv_bolus", "amount": 0.002, "units": "MU"}, 2.0),  # a label's MU is a million IU
     ],
 )
 def test_every_route_delivers_the_dose_in_the_drug_units(dose, expected_amount):

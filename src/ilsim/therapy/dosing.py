@@ -15,6 +15,7 @@ import re
 from ilsim.errors import ModelError, Problem, did_you_mean
 from ilsim.limits import MAX_DOSES
 from ilsim.model import expressions as ex
+from ilsim.model import units
 from ilsim.model.sections.dosing import (  # the schema lives with the model's; re-exported for existing imports
     BOOKKEEPING,
     PK,
@@ -30,8 +31,17 @@ from ilsim.model.spec import Event, Observable, Parameter, Process, Species
 __all__ = ["BOOKKEEPING", "DOSE_EVENT", "IU", "LABEL_FACTOR_LIMIT", "MASS_IN_MG", "PK", "Dose", "ExprText", "Hold",
            "LabelDose", "Patient", "Route", "amount_expression", "dose_amounts", "dose_log", "expand"]
 
+# The dose units a model is expected to write (for the 'did you mean' of an unknown one); any mass or IU multiple
+# pint reads converts (model/units.py: ug, mcg, g, ng, kg, kIU, MIU, ...). "U" and "MU" are the labels' IU.
 MASS_IN_MG = {"g": 1000.0, "mg": 1.0, "ug": 1e-3, "mcg": 1e-3, "ng": 1e-6}
 IU = {"IU": 1.0, "kIU": 1e3, "MIU": 1e6, "U": 1.0, "MU": 1e6}
+_IU_LABELS = {"U": "IU", "MU": "MIU"}
+
+
+def _factor(unit: str, to: str) -> float | None:
+    """One ``unit`` in ``to`` (mg or IU), through pint; None when they are not of one kind."""
+    value = units.to_units(1.0, _IU_LABELS.get(unit, unit), to)
+    return None if value is None else float(f"{value:.15g}")  # 1e-06, not pint's 1.0000000000000002e-06
 LABEL_FACTOR_LIMIT = 100.0  # a dose above 100 x the labelled dose needs an explicit override
 DOSE_EVENT = re.compile(r"^dose (?P<drug>\S+) #(?P<index>\d+) (?P<status>given|held|not given|resumed|course stopped)"
                         r"(: (?P<reason>.*))?$")
@@ -48,10 +58,11 @@ def amount_expression(dose: Dose, pk: PK, parameters: set[str], where: str, prob
     unit, _, per = dose.units.partition("/")
     unit, per = unit.strip(), per.strip()
     factor = None
-    if unit in MASS_IN_MG:
-        factor = MASS_IN_MG[unit] if pk.amount_units == "mg" else (MASS_IN_MG[unit] * pk.iu_per_mg if pk.iu_per_mg else None)
-    elif unit in IU:
-        factor = IU[unit] if pk.amount_units == "IU" else (IU[unit] / pk.iu_per_mg if pk.iu_per_mg else None)
+    in_mg, in_iu = _factor(unit, "mg"), _factor(unit, "IU")
+    if in_mg is not None:
+        factor = in_mg if pk.amount_units == "mg" else (in_mg * pk.iu_per_mg if pk.iu_per_mg else None)
+    elif in_iu is not None:
+        factor = in_iu if pk.amount_units == "IU" else (in_iu / pk.iu_per_mg if pk.iu_per_mg else None)
     else:
         known = [*MASS_IN_MG, *IU]
         problems.append(Problem(f"{where}.units", f"unknown dose unit '{unit}'{did_you_mean(unit, known)}; "
