@@ -239,3 +239,16 @@ def test_a_single_dose_time_may_be_written_as_a_number():
     listed = ilsim.simulate(_one_compartment(route="iv_bolus", amount=5, units="mg", at=[1]), 4, points=5)
     np.testing.assert_array_equal(one["drug_central"].values, listed["drug_central"].values)
     assert float(one["drug_central"][0]) == 0.0 and float(one["drug_central"][1]) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("value", [".inf", ".nan"])
+def test_a_non_finite_patient_covariate_is_refused_naming_it(value, tmp_path):
+    """Found by mutation fuzzing (bench/fuzz_model_files.py, seed 21): an infinite body surface area in a model file
+    reached the expanded parameters and ended in a pydantic traceback."""
+    from ilsim.scenarios import builtin_path
+
+    text = builtin_path("aldesleukin").read_text()
+    path = tmp_path / "model.yaml"
+    path.write_text(text.replace("body_surface_area: 1.8}", f"body_surface_area: {value}}}", 1))
+    with pytest.raises(ilsim.ModelError, match=r"patient.body_surface_area: Input should be a finite number"):
+        ilsim.compile(path)

@@ -41,7 +41,7 @@ class Effect(_Entry):
 class HalfLife(_Entry):
     """A published half-life: ``value`` (or the range ``value``..``upper``) in ``units``."""
 
-    value: float = Field(gt=0)
+    value: float = Field(gt=0, allow_inf_nan=False)
     upper: float | None = None  # upper end when the source gives a range (e.g. 4 to 6 hours)
     units: Literal["min", "hour", "day"]
     context: Text  # what was measured: which phase, route, population

@@ -22,7 +22,7 @@ BOOKKEEPING = "dosing bookkeeping"
 
 
 class LabelDose(_Strict):
-    amount: float = Field(gt=0)
+    amount: float = Field(gt=0, allow_inf_nan=False)
     units: str
     source: str = ""
 
@@ -141,5 +141,5 @@ class Dose(_Strict):
 class Patient(_Strict):
     """Covariates used to convert per-kg and per-m2 doses; each becomes a parameter."""
 
-    body_weight: float | None = Field(None, gt=0)  # kg
-    body_surface_area: float | None = Field(None, gt=0)  # m2
+    body_weight: float | None = Field(None, gt=0, allow_inf_nan=False)  # kg
+    body_surface_area: float | None = Field(None, gt=0, allow_inf_nan=False)  # m2

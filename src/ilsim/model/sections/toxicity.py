@@ -18,5 +18,5 @@ class Toxicity(_Strict):
     term: Text  # a CTCAE v5.0 term ilsim grades (any case, or an alias)
     readout: Text  # a species or observable of the model
     scale: Text | None = None  # one of the term's scales (default: its first)
-    lln: float | None = Field(default=None, gt=0)  # lower limit of normal, in the scale's units
+    lln: float | None = Field(default=None, gt=0, allow_inf_nan=False)  # lower limit of normal, in the scale's units
     baseline: float | None = None  # for baseline-relative scales (default: the first value)
