@@ -26,7 +26,8 @@ from ilsim.therapy.ctcae import grade_thresholds  # noqa: E402
 
 DECADES_FOR_LOG = 3.0  # values (or, over time, a rise or fall) spanning more decades than this get a log axis
 LOG_FLOOR = 1e-6  # on a log axis, values below max * LOG_FLOOR are not drawn (solver noise near 0 is no signal)
-MAGNITUDE_SPLIT = 30.0  # within one unit, variables whose peaks differ by more than this go to separate panels
+MAGNITUDE_SPLIT = 10.0  # within one unit, variables whose peaks differ by more than this go to separate panels
+# (10, not 30: a 4 kg weight gain beside a 74 kg body weight, 16-fold apart, was a flat line at the bottom)
 ANNOTATE_UP_TO = 3  # panels with at most this many lines get their peaks and nadirs written out (others: marked)
 COLOURS = plt.get_cmap("tab10").colors  # qualitative: ten distinct colours; line styles tell more lines apart
 STYLES = ["-", "--", ":", "-."]
