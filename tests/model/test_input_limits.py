@@ -101,3 +101,15 @@ def test_plain_python_kernels_and_the_tree_walk_give_ieee_values(text, want):
     walked = ex.evaluate(ex.parse(text), {"x": 1.0, "k": 0.5})
     for value in (got, walked):
         assert (math.isnan(value) and math.isnan(want)) or value == pytest.approx(want, rel=1e-12)
+
+
+def test_yaml_nesting_hidden_behind_aliases_is_refused(tmp_path):
+    """Each anchor wraps the one before it 60 levels deep, and the aliases are listed shallowest first: a walk
+    that counts a shared node where it first meets it sees 61 levels, the document nests 2,400."""
+    chain = ["&a0 " + "[" * 50 + "1" + "]" * 50]
+    for k in range(1, 40):
+        chain.append(f"&a{k} " + "[" * 60 + f"*a{k - 1}" + "]" * 60)
+    path = tmp_path / "deep.yaml"
+    path.write_text("metadata: {name: x}\nparameters: [{name: k, value: [" + ", ".join(chain) + "]}]\n")
+    with pytest.raises(ilsim.ModelError, match="nested more than 100 levels deep"):
+        ilsim.load(path)

@@ -21,11 +21,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     file into a billion nodes (and its error messages into hundreds of megabytes)."""
 
     def construct_document(self, node):
-        deepest = _depth(node)
-        if deepest > MAX_YAML_DEPTH:
+        deep = _too_deep(node)
+        if deep is not None:
             raise yaml.constructor.ConstructorError(
                 None, None, f"mappings and lists are nested more than {MAX_YAML_DEPTH} levels deep (a limit: "
-                "docs/limits.md)", deepest.start_mark if hasattr(deepest, "start_mark") else node.start_mark)
+                "docs/limits.md)", deep.start_mark)
         size = _expanded_size(node, {})
         if size > MAX_YAML_NODES:
             raise yaml.constructor.ConstructorError(
@@ -62,32 +62,29 @@ def _kind(node) -> str:
     return {yaml.MappingNode: "mapping", yaml.SequenceNode: "list"}.get(type(node), "value")
 
 
-class _Deep:
-    """The node found too deep (its mark says where)."""
-
-    def __init__(self, node):
-        self.start_mark = node.start_mark
-
-    def __gt__(self, other):
-        return True
+def _children(node) -> list:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
 
 
-def _depth(root):
-    """Nesting of a composed YAML document without recursion: its depth, or a _Deep past MAX_YAML_DEPTH."""
-    deepest, todo, seen = 0, [(root, 1)], set()
-    while todo:
-        node, depth = todo.pop()
-        if depth > MAX_YAML_DEPTH:
-            return _Deep(node)
-        if id(node) in seen:  # an alias: counted where it was defined
-            continue
-        seen.add(id(node))
-        deepest = max(deepest, depth)
-        if isinstance(node, yaml.MappingNode):
-            todo.extend((n, depth + 1) for pair in node.value for n in pair)
-        elif isinstance(node, yaml.SequenceNode):
-            todo.extend((n, depth + 1) for n in node.value)
-    return deepest
+def _too_deep(root):
+    """The first node whose mappings and lists, aliases followed, nest more than MAX_YAML_DEPTH levels, or None.
+    Heights are memoised by node identity (an alias is a shared node), so each distinct node is visited once
+    whichever path reaches it first; no recursion."""
+    height: dict[int, int] = {}
+    stack = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        if finished:
+            height[id(node)] = 1 + max((height[id(k)] for k in _children(node)), default=0)
+            if height[id(node)] > MAX_YAML_DEPTH:
+                return node
+        elif id(node) not in height:
+            height[id(node)] = 0  # on the current path: an alias of an ancestor (a loop) adds nothing
+            stack.append((node, True))
+            stack.extend((k, False) for k in _children(node) if id(k) not in height)
+    return None
 
 
 def problems_from_validation(exc: ValidationError, source: str | None, root=None) -> list[Problem]:
