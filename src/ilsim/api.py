@@ -114,7 +114,7 @@ def _trajectory(engine: Engine, model: CompiledModel, t_eval: np.ndarray, p: np.
     if result.status[0] != 0:
         raise SimulationError(f"{engine.name} engine: {result.messages[0]}")
     log = [(t, model.events[k].name) for t, k in (result.event_log or [[]])[0]]
-    return Trajectory(t_eval, result.Y[0], np.asarray(result.P_t[0]), log)
+    return Trajectory(t_eval, result.Y[0], np.asarray(result.P_t[0]), log, fired=[k for _, k in result.event_log[0]])
 
 
 def run(model, out: str | Path, *, report: bool = True, overwrite: bool = False, **options) -> tuple[xr.Dataset, dict]:

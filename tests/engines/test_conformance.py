@@ -225,3 +225,17 @@ def test_engine_simulate_gives_patients_as_a_dimension(name):
     assert ds["status"].values.tolist() == [OK, OK] and list(ds["status_text"].values) == ["ok", "ok"]
     assert ds["events_fired"].sel(event="dose").values.tolist() == [2, 2]
     assert ds["parameters_end"].sel(parameter="k").values.tolist() == [0.25, 0.25]
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_events_that_share_a_name_are_counted_apart(name):
+    """Event names need not be unique (a dose's two 'held' events share one): counts go by event, not by name."""
+    m = ilsim.Model(name="twins").add_species("x", 0.0)
+    m.add_process("clock", "1", produces={"x": 1})
+    m.add_event("e", at=1.0, add={"x": 10})
+    m.add_event("e", at=2.0, add={"x": 100})
+    m = ilsim.compile(m)
+    r = engine(name).solve(m, np.linspace(0.0, 3.0, 4), m.p0[None, :])
+    assert r.Y[0, :, 0].tolist() == pytest.approx([0.0, 11.0, 112.0, 113.0])
+    if counts_events(name):
+        assert r.fired.tolist() == [[1, 1]]

@@ -45,6 +45,12 @@ class Trajectory:
     p: np.ndarray  # times x parameters (events may change parameters)
     event_log: list[tuple[float, str]] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    fired: list[int] = field(default_factory=list)  # the index of each firing's event, in event_log's order
+    # (names need not be unique: a dose's 'held' events share one)
+
+
+class BadInitialState(SimulationError):
+    """The initial state is not finite, or negative for a non-negative species."""
 
 
 class OdeEngine(Engine):
@@ -79,18 +85,17 @@ class OdeEngine(Engine):
         P_end = P.copy()
         status = np.zeros(n, dtype=np.int64)
         fired = np.zeros((n, ne), dtype=np.int64)
-        index = {e.name: k for k, e in reversed(list(enumerate(model.events)))}
         logs, messages = [], []
         for j in range(n):
             try:
                 traj = self.run(model, t_eval, P[j])
             except SimulationError as exc:
-                status[j] = BAD_INITIAL if str(exc).startswith("initial value") else SOLVER_FAILED
+                status[j] = BAD_INITIAL if isinstance(exc, BadInitialState) else SOLVER_FAILED
                 messages.append(str(exc))
                 logs.append([])
                 continue
             Y[j], P_t[j], P_end[j] = traj.y, traj.p, traj.p[-1]
-            log = [(float(t), index[name]) for t, name in traj.event_log]
+            log = [(float(t), k) for (t, _), k in zip(traj.event_log, traj.fired)]
             for _, k in log:
                 fired[j, k] += 1
             logs.append(log[:log_events] if log_events else [])
@@ -114,14 +119,15 @@ class OdeEngine(Engine):
         out_y = np.full((n, ns), np.nan)
         out_p = np.full((n, npar), np.nan)
         log: list[tuple[float, str]] = []
+        fired: list[int] = []  # the event index of each entry of log
         t0, t_end = float(t_eval[0]), float(t_eval[-1])
         y = model.initial_state(p)
         bad = [s for s, v in zip(model.species, y) if not np.isfinite(v)]
         if bad:
-            raise SimulationError(f"initial value of {', '.join(bad)} is not a finite number")
+            raise BadInitialState(f"initial value of {', '.join(bad)} is not a finite number")
         negative = [f"{s} = {v:g}" for s, v, nn in zip(model.species, y, model.nonnegative) if nn and v < 0]
         if negative:
-            raise SimulationError(f"initial value {', '.join(negative)} is negative, but the species cannot be negative")
+            raise BadInitialState(f"initial value {', '.join(negative)} is negative, but the species cannot be negative")
         timed = analysis.timed_schedule(model, t0, t_end)
         cond_events = analysis.condition_events(model)
         roots = model.kernels["roots"]
@@ -151,6 +157,7 @@ class OdeEngine(Engine):
                                           "not a finite number")
             y = self._clip(model, y)  # a dose cannot take a quantity that cannot be negative below zero
             log.append((t, ev.name))
+            fired.append(k)
             stats["events_fired"] += 1
             return True
 
@@ -250,7 +257,7 @@ class OdeEngine(Engine):
             record(np.arange(k_grid, upto), sol.y.T[:-1])
             k_grid, t, y = upto, t_stop, self._clip(model, sol.y[:, -1])
         out_y[:, model.nonnegative] = np.maximum(out_y[:, model.nonnegative], 0.0)
-        return Trajectory(t_eval, out_y, out_p, log, stats)
+        return Trajectory(t_eval, out_y, out_p, log, stats, fired)
 
     # ------------------------------------------------------------------------ solver calls
     def _jac(self, model: CompiledModel):
