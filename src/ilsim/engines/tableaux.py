@@ -66,7 +66,7 @@ R_FAC_MAX = 6.0  # Gustafsson's predictive control (rodas.f, PRED = 1): factors 
 # ---- events
 MAX_CASCADE = 1000  # firings at one instant before a cascade counts as endless (every engine)
 
-# ---- status codes of a patient (every batch backend): ilsim.engines.batch.STATUS says what each means
+# ---- status codes of a patient (every batch backend): ilsim.engines.base.STATUS says what each means
 OK, NON_FINITE, STEP_UNDERFLOW, MAX_STEPS, BAD_INITIAL, ENDLESS_EVENTS = 0, 1, 2, 3, 4, 5
 DOPRI5, RODAS, AUTO = 0, 1, 2  # method codes
 

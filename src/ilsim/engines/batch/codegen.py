@@ -2,9 +2,10 @@
 
 ``integrator.py`` is compiled once for every model; a model enters it as the tuple of functions this
 module writes (``model_functions``), each taking raw pointers with the signatures of
-``integrator.SIGNATURES``. The right-hand side, its Jacobian and the root functions call the model's
-kernels from ``ilsim.model.compile`` (the same functions the SciPy engine calls, printed once); the event
-functions and the lane-group right-hand side are printed here from the same expression trees.
+``integrator.SIGNATURES``. The right-hand side, its Jacobian and the root functions are the lines
+``ilsim.model.compile`` prints for the SciPy engine's kernels (``rhs_lines``, ``jacobian_lines``,
+``root_lines``), here over raw pointers; the event functions and the lane-group right-hand side are printed
+here from the same expression trees.
 
 The source is written to the kernel cache folder (``ilsim.model.compile.cache_dir()``) under a name that
 is the hash of its text, which names the model's kernel modules (themselves named by the hash of their
@@ -20,7 +21,7 @@ import numpy as np
 
 from ilsim.engines.batch.integrator import SIGNATURES
 from ilsim.model import expressions as ex
-from ilsim.model.analysis import condition_scale_code, time_switches, uses_time  # noqa: F401  (re-exported)
+from ilsim.model.analysis import condition_scale_code, time_switches
 from ilsim.model.compile import (
     STATE,
     CompiledModel,
@@ -38,10 +39,9 @@ _ORDER = tuple(SIGNATURES)  # the tuple's order: rhs, jac, roots, initial, holds
 
 _HEADER = """\
 import math
-from math import copysign as _copysign, gamma as _gamma
 
 import numpy as np
-from numba import carray, cfunc, types
+from numba import cfunc, types
 
 F64P = types.CPointer(types.float64)
 _SIG = {
@@ -56,12 +56,17 @@ def _c(name):
 
 def integrator_module():
     """The integrator (``integrator.py``) as run: a copy in the kernel cache folder named by the hash of its
-    source and numba's version, so that numba's on-disk cache of it (tens of seconds to build) survives a new
-    clone or install of ilsim with the same engine source, and a read-only installation still caches."""
+    source, of the modules whose constants and functions numba compiles into it (``tableaux.py``, ``powers.py``:
+    numba would not notice them change) and of numba's version, so that numba's on-disk cache of it (tens of
+    seconds to build) survives a new clone or install of ilsim with the same engine source, and a read-only
+    installation still caches."""
     import numba
 
     if "integrator" not in _LOADED:
-        source = Path(__file__).with_name("integrator.py").read_text() + f"\n# compiled by numba {numba.__version__}\n"
+        here = Path(__file__).parent
+        inputs = "".join(path.read_text() for path in (here.parent / "tableaux.py", here / "powers.py"))
+        digest = hashlib.sha256(inputs.encode()).hexdigest()[:24]
+        source = (here / "integrator.py").read_text() + f"\n# compiled by numba {numba.__version__} with {digest}\n"
         name = f"ilsim_integrator_{hashlib.sha256(source.encode()).hexdigest()[:24]}"
         _LOADED["integrator"] = _import_generated(source, True, name)
     return _LOADED["integrator"]

@@ -1,8 +1,8 @@
 """BatchEngine: one model, many parameter sets ("patients"), integrated in parallel with numba.
 
 ``BatchEngine(method).run(model, t_eval, P)`` integrates the model once per row of ``P`` (patients x
-parameters) inside one compiled parallel loop (``prange`` over patients) and returns the states at
-``t_eval`` and a status code per patient; ``run_full`` also returns how many times each event fired
+parameters), blocks of patients on numba's threads, and returns the states at
+``t_eval`` and a status code per patient; ``solve`` also returns how many times each event fired
 per patient and the parameters at the end (events can change them).
 
 Methods (see ``integrator.py``):
@@ -23,7 +23,7 @@ with condition events.
 
 Output times never shorten a step: states at ``t_eval`` come from the method's dense output.
 Events follow the SciPy engine (``ilsim.simulate``) exactly: timed events restart the integration at
-their times and at every time where a rate switches (t compared with parameters); condition events fire
+their times and at every time where a rate switches (``ilsim.model.switches``); condition events fire
 on a false -> true transition located by root finding on the dense output, conditions crossing at the same
 instant fire together (in model order), and a fired condition re-arms only once it is false by more than
 rtol * (|a| + |b|) + atol; guards (``only_if``) are tested when the event fires; set/add actions take their values from
@@ -36,7 +36,8 @@ A patient that fails never stops the others: its status is nonzero and its rows 
 onwards are NaN. Results are deterministic: each patient depends only on its own inputs, so outputs
 are bitwise identical whatever the number of threads.
 
-The compiled driver is cached on disk beside the model's kernels (``codegen.py``), so only the first
+The integrator is compiled once for every model and cached on disk; a model's own small functions are
+cached beside its kernels (``codegen.py``), so only the first
 process that runs a model pays for its compilation.
 """
 
