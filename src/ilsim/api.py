@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ilsim.engines.base import Engine
+from ilsim.engines.base import STATUS, Engine
 from ilsim.engines.ode import MAX_EVENTS, METHODS, OdeEngine, Trajectory
 from ilsim.errors import IlsimError, SimulationError, argument, did_you_mean
 from ilsim.io.models import compile, load  # noqa: F401 - public here as before; patients and therapy use them too
@@ -112,7 +112,8 @@ def _trajectory(engine: Engine, model: CompiledModel, t_eval: np.ndarray, p: np.
         return engine.run(model, t_eval, p)
     result = engine.solve(model, t_eval, p[None, :], record_parameters=True, log_events=MAX_EVENTS)
     if result.status[0] != 0:
-        raise SimulationError(f"{engine.name} engine: {result.messages[0]}")
+        why = (result.messages[0] if result.messages else "") or STATUS.get(int(result.status[0]), "failed")
+        raise SimulationError(f"{engine.name} engine: {why}")
     log = [(t, model.events[k].name) for t, k in (result.event_log or [[]])[0]]
     return Trajectory(t_eval, result.Y[0], np.asarray(result.P_t[0]), log, fired=[k for _, k in result.event_log[0]])
 

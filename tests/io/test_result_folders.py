@@ -110,3 +110,15 @@ def test_python_callers_see_the_argument_name_and_the_cli_its_option(tmp_path, c
     assert "give overwrite" in str(info.value) and "--overwrite" not in str(info.value)
     result = cli("run", "kirschner-panetta-1998", "--out", out, "--t-end", "1")
     assert result.exit_code == 2 and "give --overwrite" in result.output
+
+
+def test_overwrite_replaces_the_files_an_earlier_ilsim_wrote_under_the_same_names(tmp_path):
+    """A folder from an ilsim before the lists, written again with --overwrite: the new result's files win, the
+    others stay (before the mend this was a dead end: refused without --overwrite, a clash with it)."""
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / MARKER).write_text("ilsim 0.1.0\n")
+    (out / "results.nc").write_text("old")
+    (out / "notes.txt").write_text("mine")
+    write(out, {"results.nc": "new"}, overwrite=True)
+    assert contents(out) == {"results.nc": "new", "notes.txt": "mine"}

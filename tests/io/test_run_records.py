@@ -132,3 +132,12 @@ def test_every_variable_has_a_long_name_and_units():
         assert "units" in var.attrs or name in ("parameter", "toxicity_term"), name
     assert ds["P"].attrs["long_name"] != "P"
     assert ds["time"].attrs["long_name"] == "time"
+
+
+def test_uneven_output_times_are_not_written_as_an_even_grid():
+    """A run with explicit uneven times cannot be repeated by t_end and points: the saved model keeps the model's
+    own simulation settings instead of claiming a grid the run did not use."""
+    from ilsim.io.results import run_settings
+
+    assert run_settings(np.array([0.0, 1.0, 10.0]), {}) == {}
+    assert run_settings(np.linspace(0.0, 5.0, 11), {}) == {"t_end": 5.0, "points": 11}

@@ -41,3 +41,11 @@ def test_tolerances_beside_an_engine_are_refused():
         ilsim.cohort(decay(), patients=2, engine=BatchEngine(), rtol=1e-3)
     with pytest.raises(ilsim.IlsimError, match="must be an ilsim engine"):
         ilsim.sweep(decay(), {"k": (0.1, 1.0, 2)}, engine="fast")
+
+
+@pytest.mark.parametrize("t_end", [1e20, float("inf"), -1.0])
+def test_cohorts_refuse_the_end_times_a_single_run_refuses(t_end):
+    with pytest.raises(ilsim.IlsimError, match="t_end must be"):
+        ilsim.cohort(decay(), patients=2, t_end=t_end)
+    with pytest.raises(ilsim.IlsimError, match="t_end must be"):
+        ilsim.simulate(decay(), t_end=t_end)

@@ -167,9 +167,10 @@ def _toxicity_variables(grades: dict[str, dict], time_units: str) -> dict[str, x
 
 
 def run_settings(t: np.ndarray, info: dict) -> dict:
-    """The ``simulation:`` section that repeats a run: its output times (``linspace(0, t_end, points)``) and, for
-    the default engine, its method and tolerances."""
-    settings = {"t_end": float(t[-1]), "points": int(len(t))}
+    """The ``simulation:`` section that repeats a run: its output times (``linspace(0, t_end, points)``, when they
+    are that: explicit uneven times cannot be written there) and, for the default engine, its method and tolerances."""
+    even = t[0] == 0 and np.allclose(t, np.linspace(0.0, t[-1], len(t)), rtol=1e-12, atol=0.0)
+    settings = {"t_end": float(t[-1]), "points": int(len(t))} if even else {}
     if info.get("engine") == "ode":
         settings |= {k: info[k] for k in ("method", "rtol", "atol") if info.get(k) not in (None, "")}
     return settings
@@ -357,6 +358,8 @@ def _seal(out: Path, overwrite: bool):
                 _refuse_extra_files(out)
             keep = extra_files(out)
             clash = [f for f in keep if (folder / f).exists() or (folder / f).is_symlink()]
+            if written_files(out) is None:  # an earlier ilsim's folder, no list: the new result's own files win
+                keep, clash = [f for f in keep if f not in clash], []
             if clash:
                 raise IlsimError(f"{out}: the new result writes {', '.join(clash[:5])}, which ilsim did not write before; "
                                  f"move them elsewhere or choose another {argument('out')}")

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ilsim.engines.batch import STATUS, BatchEngine
 from ilsim.errors import IlsimError, argument
+from ilsim.limits import output_problem, run_settings_problem
 from ilsim.model import expressions as ex
 from ilsim.model.compile import CompiledModel
 from ilsim.patients.metrics import patient_metrics
@@ -36,10 +37,14 @@ def output_times(model: CompiledModel, t_end: float | None = None, points: int |
         t_end = float(t_end)
     except (TypeError, ValueError):
         raise IlsimError(f"{argument('t_end')} must be a number, got {t_end!r}") from None
-    if not (t_end > 0 and math.isfinite(t_end)):
-        raise IlsimError(f"{argument('t_end')} must be positive and finite, got {t_end}")
+    problem = run_settings_problem(t_end=t_end) if math.isfinite(t_end) else f"t_end must be finite, got {t_end}"
+    if problem:  # the same range as a single run (limits.py)
+        raise IlsimError(problem.replace("t_end", argument("t_end"), 1))
     if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 2:
         raise IlsimError(f"{argument('points')} must be a whole number of at least 2, got {points}")
+    problem = output_problem(int(points), len(model.species) + len(model.observables))
+    if problem:
+        raise IlsimError(problem)
     return np.linspace(0.0, t_end, int(points))
 
 
