@@ -33,6 +33,7 @@ OPTION_WORDS = {
     "force": "--force", "grid": "--param", "ranges": "--param", "log": "--log", "metric": "--metric",
     "output": "--output", "samples": "--samples", "drop_failed": "--drop-failed", "scheduler": "--scheduler",
     "overwrite": "--overwrite", "max_wall_s": "--max-wall", "toxicity": "--toxicity",
+    "allow_high_dose": "--allow-high-dose", "save_trajectories": "--save-trajectories",
 }
 
 

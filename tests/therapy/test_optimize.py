@@ -166,7 +166,7 @@ def test_expressions_are_parsed_safely_never_evaluated_as_python():
 
 
 def test_no_toxicity_measure_is_refused():
-    with pytest.raises(IlsimError, match="--toxicity"):
+    with pytest.raises(IlsimError, match=r"toxicity expression \(toxicity\)"):
         optimize(TOY, GRID, OBJECTIVE, [])
 
 

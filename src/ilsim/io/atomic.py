@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from ilsim.errors import IlsimError
+from ilsim.errors import IlsimError, argument
 
 try:
     import fcntl
@@ -170,7 +170,7 @@ def check_new_file(path: str | Path, *, overwrite: bool, inputs: Iterable[str | 
     if path.is_dir():
         raise IlsimError(f"cannot write {path}: it is a folder")
     if (path.exists() or path.is_symlink()) and not overwrite:
-        raise IlsimError(f"{path}: exists; give --overwrite to replace it, or choose another output file")
+        raise IlsimError(f"{path}: exists; give {argument('overwrite')} to replace it, or choose another output file")
     if not path.parent.is_dir():
         raise IlsimError(f"cannot write {path}: folder {path.parent} does not exist")
     return path

@@ -159,7 +159,8 @@ def run_cohort(
     check_client(client, scheduler)
     check_engine(engine, rtol, atol, backend)
     if save_trajectories and out is None:
-        raise IlsimError("trajectories are saved into the output folder: give out (--out) with save_trajectories")
+        raise IlsimError(f"trajectories are saved into the output folder: give {arg('out')} with "
+                         f"{arg('save_trajectories')}")
     out = None if out is None else check_out(out, overwrite)
     work = None if out is None else store.work_folder(out)
     manifest = None if work is None else store.read_manifest(work)

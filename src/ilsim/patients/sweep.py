@@ -136,7 +136,7 @@ def make_axes(model: CompiledModel, grid: Mapping[str, object], log: Sequence[st
     total = math.prod(counts)
     if total > MAX_POINTS and not force:
         raise IlsimError(f"{arg('grid')}: the grid has {total:,} points, more than {MAX_POINTS:,}; use fewer points or force it "
-                         "(--force)")
+                         f"({arg('force')})")
     axes = []
     for name, spec in specs.items():
         where = f"{arg('grid')} {name}"

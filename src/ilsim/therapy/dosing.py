@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ilsim.errors import ModelError, Problem, did_you_mean
+from ilsim.errors import ModelError, Problem, argument, did_you_mean
 from ilsim.limits import MAX_DOSES
 from ilsim.model import expressions as ex
 from ilsim.model import units
@@ -94,7 +94,7 @@ def amount_expression(dose: Dose, pk: PK, parameters: set[str], where: str, prob
         if given is not None and labelled and given > LABEL_FACTOR_LIMIT * labelled:
             problems.append(Problem(f"{where}.amount", f"{dose.amount} {dose.units} is more than {LABEL_FACTOR_LIMIT:g} "
                                     f"times the labelled dose ({label.amount:g} {label.units}); if this is intended, "
-                                    "run with --allow-high-dose", None))
+                                    f"run with {argument('allow_high_dose')}", None))
             return None
     return expression
 

@@ -171,7 +171,8 @@ def toxicity_measure(toxicity: str | None, constraints: list[Criterion]) -> Crit
         text = toxicity if re.match(r"^\s*(min|max)\s*:", toxicity) else f"min:{toxicity}"
         return parse_objective(text, "toxicity measure")
     if not constraints:
-        raise IlsimError("no toxicity measure for the Pareto front: give a constraint or a toxicity expression (--toxicity)")
+        raise IlsimError("no toxicity measure for the Pareto front: give a constraint or a toxicity expression "
+                         f"({arg('toxicity')})")
     c = constraints[0]
     side, op = c.left, c.op
     if not (c.left.names() & set(c.quantities)):  # '2 >= grade(X)': the quantity is on the right
@@ -390,7 +391,8 @@ def optimize(model, vary: dict, objective: str, constraints: list[str] | tuple =
     if method == "grid":
         n = math.prod(len(v.values) for v in variables)
         if n > MAX_CANDIDATES and not force:
-            raise IlsimError(f"the grid has {n} candidates, more than {MAX_CANDIDATES}; use fewer values or force it (--force)")
+            raise IlsimError(f"the grid has {n} candidates, more than {MAX_CANDIDATES}; use fewer values or force it "
+                             f"({arg('force')})")
     elif max_evaluations < 1:
         raise IlsimError(f"max_evaluations must be at least 1, got {max_evaluations}")
     data = spec.model_dump(mode="json", exclude_defaults=True)
