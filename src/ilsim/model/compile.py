@@ -590,8 +590,7 @@ def _build_kernels(m: CompiledModel) -> dict:
     for k, condition in enumerate(conditions):
         src += [f"def root_{k}(t, y, p):", *root_lines(m, condition, plain), ""]
         src += [f"root_{k} = _jit(root_{k}) if JIT else root_{k}", ""]
-    roots = conditions
-    src += [f"roots = [{', '.join(f'root_{k}' for k in range(len(roots)))}]", ""]
+    src += [f"roots = [{', '.join(f'root_{k}' for k in range(len(conditions)))}]", ""]
     src += [
         "def observe(t, y, p):",
         # constants as NumPy floats: 10.0**400 in a readout is inf, as in the kernels, not an OverflowError
@@ -604,7 +603,7 @@ def _build_kernels(m: CompiledModel) -> dict:
         "",
     ]
     module = _import_generated("\n".join(src), m.jit)
-    module.__dict__.setdefault("_ilsim_jacobian", _LazyJacobian(m, names, module.__name__))
+    module.__dict__.setdefault("_ilsim_jacobian", _LazyJacobian(m, module.__name__))
     kernels = {"rhs": module.rhs, "rhs_into": module.rhs_into, "observe": module.observe, "initial": module.initial,
                "roots": module.roots}
     kernels["jac"] = module._ilsim_jacobian  # one per generated module: SymPy runs once per model
@@ -614,9 +613,9 @@ def _build_kernels(m: CompiledModel) -> dict:
 class _LazyJacobian:
     """The analytic Jacobian, derived with SymPy on first use (only stiff methods need it)."""
 
-    def __init__(self, m: CompiledModel, names: dict[str, str], rhs_module: str):
+    def __init__(self, m: CompiledModel, rhs_module: str):
         # the Jacobian follows from the right-hand side, so its cached file is named after it
-        self._m, self._names, self._module = m, names, None
+        self._m, self._module = m, None
         self._name = f"{rhs_module}_jac_into_{__version__.replace('.', '_')}"
         self._entries: dict[tuple, tuple[tuple[int, int, ex.Expr], ...]] = {}
 
@@ -628,7 +627,7 @@ class _LazyJacobian:
         if self._module is None:
             cached = _import_cached(self._name)
             if cached is None:
-                cached = _build_jacobian(self._m, self._names, self._name, self.entries(self._m))
+                cached = _build_jacobian(self._m, self._name, self.entries(self._m))
             self._module = cached
         return self._module
 
@@ -664,7 +663,7 @@ def _differentiate(m: CompiledModel) -> tuple[tuple[int, int, ex.Expr], ...]:
     return tuple(entries)
 
 
-def _build_jacobian(m: CompiledModel, names: dict[str, str], module_name: str,
+def _build_jacobian(m: CompiledModel, module_name: str,
                     entries: tuple[tuple[int, int, ex.Expr], ...]):
     ns = len(m.species)
     lines = ["def jac_into(y, t, p, out):", *jacobian_lines(m, entries, flat=False, plain=not m.jit)]

@@ -10,7 +10,6 @@ from pydantic import ValidationError
 
 from ilsim.errors import ModelError, Problem
 from ilsim.limits import MAX_YAML_DEPTH, MAX_YAML_INT_DIGITS, MAX_YAML_NODES
-from ilsim.model.problems import _allowed_fields, field_path  # noqa: F401 - moved there; importable from here as before
 from ilsim.model.problems import problems_from_validation as _problems
 from ilsim.model.spec import ModelSpec
 
