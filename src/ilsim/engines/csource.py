@@ -8,7 +8,7 @@ of ``engines.batch``:
 
   * ``dopri5``: adaptive Dormand-Prince 5(4), PI step control, Hairer's 4th-order dense output;
   * ``rodas``: Hairer's L-stable Rosenbrock 4(3) RODAS with the Jacobian printed from
-    ``model.compile.jacobian_entries`` (SymPy, once per model), LU with partial pivoting, df/dt by a
+    ``model.compile.jacobian_entries`` (derived once per model), LU with partial pivoting, df/dt by a
     forward difference for models whose rates read t, Gustafsson's predictive step control and its
     3rd-order dense output;
   * ``auto`` (default): DOPRI5 until Hairer's stiffness test has fired on 15 accepted steps, then RODAS

@@ -25,6 +25,7 @@ from ilsim._version import __version__
 from ilsim.errors import ExpressionError, IlsimError, ModelError, Problem, argument, did_you_mean
 from ilsim.model import expressions as ex
 from ilsim.model import units
+from ilsim.model.derivative import Differentiator
 from ilsim.model.sections.plots import plot_problems
 from ilsim.model.spec import FAULT_MODES, ModelSpec
 
@@ -606,12 +607,12 @@ def _build_kernels(m: CompiledModel) -> dict:
     module.__dict__.setdefault("_ilsim_jacobian", _LazyJacobian(m, module.__name__))
     kernels = {"rhs": module.rhs, "rhs_into": module.rhs_into, "observe": module.observe, "initial": module.initial,
                "roots": module.roots}
-    kernels["jac"] = module._ilsim_jacobian  # one per generated module: SymPy runs once per model
+    kernels["jac"] = module._ilsim_jacobian  # one per generated module: derived once per model
     return kernels
 
 
 class _LazyJacobian:
-    """The analytic Jacobian, derived with SymPy on first use (only stiff methods need it)."""
+    """The analytic Jacobian, derived (model/derivative.py) on first use (only stiff methods need it)."""
 
     def __init__(self, m: CompiledModel, rhs_module: str):
         # the Jacobian follows from the right-hand side, so its cached file is named after it
@@ -642,24 +643,22 @@ class _LazyJacobian:
 
 def jacobian_entries(m: CompiledModel) -> tuple[tuple[int, int, ex.Expr], ...]:
     """The nonzero entries ``(i, k, d(dy_i/dt)/dy_k)`` of the model's analytic Jacobian as expression trees over
-    its species, parameters and t (observables inlined), row by row; SymPy runs once per model and process.
+    its species, parameters and t (observables inlined), row by row; derived once per model and process.
     Printed as Python by the stiff engines' kernels and as C by ``engines.csource``."""
     return m.kernels["jac"].entries(m)
 
 
 def _differentiate(m: CompiledModel) -> tuple[tuple[int, int, ex.Expr], ...]:
-    import sympy as sp  # lazy: heavy (SymPy takes a second to import; only stiff methods need the Jacobian)
-
-    symbols = {n: sp.Symbol(n, real=True) for n in (*m.species, *m.parameters, ex.TIME)}
-    for name, tree in zip(m.observables, m.observable_trees):
-        symbols[name] = ex.to_sympy(tree, symbols)  # observables inlined, so chains differentiate
+    calculus = Differentiator(dict(zip(m.observables, m.observable_trees)))  # observables inlined: chains differentiate
+    species = set(m.species)
     entries = []
     for i, tree in enumerate(m.rhs_trees):
-        f = ex.to_sympy(tree, symbols)
+        depends = calculus.depends_on(tree) & species
         for k, s in enumerate(m.species):
-            d = sp.diff(f, symbols[s])
-            if d != 0:
-                entries.append((i, k, ex.from_sympy(d)))
+            if s in depends:
+                d = calculus.derivative(tree, s)
+                if not (isinstance(d, ex.Num) and d.value == 0.0):
+                    entries.append((i, k, d))
     return tuple(entries)
 
 
