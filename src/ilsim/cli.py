@@ -14,7 +14,7 @@ from ilsim import scenarios
 from ilsim._version import __version__
 from ilsim.biology.catalogue import load_catalogue
 from ilsim.biology.cell_types import load_cell_types
-from ilsim.errors import IlsimError, ModelError, Problem, speaking
+from ilsim.errors import IlsimError, ModelError, Problem, SbmlImportWarning, speaking
 from ilsim.limits import MAX_RHS_EVALUATIONS
 from ilsim.model.units import UnitWarning
 from ilsim.report import text
@@ -49,8 +49,8 @@ _python_showwarning = warnings.showwarning
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    """Unit warnings quote model text: shown through the safe console as one line, not by Python's printer."""
-    if issubclass(category, UnitWarning):
+    """Unit and SBML import warnings quote model text: shown through the safe console as one line, not by Python's printer."""
+    if issubclass(category, (UnitWarning, SbmlImportWarning)):
         err.print("[yellow]warning:[/] ", end="", highlight=False)
         err.print(str(message), markup=False, highlight=False)
     else:

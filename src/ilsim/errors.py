@@ -67,6 +67,11 @@ class SimulationError(IlsimError):
     """An integration failed; the message says when and which variables were involved."""
 
 
+class SbmlImportWarning(UserWarning):
+    """An SBML element imported as libroadrunner runs it rather than as the file states it (a reaction without a
+    kinetic law, a constant species a reaction changes); the message names the element."""
+
+
 # Python callers pass arguments (``parameters=``, ``t_end=``); the command line passes options (``--set``,
 # ``--t-end``). Messages about an argument name it through ``argument()``: the argument's own name, or the
 # word of the interface in use, which the CLI declares around each command with ``speaking()``.

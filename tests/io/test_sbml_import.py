@@ -131,7 +131,8 @@ def test_load_reads_sbml(tmp_path):
     ("species X = 1; E1: at 2 after 1: X = 3", "event 'E1'", "delay"),
     ("species X = 1; E1: at (time > 1), priority = 2: X = 3", "event 'E1'", "priorities"),
     ("species X = 1; species Y = 1; 0 = X + Y - 2", "algebraicRule", "algebraic rules"),
-    ("species X = 1; X' = delay(X, 1)", "rateRule 'X'", "delay"),
+    ("species X = 1; X' = delay(X, 1)", "rateRule 'X'", "a csymbol delay of a quantity that changes in the run (X)"),
+    ("species X = 1; k = 1; E1: at X > 2: k = 2; X' = delay(k, 1)", "rateRule 'X'", "changes in the run (k)"),
 ])
 def test_unsupported_constructs_are_refused_by_name(tmp_path, text, element, words):
     with pytest.raises(ModelError) as info:
@@ -139,16 +140,96 @@ def test_unsupported_constructs_are_refused_by_name(tmp_path, text, element, wor
     assert element in str(info.value) and words in str(info.value)
 
 
-def test_fast_reactions_are_refused(tmp_path):
+def _fast(tmp_path, level: int, version: int) -> Path:
     import libsbml
 
     doc = libsbml.readSBMLFromString(_sbml(tmp_path, "species X = 1; J0: X -> ; X").read_text())
-    doc.setLevelAndVersion(3, 1)
+    doc.setLevelAndVersion(level, version, False)
     doc.getModel().getReaction("J0").setFast(True)
-    path = tmp_path / "fast.xml"
+    path = tmp_path / f"fast_{level}_{version}.xml"
     libsbml.writeSBMLToFile(doc, str(path))
+    return path
+
+
+@pytest.mark.parametrize("level, version", [(3, 1), (2, 4)])
+def test_fast_reactions_are_refused_as_libroadrunner_refuses_them(tmp_path, level, version):
+    path = _fast(tmp_path, level, version)
     with pytest.raises(ModelError, match="reaction 'J0': fast reactions are not supported"):
         read_sbml(path)
+    roadrunner = pytest.importorskip("roadrunner", reason="libroadrunner (a test-only dependency) is not installed")
+    with pytest.raises(RuntimeError, match="fast"):  # the reference tool: docs/sbml.md states it
+        roadrunner.RoadRunner(str(path))
+
+
+# ------------------------------------------------------------- read as libroadrunner reads them
+
+
+def _agrees_with_roadrunner(path, t_end=10.0):
+    pytest.importorskip("roadrunner", reason="libroadrunner (a test-only dependency) is not installed")
+    from ilsim.io.sbml_import.crosscheck import compare_with_roadrunner
+
+    name, ratio = compare_with_roadrunner(path, t_end=t_end, points=21).worst
+    assert ratio <= 1e-6, f"{name} differs from libroadrunner by {ratio:.3g} of its range"
+
+
+def test_a_reaction_without_a_kinetic_law_runs_at_rate_0_with_a_warning(tmp_path):
+    import libsbml
+
+    doc = libsbml.readSBMLFromString(_sbml(tmp_path, "J0: A -> B; k*A; J1: B -> C; 1; A = 10; B = 0; C = 0; k = 0.3")
+                                     .read_text())
+    doc.getModel().getReaction("J1").unsetKineticLaw()
+    path = tmp_path / "no_law.xml"
+    libsbml.writeSBMLToFile(doc, str(path))
+    with pytest.warns(UserWarning, match="reaction 'J1': has no kinetic law: its rate is 0"):
+        model = import_sbml(path)
+    assert model.notes == ["reaction 'J1': has no kinetic law: its rate is 0, as in libroadrunner"]
+    t = np.linspace(0, 10, 11)
+    a, b, c = _run(path, ["A", "B", "C"], t).T
+    np.testing.assert_allclose(a, 10 * np.exp(-0.3 * t), rtol=1e-8)
+    np.testing.assert_allclose(b, 10 - a, rtol=1e-8)
+    assert np.all(c == 0.0)
+    _agrees_with_roadrunner(path)
+
+
+def test_a_constant_species_a_reaction_changes_is_changed_as_libroadrunner_does(tmp_path):
+    """libsbml error 20611 (constant, not a boundary condition, yet a reactant): libroadrunner runs the
+    reaction on it as if it were not constant, and so does the importer, with a note."""
+    import libsbml
+
+    doc = libsbml.readSBMLFromString(_sbml(tmp_path, "J0: A -> B; k*A; A = 10; B = 0; k = 0.3").read_text())
+    doc.getModel().getSpecies("A").setConstant(True)
+    path = tmp_path / "constant_reactant.xml"
+    libsbml.writeSBMLToFile(doc, str(path))
+    with pytest.warns(UserWarning, match="species 'A': is constant but not a boundary condition"):
+        import_sbml(path)
+    t = np.linspace(0, 10, 11)
+    np.testing.assert_allclose(_run(path, ["A"], t)[:, 0], 10 * np.exp(-0.3 * t), rtol=1e-8)
+    _agrees_with_roadrunner(path)
+
+
+@pytest.mark.parametrize("text, unset", [
+    # no initialConcentration: an initial assignment gives it, from a parameter
+    ("compartment C = 2; species A in C, B in C; J0: A -> B; k*A*C; A = 2*k0; B = 0; k = 0.3; k0 = 5", "A"),
+    # from an assignment rule of a parameter, for two species
+    ("compartment C = 2; species A in C, B in C; J0: A -> B; k*A*C; A = B0*3; B = B0; B0 := k*4; k = 0.3", "B"),
+    # a species defined by an assignment rule, with no initial value of its own
+    ("compartment C = 2; species A in C, B in C, D in C; J0: A -> B; k*A*C; A = 10; B = 0; k = 0.3; D := A + 2*B", "D"),
+    # in a compartment that grows, whose own size comes from an initial assignment
+    ("compartment C; C' = 0.1; species A in C, B in C; J0: A -> B; k*A*C; A = 2*k0; B = 0; k = 0.3; k0 = 5; C = k0/2", "A"),
+])
+def test_species_without_an_initial_value_take_it_from_assignments_and_rules(tmp_path, text, unset):
+    path = _sbml(tmp_path, text)
+    assert "initial" not in path.read_text().split(f'<species id="{unset}"')[1].split("/>")[0]
+    _agrees_with_roadrunner(path)
+
+
+def test_a_delay_of_an_expression_of_time_is_read_with_its_history(tmp_path):
+    # X' = 2 sin(t - 1.5) from t = 1.5 on, and 2 sin(0) = 0 before: X = 2 (1 - cos(t - 1.5)) after 1.5.
+    # (libroadrunner refuses every csymbol delay, so the oracle is the closed form.)
+    path = _sbml(tmp_path, "species X = 0; X' = delay(sin(time)*k, tau); k = 2; tau = 1.5")
+    t = np.linspace(0, 6, 13)
+    expected = 2 * (1 - np.cos(np.maximum(t - 1.5, 0)))
+    np.testing.assert_allclose(_run(path, ["X"], t)[:, 0], expected, rtol=1e-7, atol=1e-9)
 
 
 # ------------------------------------------------------------------------------------ bad files

@@ -23,6 +23,8 @@ _IGNORABLE_PACKAGES = {"layout", "render"}
 # Errors that cannot change a simulation: a 'units' attribute naming no unit definition (units are kept as
 # text) and malformed notes (documentation). Errors in the drawing packages are handled by package below.
 _HARMLESS = {10313, 10801, 10802, 10803, 10804}
+# Errors the importer reads as libroadrunner does, with a note: a constant species that a reaction changes (20611).
+_READ_AS_LIBROADRUNNER = {20611}
 _MAX_SHOWN = 20  # libsbml messages listed before "... and N more"
 
 
@@ -137,7 +139,7 @@ def _errors(doc, source: str) -> list[Problem]:
 
 
 def _harmless(error) -> bool:
-    if error.getErrorId() in _HARMLESS or error.getPackage() in _IGNORABLE_PACKAGES:
+    if error.getErrorId() in _HARMLESS | _READ_AS_LIBROADRUNNER or error.getPackage() in _IGNORABLE_PACKAGES:
         return True
     # a drawing package misplaced or malformed (e.g. layout in a Level 2 file): the model itself is intact
     message = error.getMessage()

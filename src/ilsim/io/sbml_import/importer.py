@@ -19,20 +19,26 @@ Mapping (SBML Level 2 and 3 core, no delays):
   ``initialValue="false"`` adds a copy at t = 0 guarded by the trigger, since a trigger already true
   at the start fires then; ``persistent`` and ``useValuesFromTriggerTime`` only matter with delays.
 
-Refused, with the element named: delays, algebraic rules, fast reactions, event priorities,
-reactions without a kinetic law, required packages, MathML ilsim cannot express.
+Read as libroadrunner reads them, each with a note (``SbmlModel.notes``, also an ``SbmlImportWarning``):
+a reaction without a kinetic law has rate 0; a species with constant="true" but boundaryCondition="false"
+that a reaction changes (libsbml error 20611) is changed by its reactions, as if it were not constant.
+
+Refused, with the element named: event delays, algebraic rules, fast reactions (libroadrunner refuses them
+too), event priorities, required packages, csymbol delay of anything but time and constants, MathML ilsim
+cannot express.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import libsbml as sb
 import numpy as np
 
-from ilsim.errors import ModelError, Problem
+from ilsim.errors import ModelError, Problem, SbmlImportWarning
 from ilsim.io.sbml_import.mathml import MathConverter, UnsupportedSbml, as_condition, as_value, function_definitions
 from ilsim.model import expressions as ex
 from ilsim.model import units
@@ -59,6 +65,7 @@ class SbmlModel:
     spec: ModelSpec
     quantities: dict[str, Quantity]
     renamed: dict[str, str] = field(default_factory=dict)  # SBML id -> ilsim name, where they differ
+    notes: list[str] = field(default_factory=list)  # what was read as libroadrunner reads it, not as written
 
 
 class _Names:
@@ -90,10 +97,15 @@ class _Importer:
     def __init__(self, doc, source: str):
         self.doc, self.m, self.source = doc, doc.getModel(), source
         self.problems: list[Problem] = []
+        self.notes: list[str] = []
         self.names = _Names()
 
     def bad(self, where: str, message: str) -> None:
         self.problems.append(Problem(where, message, self.source))
+
+    def note(self, where: str, message: str) -> None:
+        if f"{where}: {message}" not in self.notes:  # once per element, however often it is met
+            self.notes.append(f"{where}: {message}")
 
     # ------------------------------------------------------------------------------- the plan
     def run(self) -> SbmlModel:
@@ -125,7 +137,7 @@ class _Importer:
                               for ea in _ids(ev.getListOfEventAssignments()) if ea.isSetMath()}
         self.varying = set(self.assigned) | set(self.rated) | self.event_targets
         self.used_reactions: set[str] = set()
-        self.converter = MathConverter(self._resolve, functions)
+        self.converter = MathConverter(self._resolve, functions, self._is_constant)
         self.amount_names = {sid: self.names.new(f"{self.names.of[sid]}_amount")
                              for sid in self.species if self._state_is_amount(sid)}
         self.local: dict[str, dict[str, ex.Expr]] = {}  # reaction -> local parameter -> global name
@@ -142,8 +154,7 @@ class _Importer:
         if self.problems:
             raise ModelError(self.problems)
 
-        rates = {rid: self._math(f"reaction '{rid}' kineticLaw", r.getKineticLaw().getMath(), self.local[rid])
-                 for rid, r in self.reactions.items()}
+        rates = {rid: self._rate(rid, r) for rid, r in self.reactions.items()}
         rules = {v: self._math(f"assignmentRule '{v}'", r.getMath()) for v, r in self.assigned.items()}
         rate_rules = {v: self._math(f"rateRule '{v}'", r.getMath()) for v, r in self.rated.items()}
         events = [e for k, ev in enumerate(self.events) for e in self._event(k, ev)]  # may use reaction ids
@@ -219,7 +230,9 @@ class _Importer:
         spec = ModelSpec(metadata=metadata, species=species, parameters=parameters, processes=processes,
                          observables=observables, events=events)
         renamed = {k: v for k, v in self.names.of.items() if k != v}
-        return SbmlModel(spec, quantities, renamed)
+        for line in self.notes:
+            warnings.warn(f"{self.source}: {line}", SbmlImportWarning, stacklevel=4)
+        return SbmlModel(spec, quantities, renamed, self.notes)
 
     # --------------------------------------------------------------------------- refusals
     def _refuse_unsupported(self) -> None:
@@ -228,10 +241,9 @@ class _Importer:
             if r.isAlgebraic():
                 self.bad("algebraicRule", f"algebraic rules are not supported ({sb.formulaToL3String(r.getMath())} = 0)")
         for r in _ids(m.getListOfReactions()):
-            if r.isSetFast() and r.getFast():
-                self.bad(f"reaction '{r.getId()}'", "fast reactions are not supported")
-            if r.getKineticLaw() is None or r.getKineticLaw().getMath() is None:
-                self.bad(f"reaction '{r.getId()}'", "a reaction without a kinetic law cannot be simulated")
+            if r.isSetFast() and r.getFast():  # a quasi-steady state: algebraic equations, as algebraic rules
+                self.bad(f"reaction '{r.getId()}'", "fast reactions are not supported (their quasi-steady state needs an "
+                                                    "algebraic solver; libroadrunner 2.10 refuses them too)")
         for k, ev in enumerate(_ids(m.getListOfEvents())):
             where = f"event '{ev.getId() or k}'"
             if ev.isSetDelay():
@@ -239,9 +251,40 @@ class _Importer:
             if ev.isSetPriority():
                 self.bad(where, "event priorities are not supported (ilsim fires simultaneous events in file order)")
 
+    def _rate(self, rid: str, r) -> ex.Expr:
+        law = r.getKineticLaw()
+        if law is None or not law.isSetMath():
+            self.note(f"reaction '{rid}'", "has no kinetic law: its rate is 0, as in libroadrunner")
+            return ex.Num(0.0)
+        return self._math(f"reaction '{rid}' kineticLaw", law.getMath(), self.local[rid])
+
+    def _changed_by_reactions(self, sid: str) -> bool:
+        """Reactions change a species unless it is a boundary condition or a rule defines it. A constant species
+        is not changed either, except when a reaction lists it without its being a boundary condition: SBML
+        forbids that (libsbml error 20611), and libroadrunner then changes it as if it were not constant."""
+        s = self.species[sid]
+        if s.getBoundaryCondition() or sid in self.assigned or sid in self.rated:
+            return False
+        if s.getConstant():
+            self.note(f"species '{sid}'", "is constant but not a boundary condition, and a reaction changes it "
+                                          "(libsbml error 20611): it is changed by its reactions, as in libroadrunner")
+        return True
+
     # ------------------------------------------------------------------------------- names
     def _name(self, sid: str) -> str:
         return self.names.of[sid]
+
+    def _is_constant(self, name: str) -> bool:
+        """Whether an ilsim name (of an SBML id or a local parameter) keeps its value through a run."""
+        if name in self.local_values:
+            return True
+        sid = next((k for k, v in self.names.of.items() if v == name), None)
+        if sid is None or sid in self.varying or sid in self.reactions:
+            return False
+        if sid in self.species:
+            s = self.species[sid]
+            return s.getConstant() and s.getBoundaryCondition()
+        return True  # a compartment, parameter or stoichiometry that no rule or event changes
 
     def _resolve(self, sid: str) -> ex.Expr:
         """The tree an SBML id stands for in math (its reference quantity, for a species)."""
@@ -387,7 +430,7 @@ class _Importer:
                 if s is None:
                     self.bad(f"reaction '{rid}'", f"unknown species '{sid}'")
                     continue
-                if s.getBoundaryCondition() or s.getConstant() or sid in self.assigned or sid in self.rated:
+                if not self._changed_by_reactions(sid):
                     continue  # SBML: reactions do not change these
                 factor = self._factor(sid)
                 coefficient = self._stoichiometry(rid, sr)

@@ -3,8 +3,10 @@
 Function definitions are inlined (their arguments substituted), up to MAX_EXPANDED_NODES nodes and
 MAX_EXPANDED_DEPTH levels per formula: a definition calling the previous one twice doubles the size at each
 level, so 29 such definitions in a 10 KB file would expand to a billion nodes. Functions ilsim lacks are written
-through ones it has (sec = 1/cos, arcsinh(x) = ln(x + sqrt(x^2 + 1)), ...). Anything without a
-meaning in a deterministic, delay-free simulation (csymbol delay, rateOf, the distributions) is refused
+through ones it has (sec = 1/cos, arcsinh(x) = ln(x + sqrt(x^2 + 1)), ...). A csymbol delay of an
+expression of time and constants is that expression at max(time - delay, 0) (its history before the start is
+its value at the start); a delay of anything that changes otherwise needs a delay-differential solver and is
+refused. Anything else without a meaning in a deterministic simulation (rateOf, the distributions) is refused
 with an UnsupportedSbml naming the element.
 """
 
@@ -112,9 +114,11 @@ def as_condition(node: ex.Expr) -> ex.Expr:
 class MathConverter:
     """Converts ASTs with a name table (SBML id -> tree) and the model's function definitions."""
 
-    def __init__(self, names: Callable[[str], ex.Expr], functions: dict[str, tuple[list[str], object]]):
+    def __init__(self, names: Callable[[str], ex.Expr], functions: dict[str, tuple[list[str], object]],
+                 constant: Callable[[str], bool] = lambda name: False):
         self._names = names
         self._functions = functions  # id -> (argument names, body ASTNode)
+        self._constant = constant  # whether a name (as _names gives it) never changes in a run
 
     def convert(self, node, scope: dict[str, ex.Expr] | None = None) -> ex.Expr:
         self._nodes_left, self._depth = MAX_EXPANDED_NODES, 0
@@ -242,11 +246,21 @@ class MathConverter:
         if t == sb.AST_FUNCTION:
             return self._call_function(node, kids(), calling)
         if t == sb.AST_FUNCTION_DELAY:
-            raise UnsupportedSbml("the csymbol delay is not supported (ilsim has no delay equations)")
+            return self._delay(node, *values())
         if t == sb.AST_FUNCTION_RATE_OF:
             raise UnsupportedSbml("the csymbol rateOf is not supported")
         what = node.getName() or sb.formulaToL3String(node) or f"type {t}"
         raise UnsupportedSbml(f"the MathML element '{what}' is not supported")
+
+    def _delay(self, node, x: ex.Expr, delay: ex.Expr) -> ex.Expr:
+        """x as it was ``delay`` ago: exact when x changes only with time (a known history)."""
+        varying = sorted(n for n in (x.names() | delay.names()) - {ex.TIME} if not self._constant(n))
+        if varying or ex.TIME in delay.names():
+            raise UnsupportedSbml(f"'{sb.formulaToL3String(node)}': a csymbol delay of a quantity that changes in the "
+                                  f"run ({', '.join(varying) or 'time'}) needs a delay-differential solver, which ilsim "
+                                  "does not have (libroadrunner 2.10 refuses delays too)")
+        then = _call("max", _bin("-", ex.Name(ex.TIME), delay), _n(0))
+        return _substitute(x, ex.TIME, then)
 
     def _call_function(self, node, args: list[ex.Expr], calling: tuple[str, ...]) -> ex.Expr:
         name = node.getName()
@@ -258,6 +272,12 @@ class MathConverter:
         if len(args) != len(params):
             raise UnsupportedSbml(f"function '{name}' takes {len(params)} argument(s), called with {len(args)}")
         return self._convert(body, dict(zip(params, args)), (*calling, name))
+
+
+def _substitute(tree: ex.Expr, name: str, by: ex.Expr) -> ex.Expr:
+    if isinstance(tree, ex.Name):
+        return by if tree.id == name else tree
+    return ex.with_children(tree, [_substitute(child, name, by) for child in ex.children(tree)])
 
 
 def _fold(op: str, args: list[ex.Expr]) -> ex.Expr:
