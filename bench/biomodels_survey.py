@@ -16,7 +16,9 @@ First-run time: in a worker process that has already run one other model (so tha
 are loaded and neither pays its one-off start-up), ilsim's import + compile + simulate of the file with
 an empty kernel cache, against libroadrunner's load + simulate, both at their default tolerances over
 0..100 with 101 points. Warm time: the same simulation again on the compiled/loaded model. Kernel
-compilation by numba is off (ILSIM_JIT=0) unless --jit is given.
+compilation by numba is off (ILSIM_JIT=0) unless --jit is given. With --cold, each tool also runs the file
+in a new process of its own, timed from before its modules are imported (libsbml, SciPy, pint for ilsim;
+libroadrunner's LLVM for it) to the end of the simulation.
 """
 
 from __future__ import annotations
@@ -41,7 +43,36 @@ AGREE = 1e-4
 MODEL_SECONDS = 300
 TIGHT = (1e-10, 1e-12)  # rtol, atol of the comparison (both tools)
 LOOSE = (1e-8, 1e-10)  # the second reference run of the stability check
-FIELDS = ["model", "status", "detail", "ilsim_first_s", "roadrunner_first_s", "ilsim_warm_s", "roadrunner_warm_s"]
+FIELDS = ["model", "status", "detail", "ilsim_first_s", "roadrunner_first_s", "ilsim_warm_s", "roadrunner_warm_s",
+          "ilsim_cold_s", "roadrunner_cold_s"]
+# A new process per tool and model (--cold): the time from before its modules are imported to the end of the
+# simulation, as a user's first command on a new model takes (less the interpreter's own start, the same for both).
+_COLD = """
+import sys, time, warnings
+start = time.perf_counter()
+warnings.simplefilter("ignore")
+if sys.argv[2] == "ilsim":
+    import numpy as np
+    from ilsim.engines.ode import OdeEngine
+    from ilsim.io.sbml_import import import_sbml
+    from ilsim.model.compile import compile_model
+    model = import_sbml(sys.argv[1])
+    compiled = compile_model(model.spec, source=sys.argv[1])
+    OdeEngine().run(compiled, np.linspace(0.0, 100.0, 101), compiled.p0)
+else:
+    import roadrunner
+    roadrunner.RoadRunner(sys.argv[1]).simulate(0.0, 100.0, 101)
+print(time.perf_counter() - start)
+"""
+
+
+def _cold(path: str, tool: str) -> str:
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as cache:
+        done = subprocess.run([sys.executable, "-c", _COLD, path, tool], capture_output=True, text=True,
+                              env={**os.environ, "ILSIM_CACHE": cache}, timeout=MODEL_SECONDS)
+    return f"{float(done.stdout.split()[-1]):.4f}" if done.returncode == 0 and done.stdout.split() else ""
 
 
 def _roadrunner(path: str, species: list[str], t: np.ndarray, tolerances: tuple[float, float]) -> np.ndarray:
@@ -137,7 +168,9 @@ def _survey_one(path: str) -> dict:
     t = np.linspace(0.0, 100.0, 101)
     try:
         model, compiled, *times = _timed_first_run(path, t)
-        row.update(zip(FIELDS[3:], (f"{s:.4f}" for s in times)))
+        row.update(zip(FIELDS[3:7], (f"{s:.4f}" for s in times)))
+        if os.environ.get("ILSIM_SURVEY_COLD") == "1":
+            row.update(ilsim_cold_s=_cold(path, "ilsim"), roadrunner_cold_s=_cold(path, "roadrunner"))
         species = [sid for sid, q in model.quantities.items() if q.amount is not None]
         traj = OdeEngine("LSODA", *TIGHT).run(compiled, t, compiled.p0)
         ours = read_back(compiled, traj, [model.quantities[s].amount for s in species])
@@ -202,10 +235,12 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", help="BioModels ids to run (default: all)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (timings are fairest with one)")
     parser.add_argument("--jit", action="store_true", help="compile kernels with numba (first runs then pay for it)")
+    parser.add_argument("--cold", action="store_true", help="also time each tool's first run in a new process")
     parser.add_argument("--csv", type=Path, help="also write one row per file here")
     parser.add_argument("--verbose", action="store_true", help="also list the models that agree")
     args = parser.parse_args(argv)
     os.environ["ILSIM_JIT"] = "1" if args.jit else "0"
+    os.environ["ILSIM_SURVEY_COLD"] = "1" if args.cold else "0"
     with open(args.data / "manifest.csv") as f:
         files = [str(args.data / row["file"]) for row in csv.DictReader(f)
                  if not args.only or row["biomodels_id"] in args.only]
@@ -233,6 +268,9 @@ def main(argv=None) -> int:
     first = _ratio_summary(timed, "ilsim_first_s", "roadrunner_first_s")
     print(f"first run (import + compile + simulate vs load + simulate): {first}")
     print(f"warm run (simulate again vs reset + simulate): {_ratio_summary(timed, 'ilsim_warm_s', 'roadrunner_warm_s')}")
+    if args.cold:
+        cold = _ratio_summary(timed, "ilsim_cold_s", "roadrunner_cold_s")
+        print(f"first run in a new process (module imports + the above): {cold}")
     return 0
 
 
