@@ -137,3 +137,95 @@ def test_cli_missing_model_writes_nothing(cli, refused, tmp_path):
     assert not target.exists()
     refused(cli("export-sbml", "reynolds-2006", "-o", tmp_path / "missing" / "r.xml"), "does not exist")
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------ round trip
+
+UNDECLARED = {20513, 20616, 20702, 80701, 99506, 99508}  # libsbml: units of an element or of time not declared
+
+
+@pytest.mark.parametrize("name", ilsim.builtin_models())
+def test_every_unit_and_the_time_unit_are_declared(name):
+    doc = sbml.to_document(ilsim.compile(name))
+    doc.checkConsistency()
+    undeclared = [doc.getError(i) for i in range(doc.getNumErrors()) if doc.getError(i).getErrorId() in UNDECLARED]
+    assert undeclared == [], [" ".join(e.getMessage().split())[:120] for e in undeclared[:3]]
+    assert doc.getModel().isSetTimeUnits()
+
+
+@pytest.mark.parametrize("label, scale, terms", [
+    ("1e6 cells/cc", 1e12, {"item": 1.0, "metre": -3.0}),  # 1e6 per cm^3 = 1e6 / 1e-6 m^3
+    ("pg/mL", 1e-9, {"kilogram": 1.0, "metre": -3.0}),  # 1e-15 kg / 1e-6 m^3
+    ("1/day", 1 / 86400, {"second": -1.0}),
+    ("nM", 1e-6, {"mole": 1.0, "metre": -3.0}),  # 1e-9 mol / 1e-3 m^3
+])
+def test_unit_definitions_are_the_labels_in_base_units(label, scale, terms):
+    from ilsim.io.sbml_units import UnitDefinitions
+
+    doc = libsbml.SBMLDocument(3, 2)
+    m = doc.createModel()
+    ud = m.getUnitDefinition(UnitDefinitions(m, lambda text: "u").id_of(label))
+    assert ud.getName() == label
+    units = {libsbml.UnitKind_toString(ud.getUnit(i).getKind()): ud.getUnit(i) for i in range(ud.getNumUnits())}
+    assert {k: u.getExponentAsDouble() for k, u in units.items()} == terms
+    value = np.prod([(u.getMultiplier() * 10.0 ** u.getScale()) ** u.getExponentAsDouble() for u in units.values()])
+    assert value == pytest.approx(scale, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["reynolds-2006", "kirschner-panetta-1998", "alexander-wahl-2010"])
+def test_import_of_the_export_has_the_same_units_outcomes_and_numbers(tmp_path, name):
+    from ilsim.io.sbml_import import read_sbml
+
+    original = ilsim.compile(name)
+    path = tmp_path / f"{name}.xml"
+    sbml.write(original, path)
+    back = read_sbml(path)
+    spec = original.spec
+    assert back.metadata.time_units == spec.metadata.time_units
+    assert {s.name: s.units for s in back.species} == {s.name: s.units for s in spec.species}
+    parameters = {p.name: p.units for p in back.parameters}
+    assert parameters.pop("compartment") == "dimensionless"  # the export's one compartment, of size 1
+    assert parameters == {p.name: p.units for p in spec.parameters}
+    # observables and derived quantities (computed from parameters) are both assignment rules
+    assert {o.name: o.units for o in back.observables} == {o.name: o.units for o in [*spec.observables, *spec.derived]}
+    assert [(o.label, o.held_for) for o in back.outcomes] == [(o.label, o.held_for) for o in spec.outcomes]
+    t_end = 100.0
+    ours = ilsim.simulate(original, t_end=t_end, points=101, rtol=1e-10, atol=1e-12)
+    again = ilsim.simulate(back, t_end=t_end, points=101, rtol=1e-10, atol=1e-12)
+    assert again.attrs["outcome"] == ours.attrs["outcome"]
+    for s in spec.species:
+        assert again[s.name].attrs["units"] == s.units
+        np.testing.assert_allclose(again[s.name].values, ours[s.name].values, rtol=1e-6,
+                                   atol=1e-8 * max(1.0, float(np.abs(ours[s.name].values).max())))
+
+
+def test_results_offer_amounts_and_concentrations_named_as_such(tmp_path):
+    """A hasOnlySubstanceUnits species in a compartment of 2 litres: results hold its amount as 'X' (mole) and
+    its concentration as 'X_concentration' (mole/litre), which libroadrunner reports as [X]."""
+    antimony = pytest.importorskip("antimony", reason="antimony (a test-only dependency) is not installed")
+    antimony.clearPreviousLoads()
+    assert antimony.loadAntimonyString("""model two_litres
+        compartment C = 2; C has litre
+        substanceOnly species X in C = 6; X has mole
+        species Y in C = 1; Y has mole_per_litre
+        J0: X -> Y; k*X
+        k = 0.5
+        unit mole_per_litre = mole / litre
+    end""") >= 0, antimony.getLastError()
+    path = tmp_path / "two_litres.xml"
+    path.write_text(antimony.getSBMLString("two_litres"))
+    t = np.linspace(0.0, 4.0, 9)
+    ds = ilsim.simulate(ilsim.load(path), t_eval=t, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ds["X"].values, 6 * np.exp(-0.5 * t), rtol=1e-8)
+    np.testing.assert_allclose(ds["X_concentration"].values, 3 * np.exp(-0.5 * t), rtol=1e-8)
+    # Y is a concentration species: 1 mol/L plus what X lost, per 2 litres; its amount is twice that
+    np.testing.assert_allclose(ds["Y"].values, 1 + 3 * (1 - np.exp(-0.5 * t)), rtol=1e-8)
+    np.testing.assert_allclose(ds["Y_amount"].values, 2 + 6 * (1 - np.exp(-0.5 * t)), rtol=1e-8)
+    assert ds["X"].attrs["units"] == "mole" and ds["X_concentration"].attrs["units"] == "mole/litre"
+    assert ds["Y_amount"].attrs["units"] == "mole"
+    rr = _roadrunner().RoadRunner(str(path))
+    rr.integrator.relative_tolerance, rr.integrator.absolute_tolerance = 1e-10, 1e-12
+    rr.timeCourseSelections = ["[X]", "X", "[Y]", "Y"]
+    res = np.asarray(rr.simulate(times=t))
+    for k, name in enumerate(["X_concentration", "X", "Y", "Y_amount"]):
+        np.testing.assert_allclose(ds[name].values, res[:, k], rtol=1e-7)

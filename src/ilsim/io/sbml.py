@@ -21,8 +21,13 @@ plain species, parameters, processes, observables and events. Mapping:
   when an event executes (useValuesFromTriggerTime false; no event has a delay, so this is the
   same instant as the trigger).
 
-Not exported: ilsim's non-negativity clamp (the exported model runs the plain equations), units
-(written as text in each element's notes, no UnitDefinitions), outcomes, faults and toxicity grading.
+Units: every label becomes a UnitDefinition named by the label (io/sbml_units.py), on species
+(substanceUnits), parameters, observables and the model's timeUnits; the compartment is dimensionless.
+Outcomes travel as an annotation on the model. The importer reads both back, so import(export(model)) has
+the same units, outcome labels and numbers.
+
+Not exported: ilsim's non-negativity clamp (the exported model runs the plain equations), faults and
+toxicity grading.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from pathlib import Path
 
 from ilsim.errors import IlsimError
 from ilsim.io.atomic import atomic_file
+from ilsim.io.sbml_units import UnitDefinitions, outcomes_annotation
 from ilsim.model import expressions as ex
 from ilsim.model.compile import PARAM, STATE, CompiledModel
 
@@ -174,8 +180,11 @@ def to_document(model: CompiledModel, parameters: dict[str, float] | None = None
     m = doc.createModel()
     m.setId(ids.new(spec.metadata.name))
     m.setName(spec.metadata.title or spec.metadata.name)
-    _notes(m, f"{spec.metadata.description} Exported from ilsim (time units: {spec.metadata.time_units}; "
-              "units of each quantity are in its notes).".strip())
+    _notes(m, f"{spec.metadata.description} Exported from ilsim.".strip())
+    uds = UnitDefinitions(m, ids.new)
+    _check(m.setTimeUnits(uds.id_of(spec.metadata.time_units)), f"the time units '{spec.metadata.time_units}'")
+    if spec.outcomes:
+        _check(m.setAnnotation(outcomes_annotation(spec.outcomes)), "the outcomes")
 
     comp = m.createCompartment()
     comp_id = ids.new("compartment")
@@ -183,6 +192,7 @@ def to_document(model: CompiledModel, parameters: dict[str, float] | None = None
     comp.setSize(1.0)
     comp.setConstant(True)
     comp.setSpatialDimensions(3)
+    comp.setUnits("dimensionless")  # of size 1: amounts and concentrations are the same numbers
 
     values = dict(zip(model.parameters, map(float, model.parameter_vector(parameters))))
     event_params = {model.parameters[i] for e in model.events for _, kind, i, _ in e.actions if kind == PARAM}
@@ -194,7 +204,8 @@ def to_document(model: CompiledModel, parameters: dict[str, float] | None = None
         sp.setBoundaryCondition(False)
         sp.setConstant(False)
         sp.setInitialAmount(float(ex.evaluate(tree, values)))
-        _notes(sp, f"units: {s.units}" + (f"; {s.description}" if s.description else ""))
+        _check(sp.setSubstanceUnits(uds.id_of(s.units)), f"the units of species '{s.name}'")
+        _notes(sp, s.description)
         if not isinstance(tree, ex.Num):
             ia = m.createInitialAssignment()
             ia.setSymbol(s.name)
@@ -205,7 +216,8 @@ def to_document(model: CompiledModel, parameters: dict[str, float] | None = None
         _check(par.setId(p.name), f"parameter '{p.name}'")
         par.setValue(values[p.name])
         par.setConstant(p.name not in event_params)
-        _notes(par, f"units: {p.units}" + (f"; {p.description}" if p.description else ""))
+        _check(par.setUnits(uds.id_of(p.units)), f"the units of parameter '{p.name}'")
+        _notes(par, p.description)
 
     units = {o.name: (o.units, o.description) for o in spec.observables}
     units.update({d.name: (d.units, d.description) for d in spec.derived})
@@ -214,7 +226,8 @@ def to_document(model: CompiledModel, parameters: dict[str, float] | None = None
         _check(par.setId(name), f"observable '{name}'")
         par.setConstant(False)
         u, d = units.get(name, ("dimensionless", ""))
-        _notes(par, f"units: {u}" + (f"; {d}" if d else ""))
+        _check(par.setUnits(uds.id_of(u)), f"the units of '{name}'")
+        _notes(par, d)
         rule = m.createAssignmentRule()
         rule.setVariable(name)
         _check(rule.setMath(to_ast(tree)), f"the expression of '{name}'")

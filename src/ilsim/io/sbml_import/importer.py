@@ -38,12 +38,13 @@ from dataclasses import dataclass, field
 import libsbml as sb
 import numpy as np
 
-from ilsim.errors import ModelError, Problem, SbmlImportWarning
+from ilsim.errors import IlsimError, ModelError, Problem, SbmlImportWarning
 from ilsim.io.sbml_import.mathml import MathConverter, UnsupportedSbml, as_condition, as_value, function_definitions
+from ilsim.io.sbml_units import read_outcomes
 from ilsim.model import expressions as ex
 from ilsim.model import units
 from ilsim.model.base import RESERVED
-from ilsim.model.spec import Event, Metadata, ModelSpec, Observable, Parameter, Process, Species
+from ilsim.model.spec import Event, Metadata, ModelSpec, Observable, Outcome, Parameter, Process, Species
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TIME_UNITS = {1.0: "second", 60.0: "minute", 3600.0: "hour", 86400.0: "day", 604800.0: "week"}
@@ -165,7 +166,9 @@ class _Importer:
         quantities: dict[str, Quantity] = {}
         observables: list[Observable] = []
         for sid, tree in rules.items():  # assignment rules are observables
+            element = self.m.getElementBySId(sid)
             observables.append(Observable(name=self._name(sid), expression=ex.to_text(tree),
+                                          units=self._units(element) if element is not None else "dimensionless",
                                           description=self._describe(sid, "assignment rule")))
         species: list[Species] = []
         parameters: list[Parameter] = []
@@ -224,15 +227,55 @@ class _Importer:
         for sid, tree in rate_rules.items():
             target = self._name(sid)
             processes.append(Process(name=f"rate rule of {sid}", rate=ex.to_text(tree), produces={target: 1.0}))
+        observables += self._other_quantity(quantities, rules)
         metadata = self._metadata()
+        outcomes = self._outcomes()
         if self.problems:
             raise ModelError(self.problems)
         spec = ModelSpec(metadata=metadata, species=species, parameters=parameters, processes=processes,
-                         observables=observables, events=events)
+                         observables=observables, events=events, outcomes=outcomes)
         renamed = {k: v for k, v in self.names.of.items() if k != v}
         for line in self.notes:
             warnings.warn(f"{self.source}: {line}", SbmlImportWarning, stacklevel=4)
         return SbmlModel(spec, quantities, renamed, self.notes)
+
+    def _other_quantity(self, quantities: dict[str, Quantity], rules: dict[str, ex.Expr]) -> list[Observable]:
+        """For each species, the quantity its id does not mean, as an observable named for what it is: results
+        hold a hasOnlySubstanceUnits species' amount as ``<id>`` and its concentration as ``<id>_concentration``,
+        and a concentration species' concentration as ``<id>`` and its amount as ``<id>_amount``. Not where both
+        are the same numbers in the same units (a constant, dimensionless compartment of size 1, as ilsim's export
+        writes), nor in a compartment without size (0 dimensions)."""
+        out = []
+        for sid, s in self.species.items():
+            c = self.compartments.get(s.getCompartment())
+            if c is None or c.getSpatialDimensionsAsDouble() == 0 or sid in self.amount_names:
+                continue  # an amount state in a resized compartment already has both (<id>_amount, <id>)
+            if (c.getId() not in self.varying and c.getId() not in self.initial and (not c.isSetSize() or c.getSize() == 1)
+                    and self._unit_text(c.getUnits() if c.isSetUnits() else "") == "dimensionless"):
+                continue
+            amount = self._ref_is_amount(sid)
+            name = self.names.new(f"{self._name(sid)}_{'concentration' if amount else 'amount'}")
+            tree = quantities[sid].concentration if amount else quantities[sid].amount
+            substance = self._unit_text(s.getSubstanceUnits() or self.m.getSubstanceUnits())
+            size = self._unit_text(c.getUnits() if c.isSetUnits() else "")
+            unit = f"{substance}/{size}" if amount else substance
+            out.append(Observable(name=name, expression=ex.to_text(tree), units=_readable_unit(unit),
+                                  description=self._describe(sid, ("concentration (amount / size of compartment "
+                                                                   f"{c.getId()})") if amount else
+                                                             f"amount (concentration x size of compartment {c.getId()})")))
+        return out
+
+    def _outcomes(self) -> list[Outcome]:
+        """ilsim's outcomes, where an ilsim export wrote them (an annotation); conditions are renamed as ids were."""
+        out = []
+        for fields in read_outcomes(self.m):
+            try:
+                when = ex.parse(fields["when"])
+                renamed = _rename(when, self.names.of)
+                out.append(Outcome(**{**fields, "when": ex.to_text(renamed)}))
+            except (IlsimError, ValueError) as exc:
+                self.bad(f"outcome '{fields.get('label', '')}' (ilsim annotation)", " ".join(str(exc).split()))
+        return out
 
     # --------------------------------------------------------------------------- refusals
     def _refuse_unsupported(self) -> None:
@@ -570,6 +613,12 @@ class _quiet:
 def _constant(name: str, value: float, description: str) -> Observable:
     """A constant that is not a finite number (INF, NaN): an observable, since ilsim parameters are finite."""
     return Observable(name=name, expression=ex.to_text(ex.Num(value)), description=f"{description} (constant {value})")
+
+
+def _rename(tree: ex.Expr, names: dict[str, str]) -> ex.Expr:
+    if isinstance(tree, ex.Name):
+        return ex.Name(names.get(tree.id, tree.id))
+    return ex.with_children(tree, [_rename(child, names) for child in ex.children(tree)])
 
 
 def _scaled(flux: ex.Expr, factor: tuple[str | None, str | None]) -> ex.Expr:

@@ -1,0 +1,102 @@
+"""ilsim unit labels as SBML UnitDefinitions, and ilsim's outcomes as an SBML annotation (for export-sbml).
+
+A label ('pg/mL', '1e6 cells/cc', '1/day') is read by ilsim's unit parser (pint, model/units.py) and written
+in SBML base units: metre, kilogram, second, mole, kelvin, ampere, candela, and 'item' for the domain's
+counted units (cells, IU, CFU, arbitrary units: each a dimension of its own in ilsim, all counts in SBML),
+the scale as the multiplier of the first unit. The definition's name is the label itself, which the SBML
+importer reads back as the unit (io/sbml_import/importer.py), so a round trip keeps every label.
+
+Outcomes (label, condition, held_for, description) have no SBML form; they travel as an annotation in the
+namespace OUTCOMES_NS on the model, which the importer reads back (conditions are text that ilsim's expression
+parser checks again on import, never evaluated as code).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from xml.sax.saxutils import quoteattr
+
+from ilsim.model import units
+
+OUTCOMES_NS = "https://ilsim.dev/sbml/outcomes/1"
+_SBML_BASE = {"meter": "metre", "kilogram": "kilogram", "second": "second", "mole": "mole", "kelvin": "kelvin",
+              "ampere": "ampere", "candela": "candela"}
+
+
+def unit_terms(label: str) -> tuple[float, list[tuple[str, float]]]:
+    """(scale, [(SBML unit kind, exponent)]) of a label: its value in SBML base units is scale x the product."""
+    text = (label or "").strip()
+    if re.search(r"\bdeg[CF]\b|celsius|fahrenheit", text, re.IGNORECASE):
+        return 1.0, [("kelvin", 1.0)]  # SBML Level 3 has no offset units: a temperature difference
+    base = units.parse(text).to_base_units()
+    terms: dict[str, float] = {}
+    for name, power in base.unit_items():
+        kind = _SBML_BASE.get(name, "item")  # the domain's own dimensions are counts
+        terms[kind] = terms.get(kind, 0.0) + float(power)
+    return float(base.magnitude), [(k, p) for k, p in terms.items() if p != 0]
+
+
+class UnitDefinitions:
+    """One SBML UnitDefinition per distinct label of a model, created on first use."""
+
+    def __init__(self, model, new_id):
+        self._model, self._new_id = model, new_id
+        self._ids: dict[str, str] = {}
+
+    def id_of(self, label: str) -> str:
+        """The id of the definition of ``label`` ('dimensionless' for dimensionless labels of scale 1)."""
+        label = (label or "dimensionless").strip()
+        if label in self._ids:
+            return self._ids[label]
+        scale, terms = unit_terms(label)
+        if not terms and math.isclose(scale, 1.0, rel_tol=1e-12) and label in ("dimensionless", "1", ""):
+            return "dimensionless"
+        import libsbml as sb  # lazy: heavy (libsbml)
+
+        ud = self._model.createUnitDefinition()
+        ud.setId(self._new_id(f"unit_{label}"))
+        ud.setName(label)
+        for k, (kind, power) in enumerate(terms or [("dimensionless", 1.0)]):
+            u = ud.createUnit()
+            u.setKind(sb.UnitKind_forName(kind))
+            u.setExponent(power)
+            u.setScale(0)
+            # (multiplier x kind)^exponent: the scale goes into the first unit
+            u.setMultiplier(scale ** (1.0 / power) if k == 0 else 1.0)
+        self._ids[label] = ud.getId()
+        return ud.getId()
+
+
+def outcomes_annotation(outcomes) -> str:
+    """The model's outcomes as an annotation element (empty text when there are none)."""
+    if not outcomes:
+        return ""
+    rows = []
+    for o in outcomes:
+        held = f" held_for={quoteattr(repr(float(o.held_for)))}" if o.held_for is not None else ""
+        rows.append(f"<ilsim:outcome label={quoteattr(o.label)} when={quoteattr(str(o.when))}{held} "
+                    f"description={quoteattr(o.description or '')}/>")
+    return f'<ilsim:outcomes xmlns:ilsim="{OUTCOMES_NS}">{"".join(rows)}</ilsim:outcomes>'
+
+
+def read_outcomes(model) -> list[dict]:
+    """The outcomes of a libsbml Model's annotation in OUTCOMES_NS, as dicts of Outcome fields."""
+    annotation = model.getAnnotation() if model.isSetAnnotation() else None
+    out: list[dict] = []
+    if annotation is None:
+        return out
+    for i in range(annotation.getNumChildren()):
+        block = annotation.getChild(i)
+        if block.getURI() != OUTCOMES_NS or block.getName() != "outcomes":
+            continue
+        for k in range(block.getNumChildren()):
+            row = block.getChild(k)
+            if row.getName() != "outcome":
+                continue
+            fields = {key: row.getAttrValue(key) for key in ("label", "when", "description")}
+            held = row.getAttrValue("held_for")
+            if held:
+                fields["held_for"] = held
+            out.append(fields)
+    return out
