@@ -57,8 +57,9 @@ def _libsbml():
 # ------------------------------------------------------------------------------------- math
 
 
-def to_ast(node: ex.Expr, ids: dict[str, str] | None = None):
-    """A libsbml ASTNode for an expression tree; ``ids`` renames variables (default: unchanged)."""
+def to_ast(node: ex.Expr, ids: dict[str, str] | None = None, literal_units: str | None = None):
+    """A libsbml ASTNode for an expression tree; ``ids`` renames variables (default: unchanged); ``literal_units``
+    is the unit id of its literal numbers, where the caller knows it (a dose's amount, a time)."""
     sb = _libsbml()
     ids = ids or {}
 
@@ -71,6 +72,8 @@ def to_ast(node: ex.Expr, ids: dict[str, str] | None = None):
     def num(v: float):
         out = sb.ASTNode(sb.AST_REAL)
         out.setValue(float(v))
+        if literal_units:
+            out.setUnits(literal_units)
         return out
 
     def build(n: ex.Expr):
@@ -250,11 +253,14 @@ def to_document(model: CompiledModel, parameters: dict[str, float] | None = None
         law = r.createKineticLaw()
         _check(law.setMath(to_ast(rate)), f"the rate of process '{pr.name}'")
 
-    _events(model, m, ids)
+    labels = {s.name: s.units for s in spec.species} | {p.name: p.units for p in spec.parameters}
+    _events(model, m, ids, lambda name: uds.id_of(labels.get(name, "dimensionless")), uds.id_of(spec.metadata.time_units))
     return doc
 
 
-def _events(model: CompiledModel, m, ids: _Ids) -> None:
+def _events(model: CompiledModel, m, ids: _Ids, unit_of, time_unit: str) -> None:
+    """Events; the literal numbers of their times and of the values they set carry units (a dose has those of its
+    target), so libsbml can check them."""
     n = len(model.events)
     for k, ev in enumerate(model.events):
         triggers = [ex.Compare(">=", ex.Name(ex.TIME), ex.Num(float(t))) for t in ev.times]
@@ -268,18 +274,29 @@ def _events(model: CompiledModel, m, ids: _Ids) -> None:
             t = e.createTrigger()
             t.setPersistent(True)
             t.setInitialValue(ev.condition is not None and trig is ev.condition)
-            _check(t.setMath(to_ast(trig)), f"the trigger of event '{ev.name}'")
+            timed = trig is not ev.condition  # 'time >= c': c is a time
+            _check(t.setMath(to_ast(trig, literal_units=time_unit if timed else None)), f"the trigger of event '{ev.name}'")
             # condition events first (ilsim fires them as soon as a jump makes them true), then declaration order
             pr = e.createPriority()
-            pr.setMath(to_ast(ex.Num(float(2 * n - k if ev.condition is not None else n - k))))
+            pr.setMath(to_ast(ex.Num(float(2 * n - k if ev.condition is not None else n - k)), literal_units="dimensionless"))
             for mode, kind, i, value in ev.actions:
                 target = model.species[i] if kind == STATE else model.parameters[i]
-                new = value if mode == "set" else ex.BinOp("+", ex.Name(target), value)
+                # a number set or added is in the target's units; in an expression, a literal's units are unknown
+                number = unit_of(target) if isinstance(value, ex.Num) else None
+                new = to_ast(value if mode == "set" else ex.BinOp("+", ex.Name(target), value), literal_units=number)
                 if ev.guard is not None:
-                    new = ex.Call("piecewise", (new, ev.guard, ex.Name(target)))
+                    new = _piecewise(new, to_ast(ev.guard), to_ast(ex.Name(target)))
                 a = e.createEventAssignment()
                 a.setVariable(target)
-                _check(a.setMath(to_ast(new)), f"an action of event '{ev.name}'")
+                _check(a.setMath(new), f"an action of event '{ev.name}'")
+
+
+def _piecewise(value, condition, otherwise):
+    sb = _libsbml()
+    out = sb.ASTNode(sb.AST_FUNCTION_PIECEWISE)
+    for child in (value, condition, otherwise):
+        out.addChild(child)
+    return out
 
 
 def validate(doc) -> tuple[list[str], list[str]]:
