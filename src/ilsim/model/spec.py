@@ -154,6 +154,11 @@ class Event(_Strict):
     set: dict[str, ExprText] = Field(default_factory=dict)
     add: dict[str, ExprText] = Field(default_factory=dict)
     description: str = ""
+    # A delay (model time units, an expression evaluated when the trigger fires): the actions apply that much
+    # later (SBML's event delay; the SciPy engine runs it, the batch and C/CUDA engines refuse such a model).
+    delay: ExprText | None = None
+    persistent: bool = True  # with a delay: False cancels the pending actions if the condition turns false first
+    values_at_trigger: bool = True  # with a delay: the values are computed when triggered (else when applied)
 
     @field_validator("set", "add", mode="before")
     @classmethod
@@ -169,6 +174,8 @@ class Event(_Strict):
             raise ValueError("an event needs exactly one trigger: 'at' (times) or 'when' (a condition)")
         if not self.set and not self.add:
             raise ValueError("an event must 'set' or 'add' to at least one species or parameter")
+        if self.delay is None and not (self.persistent and self.values_at_trigger):
+            raise ValueError("'persistent' and 'values_at_trigger' apply to an event with a 'delay' only")
         return self
 
     @property

@@ -31,7 +31,7 @@ def time_switches(model) -> list[ex.Expr]:
     where a rate or observable jumps or has a kink (see the module's documentation)."""
     affine = _affine_in(model)
     out: list[ex.Expr] = []
-    for node in _nodes(model):
+    for node in _nodes(model, conditions=True):
         found: list[ex.Expr | None] = []
         if isinstance(node, ex.Compare):
             found.append(_crossing(affine(ex.BinOp("-", node.left, node.right))))
@@ -55,9 +55,13 @@ def state_switches(model) -> list[str]:
     return list(dict.fromkeys(texts))
 
 
-def _nodes(model):
-    """Every node of the model's rates and observables, depth first."""
-    stack = [tree for tree in (*model.rate_trees, *model.observable_trees) if tree is not None]
+def _nodes(model, conditions: bool = False):
+    """Every node of the model's rates and observables (and with ``conditions``, of its events' conditions),
+    depth first."""
+    trees = [*model.rate_trees, *model.observable_trees]
+    if conditions:  # a condition on time ('time == 3', 'time % 12 == 0') is tested exactly where it switches
+        trees += [e.condition for e in model.events if e.condition is not None]
+    stack = [tree for tree in trees if tree is not None]
     while stack:
         node = stack.pop()
         yield node
