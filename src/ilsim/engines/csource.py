@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from ilsim.engines import tableaux
-from ilsim.engines.base import STATUS, Engine, EngineResult
+from ilsim.engines.base import STATUS, Engine, EngineResult, refuse_delays
 from ilsim.engines.batch import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, METHODS, NON_FINITE, OK, STEP_UNDERFLOW
 from ilsim.engines.batch.engine import check_inputs, check_settings
 from ilsim.errors import IlsimError
@@ -566,6 +566,23 @@ ILSIM_DEVICE int ilsim_fire(int e, double t, double *y, double *p, int *armed, d
     return ILSIM_OK;
 }
 
+/* At a segment's end, every condition is tested where it is, as engines.ode does: one that holds now fires
+   ('time == 3' at the switch at 3), one false beyond its dead band re-arms; returns a status. */
+ILSIM_DEVICE int ilsim_retest(double t, double *y, double *p, int *armed, double *band, double rtol, double atol) {
+    for (int c = 0; c < ILSIM_NC; ++c) {
+        const int truth = ilsim_condition(c, t, y, p);
+        if (armed[c] && truth) {
+            armed[c] = 0;
+            band[c] = ilsim_dead_band(c, t, y, p, rtol, atol);
+            const int code = ilsim_fire(ilsim_event_of(c), t, y, p, armed, band, rtol, atol);
+            if (code != ILSIM_OK) return code;
+        } else if (!truth && !armed[c] && ilsim_root(c, t, y, p) < -band[c]) {
+            armed[c] = 1;
+        }
+    }
+    return ILSIM_OK;
+}
+
 /* Where condition c (its root function g plus offset; ga, gb include it) crosses zero in [ta, tb] on the
    step's dense output: Illinois false position; returns a time at or just after the crossing. */
 ILSIM_DEVICE double ilsim_locate(int c, double sign, double offset, double ta, double ga, double tb, double gb,
@@ -706,7 +723,8 @@ ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_
         /* condition events: a crossing in the direction that matters (up while armed, down while not) */
         double t_hit = t_new;
         for (int c = 0; c < ILSIM_NC; ++c) {
-            g_new[c] = ilsim_root(c, t_new, ynew, p);
+            /* at the segment's end, just before it: a condition that switches there is tested there (retest) */
+            g_new[c] = ilsim_root(c, t_new == t_stop ? nextafter(t_stop, t) : t_new, ynew, p);
             const double off = armed[c] ? 0.0 : band[c]; /* a disarmed condition must fall below -band to re-arm */
             const double a = g_old[c] + off, b = g_new[c] + off;
             const int up = (a < 0.0 && b >= 0.0) || (a <= 0.0 && b > 0.0);
@@ -811,6 +829,8 @@ ILSIM_DEVICE int ilsim_integrate(const double *t_eval, long long nt, const doubl
             if (code != ILSIM_OK) return code;
             k_timed += 1;
         }
+        const int retest_code = ilsim_retest(t, y, p, armed, band, rtol, atol);
+        if (retest_code != ILSIM_OK) return retest_code;
         while (*k_out < nt && t_eval[*k_out] <= t) {
             ilsim_store(y, out + *k_out * ILSIM_NS);
             *k_out += 1;
@@ -953,6 +973,7 @@ class HostCEngine(Engine):
     def solve(self, model: CompiledModel, t_eval, P, *, record_parameters: bool = False,
               log_events: int = 0) -> EngineResult:
         refuse_unkept(model, record_parameters, log_events, "C kernel")
+        refuse_delays(model, "C kernel")
         kernel = self._kernels.setdefault(id(model), HostKernel(model))
         Y, status = kernel.run(t_eval, P, self.rtol, self.atol, self.max_steps, self.method)
         return kernel_result(model, Y, status, P, record_parameters)
