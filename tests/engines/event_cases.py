@@ -128,3 +128,19 @@ def delayed(persistent: bool = True, values_at_trigger: bool = True):
                 values_at_trigger=values_at_trigger)
     m.add_event("close", at=4.0, set={"z": 1})
     return m
+
+
+def tiny_amounts(atol: float | None = 1e-26):
+    """A -> B -> C with amounts of 1e-20 (SI moles), rate constants k1 = 1, k2 = 0.5: Bateman's solution. With
+    one atol of 1e-9 for all, no error test ever sees these species; their own ``atol`` controls them."""
+    m = ilsim.Model(name="tiny amounts").add_parameter("k1", 1.0).add_parameter("k2", 0.5)
+    m.add_species("A", 1e-20, atol=atol).add_species("B", 0.0, atol=atol).add_species("C", 0.0, atol=atol)
+    m.add_process("first", "k1*A", consumes={"A": 1}, produces={"B": 1})
+    m.add_process("second", "k2*B", consumes={"B": 1}, produces={"C": 1})
+    return m
+
+
+def tiny_amounts_exact(t: np.ndarray) -> np.ndarray:
+    a = 1e-20 * np.exp(-t)
+    b = 1e-20 * (np.exp(-0.5 * t) - np.exp(-t)) / 0.5
+    return np.column_stack([a, b, 1e-20 - a - b])

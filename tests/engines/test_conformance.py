@@ -279,3 +279,12 @@ def test_a_delayed_event_applies_later_or_is_refused_by_name(name, persistent, a
     assert r.status[0] == OK
     assert np.allclose(r.Y[0, :, 0], t) and r.Y[0, :, 1].tolist() == pytest.approx([0.0, 0.0, y_end, y_end])
     assert r.fired[0].tolist() == [1 if persistent else 0, 1]
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_species_of_1e_minus_20_are_integrated_to_their_own_size_at_the_default_tolerances(name):
+    m = ilsim.compile(cases.tiny_amounts())
+    t = np.linspace(0.0, 20.0, 21)
+    r = ENGINES[name](1e-6, 1e-9).solve(m, t, m.p0[None, :])  # the defaults of every engine and of model files
+    assert r.status[0] == OK
+    assert np.allclose(r.Y[0], cases.tiny_amounts_exact(t), rtol=0.0, atol=1e-4 * 1e-20)

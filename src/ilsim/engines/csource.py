@@ -277,6 +277,10 @@ def model_functions(m: CompiledModel, stiff: bool = False) -> str:
     out += ["/* timed events, in the order engines.ode fires them: by time, then by declaration */",
             f"ILSIM_TABLE double ilsim_timed_t[] = {{{times}}};",
             f"ILSIM_TABLE int ilsim_timed_e[] = {{{which}}};", ""]
+    caps = analysis.absolute_tolerances(m, math.inf)  # each species' own absolute tolerance (inf: none)
+    out += ["/* each species' own absolute tolerance (analysis.absolute_tolerances): atol_i = min(atol, this) */",
+            f"ILSIM_TABLE double ilsim_atol_cap[] = {{{', '.join(c_number(v) for v in caps)}}};",
+            f"#define ILSIM_ATOL_CAP_MIN {c_number(float(caps.min()))}", ""]
     return "\n".join(out)
 
 
@@ -375,11 +379,11 @@ ILSIM_DEVICE void ilsim_store(const double *y, double *row) {
     ilsim_clip(row);
 }
 
-/* sqrt(mean((e_i / sc_i)^2)), sc_i = atol + rtol * max(|y_i|, |ynew_i|) */
+/* sqrt(mean((e_i / sc_i)^2)), sc_i = atol_i + rtol * max(|y_i|, |ynew_i|), atol_i = min(atol, species i's own) */
 ILSIM_DEVICE double ilsim_error_norm(const double *e, const double *y, const double *ynew, double rtol, double atol) {
     double s = 0.0;
     for (int i = 0; i < ILSIM_NS; ++i) {
-        const double sc = atol + rtol * ilsim_max(fabs(y[i]), fabs(ynew[i]));
+        const double sc = fmin(atol, ilsim_atol_cap[i]) + rtol * ilsim_max(fabs(y[i]), fabs(ynew[i]));
         s += (e[i] / sc) * (e[i] / sc);
     }
     return sqrt(s / ILSIM_NS);
@@ -487,7 +491,7 @@ ILSIM_DEVICE double ilsim_initial_step(const double *y, const double *f0, double
                                        double rtol, double atol, double span, double *tmp, double *f1) {
     double d0 = 0.0, d1 = 0.0;
     for (int i = 0; i < ILSIM_NS; ++i) {
-        const double sc = atol + rtol * fabs(y[i]);
+        const double sc = fmin(atol, ilsim_atol_cap[i]) + rtol * fabs(y[i]);
         d0 += (y[i] / sc) * (y[i] / sc);
         d1 += (f0[i] / sc) * (f0[i] / sc);
     }
@@ -499,7 +503,7 @@ ILSIM_DEVICE double ilsim_initial_step(const double *y, const double *f0, double
     ilsim_rhs(tmp, t + h0, p, f1);
     double d2 = 0.0;
     for (int i = 0; i < ILSIM_NS; ++i) {
-        const double sc = atol + rtol * fabs(y[i]);
+        const double sc = fmin(atol, ilsim_atol_cap[i]) + rtol * fabs(y[i]);
         d2 += ((f1[i] - f0[i]) / sc) * ((f1[i] - f0[i]) / sc);
     }
     d2 = sqrt(d2 / ILSIM_NS) / h0;
@@ -522,8 +526,9 @@ ILSIM_DEVICE void ilsim_dense(double theta, const double *y0, const double *ydif
 /* How far below zero condition c's root function must go before it counts as false again: the solver
    tolerance on the compared quantities, rtol * (|a| + |b|) + atol, as engines.ode. */
 ILSIM_DEVICE double ilsim_dead_band(int c, double t, const double *y, const double *p, double rtol, double atol) {
-    const double band = rtol * ilsim_scale(c, t, y, p) + atol;
-    return ILSIM_ISFINITE(band) ? band : atol;
+    const double floor_atol = fmin(atol, ILSIM_ATOL_CAP_MIN); /* the smallest species' absolute tolerance */
+    const double band = rtol * ilsim_scale(c, t, y, p) + floor_atol;
+    return ILSIM_ISFINITE(band) ? band : floor_atol;
 }
 
 /* An event fires (guard permitting); the conditions its jumps can change are re-tested at once and

@@ -310,7 +310,7 @@ class OdeEngine(Engine):
             warnings.simplefilter("ignore")  # the failure is reported below, with time and variables
             ys, info = odeint(
                 budget.counted(model.kernels["rhs"], t0, t1), y0, times, args=(p,), Dfun=self._jac(model),
-                rtol=self.rtol, atol=self.atol, mxstep=1_000_000, full_output=True,
+                rtol=self.rtol, atol=analysis.absolute_tolerances(model, self.atol), mxstep=1_000_000, full_output=True,
                 tcrit=[t1],  # no step past the segment's end, where a rate may switch
             )
         if info["message"] != "Integration successful." or not np.isfinite(ys).all():
@@ -327,6 +327,8 @@ class OdeEngine(Engine):
         if method in IMPLICIT:
             kwargs["jac"] = lambda t, y: model.jacobian(y, _inside(t, t0, t1), p)
 
+        atol = analysis.absolute_tolerances(model, self.atol)  # per species
+
         def solve(t_eval, budget: _Budget):
             rhs = budget.counted(model.kernels["rhs"], t0, t1)
 
@@ -339,7 +341,7 @@ class OdeEngine(Engine):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # overflow near a blow-up: reported below
                 return solve_ivp(f, (t0, t1), y0, method=method, t_eval=t_eval, events=events or None,
-                                 rtol=self.rtol, atol=self.atol, **kwargs)
+                                 rtol=self.rtol, atol=atol, **kwargs)
 
         try:
             sol = solve(grid, budget)
@@ -379,9 +381,10 @@ class OdeEngine(Engine):
     def _dead_band(self, model: CompiledModel, condition: ex.Expr, t: float, y: np.ndarray, p: np.ndarray) -> float:
         """How far below zero a root function must go before its condition counts as false again: the
         solver's tolerance on the compared quantities (rtol x their size + atol)."""
+        atol = float(analysis.absolute_tolerances(model, self.atol).min())  # the smallest species' tolerance
         with np.errstate(all="ignore"):
-            band = self.rtol * float(ex.evaluate(analysis.condition_scale(condition), model.namespace(t, y, p))) + self.atol
-        return band if np.isfinite(band) else self.atol
+            band = self.rtol * float(ex.evaluate(analysis.condition_scale(condition), model.namespace(t, y, p))) + atol
+        return band if np.isfinite(band) else atol
 
     @staticmethod
     def _clip(model: CompiledModel, y: np.ndarray) -> np.ndarray:

@@ -61,10 +61,20 @@ class Species(_Strict):
     group: str | None = None  # figure panel; defaults to the kind
     interleukin: str | None = None  # the catalogue entry (built-in or declared) this cytokine is
     cell_type: str | None = None  # the cell type (built-in or declared) this population is
+    # The absolute error this species may carry, for a species whose size is far below the engine's atol (amounts
+    # of 1e-20 mol): every engine integrates it with min(atol, this). Set by the SBML import from magnitudes.
+    atol: Number | None = None
 
     _units = field_validator("units")(_check_units)
     _name = field_validator("name")(_check_name)
     _initial = field_validator("initial", mode="before")(_check_expression_type)
+
+    @field_validator("atol")
+    @classmethod
+    def _positive_atol(cls, v):
+        if v is not None and not (v > 0 and math.isfinite(v)):
+            raise ValueError(f"atol must be a positive, finite absolute tolerance, got {v}")
+        return v
 
 
 class Parameter(_Strict):

@@ -114,7 +114,8 @@ class BatchEngine(Engine):
         stiff = np.zeros(n, dtype=np.bool_)
         width = lanes(model)
         args = (model_functions(model), width, self.lane_groups and lane_groups(model), t_eval, P_end,
-                np.ascontiguousarray(model.nonnegative, dtype=np.bool_), self.rtol, self.atol, self.max_steps,
+                np.ascontiguousarray(model.nonnegative, dtype=np.bool_), self.rtol,
+                analysis.absolute_tolerances(model, self.atol), self.max_steps,
                 METHODS[self.method], np.array([t for t, _ in timed], dtype=np.float64),
                 np.array([k for _, k in timed], dtype=np.int64),
                 np.array(analysis.condition_events(model), dtype=np.int64), analysis.touches(model),

@@ -254,11 +254,11 @@ def all_finite(v):
 
 @_inline
 def error_norm(e, y, ynew, rtol, atol):
-    """sqrt(mean((e_i / sc_i)^2)), sc_i = atol + rtol * max(|y_i|, |ynew_i|)."""
+    """sqrt(mean((e_i / sc_i)^2)), sc_i = atol_i + rtol * max(|y_i|, |ynew_i|) (atol: one per species)."""
     ns = y.shape[0]
     s = 0.0
     for i in range(ns):
-        sc = atol + rtol * max(abs(y[i]), abs(ynew[i]))
+        sc = atol[i] + rtol * max(abs(y[i]), abs(ynew[i]))
         s += (e[i] / sc) ** 2
     return math.sqrt(s / ns)
 
@@ -270,7 +270,7 @@ def initial_step(fn, y, f0, t, p, rtol, atol, span, tmp, f1):
     d0 = 0.0
     d1 = 0.0
     for i in range(ns):
-        sc = atol + rtol * abs(y[i])
+        sc = atol[i] + rtol * abs(y[i])
         d0 += (y[i] / sc) ** 2
         d1 += (f0[i] / sc) ** 2
     d0 = math.sqrt(d0 / ns)
@@ -282,7 +282,7 @@ def initial_step(fn, y, f0, t, p, rtol, atol, span, tmp, f1):
     rhs_into(fn, tmp, t + h0, p, f1)
     d2 = 0.0
     for i in range(ns):
-        sc = atol + rtol * abs(y[i])
+        sc = atol[i] + rtol * abs(y[i])
         d2 += ((f1[i] - f0[i]) / sc) ** 2
     d2 = math.sqrt(d2 / ns) / h0
     dm = max(d1, d2)
@@ -491,8 +491,9 @@ def clip(y, nonneg):
 def dead_band(fn, slot, t, y, p, rtol, atol):
     """How far below zero condition ``slot``'s root function must go before the condition counts as false
     again: the solver tolerance on the compared quantities, rtol * (|a| + |b|) + atol (as engines/ode.py)."""
-    band = rtol * condition_scale(fn, slot, t, y, p) + atol
-    return band if np.isfinite(band) else atol
+    floor = atol.min()  # the smallest species' absolute tolerance
+    band = rtol * condition_scale(fn, slot, t, y, p) + floor
+    return band if np.isfinite(band) else floor
 
 
 @_jit
@@ -1040,7 +1041,7 @@ def solve_group(fn, lanes, lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, met
             for c in range(lanes):
                 e = hs[c] * (E1 * f0[i, c] + E3 * k3[i, c] + E4 * k4[i, c] + E5 * k5[i, c] + E6 * k6[i, c]
                              + E7 * k7[i, c])
-                sc = atol + rtol * max(abs(y[i, c]), abs(ynew[i, c]))
+                sc = atol[i] + rtol * max(abs(y[i, c]), abs(ynew[i, c]))
                 err2[c] += (e / sc) ** 2
         for c in range(lanes):  # error norms and the step-size factors of accepted (PI) and rejected steps
             e = math.sqrt(err2[c] / ns)

@@ -38,6 +38,7 @@ import numpy as np
 
 from ilsim.errors import ModelError, Problem
 from ilsim.io.sbml_import.mathml import MathConverter, UnsupportedSbml, as_condition, as_value, function_definitions
+from ilsim.io.sbml_import.tolerances import scale_tolerances
 from ilsim.model import expressions as ex
 from ilsim.model import units
 from ilsim.model.base import RESERVED
@@ -213,6 +214,7 @@ class _Importer:
         for rid in self.reactions:
             quantities[rid] = Quantity(rates[rid])
 
+        species = scale_tolerances(species)  # amounts of 1e-20 integrated to their own size
         if not species:  # the engine integrates at least one state: a constant one carries the clock
             species.append(Species(name=self.names.new("no_state"), initial=0.0, nonnegative=False,
                                    description="constant: the SBML model has no state variable, and ilsim integrates one"))
