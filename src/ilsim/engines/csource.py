@@ -42,6 +42,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -277,7 +278,8 @@ def model_functions(m: CompiledModel, stiff: bool = False) -> str:
     out += ["/* timed events, in the order engines.ode fires them: by time, then by declaration */",
             f"ILSIM_TABLE double ilsim_timed_t[] = {{{times}}};",
             f"ILSIM_TABLE int ilsim_timed_e[] = {{{which}}};", ""]
-    caps = analysis.absolute_tolerances(m, math.inf)  # each species' own absolute tolerance (inf: none)
+    # each species' own absolute tolerance; none: the largest double (a CUDA table cannot hold an infinity)
+    caps = analysis.absolute_tolerances(m, sys.float_info.max)
     out += ["/* each species' own absolute tolerance (analysis.absolute_tolerances): atol_i = min(atol, this) */",
             f"ILSIM_TABLE double ilsim_atol_cap[] = {{{', '.join(c_number(v) for v in caps)}}};",
             f"#define ILSIM_ATOL_CAP_MIN {c_number(float(caps.min()))}", ""]
