@@ -78,3 +78,69 @@ def endless_cascade_exact(t: np.ndarray) -> np.ndarray:
     """(x, y, s) of a patient whose Y never fires (y_on >= 1)."""
     after = t > 0.6
     return np.column_stack([np.where(after, t - 10.6, t), np.where(after, 1.0, 0.0), np.zeros_like(t)])
+
+
+def sbml_triggers():
+    """Triggers as SBML models write them (issue 13), with a clock x = t and counters n1..n5:
+
+    - 'flag > 0 and x > 3': a strict comparison sitting on its threshold (flag = 0) is false, so it never
+      fires, though 'x > 3' crosses (with min(flag, x - 3) = 0 it used to);
+    - 't > 5': strict, false at 5, so an output at 5 shows the state before it (n2 = 0 there);
+    - 't == 3 or t == 15': equality on time, true at two instants;
+    - 't - 12*floor(t/12) == 0' (time % 12 == 0): true at 12, 24, 36, 48 (not at 0, where it holds at the start);
+    - 'floor(t/5) == 2 and t > 7': true on [10, 15), so it fires once, at 10.
+    Parameter: flag."""
+    m = ilsim.Model(name="sbml triggers").add_parameter("flag", 0.0).add_species("x", 0.0)
+    for k in range(1, 6):
+        m.add_species(f"n{k}", 0.0)
+    m.add_process("clock", "1", produces={"x": 1})
+    m.add_event("strict on its threshold", when="flag > 0 and x > 3", add={"n1": 1})
+    m.add_event("after 5", when="t > 5", add={"n2": 1})
+    m.add_event("at 3 and 15", when="t == 3 or t == 15", add={"n3": 1})
+    m.add_event("every 12", when="t - 12*floor(t/12) == 0", add={"n4": 1})
+    m.add_event("window", when="floor(t/5) == 2 and t > 7", add={"n5": 1})
+    return m
+
+
+def sbml_triggers_exact(t: np.ndarray, flag: float) -> np.ndarray:
+    """(x, n1..n5) of sbml_triggers at the output times t."""
+    return np.column_stack([t, np.where((t > 3) & (flag > 0), 1.0, 0.0), np.where(t > 5, 1.0, 0.0),
+                            (t >= 3).astype(float) + (t >= 15), np.floor(t / 12), np.where(t >= 10, 1.0, 0.0)])
+
+
+def reset_when_idle():
+    """V grows at rate 1 and is reset to 0 when 'V > V_d and u == 0' (u = 0 throughout): an equality that holds
+    all along, beside a crossing, fires at each crossing, t = 3, 6, 9, ... Parameters: V_d, u."""
+    m = ilsim.Model(name="reset when idle").add_parameter("V_d", 3.0).add_parameter("u", 0.0)
+    m.add_species("V", 0.0).add_species("n", 0.0)
+    m.add_process("charge", "1", produces={"V": 1})
+    m.add_event("reset", when="V > V_d and u == 0", set={"V": 0}, add={"n": 1})
+    return m
+
+
+def delayed(persistent: bool = True, values_at_trigger: bool = True):
+    """x = t; 'x > 3 and z < 0.5' triggers at 3 an event applied 2 later (at 5), setting y = x (3 read at the
+    trigger, 5 when applied). A timed event sets z = 1 at 4, so the condition is false from 4 on: not
+    persistent, the pending event is dropped."""
+    m = ilsim.Model(name="delayed").add_species("x", 0.0).add_species("y", 0.0).add_species("z", 0.0)
+    m.add_process("clock", "1", produces={"x": 1})
+    m.add_event("late", when="x > 3 and z < 0.5", set={"y": "x"}, delay="2", persistent=persistent,
+                values_at_trigger=values_at_trigger)
+    m.add_event("close", at=4.0, set={"z": 1})
+    return m
+
+
+def tiny_amounts(atol: float | None = 1e-26):
+    """A -> B -> C with amounts of 1e-20 (SI moles), rate constants k1 = 1, k2 = 0.5: Bateman's solution. With
+    one atol of 1e-9 for all, no error test ever sees these species; their own ``atol`` controls them."""
+    m = ilsim.Model(name="tiny amounts").add_parameter("k1", 1.0).add_parameter("k2", 0.5)
+    m.add_species("A", 1e-20, atol=atol).add_species("B", 0.0, atol=atol).add_species("C", 0.0, atol=atol)
+    m.add_process("first", "k1*A", consumes={"A": 1}, produces={"B": 1})
+    m.add_process("second", "k2*B", consumes={"B": 1}, produces={"C": 1})
+    return m
+
+
+def tiny_amounts_exact(t: np.ndarray) -> np.ndarray:
+    a = 1e-20 * np.exp(-t)
+    b = 1e-20 * (np.exp(-0.5 * t) - np.exp(-t)) / 0.5
+    return np.column_stack([a, b, 1e-20 - a - b])

@@ -70,7 +70,8 @@ def test_rodas_step_has_fourth_order_global_error():
         for _ in range(n):
             integrator.rhs_into(fn, y, t, p, f0)
             integrator.jac_into(fn, y, t, p, J)
-            integrator.rodas_try(fn, t, h, y, f0, dT, J, W, piv, p, K, ynew, u, 1.0, 1.0)  # (tolerances: error estimate only)
+            # (the tolerances, 1 and 1 per species: only the error estimate is read)
+            integrator.rodas_try(fn, t, h, y, f0, dT, J, W, piv, p, K, ynew, u, 1.0, np.ones(len(y)))
             y, t = ynew.copy(), t + h
         errors.append(abs(y[0] - logistic_exact(t_end)))
     order, _ = np.polyfit(np.log(t_end / steps), np.log(errors), 1)

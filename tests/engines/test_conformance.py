@@ -239,3 +239,52 @@ def test_events_that_share_a_name_are_counted_apart(name):
     assert r.Y[0, :, 0].tolist() == pytest.approx([0.0, 11.0, 112.0, 113.0])
     if counts_events(name):
         assert r.fired.tolist() == [[1, 1]]
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_sbml_triggers_strict_equal_and_on_time_fire_where_the_spec_says(name):
+    """Strict comparisons are false at their threshold (an output at 5 shows 't > 5' not yet fired), equality on
+    time fires at its instants, floor windows where they open: counts at each output time, exactly."""
+    m = ilsim.compile(cases.sbml_triggers())
+    t = np.linspace(0.0, 50.0, 51)
+    P = np.array([[0.0], [1.0]])
+    r = engine(name, 1e-8, 1e-10).solve(m, t, P)
+    assert (r.status == OK).all()
+    for patient, (flag,) in enumerate(P):
+        assert np.allclose(r.Y[patient], cases.sbml_triggers_exact(t, flag), atol=1e-7)
+    if counts_events(name):
+        assert r.fired.tolist() == [[0, 1, 2, 4, 1], [1, 1, 2, 4, 1]]
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_an_equality_that_holds_all_along_does_not_move_a_crossing(name):
+    m = ilsim.compile(cases.reset_when_idle())
+    t = np.concatenate([[0.0], np.arange(0.5, 20.0, 1.0)])  # between the resets at 3, 6, 9, ...
+    r = engine(name, 1e-8, 1e-10).solve(m, t, m.p0[None, :])
+    assert r.status[0] == OK
+    assert np.allclose(r.Y[0, :, 0], t - 3.0 * np.floor(t / 3.0), atol=1e-7)
+    assert r.Y[0, :, 1].tolist() == np.floor(t / 3.0).tolist()
+
+
+@pytest.mark.parametrize("persistent, at_trigger, y_end", [(True, True, 3.0), (True, False, 5.0), (False, True, 0.0)])
+@pytest.mark.parametrize("name", PARAMS)
+def test_a_delayed_event_applies_later_or_is_refused_by_name(name, persistent, at_trigger, y_end):
+    m = ilsim.compile(cases.delayed(persistent, at_trigger))
+    t = np.array([0.0, 4.5, 5.5, 8.0])
+    if not name.startswith("scipy"):  # the batch engine and the C/CUDA kernel keep no pending firings
+        with pytest.raises(ilsim.IlsimError, match="does not run events with a delay.*event 'late'"):
+            engine(name).solve(m, t, m.p0[None, :])
+        return
+    r = engine(name).solve(m, t, m.p0[None, :])
+    assert r.status[0] == OK
+    assert np.allclose(r.Y[0, :, 0], t) and r.Y[0, :, 1].tolist() == pytest.approx([0.0, 0.0, y_end, y_end])
+    assert r.fired[0].tolist() == [1 if persistent else 0, 1]
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_species_of_1e_minus_20_are_integrated_to_their_own_size_at_the_default_tolerances(name):
+    m = ilsim.compile(cases.tiny_amounts())
+    t = np.linspace(0.0, 20.0, 21)
+    r = ENGINES[name](1e-6, 1e-9).solve(m, t, m.p0[None, :])  # the defaults of every engine and of model files
+    assert r.status[0] == OK
+    assert np.allclose(r.Y[0], cases.tiny_amounts_exact(t), rtol=0.0, atol=1e-4 * 1e-20)

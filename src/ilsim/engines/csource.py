@@ -42,13 +42,14 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ilsim.engines import tableaux
-from ilsim.engines.base import STATUS, Engine, EngineResult
+from ilsim.engines.base import STATUS, Engine, EngineResult, refuse_delays
 from ilsim.engines.batch import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, METHODS, NON_FINITE, OK, STEP_UNDERFLOW
 from ilsim.engines.batch.engine import check_inputs, check_settings
 from ilsim.errors import IlsimError
@@ -277,6 +278,11 @@ def model_functions(m: CompiledModel, stiff: bool = False) -> str:
     out += ["/* timed events, in the order engines.ode fires them: by time, then by declaration */",
             f"ILSIM_TABLE double ilsim_timed_t[] = {{{times}}};",
             f"ILSIM_TABLE int ilsim_timed_e[] = {{{which}}};", ""]
+    # each species' own absolute tolerance; none: the largest double (a CUDA table cannot hold an infinity)
+    caps = analysis.absolute_tolerances(m, sys.float_info.max)
+    out += ["/* each species' own absolute tolerance (analysis.absolute_tolerances): atol_i = min(atol, this) */",
+            f"ILSIM_TABLE double ilsim_atol_cap[] = {{{', '.join(c_number(v) for v in caps)}}};",
+            f"#define ILSIM_ATOL_CAP_MIN {c_number(float(caps.min()))}", ""]
     return "\n".join(out)
 
 
@@ -375,11 +381,11 @@ ILSIM_DEVICE void ilsim_store(const double *y, double *row) {
     ilsim_clip(row);
 }
 
-/* sqrt(mean((e_i / sc_i)^2)), sc_i = atol + rtol * max(|y_i|, |ynew_i|) */
+/* sqrt(mean((e_i / sc_i)^2)), sc_i = atol_i + rtol * max(|y_i|, |ynew_i|), atol_i = min(atol, species i's own) */
 ILSIM_DEVICE double ilsim_error_norm(const double *e, const double *y, const double *ynew, double rtol, double atol) {
     double s = 0.0;
     for (int i = 0; i < ILSIM_NS; ++i) {
-        const double sc = atol + rtol * ilsim_max(fabs(y[i]), fabs(ynew[i]));
+        const double sc = fmin(atol, ilsim_atol_cap[i]) + rtol * ilsim_max(fabs(y[i]), fabs(ynew[i]));
         s += (e[i] / sc) * (e[i] / sc);
     }
     return sqrt(s / ILSIM_NS);
@@ -487,7 +493,7 @@ ILSIM_DEVICE double ilsim_initial_step(const double *y, const double *f0, double
                                        double rtol, double atol, double span, double *tmp, double *f1) {
     double d0 = 0.0, d1 = 0.0;
     for (int i = 0; i < ILSIM_NS; ++i) {
-        const double sc = atol + rtol * fabs(y[i]);
+        const double sc = fmin(atol, ilsim_atol_cap[i]) + rtol * fabs(y[i]);
         d0 += (y[i] / sc) * (y[i] / sc);
         d1 += (f0[i] / sc) * (f0[i] / sc);
     }
@@ -499,7 +505,7 @@ ILSIM_DEVICE double ilsim_initial_step(const double *y, const double *f0, double
     ilsim_rhs(tmp, t + h0, p, f1);
     double d2 = 0.0;
     for (int i = 0; i < ILSIM_NS; ++i) {
-        const double sc = atol + rtol * fabs(y[i]);
+        const double sc = fmin(atol, ilsim_atol_cap[i]) + rtol * fabs(y[i]);
         d2 += ((f1[i] - f0[i]) / sc) * ((f1[i] - f0[i]) / sc);
     }
     d2 = sqrt(d2 / ILSIM_NS) / h0;
@@ -522,8 +528,9 @@ ILSIM_DEVICE void ilsim_dense(double theta, const double *y0, const double *ydif
 /* How far below zero condition c's root function must go before it counts as false again: the solver
    tolerance on the compared quantities, rtol * (|a| + |b|) + atol, as engines.ode. */
 ILSIM_DEVICE double ilsim_dead_band(int c, double t, const double *y, const double *p, double rtol, double atol) {
-    const double band = rtol * ilsim_scale(c, t, y, p) + atol;
-    return ILSIM_ISFINITE(band) ? band : atol;
+    const double floor_atol = fmin(atol, ILSIM_ATOL_CAP_MIN); /* the smallest species' absolute tolerance */
+    const double band = rtol * ilsim_scale(c, t, y, p) + floor_atol;
+    return ILSIM_ISFINITE(band) ? band : floor_atol;
 }
 
 /* An event fires (guard permitting); the conditions its jumps can change are re-tested at once and
@@ -563,6 +570,23 @@ ILSIM_DEVICE int ilsim_fire(int e, double t, double *y, double *p, int *armed, d
 #else
     (void)armed; (void)band; (void)rtol; (void)atol;
 #endif
+    return ILSIM_OK;
+}
+
+/* At a segment's end, every condition is tested where it is, as engines.ode does: one that holds now fires
+   ('time == 3' at the switch at 3), one false beyond its dead band re-arms; returns a status. */
+ILSIM_DEVICE int ilsim_retest(double t, double *y, double *p, int *armed, double *band, double rtol, double atol) {
+    for (int c = 0; c < ILSIM_NC; ++c) {
+        const int truth = ilsim_condition(c, t, y, p);
+        if (armed[c] && truth) {
+            armed[c] = 0;
+            band[c] = ilsim_dead_band(c, t, y, p, rtol, atol);
+            const int code = ilsim_fire(ilsim_event_of(c), t, y, p, armed, band, rtol, atol);
+            if (code != ILSIM_OK) return code;
+        } else if (!truth && !armed[c] && ilsim_root(c, t, y, p) < -band[c]) {
+            armed[c] = 1;
+        }
+    }
     return ILSIM_OK;
 }
 
@@ -706,7 +730,8 @@ ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_
         /* condition events: a crossing in the direction that matters (up while armed, down while not) */
         double t_hit = t_new;
         for (int c = 0; c < ILSIM_NC; ++c) {
-            g_new[c] = ilsim_root(c, t_new, ynew, p);
+            /* at the segment's end, just before it: a condition that switches there is tested there (retest) */
+            g_new[c] = ilsim_root(c, t_new == t_stop ? nextafter(t_stop, t) : t_new, ynew, p);
             const double off = armed[c] ? 0.0 : band[c]; /* a disarmed condition must fall below -band to re-arm */
             const double a = g_old[c] + off, b = g_new[c] + off;
             const int up = (a < 0.0 && b >= 0.0) || (a <= 0.0 && b > 0.0);
@@ -811,6 +836,8 @@ ILSIM_DEVICE int ilsim_integrate(const double *t_eval, long long nt, const doubl
             if (code != ILSIM_OK) return code;
             k_timed += 1;
         }
+        const int retest_code = ilsim_retest(t, y, p, armed, band, rtol, atol);
+        if (retest_code != ILSIM_OK) return retest_code;
         while (*k_out < nt && t_eval[*k_out] <= t) {
             ilsim_store(y, out + *k_out * ILSIM_NS);
             *k_out += 1;
@@ -953,6 +980,7 @@ class HostCEngine(Engine):
     def solve(self, model: CompiledModel, t_eval, P, *, record_parameters: bool = False,
               log_events: int = 0) -> EngineResult:
         refuse_unkept(model, record_parameters, log_events, "C kernel")
+        refuse_delays(model, "C kernel")
         kernel = self._kernels.setdefault(id(model), HostKernel(model))
         Y, status = kernel.run(t_eval, P, self.rtol, self.atol, self.max_steps, self.method)
         return kernel_result(model, Y, status, P, record_parameters)

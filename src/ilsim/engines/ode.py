@@ -141,13 +141,26 @@ class OdeEngine(Engine):
         switches = analysis.time_switches(model)
         touches = analysis.touches(model)
 
-        def apply(k: int, t: float) -> bool:
-            """Event k's jump, if its guard holds (else, e.g., a dose that a holding rule withholds)."""
+        pending: list[tuple[float, int, int, list | None]] = []  # delayed events: (time due, order, event, values)
+
+        def apply(k: int, t: float, due: list | None = None) -> bool:
+            """Event k's jump, if its guard holds (else, e.g., a dose that a holding rule withholds); an event
+            with a delay is put in ``pending`` instead, its values computed now if it takes them at the trigger
+            (``due`` is set when a pending event's time has come: its values, or [] to compute them now)."""
             nonlocal y
             ev = model.events[k]
+            if ev.delay is not None and due is None:
+                delay = float(model.evaluate(ev.delay, t, y, p))
+                if not (delay >= 0 and np.isfinite(delay)):
+                    raise SimulationError(f"event '{ev.name}' at t = {t:g} has a delay of {delay:g}, not a finite "
+                                          "non-negative time")
+                values = [model.evaluate(node, t, y, p) for _, _, _, node in ev.actions] if ev.values_at_trigger else []
+                pending.append((t + delay, len(log) + len(pending), k, values))
+                pending.sort(key=lambda entry: entry[:2])
+                return False
             if ev.guard is not None and not model.evaluate(ev.guard, t, y, p):
                 return False
-            values = [model.evaluate(node, t, y, p) for _, _, _, node in ev.actions]  # all from the old state
+            values = due or [model.evaluate(node, t, y, p) for _, _, _, node in ev.actions]  # all from the old state
             for (mode, kind, i, _), v in zip(ev.actions, values):
                 target = y if kind == STATE else p
                 target[i] = v if mode == "set" else target[i] + v
@@ -161,7 +174,7 @@ class OdeEngine(Engine):
             stats["events_fired"] += 1
             return True
 
-        def fire(k: int, t: float) -> None:
+        def fire(k: int, t: float, due: list | None = None) -> None:
             """Event k, then (depth first, in model order) every condition event a jump makes true: a cascade.
 
             A jump can change only the conditions that depend on what jumped: those are re-tested (fired
@@ -169,7 +182,7 @@ class OdeEngine(Engine):
             condition sitting exactly at its root is not judged by rounding. An explicit stack, not
             recursion, so that an endless cascade ends with its error, not Python's recursion limit.
             """
-            if not apply(k, t):
+            if not apply(k, t, due):
                 return
             count, stack = 1, [[k, 0]]  # (event, next condition slot to test)
             while stack:
@@ -196,23 +209,51 @@ class OdeEngine(Engine):
                         count += 1
                         stack.append([kc, 0])
                 elif not truth and roots[slot](t, y, p) < -band[slot]:  # at its root ('t > k' at t = k): unchanged
-                    armed[slot] = True
+                    rearm(slot)
 
         def record(idx: np.ndarray, ys: np.ndarray) -> None:
             out_y[idx] = ys
             out_p[idx] = p
+
+        def rearm(slot: int) -> None:
+            """Condition ``slot`` is false again: armed, and its pending firings dropped unless persistent."""
+            armed[slot] = True
+            kc = cond_events[slot]
+            if not model.events[kc].persistent:
+                pending[:] = [entry for entry in pending if entry[2] != kc]
+
+        def retest(t: float) -> None:
+            """At a segment's end (an event, a time switch), conditions are tested where they are, not only
+            where a root is crossed: 'time == 3' holds at the switch at 3 and nowhere else."""
+            for slot, kc in enumerate(cond_events):
+                truth = bool(model.evaluate(model.events[kc].condition, t, y, p))
+                if armed[slot] and truth:
+                    armed[slot] = False
+                    band[slot] = self._dead_band(model, model.events[kc].condition, t, y, p)
+                    fire(kc, t)
+                elif not truth and not armed[slot] and roots[slot](t, y, p) < -band[slot]:
+                    rearm(slot)
 
         t, k_grid, k_timed = t0, 0, 0
         while True:
             while k_timed < len(timed) and timed[k_timed][0] <= t:
                 fire(timed[k_timed][1], t)
                 k_timed += 1
+            while pending and pending[0][0] <= t:  # delayed events due now, in the order they were triggered
+                _, _, k, values = pending.pop(0)
+                ev = model.events[k]
+                if ev.persistent or ev.condition is None or model.evaluate(ev.condition, t, y, p):
+                    fire(k, t, values)
+            if t > t0:
+                retest(t)
             while k_grid < n and t_eval[k_grid] <= t:  # output at an event time: the state after it
                 record(np.array([k_grid]), y[None, :])
                 k_grid += 1
             if t >= t_end:
                 break
             t_stop = timed[k_timed][0] if k_timed < len(timed) else t_end
+            if pending:
+                t_stop = min(t_stop, max(pending[0][0], t))
             if switches:  # a rate that switches at a known time: the segment ends there, as at an event
                 values = {ex.TIME: t, **dict(zip(model.parameters, map(float, p)))}
                 later = [v for v in (float(ex.evaluate(tree, values)) for tree in switches) if t < v < t_stop]
@@ -228,8 +269,8 @@ class OdeEngine(Engine):
                 record(np.arange(k_grid, upto), ys[1:-1])
                 k_grid, t, y = upto, t_stop, self._clip(model, ys[-1])
                 continue
-            fns = [_RootFunction(roots[slot], p, 0.0 if armed[slot] else band[slot], 1.0 if armed[slot] else -1.0)
-                   for slot in range(len(cond_events))]
+            fns = [_RootFunction(roots[slot], p, 0.0 if armed[slot] else band[slot], 1.0 if armed[slot] else -1.0,
+                                 _interior(t, t_stop)[1]) for slot in range(len(cond_events))]
             sol = self._solve_ivp(model, t, t_stop, np.append(grid, t_stop), y, p, fns, budget)
             hit = [(te[0], slot) for slot, te in enumerate(sol.t_events or []) if len(te)]
             if hit:
@@ -240,7 +281,7 @@ class OdeEngine(Engine):
                 k_grid += got
                 t, y = float(t_hit), self._clip(model, y_hit)
                 if not armed[slot]:
-                    armed[slot] = True
+                    rearm(slot)
                     continue
                 # Conditions that crossed at this same instant (equal thresholds) are true now: they fire too,
                 # in file order (left armed, one already past its root would never be seen to cross).
@@ -269,7 +310,7 @@ class OdeEngine(Engine):
             warnings.simplefilter("ignore")  # the failure is reported below, with time and variables
             ys, info = odeint(
                 budget.counted(model.kernels["rhs"], t0, t1), y0, times, args=(p,), Dfun=self._jac(model),
-                rtol=self.rtol, atol=self.atol, mxstep=1_000_000, full_output=True,
+                rtol=self.rtol, atol=analysis.absolute_tolerances(model, self.atol), mxstep=1_000_000, full_output=True,
                 tcrit=[t1],  # no step past the segment's end, where a rate may switch
             )
         if info["message"] != "Integration successful." or not np.isfinite(ys).all():
@@ -286,6 +327,8 @@ class OdeEngine(Engine):
         if method in IMPLICIT:
             kwargs["jac"] = lambda t, y: model.jacobian(y, _inside(t, t0, t1), p)
 
+        atol = analysis.absolute_tolerances(model, self.atol)  # per species
+
         def solve(t_eval, budget: _Budget):
             rhs = budget.counted(model.kernels["rhs"], t0, t1)
 
@@ -298,7 +341,7 @@ class OdeEngine(Engine):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # overflow near a blow-up: reported below
                 return solve_ivp(f, (t0, t1), y0, method=method, t_eval=t_eval, events=events or None,
-                                 rtol=self.rtol, atol=self.atol, **kwargs)
+                                 rtol=self.rtol, atol=atol, **kwargs)
 
         try:
             sol = solve(grid, budget)
@@ -338,9 +381,10 @@ class OdeEngine(Engine):
     def _dead_band(self, model: CompiledModel, condition: ex.Expr, t: float, y: np.ndarray, p: np.ndarray) -> float:
         """How far below zero a root function must go before its condition counts as false again: the
         solver's tolerance on the compared quantities (rtol x their size + atol)."""
+        atol = float(analysis.absolute_tolerances(model, self.atol).min())  # the smallest species' tolerance
         with np.errstate(all="ignore"):
-            band = self.rtol * float(ex.evaluate(analysis.condition_scale(condition), model.namespace(t, y, p))) + self.atol
-        return band if np.isfinite(band) else self.atol
+            band = self.rtol * float(ex.evaluate(analysis.condition_scale(condition), model.namespace(t, y, p))) + atol
+        return band if np.isfinite(band) else atol
 
     @staticmethod
     def _clip(model: CompiledModel, y: np.ndarray) -> np.ndarray:
@@ -429,14 +473,15 @@ class _RootFunction:
 
     terminal = True
 
-    def __init__(self, kernel, p: np.ndarray, offset: float, direction: float):
+    def __init__(self, kernel, p: np.ndarray, offset: float, direction: float, t_last: float = math.inf):
         self.kernel, self.p, self.offset, self.direction = kernel, p, offset, direction
-        self.seen: dict[float, float] = {}
+        self.t_last = t_last  # one rounding step before the segment's end: a condition that switches there
+        self.seen: dict[float, float] = {}  # ('time == 10', floor(time/5) == 2) is tested at the end itself
 
     def __call__(self, t: float, y: np.ndarray) -> float:
         if t in self.seen:
             return self.seen[t]
-        value = float(self.kernel(t, y, self.p)) + self.offset
+        value = float(self.kernel(min(t, self.t_last), y, self.p)) + self.offset
         if len(self.seen) >= 4:
             del self.seen[next(iter(self.seen))]
         self.seen[t] = value

@@ -10,7 +10,8 @@ fire) are stated once:
   rtol * scale + atol;
 - ``touches``: for each event and each condition event, whether the event's jumps can change that condition;
 - ``timed_schedule``: the timed events in firing order (by time, then by declaration);
-- ``uses_time``: whether the right-hand side reads t (a stiff method then needs df/dt).
+- ``uses_time``: whether the right-hand side reads t (a stiff method then needs df/dt);
+- ``absolute_tolerances``: each species' absolute tolerance, the engine's atol capped by the species' own.
 """
 
 from __future__ import annotations
@@ -78,3 +79,10 @@ def uses_time(model: CompiledModel) -> bool:
     """Whether the right-hand side reads t (the stiff methods then need df/dt)."""
     trees = [*model.rate_trees, *model.observable_trees]
     return any(ex.TIME in tree.names() for tree in trees if tree is not None)
+
+
+def absolute_tolerances(model: CompiledModel, atol: float) -> np.ndarray:
+    """Each species' absolute tolerance: the engine's ``atol``, capped by the species' own ``atol`` where the model
+    gives one (a species whose size is far below atol, which one atol for all would leave uncontrolled)."""
+    caps = np.array([np.inf if s.atol is None else float(s.atol) for s in model.spec.species], dtype=np.float64)
+    return np.minimum(float(atol), caps)

@@ -40,6 +40,9 @@ class CompiledEvent:
     actions: tuple[tuple[str, str, int, ex.Expr], ...]  # (mode set/add, STATE/PARAM, index, value)
     depends: frozenset[tuple[str, int]] = frozenset()  # species and parameters the condition reads
     guard: ex.Expr | None = None  # tested when the event fires; actions apply only if it holds
+    delay: ex.Expr | None = None  # evaluated when the event triggers; its actions apply that much later
+    persistent: bool = True  # a delayed event still applies if its condition turned false meanwhile
+    values_at_trigger: bool = True  # a delayed event's values are computed when it triggers
 
 
 @dataclass(frozen=True)
@@ -299,7 +302,11 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None =
                 node = numeric(where, resolve(where, value, known), False)
                 if node is not None:
                     actions.append((mode, kind, i, node))
-        events.append(CompiledEvent(ev.name, tuple(ev.times), cond, tuple(actions), _depends(cond, spec), guard))
+        delay = None
+        if ev.delay is not None:
+            delay = numeric(f"events[{k}].delay", resolve(f"events[{k}].delay", ev.delay, known), False)
+        events.append(CompiledEvent(ev.name, tuple(ev.times), cond, tuple(actions), _depends(cond, spec), guard,
+                                    delay, ev.persistent, ev.values_at_trigger))
 
     modes_seen: set[str] = set()
     for k, fault in enumerate(spec.faults):

@@ -395,17 +395,31 @@ def _text(node: Expr) -> tuple[str, int]:
 # Substitution and code generation.
 
 
+STRICT_MARGIN = 1e-300  # subtracted from a strict comparison's root function: zero at its threshold is 'false'
+
+
 def root_function(node: Expr) -> Expr:
-    """A continuous function that is positive where a condition holds and crosses zero where it
-    changes, so an ODE solver can locate the moment a condition becomes true by root finding."""
+    """A function that is >= 0 exactly where a condition holds and crosses zero where it changes, so an ODE
+    solver can locate the moment a condition becomes true by root finding.
+
+    Strict comparisons are false at their threshold, so their function is shifted by a margin below any
+    difference of two doubles that are not equal: 'x > 1' at x = 1 gives -1e-300, not 0 (and 'flag > 0 and
+    y < 1' with flag = 0 never reaches zero, where min(flag, 1 - y) would sit on it and fire). An equality
+    holds at a point only: its function is -|a - b|, and +1 where it holds exactly (a value that holds, not
+    a flat zero, which would let the root search stop anywhere once the other side of an 'and' crosses);
+    such a condition becomes true where the engines stop exactly on it (time switches: 'time == 3').
+    """
     if isinstance(node, Compare):
-        if node.op in ("<", "<="):
-            return BinOp("-", node.right, node.left)
-        return BinOp("-", node.left, node.right)  # > >= and (approximately) == !=
+        if node.op in ("==", "!="):
+            differ = Call("abs", (BinOp("-", node.left, node.right),))
+            equal = Call("piecewise", (Num(1.0), Compare("==", node.left, node.right), Neg(differ)))
+            return equal if node.op == "==" else BinOp("-", Neg(equal), Num(STRICT_MARGIN))
+        difference = BinOp("-", node.right, node.left) if node.op in ("<", "<=") else BinOp("-", node.left, node.right)
+        return BinOp("-", difference, Num(STRICT_MARGIN)) if node.op in ("<", ">") else difference
     if isinstance(node, Logic):
         return Call("min" if node.op == "and" else "max", tuple(root_function(a) for a in node.args))
     if isinstance(node, Not):
-        return Neg(root_function(node.arg))
+        return BinOp("-", Neg(root_function(node.arg)), Num(STRICT_MARGIN))  # true where the other is < 0
     # a value used as a truth value: +1 when non-zero, -1 when zero
     return Call("piecewise", (Num(-1.0), Compare("==", node, Num(0.0)), Num(1.0)))
 

@@ -61,10 +61,20 @@ class Species(_Strict):
     group: str | None = None  # figure panel; defaults to the kind
     interleukin: str | None = None  # the catalogue entry (built-in or declared) this cytokine is
     cell_type: str | None = None  # the cell type (built-in or declared) this population is
+    # The absolute error this species may carry, for a species whose size is far below the engine's atol (amounts
+    # of 1e-20 mol): every engine integrates it with min(atol, this). Set by the SBML import from magnitudes.
+    atol: Number | None = None
 
     _units = field_validator("units")(_check_units)
     _name = field_validator("name")(_check_name)
     _initial = field_validator("initial", mode="before")(_check_expression_type)
+
+    @field_validator("atol")
+    @classmethod
+    def _positive_atol(cls, v):
+        if v is not None and not (v > 0 and math.isfinite(v)):
+            raise ValueError(f"atol must be a positive, finite absolute tolerance, got {v}")
+        return v
 
 
 class Parameter(_Strict):
@@ -154,6 +164,11 @@ class Event(_Strict):
     set: dict[str, ExprText] = Field(default_factory=dict)
     add: dict[str, ExprText] = Field(default_factory=dict)
     description: str = ""
+    # A delay (model time units, an expression evaluated when the trigger fires): the actions apply that much
+    # later (SBML's event delay; the SciPy engine runs it, the batch and C/CUDA engines refuse such a model).
+    delay: ExprText | None = None
+    persistent: bool = True  # with a delay: False cancels the pending actions if the condition turns false first
+    values_at_trigger: bool = True  # with a delay: the values are computed when triggered (else when applied)
 
     @field_validator("set", "add", mode="before")
     @classmethod
@@ -169,6 +184,8 @@ class Event(_Strict):
             raise ValueError("an event needs exactly one trigger: 'at' (times) or 'when' (a condition)")
         if not self.set and not self.add:
             raise ValueError("an event must 'set' or 'add' to at least one species or parameter")
+        if self.delay is None and not (self.persistent and self.values_at_trigger):
+            raise ValueError("'persistent' and 'values_at_trigger' apply to an event with a 'delay' only")
         return self
 
     @property

@@ -8,7 +8,9 @@ disagreed. The engines therefore end a segment at each such moment, as at a time
 ``time_switches(model)`` returns trees over ``t`` and the parameters; evaluated at the start ``t`` of a
 segment, each gives a candidate moment of the next switch, and a value that is not later than ``t`` means
 "none ahead". The SciPy engine evaluates them, the batch engine and the C/CUDA kernel print them as code,
-so the three stop at the same times. Recognised: comparisons (in ``piecewise``, ``a if c else b``),
+so the three stop at the same times. Event conditions count too: a condition on time (``t == 3``,
+``floor(t/5) == 2``) is tested where it switches, at a segment's end. Recognised: comparisons (in ``piecewise``,
+``a if c else b``),
 ``floor``/``ceil`` (a switch at every integer value of the argument: the next one is computed from the
 current time, so a periodic drive costs one tree, not a list of times), ``abs`` (a kink at zero) and
 ``min``/``max`` (kinks where two arguments meet), whenever the quantity involved is affine in ``t``
@@ -31,7 +33,7 @@ def time_switches(model) -> list[ex.Expr]:
     where a rate or observable jumps or has a kink (see the module's documentation)."""
     affine = _affine_in(model)
     out: list[ex.Expr] = []
-    for node in _nodes(model):
+    for node in _nodes(model, conditions=True):
         found: list[ex.Expr | None] = []
         if isinstance(node, ex.Compare):
             found.append(_crossing(affine(ex.BinOp("-", node.left, node.right))))
@@ -55,9 +57,13 @@ def state_switches(model) -> list[str]:
     return list(dict.fromkeys(texts))
 
 
-def _nodes(model):
-    """Every node of the model's rates and observables, depth first."""
-    stack = [tree for tree in (*model.rate_trees, *model.observable_trees) if tree is not None]
+def _nodes(model, conditions: bool = False):
+    """Every node of the model's rates and observables (and with ``conditions``, of its events' conditions),
+    depth first."""
+    trees = [*model.rate_trees, *model.observable_trees]
+    if conditions:  # a condition on time ('time == 3', 'time % 12 == 0') is tested exactly where it switches
+        trees += [e.condition for e in model.events if e.condition is not None]
+    stack = [tree for tree in trees if tree is not None]
     while stack:
         node = stack.pop()
         yield node

@@ -47,7 +47,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ilsim.engines.base import STATUS, Engine, EngineResult, check_parameters, check_times, check_tolerances
+from ilsim.engines.base import STATUS, Engine, EngineResult, check_parameters, check_times, check_tolerances, refuse_delays
 from ilsim.engines.tableaux import (  # noqa: F401  (the status codes, re-exported)
     BAD_INITIAL,
     ENDLESS_EVENTS,
@@ -98,6 +98,7 @@ class BatchEngine(Engine):
               log_events: int = 0) -> EngineResult:
         """Integrate every row of ``P`` (patients x parameters) over ``t_eval`` (increasing; starts at t_eval[0])."""
         t_eval, P = check_inputs(model, t_eval, P)
+        refuse_delays(model, "batch")
         if not hasattr(model.kernels["rhs_into"], "py_func"):
             raise IlsimError("the batch engine needs numba-compiled kernels; the model was compiled with jit=False")
         from ilsim.engines.batch.codegen import integrator_module, lane_groups, lanes, model_functions
@@ -113,7 +114,8 @@ class BatchEngine(Engine):
         stiff = np.zeros(n, dtype=np.bool_)
         width = lanes(model)
         args = (model_functions(model), width, self.lane_groups and lane_groups(model), t_eval, P_end,
-                np.ascontiguousarray(model.nonnegative, dtype=np.bool_), self.rtol, self.atol, self.max_steps,
+                np.ascontiguousarray(model.nonnegative, dtype=np.bool_), self.rtol,
+                analysis.absolute_tolerances(model, self.atol), self.max_steps,
                 METHODS[self.method], np.array([t for t, _ in timed], dtype=np.float64),
                 np.array([k for _, k in timed], dtype=np.int64),
                 np.array(analysis.condition_events(model), dtype=np.int64), analysis.touches(model),

@@ -254,11 +254,11 @@ def all_finite(v):
 
 @_inline
 def error_norm(e, y, ynew, rtol, atol):
-    """sqrt(mean((e_i / sc_i)^2)), sc_i = atol + rtol * max(|y_i|, |ynew_i|)."""
+    """sqrt(mean((e_i / sc_i)^2)), sc_i = atol_i + rtol * max(|y_i|, |ynew_i|) (atol: one per species)."""
     ns = y.shape[0]
     s = 0.0
     for i in range(ns):
-        sc = atol + rtol * max(abs(y[i]), abs(ynew[i]))
+        sc = atol[i] + rtol * max(abs(y[i]), abs(ynew[i]))
         s += (e[i] / sc) ** 2
     return math.sqrt(s / ns)
 
@@ -270,7 +270,7 @@ def initial_step(fn, y, f0, t, p, rtol, atol, span, tmp, f1):
     d0 = 0.0
     d1 = 0.0
     for i in range(ns):
-        sc = atol + rtol * abs(y[i])
+        sc = atol[i] + rtol * abs(y[i])
         d0 += (y[i] / sc) ** 2
         d1 += (f0[i] / sc) ** 2
     d0 = math.sqrt(d0 / ns)
@@ -282,7 +282,7 @@ def initial_step(fn, y, f0, t, p, rtol, atol, span, tmp, f1):
     rhs_into(fn, tmp, t + h0, p, f1)
     d2 = 0.0
     for i in range(ns):
-        sc = atol + rtol * abs(y[i])
+        sc = atol[i] + rtol * abs(y[i])
         d2 += ((f1[i] - f0[i]) / sc) ** 2
     d2 = math.sqrt(d2 / ns) / h0
     dm = max(d1, d2)
@@ -491,8 +491,9 @@ def clip(y, nonneg):
 def dead_band(fn, slot, t, y, p, rtol, atol):
     """How far below zero condition ``slot``'s root function must go before the condition counts as false
     again: the solver tolerance on the compared quantities, rtol * (|a| + |b|) + atol (as engines/ode.py)."""
-    band = rtol * condition_scale(fn, slot, t, y, p) + atol
-    return band if np.isfinite(band) else atol
+    floor = atol.min()  # the smallest species' absolute tolerance
+    band = rtol * condition_scale(fn, slot, t, y, p) + floor
+    return band if np.isfinite(band) else floor
 
 
 @_jit
@@ -508,7 +509,9 @@ def locate_root(fn, slot, offset, t, h, rodas, D, p, g_a, g_b, ybuf, gbuf):
     for _ in range(200):
         if b - a <= tol or fb == 0.0:
             break
-        theta = (a * fb - b * fa) / (fb - fa) if fb != fa else 0.5 * (a + b)
+        # written from b as the C kernel has it: with fa within rounding of zero (a strict condition's margin at
+        # the start of a segment) it gives a back, and the bracket is bisected, not crept along by 1e-300
+        theta = b - fb * (b - a) / (fb - fa) if fb != fa else 0.5 * (a + b)
         if not (a < theta < b):
             theta = 0.5 * (a + b)
         dense_eval(rodas, D, theta, ybuf)
@@ -569,6 +572,26 @@ def fire(fn, k, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, tou
         elif not truth and not armed[s]:
             roots_into(fn, t, y, p, gbuf)
             if gbuf[s] < -band[s]:  # exactly at its root ('t > k' at t = k): unchanged
+                armed[s] = True
+    return OK
+
+
+@_jit
+def retest(fn, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches, stack_ev, stack_pos, gbuf):
+    """At a segment's end, every condition is tested where it is, as the SciPy engine does: one that holds
+    now fires ('time == 3' at the switch at 3), one false beyond its dead band re-arms; returns a status."""
+    for s in range(cond_event.shape[0]):
+        truth = condition_holds(fn, s, t, y, p)
+        if armed[s] and truth:
+            armed[s] = False
+            band[s] = dead_band(fn, s, t, y, p, rtol, atol)
+            code = fire(fn, cond_event[s], t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches,
+                        stack_ev, stack_pos, gbuf)
+            if code != OK:
+                return code
+        elif not truth and not armed[s]:
+            roots_into(fn, t, y, p, gbuf)
+            if gbuf[s] < -band[s]:
                 armed[s] = True
     return OK
 
@@ -664,6 +687,11 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
             if code != OK:
                 return code, used
             k_timed += 1
+        if nc > 0:
+            code = retest(fn, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches, stack_ev, stack_pos,
+                          gbuf)
+            if code != OK:
+                return code, used
         while k_grid < nt and t_eval[k_grid] <= t:  # an output at an event time shows the state after it
             record(out, k_grid, y, p, nonneg)
             k_grid += 1
@@ -726,7 +754,8 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
                 dense = build_dense(rodas, hs, y, ynew, f0, K, k3, k4, k5, k6, k7, D)
             t_hit = t_new
             if nc > 0:
-                roots_into(fn, t_new, ynew, p, g_new)
+                # at the segment's end, just before it: a condition that switches there is tested there (retest)
+                roots_into(fn, np.nextafter(t_new, t) if last else t_new, ynew, p, g_new)
                 for s in range(nc):
                     off = 0.0 if armed[s] else band[s]  # a disarmed condition must fall below -band to re-arm
                     a, b = g_old[s] + off, g_new[s] + off
@@ -1012,7 +1041,7 @@ def solve_group(fn, lanes, lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, met
             for c in range(lanes):
                 e = hs[c] * (E1 * f0[i, c] + E3 * k3[i, c] + E4 * k4[i, c] + E5 * k5[i, c] + E6 * k6[i, c]
                              + E7 * k7[i, c])
-                sc = atol + rtol * max(abs(y[i, c]), abs(ynew[i, c]))
+                sc = atol[i] + rtol * max(abs(y[i, c]), abs(ynew[i, c]))
                 err2[c] += (e / sc) ** 2
         for c in range(lanes):  # error norms and the step-size factors of accepted (PI) and rejected steps
             e = math.sqrt(err2[c] / ns)

@@ -1,6 +1,6 @@
 """An SBML model -> an ilsim ModelSpec with the same dynamics.
 
-Mapping (SBML Level 2 and 3 core, no delays):
+Mapping (SBML Level 2 and 3 core):
 
 - a species is a state; what its id means in math (its *reference quantity*) is its concentration
   unless it has only substance units (or lives in a 0-dimensional compartment), then its amount;
@@ -15,17 +15,21 @@ Mapping (SBML Level 2 and 3 core, no delays):
   import: the model file holds numbers;
 - local parameters become global ones named ``<reaction>_<id>``; function definitions are inlined;
   a reaction id used in math is an observable holding its rate;
-- an event becomes a condition event (a trigger of the form ``time >= c`` a timed event at c);
+- an event becomes a condition event (a trigger of the form ``time >= c`` a timed event at c; a strict
+  ``time > c`` stays a condition, false at c, so an output at c shows the state before it);
   ``initialValue="false"`` adds a copy at t = 0 guarded by the trigger, since a trigger already true
-  at the start fires then; ``persistent`` and ``useValuesFromTriggerTime`` only matter with delays.
+  at the start fires then; a delay, ``persistent`` and ``useValuesFromTriggerTime`` become the event's
+  ``delay``, ``persistent`` and ``values_at_trigger`` (run by the SciPy engine only); events are put in
+  the order of their priorities (constant numbers; none counts as 0), since simultaneous events fire in
+  model order.
 
 Read as libroadrunner reads them, each with a note (``SbmlModel.notes``, also an ``SbmlImportWarning``):
 a reaction without a kinetic law has rate 0; a species with constant="true" but boundaryCondition="false"
 that a reaction changes (libsbml error 20611) is changed by its reactions, as if it were not constant.
 
-Refused, with the element named: event delays, algebraic rules, fast reactions (libroadrunner refuses them
-too), event priorities, required packages, csymbol delay of anything but time and constants, MathML ilsim
-cannot express.
+Refused, with the element named: algebraic rules, fast reactions (libroadrunner refuses them
+too), priorities that are not constant, required packages, csymbol delay of anything but time and constants,
+MathML ilsim cannot express.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import numpy as np
 
 from ilsim.errors import IlsimError, ModelError, Problem, SbmlImportWarning
 from ilsim.io.sbml_import.mathml import MathConverter, UnsupportedSbml, as_condition, as_value, function_definitions
+from ilsim.io.sbml_import.tolerances import scale_tolerances
 from ilsim.io.sbml_units import read_outcomes
 from ilsim.model import expressions as ex
 from ilsim.model import units
@@ -158,7 +163,10 @@ class _Importer:
         rates = {rid: self._rate(rid, r) for rid, r in self.reactions.items()}
         rules = {v: self._math(f"assignmentRule '{v}'", r.getMath()) for v, r in self.assigned.items()}
         rate_rules = {v: self._math(f"rateRule '{v}'", r.getMath()) for v, r in self.rated.items()}
-        events = [e for k, ev in enumerate(self.events) for e in self._event(k, ev)]  # may use reaction ids
+        # Simultaneous events fire in model order, so the order is that of SBML's priorities (highest first;
+        # none counts as 0, as in libroadrunner; equal ones keep file order). Priorities are numbers here.
+        order = sorted(range(len(self.events)), key=lambda k: -self._priority(k, self.events[k]))
+        events = [e for k in order for e in self._event(k, self.events[k])]  # may use reaction ids
         values = self._initial_values(rates, rules)
         if self.problems:
             raise ModelError(self.problems)
@@ -220,6 +228,7 @@ class _Importer:
         for rid in self.reactions:
             quantities[rid] = Quantity(rates[rid])
 
+        species = scale_tolerances(species)  # amounts of 1e-20 integrated to their own size
         if not species:  # the engine integrates at least one state: a constant one carries the clock
             species.append(Species(name=self.names.new("no_state"), initial=0.0, nonnegative=False,
                                    description="constant: the SBML model has no state variable, and ilsim integrates one"))
@@ -287,12 +296,6 @@ class _Importer:
             if r.isSetFast() and r.getFast():  # a quasi-steady state: algebraic equations, as algebraic rules
                 self.bad(f"reaction '{r.getId()}'", "fast reactions are not supported (their quasi-steady state needs an "
                                                     "algebraic solver; libroadrunner 2.10 refuses them too)")
-        for k, ev in enumerate(_ids(m.getListOfEvents())):
-            where = f"event '{ev.getId() or k}'"
-            if ev.isSetDelay():
-                self.bad(where, "events with a delay are not supported")
-            if ev.isSetPriority():
-                self.bad(where, "event priorities are not supported (ilsim fires simultaneous events in file order)")
 
     def _rate(self, rid: str, r) -> ex.Expr:
         law = r.getKineticLaw()
@@ -518,6 +521,29 @@ class _Importer:
         return ex.Num(sr.getStoichiometry() if sr.isSetStoichiometry() or sr.getLevel() < 3 else 1.0)
 
     # --------------------------------------------------------------------------------- events
+    def _priority(self, k: int, ev) -> float:
+        """An event's priority as a number (0 without one); one that is not a constant number is refused."""
+        if not ev.isSetPriority() or ev.getPriority().getMath() is None:
+            return 0.0
+        where = f"event '{ev.getId() or f'event_{k}'}' priority"
+        tree = self._math(where, ev.getPriority().getMath())
+        try:
+            value = float(ex.evaluate(tree, {n: self._constant(n) for n in tree.names()}))
+        except (KeyError, ValueError, TypeError, ZeroDivisionError):
+            value = math.nan
+        if not math.isfinite(value):
+            self.bad(where, f"a priority must be a constant number (simultaneous events fire in priority order, "
+                            f"fixed at import), got {ex.to_text(tree)}")
+            return 0.0
+        return value
+
+    def _constant(self, name: str) -> float:
+        """The value of a parameter that nothing changes (KeyError otherwise)."""
+        for sid, ilsim_name in self.names.of.items():
+            if ilsim_name == name and sid not in self.varying and self.m.getParameter(sid) is not None:
+                return float(self.m.getParameter(sid).getValue())
+        raise KeyError(name)
+
     def _event(self, k: int, ev) -> list[Event]:
         label = ev.getId() or f"event_{k}"
         where = f"event '{label}'"
@@ -550,15 +576,28 @@ class _Importer:
         if not sets:
             return []  # an event that assigns nothing changes nothing
         description = self._describe(label, "SBML event") if ev.getId() else "SBML event"
+        delayed = self._delay(where, ev)
         at = _fixed_time(trigger)
         if at is not None:
-            return [Event(name=label, at=at, set=sets, description=description)]
-        events = [Event(name=label, when=ex.to_text(trigger), set=sets, description=description)]
+            return [Event(name=label, at=at, set=sets, description=description, **delayed)]
+        events = [Event(name=label, when=ex.to_text(trigger), set=sets, description=description, **delayed)]
         initial_value = ev.getTrigger().getInitialValue() if ev.getLevel() >= 3 else True
         if not initial_value:  # a trigger true at the start fires at the start
             events.append(Event(name=f"{label} (at start)", at=0.0, only_if=ex.to_text(trigger), set=sets,
-                                description=f"{description}: its trigger holds at t = 0 (initialValue false)"))
+                                description=f"{description}: its trigger holds at t = 0 (initialValue false)",
+                                **delayed))
         return events
+
+    def _delay(self, where: str, ev) -> dict:
+        """The delay fields of an ilsim event: the delay (model time units, evaluated at the trigger), whether
+        the trigger must still hold when it is due (SBML ``persistent``, Level 3; always so in Level 2) and
+        whether the values are those at the trigger (``useValuesFromTriggerTime``)."""
+        if not ev.isSetDelay() or ev.getDelay().getMath() is None:
+            return {}
+        delay = self._math(f"{where} delay", ev.getDelay().getMath())
+        persistent = ev.getTrigger().getPersistent() if ev.getLevel() >= 3 else True
+        at_trigger = ev.getUseValuesFromTriggerTime() if ev.isSetUseValuesFromTriggerTime() else True
+        return {"delay": ex.to_text(delay), "persistent": bool(persistent), "values_at_trigger": bool(at_trigger)}
 
     # ------------------------------------------------------------------------------- metadata
     def _metadata(self) -> Metadata:
@@ -648,13 +687,14 @@ def _divide(tree: ex.Expr, size: ex.Name) -> ex.Expr:
 
 
 def _fixed_time(trigger: ex.Expr) -> float | None:
-    """c for a trigger 'time >= c' (or 'time > c', 'c <= time') with c > 0: it becomes true once, at c."""
+    """c for a trigger 'time >= c' (or 'c <= time') with c > 0: it becomes true once, at c. A strict 'time > c'
+    is false at c and fires just after it: it stays a condition, so an output at c shows the state before it."""
     if not isinstance(trigger, ex.Compare):
         return None
     t = ex.Name(ex.TIME)
-    if trigger.op in (">=", ">") and trigger.left == t and isinstance(trigger.right, ex.Num):
+    if trigger.op == ">=" and trigger.left == t and isinstance(trigger.right, ex.Num):
         c = trigger.right.value
-    elif trigger.op in ("<=", "<") and trigger.right == t and isinstance(trigger.left, ex.Num):
+    elif trigger.op == "<=" and trigger.right == t and isinstance(trigger.left, ex.Num):
         c = trigger.left.value
     else:
         return None

@@ -1,0 +1,59 @@
+"""SBML events against libroadrunner (the oracle): the situations issue 13 found on BioModels entries, written as
+small models. Each is imported, run by the SciPy engine and compared, at every output time, with libroadrunner's
+run of the same file: strict triggers on their threshold (BIOMD0000000297), an output at the time a strict
+'time > c' fires (104, 125, 601, 121), equality on time (828, 814), floor windows and an equality beside a
+crossing (695, 825), priorities and delays with persistence and values from the trigger time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ilsim.engines.ode import OdeEngine
+from ilsim.io.sbml_import import import_sbml
+from ilsim.model import expressions as ex
+from ilsim.model.compile import compile_model
+
+CASES = {
+    "strict trigger on its threshold": ("Clb = 1; flag = 0; species n = 0; Clb' = -0.1*Clb; "
+                                        "E: at (Clb < 0.2 && flag > 0): n = n + 1, flag = 0", 20),
+    "output at a strict time trigger": ("species x = 1; x' = 0.1; E: at (time > 5): x = 10", 10),
+    "time >= c": ("species x = 1; x' = 0.1; E: at (time >= 5): x = 10", 10),
+    "time % 12 == 0": ("species n = 0; E: at (time % 12 == 0): n = n + 1", 50),
+    "time == 3 || time == 15": ("species n = 0; E: at (time == 3 || time == 15): n = n + 1", 20),
+    "floor window": ("species n = 0; E: at (floor(time/5) == 2 && time > 7): n = n + 1", 20),
+    "crossing beside an equality": ("species V = 0, n = 0; u = 0; V_d = 3.3; V' = 1; "
+                                    "E: at ((V > V_d) && (u == 0)): V = 0, n = n + 1", 20),
+    "priorities": ("species y = 0; A: at (time >= 2), priority = 1: y = 1; B: at (time >= 2), priority = 5: y = 2", 5),
+    "delay, values at the trigger": ("species y = 0; x = 0; x' = 1; A: at 2 after (x > 3.3): y = x", 10),
+    "delay, values when applied": ("species y = 0; x = 0; x' = 1; A: at 2 after (x > 3.3), fromTrigger=false: y = x", 10),
+    "delay, not persistent": ("species y = 0, z = 0; x = 0; x' = 1; B: at (time >= 4): z = 1; "
+                              "A: at 2 after (x > 3.3 && z < 0.5), persistent=false: y = 5", 10),
+    "delay, persistent": ("species y = 0, z = 0; x = 0; x' = 1; B: at (time >= 4): z = 1; "
+                          "A: at 2 after (x > 3.3 && z < 0.5), persistent=true: y = 5", 10),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_events_fire_as_in_libroadrunner(tmp_path, case):
+    antimony = pytest.importorskip("antimony", reason="antimony (a test-only dependency) is not installed")
+    roadrunner = pytest.importorskip("roadrunner", reason="libroadrunner (a test-only dependency) is not installed")
+    text, t_end = CASES[case]
+    antimony.clearPreviousLoads()
+    assert antimony.loadAntimonyString(f"model m\n{text.replace('; ', chr(10))}\nend") >= 0, antimony.getLastError()
+    path = tmp_path / "m.xml"
+    path.write_text(antimony.getSBMLString("m"))
+    t = np.linspace(0.0, t_end, t_end + 1)  # output times on the event times of the time triggers
+
+    rr = roadrunner.RoadRunner(str(path))
+    rr.integrator.relative_tolerance, rr.integrator.absolute_tolerance = 1e-10, 1e-12
+    species = list(rr.model.getFloatingSpeciesIds())
+    rr.timeCourseSelections = ["time", *species]
+    theirs = np.asarray(rr.simulate(times=t))[:, 1:]
+
+    model = import_sbml(path)
+    compiled = compile_model(model.spec, source=str(path))
+    traj = OdeEngine("LSODA", 1e-10, 1e-12).run(compiled, t, compiled.p0)
+    ours = np.array([[float(ex.evaluate(model.quantities[s].amount, compiled.namespace(tt, y, p))) for s in species]
+                     for tt, y, p in zip(t, traj.y, traj.p)])
+    assert np.allclose(ours, theirs, rtol=1e-6, atol=1e-8), f"{case}: ilsim\n{ours}\nlibroadrunner\n{theirs}"

@@ -1,0 +1,65 @@
+"""Absolute tolerances scaled to each species' size on import (io/sbml_import/tolerances.py): a model in SI
+amounts (1e-20 .. 1e-9 mol) runs at ilsim's default tolerances as libroadrunner runs it at tight ones (the oracle);
+a model of ordinary sizes is imported with no tolerance of its own; a bad ``atol`` is refused by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ilsim
+from ilsim.engines.ode import OdeEngine
+from ilsim.errors import ModelError
+from ilsim.io.sbml_import import import_sbml
+from ilsim.model import expressions as ex
+from ilsim.model.compile import compile_model
+
+TINY = """model tiny
+ compartment cell = 1
+ species A in cell = 1e-9, B in cell = 0, C in cell = 1e-20, D in cell = 0
+ J1: A -> B; k1*A
+ J2: B + C -> D; k2*B*C
+ J3: D -> C; k3*D
+ J4: C -> ; k4*C
+ k1 = 0.1; k2 = 1e9; k3 = 0.5; k4 = 0.05
+end"""
+
+
+def _file(tmp_path, text: str):
+    antimony = pytest.importorskip("antimony", reason="antimony (a test-only dependency) is not installed")
+    antimony.clearPreviousLoads()
+    assert antimony.loadAntimonyString(text) >= 0, antimony.getLastError()
+    path = tmp_path / "model.xml"
+    path.write_text(antimony.getSBMLString(antimony.getMainModuleName()))
+    return path
+
+
+def test_amounts_of_1e_minus_20_agree_with_libroadrunner_at_the_default_tolerances(tmp_path):
+    roadrunner = pytest.importorskip("roadrunner", reason="libroadrunner (a test-only dependency) is not installed")
+    path = _file(tmp_path, TINY)
+    t = np.linspace(0.0, 100.0, 101)
+    rr = roadrunner.RoadRunner(str(path))
+    rr.integrator.relative_tolerance, rr.integrator.absolute_tolerance = 1e-12, 1e-35
+    species = list(rr.model.getFloatingSpeciesIds())
+    rr.timeCourseSelections = ["time", *species]
+    theirs = np.asarray(rr.simulate(times=t))[:, 1:]
+
+    model = import_sbml(path)
+    assert {s.name: s.atol for s in model.spec.species} == pytest.approx(
+        {"A": 1e-15, "B": 1e-26, "C": 1e-26, "D": 1e-26})  # a millionth of each size (of the smallest, from 0)
+    compiled = compile_model(model.spec, source=str(path))
+    traj = OdeEngine().run(compiled, t, compiled.p0)  # rtol 1e-6, atol 1e-9: the defaults
+    ours = np.array([[float(ex.evaluate(model.quantities[s].amount, compiled.namespace(tt, y, p))) for s in species]
+                     for tt, y, p in zip(t, traj.y, traj.p)])
+    assert np.all(np.abs(ours - theirs) <= 1e-4 * np.abs(theirs).max(axis=0))
+
+
+def test_a_model_of_ordinary_sizes_keeps_one_tolerance(tmp_path):
+    spec = import_sbml(_file(tmp_path, "species X = 10, Y = 0; J: X -> Y; 0.1*X")).spec
+    assert [s.atol for s in spec.species] == [None, None]
+
+
+@pytest.mark.parametrize("atol", [0.0, -1e-12, float("nan"), float("inf")])
+def test_a_species_atol_that_is_not_a_positive_number_is_refused_by_name(atol):
+    with pytest.raises(ModelError, match=r"add_species\('X'\).*atol must be a positive, finite"):
+        ilsim.Model(name="m").add_species("X", 1.0, atol=atol)
