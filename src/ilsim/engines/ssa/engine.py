@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from ilsim.engines.base import STATUS, Engine, EngineResult, check_parameters, check_times
-from ilsim.errors import IlsimError
+from ilsim.errors import IlsimError, argument
 from ilsim.model import analysis
 from ilsim.model.compile import CompiledModel
 
@@ -53,16 +53,16 @@ class SsaEngine(Engine):
     def __init__(self, trajectories: int = 1000, seed: int = 0, method: str = "auto", system_size: float = 1.0,
                  eps: float = 0.03, n_critical: int = 10, max_steps: int = MAX_STEPS):
         if method not in METHODS:
-            raise IlsimError(f"unknown stochastic method '{method}'; choose one of {', '.join(METHODS)}")
+            raise IlsimError(f"{argument('method')}: unknown stochastic method '{method}'; choose one of {', '.join(METHODS)}")
         self.trajectories = whole("trajectories", trajectories, 1)
         self.seed = whole("seed", seed, 0)
         self.method = method
         try:
             self.system_size = float(system_size)
         except (TypeError, ValueError):
-            raise IlsimError(f"system_size must be a positive number, got {system_size!r}") from None
+            raise IlsimError(f"{argument('system_size')} must be a positive number, got {system_size!r}") from None
         if not (0 < self.system_size < math.inf):
-            raise IlsimError(f"system_size must be a positive, finite number, got {system_size!r}")
+            raise IlsimError(f"{argument('system_size')} must be a positive, finite number, got {system_size!r}")
         try:
             self.eps = float(eps)
         except (TypeError, ValueError):
@@ -147,9 +147,9 @@ class SsaEngine(Engine):
 def whole(name: str, value, low: int) -> int:
     """An integer setting at least ``low``; IlsimError naming it otherwise (a float, text or bool is refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise IlsimError(f"{name} must be an integer, got {value!r}")
+        raise IlsimError(f"{argument(name)} must be an integer, got {value!r}")
     if value < low:
-        raise IlsimError(f"{name} must be at least {low}, got {value}")
+        raise IlsimError(f"{argument(name)} must be at least {low}, got {value}")
     return int(value)
 
 
@@ -218,7 +218,7 @@ def check_memory(n: int, nt: int, columns: int) -> None:
     except (ValueError, OSError, AttributeError):
         total = 8 * 2**30
     if needed > MEMORY_FRACTION * total:
-        raise IlsimError(f"trajectories: {n:,} trajectories x {nt:,} output times x {columns} variables need about "
+        raise IlsimError(f"{argument('trajectories')}: {n:,} trajectories x {nt:,} output times x {columns} variables need about "
                          f"{needed / 2**30:.1f} GiB, more than {MEMORY_FRACTION:.0%} of this machine's "
                          f"{total / 2**30:.1f} GiB; use fewer trajectories or output times")
 
