@@ -20,7 +20,7 @@ changes by more than about ``eps`` of its value, exact steps where a leap would 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 DIRECT, NEXT_REACTION, TAU = 0, 1, 2
 # status codes of a trajectory (0..5 as ilsim.engines.base.STATUS; 7 and 8 are the stochastic engine's own)
@@ -484,13 +484,14 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
             return MAX_STEPS
 
 
-@njit(cache=True, parallel=True)
-def run_all(method, t_eval, X0, P, omega, nonneg, S, dep_ptr, dep_idx, hor, hor_need, eps, n_critical, timed_t,
-            timed_k, cond_events, guard_slot, act_start, actions, rng, max_steps, Y, P_t, record_p, fired, log_t, log_k,
-            status, fail_t, fail_j, fail_x, steps):
-    """Every trajectory, in parallel (one per row of X0 and P, which it changes in place: the state and the
-    parameters at the end); each writes only its own rows, so the result does not depend on the threads."""
-    for i in prange(X0.shape[0]):
+@njit(cache=True, nogil=True)
+def run_block(lo, hi, method, t_eval, X0, P, omega, nonneg, S, dep_ptr, dep_idx, hor, hor_need, eps, n_critical,
+              timed_t, timed_k, cond_events, guard_slot, act_start, actions, rng, max_steps, Y, P_t, record_p, fired,
+              log_t, log_k, status, fail_t, fail_j, fail_x, steps):
+    """Trajectories lo..hi-1 (one per row of X0 and P, which each changes in place: the state and the parameters at
+    the end). Blocks run on threads without the GIL; each trajectory writes only its own rows, so the result does
+    not depend on the threads."""
+    for i in range(lo, hi):
         code = trajectory(i, method, t_eval, X0[i], P[i], omega, nonneg, S, dep_ptr, dep_idx, hor, hor_need, eps,
                           n_critical, timed_t, timed_k, cond_events, guard_slot, act_start, actions, rng[i], max_steps,
                           Y, P_t, record_p, fired[i], log_t[i], log_k[i], fail_t, fail_j, steps)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -115,13 +116,13 @@ class SsaEngine(Engine):
         fail_x = np.full((n, ns), np.nan)
         steps = np.zeros(n, dtype=np.int64)
         rng = streams(self.seed, n)
-        module.run_all(_CODES[self.chosen_method(model)], t_eval, X0, P_end, self.system_size,
-                       np.ascontiguousarray(model.nonnegative, dtype=np.bool_), S, dep_ptr, dep_idx, hor, need,
-                       self.eps, float(self.n_critical), np.array([t for t, _ in timed], dtype=np.float64),
-                       np.array([k for _, k in timed], dtype=np.int64),
-                       np.array(analysis.condition_events(model), dtype=np.int64), guard_slot, act_start, actions, rng,
-                       self.max_steps, Y, P_t, record_parameters, fired, log_t, log_k, status, fail_t, fail_j, fail_x,
-                       steps)
+        args = (_CODES[self.chosen_method(model)], t_eval, X0, P_end, self.system_size,
+                np.ascontiguousarray(model.nonnegative, dtype=np.bool_), S, dep_ptr, dep_idx, hor, need,
+                self.eps, float(self.n_critical), np.array([t for t, _ in timed], dtype=np.float64),
+                np.array([k for _, k in timed], dtype=np.int64),
+                np.array(analysis.condition_events(model), dtype=np.int64), guard_slot, act_start, actions, rng,
+                self.max_steps, Y, P_t, record_parameters, fired, log_t, log_k, status, fail_t, fail_j, fail_x, steps)
+        in_blocks(module.run_block, n, args)
         messages = [failure_message(model, int(status[i]), fail_t[i], int(fail_j[i]), fail_x[i], self.system_size)
                     for i in range(n)]
         log = None
@@ -142,6 +143,26 @@ class SsaEngine(Engine):
         ds = super().simulate(model, t_eval, P).rename(patient="trajectory")
         ds.attrs.update(method=self.chosen_method(model), method_asked=self.method)
         return ds
+
+
+BLOCKS_PER_THREAD = 8  # blocks of trajectories per thread: long and short trajectories even out across threads
+
+
+def in_blocks(run_block, n: int, args: tuple) -> None:
+    """Blocks of trajectories on NUMBA_NUM_THREADS threads (numba releases the GIL); a trajectory depends only on
+    its own stream, so the result does not depend on the number of threads or on the blocks."""
+    import numba
+
+    threads = numba.get_num_threads()
+    size = max(1, -(-n // (threads * BLOCKS_PER_THREAD)))
+    blocks = [(lo, min(lo + size, n)) for lo in range(0, n, size)]
+    if threads <= 1 or len(blocks) == 1:
+        for lo, hi in blocks:
+            run_block(lo, hi, *args)
+        return
+    with ThreadPoolExecutor(min(threads, len(blocks))) as pool:
+        for done in [pool.submit(run_block, lo, hi, *args) for lo, hi in blocks]:
+            done.result()
 
 
 def whole(name: str, value, low: int) -> int:
