@@ -80,11 +80,12 @@ def first_passage(model, ds: xr.Dataset, conditions: Sequence[str]) -> tuple[dic
     P = ok["parameters_end"].values
     times = np.full((n, len(parsed)), np.nan)
     summary = {}
+    arrays = {name: ok[name].values for name in series(ok)}
+    params = {p: P[:, j] for j, p in enumerate(model.parameters)}
     for c, (text, node) in enumerate(parsed):
         pending = np.ones(n, dtype=bool)
         for k in range(len(t)):
-            values = {ex.TIME: t[k], **{p: P[:, j] for j, p in enumerate(model.parameters)},
-                      **{name: ok[name].values[:, k] for name in series(ok)}}
+            values = {ex.TIME: t[k], **params, **{name: v[:, k] for name, v in arrays.items()}}
             holds = np.broadcast_to(np.asarray(ex.evaluate_array(node, values), dtype=bool), (n,)) & pending
             times[holds, c] = t[k]
             pending &= ~holds

@@ -270,21 +270,27 @@ def _g(order, need, xi):
 
 @njit(cache=True)
 def _leap_bound(x, a, S, critical, hor, hor_need, eps):
-    """The largest leap over which the non-critical processes change no propensity by more than about eps."""
+    """The largest leap over which the non-critical processes change no propensity by more than about eps.
+
+    Cao et al. bound the expected net change of each reactant, |sum_j v_ij a_j| tau, and its variance by
+    max(eps x_i / g_i, 1). Near an equilibrium the net change vanishes while the flows in and out do not, and
+    that bound lets a leap grow until the leaps themselves inflate the variance (an immigration-death process
+    at 10^4 molecules: its sd 14% too large at eps = 0.03). Here the gross flow sum_j |v_ij| a_j takes the place
+    of the net one: the leap stays short against every first-order time scale of the reactants."""
     ns, nr = S.shape
     tau = np.inf
     for i in range(ns):
         if hor[i] == 0:
             continue  # consumed by no process
-        mu = 0.0
+        flow = 0.0
         s2 = 0.0
         for j in range(nr):
             if not critical[j] and S[i, j] != 0.0:
-                mu += S[i, j] * a[j]
+                flow += abs(S[i, j]) * a[j]
                 s2 += S[i, j] * S[i, j] * a[j]
         bound = max(eps * x[i] / _g(hor[i], hor_need[i], x[i]), 1.0)
-        if mu != 0.0:
-            tau = min(tau, bound / abs(mu))
+        if flow > 0.0:
+            tau = min(tau, bound / flow)
         if s2 > 0.0:
             tau = min(tau, bound * bound / s2)
     return tau
