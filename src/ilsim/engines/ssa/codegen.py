@@ -2,9 +2,10 @@
 
 The module is the trajectory loop (``driver.py``, as text) followed by the model's own functions, printed from
 its expression trees: ``rates`` (every process rate), ``rate_one`` (one process, for the next-reaction method),
-``holds`` (condition events), ``guard`` and ``value`` (event guards and action values, each distinct expression
-once, as the batch engine's tables number them). It is written to the kernel cache folder under a name that is
-the hash of its text, so numba's on-disk cache serves a second process.
+``holds`` (condition events), ``next_check`` (when a condition on t flips), ``guard`` and ``value`` (event
+guards and action values, each distinct expression once, as the batch engine's tables number them). It is
+written to the kernel cache folder under a name that is the hash of its text, so numba's on-disk cache serves
+a second process.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from ilsim.engines.batch.codegen import distinct_event_expressions
 from ilsim.model import expressions as ex
 from ilsim.model.compile import CompiledModel, _import_generated, kernel_names, unpack_lines
+from ilsim.model.switches import condition_switches
 
 _LOADED: dict[str, object] = {}
 
@@ -82,6 +84,12 @@ def model_source(model: CompiledModel, kernel: str) -> str:
     src += by_slot("holds", conditions, lambda c: f"1 if {code(c)} else 0", "0")
     src += by_slot("guard", guards, lambda g: f"1 if {code(g)} else 0", "1")
     src += by_slot("value", values, code, "0.0")
+
+    # the moments a condition comparing t with parameters flips: the loop stops there to test it on time
+    src += ["", "", jit, "def next_check(t, t_stop, p):"]
+    for tree in condition_switches(model):
+        src += [*locals_for([tree], "    "), f"    v = {code(tree)}", "    if t < v < t_stop:", "        t_stop = v"]
+    src += ["    return t_stop"]
     return "\n".join(src) + "\n"
 
 

@@ -50,6 +50,10 @@ def value(slot, t, y, p):  # pragma: no cover
     raise NotImplementedError
 
 
+def next_check(t, t_stop, p):  # pragma: no cover
+    raise NotImplementedError
+
+
 # ---- random numbers: xoshiro256** (Blackman & Vigna 2018), one state of four words per trajectory
 @njit(cache=True, inline="always")
 def _rotl(x, k):
@@ -325,6 +329,7 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
     _concentrations(x, inv_omega, y)
     for c in range(cond_events.shape[0]):  # a condition true at the start does not fire
         armed[c] = holds(c, t, y, p) == 0
+    check = False  # at a moment where a condition on t flips: test the conditions
     fresh = True  # propensities (and, next-reaction, the heap) to be computed from scratch
     while True:
         while ti < n_timed and timed_t[ti] <= t:  # timed events due now, in firing order
@@ -337,6 +342,16 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
                 steps[i] = n_steps
                 return ENDLESS_EVENTS
             fresh = True
+        if check:  # a moment where a condition on t flips
+            check = False
+            fired = _conditions(t, x, y, p, omega, inv_omega, nonneg, cond_events, armed, guard_slot, act_start, actions,
+                                vals, fired_row, due, log_t, log_k)
+            if fired < 0:
+                fail_t[i] = t
+                steps[i] = n_steps
+                return ENDLESS_EVENTS
+            if fired:
+                fresh = True
         if fresh or method != NEXT_REACTION:
             bad = _all_propensities(t, x, y, p, omega, inv_omega, a)
             if bad >= 0:
@@ -352,6 +367,10 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
         last = t_stop > t_end
         if last:
             t_stop = t_end
+        t_check = next_check(t, t_stop, p)
+        if t_check < t_stop:
+            t_stop = t_check
+            last = False
         a0 = 0.0
         for j in range(nr):
             a0 += a[j]
@@ -381,6 +400,7 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
                 if last:
                     steps[i] = n_steps
                     return OK
+                check = t_check == t_stop
                 t = t_stop
                 continue
             k_out = _record(k_out, t_next, False, t_eval, x, p, inv_omega, Y, P_t, i, record_p)
@@ -468,6 +488,7 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
                 k_out = _record(k_out, t_stop, True, t_eval, x, p, inv_omega, Y, P_t, i, record_p)
                 steps[i] = n_steps + 1
                 return OK
+            check = t == t_check
         n_steps += 1
         for q in range(ns):
             if nonneg[q] and x[q] < 0.0:  # a process whose rate does not vanish when what it consumes is gone
