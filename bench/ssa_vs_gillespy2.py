@@ -109,9 +109,16 @@ def run_gillespy2(trajectories: int, repeats: int, numpy_too: bool) -> dict:
     python = ensure_gillespy2()
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(GILLESPY2_SIDE)
+    # GillesPy2 builds its C++ solver with SCons run by the base interpreter the venv points to: it finds SCons
+    # (installed into the venv with GillesPy2) through PYTHONPATH
+    site = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    env = {**os.environ, "PYTHONPATH": site}
     try:
         done = subprocess.run([str(python), f.name, str(trajectories), str(repeats), "1" if numpy_too else "0"],
-                              capture_output=True, text=True, check=True)
+                              capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            raise SystemExit(f"GillesPy2 failed:\n{done.stderr[-3000:]}")
     finally:
         os.unlink(f.name)
     return json.loads(done.stdout.strip().splitlines()[-1])
