@@ -75,6 +75,8 @@ def run_case(case: Path, trajectories: int, seed: int) -> dict:
         wall = time.perf_counter() - start
     except IlsimError as exc:
         return {"case": case.name, "verdict": "refused", "reason": str(exc).splitlines()[0][:300]}
+    except Exception as exc:  # a crash of ilsim's own (not a refusal): counted as a failure, named
+        return {"case": case.name, "verdict": "failed", "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
     flagged = int((ds["status"].values != 0).sum())
     if flagged:
         first = str(ds["status_text"].values[ds["status"].values != 0][0])
@@ -125,11 +127,12 @@ def main(argv=None) -> int:
     ap.add_argument("--trajectories", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cases", nargs="*", help="case numbers (default: every StochasticTimeCourse case)")
+    ap.add_argument("--start", default="", help="skip the cases before this number (to continue a run)")
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")  # the suite's unit declarations warn on import; they do not matter here
     cases = [SUITE / c for c in args.cases] if args.cases else sorted(p for p in SUITE.iterdir() if p.is_dir())
-    cases = [c for c in cases if is_time_course(c)]
+    cases = [c for c in cases if is_time_course(c) and c.name >= args.start]
     results = []
     for case in cases:
         result = run_case(case, args.trajectories, args.seed)
