@@ -44,7 +44,8 @@ def simulate(
     (starting at 0). ``faults`` maps fault modes the model declares (``stop-not-received``,
     ``stop-ignored``, ``false-alarm``) to severities in [0, 1]. ``engine`` runs it on any engine
     (``OdeEngine``, the default, built from ``method``, the tolerances and the budget; ``BatchEngine``; ...),
-    which then carries the method and tolerances itself. The default engine stops with a SimulationError
+    which then carries the method and tolerances itself; a stochastic engine (``SsaEngine``) gives its whole
+    ensemble, over a ``trajectory`` dimension (see ``ilsim.ensemble``). The default engine stops with a SimulationError
     after ``max_rhs_evaluations`` right-hand-side evaluations or ``max_wall_s`` seconds (docs/limits.md).
     """
     compiled = compile(model, doses=doses, allow_high_dose=allow_high_dose)
@@ -96,6 +97,12 @@ def simulate(
                          f"{argument('parameters')}; give one")
     p = compiled.parameter_vector({**(parameters or {}), **fault_values})
     start = time.perf_counter()
+    if engine.supports.get("stochastic"):  # an ensemble (SsaEngine): every trajectory, over a trajectory dimension
+        ds = engine.simulate(compiled, t_eval, p[None, :])
+        ds.attrs.update(title=compiled.spec.metadata.title or compiled.name, model_hash=compiled.spec.content_hash(),
+                        time_units=compiled.spec.metadata.time_units, wall_time_s=round(time.perf_counter() - start, 6),
+                        parameters=json.dumps(dict(zip(compiled.parameters, map(float, p)))))
+        return ds
     traj = _trajectory(engine, compiled, t_eval, p)
     wall = time.perf_counter() - start
     settings = engine.settings()

@@ -34,6 +34,7 @@ OPTION_WORDS = {
     "output": "--output", "samples": "--samples", "drop_failed": "--drop-failed", "scheduler": "--scheduler",
     "overwrite": "--overwrite", "max_wall_s": "--max-wall", "toxicity": "--toxicity",
     "allow_high_dose": "--allow-high-dose", "save_trajectories": "--save-trajectories",
+    "trajectories": "--trajectories", "system_size": "--system-size",
 }
 
 
@@ -154,10 +155,20 @@ def run(
                                                           "(docs/limits.md)")] = MAX_RHS_EVALUATIONS,
     max_wall: Annotated[float | None, typer.Option(help="stop a run after this many seconds of integration")] = None,
     overwrite: ReplaceOpt = False,
+    engine: EngineOpt = "ode",
+    trajectories: TrajectoriesOpt = None,
+    seed: SeedOpt = None,
+    time_to: TimeToOpt = [],  # noqa: B006
+    system_size: SystemSizeOpt = None,
 ) -> None:
     """Simulate a model and write results.nc, results.csv, summary.json, figures and report.html."""
     from ilsim import api  # lazy: heavy (SciPy, xarray)
 
+    if engine != "ode" or trajectories is not None or seed is not None or time_to or system_size is not None:
+        _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to, system_size, t_end=t_end,
+                        points=points, parameters=set_, faults=fault, doses=dose, allow_high_dose=allow_high_dose,
+                        report=report, overwrite=overwrite, rtol=rtol, atol=atol)
+        return
     try:
         ds, summary = api.run(model, out_dir, report=report, t_end=t_end, points=points, method=method,
                               rtol=rtol, atol=atol, parameters=_parse_sets(set_), faults=_parse_faults(fault),
@@ -698,3 +709,58 @@ def sensitivity(
     out.print(table)
     files = "indices.csv, indices.json, samples.parquet" + (", indices.png, report.html" if report else "")
     out.print(f"written to {plain(out_dir)}/ ({files})", highlight=False)
+
+
+# ---- stochastic ensembles (issue 15): `ilsim run MODEL --engine ssa --trajectories N --seed S` ------------------
+EngineOpt = Annotated[str, typer.Option(help="ode (default: deterministic) or ssa (stochastic: every reaction as an "
+                                             "event; --method direct, next-reaction, tau or auto)")]
+TrajectoriesOpt = Annotated[int | None, typer.Option(help="stochastic trajectories (--engine ssa; default 1000)")]
+SeedOpt = Annotated[int | None, typer.Option(help="random seed of the stochastic engine (default 0): the same seed gives "
+                                                  "the same trajectories at any thread count")]
+TimeToOpt = Annotated[list[str], typer.Option(help="first-passage time of a condition, e.g. 'P < 1' (--engine ssa; "
+                                                   "repeatable)")]
+SystemSizeOpt = Annotated[float | None, typer.Option(help="molecules or cells per unit of the model's values (--engine "
+                                                           "ssa; default 1: the values are counts)")]
+
+
+def _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to, system_size, *, t_end, points, parameters,
+                    faults, doses, allow_high_dose, report, overwrite, rtol, atol) -> None:
+    from ilsim import ensemble  # lazy: heavy (xarray, numba)
+    from ilsim.engines.ssa import SsaEngine
+
+    try:
+        if engine != "ssa":
+            given = [o for o, v in (("--trajectories", trajectories), ("--seed", seed), ("--system-size", system_size),
+                                    ("--time-to", time_to or None)) if v is not None]
+            raise IlsimError(f"--engine must be ode or ssa, got {engine!r}" if engine != "ode" else
+                             f"{', '.join(given)} need(s) --engine ssa")
+        if rtol is not None or atol is not None:
+            raise IlsimError("--rtol and --atol are tolerances of the ODE engines; the stochastic engine has none")
+        ssa = SsaEngine(trajectories=1000 if trajectories is None else trajectories, seed=0 if seed is None else seed,
+                        method=method or "auto", system_size=1.0 if system_size is None else system_size)
+        ds, summary = ensemble.run(model, out_dir, engine=ssa, time_to=time_to, report=report, overwrite=overwrite,
+                                   t_end=t_end, points=points, parameters=_parse_sets(parameters),
+                                   faults=_parse_faults(faults), doses=_parse_doses(doses), allow_high_dose=allow_high_dose)
+    except IlsimError as exc:
+        _fail(exc)
+        return
+    out.print(f"[bold]{plain(summary['title'] or summary['model'])}[/]: {summary['trajectories']:,} trajectories, seed "
+              f"{summary['seed']} ({summary['method_used']}, t = 0..{summary['t_end']:g} {plain(summary['time_units'])}, "
+              f"{summary['wall_time_s']:.3g} s)", highlight=False)
+    if summary["failed_count"]:
+        out.print(f"[bold red]{summary['failed_count']:,} trajectories flagged[/] (first: "
+                  f"{plain(summary['failed'][0]['message'])})", highlight=False)
+    table = Table(show_edge=False, caption="at the end; extinct: none left (95% Wilson interval)", caption_justify="left")
+    for col in ("variable", "mean", "sd", "extinct", "interval"):
+        table.add_column(col, justify="left" if col == "variable" else "right")
+    for name, v in summary["final"].items():
+        e = summary["extinction"].get(name)
+        table.add_row(plain(name), _num(v["mean"]), _num(v["sd"]), _num(e["probability"]) if e else "",
+                      f"{e['ci95'][0]:.3g}-{e['ci95'][1]:.3g}" if e else "")
+    out.print(table)
+    for text_, v in summary["first_passage"].items():
+        out.print(f"time to {plain(text_)}: reached by {v['reached']:,} of {v['trajectories']:,} "
+                  f"({_num(v['probability'])}, 95% {v['ci95'][0]:.3g}-{v['ci95'][1]:.3g}), mean {_num(v['mean_time'])}, "
+                  f"median {_num(v['median_time'])} {plain(summary['time_units'])}", highlight=False)
+    out.print(f"results written to {plain(out_dir)}/ (results.nc, statistics.csv, summary.json"
+              f"{', figures/fan.png, report.html' if report else ''})", highlight=False)

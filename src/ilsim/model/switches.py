@@ -48,6 +48,23 @@ def time_switches(model) -> list[ex.Expr]:
     return out
 
 
+def condition_switches(model) -> list[ex.Expr]:
+    """The moments a condition event's comparison of t with parameters flips (``t >= 25``), as trees like those of
+    ``time_switches``: an engine that tests conditions only at its own steps (the stochastic engine, between
+    reactions) stops there too, so such an event fires on time."""
+    affine = _affine_in(model)
+    out: list[ex.Expr] = []
+    stack = [e.condition for e in model.events if e.condition is not None]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ex.Compare):
+            tree = _crossing(affine(ex.BinOp("-", node.left, node.right)))
+            if tree is not None and tree not in out:
+                out.append(tree)
+        stack.extend(ex.children(node))
+    return out
+
+
 def state_switches(model) -> list[str]:
     """Comparisons in rates and observables that read the state ('x < 1'), as text: where such a switch
     drives the state back across its own threshold, a solver chatters (named when a run's budget runs out)."""
