@@ -647,7 +647,8 @@ def jacobian_entries(m: CompiledModel) -> tuple[tuple[int, int, ex.Expr], ...]:
     return m.kernels["jac"].entries(m)
 
 
-def _differentiate(m: CompiledModel) -> tuple[tuple[int, int, ex.Expr], ...]:
+def _differentiate(m: CompiledModel, wrt: tuple[str, ...] | None = None) -> tuple[tuple[int, int, ex.Expr], ...]:
+    """Nonzero ``(i, k, d(dy_i/dt)/d wrt_k)``: by the species (the Jacobian) unless ``wrt`` names parameters."""
     import sympy as sp  # lazy: heavy (SymPy takes a second to import; only stiff methods need the Jacobian)
 
     symbols = {n: sp.Symbol(n, real=True) for n in (*m.species, *m.parameters, ex.TIME)}
@@ -656,11 +657,20 @@ def _differentiate(m: CompiledModel) -> tuple[tuple[int, int, ex.Expr], ...]:
     entries = []
     for i, tree in enumerate(m.rhs_trees):
         f = ex.to_sympy(tree, symbols)
-        for k, s in enumerate(m.species):
+        for k, s in enumerate(m.species if wrt is None else wrt):
             d = sp.diff(f, symbols[s])
             if d != 0:
                 entries.append((i, k, ex.from_sympy(d)))
     return tuple(entries)
+
+
+def parameter_derivative_kernel(m: CompiledModel):
+    """``dfdp_into(y, t, p, out)``: the derivatives of the right-hand sides by every parameter (species x
+    parameters), from the same trees and code generator as the Jacobian; forward sensitivities need it."""
+    entries = _differentiate(m, m.parameters)
+    lines = ["def dfdp_into(y, t, p, out):", *jacobian_lines(m, entries, flat=False, plain=not m.jit)]
+    lines += ["", "dfdp_into = _jit(dfdp_into) if JIT else dfdp_into"]
+    return _import_generated("\n".join([*_PRELUDE, *lines]), m.jit).dfdp_into
 
 
 def _build_jacobian(m: CompiledModel, module_name: str,
