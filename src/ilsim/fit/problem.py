@@ -66,7 +66,7 @@ class Parameters:
     def unscale(self, theta: np.ndarray) -> np.ndarray:
         out = np.array(theta, float, copy=True)
         for j, i in enumerate(self.estimated):
-            out[..., j] = _from_scale(out[..., j], self.scales[i])
+            out[..., j] = from_scale(out[..., j], self.scales[i])
         return out
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +89,7 @@ def _to_scale(x, scale: str):
         return {"lin": lambda v: v, "log": np.log, "log10": np.log10}[scale](x)
 
 
-def _from_scale(x, scale: str):
+def from_scale(x, scale: str):
     return {"lin": lambda v: v, "log": np.exp, "log10": lambda v: np.power(10.0, v)}[scale](x)
 
 

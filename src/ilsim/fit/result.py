@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ilsim.fit.problem import FitProblem
+from ilsim.fit.problem import FitProblem, from_scale
 
 
 @dataclass
@@ -62,14 +62,15 @@ class FitResult:
         return [s for s in self.starts if s["status"] == "failed"]
 
     def table(self):
-        """Parameters: name, scale, bounds, estimate, and the 95% profile interval where profiled."""
+        """Parameters: name, scale, bounds, estimate, and the 95% profile interval where profiled (linear values)."""
         import pandas as pd  # lazy: heavy (pandas)
 
         p = self.problem.parameters
         rows = []
         for name, j, value in zip(self.names, p.estimated, p.unscale(self.x)):
             prof = self.profiles.get(name, {})
+            lo, hi = (float(from_scale(prof[k], p.scales[j])) if prof else None for k in ("lower", "upper"))
             rows.append({"parameter": name, "scale": p.scales[j], "lower_bound": p.lower[j], "upper_bound": p.upper[j],
-                         "estimate": float(value), "ci95_lower": prof.get("lower"), "ci95_upper": prof.get("upper"),
+                         "estimate": float(value), "ci95_lower": lo, "ci95_upper": hi,
                          "identifiable": None if not prof else not prof.get("flat")})
         return pd.DataFrame(rows)
