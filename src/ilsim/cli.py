@@ -705,11 +705,11 @@ def fit_command(
     problem: Annotated[str, typer.Argument(help="a PEtab v1 problem (YAML) or an ilsim model file with a fit: section")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="result folder (written atomically; resumes from "
                                                               "OUT.partial/ after an interruption)")],
-    starts: Annotated[int, typer.Option(help="number of multistart local optimisations")] = 100,
+    starts: Annotated[int, typer.Option(min=1, help="number of multistart local optimisations")] = 100,
     seed: Annotated[int, typer.Option(help="seed of the Latin-hypercube starts")] = 1,
     optimizer: Annotated[str, typer.Option(help="fides (trust region, Gauss-Newton) or trf (SciPy least_squares)")] = "fides",
     workers: Annotated[int | None, typer.Option(help="processes running starts (default: one per CPU)")] = None,
-    max_evaluations: Annotated[int, typer.Option(help="iterations per start")] = 400,
+    max_evaluations: Annotated[int, typer.Option(min=1, help="iterations per start")] = 400,
     profiles: Annotated[bool, typer.Option("--profiles", help="profile likelihoods and 95% intervals")] = False,
     report: Annotated[bool, typer.Option(help="write figures and report.html")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no messages on stderr")] = False,
