@@ -73,6 +73,7 @@ def profiles(result: FitResult, path: Path) -> Path:
         ax.axvspan(prof["lower"], prof["upper"], color="C1", alpha=0.15)
         ax.set_title(figure_text(name + (" (flat)" if prof["flat"] else "")), fontsize=9)
         ax.set_ylabel("Δ nllh")
+        ax.set_xlabel(figure_text(f"{result.problem.parameters.scales[result.problem.parameters.estimated[i]]} value"))
     for i in range(len(names), rows * cols):
         axes[i // cols][i % cols].axis("off")
     fig.tight_layout()

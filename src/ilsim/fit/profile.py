@@ -46,7 +46,7 @@ def profile(objective: Objective, best: np.ndarray, k: int, max_steps: int = 30,
     for direction in (-1.0, 1.0):
         x = np.delete(best, k)
         value = float(best[k])
-        step = 0.01 * (upper[k] - lower[k])
+        step = 0.004 * (upper[k] - lower[k])
         crossed = False
         for _ in range(max_steps):
             target = float(np.clip(value + direction * step, lower[k], upper[k]))
