@@ -66,7 +66,8 @@ class Objective:
         self._kinds = np.array([o.transform for o in problem.observables])[meas.observable]
         self._zm = _transform(meas.value, self._kinds)[0]
         for i, (kind, v) in enumerate(zip(self._kinds, meas.value)):  # the density's change of variables
-            self._jac_term[i] = {"lin": 0.0, "log": math.log(v), "log10": math.log(v * _LN10)}[kind]
+            if kind != "lin":
+                self._jac_term[i] = math.log(v) if kind == "log" else math.log(v * _LN10)
 
     def __call__(self, theta, gradient: bool = False) -> Evaluation:
         pr = self.problem
