@@ -19,6 +19,7 @@ from ilsim.model import spec as _spec
 # public name -> (module, attribute)
 _LAZY = {
     "cohort": ("ilsim.api", "cohort"),
+    "fit": ("ilsim.fit", "package"),  # the package, callable: ilsim.fit(...) runs a fit
     "compare": ("ilsim.api", "compare"),
     "compile": ("ilsim.api", "compile"),
     "load": ("ilsim.api", "load"),
@@ -39,7 +40,7 @@ __all__ = [
     "BatchEngine", "CompiledModel", "cohort", "compare", "ExpressionError", "IlsimError", "Model", "ModelError", "ModelSpec",
     "OdeEngine",
     "SimulationError", "__version__", "builtin_models", "compile", "load", "simulate", "summarise", "run",
-    "sensitivity", "sweep",
+    "sensitivity", "sweep", "fit",
 ]
 
 

@@ -764,3 +764,45 @@ def _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to,
                   f"median {_num(v['median_time'])} {plain(summary['time_units'])}", highlight=False)
     out.print(f"results written to {plain(out_dir)}/ (results.nc, statistics.csv, summary.json"
               f"{', figures/fan.png, report.html' if report else ''})", highlight=False)
+
+
+@app.command("fit")
+def fit_command(
+    problem: Annotated[str, typer.Argument(help="a PEtab v1 problem (YAML) or an ilsim model file with a fit: section")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="result folder (written atomically; resumes from "
+                                                              "OUT.partial/ after an interruption)")],
+    starts: Annotated[int, typer.Option(min=1, help="number of multistart local optimisations")] = 100,
+    seed: Annotated[int, typer.Option(help="seed of the Latin-hypercube starts")] = 1,
+    optimizer: Annotated[str, typer.Option(help="fides (trust region, Gauss-Newton) or trf (SciPy least_squares)")] = "fides",
+    workers: Annotated[int | None, typer.Option(help="processes running starts (default: one per CPU)")] = None,
+    max_evaluations: Annotated[int, typer.Option(min=1, help="iterations per start")] = 400,
+    profiles: Annotated[bool, typer.Option("--profiles", help="profile likelihoods and 95% intervals")] = False,
+    report: Annotated[bool, typer.Option(help="write figures and report.html")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no messages on stderr")] = False,
+    overwrite: ReplaceOpt = False,
+) -> None:
+    """Fit a model to measurements: multistart from seeded starts, optionally profiles; see docs/fitting.md."""
+    from ilsim.fit.run import fit as run_fit  # lazy: heavy (SciPy, SymPy, petab)
+
+    def progress(done: int, total: int) -> None:
+        if not quiet:
+            err.print(f"starts finished: {done}/{total}", markup=False, highlight=False)
+
+    try:
+        result = run_fit(problem, starts=starts, seed=seed, out=out_dir, workers=workers, optimizer=optimizer,
+                         max_evaluations=max_evaluations, profiles=profiles, overwrite=overwrite, report=report,
+                         progress=progress)
+    except IlsimError as exc:
+        _fail(exc)
+        return
+    out.print(f"[bold]{plain(result.problem.name)}[/]: best log-likelihood {result.llh:.6g}; "
+              f"{result.converged_fraction(0.1):.0%} of {len(result.starts)} starts within 0.1 of it, "
+              f"{len(result.failed())} failed ({result.wall_time_s:.3g} s)", highlight=False)
+    table = Table(show_edge=False)
+    for column in ("parameter", "estimate", "95% lower", "95% upper"):
+        table.add_column(column, justify="left" if column == "parameter" else "right")
+    for _, row in result.table().iterrows():
+        table.add_row(plain(row["parameter"]), _num(row["estimate"]), _num(row["ci95_lower"]), _num(row["ci95_upper"]))
+    out.print(table)
+    out.print(f"written to {plain(out_dir)}/ (fit.json, starts.csv, parameters.csv, results.nc, model.yaml"
+              f"{', figures/, report.html' if report else ''})", highlight=False)

@@ -656,18 +656,29 @@ def jacobian_entries(m: CompiledModel) -> tuple[tuple[int, int, ex.Expr], ...]:
     return m.kernels["jac"].entries(m)
 
 
-def _differentiate(m: CompiledModel) -> tuple[tuple[int, int, ex.Expr], ...]:
+def _differentiate(m: CompiledModel, wrt: tuple[str, ...] | None = None) -> tuple[tuple[int, int, ex.Expr], ...]:
+    """Nonzero ``(i, k, d(dy_i/dt)/d wrt_k)``: by the species (the Jacobian) unless ``wrt`` names parameters."""
     calculus = Differentiator(dict(zip(m.observables, m.observable_trees)))  # observables inlined: chains differentiate
-    species = set(m.species)
+    names = m.species if wrt is None else wrt
+    wanted = set(names)
     entries = []
     for i, tree in enumerate(m.rhs_trees):
-        depends = calculus.depends_on(tree) & species
-        for k, s in enumerate(m.species):
+        depends = calculus.depends_on(tree) & wanted
+        for k, s in enumerate(names):
             if s in depends:
                 d = calculus.derivative(tree, s)
                 if not (isinstance(d, ex.Num) and d.value == 0.0):
                     entries.append((i, k, d))
     return tuple(entries)
+
+
+def parameter_derivative_kernel(m: CompiledModel):
+    """``dfdp_into(y, t, p, out)``: the derivatives of the right-hand sides by every parameter (species x
+    parameters), from the same trees and code generator as the Jacobian; forward sensitivities need it."""
+    entries = _differentiate(m, m.parameters)
+    lines = ["def dfdp_into(y, t, p, out):", *jacobian_lines(m, entries, flat=False, plain=not m.jit)]
+    lines += ["", "dfdp_into = _jit(dfdp_into) if JIT else dfdp_into"]
+    return _import_generated("\n".join([*_PRELUDE, *lines]), m.jit).dfdp_into
 
 
 def _build_jacobian(m: CompiledModel, module_name: str,

@@ -26,6 +26,7 @@ from ilsim.model.problems import problems_from_validation
 from ilsim.model.sections.catalogue import Interleukin
 from ilsim.model.sections.cell_types import CellType
 from ilsim.model.sections.dosing import PK, Dose, Patient
+from ilsim.model.sections.fit import FitSection
 from ilsim.model.sections.motifs import MotifEntry
 from ilsim.model.sections.plots import PlotPanel
 from ilsim.model.sections.population import Population
@@ -290,6 +291,7 @@ class ModelSpec(_Strict):
     simulation: SimulationDefaults = Field(default_factory=SimulationDefaults)
     population: Population | None = None  # how virtual patients differ (docs/population.md)
     plots: list[PlotPanel] = Field(default_factory=list)  # the panels its figures show first (docs/figures.md)
+    fit: FitSection | None = None  # what `ilsim fit` estimates from which measurements (docs/fitting.md)
 
     @model_validator(mode="before")
     @classmethod

@@ -20,9 +20,10 @@ SBML_SUFFIXES = (".xml", ".sbml")
 __all__ = ["SBML_SUFFIXES", "Quantity", "SbmlModel", "import_sbml", "read_sbml", "write_yaml"]
 
 
-def import_sbml(path: str | Path) -> SbmlModel:
-    """Read, check and map an SBML file; ModelError names every problem (with libsbml's line numbers)."""
-    return import_document(read_document(path), str(path))
+def import_sbml(path: str | Path, initial_expressions: bool = False) -> SbmlModel:
+    """Read, check and map an SBML file; ModelError names every problem (with libsbml's line numbers).
+    ``initial_expressions``: species' initial assignments over parameters stay expressions (for fitting)."""
+    return import_document(read_document(path), str(path), initial_expressions)
 
 
 def read_sbml(path: str | Path) -> ModelSpec:

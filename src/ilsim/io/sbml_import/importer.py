@@ -100,8 +100,9 @@ def _ids(items) -> list:
 
 
 class _Importer:
-    def __init__(self, doc, source: str):
+    def __init__(self, doc, source: str, initial_expressions: bool = False):
         self.doc, self.m, self.source = doc, doc.getModel(), source
+        self.initial_expressions = initial_expressions
         self.problems: list[Problem] = []
         self.notes: list[str] = []
         self.names = _Names()
@@ -220,7 +221,9 @@ class _Importer:
                 observables.append(Observable(name=name, expression=ex.to_text(ex.BinOp("/", ex.Name(amount_name), size)),
                                               description=self._describe(sid, "concentration (amount / compartment size)")))
             else:
-                species.append(Species(name=name, initial=self._finite(sid, values[name]), nonnegative=False,
+                initial = self._finite(sid, values[name])
+                tree = self._initial_expression(sid, [p.name for p in parameters])
+                species.append(Species(name=name, initial=initial if tree is None else ex.to_text(tree), nonnegative=False,
                                        units=self._units(s), description=self._describe(sid, what)))
         for rid in sorted(self.used_reactions):
             observables.append(Observable(name=self._name(rid), expression=ex.to_text(rates[rid]),
@@ -460,6 +463,14 @@ class _Importer:
                 self.bad(where.get(name, name), f"initial values depend on each other in a cycle: {cycle}")
                 return values
         return values
+
+    def _initial_expression(self, sid: str, parameters: list[str]) -> ex.Expr | None:
+        """With ``initial_expressions``, a species' initial assignment as a tree when it reads constant parameters
+        only (fitting changes those parameters, so the initial state must follow them); None otherwise."""
+        if not self.initial_expressions or sid not in self.initial:
+            return None
+        tree = self._math(f"initialAssignment '{sid}'", self.initial[sid].getMath())
+        return tree if tree.names() <= set(parameters) else None
 
     # ------------------------------------------------------------------------------ reactions
     def _reaction_processes(self, rid: str, rate: ex.Expr) -> list[Process]:
@@ -701,9 +712,10 @@ def _fixed_time(trigger: ex.Expr) -> float | None:
     return c if c > 0 and math.isfinite(c) else None
 
 
-def import_document(doc, source: str) -> SbmlModel:
-    """Map a checked libsbml document (see ``document.read_document``) to an ilsim model."""
-    return _Importer(doc, source).run()
+def import_document(doc, source: str, initial_expressions: bool = False) -> SbmlModel:
+    """Map a checked libsbml document (see ``document.read_document``) to an ilsim model; ``initial_expressions``
+    keeps initial assignments that read parameters only as expressions rather than their values."""
+    return _Importer(doc, source, initial_expressions).run()
 
 
 def _readable_unit(label: str) -> str:

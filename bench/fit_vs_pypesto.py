@@ -1,0 +1,134 @@
+"""ilsim fit against pyPESTO + AMICI on the PEtab benchmark Boehm_JProteomeRes2014: 100 starts each.
+
+    python bench/fit_vs_pypesto.py                    # --starts 100 --seed 1
+    python bench/fit_vs_pypesto.py --skip-pypesto     # ilsim only (no C++ build)
+
+pyPESTO, AMICI, fides and petab are installed by this script into their own virtual environment
+(~/.cache/ilsim-bench/pypesto-venv, from the package registry; AMICI compiles C++ and needs swig, cmake and
+a CBLAS: `apt-get install swig libopenblas-dev libhdf5-serial-dev`), never into ilsim's. Both tools run the
+same starts count on the same machine, one after the other, with fides as the optimizer (trust region,
+Gauss-Newton Hessian from forward sensitivities in both). Reported per tool: wall time, the fraction of
+starts that reach the best known optimum (log-likelihood within 0.1 of AMICI's reference, -138.222), failed
+starts, and the time of one objective + gradient evaluation at the nominal parameters (median of 20).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBLEM = "Boehm_JProteomeRes2014"
+BEST_LLH = -138.22199693517703  # AMICI's reference at the nominal parameters, the best known optimum
+VENV = Path.home() / ".cache" / "ilsim-bench" / "pypesto-venv"
+PACKAGES = ["pypesto>=0.5,<0.8", "amici>=0.30,<2", "fides>=0.7,<0.9", "petab>=0.5,<0.9"]
+
+PYPESTO_RUN = r'''
+import json, sys, time, numpy as np
+import pypesto, pypesto.optimize, pypesto.petab, pypesto.store
+yaml_path, starts, seed, best, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+importer = pypesto.petab.PetabImporter.from_yaml(yaml_path)
+t = time.perf_counter()
+problem = importer.create_problem()
+build = time.perf_counter() - t
+x = problem.get_reduced_vector(np.asarray(problem.x_nominal_scaled))
+problem.objective(x, sensi_orders=(0, 1))
+times = []
+for _ in range(20):
+    t = time.perf_counter(); problem.objective(x, sensi_orders=(0, 1)); times.append(time.perf_counter() - t)
+fval_nominal = float(problem.objective(x))
+np.random.seed(seed)
+engine = pypesto.engine.MultiProcessEngine(n_procs=int(sys.argv[6]))
+t = time.perf_counter()
+result = pypesto.optimize.minimize(problem, optimizer=pypesto.optimize.FidesOptimizer(), n_starts=starts,
+                                   engine=engine, progress_bar=False)
+wall = time.perf_counter() - t
+fvals = np.array([r.fval for r in result.optimize_result.list], float)
+json.dump({"wall_s": wall, "build_s": build, "eval_grad_s": float(np.median(times)), "fval_nominal": fval_nominal,
+           "fvals": [None if not np.isfinite(v) else float(v) for v in fvals]}, open(out, "w"))
+'''
+
+
+def ilsim_side(starts: int, seed: int, workers: int) -> dict:
+    sys.path.insert(0, str(ROOT / "src"))
+    from ilsim.fit.objective import Objective
+    from ilsim.fit.petab_io import load_petab
+    from ilsim.fit.run import fit
+
+    path = ROOT.parent / "shared" / "data" / "petab-benchmarks" / PROBLEM / f"{PROBLEM}.yaml"
+    problem = load_petab(path)
+    objective = Objective(problem)
+    params = problem.parameters
+    x = params.scale(params.nominal[params.estimated])
+    objective(x, gradient=True)  # kernels and SymPy derivatives built before timing
+    times = []
+    for _ in range(20):
+        t = time.perf_counter()
+        objective(x, gradient=True)
+        times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    result = fit(problem, starts=starts, seed=seed, workers=workers)
+    wall = time.perf_counter() - t
+    values = [s["nllh"] for s in result.starts]
+    return {"wall_s": wall, "eval_grad_s": float(np.median(times)), "fvals": values,
+            "nllh_nominal": objective(x).nllh}
+
+
+def ensure_venv() -> Path:
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    probe = subprocess.run([str(python), "-c", "import amici, pypesto, fides, petab"], capture_output=True)
+    if probe.returncode != 0:
+        env = {**os.environ, "AMICI_PARALLEL_COMPILE": "2", "MAKEFLAGS": "-j2"}
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PACKAGES], check=True, env=env)
+    return python
+
+
+def pypesto_side(starts: int, seed: int, workers: int) -> dict:
+    python = ensure_venv()
+    path = ROOT.parent / "shared" / "data" / "petab-benchmarks" / PROBLEM / f"{PROBLEM}.yaml"
+    out = VENV.parent / "pypesto_result.json"
+    script = VENV.parent / "pypesto_run.py"
+    script.write_text(PYPESTO_RUN)
+    env = {**os.environ, "AMICI_PARALLEL_COMPILE": "2"}
+    subprocess.run([str(python), str(script), str(path), str(starts), str(seed), str(-BEST_LLH), str(out),
+                    str(workers)], check=True, env=env, cwd=VENV.parent)
+    return json.loads(out.read_text())
+
+
+def summarise(name: str, info: dict) -> str:
+    values = np.array([np.nan if v is None else v for v in info["fvals"]], float)
+    ok = np.isfinite(values)
+    hits = np.sum(values[ok] <= -BEST_LLH + 0.1)
+    return (f"{name:8s} wall {info['wall_s']:8.1f} s   reached optimum {hits}/{len(values)} ({hits / len(values):.0%})   "
+            f"failed {np.sum(~ok)}   best nllh {np.nanmin(values):.4f}   objective+gradient {info['eval_grad_s'] * 1e3:.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--starts", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-pypesto", action="store_true")
+    args = parser.parse_args()
+    lines = []
+    ours = ilsim_side(args.starts, args.seed, args.workers)
+    lines.append(summarise("ilsim", ours))
+    print(lines[-1], flush=True)
+    if not args.skip_pypesto:
+        theirs = pypesto_side(args.starts, args.seed, args.workers)
+        lines.append(summarise("pyPESTO", theirs))
+        print(lines[-1], flush=True)
+    print(f"(optimum: log-likelihood {BEST_LLH:.3f}; {args.workers} processes each; same machine, one after the other)")
+
+
+if __name__ == "__main__":
+    main()
