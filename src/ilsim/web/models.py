@@ -15,6 +15,7 @@ import hashlib
 import re
 import tempfile
 import threading
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ class Models:
 
     def __init__(self, folder: Path | None = None):
         self._folder = Path(folder or tempfile.mkdtemp(prefix="ilsim-serve-"))
+        self._folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._compiled: dict[str, object] = {}
         self._uploads: dict[str, Uploaded] = {}
@@ -77,7 +79,7 @@ class Models:
         check_name(filename)
         data = decode(contents)
         digest = hashlib.sha256(data).hexdigest()[:20]
-        path = self._folder / f"{digest}{Path(filename).suffix.lower()}"
+        path = self._folder / f"{digest}-{uuid.uuid4().hex[:8]}{Path(filename).suffix.lower()}"  # two sessions, one file
         path.write_bytes(data)
         try:
             with warnings.catch_warnings(record=True) as caught:
