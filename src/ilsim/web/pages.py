@@ -168,6 +168,7 @@ def catalogue_page() -> html.Div:
     return html.Div([html.H1("Interleukin catalogue"),
                      html.P("Type in a column's filter row to search it (e.g. 'fever' under effects); click a header to sort."),
                      dash_table.DataTable(rows, columns, id="catalogue", filter_action="native", sort_action="native",
+                                          filter_options={"case": "insensitive"},
                                           page_size=15, style_cell={"whiteSpace": "normal", "textAlign": "left",
                                                                     "fontSize": 15, "maxWidth": 420},
                                           style_header={"fontWeight": "bold"})])

@@ -50,8 +50,8 @@ def values_table(summary: dict) -> html.Table:
     for name, v in summary["variables"].items():
         cells = [html.Td(name), html.Td(v["units"])]
         for key in ("initial", "peak", "peak_time", "final"):
-            cells.append(html.Td(_number(v[key]), id={"type": "value", "name": name, "key": key},
-                                 **{"data-value": repr(v[key])}, className="num"))
+            cells.append(html.Td(_number(v[key]), className="num",
+                                 **{"data-name": name, "data-key": key, "data-value": repr(v[key])}))
         rows.append(html.Tr(cells))
     return html.Table([html.Thead(head), html.Tbody(rows)], className="values")
 
