@@ -28,9 +28,16 @@ def _open(page, base: str, path: str = ""):
 
 def _wait_run(page, previous: str | None = None) -> str:
     """Wait until the page shows a finished run (other than ``previous``) and its plots; return its job id."""
-    page.wait_for_function(
-        "prev => { const d = document.querySelector('#run-done'); return d && d.dataset.job !== prev; }",
-        arg=previous, timeout=TIMEOUT_MS)
+    from playwright.sync_api import TimeoutError as Timeout
+
+    try:
+        page.wait_for_function(
+            "prev => { const d = document.querySelector('#run-done'); return d && d.dataset.job !== prev; }",
+            arg=previous, timeout=TIMEOUT_MS)
+    except Timeout:
+        handle = page.get_attribute("#param-s_IL6 .rc-slider-handle", "aria-valuenow")
+        raise AssertionError(f"no new run shown; the page says: {page.inner_text('.status-line')!r}, "
+                             f"{page.inner_text('#changes')!r}; s_IL6 slider at {handle}") from None
     page.wait_for_selector(".plots .js-plotly-plot .main-svg", timeout=TIMEOUT_MS)
     return page.get_attribute("#run-done", "data-job")
 
@@ -38,9 +45,19 @@ def _wait_run(page, previous: str | None = None) -> str:
 def _move_slider(page, parameter: str, fraction: float) -> None:
     """Click a parameter's slider at ``fraction`` of its length (the handle jumps there, as under a mouse)."""
     rail = page.locator(f"#param-{parameter} .rc-slider-rail")
-    rail.scroll_into_view_if_needed()
-    box = rail.bounding_box()
-    page.mouse.click(box["x"] + fraction * box["width"], box["y"] + box["height"] / 2)
+    handle = page.locator(f"#param-{parameter} .rc-slider-handle")
+    before = handle.get_attribute("aria-valuenow")
+    for _ in range(3):  # a click while the page is still laying out its plots can land before the rail settles
+        rail.scroll_into_view_if_needed()
+        box = rail.bounding_box()
+        page.mouse.click(box["x"] + fraction * box["width"], box["y"] + box["height"] / 2)
+        try:
+            page.wait_for_function("([sel, old]) => document.querySelector(sel).getAttribute('aria-valuenow') !== old",
+                                   arg=[f"#param-{parameter} .rc-slider-handle", before], timeout=5000)
+            return
+        except Exception:  # noqa: BLE001 - Playwright's timeout: click again
+            continue
+    raise AssertionError(f"the {parameter} slider did not move")
 
 
 def _changes(page) -> dict:
@@ -201,3 +218,44 @@ def test_the_catalogue_is_searchable(browser, explorer, shots):
     shown = page.locator("#catalogue td[data-dash-column='name']").all_inner_texts()
     assert sorted(shown) == sorted(fever[:15])
     page.close()
+
+
+def test_ten_sessions_at_once_each_see_their_own_run_and_the_server_answers(browser, explorer, shots):
+    import threading
+    import urllib.request
+
+    base, _app, _ = explorer
+    sessions = [browser.new_context(viewport={"width": 1280, "height": 900}) for _ in range(10)]
+    pages = [context.new_page() for context in sessions]
+    for page in pages:
+        _open(page, base, f"scenario/{SCENARIO}")
+    jobs = [_wait_run(page) for page in pages]
+    answered, stop = [], threading.Event()
+
+    def probe():  # a request from outside the sessions, timed, while they run
+        while not stop.is_set():
+            start = time.perf_counter()
+            with urllib.request.urlopen(base + "_dash-layout", timeout=30) as response:
+                assert response.status == 200
+            answered.append(time.perf_counter() - start)
+            time.sleep(0.05)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        for i, page in enumerate(pages):  # every session moves the slider to a place of its own, none waits
+            _move_slider(page, "s_IL6", 0.03 + 0.1 * i)  # never 0.5: the value as written
+        jobs = [_wait_run(page, job) for page, job in zip(pages, jobs)]
+    finally:
+        stop.set()
+        prober.join()
+    chosen = [_changes(page) for page in pages]
+    assert len({c["s_IL6"] for c in chosen}) == 10 and all(set(c) == {"s_IL6"} for c in chosen)
+    for page, changed in zip(pages, chosen):  # each page shows the run of its own value, not another session's
+        expected = _oracle(changed)
+        assert _value(page, "IL6", "peak") == pytest.approx(expected["variables"]["IL6"]["peak"], rel=1e-12)
+    pages[-1].screenshot(path=str(shots / "session-10.png"))
+    print(f"\nserver answers while 10 sessions run: {len(answered)} requests, slowest {max(answered):.3f} s")
+    assert answered and max(answered) < 10  # responsive: no request waited on the sessions' runs
+    for context in sessions:
+        context.close()

@@ -23,7 +23,6 @@ from ilsim.web.jobs import Runner
 from ilsim.web.models import Models, UploadRefused, field_line
 
 ANSWER_WAIT_S = 0.4  # a run that finishes within this answers in the same request; a longer one is polled
-POLL_MS = 200
 
 
 def create_app(results_root: Path | None = None, runner: Runner | None = None, models: Models | None = None) -> dash.Dash:
@@ -73,7 +72,7 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
         return draw(job.future.result()[0], compiled)
 
     @app.callback(
-        Output("job", "data"), Output("poll", "disabled"), Output("status", "children"), Output("readouts", "children"),
+        Output("job", "data"), Output("poll", "max_intervals"), Output("status", "children"), Output("readouts", "children"),
         Output("plots", "children"), Output("values", "children"), Output("changes", "children"),
         Input({"type": "param", "name": ALL}, "value"), Input("fault-on", "value"),
         Input({"type": "severity", "mode": ALL}, "value"), Input("poll", "n_intervals"), Input("cancel", "n_clicks"),
@@ -81,11 +80,14 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
         State({"type": "param", "name": ALL}, "id"), State({"type": "severity", "mode": ALL}, "id"),
         State("model-key", "data"), State("job", "data"),
     )
-    def run(values, faults_on, severities, _tick, _cancel, overlay, saved, ids, severity_ids, key, job_id):
+    def run(values, faults_on, severities, tick, _cancel, overlay, saved, ids, severity_ids, key, job_id):
+        # The poll is self-clocked: each answer arms one more tick (max_intervals), so a slow answer is never
+        # superseded by the next tick's request (Dash drops the older of two pending calls of one callback).
+        stop, next_tick = tick or 0, (tick or 0) + 1
         compiled = models.get(key)
         if ctx.triggered_id == "cancel":
             runner.cancel(job_id)
-            return None, True, html.Span("cancelled", className="status cancelled"), *([no_update] * 4)
+            return None, stop, html.Span("cancelled", className="status cancelled"), *([no_update] * 4)
         choice = pages.choice(compiled, values, ids, faults_on, severities, severity_ids)
         if ctx.triggered_id == "poll":
             job = runner.wait(job_id, timeout=0.05)
@@ -94,18 +96,18 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
             job_id = runner.submit(key, compiled, choice["parameters"], choice["faults"])
             job = runner.wait(job_id, timeout=ANSWER_WAIT_S)
         if job is None:
-            return None, True, html.Span("no run", className="status"), *([no_update] * 4)
+            return None, stop, html.Span("no run", className="status"), *([no_update] * 4)
         state = job.state()
         if state in ("queued", "integrating", "summarising", "running"):
             elapsed = time.monotonic() - job.started
             status = html.Span([html.Progress(className="busy"), f" {state} … {elapsed:.1f} s"], className="status busy")
-            return job_id, False, status, *([no_update] * 4)
+            return job_id, next_tick, status, *([no_update] * 4)
         if state == "failed":
             status = html.Div(["the run failed: ", html.Span(str(job.future.exception()), id="run-error")],
                               className="status failed")
-            return job_id, True, status, [], [], [], pages.changes_text(choice)
+            return job_id, stop, status, [], [], [], pages.changes_text(choice)
         if state == "cancelled":
-            return None, True, html.Span("cancelled", className="status cancelled"), *([no_update] * 4)
+            return None, stop, html.Span("cancelled", className="status cancelled"), *([no_update] * 4)
         ds, summary = job.future.result()
         runs = {"this run": ds}
         if saved and saved.get("key") == key:
@@ -121,7 +123,7 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
                   for i, panel in enumerate(run_panels(runs, compiled))]
         status = html.Span(f"done: {summary['method']}, {summary['wall_time_s']:.3g} s of integration", className="status done",
                            id="run-done", **{"data-job": job_id})
-        return (job_id, True, status, readouts.readouts(summary), graphs, readouts.values_table(summary),
+        return (job_id, stop, status, readouts.readouts(summary), graphs, readouts.values_table(summary),
                 pages.changes_text(choice))
 
     @app.callback(Output("saved", "data"), Output("saved-note", "children"), Input("save", "n_clicks"),

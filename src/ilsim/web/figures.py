@@ -68,7 +68,8 @@ def panel_figure(panel: Panel, runs: dict, t_units: str) -> dict:
     layout = {
         "title": {"text": panel.title, "font": {"size": FONT + 2}}, "font": {"size": FONT, "color": "#111"},
         "plot_bgcolor": "white", "paper_bgcolor": "white",
-        "margin": {"l": 60, "r": 20, "t": 60, "b": 50}, "height": 340, "legend": {"orientation": "h", "y": -0.25},
+        "margin": {"l": 60, "r": 20, "t": 60, "b": 40}, "height": 360,
+        "legend": {"orientation": "h", "y": -0.32, "yanchor": "top"},
         "shapes": shapes, "annotations": notes,
         "xaxis": {"title": {"text": f"time ({t_units})"}, **GRID},
         "yaxis": {"title": {"text": panel.units}, "type": "log" if log else "linear", **GRID},

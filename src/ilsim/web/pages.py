@@ -11,6 +11,7 @@ from ilsim.web import readouts
 from ilsim.web.results import result_folders, result_view  # noqa: F401 - result_view: the Results page's callback
 
 SLIDER_STEPS = 100  # positions of a parameter's slider over its range
+POLL_MS = 200  # how often a page asks about a run that did not finish at once
 
 
 def _reference(r) -> html.Li:
@@ -86,7 +87,7 @@ def model_page(key: str, compiled) -> html.Div:
     spec = compiled.spec
     return html.Div([
         dcc.Store(id="model-key", data=key), dcc.Store(id="job"), dcc.Store(id="saved"),
-        dcc.Interval(id="poll", interval=200, disabled=True),
+        dcc.Interval(id="poll", interval=POLL_MS, max_intervals=0),
         html.H1(spec.metadata.title or spec.metadata.name),
         html.Div([
             html.Aside(_controls(compiled), className="controls"),
@@ -97,8 +98,8 @@ def model_page(key: str, compiled) -> html.Div:
                 html.Div(id="plots", className="plots"),
                 html.Details([html.Summary("Values of every variable"), html.Div(id="values")], open=False),
                 html.Details([html.Summary("About this model (for teaching)"), *readouts.narrative(spec),
-                              html.H4("References"),
-                              html.Ul([_reference(r) for r in spec.metadata.references])],
+                              *([html.H4("References"), html.Ul([_reference(r) for r in spec.metadata.references])]
+                                if spec.metadata.references else [])],
                              open=True, className="narrative"),
             ], className="results"),
         ], className="model-page"),
