@@ -806,3 +806,37 @@ def fit_command(
     out.print(table)
     out.print(f"written to {plain(out_dir)}/ (fit.json, starts.csv, parameters.csv, results.nc, model.yaml"
               f"{', figures/, report.html' if report else ''})", highlight=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind; anything but 127.0.0.1 lets other machines in")] = "127.0.0.1",
+    port: Annotated[str, typer.Option(help="port number, or auto for a free one")] = "auto",
+    browser: Annotated[bool, typer.Option("--browser/--no-browser", help="open the explorer in the default browser")] = True,
+    results: Annotated[Path | None, typer.Option(help="a folder whose finished cohort and sweep results the explorer "
+                                                      "lists (nothing outside it is read)")] = None,
+) -> None:
+    """Start the web explorer: scenarios with sliders, faults, readouts, uploads, downloads (docs/web.md)."""
+    try:
+        number = 0 if port == "auto" else int(port)
+        if not 0 <= number <= 65535:
+            raise ValueError
+    except ValueError:
+        _fail(IlsimError(f"--port must be a port number (0-65535) or auto, got '{port}'"))
+        return
+    if results is not None and not results.is_dir():
+        _fail(IlsimError(f"--results: no such folder '{results}'"))
+        return
+    try:
+        from ilsim import web  # lazy: heavy (Dash, Plotly), and an optional extra
+    except ImportError as exc:
+        _fail(IlsimError(f"the web explorer needs the 'web' extra: pip install 'ilsim[web]' ({exc})"))
+        return
+    if host != web.LOOPBACK:
+        err.print(f"[yellow]warning:[/] serving on {plain(host)}: other machines that reach this address can use the "
+                  "explorer and run models on this computer", highlight=False)
+    try:
+        web.serve(host, number, open_browser=browser, results_root=results,
+                  announce=lambda line: out.print(line, markup=False, highlight=False))
+    except OSError as exc:
+        _fail(IlsimError(f"cannot serve on {host}:{port}: {exc.strerror or exc}"))

@@ -14,6 +14,7 @@ import contextlib
 import math
 import os
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -514,20 +515,35 @@ def _failure(model: CompiledModel, t: float, y: np.ndarray, p: np.ndarray, messa
     )
 
 
+_QUIET = threading.Lock()
+_quiet_runs = 0  # runs inside _quiet_fortran now (threads: the web explorer, a threaded Dask worker)
+_saved_stdout = -1
+
+
 @contextlib.contextmanager
 def _quiet_fortran():
-    """ODEPACK prints its warnings straight to file descriptor 1; we report failures ourselves."""
+    """ODEPACK prints its warnings straight to file descriptor 1; we report failures ourselves.
+
+    Runs in several threads share one descriptor: the first to enter silences it and the last to leave restores it
+    (each saving and restoring on its own would leave it silenced, or closed, when they interleave)."""
+    global _quiet_runs, _saved_stdout
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, ValueError, OSError):
         yield
         return
-    sys.stdout.flush()
-    saved = os.dup(fd)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), fd)
-        try:
-            yield
-        finally:
-            os.dup2(saved, fd)
-            os.close(saved)
+    with _QUIET:
+        if _quiet_runs == 0:
+            sys.stdout.flush()
+            _saved_stdout = os.dup(fd)
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), fd)
+        _quiet_runs += 1
+    try:
+        yield
+    finally:
+        with _QUIET:
+            _quiet_runs -= 1
+            if _quiet_runs == 0:
+                os.dup2(_saved_stdout, fd)
+                os.close(_saved_stdout)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ilsim.errors import ModelError
 from ilsim.limits import MAX_OUTPUT_VALUES, run_settings_problem
@@ -84,6 +84,7 @@ class Parameter(_Strict):
     units: str = "dimensionless"
     description: str = ""
     source: str = ""
+    range: tuple[Number, Number] | None = None  # [low, high] a user may explore (the web explorer's slider)
 
     _units = field_validator("units")(_check_units)
     _name = field_validator("name")(_check_name)
@@ -94,6 +95,28 @@ class Parameter(_Strict):
         if not math.isfinite(v):
             raise ValueError(f"value must be a finite number, got {v}")
         return v
+
+    @field_validator("range")
+    @classmethod
+    def _range_holds_value(cls, v, info: ValidationInfo):
+        if v is None:
+            return v
+        low, high = v
+        if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+            raise ValueError(f"range must be [low, high] with finite low < high, got [{low:g}, {high:g}]")
+        value = info.data.get("value")  # absent when the value itself was refused
+        if value is not None and not low <= value <= high:
+            raise ValueError(f"range [{low:g}, {high:g}] must contain the value {value:g}")
+        return v
+
+    def span(self) -> tuple[float, float]:
+        """The range to explore: the declared ``range``, else 0 to twice the value (the value in the middle; a
+        value of 0, most often a fault severity or an off switch, spans 0 to 1)."""
+        if self.range is not None:
+            return self.range
+        if self.value == 0:
+            return (0.0, 1.0)
+        return (0.0, 2 * self.value) if self.value > 0 else (2 * self.value, 0.0)
 
 
 class Process(_Strict):

@@ -1,0 +1,78 @@
+"""Views of finished cohort and sweep result folders: outcome fractions, histograms, the outcome map.
+
+Only the folders directly under the root that ``ilsim serve --results`` names are listed, and a page can
+open only a name from that listing: no page reads a path a browser sends.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import plotly.express as px
+import plotly.graph_objects as go
+from dash import dcc, html
+
+KINDS = {"cohort": ("cohort.json", "summary.parquet"), "sweep": ("sweep.json", "sweep.parquet")}
+HISTOGRAMS = 6  # metrics shown as histograms for a cohort
+
+
+def result_folders(root: Path | None) -> list[tuple[str, str]]:
+    """(folder name, 'cohort' or 'sweep') of each finished result directly under ``root``."""
+    if root is None or not Path(root).is_dir():
+        return []
+    found = []
+    for folder in sorted(Path(root).iterdir()):
+        for kind, files in KINDS.items():
+            if folder.is_dir() and all((folder / f).is_file() for f in files):
+                found.append((folder.name, kind))
+    return found
+
+
+def result_view(root: Path | None, name: str | None) -> html.Div | None:
+    listed = dict(result_folders(root))
+    if not name or name not in listed:  # a name outside the listing is never turned into a path
+        return None
+    import pandas as pd  # lazy: heavy
+
+    folder = Path(root) / name
+    kind = listed[name]
+    record_file, table_file = KINDS[kind]
+    record = json.loads((folder / record_file).read_text())
+    table = pd.read_parquet(folder / table_file)
+    counts = table["outcome"].value_counts()
+    fractions = go.Figure(go.Bar(x=counts.index.tolist(), y=(counts / counts.sum()).tolist(),
+                                 text=[f"{n}" for n in counts.tolist()], hovertemplate="%{x}: %{y:.1%} (%{text})<extra></extra>"))
+    fractions.update_layout(title="Fraction per outcome", yaxis_tickformat=".0%", template="plotly_white", font={"size": 15})
+    figures = [dcc.Graph(figure=fractions, id="outcome-fractions")]
+    if kind == "sweep":
+        figures.append(dcc.Graph(figure=_outcome_map(record, table), id="outcome-map"))
+    else:
+        metrics = [c for c in table.columns if c.endswith(".peak") and pd.api.types.is_numeric_dtype(table[c])][:HISTOGRAMS]
+        for metric in metrics:
+            fig = px.histogram(table, x=metric, color="outcome", nbins=30, template="plotly_white")
+            fig.update_layout(title=f"{metric} ({table[metric].isna().sum()} without a value)", font={"size": 14}, height=320)
+            figures.append(dcc.Graph(figure=fig))
+    return html.Div([html.H2(f"{name}: {kind} of {len(table)} {'patients' if kind == 'cohort' else 'points'}"),
+                     html.P(f"model {record.get('model_name') or record.get('model_source') or ''}, "
+                            f"ilsim {record.get('ilsim_version', '?')}"),
+                     html.Div(figures, className="plots")])
+
+
+def _outcome_map(record: dict, table) -> go.Figure:
+    """Two swept parameters: the outcome label over the grid; one: the outcome along the parameter."""
+    swept = [p for p in record.get("grid", {}) if p in table.columns]
+    labels = sorted(table["outcome"].astype(str).unique())
+    code = table["outcome"].astype(str).map({label: i for i, label in enumerate(labels)})
+    if len(swept) >= 2:
+        x, y = swept[:2]
+        fig = go.Figure(go.Heatmap(x=table[x], y=table[y], z=code, text=table["outcome"], colorscale="Viridis",
+                                   hovertemplate=f"{x} = %{{x:.4g}}<br>{y} = %{{y:.4g}}<br>%{{text}}<extra></extra>",
+                                   colorbar={"tickvals": list(range(len(labels))), "ticktext": labels}))
+        fig.update_layout(xaxis_title=x, yaxis_title=y)
+    else:
+        x = swept[0] if swept else table.columns[0]
+        fig = go.Figure(go.Scatter(x=table[x], y=table["outcome"], mode="markers"))
+        fig.update_layout(xaxis_title=x)
+    fig.update_layout(title="Outcome map", template="plotly_white", font={"size": 15})
+    return fig

@@ -1,0 +1,261 @@
+"""The explorer in a real browser (headless Chromium): each number read off a page is checked against
+ilsim.simulate for the same parameters, in this process.
+
+The slider-to-plot latency is measured and reported (printed and written beside the screenshots), not
+asserted: it depends on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dash", reason="the web explorer needs the 'web' extra (dash, plotly)")
+
+import ilsim  # noqa: E402
+
+SCENARIO = "infection-resolution"
+TIMEOUT_MS = 90_000  # the first run of a page compiles the model
+
+
+def _open(page, base: str, path: str = ""):
+    page.goto(base + path)
+
+
+def _wait_run(page, previous: str | None = None) -> str:
+    """Wait until the page shows a finished run (other than ``previous``) and its plots; return its job id."""
+    from playwright.sync_api import TimeoutError as Timeout
+
+    try:
+        page.wait_for_function(
+            "prev => { const d = document.querySelector('#run-done'); return d && d.dataset.job !== prev; }",
+            arg=previous, timeout=TIMEOUT_MS)
+    except Timeout:
+        handle = page.get_attribute("#param-s_IL6 .rc-slider-handle", "aria-valuenow")
+        raise AssertionError(f"no new run shown; the page says: {page.inner_text('.status-line')!r}, "
+                             f"{page.inner_text('#changes')!r}; s_IL6 slider at {handle}") from None
+    page.wait_for_selector(".plots .js-plotly-plot .main-svg", timeout=TIMEOUT_MS)
+    return page.get_attribute("#run-done", "data-job")
+
+
+def _move_slider(page, parameter: str, fraction: float) -> None:
+    """Click a parameter's slider at ``fraction`` of its length (the handle jumps there, as under a mouse)."""
+    rail = page.locator(f"#param-{parameter} .rc-slider-rail")
+    handle = page.locator(f"#param-{parameter} .rc-slider-handle")
+    before = handle.get_attribute("aria-valuenow")
+    for _ in range(3):  # a click while the page is still laying out its plots can land before the rail settles
+        rail.scroll_into_view_if_needed()
+        box = rail.bounding_box()
+        page.mouse.click(box["x"] + fraction * box["width"], box["y"] + box["height"] / 2)
+        try:
+            page.wait_for_function("([sel, old]) => document.querySelector(sel).getAttribute('aria-valuenow') !== old",
+                                   arg=[f"#param-{parameter} .rc-slider-handle", before], timeout=5000)
+            return
+        except Exception:  # noqa: BLE001 - Playwright's timeout: click again
+            continue
+    raise AssertionError(f"the {parameter} slider did not move")
+
+
+def _changes(page) -> dict:
+    """The parameters the page says it changed: 'changed: a = 1.5, b = 2.0' -> {a: 1.5, b: 2.0}."""
+    text = page.inner_text("#changes-text")
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"(\w+) = ([-+0-9.eE]+)", text)}
+
+
+def _value(page, name: str, key: str) -> float:
+    return float(page.get_attribute(f"td[data-name='{name}'][data-key='{key}']", "data-value"))
+
+
+def _oracle(parameters: dict, faults: dict | None = None) -> dict:
+    return ilsim.summarise(ilsim.simulate(SCENARIO, parameters=parameters or None, faults=faults or None))
+
+
+def test_pick_a_scenario_move_a_slider_and_read_back_what_simulate_gives(browser, explorer, shots):
+    base, _app, _ = explorer
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    _open(page, base)
+    page.wait_for_selector(".card")
+    page.wait_for_selector(".thumb .main-svg", timeout=TIMEOUT_MS)
+    page.screenshot(path=str(shots / "gallery.png"))
+    page.click(f"#open-{SCENARIO}")
+    job = _wait_run(page)
+    intact = _oracle({})
+    assert page.inner_text("#readout-outcome") == intact["outcome"]
+    assert _value(page, "IL6", "peak") == pytest.approx(intact["variables"]["IL6"]["peak"], rel=1e-12)
+    page.screenshot(path=str(shots / "scenario.png"))
+    latencies = []
+    for fraction in (0.75, 0.3, 0.9, 0.6):
+        start = time.perf_counter()
+        _move_slider(page, "s_IL6", fraction)
+        job = _wait_run(page, job)
+        latencies.append(time.perf_counter() - start)
+        changed = _changes(page)
+        assert set(changed) == {"s_IL6"}
+        expected = _oracle(changed)
+        for name in ("IL6", "CRP", "temperature"):
+            assert _value(page, name, "peak") == pytest.approx(expected["variables"][name]["peak"], rel=1e-12)
+        assert float(page.get_attribute("#readout-crp", "data-value")) == pytest.approx(
+            expected["variables"]["CRP"]["peak"], rel=1e-12)
+    page.screenshot(path=str(shots / "scenario-slider-moved.png"))
+    # the first move may include a first compile of code paths; the later ones are what a user feels
+    report = {"slider_to_plot_s": [round(x, 3) for x in latencies],
+              "after_first_median_s": round(float(np.median(latencies[1:])), 3)}
+    (shots / "latency.json").write_text(json.dumps(report, indent=2))
+    print(f"\nslider -> plot latency (s): {report}")
+    page.close()
+
+
+def test_a_fault_changes_the_outcome_label(browser, explorer, shots):
+    base, _app, _ = explorer
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    _open(page, base, f"scenario/{SCENARIO}")
+    job = _wait_run(page)
+    intact, faulted = _oracle({})["outcome"], _oracle({}, {"stop-ignored": 1.0})["outcome"]
+    assert intact != faulted  # the scenario's point: the stop signal ignored leaves chronic inflammation
+    assert page.inner_text("#readout-outcome") == intact
+    page.locator("#fault-on label", has_text="stop-ignored").locator("input").check()
+    job = _wait_run(page, job)
+    assert page.inner_text("#readout-outcome") == faulted
+    page.locator("#overlay input").check()  # overlay the faulted variants: dashed curves beside the run's
+    _wait_run(page, job)
+    legend = page.inner_text(".plots")
+    assert "stop-not-received" in legend and "false-alarm" in legend
+    page.screenshot(path=str(shots / "scenario-fault-overlay.png"), full_page=True)
+    page.close()
+
+
+BROKEN = """\
+metadata: {name: broken}
+species:
+  - {name: X, initial: 1}
+parameters:
+  - {name: k, value: 0.5, range: [1, 2]}
+processes:
+  - {name: decay, rate: "k*X", consumes: {X: 1}}
+"""
+
+
+def test_an_uploaded_broken_model_shows_the_message_at_its_field(browser, explorer, shots, tmp_path):
+    base, _app, _ = explorer
+    path = tmp_path / "broken.yaml"
+    path.write_text(BROKEN)
+    with pytest.raises(ilsim.ModelError) as direct:  # the oracle: the CLI's validation of the same file
+        ilsim.compile(path)
+    (problem,) = direct.value.problems
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    _open(page, base, "upload")
+    page.set_input_files("#upload input[type=file]", str(path))
+    item = page.locator(f"li.problem[data-field='{problem.field}']")
+    item.wait_for(timeout=TIMEOUT_MS)
+    assert problem.message in item.inner_text()
+    assert "range: [1, 2]" in item.locator(".source-line").inner_text()  # the line of the file the field is on
+    page.screenshot(path=str(shots / "upload-broken.png"))
+    for name, data, words in (("../evil.yaml", BROKEN.encode(), "without folders"),
+                              ("model.py", b"import os", "only model files"),
+                              ("big.yaml", b"#" * 1_100_000, "larger than the limit")):
+        page.set_input_files("#upload input[type=file]", files=[{"name": name, "mimeType": "text/plain", "buffer": data}])
+        page.wait_for_function("w => (document.querySelector('#upload-refused') || {}).innerText?.includes(w)",
+                               arg=words, timeout=TIMEOUT_MS)
+    page.close()
+
+
+def test_a_model_that_fails_to_integrate_shows_the_error_and_the_server_carries_on(browser, explorer, blowup_model, shots):
+    base, _app, _ = explorer
+    with pytest.raises(ilsim.SimulationError) as direct:
+        ilsim.simulate(blowup_model)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    _open(page, base, "upload")
+    page.set_input_files("#upload input[type=file]", str(blowup_model))
+    page.click("#open-upload", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#run-error", timeout=TIMEOUT_MS)
+    assert page.inner_text("#run-error") == str(direct.value).replace(str(blowup_model), blowup_model.name)
+    page.screenshot(path=str(shots / "run-failed.png"))
+    _open(page, base, f"scenario/{SCENARIO}")
+    _wait_run(page)  # the server carries on
+    page.close()
+
+
+def test_the_netcdf_download_is_the_run_on_screen(browser, explorer, tmp_path):
+    import xarray as xr
+
+    base, _app, _ = explorer
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    _open(page, base, f"scenario/{SCENARIO}")
+    job = _wait_run(page)
+    _move_slider(page, "r_P", 0.8)
+    _wait_run(page, job)
+    changed = _changes(page)
+    with page.expect_download(timeout=TIMEOUT_MS) as download:
+        page.click("button:has-text('NetCDF')")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.suffix == ".nc" and saved.read_bytes()[:4] in (b"\x89HDF", b"CDF\x01", b"CDF\x02")
+    with xr.open_dataset(saved) as ds:
+        expected = ilsim.simulate(SCENARIO, parameters=changed)
+        np.testing.assert_allclose(ds["P"].values, expected["P"].values, rtol=1e-12)
+        assert ds.attrs["outcome"] == expected.attrs["outcome"]
+    page.close()
+
+
+def test_the_catalogue_is_searchable(browser, explorer, shots):
+    from ilsim.biology.catalogue import load_catalogue
+
+    base, _app, _ = explorer
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    _open(page, base, "interleukins")
+    page.wait_for_selector("#catalogue td")
+    page.screenshot(path=str(shots / "interleukins.png"))
+    # the oracle: the same search done here on the catalogue (case-insensitive, in the effects' kinds and texts)
+    fever = [il.name for il in load_catalogue() if any("fever" in f"{e.kind}: {e.description}".lower() for e in il.effects)]
+    assert fever
+    page.fill("#catalogue th.dash-filter[data-dash-column='effects'] input", "FeVer")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(500)
+    shown = page.locator("#catalogue td[data-dash-column='name']").all_inner_texts()
+    assert sorted(shown) == sorted(fever[:15])
+    page.close()
+
+
+def test_ten_sessions_at_once_each_see_their_own_run_and_the_server_answers(browser, explorer, shots):
+    import threading
+    import urllib.request
+
+    base, _app, _ = explorer
+    sessions = [browser.new_context(viewport={"width": 1280, "height": 900}) for _ in range(10)]
+    pages = [context.new_page() for context in sessions]
+    for page in pages:
+        _open(page, base, f"scenario/{SCENARIO}")
+    jobs = [_wait_run(page) for page in pages]
+    answered, stop = [], threading.Event()
+
+    def probe():  # a request from outside the sessions, timed, while they run
+        while not stop.is_set():
+            start = time.perf_counter()
+            with urllib.request.urlopen(base + "_dash-layout", timeout=30) as response:
+                assert response.status == 200
+            answered.append(time.perf_counter() - start)
+            time.sleep(0.05)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        for i, page in enumerate(pages):  # every session moves the slider to a place of its own, none waits
+            _move_slider(page, "s_IL6", 0.03 + 0.1 * i)  # never 0.5: the value as written
+        jobs = [_wait_run(page, job) for page, job in zip(pages, jobs)]
+    finally:
+        stop.set()
+        prober.join()
+    chosen = [_changes(page) for page in pages]
+    assert len({c["s_IL6"] for c in chosen}) == 10 and all(set(c) == {"s_IL6"} for c in chosen)
+    for page, changed in zip(pages, chosen):  # each page shows the run of its own value, not another session's
+        expected = _oracle(changed)
+        assert _value(page, "IL6", "peak") == pytest.approx(expected["variables"]["IL6"]["peak"], rel=1e-12)
+    pages[-1].screenshot(path=str(shots / "session-10.png"))
+    print(f"\nserver answers while 10 sessions run: {len(answered)} requests, slowest {max(answered):.3f} s")
+    assert answered and max(answered) < 10  # responsive: no request waited on the sessions' runs
+    for context in sessions:
+        context.close()

@@ -1,0 +1,136 @@
+"""The web explorer's server side without a browser: upload checks, problems placed at their line, the run
+cache and cancel, the result-folder listing, `ilsim serve`'s options."""
+
+from __future__ import annotations
+
+import base64
+import threading
+
+import pytest
+
+pytest.importorskip("dash", reason="the web explorer needs the 'web' extra (dash, plotly)")
+
+import ilsim  # noqa: E402
+from ilsim.errors import ModelError  # noqa: E402
+from ilsim.web.jobs import Runner  # noqa: E402
+from ilsim.web.models import MAX_UPLOAD_BYTES, Models, UploadRefused, check_name, decode, field_line  # noqa: E402
+from ilsim.web.results import result_folders, result_view  # noqa: E402
+
+
+def _contents(data: bytes) -> str:
+    return "data:application/octet-stream;base64," + base64.b64encode(data).decode()
+
+
+@pytest.mark.parametrize("name", ["../model.yaml", "a/b.yaml", "a\\b.yaml", "model.py", "notes.txt", "", "x..yaml"])
+def test_upload_names_with_folders_or_other_types_are_refused(name):
+    with pytest.raises(UploadRefused):
+        check_name(name)
+
+
+def test_upload_too_large_or_not_text_is_refused():
+    with pytest.raises(UploadRefused, match="larger than the limit"):
+        decode(_contents(b"a" * (MAX_UPLOAD_BYTES + 1)))
+    with pytest.raises(UploadRefused, match="not UTF-8"):
+        decode(_contents(b"\xff\xfe\x00binary"))
+    assert decode(_contents(b"metadata: {name: m}")) == b"metadata: {name: m}"
+
+
+BROKEN = """\
+metadata: {name: broken}
+species:
+  - {name: X, initial: 1}
+parameters:
+  - {name: k, value: 0.5}
+  - {name: j, value: 2, range: [3, 4]}
+processes:
+  - {name: decay, rate: "k*Y", consumes: {X: 1}}
+"""
+
+
+def test_upload_problems_are_the_compilers_and_point_at_their_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text(BROKEN)
+    with pytest.raises(ModelError) as direct:  # the oracle: what `ilsim validate` reports for the same file
+        ilsim.compile(path)
+    with pytest.raises(ModelError) as uploaded:
+        Models(tmp_path / "server").upload("broken.yaml", _contents(BROKEN.encode()))
+    assert [(p.field, p.message) for p in uploaded.value.problems] == [(p.field, p.message) for p in direct.value.problems]
+    assert all(p.source == "broken.yaml" for p in uploaded.value.problems)  # the user's name, not the server's file
+    assert list((tmp_path / "server").iterdir()) == []  # the server keeps no user file
+    lines = BROKEN.splitlines()
+    for p in uploaded.value.problems:
+        line = field_line(BROKEN, p.field)
+        assert line is not None
+        top = p.field.split("[")[0].split(".")[0]
+        wanted = {"parameters": "range: [3, 4]", "processes": "k*Y"}[top]
+        assert wanted in lines[line - 1]
+
+
+def test_an_uploaded_model_runs_as_the_file_does(tmp_path):
+    text = BROKEN.replace(', range: [3, 4]', '').replace("k*Y", "k*X")
+    key, uploaded = Models(tmp_path).upload("fixed.yaml", _contents(text.encode()))
+    path = tmp_path / "fixed.yaml"
+    path.write_text(text)
+    runner = Runner(workers=1)
+    job = runner.wait(runner.submit(key, uploaded.compiled, {"k": 0.25}, {}), timeout=30)
+    ds, summary = job.future.result()
+    expected = ilsim.simulate(path, parameters={"k": 0.25})
+    assert (ds["X"].values == expected["X"].values).all()
+
+
+def test_identical_runs_come_from_the_cache_and_differing_ones_do_not():
+    compiled = ilsim.compile("reynolds-2006")
+    runner = Runner(workers=2)
+    first = runner.wait(runner.submit("builtin:reynolds-2006", compiled, {}, {}), timeout=60)
+    again = runner.wait(runner.submit("builtin:reynolds-2006", compiled, {}, {}), timeout=60)
+    assert runner.integrations == 1 and again.future is first.future
+    name = compiled.spec.parameters[0].name
+    other = runner.wait(runner.submit("builtin:reynolds-2006", compiled, {name: compiled.spec.parameters[0].value * 1.5}, {}),
+                        timeout=60)
+    assert runner.integrations == 2 and other.state() == "done"
+    assert not (other.future.result()[0]["P"].values == first.future.result()[0]["P"].values).all()
+
+
+def test_a_cancelled_run_waiting_in_the_queue_never_integrates():
+    compiled = ilsim.compile("reynolds-2006")
+    runner = Runner(workers=1)
+    release = threading.Event()
+    runner._pool.submit(release.wait)  # the only worker is busy: the next run waits in the queue
+    job_id = runner.submit("builtin:reynolds-2006", compiled, {}, {})
+    runner.cancel(job_id)
+    release.set()
+    job = runner.wait(job_id, timeout=5)
+    assert job.state() == "cancelled" and job.future.cancelled() and runner.integrations == 0
+    fresh = runner.wait(runner.submit("builtin:reynolds-2006", compiled, {}, {}), timeout=60)  # not served a cancelled one
+    assert fresh.state() == "done" and runner.integrations == 1
+
+
+def test_a_run_that_fails_reports_its_error_and_is_not_cached(blowup_model):
+    compiled = ilsim.compile(blowup_model)
+    with pytest.raises(ilsim.SimulationError) as direct:
+        ilsim.simulate(compiled)
+    runner = Runner(workers=1)
+    job = runner.wait(runner.submit("upload:x", compiled, {}, {}), timeout=60)
+    assert job.state() == "failed" and str(job.future.exception()) == str(direct.value)
+    again = runner.wait(runner.submit("upload:x", compiled, {}, {}), timeout=60)
+    assert again.future is not job.future and runner.integrations == 2
+
+
+def test_result_folders_lists_finished_results_only_and_opens_only_listed_names(tmp_path):
+    (tmp_path / "c1").mkdir()
+    (tmp_path / "c1" / "cohort.json").write_text("{}")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "sweep.json").write_text("{}")  # no sweep.parquet: not a finished result
+    import pandas as pd
+
+    pd.DataFrame({"outcome": ["a", "b", "a"], "X.peak": [1.0, 2.0, 3.0]}).to_parquet(tmp_path / "c1" / "summary.parquet")
+    assert result_folders(tmp_path) == [("c1", "cohort")]
+    assert result_view(tmp_path, "../c1") is None and result_view(tmp_path, "half") is None
+    view = result_view(tmp_path, "c1")
+    assert "cohort of 3 patients" in str(view)
+
+
+def test_serve_refuses_a_bad_port_and_folder(cli, refused, tmp_path):
+    refused(cli("serve", "--port", "http", "--no-browser"), "--port must be a port number")
+    refused(cli("serve", "--port", "70000", "--no-browser"), "--port must be a port number")
+    refused(cli("serve", "--results", tmp_path / "none", "--no-browser"), "no such folder")
