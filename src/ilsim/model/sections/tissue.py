@@ -232,6 +232,43 @@ class Kill(_Strict):
     target: str  # an agent species
     rate: float  # 1/min per touching target
 
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, v):
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"a killing rate must be a finite number >= 0 (1/min), got {v}")
+        return v
+
+
+class Receptor(_Strict):
+    """A per-cell state: receptor occupancy of a field, relaxing towards c / (c + kd) with time constant ``tau`` (min):
+    d occ/dt = (c / (c + kd) - occ) / tau, c the concentration in the cell's voxel."""
+
+    field: str
+    kd: float  # the field's units
+    tau: float = 1.0  # min
+
+    @model_validator(mode="after")
+    def _positive(self):
+        for name in ("kd", "tau"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a positive number, got {v}")
+        return self
+
+
+class Differentiation(_Strict):
+    into: str  # another agent species
+    rate: float  # 1/min
+
+
+class Recruitment(_Strict):
+    """New cells entering through each vessel voxel at ``rate`` per minute (times the field's level when ``field`` is
+    given: recruitment in proportion to a local signal)."""
+
+    rate: float
+    field: str | None = None
+
 
 class Agent(_Strict):
     """A cell species simulated as individual cells."""
@@ -248,6 +285,9 @@ class Agent(_Strict):
     division: float = 0.0  # 1/min
     death: float = 0.0  # 1/min
     kills: list[Kill] = Field(default_factory=list)
+    receptor: Receptor | None = None
+    differentiation: Differentiation | None = None
+    recruitment: Recruitment | None = None
 
     @model_validator(mode="after")
     def _signs(self):
