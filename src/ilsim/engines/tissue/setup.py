@@ -86,7 +86,8 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
             problem(f"{where}.secretion", f"at most {MAX_SECRETIONS} secretion entries per cell type")
         for k, kill in enumerate(a.kills):
             if kill.target not in agent_names:
-                problem(f"{where}.kills[{k}].target", f"'{kill.target}' is not an agent type{did_you_mean(kill.target, agent_names)}")
+                problem(f"{where}.kills[{k}].target",
+                        f"'{kill.target}' is not an agent type{did_you_mean(kill.target, agent_names)}")
         if a.differentiation and a.differentiation.into not in agent_names:
             into = a.differentiation.into
             problem(f"{where}.differentiation.into", f"'{into}' is not an agent type{did_you_mean(into, agent_names)}")
