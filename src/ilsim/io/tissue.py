@@ -148,10 +148,11 @@ def summary(run: TissueRun, spec, settings: dict, wall_s: float) -> dict:
         "model": spec.metadata.name, "engine": "tissue", **settings, "wall_time_s": wall_s,
         "voxels": list(run.setup.geometry.shape[: run.setup.geometry.dims]), "voxel_um": run.setup.geometry.dx,
         "final_cells": {name: int(counts[-1, k]) for k, name in enumerate(run.setup.agent_names)},
-        "final_fields": {name: {"mean": float(mean[-1, k]), "max": float(peak[-1, k])} for k, name in enumerate(run.setup.fields)},
+        "final_fields": {name: {"mean": float(mean[-1, k]), "max": float(peak[-1, k])}
+                         for k, name in enumerate(run.setup.fields)},
         # amounts are concentration x µm³; the change of the total equals the net of the ledger to round-off
-        "mass_ledger": {name: {**{k: float(getattr(ledger, k)[i]) for k in _LEDGER}, "change_of_total": float(total1[i] - total0[i])}
-                        for i, name in enumerate(run.setup.fields)},
+        "mass_ledger": {name: {**{k: float(getattr(ledger, k)[i]) for k in _LEDGER},
+                               "change_of_total": float(total1[i] - total0[i])} for i, name in enumerate(run.setup.fields)},
     }
 
 
