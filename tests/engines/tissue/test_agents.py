@@ -108,7 +108,9 @@ _RUN = textwrap.dedent("""
     import hashlib, sys
     import numpy as np
     import ilsim
+    from ilsim.engines.tissue import agents, diffusion
     from ilsim.engines.tissue.engine import TissueEngine
+    agents.PARALLEL_FROM = diffusion.PARALLEL_FROM = 0  # the threaded kernels, however small the case
     run = TissueEngine(t_end=3.0, save_every=1.0).run(ilsim.compile(sys.argv[1]))
     s = run.snapshots[-1]
     h = hashlib.sha256()

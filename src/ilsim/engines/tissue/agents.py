@@ -33,6 +33,7 @@ from numba import njit, prange
 # purposes of draws (the fourth part of the counter)
 TURN, DIR1, DIR2, DEATH, DIVIDE, DDIR1, DDIR2, DIFFER, KILL, RECRUIT, RDIR1, RDIR2 = range(12)
 MAX_SECRETIONS = 4
+PARALLEL_FROM = 20_000  # agents from which a step uses numba's threads
 
 
 @njit(cache=True, inline="always")
@@ -134,8 +135,15 @@ class Agents:
         return len(self.typ)
 
     def arrays(self) -> dict:
-        return {"pos": self.pos, "typ": self.typ, "ids": self.ids, "direction": self.direction,
-                "occupancy": self.occupancy, "on_since": self.on_since, "next_id": np.array(self.next_id)}
+        return {
+            "pos": self.pos,
+            "typ": self.typ,
+            "ids": self.ids,
+            "direction": self.direction,
+            "occupancy": self.occupancy,
+            "on_since": self.on_since,
+            "next_id": np.array(self.next_id),
+        }
 
     def voxels(self, geometry: Geometry) -> np.ndarray:
         return voxel_of(self.pos, geometry.dx, np.array(geometry.shape, dtype=np.int64))
@@ -145,9 +153,24 @@ class Agents:
         n, nf = len(self), C.shape[0]
         voxel = self.voxels(geometry)
         E = np.zeros((n, nf))
-        sense(C.reshape(nf, -1), voxel, self.typ, self.occupancy, self.on_since, E, types.receptor_field,
-              types.receptor_kd, types.receptor_tau, types.sec_field, types.sec_rate, types.sec_stimulus,
-              types.sec_threshold, types.sec_lag, t, dt)
+        sense(
+            C.reshape(nf, -1),
+            voxel,
+            self.typ,
+            self.occupancy,
+            self.on_since,
+            E,
+            types.receptor_field,
+            types.receptor_kd,
+            types.receptor_tau,
+            types.sec_field,
+            types.sec_rate,
+            types.sec_stimulus,
+            types.sec_threshold,
+            types.sec_lag,
+            t,
+            dt,
+        )
         w = dt * types.volume[self.typ] / geometry.dx**3
         zeros = np.zeros((n, nf))
         return voxel, w, zeros, zeros, np.ascontiguousarray(types.uptake[self.typ]), E
@@ -159,17 +182,59 @@ class Agents:
             shape = np.array(geometry.shape, dtype=np.int64)
             reach = 2.0 * float(types.radius.max())
             nbins = np.maximum(1, np.floor(geometry.lengths / reach).astype(np.int64))
-            nbins[geometry.dims:] = 1
+            nbins[geometry.dims :] = 1
             order, start = cell_list(self.pos, geometry.lengths, nbins)
             velocity = np.zeros((n, 3))
-            move(self.pos, self.direction, self.typ, self.ids, velocity, C, shape, geometry.dx, geometry.dims,
-                 geometry.periodic, geometry.lengths, nbins, order, start, types.radius, types.speed, types.persistence,
-                 types.chemo_field, types.chemo_sensitivity, types.repulsion, seed, step, dt)
+            mover = move if n >= PARALLEL_FROM else move_serial
+            mover(
+                self.pos,
+                self.direction,
+                self.typ,
+                self.ids,
+                velocity,
+                C,
+                shape,
+                geometry.dx,
+                geometry.dims,
+                geometry.periodic,
+                geometry.lengths,
+                nbins,
+                order,
+                start,
+                types.radius,
+                types.speed,
+                types.persistence,
+                types.chemo_field,
+                types.chemo_sensitivity,
+                types.repulsion,
+                seed,
+                step,
+                dt,
+            )
             fate = np.zeros(n, dtype=np.int64)  # 0 live, 1 die, 2 divide; a new type in newtype
             newtype = self.typ.copy()
-            fates(self.pos, self.typ, self.ids, fate, newtype, geometry.dims, geometry.periodic, geometry.lengths, nbins,
-                  order, start, types.radius, types.death, types.division, types.differentiate_into,
-                  types.differentiate_rate, types.kill_rate, seed, step, dt)
+            (fates if n >= PARALLEL_FROM else fates_serial)(
+                self.pos,
+                self.typ,
+                self.ids,
+                fate,
+                newtype,
+                geometry.dims,
+                geometry.periodic,
+                geometry.lengths,
+                nbins,
+                order,
+                start,
+                types.radius,
+                types.death,
+                types.division,
+                types.differentiate_into,
+                types.differentiate_rate,
+                types.kill_rate,
+                seed,
+                step,
+                dt,
+            )
             self._apply(fate, newtype, types, geometry, step, seed)
         if vessels is not None and len(vessels) and types.recruit_rate.any():
             self._recruit(C, types, geometry, vessels, step, dt, seed)
@@ -209,8 +274,9 @@ class Agents:
             for v in np.asarray(vessels)[draws < p]:
                 k, rem = divmod(int(v), shape[0] * shape[1])
                 j, i = divmod(rem, shape[0])
-                new_pos.append([(i + 0.5) * geometry.dx, (j + 0.5) * geometry.dx,
-                                (k + 0.5) * geometry.dx if geometry.dims == 3 else 0.0])
+                new_pos.append(
+                    [(i + 0.5) * geometry.dx, (j + 0.5) * geometry.dx, (k + 0.5) * geometry.dx if geometry.dims == 3 else 0.0]
+                )
                 new_typ.append(t)
         if not new_typ:
             return
@@ -267,8 +333,24 @@ def voxel_of(pos, dx, shape):
 
 
 @njit(cache=True)
-def sense(flat, voxel, typ, occupancy, on_since, E, rec_field, rec_kd, rec_tau, sec_field, sec_rate, sec_stimulus,
-          sec_threshold, sec_lag, t, dt):
+def sense(
+    flat,
+    voxel,
+    typ,
+    occupancy,
+    on_since,
+    E,
+    rec_field,
+    rec_kd,
+    rec_tau,
+    sec_field,
+    sec_rate,
+    sec_stimulus,
+    sec_threshold,
+    sec_lag,
+    t,
+    dt,
+):
     for a in range(voxel.shape[0]):
         ty = typ[a]
         v = voxel[a]
@@ -399,95 +481,355 @@ def _gradient(C, f, pos, dx, shape, periodic, ax):
     return (C[f, hi[2], hi[1], hi[0]] - C[f, lo[2], lo[1], lo[0]]) / (span * dx)
 
 
-@njit(cache=True, parallel=True)
-def move(pos, direction, typ, ids, velocity, C, shape, dx, dims, periodic, lengths, nbins, order, start, radius, speed,
-         persistence, chemo_field, chemo_sens, repulsion, seed, step, dt):
-    n = pos.shape[0]
-    for a in prange(n):
-        ty = typ[a]
-        d = np.zeros(3)
-        # persistent random walk: keep the direction, or draw a new one
-        if speed[ty] > 0:
-            if uniform(seed, ids[a], step, TURN) < 1.0 - math.exp(-dt / persistence[ty]):
-                _direction(uniform(seed, ids[a], step, DIR1), uniform(seed, ids[a], step, DIR2), dims, d)
-                direction[a, 0], direction[a, 1], direction[a, 2] = d[0], d[1], d[2]
-            for ax in range(3):
-                velocity[a, ax] += speed[ty] * direction[a, ax]
-        # chemotaxis: sensitivity x the field's gradient at the cell's voxel
-        f = chemo_field[ty]
-        if f >= 0:
-            for ax in range(dims):
-                velocity[a, ax] += chemo_sens[ty] * _gradient(C, f, pos[a], dx, shape, periodic, ax)
-        # soft-sphere repulsion from every overlapping neighbour (cell list: the 3^d bins around)
-        if repulsion[ty] > 0:
-            bins = np.empty(27, dtype=np.int64)
-            for q in range(_neighbours(pos[a], lengths, nbins, periodic, dims, bins)):
-                b = bins[q]
-                for m in range(start[b], start[b + 1]):
-                    o = order[m]
-                    if o == a:
-                        continue
-                    r2 = 0.0
-                    for ax in range(3):
-                        d[ax] = _separation(pos[a, ax], pos[o, ax], periodic, lengths, ax)
-                        r2 += d[ax] * d[ax]
-                    reach = radius[ty] + radius[typ[o]]
-                    if r2 < reach * reach and r2 > 0.0:
-                        r = math.sqrt(r2)
-                        push = repulsion[ty] * (1.0 - r / reach) / r
-                        for ax in range(3):
-                            velocity[a, ax] += push * d[ax]
-    for a in prange(n):
+@njit(cache=True)
+def _velocity(
+    a,
+    pos,
+    direction,
+    typ,
+    ids,
+    velocity,
+    C,
+    shape,
+    dx,
+    dims,
+    periodic,
+    lengths,
+    nbins,
+    order,
+    start,
+    radius,
+    speed,
+    persistence,
+    chemo_field,
+    chemo_sens,
+    repulsion,
+    seed,
+    step,
+    dt,
+):
+    ty = typ[a]
+    d = np.zeros(3)
+    # persistent random walk: keep the direction, or draw a new one
+    if speed[ty] > 0:
+        if uniform(seed, ids[a], step, TURN) < 1.0 - math.exp(-dt / persistence[ty]):
+            _direction(uniform(seed, ids[a], step, DIR1), uniform(seed, ids[a], step, DIR2), dims, d)
+            direction[a, 0], direction[a, 1], direction[a, 2] = d[0], d[1], d[2]
+        for ax in range(3):
+            velocity[a, ax] += speed[ty] * direction[a, ax]
+    # chemotaxis: sensitivity x the field's gradient at the cell's voxel
+    f = chemo_field[ty]
+    if f >= 0:
         for ax in range(dims):
-            p = pos[a, ax] + velocity[a, ax] * dt
-            L = lengths[ax]
-            if periodic[ax]:
-                p = p % L
-            elif p < 0.0:
-                p = 0.0
-            elif p >= L:
-                p = L * (1.0 - 1e-15)
-            pos[a, ax] = p
+            velocity[a, ax] += chemo_sens[ty] * _gradient(C, f, pos[a], dx, shape, periodic, ax)
+    # soft-sphere repulsion from every overlapping neighbour (cell list: the 3^d bins around)
+    if repulsion[ty] > 0:
+        bins = np.empty(27, dtype=np.int64)
+        for q in range(_neighbours(pos[a], lengths, nbins, periodic, dims, bins)):
+            b = bins[q]
+            for m in range(start[b], start[b + 1]):
+                o = order[m]
+                if o == a:
+                    continue
+                r2 = 0.0
+                for ax in range(3):
+                    d[ax] = _separation(pos[a, ax], pos[o, ax], periodic, lengths, ax)
+                    r2 += d[ax] * d[ax]
+                reach = radius[ty] + radius[typ[o]]
+                if r2 < reach * reach and r2 > 0.0:
+                    r = math.sqrt(r2)
+                    push = repulsion[ty] * (1.0 - r / reach) / r
+                    for ax in range(3):
+                        velocity[a, ax] += push * d[ax]
+
+
+@njit(cache=True)
+def _advance(a, pos, velocity, dims, periodic, lengths, dt):
+    for ax in range(dims):
+        p = pos[a, ax] + velocity[a, ax] * dt
+        L = lengths[ax]
+        if periodic[ax]:
+            p = p % L
+        elif p < 0.0:
+            p = 0.0
+        elif p >= L:
+            p = L * (1.0 - 1e-15)
+        pos[a, ax] = p
+
+
+# Each driver runs the same per-agent bodies on numba's threads (prange) or in one thread: below PARALLEL_FROM agents
+# the threads cost more to wake than the work, and on a busy machine much more.
+@njit(cache=True, parallel=True)
+def move(
+    pos,
+    direction,
+    typ,
+    ids,
+    velocity,
+    C,
+    shape,
+    dx,
+    dims,
+    periodic,
+    lengths,
+    nbins,
+    order,
+    start,
+    radius,
+    speed,
+    persistence,
+    chemo_field,
+    chemo_sens,
+    repulsion,
+    seed,
+    step,
+    dt,
+):
+    n = pos.shape[0]
+    for a in prange(n):
+        _velocity(
+            a,
+            pos,
+            direction,
+            typ,
+            ids,
+            velocity,
+            C,
+            shape,
+            dx,
+            dims,
+            periodic,
+            lengths,
+            nbins,
+            order,
+            start,
+            radius,
+            speed,
+            persistence,
+            chemo_field,
+            chemo_sens,
+            repulsion,
+            seed,
+            step,
+            dt,
+        )
+    for a in prange(n):
+        _advance(a, pos, velocity, dims, periodic, lengths, dt)
+
+
+@njit(cache=True)
+def move_serial(
+    pos,
+    direction,
+    typ,
+    ids,
+    velocity,
+    C,
+    shape,
+    dx,
+    dims,
+    periodic,
+    lengths,
+    nbins,
+    order,
+    start,
+    radius,
+    speed,
+    persistence,
+    chemo_field,
+    chemo_sens,
+    repulsion,
+    seed,
+    step,
+    dt,
+):
+    n = pos.shape[0]
+    for a in range(n):
+        _velocity(
+            a,
+            pos,
+            direction,
+            typ,
+            ids,
+            velocity,
+            C,
+            shape,
+            dx,
+            dims,
+            periodic,
+            lengths,
+            nbins,
+            order,
+            start,
+            radius,
+            speed,
+            persistence,
+            chemo_field,
+            chemo_sens,
+            repulsion,
+            seed,
+            step,
+            dt,
+        )
+    for a in range(n):
+        _advance(a, pos, velocity, dims, periodic, lengths, dt)
+
+
+@njit(cache=True)
+def _fate(
+    a,
+    pos,
+    typ,
+    ids,
+    fate,
+    newtype,
+    dims,
+    periodic,
+    lengths,
+    nbins,
+    order,
+    start,
+    radius,
+    death,
+    division,
+    into,
+    differentiate,
+    kill_rate,
+    seed,
+    step,
+    dt,
+):
+    nt = kill_rate.shape[0]
+    ty = typ[a]
+    if death[ty] > 0 and uniform(seed, ids[a], step, DEATH) < 1.0 - math.exp(-death[ty] * dt):
+        fate[a] = 1
+        return
+    # killed on contact: each touching killer gets its own draw, keyed by both ids
+    killable = False
+    for kt in range(nt):
+        if kill_rate[kt, ty] > 0:
+            killable = True
+    if killable:
+        dead = False
+        bins = np.empty(27, dtype=np.int64)
+        for q in range(_neighbours(pos[a], lengths, nbins, periodic, dims, bins)):
+            b = bins[q]
+            for m in range(start[b], start[b + 1]):
+                o = order[m]
+                rate = kill_rate[typ[o], ty]
+                if o == a or rate <= 0:
+                    continue
+                r2 = 0.0
+                for ax in range(3):
+                    sep = _separation(pos[a, ax], pos[o, ax], periodic, lengths, ax)
+                    r2 += sep * sep
+                reach = radius[ty] + radius[typ[o]]
+                if r2 < reach * reach:
+                    key = ids[a] * 1000003 + ids[o]
+                    if uniform(seed, key, step, KILL) < 1.0 - math.exp(-rate * dt):
+                        dead = True
+        if dead:
+            fate[a] = 1
+            return
+    if division[ty] > 0 and uniform(seed, ids[a], step, DIVIDE) < 1.0 - math.exp(-division[ty] * dt):
+        fate[a] = 2
+    if into[ty] >= 0 and uniform(seed, ids[a], step, DIFFER) < 1.0 - math.exp(-differentiate[ty] * dt):
+        newtype[a] = into[ty]
 
 
 @njit(cache=True, parallel=True)
-def fates(pos, typ, ids, fate, newtype, dims, periodic, lengths, nbins, order, start, radius, death, division,
-          into, differentiate, kill_rate, seed, step, dt):
-    n = pos.shape[0]
-    nt = kill_rate.shape[0]
-    for a in prange(n):
-        ty = typ[a]
-        if death[ty] > 0 and uniform(seed, ids[a], step, DEATH) < 1.0 - math.exp(-death[ty] * dt):
-            fate[a] = 1
-            continue
-        # killed on contact: each touching killer gets its own draw, keyed by both ids
-        killable = False
-        for kt in range(nt):
-            if kill_rate[kt, ty] > 0:
-                killable = True
-        if killable:
-            dead = False
-            bins = np.empty(27, dtype=np.int64)
-            for q in range(_neighbours(pos[a], lengths, nbins, periodic, dims, bins)):
-                b = bins[q]
-                for m in range(start[b], start[b + 1]):
-                    o = order[m]
-                    rate = kill_rate[typ[o], ty]
-                    if o == a or rate <= 0:
-                        continue
-                    r2 = 0.0
-                    for ax in range(3):
-                        sep = _separation(pos[a, ax], pos[o, ax], periodic, lengths, ax)
-                        r2 += sep * sep
-                    reach = radius[ty] + radius[typ[o]]
-                    if r2 < reach * reach:
-                        key = ids[a] * 1000003 + ids[o]
-                        if uniform(seed, key, step, KILL) < 1.0 - math.exp(-rate * dt):
-                            dead = True
-            if dead:
-                fate[a] = 1
-                continue
-        if division[ty] > 0 and uniform(seed, ids[a], step, DIVIDE) < 1.0 - math.exp(-division[ty] * dt):
-            fate[a] = 2
-        if into[ty] >= 0 and uniform(seed, ids[a], step, DIFFER) < 1.0 - math.exp(-differentiate[ty] * dt):
-            newtype[a] = into[ty]
+def fates(
+    pos,
+    typ,
+    ids,
+    fate,
+    newtype,
+    dims,
+    periodic,
+    lengths,
+    nbins,
+    order,
+    start,
+    radius,
+    death,
+    division,
+    into,
+    differentiate,
+    kill_rate,
+    seed,
+    step,
+    dt,
+):
+    for a in prange(pos.shape[0]):
+        _fate(
+            a,
+            pos,
+            typ,
+            ids,
+            fate,
+            newtype,
+            dims,
+            periodic,
+            lengths,
+            nbins,
+            order,
+            start,
+            radius,
+            death,
+            division,
+            into,
+            differentiate,
+            kill_rate,
+            seed,
+            step,
+            dt,
+        )
+
+
+@njit(cache=True)
+def fates_serial(
+    pos,
+    typ,
+    ids,
+    fate,
+    newtype,
+    dims,
+    periodic,
+    lengths,
+    nbins,
+    order,
+    start,
+    radius,
+    death,
+    division,
+    into,
+    differentiate,
+    kill_rate,
+    seed,
+    step,
+    dt,
+):
+    for a in range(pos.shape[0]):
+        _fate(
+            a,
+            pos,
+            typ,
+            ids,
+            fate,
+            newtype,
+            dims,
+            periodic,
+            lengths,
+            nbins,
+            order,
+            start,
+            radius,
+            death,
+            division,
+            into,
+            differentiate,
+            kill_rate,
+            seed,
+            step,
+            dt,
+        )
