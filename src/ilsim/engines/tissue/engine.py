@@ -94,8 +94,9 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
     solver, types, geometry = setup.solver, setup.types, setup.geometry
     for step in range(state.step, steps):
         t = step * dt
-        cells = agents.sources(C, types, geometry, t, dt) if len(agents) and len(setup.fields) else None
-        solver.step(C, cells, state.ledger)
+        if setup.fields:  # a tissue of cells alone has no grid to step
+            cells = agents.sources(C, types, geometry, t, dt) if len(agents) else None
+            solver.step(C, cells, state.ledger)
         agents.step(C, types, geometry, step + 1, dt, seed, setup.vessels)
         state.agents = agents
         state.step = step + 1
