@@ -27,6 +27,8 @@ _LAZY = {
     "sensitivity": ("ilsim.api", "sensitivity"),
     "simulate": ("ilsim.api", "simulate"),
     "sweep": ("ilsim.api", "sweep"),
+    "tissue": ("ilsim.api", "tissue"),
+    "TissueEngine": ("ilsim.engines.tissue.engine", "TissueEngine"),
     "BatchEngine": ("ilsim.engines.batch", "BatchEngine"),
     "OdeEngine": ("ilsim.engines.ode", "OdeEngine"),
     "summarise": ("ilsim.io.results", "summarise"),
@@ -40,7 +42,7 @@ __all__ = [
     "BatchEngine", "CompiledModel", "cohort", "compare", "ExpressionError", "IlsimError", "Model", "ModelError", "ModelSpec",
     "OdeEngine",
     "SimulationError", "__version__", "builtin_models", "compile", "load", "simulate", "summarise", "run",
-    "sensitivity", "sweep", "fit",
+    "sensitivity", "sweep", "fit", "tissue", "TissueEngine",
 ]
 
 

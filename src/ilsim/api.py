@@ -231,3 +231,57 @@ def sensitivity(model, ranges: dict, output: str, out: str | Path | None = None,
     from ilsim.patients.sensitivity import sensitivity as run_sensitivity  # lazy: heavy (pandas, dask, SALib)
 
     return run_sensitivity(model, ranges, output, out, **options)
+
+
+def tissue(
+    model: str | Path | ModelSpec | CompiledModel,
+    out: str | Path | None = None,
+    *,
+    t_end: float | None = None,
+    save_every: float | None = None,
+    seed: int | None = None,
+    report: bool = True,
+    overwrite: bool = False,
+    progress=None,
+):
+    """Run a model's ``tissue:`` section (docs/tissue.md): fields on a voxel grid and individual cells.
+
+    ``t_end`` and ``save_every`` are minutes (defaults from the section), ``seed`` defaults to the section's. Without
+    ``out`` the run (``TissueRun``: snapshots, counts, field statistics) is returned; with ``out`` the result folder is
+    written atomically too (agents.parquet, fields.nc, timeseries.csv, summary.json, model.yaml, figures, the
+    animation, report.html) and ``(run, summary)`` returned. A run with ``out`` checkpoints beside the folder after
+    every saved time; the same call after an interruption (even ``kill -9``) continues from there and gives the same
+    numbers, bit for bit. ``progress`` is called with (minutes simulated, cells) after every step.
+    """
+    from ilsim.engines.tissue.engine import run as run_tissue  # lazy: heavy (numba)
+    from ilsim.engines.tissue.setup import build
+    from ilsim.io import tissue as tissue_io
+    from ilsim.report import tissue as tissue_report
+
+    compiled = compile(model)
+    source = str(model) if isinstance(model, (str, Path)) else None
+    base = Path(source).parent if source and Path(source).is_file() else Path.cwd()
+    setup = build(compiled.spec, source=source, base=base)
+    section = setup.tissue
+    settings = {"t_end": section.t_end if t_end is None else float(t_end), "dt": section.dt,
+                "save_every": section.save_every if save_every is None else float(save_every),
+                "seed": section.seed if seed is None else int(seed)}
+    options = {"t_end": settings["t_end"], "save_every": settings["save_every"], "seed": settings["seed"],
+               "on_step": progress}
+    if out is None:
+        return run_tissue(setup, **options)
+    out = check_out(out, overwrite)
+    checkpoint = tissue_io.checkpoint_path(out)
+    fingerprint = tissue_io.fingerprint(compiled.spec, settings)
+    resume = tissue_io.load_checkpoint(checkpoint, setup, fingerprint)
+    started = time.perf_counter()
+    result = run_tissue(setup, resume=resume, on_save=lambda r: tissue_io.save_checkpoint(checkpoint, r, fingerprint),
+                        **options)
+    wall = time.perf_counter() - started
+    with atomic_folder(out, overwrite) as tmp:
+        info = tissue_io.write_tissue(tmp, result, compiled.spec, {**settings, "resumed_at_min": (
+            resume.state.step * section.dt if resume is not None else None)}, wall)
+        if report:
+            tissue_report.write_report(tmp, result, info, compiled.spec.metadata.title or compiled.spec.metadata.name)
+    checkpoint.unlink(missing_ok=True)
+    return result, info

@@ -840,3 +840,50 @@ def serve(
                   announce=lambda line: out.print(line, markup=False, highlight=False))
     except OSError as exc:
         _fail(IlsimError(f"cannot serve on {host}:{port}: {exc.strerror or exc}"))
+
+
+@app.command()
+def tissue(
+    model: ModelArg,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="result folder (written atomically; a rerun after an "
+                                                              "interruption continues from its checkpoint)")],
+    t_end: Annotated[float | None, typer.Option(help="end time in minutes (default: the tissue section's)")] = None,
+    save_every: Annotated[float | None, typer.Option(help="minutes between saved times")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed (default: the tissue section's)")] = None,
+    report: Annotated[bool, typer.Option(help="write figures, the animation and report.html")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    overwrite: ReplaceOpt = False,
+) -> None:
+    """Run a model's tissue: section (docs/tissue.md); write agents.parquet, fields.nc, timeseries.csv, summary.json."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ilsim import api  # lazy: heavy (numba, xarray)
+
+    bar = None if quiet or not err.is_terminal else Progress(
+        TextColumn("tissue"), BarColumn(), TextColumn("{task.fields[t]:.1f} min, {task.fields[cells]:,} cells"),
+        TimeRemainingColumn(), console=err)
+    task = []
+
+    def progress(t: float, cells: int) -> None:
+        if bar is None:
+            return
+        if not task:
+            total = t_end or api.load(model).tissue.t_end
+            task.append(bar.add_task("tissue", total=total, t=0.0, cells=cells))
+        bar.update(task[0], completed=t, t=t, cells=cells)
+
+    try:
+        with speaking({"t_end": "--t-end", "save_every": "--save-every", "seed": "--seed"}), bar or nullcontext():
+            _, info = api.tissue(model, out_dir, t_end=t_end, save_every=save_every, seed=seed, report=report,
+                                 overwrite=overwrite, progress=progress)
+    except IlsimError as exc:
+        _fail(exc)
+        return
+    cells = ", ".join(f"{plain(k)} {v:,}" for k, v in info["final_cells"].items())
+    out.print(f"[bold]{plain(info['model'])}[/]: tissue run to {info['t_end']:g} min, seed {info['seed']} "
+              f"({info['wall_time_s']:.3g} s{', resumed' if info.get('resumed_at_min') is not None else ''}); "
+              f"final cells: {cells or 'none'}", highlight=False)
+    for name, f in info["final_fields"].items():
+        out.print(f"  {plain(name)}: mean {f['mean']:.4g}, max {f['max']:.4g}", highlight=False)
+    files = "agents.parquet, fields.nc, timeseries.csv, summary.json, model.yaml"
+    out.print(f"written to {plain(out_dir)}/ ({files}{', figures/, report.html' if report else ''})", highlight=False)

@@ -30,6 +30,7 @@ from ilsim.model.sections.fit import FitSection
 from ilsim.model.sections.motifs import MotifEntry
 from ilsim.model.sections.plots import PlotPanel
 from ilsim.model.sections.population import Population
+from ilsim.model.sections.tissue import Tissue
 from ilsim.model.sections.toxicity import Toxicity
 from ilsim.model.units import check as _check_units
 from ilsim.model.units import check_time as _check_time_units
@@ -315,6 +316,7 @@ class ModelSpec(_Strict):
     population: Population | None = None  # how virtual patients differ (docs/population.md)
     plots: list[PlotPanel] = Field(default_factory=list)  # the panels its figures show first (docs/figures.md)
     fit: FitSection | None = None  # what `ilsim fit` estimates from which measurements (docs/fitting.md)
+    tissue: Tissue | None = None  # a voxel grid, diffusing species and individual cells (docs/tissue.md)
 
     @model_validator(mode="before")
     @classmethod

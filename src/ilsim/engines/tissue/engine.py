@@ -1,0 +1,153 @@
+"""TissueEngine: a model's ``tissue:`` section run as a voxel grid of diffusing species and individual cells.
+
+One step of ``dt`` (minutes): the cells sense their voxels and set their secretion and uptake, the fields take
+one LOD diffusion-decay step with those sources (``diffusion.py``), then the cells move and meet their fates
+(``agents.py``). The state after any step is (step number, fields, agent arrays, ledger): ``TissueState``, which
+``run`` can start from, so a run continues from a checkpoint with the very numbers it would have had.
+
+On the engine contract (``engines/base.py``): ``solve(model, t_eval, P)`` gives, per row of ``P`` (a replicate: the
+tissue seed plus the row number; the model's parameters do not enter the tissue rules), the number of cells of each
+agent species and the mean concentration of each field species at the output times (minutes), NaN for the other
+species; so ``simulate`` and the cohort machinery can read a tissue run like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ilsim.engines.base import OK, Engine, EngineResult
+from ilsim.engines.tissue.agents import Agents
+from ilsim.engines.tissue.diffusion import Ledger
+from ilsim.engines.tissue.setup import Setup, build
+from ilsim.errors import IlsimError
+
+
+@dataclass
+class TissueState:
+    step: int
+    fields: np.ndarray
+    agents: Agents
+    ledger: Ledger
+
+
+@dataclass
+class Snapshot:
+    time: float  # min
+    fields: np.ndarray  # fields x z x y x x
+    agents: dict  # arrays: ids, typ, pos, occupancy, on_since
+
+
+@dataclass
+class TissueRun:
+    setup: Setup
+    snapshots: list[Snapshot] = field(default_factory=list)
+    state: TissueState | None = None
+
+    def counts(self) -> np.ndarray:
+        """Cells of each agent type at each saved time (times x types)."""
+        nt = len(self.setup.agent_names)
+        return np.array([np.bincount(s.agents["typ"], minlength=nt)[:nt] for s in self.snapshots])
+
+    def field_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and max of each field at each saved time (times x fields)."""
+        mean = np.array([s.fields.reshape(len(self.setup.fields), -1).mean(axis=1) for s in self.snapshots])
+        peak = np.array([s.fields.reshape(len(self.setup.fields), -1).max(axis=1) for s in self.snapshots])
+        return mean, peak
+
+    @property
+    def times(self) -> np.ndarray:
+        return np.array([s.time for s in self.snapshots])
+
+
+def _snapshot(t, C, agents: Agents) -> Snapshot:
+    return Snapshot(t, C.copy(), {"ids": agents.ids.copy(), "typ": agents.typ.copy(), "pos": agents.pos.copy(),
+                                  "occupancy": agents.occupancy.copy(), "on_since": agents.on_since.copy()})
+
+
+def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = None, seed: int | None = None,
+        resume: TissueRun | None = None, on_save: Callable[[TissueRun], None] | None = None,
+        on_step: Callable[[float, int], None] | None = None) -> TissueRun:
+    """Step the tissue to ``t_end`` (min), keeping a snapshot every ``save_every`` min (and at 0); ``resume`` continues
+    a run from its state. ``on_save`` is called after each snapshot (checkpoints), ``on_step`` with (time, cells)."""
+    tissue = setup.tissue
+    dt = tissue.dt
+    seed = tissue.seed if seed is None else seed
+    t_end = tissue.t_end if t_end is None else t_end
+    save_every = tissue.save_every if save_every is None else save_every
+    steps = round(t_end / dt)
+    every = max(1, round(save_every / dt))
+    if abs(steps * dt - t_end) > 1e-9 * t_end or abs(every * dt - save_every) > 1e-9 * save_every:
+        raise IlsimError(f"t_end ({t_end:g} min) and save_every ({save_every:g} min) must be whole numbers of steps "
+                         f"(dt = {dt:g} min)")
+    if resume is not None and resume.state is not None:
+        result = resume
+        state = resume.state
+    else:
+        # fresh arrays each run (the setup's stay as placed): the cells' random streams start from this run's seed
+        agents = Agents.place(setup.agents.pos.copy(), setup.agents.typ.copy(), seed, setup.geometry.dims)
+        state = TissueState(0, setup.initial.copy(), agents, Ledger.zeros(len(setup.fields)))
+        result = TissueRun(setup, [_snapshot(0.0, state.fields, agents)], state)
+    C, agents = state.fields, state.agents
+    solver, types, geometry = setup.solver, setup.types, setup.geometry
+    for step in range(state.step, steps):
+        t = step * dt
+        if setup.fields:  # a tissue of cells alone has no grid to step
+            cells = agents.sources(C, types, geometry, t, dt) if len(agents) else None
+            solver.step(C, cells, state.ledger)
+        agents.step(C, types, geometry, step + 1, dt, seed, setup.vessels)
+        state.agents = agents
+        state.step = step + 1
+        if on_step is not None:
+            on_step((step + 1) * dt, len(agents))
+        if (step + 1) % every == 0 or step + 1 == steps:
+            result.snapshots.append(_snapshot((step + 1) * dt, C, agents))
+            if on_save is not None:
+                on_save(result)
+    return result
+
+
+class TissueEngine(Engine):
+    """The tissue engine on the engine contract (see the module's docstring for what ``solve`` returns)."""
+
+    name = "tissue"
+    supports = {"events": False, "doses": False, "replicates": True}
+
+    def __init__(self, t_end: float | None = None, save_every: float | None = None):
+        self.t_end = t_end
+        self.save_every = save_every
+
+    def settings(self) -> dict:
+        return {"t_end": self.t_end, "save_every": self.save_every}
+
+    def run(self, model, seed: int | None = None, source: str | None = None, base=None, **options) -> TissueRun:
+        """One tissue run of a compiled model (its expanded spec's ``tissue:`` section)."""
+        setup = build(model.spec, source=source, base=base)
+        return run(setup, t_end=options.pop("t_end", self.t_end), save_every=options.pop("save_every", self.save_every),
+                   seed=seed, **options)
+
+    def solve(self, model, t_eval, P, *, record_parameters: bool = False, log_events: int = 0) -> EngineResult:
+        t_eval = np.asarray(t_eval, dtype=float)
+        P = np.atleast_2d(np.asarray(P, dtype=float))
+        setup = build(model.spec)
+        tissue = setup.tissue
+        dt = tissue.dt
+        if t_eval[0] != 0.0 or np.any(np.abs(np.round(t_eval / dt) * dt - t_eval) > 1e-9 * max(1.0, t_eval[-1])):
+            raise IlsimError(f"the tissue engine's output times are minutes from 0 in whole steps of dt = {dt:g} min")
+        names = [s.name for s in model.spec.species]
+        n, nt = P.shape[0], len(t_eval)
+        Y = np.full((n, nt, len(names)), np.nan)
+        for row in range(n):
+            out = run(setup, t_end=float(t_eval[-1]), save_every=dt, seed=tissue.seed + row)
+            keep = np.round(t_eval / dt).astype(int)
+            counts = out.counts()[keep]
+            mean, _ = out.field_stats()
+            for k, a in enumerate(setup.agent_names):
+                Y[row, :, names.index(a)] = counts[:, k]
+            for k, f in enumerate(setup.fields):
+                Y[row, :, names.index(f)] = mean[keep, k]
+        P_t = np.repeat(P[:, None, :], nt, axis=1) if record_parameters else None
+        return EngineResult(Y=Y, status=np.full(n, OK), fired=np.zeros((n, len(model.events)), dtype=np.int64),
+                            P_end=P.copy(), P_t=P_t, event_log=None, messages=[""] * n)

@@ -1,0 +1,254 @@
+"""From a model's ``tissue:`` section to the solver, the per-type tables and the first cells, checking it against
+the model and the machine first: every mistake found is reported at once, as one ModelError naming the field
+(``tissue.fields[1].species``), before anything is computed or written."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ilsim.engines.tissue.agents import MAX_SECRETIONS, Agents, Geometry, Types
+from ilsim.engines.tissue.diffusion import DiffusionSolver
+from ilsim.errors import IlsimError, ModelError, Problem, did_you_mean
+from ilsim.model.sections.tissue import AXES, Tissue
+
+BYTES_PER_AGENT = 200  # arrays of one agent and the step's temporaries, rounded up
+MAX_CSV_CELLS = 10_000_000
+
+
+@dataclass
+class Setup:
+    tissue: Tissue
+    solver: DiffusionSolver
+    types: Types
+    geometry: Geometry
+    agents: Agents
+    fields: list[str]  # species names of the fields, in order
+    agent_names: list[str]  # species names of the agent types, in order
+    vessels: np.ndarray  # flat voxel indices
+    initial: np.ndarray  # the fields at t = 0 (fields x z x y x x)
+
+
+def memory_needed(tissue: Tissue, agents: int) -> int:
+    """Bytes a run needs at least: the fields three times over (state, saved copy, scratch) and the agents."""
+    voxels = math.prod(tissue.domain.shape())
+    return 3 * 8 * voxels * max(1, len(tissue.fields)) + BYTES_PER_AGENT * agents
+
+
+def machine_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def build(spec, source: str | None = None, base: Path | None = None, memory: int | None = None) -> Setup:
+    """Check ``spec.tissue`` against the model (``spec``: the expanded model spec) and build the run's pieces."""
+    tissue: Tissue | None = spec.tissue
+    if tissue is None:
+        raise ModelError([Problem("tissue", "the model has no tissue: section (docs/tissue.md)", source)])
+    problems: list[Problem] = []
+
+    def problem(field: str, message: str) -> None:
+        problems.append(Problem(f"tissue.{field}", message, source))
+
+    species = {s.name: s for s in spec.species}
+    fields = [f.species for f in tissue.fields]
+    agent_names = [a.species for a in tissue.agents]
+    for i, f in enumerate(tissue.fields):
+        if f.species not in species:
+            problem(f"fields[{i}].species", f"'{f.species}' is not a species of the model{did_you_mean(f.species, species)}")
+        elif species[f.species].kind == "cell":
+            problem(f"fields[{i}].species", f"'{f.species}' is a cell species: list it under agents, not fields")
+    for i, a in enumerate(tissue.agents):
+        where = f"agents[{i}]"
+        if a.species not in species:
+            problem(f"{where}.species", f"'{a.species}' is not a species of the model{did_you_mean(a.species, species)}")
+        elif species[a.species].kind != "cell":
+            problem(f"{where}.species", f"'{a.species}' is a {species[a.species].kind} species; agents are cell species "
+                                        "(kind: cell)")
+        uses = [("chemotaxis.field", a.chemotaxis.field if a.chemotaxis else None),
+                ("receptor.field", a.receptor.field if a.receptor else None),
+                ("recruitment.field", a.recruitment.field if a.recruitment else None)]
+        uses += [(f"secretion[{k}].field", s.field) for k, s in enumerate(a.secretion)]
+        uses += [(f"secretion[{k}].stimulus", s.stimulus) for k, s in enumerate(a.secretion)]
+        uses += [(f"uptake[{k}].field", u.field) for k, u in enumerate(a.uptake)]
+        for name, used in uses:
+            if used is not None and used not in fields:
+                problem(f"{where}.{name}", f"'{used}' is not a field of the tissue{did_you_mean(used, fields)}"
+                                           f" (fields: {', '.join(fields) or 'none'})")
+        if len(a.secretion) > MAX_SECRETIONS:
+            problem(f"{where}.secretion", f"at most {MAX_SECRETIONS} secretion entries per cell type")
+        for k, kill in enumerate(a.kills):
+            if kill.target not in agent_names:
+                problem(f"{where}.kills[{k}].target",
+                        f"'{kill.target}' is not an agent type{did_you_mean(kill.target, agent_names)}")
+        if a.differentiation and a.differentiation.into not in agent_names:
+            into = a.differentiation.into
+            problem(f"{where}.differentiation.into", f"'{into}' is not an agent type{did_you_mean(into, agent_names)}")
+    domain = tissue.domain
+    size = np.array(domain.size)
+    dims = domain.dimensions
+    shape = domain.shape()
+    for a in range(dims):
+        if domain.side(f"{AXES[a]}_min").kind == "periodic" and shape[a] < 3:
+            problem("domain.boundary", f"a periodic axis needs at least 3 voxels; {AXES[a]} has {shape[a]}")
+    placed_pos, placed_typ = [], []
+    rng = np.random.default_rng(tissue.seed)
+    for i, a in enumerate(tissue.agents):
+        where = f"agents[{i}].placement"
+        pl = a.placement
+        count = pl.count
+        if pl.kind == "random":
+            lo, hi = (np.array(pl.region.lower), np.array(pl.region.upper)) if pl.region else (np.zeros(dims), size)
+            if len(lo) != dims or np.any(lo < 0) or np.any(hi > size):
+                problem(f"{where}.region", f"the region must lie inside the domain (0..{_sizes(size)} µm)")
+                continue
+            placed_pos.append(lo + rng.random((count, dims)) * (hi - lo))
+        elif pl.kind == "cluster":
+            c = np.array(pl.center)
+            if len(c) != dims or np.any(c < 0) or np.any(c > size):
+                problem(f"{where}.center", f"the centre {pl.center} lies outside the domain (0..{_sizes(size)} µm)")
+                continue
+            u = rng.normal(size=(count, dims))
+            u /= np.linalg.norm(u, axis=1, keepdims=True)
+            r = pl.radius * rng.random(count) ** (1.0 / dims)
+            placed_pos.append(np.clip(c + u * r[:, None], 0.0, np.nextafter(size, 0.0)))
+        else:
+            got = _read_csv(Path(base or ".") / pl.file, dims, size, a.species, agent_names, f"{where}.file", problem)
+            if got is None:
+                continue
+            pos, typ = got
+            placed_pos.append(pos)
+            placed_typ.append(typ)
+            continue
+        placed_typ.append(np.full(count, i, dtype=np.int64))
+    total_agents = sum(len(t) for t in placed_typ)
+    if problems:
+        raise ModelError(problems)
+    need = memory_needed(tissue, total_agents)
+    have = memory if memory is not None else machine_memory()
+    if have is not None and need > have:
+        raise IlsimError(f"{source + ': ' if source else ''}tissue: this run needs about {need / 2**30:.3g} GiB "
+                         f"({math.prod(shape):,} voxels x {len(fields)} fields, {total_agents:,} cells) and the machine has "
+                         f"{have / 2**30:.3g} GiB; use larger voxels, a smaller domain or fewer cells")
+    pos3 = np.zeros((total_agents, 3))
+    if total_agents:
+        pos3[:, :dims] = np.concatenate(placed_pos)
+    typ = np.concatenate(placed_typ) if placed_typ else np.zeros(0, dtype=np.int64)
+    periodic = np.array([domain.side(f"{AXES[a]}_min").kind == "periodic" if a < dims else False for a in range(3)])
+    fixed = {}
+    for side in [f"{AXES[a]}_{e}" for a in range(dims) for e in ("min", "max")]:
+        b = domain.side(side)
+        if b.kind == "fixed":
+            fixed[side] = [b.value] * len(fields)
+    vessels = _vessel_voxels(domain, shape)
+    solver = DiffusionSolver(shape, domain.voxel, tissue.dt, [f.diffusion for f in tissue.fields],
+                             [f.decay for f in tissue.fields], periodic=tuple(periodic[:dims]), fixed=fixed, vessels=vessels,
+                             exchange=[f.vessel_exchange for f in tissue.fields], blood=[f.blood for f in tissue.fields])
+    initial = solver.zeros()
+    for k, f in enumerate(tissue.fields):
+        initial[k] = f.initial
+    shape3 = tuple(shape) + (1,) * (3 - dims)
+    geometry = Geometry(dims, shape3, domain.voxel, periodic)
+    return Setup(tissue, solver, _types(tissue, fields, agent_names), geometry,
+                 Agents.place(pos3, typ, tissue.seed, dims), fields, agent_names, vessels, initial)
+
+
+def _sizes(size) -> str:
+    return " x ".join(f"{s:g}" for s in size)
+
+
+def _read_csv(path: Path, dims, size, species, agent_names, field, problem):
+    """Positions (µm; columns x, y(, z)) and types (column type, default this entry's species) from a CSV file."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        problem(field, f"cannot read '{path}': {exc.__class__.__name__}")
+        return None
+    if len(rows) > MAX_CSV_CELLS:
+        problem(field, f"'{path}' lists more than {MAX_CSV_CELLS:,} cells")
+        return None
+    pos = np.zeros((len(rows), dims))
+    typ = np.zeros(len(rows), dtype=np.int64)
+    for r, row in enumerate(rows, start=2):  # line numbers of the file (the header is line 1)
+        try:
+            p = [float(row[a]) for a in AXES[:dims]]
+        except (KeyError, TypeError, ValueError):
+            problem(field, f"'{path}' line {r}: needs numbers in columns {', '.join(AXES[:dims])}")
+            return None
+        if not all(math.isfinite(v) and 0 <= v <= s for v, s in zip(p, size)):
+            problem(field, f"'{path}' line {r}: position ({', '.join(f'{v:g}' for v in p)}) lies outside the domain "
+                           f"(0..{_sizes(size)} µm)")
+            return None
+        name = (row.get("type") or species).strip()
+        if name not in agent_names:
+            problem(field, f"'{path}' line {r}: '{name}' is not an agent type{did_you_mean(name, agent_names)}")
+            return None
+        pos[r - 2] = np.minimum(p, np.nextafter(size, 0.0))
+        typ[r - 2] = agent_names.index(name)
+    return pos, typ
+
+
+def _vessel_voxels(domain, shape) -> np.ndarray:
+    if not domain.vessels:
+        return np.zeros(0, dtype=np.int64)
+    dims = domain.dimensions
+    centres = [(np.arange(n) + 0.5) * domain.voxel for n in shape]
+    grids = np.meshgrid(*centres[::-1], indexing="ij")[::-1]  # x, y(, z) of every voxel, arrays in (z,) y, x order
+    inside = np.zeros(grids[0].shape, dtype=bool)
+    for region in domain.vessels:
+        box = np.ones_like(inside)
+        for a in range(dims):
+            box &= (grids[a] >= region.lower[a]) & (grids[a] <= region.upper[a])
+        inside |= box
+    return np.flatnonzero(inside.ravel())
+
+
+def _types(tissue: Tissue, fields: list[str], names: list[str]) -> Types:
+    nt, nf = len(tissue.agents), len(fields)
+    index = {f: k for k, f in enumerate(fields)}
+
+    def col(get, dtype=float):
+        return np.array([get(a) for a in tissue.agents], dtype=dtype).reshape(nt)
+
+    kill = np.zeros((nt, nt))
+    uptake = np.zeros((nt, nf))
+    sec = {k: np.full((nt, MAX_SECRETIONS), -1 if k in ("field", "stimulus") else 0.0,
+                      dtype=np.int64 if k in ("field", "stimulus") else float)
+           for k in ("field", "rate", "stimulus", "threshold", "lag")}
+    for t, a in enumerate(tissue.agents):
+        for kl in a.kills:
+            kill[t, names.index(kl.target)] += kl.rate
+        for u in a.uptake:
+            uptake[t, index[u.field]] += u.rate
+        for k, s in enumerate(a.secretion):
+            sec["field"][t, k] = index[s.field]
+            sec["rate"][t, k] = s.rate
+            sec["stimulus"][t, k] = index[s.stimulus] if s.stimulus else -1
+            sec["threshold"][t, k] = s.threshold
+            sec["lag"][t, k] = s.lag
+    radius = col(lambda a: a.radius)
+    return Types(
+        radius=radius, volume=4.0 / 3.0 * math.pi * radius**3, speed=col(lambda a: a.speed),
+        persistence=col(lambda a: a.persistence),
+        chemo_field=col(lambda a: index[a.chemotaxis.field] if a.chemotaxis else -1, np.int64),
+        chemo_sensitivity=col(lambda a: a.chemotaxis.sensitivity if a.chemotaxis else 0.0),
+        repulsion=col(lambda a: a.repulsion), death=col(lambda a: a.death), division=col(lambda a: a.division),
+        differentiate_into=col(lambda a: names.index(a.differentiation.into) if a.differentiation else -1, np.int64),
+        differentiate_rate=col(lambda a: a.differentiation.rate if a.differentiation else 0.0),
+        kill_rate=kill, uptake=uptake, sec_field=sec["field"], sec_rate=sec["rate"], sec_stimulus=sec["stimulus"],
+        sec_threshold=sec["threshold"], sec_lag=sec["lag"],
+        receptor_field=col(lambda a: index[a.receptor.field] if a.receptor else -1, np.int64),
+        receptor_kd=col(lambda a: a.receptor.kd if a.receptor else 1.0),
+        receptor_tau=col(lambda a: a.receptor.tau if a.receptor else 1.0),
+        recruit_rate=col(lambda a: a.recruitment.rate if a.recruitment else 0.0),
+        recruit_field=col(lambda a: index[a.recruitment.field] if a.recruitment and a.recruitment.field else -1,
+                          np.int64),
+    )

@@ -1,0 +1,167 @@
+"""The files of a tissue run, and its checkpoint.
+
+A result folder (written atomically, like every ilsim result): ``agents.parquet`` (one row per cell per saved time:
+time, id, type, x, y, z, receptor occupancy), ``fields.nc`` (each field species over time, (z,) y, x, coordinates in
+µm at voxel centres), ``timeseries.csv`` (cells per type, mean and max of each field, per saved time), ``summary.json``
+(settings, final counts, the mass ledger) and ``model.yaml``.
+
+The checkpoint is one file beside the result folder, ``.OUT.tissue-checkpoint.npz``, replaced atomically after every
+saved time: the run's state (step, fields, agent arrays, ledger) and the snapshots so far, with a fingerprint of the
+model and settings. A rerun of the same command that finds it continues from it; since the cells' random numbers
+depend only on (seed, id, step), the result is bit for bit the one an uninterrupted run gives. It is removed once the
+result folder is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ilsim.engines.tissue.agents import Agents
+from ilsim.engines.tissue.diffusion import Ledger
+from ilsim.engines.tissue.engine import Snapshot, TissueRun, TissueState
+from ilsim.io.results import write_json, write_netcdf
+from ilsim.model.load import dump_spec
+from ilsim.model.sections.tissue import AXES
+
+_LEDGER = ("secreted", "taken_up", "decayed", "blood", "fixed")
+
+
+def checkpoint_path(out: Path) -> Path:
+    out = Path(out).resolve()
+    return out.with_name(f".{out.name}.tissue-checkpoint.npz")
+
+
+def fingerprint(spec, settings: dict) -> str:
+    text = json.dumps({"model": spec.content_hash(), **settings}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def save_checkpoint(path: Path, run: TissueRun, print_: str) -> None:
+    state = run.state
+    a = state.agents
+    snaps = run.snapshots
+    counts = np.array([len(s.agents["ids"]) for s in snaps])
+    data = {
+        "fingerprint": np.array(print_), "step": np.array(state.step), "fields": state.fields,
+        **{f"agent_{k}": v for k, v in a.arrays().items()},
+        **{f"ledger_{k}": getattr(state.ledger, k) for k in _LEDGER},
+        "snap_times": np.array([s.time for s in snaps]), "snap_fields": np.stack([s.fields for s in snaps]),
+        "snap_counts": counts,
+        **{f"snap_{k}": np.concatenate([s.agents[k] for s in snaps]) for k in ("ids", "typ", "pos", "occupancy", "on_since")},
+    }
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, setup, print_: str) -> TissueRun | None:
+    """The run saved at ``path`` when it is one of this model and these settings; None otherwise."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["fingerprint"]) != print_:
+                return None
+            agents = Agents(z["agent_pos"], z["agent_typ"], z["agent_ids"], z["agent_direction"], z["agent_occupancy"],
+                            z["agent_on_since"], int(z["agent_next_id"]))
+            ledger = Ledger(*(z[f"ledger_{k}"].copy() for k in _LEDGER))
+            state = TissueState(int(z["step"]), z["fields"].copy(), agents, ledger)
+            bounds = np.concatenate([[0], np.cumsum(z["snap_counts"])])
+            snaps = []
+            for i, t in enumerate(z["snap_times"]):
+                sl = slice(bounds[i], bounds[i + 1])
+                snaps.append(Snapshot(float(t), z["snap_fields"][i].copy(),
+                                      {k: z[f"snap_{k}"][sl].copy() for k in ("ids", "typ", "pos", "occupancy", "on_since")}))
+    except (OSError, KeyError, ValueError):  # a damaged or foreign file: start again rather than fail
+        return None
+    return TissueRun(setup, snaps, state)
+
+
+def agents_table(run: TissueRun):
+    import pandas as pd  # lazy: heavy (pandas)
+
+    names = np.array(run.setup.agent_names + ["?"], dtype=object)
+    frames = []
+    dims = run.setup.geometry.dims
+    for s in run.snapshots:
+        a = s.agents
+        cols = {"time": np.full(len(a["ids"]), s.time), "id": a["ids"], "type": names[a["typ"]]}
+        for k in range(dims):
+            cols[AXES[k]] = a["pos"][:, k]
+        cols["occupancy"] = a["occupancy"]
+        frames.append(pd.DataFrame(cols))
+    return pd.concat(frames, ignore_index=True)
+
+
+def fields_dataset(run: TissueRun, spec):
+    import xarray as xr  # lazy: heavy (xarray)
+
+    setup = run.setup
+    dims = setup.geometry.dims
+    nx, ny, nz = setup.geometry.shape
+    dx = setup.geometry.dx
+    coords = {"time": ("time", run.times, {"units": "min"})}
+    for a, n in zip(AXES, (nx, ny, nz)):
+        coords[a] = (a, (np.arange(n) + 0.5) * dx, {"units": "um", "long_name": f"{a} of the voxel centre"})
+    if dims == 2:
+        coords.pop("z")
+    stack = np.stack([s.fields for s in run.snapshots])  # time x fields x z x y x x
+    species = {s.name: s for s in spec.species}
+    data = {}
+    for k, name in enumerate(setup.fields):
+        values = stack[:, k] if dims == 3 else stack[:, k, 0]
+        units = species[name].units if name in species else ""
+        data[name] = xr.Variable(("time", "z", "y", "x") if dims == 3 else ("time", "y", "x"), values,
+                                 {"units": units, "long_name": f"{name} per voxel"})
+    return xr.Dataset(data, coords=coords)
+
+
+def timeseries(run: TissueRun):
+    import pandas as pd  # lazy: heavy (pandas)
+
+    counts = run.counts()
+    mean, peak = run.field_stats()
+    cols = {"time_min": run.times}
+    for k, name in enumerate(run.setup.agent_names):
+        cols[f"{name}_cells"] = counts[:, k]
+    for k, name in enumerate(run.setup.fields):
+        cols[f"{name}_mean"] = mean[:, k]
+        cols[f"{name}_max"] = peak[:, k]
+    return pd.DataFrame(cols)
+
+
+def summary(run: TissueRun, spec, settings: dict, wall_s: float) -> dict:
+    ledger = run.state.ledger
+    total0 = run.setup.solver.total(run.snapshots[0].fields)
+    total1 = run.setup.solver.total(run.state.fields)
+    counts = run.counts()
+    mean, peak = run.field_stats()
+    return {
+        "model": spec.metadata.name, "engine": "tissue", **settings, "wall_time_s": wall_s,
+        "voxels": list(run.setup.geometry.shape[: run.setup.geometry.dims]), "voxel_um": run.setup.geometry.dx,
+        "final_cells": {name: int(counts[-1, k]) for k, name in enumerate(run.setup.agent_names)},
+        "final_fields": {name: {"mean": float(mean[-1, k]), "max": float(peak[-1, k])}
+                         for k, name in enumerate(run.setup.fields)},
+        # amounts are concentration x µm³; the change of the total equals the net of the ledger to round-off
+        "mass_ledger": {name: {**{k: float(getattr(ledger, k)[i]) for k in _LEDGER},
+                               "change_of_total": float(total1[i] - total0[i])} for i, name in enumerate(run.setup.fields)},
+    }
+
+
+def write_tissue(folder: Path, run: TissueRun, spec, settings: dict, wall_s: float) -> dict:
+    """agents.parquet, fields.nc, timeseries.csv, summary.json and model.yaml into ``folder``; the summary."""
+    agents_table(run).to_parquet(folder / "agents.parquet", index=False)
+    write_netcdf(fields_dataset(run, spec), folder / "fields.nc")
+    timeseries(run).to_csv(folder / "timeseries.csv", index=False)
+    (folder / "model.yaml").write_text(dump_spec(spec))
+    info = summary(run, spec, settings, wall_s)
+    write_json(info, folder / "summary.json")
+    return info

@@ -1,0 +1,135 @@
+"""`ilsim tissue`: the files it writes, bad tissue sections refused (exit 2, the field named, nothing written), and a
+run killed with SIGKILL that, rerun, ends bit for bit where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+SRC = Path(__file__).resolve().parents[3] / "src"
+
+MODEL = """
+metadata: {name: small_tissue, time_units: minute}
+species:
+  - {name: Th, kind: cell, initial: 0}
+  - {name: Treg, kind: cell, initial: 0}
+  - {name: IL2, kind: cytokine, units: pM, initial: 0}
+  - {name: Tissue, kind: tissue, initial: 1}
+tissue:
+  domain: {dimensions: 2, size: [300, 200], voxel: 10}
+  fields: [{species: IL2, diffusion: "10 um^2/s", decay: 0.01}]
+  agents:
+    - {species: Th, speed: 2, repulsion: 2, division: 0.02, placement: {kind: cluster, count: 30, center: [150, 100],
+       radius: 40}, secretion: [{field: IL2, rate: 300}], receptor: {field: IL2, kd: 5}}
+    - {species: Treg, speed: 2, repulsion: 2, uptake: [{field: IL2, rate: 2}], placement: {kind: random, count: 20}}
+  dt: 0.1
+  t_end: 6
+  save_every: 1
+"""
+
+
+@pytest.fixture
+def model(tmp_path):
+    path = tmp_path / "tissue.yaml"
+    path.write_text(MODEL)
+    return path
+
+
+def test_writes_agents_fields_and_summary(cli, model, tmp_path):
+    out = tmp_path / "out"
+    res = cli("tissue", model, "--out", out, "--no-report")
+    assert res.exit_code == 0, res.output
+    agents = pd.read_parquet(out / "agents.parquet")
+    assert sorted(agents.columns) == ["id", "occupancy", "time", "type", "x", "y"]
+    assert sorted(agents["time"].unique()) == [0, 1, 2, 3, 4, 5, 6]
+    assert (agents[agents.time == 0].type == "Th").sum() == 30
+    fields = xr.open_dataset(out / "fields.nc")
+    assert fields["IL2"].dims == ("time", "y", "x") and fields["IL2"].shape == (7, 20, 30)
+    series = pd.read_csv(out / "timeseries.csv")
+    assert list(series["Th_cells"]) == [int((agents[agents.time == t].type == "Th").sum()) for t in range(7)]
+    np.testing.assert_allclose(series["IL2_mean"], fields["IL2"].mean(("x", "y")).values, rtol=1e-12)
+    import json
+
+    info = json.loads((out / "summary.json").read_text())
+    ledger = info["mass_ledger"]["IL2"]
+    net = ledger["secreted"] - ledger["taken_up"] - ledger["decayed"] + ledger["blood"] + ledger["fixed"]
+    assert net == pytest.approx(ledger["change_of_total"], rel=1e-10)
+    assert not any(p.name.endswith("tissue-checkpoint.npz") for p in tmp_path.iterdir())  # removed when done
+
+
+BAD = {
+    "field_not_a_species": ({"species: IL2, diffusion": "species: IL_2, diffusion"},
+                            ["tissue.fields[0].species", "'IL_2' is not a species", "did you mean 'IL2'?"]),
+    "agent_not_a_cell": ({"{species: Treg, speed": "{species: Tissue, speed"},
+                         ["tissue.agents[1].species", "'Tissue' is a tissue species"]),
+    "voxel_larger_than_domain": ({"voxel: 10}": "voxel: 250}"}, ["tissue.domain", "larger than the domain along y"]),
+    "negative_diffusion": ({'diffusion: "10 um^2/s"': "diffusion: -5"}, ["tissue.fields[0].diffusion", "must not be negative"]),
+    "diffusion_wrong_units": ({'diffusion: "10 um^2/s"': 'diffusion: "10 pM"'}, ["diffusion", "cannot be converted"]),
+    "csv_outside_domain": ({"placement: {kind: random, count: 20}": "placement: {kind: csv, file: cells.csv}"},
+                           ["tissue.agents[1].placement.file", "line 3", "outside the domain"]),
+    "unknown_uptake_field": ({"uptake: [{field: IL2": "uptake: [{field: IL6"},
+                             ["tissue.agents[1].uptake[0].field", "'IL6' is not a field of the tissue"]),
+    "memory": ({"size: [300, 200], voxel: 10": "size: [300000000, 200000000], voxel: 10"},
+               ["needs about", "GiB", "the machine has"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_tissue_sections_are_refused_before_anything_is_written(cli, refused, tmp_path, case):
+    replace, fragments = BAD[case]
+    text = MODEL
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    (tmp_path / "cells.csv").write_text("x,y\n10,10\n400,10\n")
+    out = tmp_path / "out"
+    refused(cli("tissue", path, "--out", out), *fragments)
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "cells.csv"]
+
+
+def _cli(args, env_extra=None):
+    env = {**os.environ, "PYTHONPATH": str(SRC), **(env_extra or {})}
+    return subprocess.Popen([sys.executable, "-m", "ilsim", "tissue", *map(str, args), "--no-report", "--quiet"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_resume_after_kill_9_is_bit_identical(tmp_path):
+    text = MODEL.replace("t_end: 6", "t_end: 150").replace("save_every: 1", "save_every: 5").replace("count: 20", "count: 200")
+    model = tmp_path / "m.yaml"
+    model.write_text(text)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    done = _cli([model, "--out", full])
+    assert done.wait(timeout=600) == 0, done.stderr.read()
+    checkpoint = tmp_path / ".cut.tissue-checkpoint.npz"
+    victim = _cli([model, "--out", cut])
+    deadline = time.time() + 300
+    while not checkpoint.exists() and time.time() < deadline and victim.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # somewhere after a checkpoint, mid-run
+    if victim.poll() is not None:
+        pytest.skip("the run finished before it could be killed (machine too fast for this size)")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert checkpoint.exists() and not cut.exists()
+    again = _cli([model, "--out", cut])
+    assert again.wait(timeout=600) == 0, again.stderr.read()
+    import json
+
+    assert json.loads((cut / "summary.json").read_text())["resumed_at_min"] > 0
+    a, b = pd.read_parquet(full / "agents.parquet"), pd.read_parquet(cut / "agents.parquet")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    fa, fb = xr.open_dataset(full / "fields.nc"), xr.open_dataset(cut / "fields.nc")
+    assert np.array_equal(fa["IL2"].values, fb["IL2"].values)
+    assert not checkpoint.exists()
