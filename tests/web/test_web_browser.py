@@ -121,10 +121,20 @@ def test_a_fault_changes_the_outcome_label(browser, explorer, shots):
     job = _wait_run(page, job)
     assert page.inner_text("#readout-outcome") == faulted
     page.locator("#overlay input").check()  # overlay the faulted variants: dashed curves beside the run's
-    _wait_run(page, job)
+    job = _wait_run(page, job)
     legend = page.inner_text(".plots")
     assert "stop-not-received" in legend and "false-alarm" in legend
     page.screenshot(path=str(shots / "scenario-fault-overlay.png"), full_page=True)
+    page.locator("#overlay input").uncheck()
+    job = _wait_run(page, job)
+    page.click("#save")  # keep the faulted run, then switch the fault off: both are drawn
+    job = _wait_run(page, job)
+    page.locator("#fault-on label", has_text="stop-ignored").locator("input").uncheck()
+    _wait_run(page, job)
+    assert page.inner_text("#readout-outcome") == intact
+    legend = page.inner_text(".plots")
+    assert "(saved run)" in legend and "(this run)" in legend and "false-alarm" not in legend
+    page.screenshot(path=str(shots / "scenario-saved-run.png"))
     page.close()
 
 
