@@ -42,6 +42,13 @@ def _wait_run(page, previous: str | None = None) -> str:
     return page.get_attribute("#run-done", "data-job")
 
 
+def _scenario_page(browser, base: str):
+    """A fresh page on the scenario, its first run shown: (page, that run's job id)."""
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    _open(page, base, f"scenario/{SCENARIO}")
+    return page, _wait_run(page)
+
+
 def _move_slider(page, parameter: str, fraction: float) -> None:
     """Click a parameter's slider at ``fraction`` of its length (the handle jumps there, as under a mouse)."""
     rail = page.locator(f"#param-{parameter} .rc-slider-rail")
@@ -110,10 +117,7 @@ def test_pick_a_scenario_move_a_slider_and_read_back_what_simulate_gives(browser
 
 
 def test_a_fault_changes_the_outcome_label(browser, explorer, shots):
-    base, _app, _ = explorer
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    _open(page, base, f"scenario/{SCENARIO}")
-    job = _wait_run(page)
+    page, job = _scenario_page(browser, explorer[0])
     intact, faulted = _oracle({})["outcome"], _oracle({}, {"stop-ignored": 1.0})["outcome"]
     assert intact != faulted  # the scenario's point: the stop signal ignored leaves chronic inflammation
     assert page.inner_text("#readout-outcome") == intact
@@ -192,10 +196,7 @@ def test_a_model_that_fails_to_integrate_shows_the_error_and_the_server_carries_
 def test_the_netcdf_download_is_the_run_on_screen(browser, explorer, tmp_path):
     import xarray as xr
 
-    base, _app, _ = explorer
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    _open(page, base, f"scenario/{SCENARIO}")
-    job = _wait_run(page)
+    page, job = _scenario_page(browser, explorer[0])
     _move_slider(page, "r_P", 0.8)
     _wait_run(page, job)
     changed = _changes(page)
