@@ -270,3 +270,25 @@ def test_ten_sessions_at_once_each_see_their_own_run_and_the_server_answers(brow
     assert answered and max(answered) < 10  # responsive: no request waited on the sessions' runs
     for context in sessions:
         context.close()
+
+
+def test_a_dose_added_in_the_editor_runs_as_simulate_with_that_dose(browser, explorer, shots):
+    base, _app, _ = explorer
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    _open(page, base, "scenario/aldesleukin")
+    job = _wait_run(page)
+    page.fill("#dose-amount", "100000")
+    page.fill("#dose-start", "250")
+    page.locator("#dose-route label", has_text="iv_bolus").locator("input").check()
+    page.click("#dose-add")
+    job = _wait_run(page, job)
+    dose = {"drug": "aldesleukin", "route": "iv_bolus", "amount": 100000.0, "units": "IU/kg", "start": 250.0}
+    assert "dose drug=aldesleukin route=iv_bolus amount=100000" in page.inner_text("#changes-text")
+    expected = ilsim.summarise(ilsim.simulate("aldesleukin", doses=[dose]))["variables"]
+    shown = page.evaluate("() => [...document.querySelectorAll('td[data-key=peak]')].map(td => [td.dataset.name, "
+                          "td.dataset.value])")
+    assert len(shown) == len(expected)
+    for name, value in shown:  # every variable's peak, as the library gives it for the same dose
+        assert (None if value == "None" else float(value)) == pytest.approx(expected[name]["peak"], rel=1e-12), name
+    page.screenshot(path=str(shots / "dose-added.png"))
+    page.close()
