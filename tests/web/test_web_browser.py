@@ -35,9 +35,8 @@ def _wait_run(page, previous: str | None = None) -> str:
             "prev => { const d = document.querySelector('#run-done'); return d && d.dataset.job !== prev; }",
             arg=previous, timeout=TIMEOUT_MS)
     except Timeout:
-        handle = page.get_attribute("#param-s_IL6 .rc-slider-handle", "aria-valuenow")
         raise AssertionError(f"no new run shown; the page says: {page.inner_text('.status-line')!r}, "
-                             f"{page.inner_text('#changes')!r}; s_IL6 slider at {handle}") from None
+                             f"{page.inner_text('#changes')!r}") from None
     page.wait_for_selector(".plots .js-plotly-plot .main-svg", timeout=TIMEOUT_MS)
     return page.get_attribute("#run-done", "data-job")
 
@@ -77,8 +76,8 @@ def _value(page, name: str, key: str) -> float:
     return float(page.get_attribute(f"td[data-name='{name}'][data-key='{key}']", "data-value"))
 
 
-def _oracle(parameters: dict, faults: dict | None = None) -> dict:
-    return ilsim.summarise(ilsim.simulate(SCENARIO, parameters=parameters or None, faults=faults or None))
+def _oracle(parameters: dict, faults: dict | None = None, model: str = SCENARIO) -> dict:
+    return ilsim.summarise(ilsim.simulate(model, parameters=parameters or None, faults=faults or None))
 
 
 def test_pick_a_scenario_move_a_slider_and_read_back_what_simulate_gives(browser, explorer, shots):
@@ -238,8 +237,8 @@ def test_ten_sessions_at_once_each_see_their_own_run_and_the_server_answers(brow
     base, _app, _ = explorer
     sessions = [browser.new_context(viewport={"width": 1280, "height": 900}) for _ in range(10)]
     pages = [context.new_page() for context in sessions]
-    for page in pages:
-        _open(page, base, f"scenario/{SCENARIO}")
+    for page in pages:  # a smaller scenario than the other tests' (11 panels): ten pages draw at once on few cores
+        _open(page, base, "scenario/reynolds-2006")
     jobs = [_wait_run(page) for page in pages]
     answered, stop = [], threading.Event()
 
@@ -255,16 +254,17 @@ def test_ten_sessions_at_once_each_see_their_own_run_and_the_server_answers(brow
     prober.start()
     try:
         for i, page in enumerate(pages):  # every session moves the slider to a place of its own, none waits
-            _move_slider(page, "s_IL6", 0.03 + 0.1 * i)  # never 0.5: the value as written
+            _move_slider(page, "kpg", 0.03 + 0.1 * i)  # never 0.5: the value as written
         jobs = [_wait_run(page, job) for page, job in zip(pages, jobs)]
     finally:
         stop.set()
         prober.join()
     chosen = [_changes(page) for page in pages]
-    assert len({c["s_IL6"] for c in chosen}) == 10 and all(set(c) == {"s_IL6"} for c in chosen)
+    assert len({c["kpg"] for c in chosen}) == 10 and all(set(c) == {"kpg"} for c in chosen)
     for page, changed in zip(pages, chosen):  # each page shows the run of its own value, not another session's
-        expected = _oracle(changed)
-        assert _value(page, "IL6", "peak") == pytest.approx(expected["variables"]["IL6"]["peak"], rel=1e-12)
+        expected = _oracle(changed, model="reynolds-2006")
+        for name in ("P", "N", "D"):
+            assert _value(page, name, "peak") == pytest.approx(expected["variables"][name]["peak"], rel=1e-12)
     pages[-1].screenshot(path=str(shots / "session-10.png"))
     print(f"\nserver answers while 10 sessions run: {len(answered)} requests, slowest {max(answered):.3f} s")
     assert answered and max(answered) < 10  # responsive: no request waited on the sessions' runs
