@@ -8,6 +8,7 @@ so no session can see another's choices.
 from __future__ import annotations
 
 import io
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -147,8 +148,8 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
         return [*(doses or []), pages.dose_entry(*fields)]
 
     @app.callback(Output("download", "data"), Input({"type": "download", "what": ALL}, "n_clicks"),
-                  State("job", "data"), State("model-key", "data"), State("url", "pathname"), prevent_initial_call=True)
-    def download(clicks, job_id, key, path):
+                  State("job", "data"), State("model-key", "data"), prevent_initial_call=True)
+    def download(clicks, job_id, key):
         if not any(clicks):
             return no_update
         job = runner.job(job_id)
@@ -156,7 +157,7 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
             return no_update
         ds, summary = job.future.result()
         what = ctx.triggered_id["what"]
-        stem = (summary.get("model") or "run").replace("/", "_")
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", summary.get("model") or "run").strip("._") or "run"  # a model's name
         return _file(what, ds, summary, models.get(key), stem)
 
     @app.callback(Output("upload-result", "children"), Input("upload", "contents"), State("upload", "filename"),

@@ -211,7 +211,7 @@ def catalogue_page() -> html.Div:
                      dash_table.DataTable(rows, columns, id="catalogue", filter_action="native", sort_action="native",
                                           filter_options={"case": "insensitive"},
                                           page_size=15, style_cell={"whiteSpace": "normal", "textAlign": "left",
-                                                                    "fontSize": 15, "maxWidth": 420},
+                                                                    "fontFamily": "inherit", "fontSize": 15, "maxWidth": 420},
                                           style_header={"fontWeight": "bold"})])
 
 
