@@ -195,3 +195,17 @@ def _walk(component):
     for child in children if isinstance(children, list) else [children] if children is not None else []:
         if hasattr(child, "children") or hasattr(child, "figure"):
             yield from _walk(child)
+
+
+def test_an_uploaded_sbml_file_runs_as_ilsim_load_reads_it(tmp_path):
+    from ilsim.io.sbml import to_string
+
+    text, _ = to_string(ilsim.compile("reynolds-2006"))
+    path = tmp_path / "reynolds.xml"
+    path.write_text(text)
+    key, uploaded = Models(tmp_path / "server").upload("reynolds.xml", _contents(text.encode()))
+    runner = Runner(workers=1)
+    ds, _ = runner.wait(runner.submit(key, uploaded.compiled, {}, {}), timeout=60).future.result()
+    expected = ilsim.simulate(path)  # the oracle: the same file read by ilsim.load
+    assert list(ds.data_vars) == list(expected.data_vars)
+    np.testing.assert_array_equal(ds["P"].values, expected["P"].values)
