@@ -132,6 +132,7 @@ def test_a_fault_changes_the_outcome_label(browser, explorer, shots):
     job = _wait_run(page, job)
     page.click("#save")  # keep the faulted run, then switch the fault off: both are drawn
     job = _wait_run(page, job)
+    assert page.inner_text("#saved-note") == "saved for comparison (changed: fault stop-ignored at 1): drawn dashed"
     page.locator("#fault-on label", has_text="stop-ignored").locator("input").uncheck()
     _wait_run(page, job)
     assert page.inner_text("#readout-outcome") == intact

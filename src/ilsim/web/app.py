@@ -120,7 +120,7 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
                                                                        "source": source})
         runs = {label: r for label, r in runs.items() if r is not None}
         tu = summary.get("time_units") or ""
-        graphs = [dcc.Graph(figure=panel_figure(panel, runs, tu), id={"type": "plot", "index": i},
+        graphs = [dcc.Graph(figure=panel_figure(panel, runs, tu, summary["events_fired"]), id={"type": "plot", "index": i},
                             config={"displaylogo": False, "toImageButtonOptions": {"format": "svg"}}, className="plot")
                   for i, panel in enumerate(run_panels(runs, compiled))]
         status = html.Span(f"done: {summary['method']}, {summary['wall_time_s']:.3g} s of integration", className="status done",
@@ -135,7 +135,7 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
                   prevent_initial_call=True)
     def save(_n, values, faults_on, severities, ids, severity_ids, key, doses):
         choice = pages.choice(models.get(key), values, ids, faults_on, severities, severity_ids, doses)
-        return {"key": key, **choice}, f"saved for comparison: {pages.changes_text(choice)}"
+        return {"key": key, **choice}, f"saved for comparison ({pages.changes_words(choice)}): drawn dashed"
 
     @app.callback(Output("doses", "data"), Input("dose-add", "n_clicks"), Input("dose-clear", "n_clicks"),
                   State("doses", "data"), State("dose-drug", "value"), State("dose-route", "value"),

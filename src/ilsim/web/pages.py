@@ -155,11 +155,16 @@ def choice(compiled, values, ids, faults_on, severities, severity_ids, doses=Non
     return {"parameters": parameters, "faults": faults, "doses": list(doses or [])}
 
 
-def changes_text(choice: dict) -> html.Span:
+def changes_words(choice: dict) -> str:
+    """What a run changes from the model as written, in words (parameter values in full: the tests read them)."""
     parts = [f"{n} = {v!r}" for n, v in sorted(choice["parameters"].items())]
     parts += [f"fault {m} at {s:g}" for m, s in sorted(choice["faults"].items())]
     parts += ["dose " + " ".join(f"{k}={v}" for k, v in dose.items()) for dose in choice.get("doses", [])]
-    return html.Span("changed: " + ", ".join(parts) if parts else "the model as written", id="changes-text")
+    return "changed: " + ", ".join(parts) if parts else "the model as written"
+
+
+def changes_text(choice: dict) -> html.Span:
+    return html.Span(changes_words(choice), id="changes-text")
 
 
 def upload_page() -> html.Div:
