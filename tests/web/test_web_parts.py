@@ -209,3 +209,28 @@ def test_an_uploaded_sbml_file_runs_as_ilsim_load_reads_it(tmp_path):
     expected = ilsim.simulate(path)  # the oracle: the same file read by ilsim.load
     assert list(ds.data_vars) == list(expected.data_vars)
     np.testing.assert_array_equal(ds["P"].values, expected["P"].values)
+
+
+def test_ilsim_serve_starts_on_a_free_port_and_warns_off_the_loopback_address():
+    import os
+    import re
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    src = str(Path(ilsim.__file__).resolve().parents[1])  # the ilsim under test, whether installed or from src/
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    # "localhost" is another name than 127.0.0.1, so it warns, and it still binds the loopback interface only
+    server = subprocess.Popen([sys.executable, "-m", "ilsim", "serve", "--host", "localhost", "--no-browser"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**env, "COLUMNS": "300"})
+    try:
+        line = server.stdout.readline()
+        found = re.search(r"http://localhost:\d+/", line)
+        assert found, line
+        with urllib.request.urlopen(found.group(0) + "_dash-layout", timeout=30) as response:
+            assert response.status == 200 and b"ilsim explorer" in response.read()
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    assert "warning: serving on localhost" in err and "Traceback" not in err
