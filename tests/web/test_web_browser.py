@@ -37,7 +37,9 @@ def _wait_run(page, previous: str | None = None) -> str:
     except Timeout:
         raise AssertionError(f"no new run shown; the page says: {page.inner_text('.status-line')!r}, "
                              f"{page.inner_text('#changes')!r}") from None
-    page.wait_for_selector(".plots .js-plotly-plot .main-svg", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => { const g = [...document.querySelectorAll('.plots .dash-graph')]; "
+                           "return g.length > 0 && g.every(x => x.querySelector('.main-svg .scatterlayer')); }",
+                           timeout=TIMEOUT_MS)  # every panel drawn
     return page.get_attribute("#run-done", "data-job")
 
 
