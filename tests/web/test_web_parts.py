@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import threading
 
+import numpy as np
 import pytest
 
 pytest.importorskip("dash", reason="the web explorer needs the 'web' extra (dash, plotly)")
@@ -134,3 +135,102 @@ def test_serve_refuses_a_bad_port_and_folder(cli, refused, tmp_path):
     refused(cli("serve", "--port", "http", "--no-browser"), "--port must be a port number")
     refused(cli("serve", "--port", "70000", "--no-browser"), "--port must be a port number")
     refused(cli("serve", "--results", tmp_path / "none", "--no-browser"), "no such folder")
+
+
+def test_thinned_curves_keep_every_peak_trough_and_end():
+    from ilsim.web.figures import shown_points
+
+    t = np.linspace(0, 50, 5001)
+    y = np.sin(t) * np.exp(-t / 20) + 0.01 * np.sin(37 * t)
+    at = shown_points(y, most=600)
+    assert len(at) <= 602 and at[0] == 0 and at[-1] == len(y) - 1 and np.all(np.diff(at) > 0)
+    assert y[at].max() == y.max() and y[at].min() == y.min()
+    smooth = np.sin(t) * np.exp(-t / 20)  # every peak and trough of a damped sine (one per stretch at most) is drawn
+    turns = np.flatnonzero(np.diff(np.sign(np.diff(smooth))) != 0) + 1
+    assert len(turns) > 10 and set(turns) <= set(shown_points(smooth, most=600))
+    assert list(shown_points(y[:100], most=600)) == list(range(100))
+
+
+def test_downloads_are_the_run_in_each_format(tmp_path):
+    import pandas as pd
+
+    from ilsim.io.results import write_csv
+    from ilsim.web.app import _file
+
+    compiled = ilsim.compile("reynolds-2006")
+    ds = ilsim.simulate(compiled, parameters={"kpg": 0.5})
+    summary = ilsim.summarise(ds)
+    files = {what: _file(what, ds, summary, compiled, "reynolds") for what in ("csv", "png", "svg", "report")}
+    write_csv(ds, tmp_path / "cli.csv")  # the oracle: the CSV `ilsim run` writes for the same run
+    (tmp_path / "web.csv").write_bytes(base64.b64decode(files["csv"]["content"]))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "web.csv"), pd.read_csv(tmp_path / "cli.csv"))
+    assert files["csv"]["filename"] == "reynolds.csv"
+    assert base64.b64decode(files["png"]["content"])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in base64.b64decode(files["svg"]["content"])[:2000]
+    report = base64.b64decode(files["report"]["content"]).decode()
+    assert ds.attrs["title"].split(":")[0] in report and "data:image/png;base64," in report
+
+
+def test_a_sweep_folder_shows_its_outcome_map(tmp_path):
+    import json
+
+    import pandas as pd
+
+    folder = tmp_path / "s1"
+    folder.mkdir()
+    grid = {"a": [1.0, 2.0], "b": [10.0, 20.0]}
+    table = pd.DataFrame({"a": [1.0, 1.0, 2.0, 2.0], "b": [10.0, 20.0, 10.0, 20.0], "outcome": ["x", "y", "y", "y"]})
+    table.to_parquet(folder / "sweep.parquet")
+    (folder / "sweep.json").write_text(json.dumps({"grid": grid}))
+    view = result_view(tmp_path, "s1")
+    heatmap = next(c.figure for c in _walk(view) if getattr(c, "id", None) == "outcome-map")
+    trace = heatmap.data[0]
+    labels = list(trace.colorbar.ticktext)
+    assert [labels[int(z)] for z in trace.z] == table["outcome"].tolist()  # each grid point coloured by its own label
+
+
+def _walk(component):
+    yield component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, list) else [children] if children is not None else []:
+        if hasattr(child, "children") or hasattr(child, "figure"):
+            yield from _walk(child)
+
+
+def test_an_uploaded_sbml_file_runs_as_ilsim_load_reads_it(tmp_path):
+    from ilsim.io.sbml import to_string
+
+    text, _ = to_string(ilsim.compile("reynolds-2006"))
+    path = tmp_path / "reynolds.xml"
+    path.write_text(text)
+    key, uploaded = Models(tmp_path / "server").upload("reynolds.xml", _contents(text.encode()))
+    runner = Runner(workers=1)
+    ds, _ = runner.wait(runner.submit(key, uploaded.compiled, {}, {}), timeout=60).future.result()
+    expected = ilsim.simulate(path)  # the oracle: the same file read by ilsim.load
+    assert list(ds.data_vars) == list(expected.data_vars)
+    np.testing.assert_array_equal(ds["P"].values, expected["P"].values)
+
+
+def test_ilsim_serve_starts_on_a_free_port_and_warns_off_the_loopback_address():
+    import os
+    import re
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    src = str(Path(ilsim.__file__).resolve().parents[1])  # the ilsim under test, whether installed or from src/
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    # "localhost" is another name than 127.0.0.1, so it warns, and it still binds the loopback interface only
+    server = subprocess.Popen([sys.executable, "-m", "ilsim", "serve", "--host", "localhost", "--no-browser"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**env, "COLUMNS": "300"})
+    try:
+        line = server.stdout.readline()
+        found = re.search(r"http://localhost:\d+/", line)
+        assert found, line
+        with urllib.request.urlopen(found.group(0) + "_dash-layout", timeout=30) as response:
+            assert response.status == 200 and b"ilsim explorer" in response.read()
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    assert "warning: serving on localhost" in err and "Traceback" not in err

@@ -8,6 +8,7 @@ so no session can see another's choices.
 from __future__ import annotations
 
 import io
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -44,12 +45,10 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
     def route(path):
         path = path or "/"
         try:
-            if path.startswith("/scenario/"):
-                name = path.removeprefix("/scenario/")
-                return pages.model_page(f"builtin:{name}", models.get(f"builtin:{name}"))
-            if path.startswith("/model/"):
-                key = f"upload:{path.removeprefix('/model/')}"
-                return pages.model_page(key, models.get(key))
+            if path.startswith(("/scenario/", "/model/")):
+                key = f"builtin:{path.removeprefix('/scenario/')}" if path.startswith("/scenario/") else \
+                    f"upload:{path.removeprefix('/model/')}"
+                return pages.model_page(key, models.get(key), models.written(key))
             if path == "/upload":
                 return pages.upload_page()
             if path == "/interleukins":
@@ -76,11 +75,11 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
         Output("plots", "children"), Output("values", "children"), Output("changes", "children"),
         Input({"type": "param", "name": ALL}, "value"), Input("fault-on", "value"),
         Input({"type": "severity", "mode": ALL}, "value"), Input("poll", "n_intervals"), Input("cancel", "n_clicks"),
-        Input("overlay", "value"), Input("saved", "data"),
+        Input("overlay", "value"), Input("saved", "data"), Input("doses", "data"),
         State({"type": "param", "name": ALL}, "id"), State({"type": "severity", "mode": ALL}, "id"),
         State("model-key", "data"), State("job", "data"),
     )
-    def run(values, faults_on, severities, tick, _cancel, overlay, saved, ids, severity_ids, key, job_id):
+    def run(values, faults_on, severities, tick, _cancel, overlay, saved, doses, ids, severity_ids, key, job_id):
         # The poll is self-clocked: each answer arms one more tick (max_intervals), so a slow answer is never
         # superseded by the next tick's request (Dash drops the older of two pending calls of one callback).
         stop, next_tick = tick or 0, (tick or 0) + 1
@@ -88,12 +87,13 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
         if ctx.triggered_id == "cancel":
             runner.cancel(job_id)
             return None, stop, html.Span("cancelled", className="status cancelled"), *([no_update] * 4)
-        choice = pages.choice(compiled, values, ids, faults_on, severities, severity_ids)
+        choice = pages.choice(compiled, values, ids, faults_on, severities, severity_ids, doses)
         if ctx.triggered_id == "poll":
             job = runner.wait(job_id, timeout=0.05)
         else:
             runner.cancel(job_id)  # a newer choice replaces the run this page was waiting for
-            job_id = runner.submit(key, compiled, choice["parameters"], choice["faults"])
+            job_id = runner.submit(key, compiled, choice["parameters"], choice["faults"], choice["doses"],
+                                   models.source(key))
             job = runner.wait(job_id, timeout=ANSWER_WAIT_S)
         if job is None:
             return None, stop, html.Span("no run", className="status"), *([no_update] * 4)
@@ -110,15 +110,17 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
             return None, stop, html.Span("cancelled", className="status cancelled"), *([no_update] * 4)
         ds, summary = job.future.result()
         runs = {"this run": ds}
+        source = models.source(key)
         if saved and saved.get("key") == key:
-            runs["saved run"] = _result(runner, key, compiled, saved["parameters"], saved["faults"])
+            runs["saved run"] = _result(runner, key, compiled, {**saved, "source": source})
         if overlay:
             for fault in compiled.spec.faults:
                 if choice["faults"].get(fault.mode) != 1.0:
-                    runs[fault.mode] = _result(runner, key, compiled, choice["parameters"], {fault.mode: 1.0})
+                    runs[fault.mode] = _result(runner, key, compiled, {**choice, "faults": {fault.mode: 1.0},
+                                                                       "source": source})
         runs = {label: r for label, r in runs.items() if r is not None}
         tu = summary.get("time_units") or ""
-        graphs = [dcc.Graph(figure=panel_figure(panel, runs, tu), id={"type": "plot", "index": i},
+        graphs = [dcc.Graph(figure=panel_figure(panel, runs, tu, summary["events_fired"]), id={"type": "plot", "index": i},
                             config={"displaylogo": False, "toImageButtonOptions": {"format": "svg"}}, className="plot")
                   for i, panel in enumerate(run_panels(runs, compiled))]
         status = html.Span(f"done: {summary['method']}, {summary['wall_time_s']:.3g} s of integration", className="status done",
@@ -129,14 +131,25 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
     @app.callback(Output("saved", "data"), Output("saved-note", "children"), Input("save", "n_clicks"),
                   State({"type": "param", "name": ALL}, "value"), State("fault-on", "value"),
                   State({"type": "severity", "mode": ALL}, "value"), State({"type": "param", "name": ALL}, "id"),
-                  State({"type": "severity", "mode": ALL}, "id"), State("model-key", "data"), prevent_initial_call=True)
-    def save(_n, values, faults_on, severities, ids, severity_ids, key):
-        choice = pages.choice(models.get(key), values, ids, faults_on, severities, severity_ids)
-        return {"key": key, **choice}, f"saved for comparison: {pages.changes_text(choice)}"
+                  State({"type": "severity", "mode": ALL}, "id"), State("model-key", "data"), State("doses", "data"),
+                  prevent_initial_call=True)
+    def save(_n, values, faults_on, severities, ids, severity_ids, key, doses):
+        choice = pages.choice(models.get(key), values, ids, faults_on, severities, severity_ids, doses)
+        return {"key": key, **choice}, f"saved for comparison ({pages.changes_words(choice)}): drawn dashed"
+
+    @app.callback(Output("doses", "data"), Input("dose-add", "n_clicks"), Input("dose-clear", "n_clicks"),
+                  State("doses", "data"), State("dose-drug", "value"), State("dose-route", "value"),
+                  State("dose-amount", "value"), State("dose-units", "value"), State("dose-start", "value"),
+                  State("dose-every", "value"), State("dose-count", "value"), State("dose-duration", "value"),
+                  prevent_initial_call=True)
+    def edit_doses(_add, _clear, doses, *fields):
+        if ctx.triggered_id == "dose-clear":
+            return []
+        return [*(doses or []), pages.dose_entry(*fields)]
 
     @app.callback(Output("download", "data"), Input({"type": "download", "what": ALL}, "n_clicks"),
-                  State("job", "data"), State("model-key", "data"), State("url", "pathname"), prevent_initial_call=True)
-    def download(clicks, job_id, key, path):
+                  State("job", "data"), State("model-key", "data"), prevent_initial_call=True)
+    def download(clicks, job_id, key):
         if not any(clicks):
             return no_update
         job = runner.job(job_id)
@@ -144,7 +157,7 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
             return no_update
         ds, summary = job.future.result()
         what = ctx.triggered_id["what"]
-        stem = (summary.get("model") or "run").replace("/", "_")
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", summary.get("model") or "run").strip("._") or "run"  # a model's name
         return _file(what, ds, summary, models.get(key), stem)
 
     @app.callback(Output("upload-result", "children"), Input("upload", "contents"), State("upload", "filename"),
@@ -166,8 +179,9 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
     return app
 
 
-def _result(runner: Runner, key, compiled, parameters, faults):
-    job = runner.wait(runner.submit(key, compiled, parameters, faults), timeout=60)
+def _result(runner: Runner, key, compiled, run: dict):
+    job = runner.wait(runner.submit(key, compiled, run["parameters"], run["faults"], run.get("doses", []), run["source"]),
+                      timeout=60)
     return job.future.result()[0] if job is not None and job.state() == "done" else None
 
 

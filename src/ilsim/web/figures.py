@@ -14,6 +14,7 @@ COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 DASHES = ["solid", "dash", "dot", "dashdot", "longdash"]
 FONT = 16  # readable on a projector
 MAX_POINTS = 600  # points drawn per curve (shown_points)
+MAX_EVENT_LINES = 6  # event firings marked on the plots
 GRID = {"gridcolor": "#e3e3e3", "zerolinecolor": "#bbb", "linecolor": "#444", "showline": True}
 
 
@@ -38,8 +39,9 @@ def run_panels(runs: dict, model) -> list[Panel]:
     return panels(first, model, tuple(others))
 
 
-def panel_figure(panel: Panel, runs: dict, t_units: str) -> dict:
-    """One panel: a line per variable (colour) and per run (dash: the current run solid, overlays dashed).
+def panel_figure(panel: Panel, runs: dict, t_units: str, events: list = ()) -> dict:
+    """One panel: a line per variable (colour) and per run (dash: the current run solid, overlays dashed), and a
+    vertical line at each of a few ``events`` ([time, name] fired in the current run: an infection, a dose).
 
     A plain figure dict, not plotly.graph_objects: validating twenty panels of a thousand points each took about
     a second, most of the time between a slider's move and the redrawn plots."""
@@ -64,12 +66,17 @@ def panel_figure(panel: Panel, runs: dict, t_units: str) -> dict:
                "line": {"color": "#555", "dash": "dot", "width": 1}} for value, _ in panel.thresholds]
     notes = [{"xref": "paper", "x": 0, "y": value, "text": label, "showarrow": False, "xanchor": "left", "yanchor": "bottom",
               "font": {"size": 12}} for value, label in panel.thresholds]
+    if len(events) <= MAX_EVENT_LINES:  # a schedule of many doses would hide the curves: its firings stay off
+        shapes += [{"type": "line", "yref": "paper", "y0": 0, "y1": 1, "x0": t, "x1": t,
+                    "line": {"color": "#b35900", "dash": "dot", "width": 1}} for t, _ in events]
+        notes += [{"yref": "paper", "x": t, "y": 1, "text": name, "showarrow": False, "xanchor": "left", "yanchor": "top",
+                   "font": {"size": 12, "color": "#b35900"}} for t, name in events]
     log = panel.scale == "log" or (panel.scale == "auto" and any(logs))
     layout = {
         "title": {"text": panel.title, "font": {"size": FONT + 2}}, "font": {"size": FONT, "color": "#111"},
         "plot_bgcolor": "white", "paper_bgcolor": "white",
-        "margin": {"l": 60, "r": 20, "t": 60, "b": 40}, "height": 360,
-        "legend": {"orientation": "h", "y": -0.32, "yanchor": "top"},
+        "margin": {"l": 60, "r": 20, "t": 60, "b": 40}, "height": 380,
+        "legend": {"orientation": "h", "y": -0.42, "yanchor": "top"},
         "shapes": shapes, "annotations": notes,
         "xaxis": {"title": {"text": f"time ({t_units})"}, **GRID},
         "yaxis": {"title": {"text": panel.units}, "type": "log" if log else "linear", **GRID},

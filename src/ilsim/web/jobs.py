@@ -42,8 +42,8 @@ class Job:
         return "failed" if self.future.exception() is not None else "done"
 
 
-def run_key(model_key: str, parameters: dict[str, float], faults: dict[str, float]) -> str:
-    return json.dumps([model_key, sorted(parameters.items()), sorted(faults.items())])
+def run_key(model_key: str, parameters: dict[str, float], faults: dict[str, float], doses: list[dict] = ()) -> str:
+    return json.dumps([model_key, sorted(parameters.items()), sorted(faults.items()), list(doses)], sort_keys=True)
 
 
 class Runner:
@@ -57,9 +57,11 @@ class Runner:
         self.max_wall_s = max_wall_s
         self.integrations = 0  # how many runs were integrated (not answered from the cache): the tests read it
 
-    def submit(self, model_key: str, compiled, parameters: dict[str, float], faults: dict[str, float]) -> str:
-        """A job id for this run; the run starts now, or is already running or finished (then shared)."""
-        key = run_key(model_key, parameters, faults)
+    def submit(self, model_key: str, compiled, parameters: dict[str, float], faults: dict[str, float],
+               doses: list[dict] = (), source=None) -> str:
+        """A job id for this run; the run starts now, or is already running or finished (then shared). ``doses``
+        (entries of a doses: section) are added to ``source``, the model as written (not yet compiled)."""
+        key = run_key(model_key, parameters, faults, doses)
         with self._lock:
             self._forget_old()
             future = self._cache.get(key)
@@ -68,7 +70,8 @@ class Runner:
             job_id = uuid.uuid4().hex
             if future is None:
                 job = Job(key, Future())
-                job.future = self._pool.submit(self._integrate, job, compiled, dict(parameters), dict(faults))
+                job.future = self._pool.submit(self._integrate, job, compiled, dict(parameters), dict(faults),
+                                               list(doses), source)
                 self._cache[key] = job.future
                 while len(self._cache) > CACHE_RUNS:
                     self._cache.popitem(last=False)
@@ -78,9 +81,12 @@ class Runner:
             self._jobs[job_id] = job
         return job_id
 
-    def _integrate(self, job: Job, compiled, parameters: dict, faults: dict):
-        job.stage = "integrating"
+    def _integrate(self, job: Job, compiled, parameters: dict, faults: dict, doses: list, source):
         self.integrations += 1
+        if doses:
+            job.stage = "compiling the doses"
+            compiled = ilsim.compile(source, doses=doses)  # a dose ilsim refuses fails the run with its message
+        job.stage = "integrating"
         ds = ilsim.simulate(compiled, parameters=parameters or None, faults=faults or None, max_wall_s=self.max_wall_s)
         job.stage = "summarising"
         return ds, ilsim.summarise(ds)

@@ -39,6 +39,7 @@ class Uploaded:
     compiled: object  # ilsim.CompiledModel
     filename: str
     unit_warnings: list[str]
+    spec: object = None  # the model as written (doses are added to it)
 
 
 class Models:
@@ -73,6 +74,19 @@ class Models:
                     self._compiled[key] = ilsim.compile(name)
         return self._compiled[key]
 
+    def source(self, key: str):
+        """The model as written, to which a page's doses are added: a built-in's name, an upload's spec."""
+        kind, _, name = key.partition(":")
+        if kind == "upload":
+            with self._lock:
+                return self._uploads[name].spec if name in self._uploads else None
+        return name
+
+    def written(self, key: str):
+        """The model's spec as written (its pk: and doses: sections not yet expanded, as a compiled model's are)."""
+        source = self.source(key)
+        return ilsim.load(source) if isinstance(source, str) else source
+
     def upload(self, filename: str, contents: str) -> tuple[str, Uploaded]:
         """Check and compile an upload (``contents`` as dcc.Upload gives it: ``data:...;base64,...``).
         Returns its key; raises UploadRefused, or ModelError with the model's problems."""
@@ -85,6 +99,7 @@ class Models:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 compiled = ilsim.compile(path)
+                spec = ilsim.load(path)  # as written: doses a page adds go into it
         except ModelError as exc:
             exc.problems = [Problem(p.field, p.message, filename) for p in exc.problems]
             raise
@@ -92,7 +107,7 @@ class Models:
             raise ModelError([Problem("", str(exc).replace(str(path), filename), filename)]) from None
         finally:
             path.unlink(missing_ok=True)  # compiled models hold what they need; the server keeps no user files
-        uploaded = Uploaded(compiled, filename, [str(w.message).replace(str(path), filename) for w in caught])
+        uploaded = Uploaded(compiled, filename, [str(w.message).replace(str(path), filename) for w in caught], spec)
         with self._lock:
             self._uploads[digest] = uploaded
             while len(self._uploads) > MAX_UPLOADS:

@@ -39,7 +39,7 @@ def gallery_page() -> html.Div:
                      html.Div(cards, className="gallery")])
 
 
-def _controls(compiled) -> list:
+def _controls(compiled, written) -> list:
     spec = compiled.spec
     fault_parameters = {name for f in spec.faults for name in f.parameters}
     faults = []
@@ -67,6 +67,7 @@ def _controls(compiled) -> list:
         ], className="param", id=f"param-{p.name}"))
     return [
         *faults,
+        *_dose_editor(written),
         dcc.Checklist(id="overlay", options=[{"label": " overlay the faulted variants", "value": "faults"}], value=[],
                       style={} if spec.faults else {"display": "none"}),
         html.Div([html.Button("Save this run for comparison", id="save"), html.Button("Cancel the run", id="cancel")],
@@ -83,14 +84,51 @@ def _controls(compiled) -> list:
     ]
 
 
-def model_page(key: str, compiled) -> html.Div:
+def _dose_editor(spec) -> list:
+    """Doses added to the model's own, for a model with pharmacokinetics (pk:): drug, route, amount, schedule."""
+    if not spec.pk:
+        return []
+    from typing import get_args
+
+    from ilsim.model.sections.dosing import Route
+
+    drugs = [pk.drug for pk in spec.pk]
+    field = {"className": "dose-field", "debounce": True}
+    return [
+        html.H3("Add doses"),
+        html.Div([
+            dcc.RadioItems(id="dose-drug", options=drugs, value=drugs[0]),
+            dcc.RadioItems(id="dose-route", options=list(get_args(Route)), value="iv_infusion"),
+            dcc.Input(id="dose-amount", type="number", placeholder="amount", min=0, **field),
+            dcc.Input(id="dose-units", type="text", value="IU/kg" if spec.pk[0].amount_units == "IU" else "mg/kg", **field),
+            dcc.Input(id="dose-start", type="number", placeholder=f"start ({spec.metadata.time_units})", **field),
+            dcc.Input(id="dose-every", type="number", placeholder=f"every ({spec.metadata.time_units})", min=0, **field),
+            dcc.Input(id="dose-count", type="number", placeholder="count", min=1, step=1, **field),
+            dcc.Input(id="dose-duration", type="number", placeholder=f"infusion ({spec.metadata.time_units})", min=0, **field),
+        ], className="dose-editor"),
+        html.Div([html.Button("Add the dose", id="dose-add"), html.Button("Remove added doses", id="dose-clear")],
+                 className="buttons"),
+    ]
+
+
+def dose_entry(drug, route, amount, units, start, every, count, duration) -> dict:
+    """A doses: entry from the editor's fields (empty fields left to the schema's defaults; ilsim checks the rest)."""
+    entry = {"drug": drug, "route": route, "amount": amount, "units": (units or "").strip()}
+    for name, value in (("start", start), ("every", every), ("count", count), ("duration", duration)):
+        if value is not None:
+            entry[name] = int(value) if name == "count" else float(value)
+    return entry
+
+
+def model_page(key: str, compiled, written) -> html.Div:
+    """A model's page; ``written`` is its spec as written (for the dose editor: a compiled spec's pk: is expanded)."""
     spec = compiled.spec
     return html.Div([
-        dcc.Store(id="model-key", data=key), dcc.Store(id="job"), dcc.Store(id="saved"),
+        dcc.Store(id="model-key", data=key), dcc.Store(id="job"), dcc.Store(id="saved"), dcc.Store(id="doses", data=[]),
         dcc.Interval(id="poll", interval=POLL_MS, max_intervals=0),
         html.H1(spec.metadata.title or spec.metadata.name),
         html.Div([
-            html.Aside(_controls(compiled), className="controls"),
+            html.Aside(_controls(compiled, written), className="controls"),
             html.Section([
                 html.Div(id="status", className="status-line"),
                 html.Div(id="changes", className="changes"),
@@ -106,20 +144,27 @@ def model_page(key: str, compiled) -> html.Div:
     ])
 
 
-def choice(compiled, values, ids, faults_on, severities, severity_ids) -> dict:
-    """The run a page asks for: the parameters moved away from the model's values, and the faults switched on."""
+def choice(compiled, values, ids, faults_on, severities, severity_ids, doses=None) -> dict:
+    """The run a page asks for: the parameters moved away from the model's values, the faults switched on, the doses
+    added."""
     declared = {p.name: p.value for p in compiled.spec.parameters}
     parameters = {i["name"]: float(v) for v, i in zip(values, ids)
                   if v is not None and i["name"] in declared and float(v) != declared[i["name"]]}
     severity = {i["mode"]: float(v) for v, i in zip(severities, severity_ids) if v is not None}
     faults = {mode: severity.get(mode, 1.0) for mode in faults_on or []}
-    return {"parameters": parameters, "faults": faults}
+    return {"parameters": parameters, "faults": faults, "doses": list(doses or [])}
+
+
+def changes_words(choice: dict) -> str:
+    """What a run changes from the model as written, in words (parameter values in full: the tests read them)."""
+    parts = [f"{n} = {v!r}" for n, v in sorted(choice["parameters"].items())]
+    parts += [f"fault {m} at {s:g}" for m, s in sorted(choice["faults"].items())]
+    parts += ["dose " + " ".join(f"{k}={v}" for k, v in dose.items()) for dose in choice.get("doses", [])]
+    return "changed: " + ", ".join(parts) if parts else "the model as written"
 
 
 def changes_text(choice: dict) -> html.Span:
-    parts = [f"{n} = {v!r}" for n, v in sorted(choice["parameters"].items())]
-    parts += [f"fault {m} at {s:g}" for m, s in sorted(choice["faults"].items())]
-    return html.Span("changed: " + ", ".join(parts) if parts else "the model as written", id="changes-text")
+    return html.Span(changes_words(choice), id="changes-text")
 
 
 def upload_page() -> html.Div:
@@ -171,7 +216,7 @@ def catalogue_page() -> html.Div:
                      dash_table.DataTable(rows, columns, id="catalogue", filter_action="native", sort_action="native",
                                           filter_options={"case": "insensitive"},
                                           page_size=15, style_cell={"whiteSpace": "normal", "textAlign": "left",
-                                                                    "fontSize": 15, "maxWidth": 420},
+                                                                    "fontFamily": "inherit", "fontSize": 15, "maxWidth": 420},
                                           style_header={"fontWeight": "bold"})])
 
 

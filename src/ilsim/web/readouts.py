@@ -64,6 +64,9 @@ def narrative(spec) -> list:
     if curves:
         out.append(html.H4("The curves"))
         out.append(html.Ul([html.Li([html.B(name), f" ({units}): {text}"]) for name, text, units in curves]))
+    if spec.events:
+        out.append(html.H4("Events (dotted orange lines on the plots when a run has a few)"))
+        out.append(html.Ul([html.Li([html.B(e.name), f": {e.description}" if e.description else ""]) for e in spec.events]))
     if spec.faults:
         out.append(html.H4("The faults"))
         out.append(html.Ul([html.Li([html.B(f.mode), f": {f.description}"]) for f in spec.faults]))
