@@ -188,6 +188,9 @@ class Agents:
             self._recruit(C, types, geometry, vessels, step, dt, seed)
 
     def _apply(self, fate, newtype, types, geometry, step, seed):
+        if not fate.any():  # most steps: nobody died or divided; only types may have changed
+            self.typ = newtype
+            return
         live = fate != 1
         parents = np.flatnonzero(fate == 2)
         k = len(parents)
