@@ -106,7 +106,7 @@ def _cli(args, env_extra=None):
 
 
 def test_resume_after_kill_9_is_bit_identical(tmp_path):
-    text = MODEL.replace("t_end: 6", "t_end: 150").replace("save_every: 1", "save_every: 5").replace("count: 20", "count: 200")
+    text = MODEL.replace("t_end: 6", "t_end: 100").replace("save_every: 1", "save_every: 5").replace("count: 20", "count: 200")
     model = tmp_path / "m.yaml"
     model.write_text(text)
     full, cut = tmp_path / "full", tmp_path / "cut"
