@@ -302,3 +302,16 @@ def test_biomodels_agree_with_roadrunner(shared_data, biomodel):
     agreement = compare_with_roadrunner(path, t_end=100.0, points=101)
     name, ratio = agreement.worst
     assert ratio <= 1e-4, f"{biomodel}: {name} differs from libroadrunner by {ratio:.3g} of its range"
+
+
+def test_nested_piecewise_conditions_run_with_their_jacobian(tmp_path):
+    """A piecewise whose conditions nest and/or/not (as in BIOMD0000000859) once stopped the analytic Jacobian
+    with a TypeError; the rates are differentiated on ilsim's own trees now. Oracle: libroadrunner."""
+    path = _sbml(tmp_path, """
+        species A = 2, B = 1
+        J0: A -> B; piecewise(k*A*B, (A > 1 && B < 3) || !(A > 4), A^2/10, B > 0.5, k)
+        J1: B -> ; max(B - A, 0.1*B) * A^2/(1.5^2 + A^2)
+        k = 0.7""")
+    model = compile_model(import_sbml(path).spec)
+    assert model.jacobian(model.initial_state(model.p0), 0.0, model.p0).shape == (2, 2)
+    _agrees_with_roadrunner(path)

@@ -346,6 +346,9 @@ class _Importer:
         except UnsupportedSbml as exc:
             self.bad(where, str(exc))
             return ex.Num(0.0)
+        except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:  # libsbml ASTs ilsim does not foresee
+            self.bad(where, f"ilsim cannot convert this math ({type(exc).__name__}: {exc})")
+            return ex.Num(0.0)
         return as_condition(tree) if condition else as_value(tree)
 
     def _finite(self, sid: str, value: float) -> float:
