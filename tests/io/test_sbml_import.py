@@ -315,3 +315,34 @@ def test_nested_piecewise_conditions_run_with_their_jacobian(tmp_path):
     model = compile_model(import_sbml(path).spec)
     assert model.jacobian(model.initial_state(model.p0), 0.0, model.p0).shape == (2, 2)
     _agrees_with_roadrunner(path)
+
+
+def test_a_species_nothing_gives_a_value_starts_at_0_as_in_libroadrunner(tmp_path):
+    import libsbml
+
+    doc = libsbml.readSBMLFromString(_sbml(tmp_path, "J0: -> A; k; J1: A -> B; k2*A; A = 1; B = 0; k = 2; k2 = 0.5")
+                                     .read_text())
+    doc.getModel().getSpecies("A").unsetInitialConcentration()
+    path = tmp_path / "no_value.xml"
+    libsbml.writeSBMLToFile(doc, str(path))
+    with pytest.warns(UserWarning, match="species 'A': has no initial value .* it starts at 0"):
+        import_sbml(path)
+    t = np.linspace(0, 6, 13)
+    np.testing.assert_allclose(_run(path, ["A"], t)[:, 0], 4 * (1 - np.exp(-0.5 * t)), rtol=1e-8, atol=1e-12)
+    _agrees_with_roadrunner(path)
+
+
+def test_a_species_in_a_kinetic_law_without_a_modifier_reference_is_read(tmp_path):
+    """libsbml error 21121 (the law reads a species its reaction does not list): the law means the same, and
+    libroadrunner runs it."""
+    import libsbml
+
+    doc = libsbml.readSBMLFromString(_sbml(tmp_path, "J0: A -> B; k*A*E; A = 10; B = 0; E = 2; k = 0.1").read_text())
+    reaction = doc.getModel().getReaction("J0")
+    while reaction.getNumModifiers():
+        reaction.removeModifier(0)
+    path = tmp_path / "no_modifier.xml"
+    libsbml.writeSBMLToFile(doc, str(path))
+    t = np.linspace(0, 5, 11)
+    np.testing.assert_allclose(_run(path, ["A"], t)[:, 0], 10 * np.exp(-0.2 * t), rtol=1e-8)
+    _agrees_with_roadrunner(path)

@@ -20,8 +20,9 @@ Mapping (SBML Level 2 and 3 core, no delays):
   at the start fires then; ``persistent`` and ``useValuesFromTriggerTime`` only matter with delays.
 
 Read as libroadrunner reads them, each with a note (``SbmlModel.notes``, also an ``SbmlImportWarning``):
-a reaction without a kinetic law has rate 0; a species with constant="true" but boundaryCondition="false"
-that a reaction changes (libsbml error 20611) is changed by its reactions, as if it were not constant.
+a reaction without a kinetic law has rate 0; a species nothing gives an initial value starts at 0; a species
+with constant="true" but boundaryCondition="false" that a reaction changes (libsbml error 20611) is changed by
+its reactions, as if it were not constant; a kinetic law may read a species not listed as a modifier (21121).
 
 Refused, with the element named: event delays, algebraic rules, fast reactions (libroadrunner refuses them
 too), event priorities, required packages, csymbol delay of anything but time and constants, MathML ilsim
@@ -448,11 +449,20 @@ class _Importer:
                 values[name] = float(ex.evaluate(tree, env))
             return values[name]
 
-        for name in [*defs, *(self._name(s) for s in (*self.parameters, *self.species))]:
+        names = [*defs, *(self._name(s) for s in (*self.parameters, *self.species))]
+        while names:
+            name = names.pop(0)
             try:
                 value(name)
             except _NoValue as missing:
+                visiting.clear()
                 sid = next((k for k, v in self.names.of.items() if v == missing.name), missing.name)
+                if sid in self.species:  # nothing gives it a value: libroadrunner starts it at 0
+                    self.note(f"species '{sid}'", "has no initial value (no attribute, initial assignment or rule): "
+                                                  "it starts at 0, as in libroadrunner")
+                    values[missing.name] = 0.0
+                    names.insert(0, name)  # again, now that the species has its value
+                    continue
                 self.bad(where.get(name, f"'{sid}'"), f"'{sid}' has no initial value (no value attribute, "
                          "initial assignment or assignment rule)")
                 values.setdefault(missing.name, math.nan)
