@@ -168,8 +168,9 @@ class _Importer:
         observables: list[Observable] = []
         for sid, tree in rules.items():  # assignment rules are observables
             element = self.m.getElementBySId(sid)
-            observables.append(Observable(name=self._name(sid), expression=ex.to_text(tree),
-                                          units=self._units(element) if element is not None else "dimensionless",
+            unit = self._units(element) if element is not None else "dimensionless"
+            declared = {"units": unit} if unit != "dimensionless" else {}  # undeclared: ilsim checks nothing against it
+            observables.append(Observable(name=self._name(sid), expression=ex.to_text(tree), **declared,
                                           description=self._describe(sid, "assignment rule")))
         species: list[Species] = []
         parameters: list[Parameter] = []
