@@ -85,19 +85,6 @@ def _roadrunner(path: str, species: list[str], t: np.ndarray, tolerances: tuple[
     return np.asarray(rr.simulate(times=t))[:, 1:]
 
 
-def _differences(a: np.ndarray, b: np.ndarray, reference: np.ndarray, species: list[str]) -> dict[str, float]:
-    """Per species: max |a - b| over the species' range in the reference (floored as crosscheck does)."""
-    from ilsim.io.sbml_import.crosscheck import FLOOR
-
-    out = {}
-    with np.errstate(invalid="ignore"):
-        for k, sid in enumerate(species):
-            span = max(float(np.ptp(reference[:, k])), FLOOR, 1e-9 * float(np.max(np.abs(reference[:, k]))))
-            diff = float(np.max(np.abs(a[:, k] - b[:, k])))
-            out[sid] = diff / span if np.isfinite(diff) else float("inf")
-    return out
-
-
 def _timed_first_run(path: str, t: np.ndarray) -> tuple[object, object, float, float, float, float]:
     """(imported model, compiled model, ilsim first, roadrunner first, ilsim warm, roadrunner warm) seconds."""
     import roadrunner
@@ -153,6 +140,7 @@ def _survey_one(path: str) -> dict:
 
     from ilsim.engines.ode import OdeEngine
     from ilsim.errors import IlsimError, ModelError
+    from ilsim.io.sbml_import.crosscheck import differences
     from ilsim.io.sbml_import.suite import read_back
 
     roadrunner.Logger.setLevel(roadrunner.Logger.LOG_ERROR)
@@ -192,12 +180,12 @@ def _survey_one(path: str) -> dict:
         return {**row, "status": "failed", "detail": f"crash: {type(exc).__name__}: {exc}"[:300]}
     finally:
         signal.alarm(0)
-    reference = _differences(tight, loose, tight, species)
+    reference = differences(tight, loose, tight, species)
     if reference and max(reference.values()) > AGREE:
         name = max(reference, key=reference.get)
         return {**row, "status": "unstable", "detail": f"libroadrunner's {name} moves by {reference[name]:.2g} of its "
                                                         "range between rtol 1e-10 and 1e-8"}
-    diffs = _differences(ours, tight, tight, species)
+    diffs = differences(ours, tight, tight, species)
     if not diffs:
         return {**row, "status": "agrees", "detail": "no species"}
     worst = max(diffs, key=diffs.get)

@@ -171,14 +171,20 @@ def _agrees_with_roadrunner(path, t_end=10.0):
     assert ratio <= 1e-6, f"{name} differs from libroadrunner by {ratio:.3g} of its range"
 
 
-def test_a_reaction_without_a_kinetic_law_runs_at_rate_0_with_a_warning(tmp_path):
+def _edited(tmp_path, antimony_text: str, edit, name: str) -> Path:
+    """An Antimony model as SBML, changed by ``edit(libsbml model)`` into what Antimony cannot write."""
     import libsbml
 
-    doc = libsbml.readSBMLFromString(_sbml(tmp_path, "J0: A -> B; k*A; J1: B -> C; 1; A = 10; B = 0; C = 0; k = 0.3")
-                                     .read_text())
-    doc.getModel().getReaction("J1").unsetKineticLaw()
-    path = tmp_path / "no_law.xml"
+    doc = libsbml.readSBMLFromString(_sbml(tmp_path, antimony_text).read_text())
+    edit(doc.getModel())
+    path = tmp_path / name
     libsbml.writeSBMLToFile(doc, str(path))
+    return path
+
+
+def test_a_reaction_without_a_kinetic_law_runs_at_rate_0_with_a_warning(tmp_path):
+    path = _edited(tmp_path, "J0: A -> B; k*A; J1: B -> C; 1; A = 10; B = 0; C = 0; k = 0.3",
+                   lambda m: m.getReaction("J1").unsetKineticLaw(), "no_law.xml")
     with pytest.warns(UserWarning, match="reaction 'J1': has no kinetic law: its rate is 0"):
         model = import_sbml(path)
     assert model.notes == ["reaction 'J1': has no kinetic law: its rate is 0, as in libroadrunner"]
@@ -193,12 +199,8 @@ def test_a_reaction_without_a_kinetic_law_runs_at_rate_0_with_a_warning(tmp_path
 def test_a_constant_species_a_reaction_changes_is_changed_as_libroadrunner_does(tmp_path):
     """libsbml error 20611 (constant, not a boundary condition, yet a reactant): libroadrunner runs the
     reaction on it as if it were not constant, and so does the importer, with a note."""
-    import libsbml
-
-    doc = libsbml.readSBMLFromString(_sbml(tmp_path, "J0: A -> B; k*A; A = 10; B = 0; k = 0.3").read_text())
-    doc.getModel().getSpecies("A").setConstant(True)
-    path = tmp_path / "constant_reactant.xml"
-    libsbml.writeSBMLToFile(doc, str(path))
+    path = _edited(tmp_path, "J0: A -> B; k*A; A = 10; B = 0; k = 0.3", lambda m: m.getSpecies("A").setConstant(True),
+                   "constant_reactant.xml")
     with pytest.warns(UserWarning, match="species 'A': is constant but not a boundary condition"):
         import_sbml(path)
     t = np.linspace(0, 10, 11)
@@ -301,3 +303,39 @@ def test_biomodels_agree_with_roadrunner(shared_data, biomodel):
     agreement = compare_with_roadrunner(path, t_end=100.0, points=101)
     name, ratio = agreement.worst
     assert ratio <= 1e-4, f"{biomodel}: {name} differs from libroadrunner by {ratio:.3g} of its range"
+
+
+def test_nested_piecewise_conditions_run_with_their_jacobian(tmp_path):
+    """A piecewise whose conditions nest and/or/not (as in BIOMD0000000859) once stopped the analytic Jacobian
+    with a TypeError; the rates are differentiated on ilsim's own trees now. Oracle: libroadrunner."""
+    path = _sbml(tmp_path, """
+        species A = 2, B = 1
+        J0: A -> B; piecewise(k*A*B, (A > 1 && B < 3) || !(A > 4), A^2/10, B > 0.5, k)
+        J1: B -> ; max(B - A, 0.1*B) * A^2/(1.5^2 + A^2)
+        k = 0.7""")
+    model = compile_model(import_sbml(path).spec)
+    assert model.jacobian(model.initial_state(model.p0), 0.0, model.p0).shape == (2, 2)
+    _agrees_with_roadrunner(path)
+
+
+def test_a_species_nothing_gives_a_value_starts_at_0_as_in_libroadrunner(tmp_path):
+    path = _edited(tmp_path, "J0: -> A; k; J1: A -> B; k2*A; A = 1; B = 0; k = 2; k2 = 0.5",
+                   lambda m: m.getSpecies("A").unsetInitialConcentration(), "no_value.xml")
+    with pytest.warns(UserWarning, match="species 'A': has no initial value .* it starts at 0"):
+        import_sbml(path)
+    t = np.linspace(0, 6, 13)
+    np.testing.assert_allclose(_run(path, ["A"], t)[:, 0], 4 * (1 - np.exp(-0.5 * t)), rtol=1e-8, atol=1e-12)
+    _agrees_with_roadrunner(path)
+
+
+def test_a_species_in_a_kinetic_law_without_a_modifier_reference_is_read(tmp_path):
+    """libsbml error 21121 (the law reads a species its reaction does not list): the law means the same, and
+    libroadrunner runs it."""
+    def unlist(m):
+        while m.getReaction("J0").getNumModifiers():
+            m.getReaction("J0").removeModifier(0)
+
+    path = _edited(tmp_path, "J0: A -> B; k*A*E; A = 10; B = 0; E = 2; k = 0.1", unlist, "no_modifier.xml")
+    t = np.linspace(0, 5, 11)
+    np.testing.assert_allclose(_run(path, ["A"], t)[:, 0], 10 * np.exp(-0.2 * t), rtol=1e-8)
+    _agrees_with_roadrunner(path)

@@ -666,7 +666,11 @@ def _differentiate(m: CompiledModel, wrt: tuple[str, ...] | None = None) -> tupl
         depends = calculus.depends_on(tree) & wanted
         for k, s in enumerate(names):
             if s in depends:
-                d = calculus.derivative(tree, s)
+                try:
+                    d = calculus.derivative(tree, s)
+                except (TypeError, RecursionError) as exc:  # a function without a derivative rule: named, not a traceback
+                    raise ModelError([Problem(f"species '{m.species[i]}'", "the analytic Jacobian cannot be derived "
+                                              f"(d/d{s} of its rate of change): {exc}", m.source)]) from None
                 if not (isinstance(d, ex.Num) and d.value == 0.0):
                     entries.append((i, k, d))
     return tuple(entries)

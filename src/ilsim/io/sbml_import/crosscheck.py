@@ -53,10 +53,16 @@ def compare_with_roadrunner(path: str | Path, t_end: float = 100.0, points: int 
     rr.integrator.setValue("maximum_num_steps", 1_000_000)
     rr.timeCourseSelections = ["time", *species]  # a bare species id selects its amount
     theirs = np.asarray(rr.simulate(times=t))[:, 1:]
-    diffs = {}
+    return Agreement(t, differences(ours, theirs, theirs, species), ours, theirs)
+
+
+def differences(a: np.ndarray, b: np.ndarray, reference: np.ndarray, species: list[str]) -> dict[str, float]:
+    """Per species (columns): max |a - b| over the time points, divided by the species' range in ``reference``
+    (at least FLOOR, and 1e-9 of its largest magnitude); inf where the difference is not finite."""
+    out = {}
     with np.errstate(invalid="ignore"):
         for k, sid in enumerate(species):
-            span = max(float(np.ptp(theirs[:, k])), FLOOR, 1e-9 * float(np.max(np.abs(theirs[:, k]))))
-            diff = float(np.max(np.abs(ours[:, k] - theirs[:, k])))
-            diffs[sid] = diff / span if np.isfinite(diff) else float("inf")
-    return Agreement(t, diffs, ours, theirs)
+            span = max(float(np.ptp(reference[:, k])), FLOOR, 1e-9 * float(np.max(np.abs(reference[:, k]))))
+            diff = float(np.max(np.abs(a[:, k] - b[:, k])))
+            out[sid] = diff / span if np.isfinite(diff) else float("inf")
+    return out

@@ -23,8 +23,9 @@ _IGNORABLE_PACKAGES = {"layout", "render"}
 # Errors that cannot change a simulation: a 'units' attribute naming no unit definition (units are kept as
 # text) and malformed notes (documentation). Errors in the drawing packages are handled by package below.
 _HARMLESS = {10313, 10801, 10802, 10803, 10804}
-# Errors the importer reads as libroadrunner does, with a note: a constant species that a reaction changes (20611).
-_READ_AS_LIBROADRUNNER = {20611}
+# Errors the importer reads as libroadrunner does: a constant species that a reaction changes (20611, with a note),
+# and a species read by a kinetic law without being listed as its reaction's modifier (21121: the law means the same).
+_READ_AS_LIBROADRUNNER = {20611, 21121}
 _MAX_SHOWN = 20  # libsbml messages listed before "... and N more"
 
 

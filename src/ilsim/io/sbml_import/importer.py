@@ -24,8 +24,9 @@ Mapping (SBML Level 2 and 3 core):
   model order.
 
 Read as libroadrunner reads them, each with a note (``SbmlModel.notes``, also an ``SbmlImportWarning``):
-a reaction without a kinetic law has rate 0; a species with constant="true" but boundaryCondition="false"
-that a reaction changes (libsbml error 20611) is changed by its reactions, as if it were not constant.
+a reaction without a kinetic law has rate 0; a species nothing gives an initial value starts at 0; a species
+with constant="true" but boundaryCondition="false" that a reaction changes (libsbml error 20611) is changed by
+its reactions, as if it were not constant; a kinetic law may read a species not listed as a modifier (21121).
 
 Refused, with the element named: algebraic rules, fast reactions (libroadrunner refuses them
 too), priorities that are not constant, required packages, csymbol delay of anything but time and constants,
@@ -176,8 +177,9 @@ class _Importer:
         observables: list[Observable] = []
         for sid, tree in rules.items():  # assignment rules are observables
             element = self.m.getElementBySId(sid)
-            observables.append(Observable(name=self._name(sid), expression=ex.to_text(tree),
-                                          units=self._units(element) if element is not None else "dimensionless",
+            unit = self._units(element) if element is not None else "dimensionless"
+            declared = {"units": unit} if unit != "dimensionless" else {}  # undeclared: ilsim checks nothing against it
+            observables.append(Observable(name=self._name(sid), expression=ex.to_text(tree), **declared,
                                           description=self._describe(sid, "assignment rule")))
         species: list[Species] = []
         parameters: list[Parameter] = []
@@ -352,6 +354,9 @@ class _Importer:
         except UnsupportedSbml as exc:
             self.bad(where, str(exc))
             return ex.Num(0.0)
+        except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:  # libsbml ASTs ilsim does not foresee
+            self.bad(where, f"ilsim cannot convert this math ({type(exc).__name__}: {exc})")
+            return ex.Num(0.0)
         return as_condition(tree) if condition else as_value(tree)
 
     def _finite(self, sid: str, value: float) -> float:
@@ -451,11 +456,20 @@ class _Importer:
                 values[name] = float(ex.evaluate(tree, env))
             return values[name]
 
-        for name in [*defs, *(self._name(s) for s in (*self.parameters, *self.species))]:
+        names = [*defs, *(self._name(s) for s in (*self.parameters, *self.species))]
+        while names:
+            name = names.pop(0)
             try:
                 value(name)
             except _NoValue as missing:
+                visiting.clear()
                 sid = next((k for k, v in self.names.of.items() if v == missing.name), missing.name)
+                if sid in self.species:  # nothing gives it a value: libroadrunner starts it at 0
+                    self.note(f"species '{sid}'", "has no initial value (no attribute, initial assignment or rule): "
+                                                  "it starts at 0, as in libroadrunner")
+                    values[missing.name] = 0.0
+                    names.insert(0, name)  # again, now that the species has its value
+                    continue
                 self.bad(where.get(name, f"'{sid}'"), f"'{sid}' has no initial value (no value attribute, "
                          "initial assignment or assignment rule)")
                 values.setdefault(missing.name, math.nan)
