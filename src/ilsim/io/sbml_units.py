@@ -68,15 +68,23 @@ class UnitDefinitions:
         return ud.getId()
 
 
+# XML 1.0 has no form for most control characters (libsbml refuses the annotation): they are written as \\xNN
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _attr(text: str) -> str:
+    return quoteattr(_NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+
+
 def outcomes_annotation(outcomes) -> str:
     """The model's outcomes as an annotation element (empty text when there are none)."""
     if not outcomes:
         return ""
     rows = []
     for o in outcomes:
-        held = f" held_for={quoteattr(repr(float(o.held_for)))}" if o.held_for is not None else ""
-        rows.append(f"<ilsim:outcome label={quoteattr(o.label)} when={quoteattr(str(o.when))}{held} "
-                    f"description={quoteattr(o.description or '')}/>")
+        held = f" held_for={_attr(repr(float(o.held_for)))}" if o.held_for is not None else ""
+        rows.append(f"<ilsim:outcome label={_attr(o.label)} when={_attr(str(o.when))}{held} "
+                    f"description={_attr(o.description or '')}/>")
     return f'<ilsim:outcomes xmlns:ilsim="{OUTCOMES_NS}">{"".join(rows)}</ilsim:outcomes>'
 
 
