@@ -149,6 +149,8 @@ class OdeEngine(Engine):
             (``due`` is set when a pending event's time has come: its values, or [] to compute them now)."""
             nonlocal y
             ev = model.events[k]
+            if due is None and ev.guard is not None and not model.evaluate(ev.guard, t, y, p):
+                return False  # a delayed event's guard is tested when it triggers (SBML's initialValue copy at t = 0)
             if ev.delay is not None and due is None:
                 delay = float(model.evaluate(ev.delay, t, y, p))
                 if not (delay >= 0 and np.isfinite(delay)):
@@ -157,8 +159,6 @@ class OdeEngine(Engine):
                 values = [model.evaluate(node, t, y, p) for _, _, _, node in ev.actions] if ev.values_at_trigger else []
                 pending.append((t + delay, len(log) + len(pending), k, values))
                 pending.sort(key=lambda entry: entry[:2])
-                return False
-            if ev.guard is not None and not model.evaluate(ev.guard, t, y, p):
                 return False
             values = due or [model.evaluate(node, t, y, p) for _, _, _, node in ev.actions]  # all from the old state
             for (mode, kind, i, _), v in zip(ev.actions, values):
@@ -242,7 +242,8 @@ class OdeEngine(Engine):
             while pending and pending[0][0] <= t:  # delayed events due now, in the order they were triggered
                 _, _, k, values = pending.pop(0)
                 ev = model.events[k]
-                if ev.persistent or ev.condition is None or model.evaluate(ev.condition, t, y, p):
+                trigger = ev.condition if ev.condition is not None else ev.guard  # (a timed copy: its guard)
+                if ev.persistent or trigger is None or model.evaluate(trigger, t, y, p):
                     fire(k, t, values)
             if t > t0:
                 retest(t)
