@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from roadrunner_oracle import amounts, sbml_file
 
 from ilsim.engines.ode import OdeEngine
-from ilsim.io.sbml_import import import_sbml
-from ilsim.model import expressions as ex
-from ilsim.model.compile import compile_model
 
 CASES = {
     "strict trigger on its threshold": ("Clb = 1; flag = 0; species n = 0; Clb' = -0.1*Clb; "
@@ -36,24 +34,8 @@ CASES = {
 
 @pytest.mark.parametrize("case", CASES)
 def test_events_fire_as_in_libroadrunner(tmp_path, case):
-    antimony = pytest.importorskip("antimony", reason="antimony (a test-only dependency) is not installed")
-    roadrunner = pytest.importorskip("roadrunner", reason="libroadrunner (a test-only dependency) is not installed")
     text, t_end = CASES[case]
-    antimony.clearPreviousLoads()
-    assert antimony.loadAntimonyString(f"model m\n{text.replace('; ', chr(10))}\nend") >= 0, antimony.getLastError()
-    path = tmp_path / "m.xml"
-    path.write_text(antimony.getSBMLString("m"))
+    path = sbml_file(tmp_path, f"model m\n{text.replace('; ', chr(10))}\nend")
     t = np.linspace(0.0, t_end, t_end + 1)  # output times on the event times of the time triggers
-
-    rr = roadrunner.RoadRunner(str(path))
-    rr.integrator.relative_tolerance, rr.integrator.absolute_tolerance = 1e-10, 1e-12
-    species = list(rr.model.getFloatingSpeciesIds())
-    rr.timeCourseSelections = ["time", *species]
-    theirs = np.asarray(rr.simulate(times=t))[:, 1:]
-
-    model = import_sbml(path)
-    compiled = compile_model(model.spec, source=str(path))
-    traj = OdeEngine("LSODA", 1e-10, 1e-12).run(compiled, t, compiled.p0)
-    ours = np.array([[float(ex.evaluate(model.quantities[s].amount, compiled.namespace(tt, y, p))) for s in species]
-                     for tt, y, p in zip(t, traj.y, traj.p)])
+    ours, theirs, _ = amounts(path, t, OdeEngine("LSODA", 1e-10, 1e-12), 1e-10, 1e-12)
     assert np.allclose(ours, theirs, rtol=1e-6, atol=1e-8), f"{case}: ilsim\n{ours}\nlibroadrunner\n{theirs}"
