@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from roadrunner_oracle import amounts, sbml_file
 
+import ilsim
 from ilsim.engines.ode import OdeEngine
+from ilsim.io.sbml import to_string
 
 CASES = {
     "strict trigger on its threshold": ("Clb = 1; flag = 0; species n = 0; Clb' = -0.1*Clb; "
@@ -39,3 +41,18 @@ def test_events_fire_as_in_libroadrunner(tmp_path, case):
     t = np.linspace(0.0, t_end, t_end + 1)  # output times on the event times of the time triggers
     ours, theirs, _ = amounts(path, t, OdeEngine("LSODA", 1e-10, 1e-12), 1e-10, 1e-12)
     assert np.allclose(ours, theirs, rtol=1e-6, atol=1e-8), f"{case}: ilsim\n{ours}\nlibroadrunner\n{theirs}"
+
+
+@pytest.mark.parametrize("persistent, at_trigger", [(True, True), (True, False), (False, True)])
+def test_an_exported_delayed_event_runs_in_libroadrunner_as_in_ilsim(tmp_path, persistent, at_trigger):
+    m = ilsim.Model(name="delayed").add_species("x", 0.0).add_species("y", 0.0).add_species("z", 0.0)
+    m.add_process("clock", "1", produces={"x": 1})
+    m.add_event("late", when="x > 3.3 and z < 0.5", set={"y": "x"}, delay="2", persistent=persistent,
+                values_at_trigger=at_trigger)
+    m.add_event("close", at=4.0, set={"z": 1})
+    path = tmp_path / "delayed.xml"
+    path.write_text(to_string(ilsim.compile(m))[0])
+    t = np.linspace(0.0, 10.0, 11)
+    ours, theirs, _ = amounts(path, t, OdeEngine("LSODA", 1e-10, 1e-12), 1e-10, 1e-12)
+    assert np.allclose(ours, theirs, rtol=1e-6, atol=1e-8)
+    assert theirs[-1, 1] == pytest.approx(0.0 if not persistent else (3.3 if at_trigger else 5.3))

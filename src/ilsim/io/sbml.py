@@ -254,6 +254,10 @@ def _events(model: CompiledModel, m, ids: _Ids) -> None:
             e.setUseValuesFromTriggerTime(False)  # values when it executes: after the events before it
             t = e.createTrigger()
             t.setPersistent(True)
+            if ev.delay is not None:  # SBML's event delay, as ilsim's: values and persistence as the event says
+                _check(e.createDelay().setMath(to_ast(ev.delay)), f"the delay of event '{ev.name}'")
+                e.setUseValuesFromTriggerTime(ev.values_at_trigger)
+                t.setPersistent(ev.persistent)
             t.setInitialValue(ev.condition is not None and trig is ev.condition)
             _check(t.setMath(to_ast(trig)), f"the trigger of event '{ev.name}'")
             # condition events first (ilsim fires them as soon as a jump makes them true), then declaration order
