@@ -29,6 +29,7 @@ CASES = {
     "delay, values when applied": ("species y = 0; x = 0; x' = 1; A: at 2 after (x > 3.3), fromTrigger=false: y = x", 10),
     "delay, not persistent": ("species y = 0, z = 0; x = 0; x' = 1; B: at (time >= 4): z = 1; "
                               "A: at 2 after (x > 3.3 && z < 0.5), persistent=false: y = 5", 10),
+    "delay 0 on an equality of time": ("species y = 0; A: at 0 after (time == 2): y = y + 1", 5),
     "delay, persistent": ("species y = 0, z = 0; x = 0; x' = 1; B: at (time >= 4): z = 1; "
                           "A: at 2 after (x > 3.3 && z < 0.5), persistent=true: y = 5", 10),
 }

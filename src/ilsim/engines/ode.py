@@ -222,6 +222,15 @@ class OdeEngine(Engine):
             if not model.events[kc].persistent:
                 pending[:] = [entry for entry in pending if entry[2] != kc]
 
+        def run_due(t: float) -> None:
+            """Delayed events due by t, in the order they were triggered (with those their jumps trigger)."""
+            while pending and pending[0][0] <= t:
+                _, _, k, values = pending.pop(0)
+                ev = model.events[k]
+                trigger = ev.condition if ev.condition is not None else ev.guard  # (a timed copy: its guard)
+                if ev.persistent or trigger is None or model.evaluate(trigger, t, y, p):
+                    fire(k, t, values)
+
         def retest(t: float) -> None:
             """At a segment's end (an event, a time switch), conditions are tested where they are, not only
             where a root is crossed: 'time == 3' holds at the switch at 3 and nowhere else."""
@@ -239,14 +248,10 @@ class OdeEngine(Engine):
             while k_timed < len(timed) and timed[k_timed][0] <= t:
                 fire(timed[k_timed][1], t)
                 k_timed += 1
-            while pending and pending[0][0] <= t:  # delayed events due now, in the order they were triggered
-                _, _, k, values = pending.pop(0)
-                ev = model.events[k]
-                trigger = ev.condition if ev.condition is not None else ev.guard  # (a timed copy: its guard)
-                if ev.persistent or trigger is None or model.evaluate(trigger, t, y, p):
-                    fire(k, t, values)
+            run_due(t)
             if t > t0:
                 retest(t)
+                run_due(t)  # a delay of 0 triggered just now
             while k_grid < n and t_eval[k_grid] <= t:  # output at an event time: the state after it
                 record(np.array([k_grid]), y[None, :])
                 k_grid += 1
