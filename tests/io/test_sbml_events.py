@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from roadrunner_oracle import amounts, sbml_file
 
+import ilsim
 from ilsim.engines.ode import OdeEngine
-from ilsim.io.sbml_import import import_sbml
-from ilsim.model import expressions as ex
-from ilsim.model.compile import compile_model
+from ilsim.io.sbml import to_string
 
 CASES = {
     "strict trigger on its threshold": ("Clb = 1; flag = 0; species n = 0; Clb' = -0.1*Clb; "
@@ -29,6 +29,7 @@ CASES = {
     "delay, values when applied": ("species y = 0; x = 0; x' = 1; A: at 2 after (x > 3.3), fromTrigger=false: y = x", 10),
     "delay, not persistent": ("species y = 0, z = 0; x = 0; x' = 1; B: at (time >= 4): z = 1; "
                               "A: at 2 after (x > 3.3 && z < 0.5), persistent=false: y = 5", 10),
+    "delay 0 on an equality of time": ("species y = 0; A: at 0 after (time == 2): y = y + 1", 5),
     "delay, persistent": ("species y = 0, z = 0; x = 0; x' = 1; B: at (time >= 4): z = 1; "
                           "A: at 2 after (x > 3.3 && z < 0.5), persistent=true: y = 5", 10),
 }
@@ -36,24 +37,23 @@ CASES = {
 
 @pytest.mark.parametrize("case", CASES)
 def test_events_fire_as_in_libroadrunner(tmp_path, case):
-    antimony = pytest.importorskip("antimony", reason="antimony (a test-only dependency) is not installed")
-    roadrunner = pytest.importorskip("roadrunner", reason="libroadrunner (a test-only dependency) is not installed")
     text, t_end = CASES[case]
-    antimony.clearPreviousLoads()
-    assert antimony.loadAntimonyString(f"model m\n{text.replace('; ', chr(10))}\nend") >= 0, antimony.getLastError()
-    path = tmp_path / "m.xml"
-    path.write_text(antimony.getSBMLString("m"))
+    path = sbml_file(tmp_path, f"model m\n{text.replace('; ', chr(10))}\nend")
     t = np.linspace(0.0, t_end, t_end + 1)  # output times on the event times of the time triggers
-
-    rr = roadrunner.RoadRunner(str(path))
-    rr.integrator.relative_tolerance, rr.integrator.absolute_tolerance = 1e-10, 1e-12
-    species = list(rr.model.getFloatingSpeciesIds())
-    rr.timeCourseSelections = ["time", *species]
-    theirs = np.asarray(rr.simulate(times=t))[:, 1:]
-
-    model = import_sbml(path)
-    compiled = compile_model(model.spec, source=str(path))
-    traj = OdeEngine("LSODA", 1e-10, 1e-12).run(compiled, t, compiled.p0)
-    ours = np.array([[float(ex.evaluate(model.quantities[s].amount, compiled.namespace(tt, y, p))) for s in species]
-                     for tt, y, p in zip(t, traj.y, traj.p)])
+    ours, theirs, _ = amounts(path, t, OdeEngine("LSODA", 1e-10, 1e-12), 1e-10, 1e-12)
     assert np.allclose(ours, theirs, rtol=1e-6, atol=1e-8), f"{case}: ilsim\n{ours}\nlibroadrunner\n{theirs}"
+
+
+@pytest.mark.parametrize("persistent, at_trigger", [(True, True), (True, False), (False, True)])
+def test_an_exported_delayed_event_runs_in_libroadrunner_as_in_ilsim(tmp_path, persistent, at_trigger):
+    m = ilsim.Model(name="delayed").add_species("x", 0.0).add_species("y", 0.0).add_species("z", 0.0)
+    m.add_process("clock", "1", produces={"x": 1})
+    m.add_event("late", when="x > 3.3 and z < 0.5", set={"y": "x"}, delay="2", persistent=persistent,
+                values_at_trigger=at_trigger)
+    m.add_event("close", at=4.0, set={"z": 1})
+    path = tmp_path / "delayed.xml"
+    path.write_text(to_string(ilsim.compile(m))[0])
+    t = np.linspace(0.0, 10.0, 11)
+    ours, theirs, _ = amounts(path, t, OdeEngine("LSODA", 1e-10, 1e-12), 1e-10, 1e-12)
+    assert np.allclose(ours, theirs, rtol=1e-6, atol=1e-8)
+    assert theirs[-1, 1] == pytest.approx(0.0 if not persistent else (3.3 if at_trigger else 5.3))

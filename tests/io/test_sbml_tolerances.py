@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from roadrunner_oracle import amounts, sbml_file
 
 import ilsim
 from ilsim.engines.ode import OdeEngine
 from ilsim.errors import ModelError
 from ilsim.io.sbml_import import import_sbml
-from ilsim.model import expressions as ex
-from ilsim.model.compile import compile_model
 
 TINY = """model tiny
  compartment cell = 1
@@ -25,37 +24,16 @@ TINY = """model tiny
 end"""
 
 
-def _file(tmp_path, text: str):
-    antimony = pytest.importorskip("antimony", reason="antimony (a test-only dependency) is not installed")
-    antimony.clearPreviousLoads()
-    assert antimony.loadAntimonyString(text) >= 0, antimony.getLastError()
-    path = tmp_path / "model.xml"
-    path.write_text(antimony.getSBMLString(antimony.getMainModuleName()))
-    return path
-
-
 def test_amounts_of_1e_minus_20_agree_with_libroadrunner_at_the_default_tolerances(tmp_path):
-    roadrunner = pytest.importorskip("roadrunner", reason="libroadrunner (a test-only dependency) is not installed")
-    path = _file(tmp_path, TINY)
     t = np.linspace(0.0, 100.0, 101)
-    rr = roadrunner.RoadRunner(str(path))
-    rr.integrator.relative_tolerance, rr.integrator.absolute_tolerance = 1e-12, 1e-35
-    species = list(rr.model.getFloatingSpeciesIds())
-    rr.timeCourseSelections = ["time", *species]
-    theirs = np.asarray(rr.simulate(times=t))[:, 1:]
-
-    model = import_sbml(path)
+    ours, theirs, model = amounts(sbml_file(tmp_path, TINY), t, OdeEngine(), 1e-12, 1e-35)  # ilsim: rtol 1e-6, atol 1e-9
     assert {s.name: s.atol for s in model.spec.species} == pytest.approx(
         {"A": 1e-15, "B": 1e-26, "C": 1e-26, "D": 1e-26})  # a millionth of each size (of the smallest, from 0)
-    compiled = compile_model(model.spec, source=str(path))
-    traj = OdeEngine().run(compiled, t, compiled.p0)  # rtol 1e-6, atol 1e-9: the defaults
-    ours = np.array([[float(ex.evaluate(model.quantities[s].amount, compiled.namespace(tt, y, p))) for s in species]
-                     for tt, y, p in zip(t, traj.y, traj.p)])
     assert np.all(np.abs(ours - theirs) <= 1e-4 * np.abs(theirs).max(axis=0))
 
 
 def test_a_model_of_ordinary_sizes_keeps_one_tolerance(tmp_path):
-    spec = import_sbml(_file(tmp_path, "species X = 10, Y = 0; J: X -> Y; 0.1*X")).spec
+    spec = import_sbml(sbml_file(tmp_path, "species X = 10, Y = 0; J: X -> Y; 0.1*X")).spec
     assert [s.atol for s in spec.species] == [None, None]
 
 

@@ -150,6 +150,8 @@ class OdeEngine(Engine):
             (``due`` is set when a pending event's time has come: its values, or [] to compute them now)."""
             nonlocal y
             ev = model.events[k]
+            if due is None and ev.guard is not None and not model.evaluate(ev.guard, t, y, p):
+                return False  # a delayed event's guard is tested when it triggers (SBML's initialValue copy at t = 0)
             if ev.delay is not None and due is None:
                 delay = float(model.evaluate(ev.delay, t, y, p))
                 if not (delay >= 0 and np.isfinite(delay)):
@@ -158,8 +160,6 @@ class OdeEngine(Engine):
                 values = [model.evaluate(node, t, y, p) for _, _, _, node in ev.actions] if ev.values_at_trigger else []
                 pending.append((t + delay, len(log) + len(pending), k, values))
                 pending.sort(key=lambda entry: entry[:2])
-                return False
-            if ev.guard is not None and not model.evaluate(ev.guard, t, y, p):
                 return False
             values = due or [model.evaluate(node, t, y, p) for _, _, _, node in ev.actions]  # all from the old state
             for (mode, kind, i, _), v in zip(ev.actions, values):
@@ -223,6 +223,15 @@ class OdeEngine(Engine):
             if not model.events[kc].persistent:
                 pending[:] = [entry for entry in pending if entry[2] != kc]
 
+        def run_due(t: float) -> None:
+            """Delayed events due by t, in the order they were triggered (with those their jumps trigger)."""
+            while pending and pending[0][0] <= t:
+                _, _, k, values = pending.pop(0)
+                ev = model.events[k]
+                trigger = ev.condition if ev.condition is not None else ev.guard  # (a timed copy: its guard)
+                if ev.persistent or trigger is None or model.evaluate(trigger, t, y, p):
+                    fire(k, t, values)
+
         def retest(t: float) -> None:
             """At a segment's end (an event, a time switch), conditions are tested where they are, not only
             where a root is crossed: 'time == 3' holds at the switch at 3 and nowhere else."""
@@ -240,13 +249,10 @@ class OdeEngine(Engine):
             while k_timed < len(timed) and timed[k_timed][0] <= t:
                 fire(timed[k_timed][1], t)
                 k_timed += 1
-            while pending and pending[0][0] <= t:  # delayed events due now, in the order they were triggered
-                _, _, k, values = pending.pop(0)
-                ev = model.events[k]
-                if ev.persistent or ev.condition is None or model.evaluate(ev.condition, t, y, p):
-                    fire(k, t, values)
+            run_due(t)
             if t > t0:
                 retest(t)
+                run_due(t)  # a delay of 0 triggered just now
             while k_grid < n and t_eval[k_grid] <= t:  # output at an event time: the state after it
                 record(np.array([k_grid]), y[None, :])
                 k_grid += 1

@@ -273,6 +273,10 @@ def _events(model: CompiledModel, m, ids: _Ids, unit_of, time_unit: str) -> None
             e.setUseValuesFromTriggerTime(False)  # values when it executes: after the events before it
             t = e.createTrigger()
             t.setPersistent(True)
+            if ev.delay is not None:  # SBML's event delay, as ilsim's: values and persistence as the event says
+                _check(e.createDelay().setMath(to_ast(ev.delay)), f"the delay of event '{ev.name}'")
+                e.setUseValuesFromTriggerTime(ev.values_at_trigger)
+                t.setPersistent(ev.persistent)
             t.setInitialValue(ev.condition is not None and trig is ev.condition)
             timed = trig is not ev.condition  # 'time >= c': c is a time
             _check(t.setMath(to_ast(trig, literal_units=time_unit if timed else None)), f"the trigger of event '{ev.name}'")

@@ -7,16 +7,16 @@ disagreed. The engines therefore end a segment at each such moment, as at a time
 
 ``time_switches(model)`` returns trees over ``t`` and the parameters; evaluated at the start ``t`` of a
 segment, each gives a candidate moment of the next switch, and a value that is not later than ``t`` means
-"none ahead". The SciPy engine evaluates them, the batch engine and the C/CUDA kernel print them as code,
-so the three stop at the same times. Event conditions count too: a condition on time (``t == 3``,
-``floor(t/5) == 2``) is tested where it switches, at a segment's end. Recognised: comparisons (in ``piecewise``,
-``a if c else b``),
-``floor``/``ceil`` (a switch at every integer value of the argument: the next one is computed from the
-current time, so a periodic drive costs one tree, not a list of times), ``abs`` (a kink at zero) and
-``min``/``max`` (kinks where two arguments meet), whenever the quantity involved is affine in ``t``
-(``a*t + b``) with ``a`` and ``b`` made of parameters, numbers, observables of those, and ``floor``/``ceil``
-of such terms (constant between their own switches). A switch that depends on the state (``x < 1``) or on
-``t`` in a non-affine way (``sin(t) > 0``) is not found here: the first needs a condition event, the second
+"none ahead". The SciPy engine evaluates them, the batch engine and the C/CUDA kernel print them as code, so
+the three stop at the same times. Event conditions count too: a condition on time (``t == 3``,
+``floor(t/5) == 2``) is tested where it switches, at a segment's end. Recognised: comparisons (in
+``piecewise``, ``a if c else b``), ``floor``/``ceil`` (a switch at every integer value of the argument: the
+next one is computed from the current time, so a periodic drive costs one tree, not a list of times), ``abs``
+(a kink at zero) and ``min``/``max`` (kinks where two arguments meet), whenever the quantity involved is
+affine in ``t`` (``a*t + b``) with ``a`` and ``b`` made of parameters, numbers, observables of those, and
+``floor``/``ceil`` of such terms (constant between their own switches). A switch that depends on the state
+(``x < 1``) or on ``t`` in a non-affine way (``sin(t) > 0``) is not found here: the first needs a condition
+event, the second
 is listed in docs/limits.md.
 """
 
@@ -45,23 +45,6 @@ def time_switches(model) -> list[ex.Expr]:
             found += [_crossing(affine(ex.BinOp("-", first, second)))
                       for i, first in enumerate(node.args) for second in node.args[i + 1:]]
         out += [tree for tree in found if tree is not None and tree not in out]
-    return out
-
-
-def condition_switches(model) -> list[ex.Expr]:
-    """The moments a condition event's comparison of t with parameters flips (``t >= 25``), as trees like those of
-    ``time_switches``: an engine that tests conditions only at its own steps (the stochastic engine, between
-    reactions) stops there too, so such an event fires on time."""
-    affine = _affine_in(model)
-    out: list[ex.Expr] = []
-    stack = [e.condition for e in model.events if e.condition is not None]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ex.Compare):
-            tree = _crossing(affine(ex.BinOp("-", node.left, node.right)))
-            if tree is not None and tree not in out:
-                out.append(tree)
-        stack.extend(ex.children(node))
     return out
 
 
