@@ -83,6 +83,8 @@ class Types:
     differentiate_rate: np.ndarray
     kill_rate: np.ndarray  # killer type x target type, 1/min
     uptake: np.ndarray  # type x field, 1/min
+    target_rate: np.ndarray  # type x field, 1/min: BioFVM's secretion towards a target density
+    target_level: np.ndarray  # type x field
     sec_field: np.ndarray  # type x MAX_SECRETIONS, int, -1: unused
     sec_rate: np.ndarray  # amount/min
     sec_stimulus: np.ndarray  # int, -1: always stimulated
@@ -172,8 +174,9 @@ class Agents:
             dt,
         )
         w = dt * types.volume[self.typ] / geometry.dx**3
-        zeros = np.zeros((n, nf))
-        return voxel, w, zeros, zeros, np.ascontiguousarray(types.uptake[self.typ]), E
+        S = np.ascontiguousarray(types.target_rate[self.typ])
+        T = np.ascontiguousarray(types.target_level[self.typ])
+        return voxel, w, S, T, np.ascontiguousarray(types.uptake[self.typ]), E
 
     def step(self, C, types: Types, geometry: Geometry, step: int, dt: float, seed: int, vessels=None) -> None:
         """Move the cells and draw their fates over one dt (the fields C as they are after the diffusion step)."""

@@ -78,6 +78,7 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
         uses += [(f"secretion[{k}].field", s.field) for k, s in enumerate(a.secretion)]
         uses += [(f"secretion[{k}].stimulus", s.stimulus) for k, s in enumerate(a.secretion)]
         uses += [(f"uptake[{k}].field", u.field) for k, u in enumerate(a.uptake)]
+        uses += [(f"secretion_target[{k}].field", g.field) for k, g in enumerate(a.secretion_target)]
         for name, used in uses:
             if used is not None and used not in fields:
                 problem(f"{where}.{name}", f"'{used}' is not a field of the tissue{did_you_mean(used, fields)}"
@@ -220,6 +221,7 @@ def _types(tissue: Tissue, fields: list[str], names: list[str]) -> Types:
 
     kill = np.zeros((nt, nt))
     uptake = np.zeros((nt, nf))
+    target_rate, target_level = np.zeros((nt, nf)), np.zeros((nt, nf))
     sec = {k: np.full((nt, MAX_SECRETIONS), -1 if k in ("field", "stimulus") else 0.0,
                       dtype=np.int64 if k in ("field", "stimulus") else float)
            for k in ("field", "rate", "stimulus", "threshold", "lag")}
@@ -228,6 +230,9 @@ def _types(tissue: Tissue, fields: list[str], names: list[str]) -> Types:
             kill[t, names.index(kl.target)] += kl.rate
         for u in a.uptake:
             uptake[t, index[u.field]] += u.rate
+        for g in a.secretion_target:
+            target_rate[t, index[g.field]] = g.rate
+            target_level[t, index[g.field]] = g.target
         for k, s in enumerate(a.secretion):
             sec["field"][t, k] = index[s.field]
             sec["rate"][t, k] = s.rate
@@ -243,7 +248,8 @@ def _types(tissue: Tissue, fields: list[str], names: list[str]) -> Types:
         repulsion=col(lambda a: a.repulsion), death=col(lambda a: a.death), division=col(lambda a: a.division),
         differentiate_into=col(lambda a: names.index(a.differentiation.into) if a.differentiation else -1, np.int64),
         differentiate_rate=col(lambda a: a.differentiation.rate if a.differentiation else 0.0),
-        kill_rate=kill, uptake=uptake, sec_field=sec["field"], sec_rate=sec["rate"], sec_stimulus=sec["stimulus"],
+        kill_rate=kill, uptake=uptake, target_rate=target_rate, target_level=target_level,
+        sec_field=sec["field"], sec_rate=sec["rate"], sec_stimulus=sec["stimulus"],
         sec_threshold=sec["threshold"], sec_lag=sec["lag"],
         receptor_field=col(lambda a: index[a.receptor.field] if a.receptor else -1, np.int64),
         receptor_kd=col(lambda a: a.receptor.kd if a.receptor else 1.0),

@@ -228,6 +228,30 @@ class Uptake(_Strict):
         return r
 
 
+class TargetSecretion(_Strict):
+    """Secretion towards a target density (BioFVM's and PhysiCell's ``secretion_rate`` and ``secretion_target``): the
+    cell's voxel relaxes as dc/dt = rate (V_cell / V_voxel) (target - c), solved implicitly with the uptake."""
+
+    field: str
+    rate: float | str  # 1/min
+    target: float  # the field's units
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, v):
+        r = quantity(v, "1/min", "rate")
+        if r < 0:
+            raise ValueError(f"a secretion rate must not be negative, got {r:g} 1/min")
+        return r
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v):
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"target must be a finite concentration >= 0, got {v}")
+        return v
+
+
 class Kill(_Strict):
     target: str  # an agent species
     rate: float  # 1/min per touching target
@@ -282,6 +306,7 @@ class Agent(_Strict):
     placement: Placement = Field(default_factory=Placement)
     secretion: list[Secretion] = Field(default_factory=list)
     uptake: list[Uptake] = Field(default_factory=list)
+    secretion_target: list[TargetSecretion] = Field(default_factory=list)
     division: float = 0.0  # 1/min
     death: float = 0.0  # 1/min
     kills: list[Kill] = Field(default_factory=list)
