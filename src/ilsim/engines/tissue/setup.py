@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
+from ilsim.engines.tissue import bindings
 from ilsim.engines.tissue.agents import MAX_SECRETIONS, Agents, Geometry, Types
 from ilsim.engines.tissue.diffusion import DiffusionSolver
 from ilsim.errors import IlsimError, ModelError, Problem, did_you_mean
@@ -47,11 +49,41 @@ def machine_memory() -> int | None:
         return None
 
 
-def build(spec, source: str | None = None, base: Path | None = None, memory: int | None = None) -> Setup:
-    """Check ``spec.tissue`` against the model (``spec``: the expanded model spec) and build the run's pieces."""
+def bound_section(spec, values: dict[str, float] | None = None, seed: int | None = None, source: str | None = None) -> Tissue:
+    """``spec.tissue`` with its bound numbers set from the model's parameters (``values`` overriding theirs by name)
+    and, if given, another seed; one ModelError naming every binding that is wrong."""
     tissue: Tissue | None = spec.tissue
     if tissue is None:
         raise ModelError([Problem("tissue", "the model has no tissue: section (docs/tissue.md)", source)])
+    if not tissue.parameters and seed is None:
+        return tissue
+    known = {p.name: float(p.value) for p in spec.parameters}
+    problems = []
+    for name, path in tissue.parameters.items():
+        if name not in known:
+            problems.append(Problem(f"tissue.parameters.{name}", f"'{name}' is not a parameter of the model"
+                                                                 f"{did_you_mean(name, known)}", source))
+            continue
+        try:
+            bindings.check(tissue, path)
+        except ValueError as exc:
+            problems.append(Problem(f"tissue.parameters.{name}", f"{path}: {exc}", source))
+    if problems:
+        raise ModelError(problems)
+    values = {**known, **(values or {})}
+    try:
+        return bindings.apply(tissue, {path: values[name] for name, path in tissue.parameters.items()}, seed)
+    except ValidationError as exc:
+        set_to = ", ".join(f"{n} = {values[n]:g}" for n in tissue.parameters)
+        raise ModelError([Problem("tissue.parameters", f"with {set_to}: {e['msg']} (at {'.'.join(map(str, e['loc']))})",
+                                  source) for e in exc.errors()]) from None
+
+
+def build(spec, source: str | None = None, base: Path | None = None, memory: int | None = None,
+          values: dict[str, float] | None = None, seed: int | None = None) -> Setup:
+    """Check ``spec.tissue`` against the model (``spec``: the expanded model spec) and build the run's pieces; ``values``
+    (parameter -> value) and ``seed`` replace the model's for a replicate or a point of a sweep."""
+    tissue = bound_section(spec, values, seed, source)
     problems: list[Problem] = []
 
     def problem(field: str, message: str) -> None:

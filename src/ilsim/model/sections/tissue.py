@@ -337,6 +337,8 @@ class Tissue(_Strict):
     t_end: float = 60.0  # min
     save_every: float = 10.0  # min
     seed: int = 0
+    # model parameters that set numbers of this section: parameter -> path (engines/tissue/bindings.py)
+    parameters: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -348,6 +350,8 @@ class Tissue(_Strict):
             raise ValueError(f"dt ({self.dt:g} min) is longer than t_end ({self.t_end:g} min)")
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed}")
+        for name in self.parameters:
+            _check_name(name)
         for what, names in (("fields", [f.species for f in self.fields]), ("agents", [a.species for a in self.agents])):
             for n in names:
                 _check_name(n)
