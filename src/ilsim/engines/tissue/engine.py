@@ -92,8 +92,25 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
         result = TissueRun(setup, [_snapshot(0.0, state.fields, agents)], state)
     C, agents = state.fields, state.agents
     solver, types, geometry = setup.solver, setup.types, setup.geometry
+    # the bound parameters as the events before this step left them (a resumed run replays them; doses are in C)
+    values, changed = dict(setup.values), False
+    for ev in setup.events:
+        if ev.step < state.step and (ev.sets or ev.adds):
+            values, changed = ev.parameters(values), True
+    if changed:
+        current = setup.rebuild(values)
+        solver, types = current.solver, current.types
+    events = [ev for ev in setup.events if ev.step >= state.step]
     for step in range(state.step, steps):
         t = step * dt
+        while events and events[0].step == step:
+            ev = events.pop(0)
+            for f, rise in ev.doses:
+                _dose(C[f], setup, rise, state.ledger, f)
+            if ev.sets or ev.adds:
+                values = ev.parameters(values)
+                current = setup.rebuild(values)  # checked before the run: every value is one the section accepts
+                solver, types = current.solver, current.types
         if setup.fields:  # a tissue of cells alone has no grid to step
             cells = agents.sources(C, types, geometry, t, dt) if len(agents) else None
             solver.step(C, cells, state.ledger)
@@ -115,11 +132,24 @@ def replicate_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+def _dose(level: np.ndarray, setup: Setup, rise: float, ledger: Ledger, f: int) -> None:
+    """A systemic dose raising the field's mean by ``rise``: the amount rise x domain volume enters through the vessel
+    voxels (equal shares), or spread uniformly over every voxel where the domain has no vessels."""
+    flat = level.reshape(-1)
+    voxel_volume = setup.geometry.dx ** 3
+    amount = rise * flat.size * voxel_volume
+    if len(setup.vessels):
+        flat[setup.vessels] += amount / (len(setup.vessels) * voxel_volume)
+    else:
+        flat += rise
+    ledger.dosed[f] += amount
+
+
 class TissueEngine(Engine):
     """The tissue engine on the engine contract (see the module's docstring for what ``solve`` returns)."""
 
     name = "tissue"
-    supports = {"events": False, "doses": False, "replicates": True}
+    supports = {"events": True, "doses": False, "replicates": True}  # timed events; pk doses are not run
 
     def __init__(self, t_end: float | None = None, save_every: float | None = None, seed: int | None = None):
         self.t_end = t_end

@@ -7,7 +7,8 @@ from __future__ import annotations
 import csv
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,28 @@ class Setup:
     agent_names: list[str]  # species names of the agent types, in order
     vessels: np.ndarray  # flat voxel indices
     initial: np.ndarray  # the fields at t = 0 (fields x z x y x x)
+    events: list[TissueEvent] = field(default_factory=list)  # the model's timed events that act on the tissue
+    values: dict[str, float] = field(default_factory=dict)  # the bound parameters' values at t = 0
+    rebuild: Callable[[dict[str, float]], Setup] | None = None  # the same setup with other parameter values
+
+
+@dataclass
+class TissueEvent:
+    """A timed event of the model acting on the tissue at the start of step ``step``: doses of field species (a rise
+    of the mean concentration, delivered through the vessel voxels, or uniformly without vessels) and new values of
+    bound parameters."""
+
+    step: int
+    name: str
+    doses: list[tuple[int, float]]  # (field index, rise of the field's mean concentration)
+    sets: dict[str, float]
+    adds: dict[str, float]
+
+    def parameters(self, values: dict[str, float]) -> dict[str, float]:
+        new = {**values, **self.sets}
+        for name, delta in self.adds.items():
+            new[name] = new[name] + delta
+        return new
 
 
 def memory_needed(tissue: Tissue, agents: int) -> int:
@@ -85,6 +108,8 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
     (parameter -> value) and ``seed`` replace the model's for a replicate or a point of a sweep."""
     tissue = bound_section(spec, values, seed, source)
     problems: list[Problem] = []
+    start = {**{p.name: float(p.value) for p in spec.parameters if p.name in tissue.parameters}, **(values or {})}
+    events = _events(spec, tissue, start, source, problems)
 
     def problem(field: str, message: str) -> None:
         problems.append(Problem(f"tissue.{field}", message, source))
@@ -190,7 +215,59 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
     shape3 = tuple(shape) + (1,) * (3 - dims)
     geometry = Geometry(dims, shape3, domain.voxel, periodic)
     return Setup(tissue, solver, _types(tissue, fields, agent_names), geometry,
-                 Agents.place(pos3, typ, tissue.seed, dims), fields, agent_names, vessels, initial)
+                 Agents.place(pos3, typ, tissue.seed, dims), fields, agent_names, vessels, initial, events, start,
+                 lambda new: build(spec, source, base, memory, new, tissue.seed))
+
+
+def _events(spec, tissue: Tissue, start: dict[str, float], source, problems: list[Problem]) -> list[TissueEvent]:
+    """The model's timed events that add to a field species (a systemic dose) or set or add to a bound parameter;
+    events acting on neither belong to the well-mixed part of the model, which the tissue engine does not run."""
+    fields = [f.species for f in tissue.fields]
+    out: list[TissueEvent] = []
+    for k, ev in enumerate(spec.events):
+        where = f"events[{k}]"
+        touched = [t for t in (*ev.set, *ev.add) if t in fields or t in tissue.parameters]
+        if not touched:
+            continue
+        if ev.when is not None or ev.only_if is not None or ev.delay is not None:
+            problems.append(Problem(where, f"'{ev.name}' acts on the tissue ({', '.join(touched)}): the tissue engine runs "
+                                           "timed events (at:) without when, only_if or delay", source))
+            continue
+        numbers: dict[str, dict[str, float]] = {"set": {}, "add": {}}
+        for mode in ("set", "add"):
+            for target, value in getattr(ev, mode).items():
+                if target not in touched:
+                    continue
+                if mode == "set" and target in fields:
+                    problems.append(Problem(f"{where}.set.{target}", f"'{target}' is a tissue field: a dose adds to it "
+                                                                      "(add:), setting its level has no tissue meaning", source))
+                    continue
+                try:
+                    numbers[mode][target] = float(value)
+                except (TypeError, ValueError):
+                    problems.append(Problem(f"{where}.{mode}.{target}", f"the tissue engine needs a number here, got "
+                                                                        f"'{value}'", source))
+        times = ev.at if isinstance(ev.at, list) else [ev.at]
+        for t in times:
+            step = round(t / tissue.dt)
+            if abs(step * tissue.dt - t) > 1e-9 * max(1.0, abs(t)):
+                problems.append(Problem(f"{where}.at", f"{t:g} min is not a whole number of steps (dt = {tissue.dt:g} min)",
+                                        source))
+                continue
+            doses = [(fields.index(f), d) for f, d in numbers["add"].items() if f in fields]
+            out.append(TissueEvent(step, ev.name, doses, numbers["set"],
+                                   {p: d for p, d in numbers["add"].items() if p not in fields}))
+    out.sort(key=lambda e: e.step)  # stable: events at one time act in the order the model lists them
+    values = dict(start)
+    for ev in out:  # every value the events give must be one the section accepts, checked before the run
+        if ev.sets or ev.adds:
+            values = ev.parameters(values)
+            try:
+                bound_section(spec, values, source=source)
+            except ModelError as exc:
+                problems.extend(Problem(f"{p.field} (after '{ev.name}' at {ev.step * tissue.dt:g} min)", p.message, source)
+                                for p in exc.problems)
+    return out
 
 
 def _sizes(size) -> str:
