@@ -37,11 +37,11 @@ def test_strict_import_refuses_naming_the_elements(cli, refused, shared_data, sa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_virus_macrophage_names_chemotaxis_and_adhesion(cli, refused, shared_data, tmp_path):
-    refused(cli("import-physicell", _settings(shared_data, "virus_macrophage"), "--out", tmp_path / "m.yaml"),
-            "cell_definition[@name='macrophage']/phenotype/motility/options/chemotaxis",
-            "cell_definition[@name='epithelial cell']/phenotype/mechanics/cell_cell_adhesion_strength",
-            "number_of_infected_cells")
+def test_virus_macrophage_names_adhesion_and_the_custom_parameters(cli, refused, shared_data, tmp_path):
+    text = refused(cli("import-physicell", _settings(shared_data, "virus_macrophage"), "--out", tmp_path / "m.yaml"),
+                   "cell_definition[@name='epithelial cell']/phenotype/mechanics/cell_cell_adhesion_strength",
+                   "number_of_infected_cells")
+    assert "chemotaxis" not in text  # mapped: biased turns
 
 
 @pytest.mark.parametrize("sample", SAMPLES)
@@ -75,6 +75,10 @@ def test_numbers_match_the_xml(shared_data, sample):
         if ph.find("motility/options/enabled").text.strip() == "true":
             assert (agent["speed"], agent["persistence"]) == (_value(ph, "motility/speed"),
                                                                _value(ph, "motility/persistence_time"))
+            if ph.find("motility/options/chemotaxis/enabled").text.strip() == "true":
+                chemo = ph.find("motility/options/chemotaxis")
+                assert agent["chemotaxis"] == {"field": names[chemo.find("substrate").text.strip()],
+                                               "bias": _value(ph, "motility/migration_bias") * _value(chemo, "direction")}
         else:
             assert "speed" not in agent
 

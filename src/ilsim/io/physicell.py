@@ -244,8 +244,16 @@ def _cell_type(r: _Reader, name: str, d: ET.Element, fields: dict[str, str], typ
             agent["speed"] = speed
             agent["persistence"] = r.number(mot, "persistence_time", f"{p}/motility", 1.0) or 1.0
         if _on(mot.findtext("options/chemotaxis/enabled")):
-            r.drop(f"{p}/motility/options/chemotaxis", "PhysiCell moves a chemotactic cell at its speed along the unit "
-                                                       "gradient (migration_bias); ilsim's drift is linear in the gradient")
+            sub = (mot.findtext("options/chemotaxis/substrate") or "").strip()
+            sign = r.number(mot, "options/chemotaxis/direction", f"{p}/motility", 1.0)
+            bias = r.number(mot, "migration_bias", f"{p}/motility")
+            if sub not in fields:
+                r.error(f"{p}/motility/options/chemotaxis/substrate", f"'{sub}' is not a substrate of microenvironment_setup")
+            elif sign not in (1.0, -1.0) or not 0.0 <= bias <= 1.0:
+                r.error(f"{p}/motility", f"chemotaxis needs direction 1 or -1 and migration_bias in 0..1, got {sign:g} "
+                                         f"and {bias:g}")
+            elif bias > 0:
+                agent["chemotaxis"] = {"field": fields[sub], "bias": sign * bias}
         if _on(mot.findtext("options/advanced_chemotaxis/enabled")):
             r.drop(f"{p}/motility/options/advanced_chemotaxis", "chemotaxis towards several substrates")
     uptake, export, target = [], [], []

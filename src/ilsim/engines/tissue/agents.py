@@ -76,6 +76,7 @@ class Types:
     persistence: np.ndarray
     chemo_field: np.ndarray  # int, -1: none
     chemo_sensitivity: np.ndarray
+    chemo_bias: np.ndarray  # PhysiCell's migration bias towards (> 0) or away from (< 0) the chemotactic field
     repulsion: np.ndarray
     death: np.ndarray
     division: np.ndarray
@@ -209,6 +210,7 @@ class Agents:
                 types.persistence,
                 types.chemo_field,
                 types.chemo_sensitivity,
+                types.chemo_bias,
                 types.repulsion,
                 seed,
                 step,
@@ -484,6 +486,30 @@ def _gradient(C, f, pos, dx, shape, periodic, ax):
     return (C[f, hi[2], hi[1], hi[0]] - C[f, lo[2], lo[1], lo[0]]) / (span * dx)
 
 
+@njit(cache=True, inline="always")
+def _bias(d, bias, C, f, pos, dx, shape, periodic, dims):
+    """PhysiCell's turn of a chemotactic cell: the new direction is (1 - b) x the random one + b x the unit gradient
+    (its opposite for b < 0), normalised; a flat field leaves the random direction."""
+    g = np.zeros(3)
+    norm = 0.0
+    for ax in range(dims):
+        g[ax] = _gradient(C, f, pos, dx, shape, periodic, ax)
+        norm += g[ax] * g[ax]
+    if norm == 0.0:
+        return
+    norm = math.sqrt(norm)
+    b = abs(bias)
+    sign = 1.0 if bias > 0 else -1.0
+    size = 0.0
+    for ax in range(3):
+        d[ax] = (1.0 - b) * d[ax] + b * sign * g[ax] / norm
+        size += d[ax] * d[ax]
+    if size > 0.0:
+        size = math.sqrt(size)
+        for ax in range(3):
+            d[ax] /= size
+
+
 @njit(cache=True)
 def _velocity(
     a,
@@ -506,6 +532,7 @@ def _velocity(
     persistence,
     chemo_field,
     chemo_sens,
+    chemo_bias,
     repulsion,
     seed,
     step,
@@ -517,6 +544,8 @@ def _velocity(
     if speed[ty] > 0:
         if uniform(seed, ids[a], step, TURN) < 1.0 - math.exp(-dt / persistence[ty]):
             _direction(uniform(seed, ids[a], step, DIR1), uniform(seed, ids[a], step, DIR2), dims, d)
+            if chemo_bias[ty] != 0.0 and chemo_field[ty] >= 0:
+                _bias(d, chemo_bias[ty], C, chemo_field[ty], pos[a], dx, shape, periodic, dims)
             direction[a, 0], direction[a, 1], direction[a, 2] = d[0], d[1], d[2]
         for ax in range(3):
             velocity[a, ax] += speed[ty] * direction[a, ax]
@@ -583,6 +612,7 @@ def move(
     persistence,
     chemo_field,
     chemo_sens,
+    chemo_bias,
     repulsion,
     seed,
     step,
@@ -611,6 +641,7 @@ def move(
             persistence,
             chemo_field,
             chemo_sens,
+            chemo_bias,
             repulsion,
             seed,
             step,
@@ -641,6 +672,7 @@ def move_serial(
     persistence,
     chemo_field,
     chemo_sens,
+    chemo_bias,
     repulsion,
     seed,
     step,
@@ -669,6 +701,7 @@ def move_serial(
             persistence,
             chemo_field,
             chemo_sens,
+            chemo_bias,
             repulsion,
             seed,
             step,

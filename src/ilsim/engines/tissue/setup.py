@@ -354,6 +354,7 @@ def _types(tissue: Tissue, fields: list[str], names: list[str]) -> Types:
         persistence=col(lambda a: a.persistence),
         chemo_field=col(lambda a: index[a.chemotaxis.field] if a.chemotaxis else -1, np.int64),
         chemo_sensitivity=col(lambda a: a.chemotaxis.sensitivity if a.chemotaxis else 0.0),
+        chemo_bias=col(lambda a: a.chemotaxis.bias if a.chemotaxis else 0.0),
         repulsion=col(lambda a: a.repulsion), death=col(lambda a: a.death), division=col(lambda a: a.division),
         differentiate_into=col(lambda a: names.index(a.differentiation.into) if a.differentiation else -1, np.int64),
         differentiate_rate=col(lambda a: a.differentiation.rate if a.differentiation else 0.0),

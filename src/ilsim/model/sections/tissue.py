@@ -189,8 +189,20 @@ class Placement(_Strict):
 
 
 class Chemotaxis(_Strict):
+    """A drift ``sensitivity`` x grad c, and/or PhysiCell's biased turns: at each turn of the random walk the new
+    direction is (1 - |bias|) x a random one + |bias| x the unit gradient (away from the field for bias < 0)."""
+
     field: str
-    sensitivity: float  # µm/min of drift per (concentration per µm); negative: away from the field
+    sensitivity: float = 0.0  # µm/min of drift per (concentration per µm); negative: away from the field
+    bias: float = 0.0  # -1..1: PhysiCell's migration_bias x chemotaxis direction
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if not math.isfinite(self.sensitivity):
+            raise ValueError(f"sensitivity must be finite, got {self.sensitivity}")
+        if not (math.isfinite(self.bias) and -1.0 <= self.bias <= 1.0):
+            raise ValueError(f"bias must lie between -1 and 1, got {self.bias}")
+        return self
 
 
 class Secretion(_Strict):
