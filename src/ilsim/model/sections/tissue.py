@@ -44,6 +44,14 @@ def quantity(value, target: str, what: str) -> float:
     return number
 
 
+def _per_minute(value, what: str) -> float:
+    """A rate >= 0 in 1/min from a number or text with units."""
+    r = quantity(value, "1/min", "rate")
+    if r < 0:
+        raise ValueError(f"{what} must not be negative, got {r:g} 1/min")
+    return r
+
+
 _EXAMPLES = {"um^2/min": "6000 um^2/min", "1/min": "0.1 1/min"}
 
 
@@ -234,10 +242,7 @@ class Uptake(_Strict):
     @field_validator("rate")
     @classmethod
     def _rate(cls, v):
-        r = quantity(v, "1/min", "rate")
-        if r < 0:
-            raise ValueError(f"an uptake rate must not be negative, got {r:g} 1/min")
-        return r
+        return _per_minute(v, "an uptake rate")
 
 
 class TargetSecretion(_Strict):
@@ -251,10 +256,7 @@ class TargetSecretion(_Strict):
     @field_validator("rate")
     @classmethod
     def _rate(cls, v):
-        r = quantity(v, "1/min", "rate")
-        if r < 0:
-            raise ValueError(f"a secretion rate must not be negative, got {r:g} 1/min")
-        return r
+        return _per_minute(v, "a secretion rate")
 
     @field_validator("target")
     @classmethod
