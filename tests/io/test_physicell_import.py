@@ -180,3 +180,8 @@ def test_bad_input_is_refused_with_nothing_written(cli, refused, tmp_path):
     refused(cli("import-physicell", settings, "--out", out), "not well-formed XML")
     refused(cli("import-physicell", tmp_path / "absent.xml", "--out", out), "cannot read")
     assert not out.exists() and not (tmp_path / "m.cells.csv").exists()
+    settings.write_text(XML.replace("CELLS", ENABLED))
+    (tmp_path / "cells.csv").write_text("-90,0,0,0\n")
+    (tmp_path / "m.cells.csv").write_text("mine")
+    refused(cli("import-physicell", settings, "--out", out), "m.cells.csv")
+    assert (tmp_path / "m.cells.csv").read_text() == "mine" and not out.exists()
