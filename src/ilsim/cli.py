@@ -887,3 +887,40 @@ def tissue(
         out.print(f"  {plain(name)}: mean {f['mean']:.4g}, max {f['max']:.4g}", highlight=False)
     files = "agents.parquet, fields.nc, timeseries.csv, summary.json, model.yaml"
     out.print(f"written to {plain(out_dir)}/ ({files}{', figures/, report.html' if report else ''})", highlight=False)
+
+
+@app.command("import-physicell")
+def import_physicell(
+    settings: Annotated[Path, typer.Argument(help="a PhysiCell settings file (PhysiCell_settings.xml)")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="the ilsim model file to write (YAML, written atomically; "
+                                                               "initial cells go beside it as NAME.cells.csv)")],
+    cells: Annotated[Path | None, typer.Option(help="the initial cells CSV (default: the one the settings enable, "
+                                                    "looked for beside the settings file)")] = None,
+    skip_unmapped: Annotated[bool, typer.Option(
+        "--skip-unmapped", help="write the model without what has no ilsim equivalent (listed, kept in its notes)")] = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Import a PhysiCell project as a model with a tissue: section (docs/tissue.md); what has no equivalent is refused."""
+    from ilsim import api  # lazy: heavy (SciPy, xarray)
+    from ilsim.io import physicell
+    from ilsim.io.atomic import check_new_file
+
+    try:
+        check_new_file(out_file, overwrite=overwrite, inputs=[settings] + ([cells] if cells else []))
+        imported = physicell.import_physicell(settings, cells, partial=skip_unmapped, name=out_file.stem)
+        if imported.cells:  # the cells file beside the model must not replace a file of the user's either
+            check_new_file(physicell.cells_path(out_file), overwrite=overwrite, inputs=[settings] + ([cells] if cells else []))
+        api.compile(physicell.build_spec(imported, out_file))  # the written file must compile
+        spec = physicell.write(imported, out_file)
+    except IlsimError as exc:
+        _fail(exc)
+        return
+    except OSError as exc:
+        _fail(IlsimError(f"cannot write {out_file}: {exc.strerror}"))
+        return
+    for problem in imported.dropped:
+        err.print(f"left out: {problem.field}: {problem.message}", markup=False, highlight=False)
+    tissue = spec.tissue
+    left = f", {len(imported.dropped)} element(s) left out" if imported.dropped else ""
+    out.print(f"wrote {out_file} ({len(tissue.fields)} fields, {len(tissue.agents)} cell types, "
+              f"{len(imported.cells or [])} initial cells{left})", markup=False, highlight=False)

@@ -28,7 +28,7 @@ from ilsim.io.results import write_json, write_netcdf
 from ilsim.model.load import dump_spec
 from ilsim.model.sections.tissue import AXES
 
-_LEDGER = ("secreted", "taken_up", "decayed", "blood", "fixed")
+_LEDGER = ("secreted", "taken_up", "decayed", "blood", "fixed", "dosed")
 
 
 def checkpoint_path(out: Path) -> Path:

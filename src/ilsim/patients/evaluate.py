@@ -61,11 +61,16 @@ def evaluate(
     by default) and summarise each patient."""
     engine = engine or BatchEngine(rtol=model.spec.simulation.rtol, atol=model.spec.simulation.atol)
     P = np.ascontiguousarray(P, dtype=float)
-    result = engine.solve(model, t_eval, P)
+    # an engine of replicates (the tissue engine) seeds each row from its index in the whole run, not in this chunk
+    result = engine.solve(model, t_eval, P, **({"first": first_id} if engine.supports.get("replicates") else {}))
     Y, status = result.Y, result.status
     # the C/CUDA kernel does not keep parameters that events change (NaN): its metrics read the starting values,
     # as they always did on that backend
     P_end = np.where(np.isnan(result.P_end), P, result.P_end)
     metrics = patient_metrics(model, t_eval, Y, P, status, P_end=P_end, status_text=STATUS,
                               conditions=conditions, first_id=first_id)
+    # a failed patient's status carries the engine's own reason where it gives one (a refused value, a solver's words)
+    why = list(result.messages or [])
+    if any(why):
+        metrics["status"] = [f"{text}: {m}" if m and code != 0 else text for text, m, code in zip(metrics["status"], why, status)]
     return Block(metrics, Y, status)

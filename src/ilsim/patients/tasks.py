@@ -66,7 +66,8 @@ def chunk_task(model: CompiledModel, t_eval: np.ndarray, conditions, *, rtol: fl
     given, runs its patients instead of the backend's batch engine."""
     model_hash = model.spec.content_hash()
     task = ChunkTask(json.dumps(model.spec.model_dump(mode="json")), model_hash, t_eval, tuple(conditions), backend,
-                     float(rtol), float(atol), bool(trajectories), engine)
+                     # an engine without tolerances (the tissue engine) gives None
+                     None if rtol is None else float(rtol), None if atol is None else float(atol), bool(trajectories), engine)
     _keep(model_hash, model)
     return task
 

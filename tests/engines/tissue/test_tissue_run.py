@@ -137,15 +137,16 @@ def test_resume_after_kill_9_is_bit_identical(tmp_path):
 
 def test_engine_contract_gives_counts_and_mean_fields_per_replicate(model):
     import ilsim
-    from ilsim.engines.tissue.engine import TissueEngine, run
+    from ilsim.engines.tissue.engine import TissueEngine, replicate_seed, run
     from ilsim.engines.tissue.setup import build
 
     compiled = ilsim.compile(model)
     P = np.repeat(np.atleast_2d(compiled.p0), 2, axis=0)
     ds = TissueEngine().simulate(compiled, [0.0, 2.0, 6.0], P)
-    setup = build(compiled.spec)
-    for row in range(2):  # replicate r runs with the section's seed + r
-        direct = run(setup, t_end=6.0, save_every=0.1, seed=setup.tissue.seed + row)
+    for row in range(2):  # replicate r: placement and draws seeded by replicate_seed(the section's seed, r)
+        seed = replicate_seed(compiled.spec.tissue.seed, row)
+        setup = build(compiled.spec, seed=seed)
+        direct = run(setup, t_end=6.0, save_every=0.1, seed=seed)
         keep = [0, 20, 60]
         assert list(ds["Th"].values[row]) == list(direct.counts()[keep, 0])
         np.testing.assert_array_equal(ds["IL2"].values[row], direct.field_stats()[0][keep, 0])

@@ -76,6 +76,7 @@ class Types:
     persistence: np.ndarray
     chemo_field: np.ndarray  # int, -1: none
     chemo_sensitivity: np.ndarray
+    chemo_bias: np.ndarray  # PhysiCell's migration bias towards (> 0) or away from (< 0) the chemotactic field
     repulsion: np.ndarray
     death: np.ndarray
     division: np.ndarray
@@ -83,6 +84,8 @@ class Types:
     differentiate_rate: np.ndarray
     kill_rate: np.ndarray  # killer type x target type, 1/min
     uptake: np.ndarray  # type x field, 1/min
+    target_rate: np.ndarray  # type x field, 1/min: BioFVM's secretion towards a target density
+    target_level: np.ndarray  # type x field
     sec_field: np.ndarray  # type x MAX_SECRETIONS, int, -1: unused
     sec_rate: np.ndarray  # amount/min
     sec_stimulus: np.ndarray  # int, -1: always stimulated
@@ -157,8 +160,9 @@ class Agents:
               types.receptor_tau, types.sec_field, types.sec_rate, types.sec_stimulus, types.sec_threshold, types.sec_lag, t,
               dt)
         w = dt * types.volume[self.typ] / geometry.dx**3
-        zeros = np.zeros((n, nf))
-        return voxel, w, zeros, zeros, np.ascontiguousarray(types.uptake[self.typ]), E
+        S = np.ascontiguousarray(types.target_rate[self.typ])
+        T = np.ascontiguousarray(types.target_level[self.typ])
+        return voxel, w, S, T, np.ascontiguousarray(types.uptake[self.typ]), E
 
     def step(self, C, types: Types, geometry: Geometry, step: int, dt: float, seed: int, vessels=None) -> None:
         """Move the cells and draw their fates over one dt (the fields C as they are after the diffusion step)."""
@@ -173,7 +177,7 @@ class Agents:
             parallel = n >= PARALLEL_FROM
             space = (C, shape, geometry.dx, geometry.dims, geometry.periodic, geometry.lengths, nbins, order, start)
             rules = (types.radius, types.speed, types.persistence, types.chemo_field, types.chemo_sensitivity,
-                     types.repulsion)
+                     types.chemo_bias, types.repulsion)
             (move if parallel else move_serial)((self.pos, self.direction, self.typ, self.ids, velocity), space, rules,
                                                 seed, step, dt)
             fate = np.zeros(n, dtype=np.int64)  # 0 live, 1 die, 2 divide; a new type in newtype
@@ -416,17 +420,43 @@ def _gradient(C, f, pos, dx, shape, periodic, ax):
     return (C[f, hi[2], hi[1], hi[0]] - C[f, lo[2], lo[1], lo[0]]) / (span * dx)
 
 
+@njit(cache=True, inline="always")
+def _bias(d, bias, C, f, pos, dx, shape, periodic, dims):
+    """PhysiCell's turn of a chemotactic cell: the new direction is (1 - b) x the random one + b x the unit gradient
+    (its opposite for b < 0), normalised; a flat field leaves the random direction."""
+    g = np.zeros(3)
+    norm = 0.0
+    for ax in range(dims):
+        g[ax] = _gradient(C, f, pos, dx, shape, periodic, ax)
+        norm += g[ax] * g[ax]
+    if norm == 0.0:
+        return
+    norm = math.sqrt(norm)
+    b = abs(bias)
+    sign = 1.0 if bias > 0 else -1.0
+    size = 0.0
+    for ax in range(3):
+        d[ax] = (1.0 - b) * d[ax] + b * sign * g[ax] / norm
+        size += d[ax] * d[ax]
+    if size > 0.0:
+        size = math.sqrt(size)
+        for ax in range(3):
+            d[ax] /= size
+
+
 @njit(cache=True)
 def _velocity(a, cells, space, rules, seed, step, dt):
     pos, direction, typ, ids, velocity = cells
     C, shape, dx, dims, periodic, lengths, nbins, order, start = space
-    radius, speed, persistence, chemo_field, chemo_sens, repulsion = rules
+    radius, speed, persistence, chemo_field, chemo_sens, chemo_bias, repulsion = rules
     ty = typ[a]
     d = np.zeros(3)
     # persistent random walk: keep the direction, or draw a new one
     if speed[ty] > 0:
         if uniform(seed, ids[a], step, TURN) < 1.0 - math.exp(-dt / persistence[ty]):
             _direction(uniform(seed, ids[a], step, DIR1), uniform(seed, ids[a], step, DIR2), dims, d)
+            if chemo_bias[ty] != 0.0 and chemo_field[ty] >= 0:
+                _bias(d, chemo_bias[ty], C, chemo_field[ty], pos[a], dx, shape, periodic, dims)
             direction[a, 0], direction[a, 1], direction[a, 2] = d[0], d[1], d[2]
         for ax in range(3):
             velocity[a, ax] += speed[ty] * direction[a, ax]

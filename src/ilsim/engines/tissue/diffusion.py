@@ -47,13 +47,14 @@ class Ledger:
     decayed: np.ndarray
     blood: np.ndarray  # gained from vessels (negative: lost to blood)
     fixed: np.ndarray  # gained where fixed-value sides reset their voxels (negative: lost there)
+    dosed: np.ndarray  # added by the model's timed events (systemic doses)
 
     @classmethod
     def zeros(cls, nf: int) -> Ledger:
-        return cls(*(np.zeros(nf) for _ in range(5)))
+        return cls(*(np.zeros(nf) for _ in range(6)))
 
     def net(self) -> np.ndarray:
-        return self.secreted - self.taken_up - self.decayed + self.blood + self.fixed
+        return self.secreted - self.taken_up - self.decayed + self.blood + self.fixed + self.dosed
 
 
 def thomas_coefficients(n: int, c1: float, c2: float, periodic: bool):

@@ -6,7 +6,7 @@ one LOD diffusion-decay step with those sources (``diffusion.py``), then the cel
 ``run`` can start from, so a run continues from a checkpoint with the very numbers it would have had.
 
 On the engine contract (``engines/base.py``): ``solve(model, t_eval, P)`` gives, per row of ``P`` (a replicate: the
-tissue seed plus the row number; the model's parameters do not enter the tissue rules), the number of cells of each
+seed mixed with the row's index; model parameters set the tissue numbers bound to them), the number of cells of each
 agent species and the mean concentration of each field species at the output times (minutes), NaN for the other
 species; so ``simulate`` and the cohort machinery can read a tissue run like any other.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ilsim.engines.base import OK, Engine, EngineResult
+from ilsim.engines.base import NON_FINITE, OK, SOLVER_FAILED, Engine, EngineResult
 from ilsim.engines.tissue.agents import Agents
 from ilsim.engines.tissue.diffusion import Ledger
 from ilsim.engines.tissue.setup import Setup, build
@@ -92,8 +92,25 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
         result = TissueRun(setup, [_snapshot(0.0, state.fields, agents)], state)
     C, agents = state.fields, state.agents
     solver, types, geometry = setup.solver, setup.types, setup.geometry
+    # the bound parameters as the events before this step left them (a resumed run replays them; doses are in C)
+    values, changed = dict(setup.values), False
+    for ev in setup.events:
+        if ev.step < state.step and (ev.sets or ev.adds):
+            values, changed = ev.parameters(values), True
+    if changed:
+        current = setup.rebuild(values)
+        solver, types = current.solver, current.types
+    events = [ev for ev in setup.events if ev.step >= state.step]
     for step in range(state.step, steps):
         t = step * dt
+        while events and events[0].step == step:
+            ev = events.pop(0)
+            for f, rise in ev.doses:
+                _dose(C[f], setup, rise, state.ledger, f)
+            if ev.sets or ev.adds:
+                values = ev.parameters(values)
+                current = setup.rebuild(values)  # checked before the run: every value is one the section accepts
+                solver, types = current.solver, current.types
         if setup.fields:  # a tissue of cells alone has no grid to step
             cells = agents.sources(C, types, geometry, t, dt) if len(agents) else None
             solver.step(C, cells, state.ledger)
@@ -109,18 +126,40 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
     return result
 
 
+def replicate_seed(seed: int, index: int) -> int:
+    """The seed of replicate ``index`` of a run seeded ``seed``: both mixed by NumPy's SeedSequence, so replicates of
+    neighbouring run seeds do not share streams (seed s, replicate 1 is not seed s + 1, replicate 0)."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def _dose(level: np.ndarray, setup: Setup, rise: float, ledger: Ledger, f: int) -> None:
+    """A systemic dose raising the field's mean by ``rise``: the amount rise x domain volume enters through the vessel
+    voxels (equal shares), or spread uniformly over every voxel where the domain has no vessels."""
+    flat = level.reshape(-1)
+    voxel_volume = setup.geometry.dx ** 3
+    amount = rise * flat.size * voxel_volume
+    if len(setup.vessels):
+        flat[setup.vessels] += amount / (len(setup.vessels) * voxel_volume)
+    else:
+        flat += rise
+    ledger.dosed[f] += amount
+
+
 class TissueEngine(Engine):
     """The tissue engine on the engine contract (see the module's docstring for what ``solve`` returns)."""
 
     name = "tissue"
-    supports = {"events": False, "doses": False, "replicates": True}
+    supports = {"events": True, "doses": False, "replicates": True}  # timed events; pk doses are not run
 
-    def __init__(self, t_end: float | None = None, save_every: float | None = None):
+    def __init__(self, t_end: float | None = None, save_every: float | None = None, seed: int | None = None):
         self.t_end = t_end
         self.save_every = save_every
+        self.seed = seed
 
     def settings(self) -> dict:
-        return {"t_end": self.t_end, "save_every": self.save_every}
+        # no tolerances: the diffusion step is LOD at a fixed dt and the cells' rules are stochastic
+        return {"method": "lod", "rtol": None, "atol": None, "t_end": self.t_end, "save_every": self.save_every,
+                "seed": self.seed}
 
     def run(self, model, seed: int | None = None, source: str | None = None, base=None, **options) -> TissueRun:
         """One tissue run of a compiled model (its expanded spec's ``tissue:`` section)."""
@@ -128,26 +167,44 @@ class TissueEngine(Engine):
         return run(setup, t_end=options.pop("t_end", self.t_end), save_every=options.pop("save_every", self.save_every),
                    seed=seed, **options)
 
-    def solve(self, model, t_eval, P, *, record_parameters: bool = False, log_events: int = 0) -> EngineResult:
+    def solve(self, model, t_eval, P, *, record_parameters: bool = False, log_events: int = 0, first: int = 0) -> EngineResult:
+        """Row ``r`` of ``P`` is replicate ``first + r``: its bound tissue numbers (``tissue.parameters``) take the row's
+        parameter values, and its seed (placement and every draw) is ``replicate_seed(run seed, first + r)``. A row
+        whose values the section refuses, or whose fields turn non-finite, is marked failed with the reason; the
+        other rows run on."""
         t_eval = np.asarray(t_eval, dtype=float)
         P = np.atleast_2d(np.asarray(P, dtype=float))
-        setup = build(model.spec)
-        tissue = setup.tissue
+        tissue = model.spec.tissue
+        build(model.spec)  # the model itself must be right: that is refused outright, not per row
         dt = tissue.dt
         if t_eval[0] != 0.0 or np.any(np.abs(np.round(t_eval / dt) * dt - t_eval) > 1e-9 * max(1.0, t_eval[-1])):
             raise IlsimError(f"the tissue engine's output times are minutes from 0 in whole steps of dt = {dt:g} min")
         names = [s.name for s in model.spec.species]
+        column = {name: i for i, name in enumerate(model.parameters)}
+        base_seed = tissue.seed if self.seed is None else self.seed
         n, nt = P.shape[0], len(t_eval)
         Y = np.full((n, nt, len(names)), np.nan)
+        status = np.full(n, OK)
+        messages = [""] * n
+        keep = np.round(t_eval / dt).astype(int)
         for row in range(n):
-            out = run(setup, t_end=float(t_eval[-1]), save_every=dt, seed=tissue.seed + row)
-            keep = np.round(t_eval / dt).astype(int)
+            seed = replicate_seed(base_seed, first + row)
+            values = {name: float(P[row, column[name]]) for name in tissue.parameters if name in column}
+            try:
+                setup = build(model.spec, values=values, seed=seed)
+                out = run(setup, t_end=float(t_eval[-1]), save_every=dt, seed=seed)
+            except IlsimError as exc:
+                status[row], messages[row] = SOLVER_FAILED, str(exc)
+                continue
             counts = out.counts()[keep]
             mean, _ = out.field_stats()
+            if not np.all(np.isfinite(mean)):
+                status[row], messages[row] = NON_FINITE, "a field became non-finite"
+                continue
             for k, a in enumerate(setup.agent_names):
                 Y[row, :, names.index(a)] = counts[:, k]
             for k, f in enumerate(setup.fields):
                 Y[row, :, names.index(f)] = mean[keep, k]
         P_t = np.repeat(P[:, None, :], nt, axis=1) if record_parameters else None
-        return EngineResult(Y=Y, status=np.full(n, OK), fired=np.zeros((n, len(model.events)), dtype=np.int64),
-                            P_end=P.copy(), P_t=P_t, event_log=None, messages=[""] * n)
+        return EngineResult(Y=Y, status=status, fired=np.zeros((n, len(model.events)), dtype=np.int64),
+                            P_end=P.copy(), P_t=P_t, event_log=None, messages=messages)

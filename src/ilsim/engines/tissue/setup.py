@@ -7,11 +7,14 @@ from __future__ import annotations
 import csv
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
+from ilsim.engines.tissue import bindings
 from ilsim.engines.tissue.agents import MAX_SECRETIONS, Agents, Geometry, Types
 from ilsim.engines.tissue.diffusion import DiffusionSolver
 from ilsim.errors import IlsimError, ModelError, Problem, did_you_mean
@@ -32,6 +35,28 @@ class Setup:
     agent_names: list[str]  # species names of the agent types, in order
     vessels: np.ndarray  # flat voxel indices
     initial: np.ndarray  # the fields at t = 0 (fields x z x y x x)
+    events: list[TissueEvent] = field(default_factory=list)  # the model's timed events that act on the tissue
+    values: dict[str, float] = field(default_factory=dict)  # the bound parameters' values at t = 0
+    rebuild: Callable[[dict[str, float]], Setup] | None = None  # the same setup with other parameter values
+
+
+@dataclass
+class TissueEvent:
+    """A timed event of the model acting on the tissue at the start of step ``step``: doses of field species (a rise
+    of the mean concentration, delivered through the vessel voxels, or uniformly without vessels) and new values of
+    bound parameters."""
+
+    step: int
+    name: str
+    doses: list[tuple[int, float]]  # (field index, rise of the field's mean concentration)
+    sets: dict[str, float]
+    adds: dict[str, float]
+
+    def parameters(self, values: dict[str, float]) -> dict[str, float]:
+        new = {**values, **self.sets}
+        for name, delta in self.adds.items():
+            new[name] = new[name] + delta
+        return new
 
 
 def memory_needed(tissue: Tissue, agents: int) -> int:
@@ -47,12 +72,44 @@ def machine_memory() -> int | None:
         return None
 
 
-def build(spec, source: str | None = None, base: Path | None = None, memory: int | None = None) -> Setup:
-    """Check ``spec.tissue`` against the model (``spec``: the expanded model spec) and build the run's pieces."""
+def bound_section(spec, values: dict[str, float] | None = None, seed: int | None = None, source: str | None = None) -> Tissue:
+    """``spec.tissue`` with its bound numbers set from the model's parameters (``values`` overriding theirs by name)
+    and, if given, another seed; one ModelError naming every binding that is wrong."""
     tissue: Tissue | None = spec.tissue
     if tissue is None:
         raise ModelError([Problem("tissue", "the model has no tissue: section (docs/tissue.md)", source)])
+    if not tissue.parameters and seed is None:
+        return tissue
+    known = {p.name: float(p.value) for p in spec.parameters}
+    problems = []
+    for name, path in tissue.parameters.items():
+        if name not in known:
+            problems.append(Problem(f"tissue.parameters.{name}", f"'{name}' is not a parameter of the model"
+                                                                 f"{did_you_mean(name, known)}", source))
+            continue
+        try:
+            bindings.check(tissue, path)
+        except ValueError as exc:
+            problems.append(Problem(f"tissue.parameters.{name}", f"{path}: {exc}", source))
+    if problems:
+        raise ModelError(problems)
+    values = {**known, **(values or {})}
+    try:
+        return bindings.apply(tissue, {path: values[name] for name, path in tissue.parameters.items()}, seed)
+    except ValidationError as exc:
+        set_to = ", ".join(f"{n} = {values[n]:g}" for n in tissue.parameters)
+        raise ModelError([Problem("tissue.parameters", f"with {set_to}: {e['msg']} (at {'.'.join(map(str, e['loc']))})",
+                                  source) for e in exc.errors()]) from None
+
+
+def build(spec, source: str | None = None, base: Path | None = None, memory: int | None = None,
+          values: dict[str, float] | None = None, seed: int | None = None) -> Setup:
+    """Check ``spec.tissue`` against the model (``spec``: the expanded model spec) and build the run's pieces; ``values``
+    (parameter -> value) and ``seed`` replace the model's for a replicate or a point of a sweep."""
+    tissue = bound_section(spec, values, seed, source)
     problems: list[Problem] = []
+    start = {**{p.name: float(p.value) for p in spec.parameters if p.name in tissue.parameters}, **(values or {})}
+    events = _events(spec, tissue, start, source, problems)
 
     def problem(field: str, message: str) -> None:
         problems.append(Problem(f"tissue.{field}", message, source))
@@ -78,6 +135,7 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
         uses += [(f"secretion[{k}].field", s.field) for k, s in enumerate(a.secretion)]
         uses += [(f"secretion[{k}].stimulus", s.stimulus) for k, s in enumerate(a.secretion)]
         uses += [(f"uptake[{k}].field", u.field) for k, u in enumerate(a.uptake)]
+        uses += [(f"secretion_target[{k}].field", g.field) for k, g in enumerate(a.secretion_target)]
         for name, used in uses:
             if used is not None and used not in fields:
                 problem(f"{where}.{name}", f"'{used}' is not a field of the tissue{did_you_mean(used, fields)}"
@@ -157,7 +215,59 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
     shape3 = tuple(shape) + (1,) * (3 - dims)
     geometry = Geometry(dims, shape3, domain.voxel, periodic)
     return Setup(tissue, solver, _types(tissue, fields, agent_names), geometry,
-                 Agents.place(pos3, typ, tissue.seed, dims), fields, agent_names, vessels, initial)
+                 Agents.place(pos3, typ, tissue.seed, dims), fields, agent_names, vessels, initial, events, start,
+                 lambda new: build(spec, source, base, memory, new, tissue.seed))
+
+
+def _events(spec, tissue: Tissue, start: dict[str, float], source, problems: list[Problem]) -> list[TissueEvent]:
+    """The model's timed events that add to a field species (a systemic dose) or set or add to a bound parameter;
+    events acting on neither belong to the well-mixed part of the model, which the tissue engine does not run."""
+    fields = [f.species for f in tissue.fields]
+    out: list[TissueEvent] = []
+    for k, ev in enumerate(spec.events):
+        where = f"events[{k}]"
+        touched = [t for t in (*ev.set, *ev.add) if t in fields or t in tissue.parameters]
+        if not touched:
+            continue
+        if ev.when is not None or ev.only_if is not None or ev.delay is not None:
+            problems.append(Problem(where, f"'{ev.name}' acts on the tissue ({', '.join(touched)}): the tissue engine runs "
+                                           "timed events (at:) without when, only_if or delay", source))
+            continue
+        numbers: dict[str, dict[str, float]] = {"set": {}, "add": {}}
+        for mode in ("set", "add"):
+            for target, value in getattr(ev, mode).items():
+                if target not in touched:
+                    continue
+                if mode == "set" and target in fields:
+                    problems.append(Problem(f"{where}.set.{target}", f"'{target}' is a tissue field: a dose adds to it "
+                                                                      "(add:), setting its level has no tissue meaning", source))
+                    continue
+                try:
+                    numbers[mode][target] = float(value)
+                except (TypeError, ValueError):
+                    problems.append(Problem(f"{where}.{mode}.{target}", f"the tissue engine needs a number here, got "
+                                                                        f"'{value}'", source))
+        times = ev.at if isinstance(ev.at, list) else [ev.at]
+        for t in times:
+            step = round(t / tissue.dt)
+            if abs(step * tissue.dt - t) > 1e-9 * max(1.0, abs(t)):
+                problems.append(Problem(f"{where}.at", f"{t:g} min is not a whole number of steps (dt = {tissue.dt:g} min)",
+                                        source))
+                continue
+            doses = [(fields.index(f), d) for f, d in numbers["add"].items() if f in fields]
+            out.append(TissueEvent(step, ev.name, doses, numbers["set"],
+                                   {p: d for p, d in numbers["add"].items() if p not in fields}))
+    out.sort(key=lambda e: e.step)  # stable: events at one time act in the order the model lists them
+    values = dict(start)
+    for ev in out:  # every value the events give must be one the section accepts, checked before the run
+        if ev.sets or ev.adds:
+            values = ev.parameters(values)
+            try:
+                bound_section(spec, values, source=source)
+            except ModelError as exc:
+                problems.extend(Problem(f"{p.field} (after '{ev.name}' at {ev.step * tissue.dt:g} min)", p.message, source)
+                                for p in exc.problems)
+    return out
 
 
 def _sizes(size) -> str:
@@ -220,6 +330,7 @@ def _types(tissue: Tissue, fields: list[str], names: list[str]) -> Types:
 
     kill = np.zeros((nt, nt))
     uptake = np.zeros((nt, nf))
+    target_rate, target_level = np.zeros((nt, nf)), np.zeros((nt, nf))
     sec = {k: np.full((nt, MAX_SECRETIONS), -1 if k in ("field", "stimulus") else 0.0,
                       dtype=np.int64 if k in ("field", "stimulus") else float)
            for k in ("field", "rate", "stimulus", "threshold", "lag")}
@@ -228,6 +339,9 @@ def _types(tissue: Tissue, fields: list[str], names: list[str]) -> Types:
             kill[t, names.index(kl.target)] += kl.rate
         for u in a.uptake:
             uptake[t, index[u.field]] += u.rate
+        for g in a.secretion_target:
+            target_rate[t, index[g.field]] = g.rate
+            target_level[t, index[g.field]] = g.target
         for k, s in enumerate(a.secretion):
             sec["field"][t, k] = index[s.field]
             sec["rate"][t, k] = s.rate
@@ -240,10 +354,12 @@ def _types(tissue: Tissue, fields: list[str], names: list[str]) -> Types:
         persistence=col(lambda a: a.persistence),
         chemo_field=col(lambda a: index[a.chemotaxis.field] if a.chemotaxis else -1, np.int64),
         chemo_sensitivity=col(lambda a: a.chemotaxis.sensitivity if a.chemotaxis else 0.0),
+        chemo_bias=col(lambda a: a.chemotaxis.bias if a.chemotaxis else 0.0),
         repulsion=col(lambda a: a.repulsion), death=col(lambda a: a.death), division=col(lambda a: a.division),
         differentiate_into=col(lambda a: names.index(a.differentiation.into) if a.differentiation else -1, np.int64),
         differentiate_rate=col(lambda a: a.differentiation.rate if a.differentiation else 0.0),
-        kill_rate=kill, uptake=uptake, sec_field=sec["field"], sec_rate=sec["rate"], sec_stimulus=sec["stimulus"],
+        kill_rate=kill, uptake=uptake, target_rate=target_rate, target_level=target_level,
+        sec_field=sec["field"], sec_rate=sec["rate"], sec_stimulus=sec["stimulus"],
         sec_threshold=sec["threshold"], sec_lag=sec["lag"],
         receptor_field=col(lambda a: index[a.receptor.field] if a.receptor else -1, np.int64),
         receptor_kd=col(lambda a: a.receptor.kd if a.receptor else 1.0),

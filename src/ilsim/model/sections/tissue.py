@@ -44,6 +44,7 @@ def quantity(value, target: str, what: str) -> float:
     return number
 
 
+
 _EXAMPLES = {"um^2/min": "6000 um^2/min", "1/min": "0.1 1/min"}
 _UNITS = {"um^2/min": "µm²/min", "1/min": "1/min"}
 
@@ -204,8 +205,20 @@ class Placement(_Strict):
 
 
 class Chemotaxis(_Strict):
+    """A drift ``sensitivity`` x grad c, and/or PhysiCell's biased turns: at each turn of the random walk the new
+    direction is (1 - |bias|) x a random one + |bias| x the unit gradient (away from the field for bias < 0)."""
+
     field: str
-    sensitivity: float  # µm/min of drift per (concentration per µm); negative: away from the field
+    sensitivity: float = 0.0  # µm/min of drift per (concentration per µm); negative: away from the field
+    bias: float = 0.0  # -1..1: PhysiCell's migration_bias x chemotaxis direction
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if not math.isfinite(self.sensitivity):
+            raise ValueError(f"sensitivity must be finite, got {self.sensitivity}")
+        if not (math.isfinite(self.bias) and -1.0 <= self.bias <= 1.0):
+            raise ValueError(f"bias must lie between -1 and 1, got {self.bias}")
+        return self
 
 
 class Secretion(_Strict):
@@ -235,6 +248,27 @@ class Uptake(_Strict):
     @classmethod
     def _rate(cls, v):
         return nonnegative(v, "1/min", "an uptake rate")
+
+
+class TargetSecretion(_Strict):
+    """Secretion towards a target density (BioFVM's and PhysiCell's ``secretion_rate`` and ``secretion_target``): the
+    cell's voxel relaxes as dc/dt = rate (V_cell / V_voxel) (target - c), solved implicitly with the uptake."""
+
+    field: str
+    rate: float | str  # 1/min
+    target: float  # the field's units
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, v):
+        return nonnegative(v, "1/min", "a secretion rate")
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v):
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"target must be a finite concentration >= 0, got {v}")
+        return v
 
 
 class Kill(_Strict):
@@ -296,6 +330,7 @@ class Agent(_Strict):
     placement: Placement = Field(default_factory=Placement)
     secretion: list[Secretion] = Field(default_factory=list)
     uptake: list[Uptake] = Field(default_factory=list)
+    secretion_target: list[TargetSecretion] = Field(default_factory=list)
     division: float = 0.0  # 1/min
     death: float = 0.0  # 1/min
     kills: list[Kill] = Field(default_factory=list)
@@ -319,6 +354,8 @@ class Tissue(_Strict):
     t_end: float = 60.0  # min
     save_every: float = 10.0  # min
     seed: int = 0
+    # model parameters that set numbers of this section: parameter -> path (engines/tissue/bindings.py)
+    parameters: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -327,6 +364,8 @@ class Tissue(_Strict):
             raise ValueError(f"dt ({self.dt:g} min) is longer than t_end ({self.t_end:g} min)")
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed}")
+        for name in self.parameters:
+            _check_name(name)
         for what, names in (("fields", [f.species for f in self.fields]), ("agents", [a.species for a in self.agents])):
             for n in names:
                 _check_name(n)
