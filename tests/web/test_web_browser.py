@@ -114,6 +114,18 @@ def test_pick_a_scenario_move_a_slider_and_read_back_what_simulate_gives(browser
               "after_first_median_s": round(float(np.median(latencies[1:])), 3)}
     (shots / "latency.json").write_text(json.dumps(report, indent=2))
     print(f"\nslider -> plot latency (s): {report}")
+    # only the chosen tab's panels are drawn; another tab draws the panels panel_tabs puts in it
+    from ilsim.web.figures import panel_tabs, run_panels
+
+    compiled = ilsim.compile(SCENARIO)
+    tabs = panel_tabs(run_panels({"run": ilsim.simulate(compiled, parameters=changed)}, compiled), len(compiled.spec.plots))
+    assert page.locator(".plots .dash-graph").count() == len(tabs[0][1])
+    page.click("#plot-tab-2")
+    page.wait_for_function("n => document.querySelectorAll('.plots .dash-graph .main-svg .scatterlayer').length === n "
+                           "&& document.querySelectorAll('.plots .dash-graph').length === n",
+                           arg=len(tabs[2][1]), timeout=TIMEOUT_MS)
+    titles = page.evaluate("() => [...document.querySelectorAll('.plots .gtitle')].map(t => t.textContent)")
+    assert titles == [run_panels({"run": ilsim.simulate(compiled, parameters=changed)}, compiled)[i].title for i in tabs[2][1]]
     page.close()
 
 

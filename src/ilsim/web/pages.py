@@ -133,6 +133,7 @@ def model_page(key: str, compiled, written) -> html.Div:
                 html.Div(id="status", className="status-line"),
                 html.Div(id="changes", className="changes"),
                 html.Div(id="readouts", className="readouts"),
+                dcc.Tabs(id="plot-tab", value="0", children=[], className="plot-tabs"),  # only the chosen tab is drawn
                 html.Div(id="plots", className="plots"),
                 html.Details([html.Summary("Values of every variable"), html.Div(id="values")], open=False),
                 html.Details([html.Summary("About this model (for teaching)"), *readouts.narrative(spec),
