@@ -307,3 +307,37 @@ def test_a_dose_added_in_the_editor_runs_as_simulate_with_that_dose(browser, exp
         assert (None if value == "None" else float(value)) == pytest.approx(expected[name]["peak"], rel=1e-12), name
     page.screenshot(path=str(shots / "dose-added.png"))
     page.close()
+
+
+def _choose(page, dropdown: str, option: str) -> None:
+    """Pick an option of a Dash dropdown as a user does: open it, type, click the option."""
+    page.click(dropdown)
+    page.keyboard.type(option.rstrip(" ("))
+    page.locator(f"{dropdown} .Select-menu-outer").get_by_text(option).first.click(timeout=TIMEOUT_MS)
+
+
+def test_a_cohort_launched_from_the_page_has_the_outcomes_of_ilsim_cohort(browser, explorer, shots):
+    from ilsim.web.launch import cohort_request
+
+    base, _app, _ = explorer
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    _open(page, base, "results")
+    _choose(page, "#launch-model", "reynolds-2006")
+    _choose(page, "#launch-params", "kpg (")
+    page.wait_for_selector("#launch-params .Select-value-label:has-text('kpg')")
+    page.fill("#launch-size", "30")
+    page.fill("#launch-seed", "11")
+    page.click("#launch-go")
+    page.wait_for_selector("#launch-done, #launch-error, #launch-cancelled", timeout=TIMEOUT_MS)
+    assert page.locator("#launch-done").count() == 1, page.inner_text("#launch-status")
+    shown = {row.get_attribute("data-outcome"): int(row.get_attribute("data-count"))
+             for row in page.locator("#launch-outcome-table tr.outcome-count").all()}
+    # the oracle: the library's cohort with the same model, varied parameter (over the slider's span), size and seed
+    request = cohort_request("reynolds-2006", ["kpg"], 30, 11)
+    low, high = next(p for p in ilsim.load("reynolds-2006").parameters if p.name == "kpg").span()
+    assert request["vary"] == [f"kpg=uniform({low!r}, {high!r})"]
+    expected = ilsim.cohort("reynolds-2006", patients=30, seed=11, vary=request["vary"], report=False)
+    assert shown == expected["outcome"].astype(str).value_counts().to_dict()
+    assert sum(shown.values()) == 30 and page.locator("#launch-outcome-fractions .main-svg").count() > 0
+    page.screenshot(path=str(shots / "cohort-launched.png"), full_page=True)
+    page.close()

@@ -21,14 +21,18 @@ from ilsim.io.results import write_csv, write_netcdf
 from ilsim.web import pages, readouts
 from ilsim.web.figures import panel_figure, panel_tabs, run_panels
 from ilsim.web.jobs import Runner
+from ilsim.web.launch import Launcher
+from ilsim.web.launch import register as register_launches
 from ilsim.web.models import Models, UploadRefused, field_line
 
 ANSWER_WAIT_S = 0.4  # a run that finishes within this answers in the same request; a longer one is polled
 
 
-def create_app(results_root: Path | None = None, runner: Runner | None = None, models: Models | None = None) -> dash.Dash:
+def create_app(results_root: Path | None = None, runner: Runner | None = None, models: Models | None = None,
+               launcher: Launcher | None = None) -> dash.Dash:
     """The app; ``results_root`` is the one folder whose cohort and sweep results the Results page lists."""
     runner = runner or Runner()
+    launcher = launcher or Launcher()
     models = models or Models()
     app = dash.Dash(__name__, title="ilsim explorer", suppress_callback_exceptions=True,
                     assets_folder=str(Path(__file__).parent / "assets"))
@@ -39,7 +43,8 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
                                html.A("Interleukins", href="/interleukins"), html.A("Cohorts & sweeps", href="/results")])]),
         html.Main(id="page"),
     ])
-    app.runner, app.models = runner, models  # the tests and `ilsim serve` reach them here
+    app.runner, app.models, app.launcher = runner, models, launcher  # the tests and `ilsim serve` reach them here
+    register_launches(app, launcher)
 
     @app.callback(Output("page", "children"), Input("url", "pathname"))
     def route(path):

@@ -8,6 +8,7 @@ from dash import dash_table, dcc, html
 
 import ilsim
 from ilsim.web import readouts
+from ilsim.web.launch import launch_controls
 from ilsim.web.results import result_folders, result_view  # noqa: F401 - result_view: the Results page's callback
 
 SLIDER_STEPS = 100  # positions of a parameter's slider over its range
@@ -231,5 +232,6 @@ def results_page(root: Path | None) -> html.Div:
         dcc.Dropdown(id="result-choice", options=[{"label": f"{name} ({kind})", "value": name} for name, kind in folders],
                      placeholder="choose a result folder"),
         html.Div(id="result-view"),
+        launch_controls(),
     ])
 

@@ -40,23 +40,41 @@ def result_view(root: Path | None, name: str | None) -> html.Div | None:
     record_file, table_file = KINDS[kind]
     record = json.loads((folder / record_file).read_text())
     table = pd.read_parquet(folder / table_file)
-    counts = table["outcome"].value_counts()
+    return outcome_view(name, kind, record, table)
+
+
+def outcome_view(name: str, kind: str, record: dict, table, prefix: str = "") -> html.Div:
+    """Outcome fractions (a bar chart and a table of counts), then histograms (cohort) or the outcome map (sweep):
+    of a finished folder or of a run launched from the page (``prefix`` keeps the two views' ids apart)."""
+    import pandas as pd  # lazy: heavy
+
+    counts = table["outcome"].astype(str).value_counts()
     fractions = go.Figure(go.Bar(x=counts.index.tolist(), y=(counts / counts.sum()).tolist(),
                                  text=[f"{n}" for n in counts.tolist()], hovertemplate="%{x}: %{y:.1%} (%{text})<extra></extra>"))
     fractions.update_layout(title="Fraction per outcome", yaxis_tickformat=".0%", template="plotly_white", font={"size": 15})
-    figures = [dcc.Graph(figure=fractions, id="outcome-fractions")]
+    figures = [dcc.Graph(figure=fractions, id=f"{prefix}outcome-fractions")]
     if kind == "sweep":
-        figures.append(dcc.Graph(figure=_outcome_map(record, table), id="outcome-map"))
+        figures.append(dcc.Graph(figure=_outcome_map(record, table), id=f"{prefix}outcome-map"))
     else:
         metrics = [c for c in table.columns if c.endswith(".peak") and pd.api.types.is_numeric_dtype(table[c])][:HISTOGRAMS]
         for metric in metrics:
             fig = px.histogram(table, x=metric, color="outcome", nbins=30, template="plotly_white")
             fig.update_layout(title=f"{metric} ({table[metric].isna().sum()} without a value)", font={"size": 14}, height=320)
             figures.append(dcc.Graph(figure=fig))
+    rows = [html.Tr([html.Td(label), html.Td(f"{n}"), html.Td(f"{n / counts.sum():.1%}")],
+                    className="outcome-count", **{"data-outcome": label, "data-count": str(n)}) for label, n in counts.items()]
     return html.Div([html.H2(f"{name}: {kind} of {len(table)} {'patients' if kind == 'cohort' else 'points'}"),
-                     html.P(f"model {record.get('model_name') or record.get('model_source') or ''}, "
-                            f"ilsim {record.get('ilsim_version', '?')}"),
+                     html.P(f"model {record.get('model_name') or record.get('model_source') or record.get('model') or ''}, "
+                            f"ilsim {record.get('ilsim_version', ilsim_version())}"),
+                     html.Table([html.Tr([html.Th("outcome"), html.Th("count"), html.Th("fraction")]), *rows],
+                                id=f"{prefix}outcome-table", className="values"),
                      html.Div(figures, className="plots")])
+
+
+def ilsim_version() -> str:
+    from ilsim import __version__
+
+    return __version__
 
 
 def _outcome_map(record: dict, table) -> go.Figure:
