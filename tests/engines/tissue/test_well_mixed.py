@@ -47,7 +47,7 @@ tissue:
     - {{species: Th, radius: {R}, division: {B}, death: {D_RATE}, secretion: [{{field: IL2, rate: {Q}}}],
        placement: {{kind: random, count: 1000}}}}
     - {{species: Treg, radius: {R}, uptake: [{{field: IL2, rate: {U}}}], placement: {{kind: random, count: 300}}}}
-  dt: 0.1
+  dt: 0.2
   t_end: 60
   save_every: 10
 """

@@ -153,24 +153,9 @@ class Agents:
         n, nf = len(self), C.shape[0]
         voxel = self.voxels(geometry)
         E = np.zeros((n, nf))
-        sense(
-            C.reshape(nf, -1),
-            voxel,
-            self.typ,
-            self.occupancy,
-            self.on_since,
-            E,
-            types.receptor_field,
-            types.receptor_kd,
-            types.receptor_tau,
-            types.sec_field,
-            types.sec_rate,
-            types.sec_stimulus,
-            types.sec_threshold,
-            types.sec_lag,
-            t,
-            dt,
-        )
+        sense(C.reshape(nf, -1), voxel, self.typ, self.occupancy, self.on_since, E, types.receptor_field, types.receptor_kd,
+              types.receptor_tau, types.sec_field, types.sec_rate, types.sec_stimulus, types.sec_threshold, types.sec_lag, t,
+              dt)
         w = dt * types.volume[self.typ] / geometry.dx**3
         zeros = np.zeros((n, nf))
         return voxel, w, zeros, zeros, np.ascontiguousarray(types.uptake[self.typ]), E
@@ -185,61 +170,27 @@ class Agents:
             nbins[geometry.dims :] = 1
             order, start = cell_list(self.pos, geometry.lengths, nbins)
             velocity = np.zeros((n, 3))
-            mover = move if n >= PARALLEL_FROM else move_serial
-            mover(
-                self.pos,
-                self.direction,
-                self.typ,
-                self.ids,
-                velocity,
-                C,
-                shape,
-                geometry.dx,
-                geometry.dims,
-                geometry.periodic,
-                geometry.lengths,
-                nbins,
-                order,
-                start,
-                types.radius,
-                types.speed,
-                types.persistence,
-                types.chemo_field,
-                types.chemo_sensitivity,
-                types.repulsion,
-                seed,
-                step,
-                dt,
-            )
+            parallel = n >= PARALLEL_FROM
+            space = (C, shape, geometry.dx, geometry.dims, geometry.periodic, geometry.lengths, nbins, order, start)
+            rules = (types.radius, types.speed, types.persistence, types.chemo_field, types.chemo_sensitivity,
+                     types.repulsion)
+            (move if parallel else move_serial)((self.pos, self.direction, self.typ, self.ids, velocity), space, rules,
+                                                seed, step, dt)
             fate = np.zeros(n, dtype=np.int64)  # 0 live, 1 die, 2 divide; a new type in newtype
             newtype = self.typ.copy()
-            (fates if n >= PARALLEL_FROM else fates_serial)(
-                self.pos,
-                self.typ,
-                self.ids,
-                fate,
-                newtype,
-                geometry.dims,
-                geometry.periodic,
-                geometry.lengths,
-                nbins,
-                order,
-                start,
-                types.radius,
-                types.death,
-                types.division,
-                types.differentiate_into,
-                types.differentiate_rate,
-                types.kill_rate,
-                seed,
-                step,
-                dt,
-            )
+            space = (geometry.dims, geometry.periodic, geometry.lengths, nbins, order, start)
+            rules = (types.radius, types.death, types.division, types.differentiate_into, types.differentiate_rate,
+                     types.kill_rate)
+            (fates if parallel else fates_serial)((self.pos, self.typ, self.ids, fate, newtype), space, rules, seed,
+                                                  step, dt)
             self._apply(fate, newtype, types, geometry, step, seed)
         if vessels is not None and len(vessels) and types.recruit_rate.any():
             self._recruit(C, types, geometry, vessels, step, dt, seed)
 
     def _apply(self, fate, newtype, types, geometry, step, seed):
+        if not fate.any():  # most steps: nobody died or divided; only types may have changed
+            self.typ = newtype
+            return
         live = fate != 1
         parents = np.flatnonzero(fate == 2)
         k = len(parents)
@@ -333,24 +284,8 @@ def voxel_of(pos, dx, shape):
 
 
 @njit(cache=True)
-def sense(
-    flat,
-    voxel,
-    typ,
-    occupancy,
-    on_since,
-    E,
-    rec_field,
-    rec_kd,
-    rec_tau,
-    sec_field,
-    sec_rate,
-    sec_stimulus,
-    sec_threshold,
-    sec_lag,
-    t,
-    dt,
-):
+def sense(flat, voxel, typ, occupancy, on_since, E, rec_field, rec_kd, rec_tau, sec_field, sec_rate, sec_stimulus,
+          sec_threshold, sec_lag, t, dt):
     for a in range(voxel.shape[0]):
         ty = typ[a]
         v = voxel[a]
@@ -482,32 +417,10 @@ def _gradient(C, f, pos, dx, shape, periodic, ax):
 
 
 @njit(cache=True)
-def _velocity(
-    a,
-    pos,
-    direction,
-    typ,
-    ids,
-    velocity,
-    C,
-    shape,
-    dx,
-    dims,
-    periodic,
-    lengths,
-    nbins,
-    order,
-    start,
-    radius,
-    speed,
-    persistence,
-    chemo_field,
-    chemo_sens,
-    repulsion,
-    seed,
-    step,
-    dt,
-):
+def _velocity(a, cells, space, rules, seed, step, dt):
+    pos, direction, typ, ids, velocity = cells
+    C, shape, dx, dims, periodic, lengths, nbins, order, start = space
+    radius, speed, persistence, chemo_field, chemo_sens, repulsion = rules
     ty = typ[a]
     d = np.zeros(3)
     # persistent random walk: keep the direction, or draw a new one
@@ -560,145 +473,28 @@ def _advance(a, pos, velocity, dims, periodic, lengths, dt):
 # Each driver runs the same per-agent bodies on numba's threads (prange) or in one thread: below PARALLEL_FROM agents
 # the threads cost more to wake than the work, and on a busy machine much more.
 @njit(cache=True, parallel=True)
-def move(
-    pos,
-    direction,
-    typ,
-    ids,
-    velocity,
-    C,
-    shape,
-    dx,
-    dims,
-    periodic,
-    lengths,
-    nbins,
-    order,
-    start,
-    radius,
-    speed,
-    persistence,
-    chemo_field,
-    chemo_sens,
-    repulsion,
-    seed,
-    step,
-    dt,
-):
-    n = pos.shape[0]
-    for a in prange(n):
-        _velocity(
-            a,
-            pos,
-            direction,
-            typ,
-            ids,
-            velocity,
-            C,
-            shape,
-            dx,
-            dims,
-            periodic,
-            lengths,
-            nbins,
-            order,
-            start,
-            radius,
-            speed,
-            persistence,
-            chemo_field,
-            chemo_sens,
-            repulsion,
-            seed,
-            step,
-            dt,
-        )
-    for a in prange(n):
-        _advance(a, pos, velocity, dims, periodic, lengths, dt)
+def move(cells, space, rules, seed, step, dt):
+    pos, velocity = cells[0], cells[4]
+    for a in prange(pos.shape[0]):
+        _velocity(a, cells, space, rules, seed, step, dt)
+    for a in prange(pos.shape[0]):
+        _advance(a, pos, velocity, space[3], space[4], space[5], dt)
 
 
 @njit(cache=True)
-def move_serial(
-    pos,
-    direction,
-    typ,
-    ids,
-    velocity,
-    C,
-    shape,
-    dx,
-    dims,
-    periodic,
-    lengths,
-    nbins,
-    order,
-    start,
-    radius,
-    speed,
-    persistence,
-    chemo_field,
-    chemo_sens,
-    repulsion,
-    seed,
-    step,
-    dt,
-):
-    n = pos.shape[0]
-    for a in range(n):
-        _velocity(
-            a,
-            pos,
-            direction,
-            typ,
-            ids,
-            velocity,
-            C,
-            shape,
-            dx,
-            dims,
-            periodic,
-            lengths,
-            nbins,
-            order,
-            start,
-            radius,
-            speed,
-            persistence,
-            chemo_field,
-            chemo_sens,
-            repulsion,
-            seed,
-            step,
-            dt,
-        )
-    for a in range(n):
-        _advance(a, pos, velocity, dims, periodic, lengths, dt)
+def move_serial(cells, space, rules, seed, step, dt):
+    pos, velocity = cells[0], cells[4]
+    for a in range(pos.shape[0]):
+        _velocity(a, cells, space, rules, seed, step, dt)
+    for a in range(pos.shape[0]):
+        _advance(a, pos, velocity, space[3], space[4], space[5], dt)
 
 
 @njit(cache=True)
-def _fate(
-    a,
-    pos,
-    typ,
-    ids,
-    fate,
-    newtype,
-    dims,
-    periodic,
-    lengths,
-    nbins,
-    order,
-    start,
-    radius,
-    death,
-    division,
-    into,
-    differentiate,
-    kill_rate,
-    seed,
-    step,
-    dt,
-):
+def _fate(a, cells, space, rules, seed, step, dt):
+    pos, typ, ids, fate, newtype = cells
+    dims, periodic, lengths, nbins, order, start = space
+    radius, death, division, into, differentiate, kill_rate = rules
     nt = kill_rate.shape[0]
     ty = typ[a]
     if death[ty] > 0 and uniform(seed, ids[a], step, DEATH) < 1.0 - math.exp(-death[ty] * dt):
@@ -738,98 +534,12 @@ def _fate(
 
 
 @njit(cache=True, parallel=True)
-def fates(
-    pos,
-    typ,
-    ids,
-    fate,
-    newtype,
-    dims,
-    periodic,
-    lengths,
-    nbins,
-    order,
-    start,
-    radius,
-    death,
-    division,
-    into,
-    differentiate,
-    kill_rate,
-    seed,
-    step,
-    dt,
-):
-    for a in prange(pos.shape[0]):
-        _fate(
-            a,
-            pos,
-            typ,
-            ids,
-            fate,
-            newtype,
-            dims,
-            periodic,
-            lengths,
-            nbins,
-            order,
-            start,
-            radius,
-            death,
-            division,
-            into,
-            differentiate,
-            kill_rate,
-            seed,
-            step,
-            dt,
-        )
+def fates(cells, space, rules, seed, step, dt):
+    for a in prange(cells[0].shape[0]):
+        _fate(a, cells, space, rules, seed, step, dt)
 
 
 @njit(cache=True)
-def fates_serial(
-    pos,
-    typ,
-    ids,
-    fate,
-    newtype,
-    dims,
-    periodic,
-    lengths,
-    nbins,
-    order,
-    start,
-    radius,
-    death,
-    division,
-    into,
-    differentiate,
-    kill_rate,
-    seed,
-    step,
-    dt,
-):
-    for a in range(pos.shape[0]):
-        _fate(
-            a,
-            pos,
-            typ,
-            ids,
-            fate,
-            newtype,
-            dims,
-            periodic,
-            lengths,
-            nbins,
-            order,
-            start,
-            radius,
-            death,
-            division,
-            into,
-            differentiate,
-            kill_rate,
-            seed,
-            step,
-            dt,
-        )
+def fates_serial(cells, space, rules, seed, step, dt):
+    for a in range(cells[0].shape[0]):
+        _fate(a, cells, space, rules, seed, step, dt)

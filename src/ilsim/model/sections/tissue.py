@@ -45,6 +45,27 @@ def quantity(value, target: str, what: str) -> float:
 
 
 _EXAMPLES = {"um^2/min": "6000 um^2/min", "1/min": "0.1 1/min"}
+_UNITS = {"um^2/min": "µm²/min", "1/min": "1/min"}
+
+
+def nonnegative(value, target: str, what: str) -> float:
+    """``quantity`` that must not be negative."""
+    number = quantity(value, target, what)
+    if number < 0:
+        raise ValueError(f"{what} must not be negative, got {number:g} {_UNITS[target]}")
+    return number
+
+
+def check_numbers(entry, positive=(), nonnegative_=()) -> None:
+    """Fields of ``entry`` that must be finite and positive, or finite and >= 0."""
+    for name in positive:
+        v = getattr(entry, name)
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be a positive number, got {v}")
+    for name in nonnegative_:
+        v = getattr(entry, name)
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {v}")
 
 
 class Boundary(_Strict):
@@ -145,18 +166,12 @@ class TissueField(_Strict):
     @field_validator("diffusion")
     @classmethod
     def _diffusion(cls, v):
-        d = quantity(v, "um^2/min", "diffusion")
-        if d < 0:
-            raise ValueError(f"the diffusion coefficient must not be negative, got {d:g} µm²/min")
-        return d
+        return nonnegative(v, "um^2/min", "the diffusion coefficient")
 
     @field_validator("decay", "vessel_exchange")
     @classmethod
     def _rate(cls, v, info):
-        r = quantity(v, "1/min", info.field_name)
-        if r < 0:
-            raise ValueError(f"{info.field_name} must not be negative, got {r:g} 1/min")
-        return r
+        return nonnegative(v, "1/min", info.field_name)
 
     @field_validator("initial", "blood")
     @classmethod
@@ -205,10 +220,7 @@ class Secretion(_Strict):
 
     @model_validator(mode="after")
     def _signs(self):
-        for name in ("rate", "threshold", "lag"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+        check_numbers(self, nonnegative_=("rate", "threshold", "lag"))
         return self
 
 
@@ -222,22 +234,17 @@ class Uptake(_Strict):
     @field_validator("rate")
     @classmethod
     def _rate(cls, v):
-        r = quantity(v, "1/min", "rate")
-        if r < 0:
-            raise ValueError(f"an uptake rate must not be negative, got {r:g} 1/min")
-        return r
+        return nonnegative(v, "1/min", "an uptake rate")
 
 
 class Kill(_Strict):
     target: str  # an agent species
     rate: float  # 1/min per touching target
 
-    @field_validator("rate")
-    @classmethod
-    def _rate(cls, v):
-        if not (math.isfinite(v) and v >= 0):
-            raise ValueError(f"a killing rate must be a finite number >= 0 (1/min), got {v}")
-        return v
+    @model_validator(mode="after")
+    def _signs(self):
+        check_numbers(self, nonnegative_=("rate",))
+        return self
 
 
 class Receptor(_Strict):
@@ -250,16 +257,18 @@ class Receptor(_Strict):
 
     @model_validator(mode="after")
     def _positive(self):
-        for name in ("kd", "tau"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive number, got {v}")
+        check_numbers(self, positive=("kd", "tau"))
         return self
 
 
 class Differentiation(_Strict):
     into: str  # another agent species
     rate: float  # 1/min
+
+    @model_validator(mode="after")
+    def _signs(self):
+        check_numbers(self, nonnegative_=("rate",))
+        return self
 
 
 class Recruitment(_Strict):
@@ -268,6 +277,11 @@ class Recruitment(_Strict):
 
     rate: float
     field: str | None = None
+
+    @model_validator(mode="after")
+    def _signs(self):
+        check_numbers(self, nonnegative_=("rate",))
+        return self
 
 
 class Agent(_Strict):
@@ -291,14 +305,7 @@ class Agent(_Strict):
 
     @model_validator(mode="after")
     def _signs(self):
-        for name in ("radius", "persistence"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive number, got {v}")
-        for name in ("speed", "repulsion", "division", "death"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+        check_numbers(self, positive=("radius", "persistence"), nonnegative_=("speed", "repulsion", "division", "death"))
         return self
 
 
@@ -315,10 +322,7 @@ class Tissue(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        for name in ("dt", "t_end", "save_every"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive number of minutes, got {v}")
+        check_numbers(self, positive=("dt", "t_end", "save_every"))
         if self.dt > self.t_end:
             raise ValueError(f"dt ({self.dt:g} min) is longer than t_end ({self.t_end:g} min)")
         if not 0 <= self.seed < 2**63:
