@@ -137,6 +137,7 @@ def model_page(key: str, compiled, written) -> html.Div:
                 dcc.Tabs(id="plot-tab", value="0", children=[], className="plot-tabs"),  # only the chosen tab is drawn
                 html.Div(id="plots", className="plots"),
                 html.Details([html.Summary("Values of every variable"), html.Div(id="values")], open=False),
+                *teaching(key),
                 html.Details([html.Summary("About this model (for teaching)"), *readouts.narrative(spec),
                               *([html.H4("References"), html.Ul([_reference(r) for r in spec.metadata.references])]
                                 if spec.metadata.references else [])],
@@ -144,6 +145,26 @@ def model_page(key: str, compiled, written) -> html.Div:
             ], className="results"),
         ], className="model-page"),
     ])
+
+
+def teaching(key: str) -> list:
+    """A built-in scenario's teaching notes (web/narratives/NAME.yaml): the interleukins, the curves, where to look."""
+    from ilsim.web.narratives import narrative
+
+    note = narrative(key.removeprefix("builtin:")) if key.startswith("builtin:") else None
+    if note is None:
+        return []
+    return [html.Details([
+        html.Summary("Teaching notes"),
+        html.P(note.interleukin, className="interleukin"),
+        html.H4("The curves"),
+        html.Ul([html.Li([html.B(name), f": {text}"], **{"data-curve": name}) for name, text in note.curves.items()]),
+        html.H4("Where to look"),
+        html.Ul([html.Li([html.B(item.curve), f": {item.what}"], **{"data-curve": item.curve}) for item in note.look_for]),
+        *([html.H4("The faults, in the curves"),
+           html.Ul([html.Li([html.B(mode), f": {text}"], **{"data-fault": mode}) for mode, text in note.faults.items()])]
+          if note.faults else []),
+    ], open=True, className="narrative", id="teaching")]
 
 
 def choice(compiled, values, ids, faults_on, severities, severity_ids, doses=None) -> dict:
