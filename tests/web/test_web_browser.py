@@ -341,3 +341,27 @@ def test_a_cohort_launched_from_the_page_has_the_outcomes_of_ilsim_cohort(browse
     assert sum(shown.values()) == 30 and page.locator("#launch-outcome-fractions .main-svg").count() > 0
     page.screenshot(path=str(shots / "cohort-launched.png"), full_page=True)
     page.close()
+
+
+def test_a_tissue_result_folder_shows_its_animation_snapshots_and_counts(browser, explorer, shots):
+    import base64
+    import json as _json
+
+    base, _app, results = explorer
+    folder = results / "niche"
+    ilsim.tissue("il2-niche", folder, t_end=20, save_every=10)  # a short run: a real folder as `ilsim tissue` writes it
+    summary = _json.loads((folder / "summary.json").read_text())
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    _open(page, base, "results")
+    _choose(page, "#result-choice", "niche (tissue)")
+    page.wait_for_selector("#tissue-summary", timeout=TIMEOUT_MS)
+    shown = page.inner_text("#tissue-summary")
+    for cell_type, count in summary["final_cells"].items():  # the counts the run wrote
+        assert f"{cell_type} {count:,}" in shown
+    animation = next((folder / "figures").glob("animation.*"))
+    for ident, path in (("#tissue-snapshots", folder / "figures" / "snapshots.png"), ("#tissue-animation", animation)):
+        src = page.get_attribute(ident, "src")
+        assert base64.b64decode(src.partition(",")[2]) == path.read_bytes()  # the figure the folder holds, whole
+    assert page.evaluate("() => document.querySelector('#tissue-snapshots').naturalWidth") > 0  # decoded by the browser
+    page.screenshot(path=str(shots / "tissue.png"), full_page=True)
+    page.close()

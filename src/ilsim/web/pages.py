@@ -246,10 +246,10 @@ def catalogue_page() -> html.Div:
 def results_page(root: Path | None) -> html.Div:
     folders = result_folders(root)
     return html.Div([
-        html.H1("Cohorts and sweeps"),
-        html.P(f"Finished result folders of `ilsim cohort` and `ilsim sweep` under {root} (the folder `ilsim serve "
-               "--results` names; nothing outside it is read)." if root else "Start `ilsim serve --results DIR` to list "
-               "the finished cohort and sweep folders under DIR."),
+        html.H1("Cohorts, sweeps and tissue runs"),
+        html.P(f"Finished result folders of `ilsim cohort`, `ilsim sweep` and `ilsim tissue` under {root} (the folder "
+               "`ilsim serve --results` names; nothing outside it is read)." if root else "Start `ilsim serve --results DIR` "
+               "to list the finished cohort, sweep and tissue folders under DIR."),
         dcc.Dropdown(id="result-choice", options=[{"label": f"{name} ({kind})", "value": name} for name, kind in folders],
                      placeholder="choose a result folder"),
         html.Div(id="result-view"),
