@@ -37,6 +37,10 @@ def test_a_launched_sweep_is_ilsim_sweep_over_the_sliders_span():
         assert table["kpg"].tolist() == pytest.approx(expected["kpg"].tolist())
         assert table["outcome"].tolist() == expected["outcome"].tolist()
         assert launch.state() == "done" and launch.done == launch.total == 5
+        from ilsim.web.results import outcome_view
+
+        view = str(outcome_view("launched", "sweep", info, table, prefix="launch-"))  # as the page shows it
+        assert "launch-outcome-map" in view and "launch-outcome-table" in view
     finally:
         launcher.shutdown()
 
