@@ -131,6 +131,13 @@ def test_pick_a_scenario_move_a_slider_and_read_back_what_simulate_gives(browser
 
 def test_a_fault_changes_the_outcome_label(browser, explorer, shots):
     page, job = _scenario_page(browser, explorer[0])
+    from ilsim.web.narratives import narrative
+
+    note = narrative(SCENARIO)  # the teaching notes are on the page, each curve and fault of the file
+    curves = page.locator("#teaching li[data-curve]").evaluate_all("items => items.map(li => li.dataset.curve)")
+    faults = page.locator("#teaching li[data-fault]").evaluate_all("items => items.map(li => li.dataset.fault)")
+    assert set(curves) == note.named_curves() and set(faults) == set(note.faults) == {f.mode for f in ilsim.load(SCENARIO).faults}
+    page.locator("#teaching").screenshot(path=str(shots / "teaching-notes.png"))
     intact, faulted = _oracle({})["outcome"], _oracle({}, {"stop-ignored": 1.0})["outcome"]
     assert intact != faulted  # the scenario's point: the stop signal ignored leaves chronic inflammation
     assert page.inner_text("#readout-outcome") == intact
