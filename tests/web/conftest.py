@@ -59,6 +59,7 @@ def explorer(tmp_path_factory):
     yield url(server), server.dash_app, results
     server.shutdown()
     server.dash_app.runner.shutdown()
+    server.dash_app.launcher.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -114,11 +114,30 @@ def test_pick_a_scenario_move_a_slider_and_read_back_what_simulate_gives(browser
               "after_first_median_s": round(float(np.median(latencies[1:])), 3)}
     (shots / "latency.json").write_text(json.dumps(report, indent=2))
     print(f"\nslider -> plot latency (s): {report}")
+    # only the chosen tab's panels are drawn; another tab draws the panels panel_tabs puts in it
+    from ilsim.web.figures import panel_tabs, run_panels
+
+    compiled = ilsim.compile(SCENARIO)
+    tabs = panel_tabs(run_panels({"run": ilsim.simulate(compiled, parameters=changed)}, compiled), len(compiled.spec.plots))
+    assert page.locator(".plots .dash-graph").count() == len(tabs[0][1])
+    page.click("#plot-tab-2")
+    page.wait_for_function("n => document.querySelectorAll('.plots .dash-graph .main-svg .scatterlayer').length === n "
+                           "&& document.querySelectorAll('.plots .dash-graph').length === n",
+                           arg=len(tabs[2][1]), timeout=TIMEOUT_MS)
+    titles = page.evaluate("() => [...document.querySelectorAll('.plots .gtitle')].map(t => t.textContent)")
+    assert titles == [run_panels({"run": ilsim.simulate(compiled, parameters=changed)}, compiled)[i].title for i in tabs[2][1]]
     page.close()
 
 
 def test_a_fault_changes_the_outcome_label(browser, explorer, shots):
     page, job = _scenario_page(browser, explorer[0])
+    from ilsim.web.narratives import narrative
+
+    note = narrative(SCENARIO)  # the teaching notes are on the page, each curve and fault of the file
+    curves = page.locator("#teaching li[data-curve]").evaluate_all("items => items.map(li => li.dataset.curve)")
+    faults = page.locator("#teaching li[data-fault]").evaluate_all("items => items.map(li => li.dataset.fault)")
+    assert set(curves) == note.named_curves() and set(faults) == set(note.faults) == {f.mode for f in ilsim.load(SCENARIO).faults}
+    page.locator("#teaching").screenshot(path=str(shots / "teaching-notes.png"))
     intact, faulted = _oracle({})["outcome"], _oracle({}, {"stop-ignored": 1.0})["outcome"]
     assert intact != faulted  # the scenario's point: the stop signal ignored leaves chronic inflammation
     assert page.inner_text("#readout-outcome") == intact
@@ -294,4 +313,62 @@ def test_a_dose_added_in_the_editor_runs_as_simulate_with_that_dose(browser, exp
     for name, value in shown:  # every variable's peak, as the library gives it for the same dose
         assert (None if value == "None" else float(value)) == pytest.approx(expected[name]["peak"], rel=1e-12), name
     page.screenshot(path=str(shots / "dose-added.png"))
+    page.close()
+
+
+def _choose(page, dropdown: str, option: str) -> None:
+    """Pick an option of a Dash dropdown as a user does: open it, type, click the option."""
+    page.click(dropdown)
+    page.keyboard.type(option.rstrip(" ("))
+    page.locator(f"{dropdown} .Select-menu-outer").get_by_text(option).first.click(timeout=TIMEOUT_MS)
+
+
+def test_a_cohort_launched_from_the_page_has_the_outcomes_of_ilsim_cohort(browser, explorer, shots):
+    from ilsim.web.launch import cohort_request
+
+    base, _app, _ = explorer
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    _open(page, base, "results")
+    _choose(page, "#launch-model", "reynolds-2006")
+    _choose(page, "#launch-params", "kpg (")
+    page.wait_for_selector("#launch-params .Select-value-label:has-text('kpg')")
+    page.fill("#launch-size", "30")
+    page.fill("#launch-seed", "11")
+    page.click("#launch-go")
+    page.wait_for_selector("#launch-done, #launch-error, #launch-cancelled", timeout=TIMEOUT_MS)
+    assert page.locator("#launch-done").count() == 1, page.inner_text("#launch-status")
+    shown = {row.get_attribute("data-outcome"): int(row.get_attribute("data-count"))
+             for row in page.locator("#launch-outcome-table tr.outcome-count").all()}
+    # the oracle: the library's cohort with the same model, varied parameter (over the slider's span), size and seed
+    request = cohort_request("reynolds-2006", ["kpg"], 30, 11)
+    low, high = next(p for p in ilsim.load("reynolds-2006").parameters if p.name == "kpg").span()
+    assert request["vary"] == [f"kpg=uniform({low!r}, {high!r})"]
+    expected = ilsim.cohort("reynolds-2006", patients=30, seed=11, vary=request["vary"], report=False)
+    assert shown == expected["outcome"].astype(str).value_counts().to_dict()
+    assert sum(shown.values()) == 30 and page.locator("#launch-outcome-fractions .main-svg").count() > 0
+    page.screenshot(path=str(shots / "cohort-launched.png"), full_page=True)
+    page.close()
+
+
+def test_a_tissue_result_folder_shows_its_animation_snapshots_and_counts(browser, explorer, shots):
+    import base64
+    import json as _json
+
+    base, _app, results = explorer
+    folder = results / "niche"
+    ilsim.tissue("il2-niche", folder, t_end=20, save_every=10)  # a short run: a real folder as `ilsim tissue` writes it
+    summary = _json.loads((folder / "summary.json").read_text())
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    _open(page, base, "results")
+    _choose(page, "#result-choice", "niche (tissue)")
+    page.wait_for_selector("#tissue-summary", timeout=TIMEOUT_MS)
+    shown = page.inner_text("#tissue-summary")
+    for cell_type, count in summary["final_cells"].items():  # the counts the run wrote
+        assert f"{cell_type} {count:,}" in shown
+    animation = next((folder / "figures").glob("animation.*"))
+    for ident, path in (("#tissue-snapshots", folder / "figures" / "snapshots.png"), ("#tissue-animation", animation)):
+        src = page.get_attribute(ident, "src")
+        assert base64.b64decode(src.partition(",")[2]) == path.read_bytes()  # the figure the folder holds, whole
+    assert page.evaluate("() => document.querySelector('#tissue-snapshots').naturalWidth") > 0  # decoded by the browser
+    page.screenshot(path=str(shots / "tissue.png"), full_page=True)
     page.close()

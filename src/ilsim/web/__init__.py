@@ -48,3 +48,4 @@ def serve(host: str = LOOPBACK, port: int = 0, open_browser: bool = True, result
     finally:
         server.server_close()
         server.dash_app.runner.shutdown()
+        server.dash_app.launcher.shutdown()

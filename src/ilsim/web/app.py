@@ -19,16 +19,20 @@ from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from ilsim.errors import IlsimError, ModelError
 from ilsim.io.results import write_csv, write_netcdf
 from ilsim.web import pages, readouts
-from ilsim.web.figures import panel_figure, run_panels
+from ilsim.web.figures import panel_figure, panel_tabs, run_panels
 from ilsim.web.jobs import Runner
+from ilsim.web.launch import Launcher
+from ilsim.web.launch import register as register_launches
 from ilsim.web.models import Models, UploadRefused, field_line
 
 ANSWER_WAIT_S = 0.4  # a run that finishes within this answers in the same request; a longer one is polled
 
 
-def create_app(results_root: Path | None = None, runner: Runner | None = None, models: Models | None = None) -> dash.Dash:
+def create_app(results_root: Path | None = None, runner: Runner | None = None, models: Models | None = None,
+               launcher: Launcher | None = None) -> dash.Dash:
     """The app; ``results_root`` is the one folder whose cohort and sweep results the Results page lists."""
     runner = runner or Runner()
+    launcher = launcher or Launcher()
     models = models or Models()
     app = dash.Dash(__name__, title="ilsim explorer", suppress_callback_exceptions=True,
                     assets_folder=str(Path(__file__).parent / "assets"))
@@ -39,7 +43,8 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
                                html.A("Interleukins", href="/interleukins"), html.A("Cohorts & sweeps", href="/results")])]),
         html.Main(id="page"),
     ])
-    app.runner, app.models = runner, models  # the tests and `ilsim serve` reach them here
+    app.runner, app.models, app.launcher = runner, models, launcher  # the tests and `ilsim serve` reach them here
+    register_launches(app, launcher)
 
     @app.callback(Output("page", "children"), Input("url", "pathname"))
     def route(path):
@@ -73,20 +78,21 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
     @app.callback(
         Output("job", "data"), Output("poll", "max_intervals"), Output("status", "children"), Output("readouts", "children"),
         Output("plots", "children"), Output("values", "children"), Output("changes", "children"),
+        Output("plot-tab", "children"),
         Input({"type": "param", "name": ALL}, "value"), Input("fault-on", "value"),
         Input({"type": "severity", "mode": ALL}, "value"), Input("poll", "n_intervals"), Input("cancel", "n_clicks"),
-        Input("overlay", "value"), Input("saved", "data"), Input("doses", "data"),
+        Input("overlay", "value"), Input("saved", "data"), Input("doses", "data"), Input("plot-tab", "value"),
         State({"type": "param", "name": ALL}, "id"), State({"type": "severity", "mode": ALL}, "id"),
         State("model-key", "data"), State("job", "data"),
     )
-    def run(values, faults_on, severities, tick, _cancel, overlay, saved, doses, ids, severity_ids, key, job_id):
+    def run(values, faults_on, severities, tick, _cancel, overlay, saved, doses, tab, ids, severity_ids, key, job_id):
         # The poll is self-clocked: each answer arms one more tick (max_intervals), so a slow answer is never
         # superseded by the next tick's request (Dash drops the older of two pending calls of one callback).
         stop, next_tick = tick or 0, (tick or 0) + 1
         compiled = models.get(key)
         if ctx.triggered_id == "cancel":
             runner.cancel(job_id)
-            return None, stop, html.Span("cancelled", className="status cancelled"), *([no_update] * 4)
+            return None, stop, html.Span("cancelled", className="status cancelled"), *([no_update] * 5)
         choice = pages.choice(compiled, values, ids, faults_on, severities, severity_ids, doses)
         if ctx.triggered_id == "poll":
             job = runner.wait(job_id, timeout=0.05)
@@ -96,18 +102,18 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
                                    models.source(key))
             job = runner.wait(job_id, timeout=ANSWER_WAIT_S)
         if job is None:
-            return None, stop, html.Span("no run", className="status"), *([no_update] * 4)
+            return None, stop, html.Span("no run", className="status"), *([no_update] * 5)
         state = job.state()
         if state in ("queued", "integrating", "summarising", "running"):
             elapsed = time.monotonic() - job.started
             status = html.Span([html.Progress(className="busy"), f" {state} … {elapsed:.1f} s"], className="status busy")
-            return job_id, next_tick, status, *([no_update] * 4)
+            return job_id, next_tick, status, *([no_update] * 5)
         if state == "failed":
             status = html.Div(["the run failed: ", html.Span(str(job.future.exception()), id="run-error")],
                               className="status failed")
-            return job_id, stop, status, [], [], [], pages.changes_text(choice)
+            return job_id, stop, status, [], [], [], pages.changes_text(choice), []
         if state == "cancelled":
-            return None, stop, html.Span("cancelled", className="status cancelled"), *([no_update] * 4)
+            return None, stop, html.Span("cancelled", className="status cancelled"), *([no_update] * 5)
         ds, summary = job.future.result()
         runs = {"this run": ds}
         source = models.source(key)
@@ -120,13 +126,18 @@ def create_app(results_root: Path | None = None, runner: Runner | None = None, m
                                                                        "source": source})
         runs = {label: r for label, r in runs.items() if r is not None}
         tu = summary.get("time_units") or ""
-        graphs = [dcc.Graph(figure=panel_figure(panel, runs, tu, summary["events_fired"]), id={"type": "plot", "index": i},
+        drawn = run_panels(runs, compiled)
+        tabs = panel_tabs(drawn, len(compiled.spec.plots))
+        chosen = min(int(tab or 0), len(tabs) - 1) if tabs else 0  # a run with fewer tabs than the last one shows its first
+        graphs = [dcc.Graph(figure=panel_figure(drawn[i], runs, tu, summary["events_fired"]), id={"type": "plot", "index": i},
                             config={"displaylogo": False, "toImageButtonOptions": {"format": "svg"}}, className="plot")
-                  for i, panel in enumerate(run_panels(runs, compiled))]
+                  for i in (tabs[chosen][1] if tabs else [])]
+        tab_bar = [dcc.Tab(label=f"{label} ({len(indices)})", value=str(k), id=f"plot-tab-{k}")
+                   for k, (label, indices) in enumerate(tabs)]
         status = html.Span(f"done: {summary['method']}, {summary['wall_time_s']:.3g} s of integration", className="status done",
                            id="run-done", **{"data-job": job_id})
         return (job_id, stop, status, readouts.readouts(summary), graphs, readouts.values_table(summary),
-                pages.changes_text(choice))
+                pages.changes_text(choice), tab_bar)
 
     @app.callback(Output("saved", "data"), Output("saved-note", "children"), Input("save", "n_clicks"),
                   State({"type": "param", "name": ALL}, "value"), State("fault-on", "value"),

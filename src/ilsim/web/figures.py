@@ -15,6 +15,7 @@ DASHES = ["solid", "dash", "dot", "dashdot", "longdash"]
 FONT = 16  # readable on a projector
 MAX_POINTS = 600  # points drawn per curve (shown_points)
 MAX_EVENT_LINES = 6  # event firings marked on the plots
+TAB_PANELS = 6  # panels per tab after the first: the browser draws only the chosen tab's, not all twenty
 GRID = {"gridcolor": "#e3e3e3", "zerolinecolor": "#bbb", "linecolor": "#444", "showline": True}
 
 
@@ -37,6 +38,21 @@ def shown_points(y: np.ndarray, most: int = MAX_POINTS) -> np.ndarray:
 def run_panels(runs: dict, model) -> list[Panel]:
     first, *others = runs.values()
     return panels(first, model, tuple(others))
+
+
+def panel_tabs(panels: list[Panel], declared: int) -> list[tuple[str, list[int]]]:
+    """The panels split into tabs, as (label, indices into ``panels``): the model's own ``plots:`` (its first
+    ``declared`` panels) make the first tab, the groups after them tabs of at most TAB_PANELS in report order.
+
+    Drawing a Plotly panel costs the browser tens of milliseconds; drawing all twenty of a large model after every
+    slider move took most of a second, so only the tab on screen is drawn."""
+    first = min(declared, len(panels)) or min(TAB_PANELS, len(panels))
+    tabs = [("main", list(range(first)))] if first else []
+    for start in range(first, len(panels), TAB_PANELS):
+        indices = list(range(start, min(start + TAB_PANELS, len(panels))))
+        titles = list(dict.fromkeys(panels[i].title for i in indices))
+        tabs.append((", ".join(titles) if len(titles) <= 3 else f"{titles[0]} … {titles[-1]}", indices))
+    return tabs
 
 
 def panel_figure(panel: Panel, runs: dict, t_units: str, events: list = ()) -> dict:

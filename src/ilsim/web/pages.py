@@ -8,6 +8,7 @@ from dash import dash_table, dcc, html
 
 import ilsim
 from ilsim.web import readouts
+from ilsim.web.launch import launch_controls
 from ilsim.web.results import result_folders, result_view  # noqa: F401 - result_view: the Results page's callback
 
 SLIDER_STEPS = 100  # positions of a parameter's slider over its range
@@ -133,8 +134,10 @@ def model_page(key: str, compiled, written) -> html.Div:
                 html.Div(id="status", className="status-line"),
                 html.Div(id="changes", className="changes"),
                 html.Div(id="readouts", className="readouts"),
+                dcc.Tabs(id="plot-tab", value="0", children=[], className="plot-tabs"),  # only the chosen tab is drawn
                 html.Div(id="plots", className="plots"),
                 html.Details([html.Summary("Values of every variable"), html.Div(id="values")], open=False),
+                *teaching(key),
                 html.Details([html.Summary("About this model (for teaching)"), *readouts.narrative(spec),
                               *([html.H4("References"), html.Ul([_reference(r) for r in spec.metadata.references])]
                                 if spec.metadata.references else [])],
@@ -142,6 +145,26 @@ def model_page(key: str, compiled, written) -> html.Div:
             ], className="results"),
         ], className="model-page"),
     ])
+
+
+def teaching(key: str) -> list:
+    """A built-in scenario's teaching notes (web/narratives/NAME.yaml): the interleukins, the curves, where to look."""
+    from ilsim.web.narratives import narrative
+
+    note = narrative(key.removeprefix("builtin:")) if key.startswith("builtin:") else None
+    if note is None:
+        return []
+    return [html.Details([
+        html.Summary("Teaching notes"),
+        html.P(note.interleukin, className="interleukin"),
+        html.H4("The curves"),
+        html.Ul([html.Li([html.B(name), f": {text}"], **{"data-curve": name}) for name, text in note.curves.items()]),
+        html.H4("Where to look"),
+        html.Ul([html.Li([html.B(item.curve), f": {item.what}"], **{"data-curve": item.curve}) for item in note.look_for]),
+        *([html.H4("The faults, in the curves"),
+           html.Ul([html.Li([html.B(mode), f": {text}"], **{"data-fault": mode}) for mode, text in note.faults.items()])]
+          if note.faults else []),
+    ], open=True, className="narrative", id="teaching")]
 
 
 def choice(compiled, values, ids, faults_on, severities, severity_ids, doses=None) -> dict:
@@ -223,12 +246,13 @@ def catalogue_page() -> html.Div:
 def results_page(root: Path | None) -> html.Div:
     folders = result_folders(root)
     return html.Div([
-        html.H1("Cohorts and sweeps"),
-        html.P(f"Finished result folders of `ilsim cohort` and `ilsim sweep` under {root} (the folder `ilsim serve "
-               "--results` names; nothing outside it is read)." if root else "Start `ilsim serve --results DIR` to list "
-               "the finished cohort and sweep folders under DIR."),
+        html.H1("Cohorts, sweeps and tissue runs"),
+        html.P(f"Finished result folders of `ilsim cohort`, `ilsim sweep` and `ilsim tissue` under {root} (the folder "
+               "`ilsim serve --results` names; nothing outside it is read)." if root else "Start `ilsim serve --results DIR` "
+               "to list the finished cohort, sweep and tissue folders under DIR."),
         dcc.Dropdown(id="result-choice", options=[{"label": f"{name} ({kind})", "value": name} for name, kind in folders],
                      placeholder="choose a result folder"),
         html.Div(id="result-view"),
+        launch_controls(),
     ])
 
