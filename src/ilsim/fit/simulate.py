@@ -17,6 +17,7 @@ import numpy as np
 from ilsim.fit.problem import ConditionMap, FitProblem, Simulation
 from ilsim.model.compile import parameter_derivative_kernel
 
+DENSE_LIMIT = 300  # augmented systems larger than this integrate with a sparse Newton matrix
 MAX_STEPS = 20000  # per output interval: a run that needs more is a failed start, not a stalled fit
 STEADY_TOL = 1e-8  # preequilibration: |dx/dt| <= STEADY_TOL * (1 + |x|) for every state
 
@@ -142,6 +143,8 @@ class Simulator:
                 return out
 
             y0 = np.concatenate([x, S.ravel()])
+        if len(y0) > DENSE_LIMIT:
+            return self._integrate_sparse(f, x, S, p, t_end, t_eval)
         times = np.array([0.0, float(t_end)]) if t_eval is None else np.asarray(t_eval, float)
         grid = times if times[0] == 0.0 else np.concatenate([[0.0], times])
         with warnings.catch_warnings():  # a failed run is reported by its message, not by SciPy's warning
@@ -152,6 +155,26 @@ class Simulator:
             raise SimulationFailed(info["message"])
         y = y if times[0] == 0.0 else y[1:]
         return _Solution(y.T)
+
+    def _integrate_sparse(self, f, x, S, p, t_end, t_eval):
+        """Large augmented systems: SciPy's BDF with the Newton matrix I (x) J as a sparse matrix (LSODA would
+        factorise it dense)."""
+        from scipy import sparse  # lazy: heavy (SciPy)
+        from scipy.integrate import solve_ivp  # lazy: heavy (SciPy)
+
+        m, ns, nc = self.m, len(self.m.species), S.shape[1]
+        eye = sparse.identity(nc, format="csr")
+
+        def jac(t, y):
+            J = m.jacobian(y[:ns], t, p)
+            return sparse.block_diag([sparse.csr_matrix(J), sparse.kron(J, eye)], format="csc")
+
+        y0 = np.concatenate([x, S.ravel()])
+        sol = solve_ivp(f, (0.0, float(t_end)), y0, method="BDF", t_eval=t_eval, rtol=self.problem.rtol,
+                        atol=self.problem.atol, jac=jac)
+        if sol.status != 0 or not np.all(np.isfinite(sol.y)):
+            raise SimulationFailed(sol.message)
+        return sol
 
     def _steady(self, x, S, p, P):
         """Preequilibration: integrate until every state (and sensitivity) stops moving."""
