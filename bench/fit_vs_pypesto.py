@@ -41,7 +41,7 @@ importer = pypesto.petab.PetabImporter.from_yaml(yaml_path)
 t = time.perf_counter()
 problem = importer.create_problem()
 build = time.perf_counter() - t
-x = problem.get_reduced_vector(np.asarray(problem.x_nominal_scaled))
+x = np.asarray(importer.petab_problem.x_nominal_free_scaled, float)
 problem.objective(x, sensi_orders=(0, 1))
 times = []
 for _ in range(20):
@@ -134,6 +134,8 @@ def main() -> None:
         theirs = pypesto_side(args.starts, args.seed, args.workers)
         lines.append(summarise("pyPESTO", theirs))
         print(lines[-1], flush=True)
+        print(f"negative log-likelihood at the nominal parameters: pyPESTO+AMICI {theirs['fval_nominal']:.4f}"
+              + ("" if args.skip_ilsim else f", ilsim {ours['nllh_nominal']:.4f}"))
     print(f"(optimum: log-likelihood {BEST_LLH:.3f}; {args.workers} processes each; same machine, one after the other)")
 
 
