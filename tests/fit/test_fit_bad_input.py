@@ -32,54 +32,31 @@ def _refused_fit(cli, refused, problem, out, *fragments):
     return output
 
 
-def test_unknown_observable(cli, refused, boehm, tmp_path):
+CASES = {  # name: (edits as (file, row, column, value), fragments of the one message)
+    "unknown observable": ([(MEAS, 3, "observableId", "pSTAT5A_rl")],
+                           [MEAS, "row 5", "column 'observableId'", "'pSTAT5A_rl'"]),
+    "unknown condition": ([(MEAS, 0, "simulationConditionId", "nowhere")],
+                          [MEAS, "row 2", "column 'simulationConditionId'", "'nowhere'"]),
+    "lower bound above upper": ([(PARAMS, 1, "lowerBound", "1e6")],
+                                [PARAMS, "row 3", "column 'lowerBound'", "above upper bound"]),
+    "log-scaled parameter with a zero bound": ([(PARAMS, 0, "lowerBound", "0")],
+                                               [PARAMS, "row 2", "column 'lowerBound'", "log10 scale"]),
+    "NaN measurement": ([(MEAS, 2, "measurement", "NaN")], [MEAS, "row 4", "column 'measurement'", "must be a number"]),
+    "negative data with log-normal noise": ([(OBS, 0, "observableTransformation", "log10"), (MEAS, 1, "measurement", "-3.5")],
+                                            [MEAS, "row 3", "column 'measurement'", "log-normal", "-3.5"]),
+    "fails the petab linter": ([(PARAMS, 2, "estimate", "2")], [f"{NAME}.yaml", "petab linter", "estimate"]),
+    "unsupported feature": ([(OBS, 0, "noiseDistribution", "laplace")],
+                            [OBS, "row 2", "column 'noiseDistribution'", "'laplace'", "not supported"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_broken_petab_problem(cli, refused, boehm, tmp_path, case):
     problem, edit = boehm
-    edit(MEAS, lambda t: t.loc.__setitem__((3, "observableId"), "pSTAT5A_rl"))
-    _refused_fit(cli, refused, problem, tmp_path / "out", MEAS, "row 5", "column 'observableId'", "'pSTAT5A_rl'")
-
-
-def test_unknown_condition(cli, refused, boehm, tmp_path):
-    problem, edit = boehm
-    edit(MEAS, lambda t: t.loc.__setitem__((0, "simulationConditionId"), "nowhere"))
-    _refused_fit(cli, refused, problem, tmp_path / "out", MEAS, "row 2", "column 'simulationConditionId'", "'nowhere'")
-
-
-def test_lower_bound_above_upper(cli, refused, boehm, tmp_path):
-    problem, edit = boehm
-    edit(PARAMS, lambda t: t.loc.__setitem__((1, "lowerBound"), "1e6"))
-    _refused_fit(cli, refused, problem, tmp_path / "out", PARAMS, "row 3", "column 'lowerBound'", "above upper bound")
-
-
-def test_log_scaled_parameter_with_a_zero_bound(cli, refused, boehm, tmp_path):
-    problem, edit = boehm
-    edit(PARAMS, lambda t: t.loc.__setitem__((0, "lowerBound"), "0"))
-    _refused_fit(cli, refused, problem, tmp_path / "out", PARAMS, "row 2", "column 'lowerBound'", "log10 scale")
-
-
-def test_nan_measurement(cli, refused, boehm, tmp_path):
-    problem, edit = boehm
-    edit(MEAS, lambda t: t.loc.__setitem__((2, "measurement"), "NaN"))
-    _refused_fit(cli, refused, problem, tmp_path / "out", MEAS, "row 4", "column 'measurement'", "must be a number")
-
-
-def test_negative_data_with_log_normal_noise(cli, refused, boehm, tmp_path):
-    problem, edit = boehm
-    edit(OBS, lambda t: t.loc.__setitem__((0, "observableTransformation"), "log10"))
-    edit(MEAS, lambda t: t.loc.__setitem__((1, "measurement"), "-3.5"))
-    _refused_fit(cli, refused, problem, tmp_path / "out", MEAS, "row 3", "column 'measurement'", "log-normal", "-3.5")
-
-
-def test_problem_failing_the_petab_linter(cli, refused, boehm, tmp_path):
-    problem, edit = boehm
-    edit(PARAMS, lambda t: t.loc.__setitem__((2, "estimate"), "2"))  # estimate must be 0 or 1
-    _refused_fit(cli, refused, problem, tmp_path / "out", f"{NAME}.yaml", "petab linter")
-
-
-def test_unsupported_feature_is_named(cli, refused, boehm, tmp_path):
-    problem, edit = boehm
-    edit(OBS, lambda t: t.loc.__setitem__((0, "noiseDistribution"), "laplace"))
-    _refused_fit(cli, refused, problem, tmp_path / "out", OBS, "row 2", "column 'noiseDistribution'", "'laplace'",
-                 "not supported")
+    edits, fragments = CASES[case]
+    for file, row, column, value in edits:
+        edit(file, lambda t, row=row, column=column, value=value: t.loc.__setitem__((row, column), value))
+    _refused_fit(cli, refused, problem, tmp_path / "out", *fragments)
 
 
 def test_model_file_fit_section_bounds(cli, refused, tmp_path):

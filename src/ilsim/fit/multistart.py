@@ -41,8 +41,8 @@ OPTIMIZERS = ("fides", "trf")
 
 def local_fit(objective: Objective, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, max_evaluations: int = 400,
               optimizer: str = "fides") -> dict:
-    """One start from x0: fides (interior trust region, Gauss-Newton Hessian J^T J from the residuals'
-    sensitivities) or SciPy's least_squares (TRF); a dict with the end point, its objective and why it stopped."""
+    """One start from x0: fides (interior trust region, the Fisher information from the sensitivities as its
+    Hessian) or SciPy's least_squares (TRF); a dict with the end point, its objective and why it stopped."""
     started = time.perf_counter()
     record = {"x0": x0.tolist()}
     try:
@@ -76,7 +76,7 @@ def _fides(objective, x0, lower, upper, max_evaluations):
             if calls == 1:
                 raise _StartFailed("the model cannot be simulated at the start point")
             return math.inf, np.full(n, np.nan), np.full((n, n), np.nan)  # fides shrinks its trust region
-        return ev.objective, ev.gradient, ev.jacobian.T @ ev.jacobian
+        return ev.objective, ev.gradient, ev.fisher
 
     opt = fides.Optimizer(fun, ub=upper, lb=lower, verbose=logging.ERROR,
                           options={fides.Options.MAXITER: max_evaluations})

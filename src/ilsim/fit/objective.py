@@ -32,6 +32,7 @@ class Evaluation:
     gradient: np.ndarray | None  # of nllh + prior, by the estimated parameters on their scales
     jacobian: np.ndarray | None  # of the residuals
     simulated: np.ndarray  # the model's value per measurement row
+    fisher: np.ndarray | None = None  # Fisher information (Gauss-Newton Hessian of nllh + prior), with the gradient
 
     @property
     def objective(self) -> float:
@@ -108,7 +109,12 @@ class Objective:
         chain = dphi[None, :]
         J = np.vstack([dr[:, est] * chain, dsres[:, est] * chain, prior_jac])
         grad = J.T @ residuals  # d(0.5 |r|^2) = d(nllh + prior)
-        return Evaluation(nllh, prior, residuals, grad, J, y)
+        # the Fisher information of normal noise: the residuals' part, and 2 (dsigma/sigma)^2 for the noise terms
+        # (their shifted residuals would understate it by the shift; see SIGMA_SHIFT)
+        data = dr[:, est] * chain
+        relative = dsigma[:, est] * chain / sigma[:, None]
+        fisher = data.T @ data + 2.0 * relative.T @ relative + prior_jac.T @ prior_jac
+        return Evaluation(nllh, prior, residuals, grad, J, y, fisher)
 
     def _failed(self, nrow: int, gradient: bool) -> Evaluation:
         return Evaluation(math.inf, 0.0, None, None, None, np.full(nrow, np.nan))

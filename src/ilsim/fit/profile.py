@@ -33,6 +33,7 @@ class _Reduced:
         if gradient and ev.gradient is not None:
             ev.gradient = np.delete(ev.gradient, self.k)
             ev.jacobian = np.delete(ev.jacobian, self.k, axis=1)
+            ev.fisher = np.delete(np.delete(ev.fisher, self.k, axis=0), self.k, axis=1)
         return ev
 
 
