@@ -342,7 +342,7 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
                 steps[i] = n_steps
                 return ENDLESS_EVENTS
             fresh = True
-        if check:  # a moment where a condition on t flips
+        if check:  # after a reaction, or at a moment where a condition on t flips
             check = False
             fired = _conditions(t, x, y, p, omega, inv_omega, nonneg, cond_events, armed, guard_slot, act_start, actions,
                                 vals, fired_row, due, log_t, log_k)
@@ -368,7 +368,8 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
         if last:
             t_stop = t_end
         t_check = next_check(t, t_stop, p)
-        if t_check < t_stop:
+        at_check = t_check < t_stop  # t_stop is then a moment where a condition on t flips
+        if at_check:
             t_stop = t_check
             last = False
         a0 = 0.0
@@ -400,7 +401,7 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
                 if last:
                     steps[i] = n_steps
                     return OK
-                check = t_check == t_stop
+                check = at_check
                 t = t_stop
                 continue
             k_out = _record(k_out, t_next, False, t_eval, x, p, inv_omega, Y, P_t, i, record_p)
@@ -488,7 +489,7 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
                 k_out = _record(k_out, t_stop, True, t_eval, x, p, inv_omega, Y, P_t, i, record_p)
                 steps[i] = n_steps + 1
                 return OK
-            check = t == t_check
+            check = at_check and t >= t_stop
         n_steps += 1
         for q in range(ns):
             if nonneg[q] and x[q] < 0.0:  # a process whose rate does not vanish when what it consumes is gone
@@ -496,15 +497,7 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
                 fail_j[i] = j_next if not leap else -1
                 steps[i] = n_steps
                 return NEGATIVE_COUNT
-        if cond_events.shape[0]:
-            fired = _conditions(t, x, y, p, omega, inv_omega, nonneg, cond_events, armed, guard_slot, act_start, actions,
-                                vals, fired_row, due, log_t, log_k)
-            if fired < 0:
-                fail_t[i] = t
-                steps[i] = n_steps
-                return ENDLESS_EVENTS
-            if fired:
-                fresh = True
+        check = cond_events.shape[0] > 0  # conditions are tested after every reaction, at the top of the loop
         if n_steps >= max_steps:
             fail_t[i] = t
             steps[i] = n_steps
