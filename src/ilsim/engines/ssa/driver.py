@@ -404,7 +404,8 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
                 check = at_check
                 t = t_stop
                 continue
-            k_out = _record(k_out, t_next, False, t_eval, x, p, inv_omega, Y, P_t, i, record_p)
+            if k_out < t_eval.shape[0] and t_eval[k_out] < t_next:  # (most reactions pass no output time)
+                k_out = _record(k_out, t_next, False, t_eval, x, p, inv_omega, Y, P_t, i, record_p)
             t = t_next
             if method != NEXT_REACTION:
                 r = uniform(s) * a0
