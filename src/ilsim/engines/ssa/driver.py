@@ -373,8 +373,9 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
             t_stop = t_check
             last = False
         a0 = 0.0
-        for j in range(nr):
-            a0 += a[j]
+        if method != NEXT_REACTION:  # (the next-reaction method needs no sum: O(processes) per reaction)
+            for j in range(nr):
+                a0 += a[j]
         # the next reaction (exact methods and exact steps of tau-leaping), or a leap
         leap = method == TAU and exact_left == 0 and a0 > 0.0
         tau = np.inf
