@@ -1,6 +1,7 @@
 """ilsim's stochastic engine against GillesPy2's C++ and NumPy SSA solvers, side by side in one run.
 
-The model of issue 15: effector cells E born at rate 1 and dying at 0.1 per cell, each secreting IL at 5 per
+The model of issue 15 (examples/immune-birth-death.yaml; built again in GillesPy2 below): effector
+cells E born at rate 1 and dying at 0.1 per cell, each secreting IL at 5 per
 cell, IL decaying at 1 per molecule; from E = IL = 0, 1,000 trajectories over t = 0..50 (51 output times).
 Each tool runs its exact direct method; compile time (ilsim: numba, GillesPy2 C++: the solver's build) is
 timed apart from the runs, and each run is the median of ``--repeats``. The means at t = 50 are printed
@@ -30,23 +31,7 @@ import numpy as np
 VENV = Path(os.environ.get("ILSIM_BENCH_CACHE", Path.home() / ".cache" / "ilsim-bench")) / "gillespy2-venv"
 GILLESPY2 = "gillespy2>=1.8,<2"
 
-MODEL = """
-metadata: {name: immune-birth-death, title: Immune birth-death, time_units: day}
-species:
-  - {name: E, kind: cell, initial: 0}
-  - {name: IL, kind: cytokine, initial: 0}
-parameters:
-  - {name: birth, value: 1.0}
-  - {name: death, value: 0.1}
-  - {name: secretion, value: 5.0}
-  - {name: decay, value: 1.0}
-processes:
-  - {name: born, rate: birth, produces: {E: 1}}
-  - {name: dies, rate: death*E, consumes: {E: 1}}
-  - {name: secretes, rate: secretion*E, produces: {IL: 1}}
-  - {name: decays, rate: decay*IL, consumes: {IL: 1}}
-simulation: {t_end: 50, points: 51}
-"""
+MODEL = Path(__file__).resolve().parents[1] / "examples" / "immune-birth-death.yaml"  # the same model for ilsim
 
 GILLESPY2_SIDE = textwrap.dedent("""
     import json, statistics, sys, time
@@ -131,10 +116,7 @@ def run_ilsim(trajectories: int, repeats: int, method: str) -> dict:
     from ilsim.engines.ssa import SsaEngine
     from ilsim.engines.ssa.codegen import model_module
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "immune.yaml"
-        path.write_text(MODEL)
-        model = ilsim.compile(ilsim.load(path))
+    model = ilsim.compile(ilsim.load(MODEL))
     start = time.perf_counter()
     model_module(model)  # generate and import (numba compiles on the first call, timed next)
     t = np.linspace(0.0, 50.0, 51)

@@ -288,3 +288,30 @@ def test_species_of_1e_minus_20_are_integrated_to_their_own_size_at_the_default_
     r = ENGINES[name](1e-6, 1e-9).solve(m, t, m.p0[None, :])  # the defaults of every engine and of model files
     assert r.status[0] == OK
     assert np.allclose(r.Y[0], cases.tiny_amounts_exact(t), rtol=0.0, atol=1e-4 * 1e-20)
+
+
+# ---- the stochastic engine (engines/ssa): the cases whose answer does not depend on chance. The others above
+# compare with continuous solutions, which a stochastic trajectory does not follow (tests/engines/test_ssa.py
+# checks its distributions against closed forms instead).
+def test_ssa_applies_timed_doses_and_guards_exactly_where_no_process_fires():
+    from ilsim.engines.ssa import SsaEngine
+
+    m = decay_with_doses()
+    t = np.linspace(0.0, 10.0, 41)
+    r = SsaEngine(seed=0).solve(m, t, np.array([m.p0 * [0.0, 1.0]]), log_events=4)  # k = 0: only the events act
+    assert r.status.tolist() == [OK]
+    assert r.Y[0, :, 0].tolist() == (8.0 + 4.0 * (t >= 2.5) + 4.0 * (t >= 5.0)).tolist()  # after a dose at its time
+    assert r.fired[0].tolist() == [2, 0, 0] and r.event_log[0] == [(2.5, 0), (5.0, 0)]
+
+
+def test_ssa_an_endless_cascade_fails_that_trajectory_alone():
+    from ilsim.engines.ssa import SsaEngine
+
+    m = ilsim.compile(cases.endless_cascade())
+    r = SsaEngine(seed=0).solve(m, cases.CASCADE_TIMES, cases.CASCADE_P)
+    assert r.status.tolist() == [OK, ENDLESS_EVENTS, OK]
+    assert "endless" in r.messages[1]
+    for patient in (0, 2):  # X fires once, at the clock's first tick (if it ticks by t = 2); Y and rearm never
+        ticked = bool(r.Y[patient, -1, 1] == 1.0)
+        assert r.fired[patient].tolist() == [0, int(ticked), 0]
+        assert r.Y[patient, -1, 2] == 0.0

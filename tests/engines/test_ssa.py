@@ -203,3 +203,21 @@ def test_wilson_interval():
     assert ensemble.wilson(0, 100) == (0.0, pytest.approx(z * z / (100 + z * z)))
     lo, hi = ensemble.wilson(81, 263)
     assert (round(lo, 4), round(hi, 4)) == (0.2553, 0.3662)
+
+
+def test_the_large_size_limit_approaches_the_ode_as_one_over_root_size(model):
+    """Immigration k = 2 and death d = 1 in concentration units, system size 10, 100, 1000: the mean of c = X / size
+    follows the ODE c(t) = 2 (1 - e^-t) (solved by the SciPy engine), and the spread around it shrinks as
+    1 / sqrt(size): sd(c) sqrt(size) = sqrt(c(t)) (Poisson counts)."""
+    from ilsim.engines.ode import OdeEngine
+
+    t = np.array([0.0, 1.0, 3.0])
+    p = model.parameter_vector({"k": 2.0, "d": 1.0})
+    ode = OdeEngine("LSODA", 1e-10, 1e-12).solve(model, t, p[None, :]).Y[0, 1:, 0]
+    assert np.allclose(ode, 2 * (1 - np.exp(-t[1:])), rtol=1e-7)
+    n = 2000
+    for size in (10.0, 100.0, 1000.0):
+        c = SsaEngine(seed=8, system_size=size).solve(model, t, np.repeat(p[None, :], n, axis=0)).Y[:, 1:, 0]
+        sd = np.sqrt(ode / size)
+        assert np.all(np.abs(c.mean(axis=0) - ode) < 4 * sd / np.sqrt(n))
+        assert np.all(np.abs(c.std(axis=0, ddof=1) * np.sqrt(size) / np.sqrt(ode) - 1) < 4 / np.sqrt(2 * n))

@@ -342,7 +342,7 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
                 steps[i] = n_steps
                 return ENDLESS_EVENTS
             fresh = True
-        if check:  # a moment where a condition on t flips
+        if check:  # after a reaction, or at a moment where a condition on t flips
             check = False
             fired = _conditions(t, x, y, p, omega, inv_omega, nonneg, cond_events, armed, guard_slot, act_start, actions,
                                 vals, fired_row, due, log_t, log_k)
@@ -368,12 +368,14 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
         if last:
             t_stop = t_end
         t_check = next_check(t, t_stop, p)
-        if t_check < t_stop:
+        at_check = t_check < t_stop  # t_stop is then a moment where a condition on t flips
+        if at_check:
             t_stop = t_check
             last = False
         a0 = 0.0
-        for j in range(nr):
-            a0 += a[j]
+        if method != NEXT_REACTION:  # (the next-reaction method needs no sum: O(processes) per reaction)
+            for j in range(nr):
+                a0 += a[j]
         # the next reaction (exact methods and exact steps of tau-leaping), or a leap
         leap = method == TAU and exact_left == 0 and a0 > 0.0
         tau = np.inf
@@ -400,10 +402,11 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
                 if last:
                     steps[i] = n_steps
                     return OK
-                check = t_check == t_stop
+                check = at_check
                 t = t_stop
                 continue
-            k_out = _record(k_out, t_next, False, t_eval, x, p, inv_omega, Y, P_t, i, record_p)
+            if k_out < t_eval.shape[0] and t_eval[k_out] < t_next:  # (most reactions pass no output time)
+                k_out = _record(k_out, t_next, False, t_eval, x, p, inv_omega, Y, P_t, i, record_p)
             t = t_next
             if method != NEXT_REACTION:
                 r = uniform(s) * a0
@@ -488,7 +491,7 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
                 k_out = _record(k_out, t_stop, True, t_eval, x, p, inv_omega, Y, P_t, i, record_p)
                 steps[i] = n_steps + 1
                 return OK
-            check = t == t_check
+            check = at_check and t >= t_stop
         n_steps += 1
         for q in range(ns):
             if nonneg[q] and x[q] < 0.0:  # a process whose rate does not vanish when what it consumes is gone
@@ -496,15 +499,7 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
                 fail_j[i] = j_next if not leap else -1
                 steps[i] = n_steps
                 return NEGATIVE_COUNT
-        if cond_events.shape[0]:
-            fired = _conditions(t, x, y, p, omega, inv_omega, nonneg, cond_events, armed, guard_slot, act_start, actions,
-                                vals, fired_row, due, log_t, log_k)
-            if fired < 0:
-                fail_t[i] = t
-                steps[i] = n_steps
-                return ENDLESS_EVENTS
-            if fired:
-                fresh = True
+        check = cond_events.shape[0] > 0  # conditions are tested after every reaction, at the top of the loop
         if n_steps >= max_steps:
             fail_t[i] = t
             steps[i] = n_steps

@@ -138,7 +138,9 @@ class SsaEngine(Engine):
         """The ensemble as an xarray Dataset with a ``trajectory`` dimension (the seed and the method in attrs):
         ``P`` (one row, by default the model's values) repeated ``trajectories`` times, or one row per trajectory."""
         P = np.atleast_2d(model.p0 if P is None else np.asarray(P, dtype=float))
-        if P.shape[0] == 1:
+        if P.shape[0] == 1:  # refused before the copies are made, not by a MemoryError while making them
+            check_memory(self.trajectories, len(np.atleast_1d(t_eval)),
+                         len(model.species) + len(model.observables) + len(model.parameters))
             P = np.repeat(P, self.trajectories, axis=0)
         ds = super().simulate(model, t_eval, P).rename(patient="trajectory")
         ds.attrs.update(method=self.chosen_method(model), method_asked=self.method)

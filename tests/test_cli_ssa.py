@@ -1,0 +1,80 @@
+"""`ilsim run MODEL --engine ssa`: a complete ensemble result folder, and every mistake refused with exit code 2,
+a message naming the option or the field, and nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+ROOT = Path(__file__).resolve().parents[1]
+IMMUNE = ROOT / "examples" / "immune-birth-death.yaml"
+INOCULUM = ROOT / "examples" / "inoculum-clearance.yaml"
+
+
+def test_run_writes_an_ensemble_with_statistics_extinction_and_first_passage(cli, tmp_path):
+    out = tmp_path / "res"
+    result = cli("run", INOCULUM, "--engine", "ssa", "--trajectories", "400", "--seed", "7", "--out", out,
+                 "--points", "11", "--t-end", "0.4", "--set", "B0=2", "--time-to", "B < 1")
+    assert result.exit_code == 0, result.output
+    assert {"results.nc", "statistics.csv", "summary.json", "model.yaml", "report.html"} <= {p.name for p in out.iterdir()}
+    assert (out / "figures" / "fan.png").stat().st_size > 1000
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seed"] == 7 and summary["trajectories"] == 400 and summary["method_used"] == "direct"
+    ds = xr.open_dataset(out / "results.nc")
+    assert ds.sizes["trajectory"] == 400 and ds.attrs["seed"] == 7
+    final = ds["B"].values[:, -1]
+    extinct = summary["extinction"]["B"]
+    assert extinct["extinct"] == int((final == 0).sum())  # the summary reads the trajectories written
+    lo, hi = extinct["ci95"]
+    assert lo < extinct["probability"] < hi
+    # every trajectory extinct by the end has a first time at which B < 1, and no other has
+    first = ds["first_time"].values[:, 0]
+    assert np.isfinite(first[final == 0]).all()
+    assert summary["first_passage"]["B < 1"]["reached"] == int(np.isfinite(first).sum())
+    ds.close()
+    again = tmp_path / "again"
+    assert cli("run", INOCULUM, "--engine", "ssa", "--trajectories", "400", "--seed", "7", "--out", again,
+               "--points", "11", "--t-end", "0.4", "--set", "B0=2", "--no-report").exit_code == 0
+    with xr.open_dataset(again / "results.nc") as second, xr.open_dataset(out / "results.nc") as first_run:
+        assert np.array_equal(second["B"].values, first_run["B"].values)  # the same seed, the same numbers
+
+
+BAD = [
+    (["--seed", "abc"], ["--seed"]),
+    (["--seed", "1.5"], ["--seed"]),
+    (["--seed", "-1"], ["--seed must be at least 0"]),
+    (["--trajectories", "0"], ["--trajectories must be at least 1"]),
+    (["--trajectories", "1000000000"], ["--trajectories", "GiB", "fewer trajectories"]),
+    (["--set", "B0=2.5"], ["species 'B'", "2.5", "not a whole number"]),
+    (["--set", "B0=-3"], ["species 'B'", "not a non-negative"]),
+    (["--method", "gillespie"], ["--method", "unknown stochastic method 'gillespie'"]),
+    (["--system-size", "0"], ["--system-size must be a positive"]),
+    (["--rtol", "1e-6"], ["--rtol", "the stochastic engine has none"]),
+    (["--time-to", "Q < 1"], ["--time-to", "unknown name 'Q'"]),
+    (["--time-to", "B + 1"], ["--time-to", "not a condition"]),
+]
+
+
+@pytest.mark.parametrize("args, fragments", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_stochastic_options_are_refused_and_nothing_is_written(cli, refused, tmp_path, args, fragments):
+    out = tmp_path / "res"
+    refused(cli("run", INOCULUM, "--engine", "ssa", "--out", out, *args), *fragments)
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_stochastic_options_need_the_stochastic_engine(cli, refused, tmp_path):
+    refused(cli("run", IMMUNE, "--trajectories", "10", "--out", tmp_path / "a"), "--trajectories", "--engine ssa")
+    refused(cli("run", IMMUNE, "--engine", "gillespie", "--out", tmp_path / "b"), "--engine must be ode or ssa")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_that_cannot_be_made_discrete_is_refused_naming_the_process(write_model, cli, refused, tmp_path):
+    model = write_model()  # conftest's MINIMAL: IL2_0 = 1, k_decay ... ; a rate reading t makes it non-discrete
+    text = model.read_text().replace('rate: "k_sec*Teff"', 'rate: "k_sec*Teff*t"')
+    model.write_text(text)
+    refused(cli("run", model, "--engine", "ssa", "--out", tmp_path / "res"), "process 'IL-2 secretion'", "reads the time t")
+    assert not (tmp_path / "res").exists()
