@@ -18,7 +18,7 @@ import numpy as np
 from ilsim.engines.batch.codegen import distinct_event_expressions
 from ilsim.model import expressions as ex
 from ilsim.model.compile import CompiledModel, _import_generated, kernel_names, unpack_lines
-from ilsim.model.switches import condition_switches
+from ilsim.model.switches import time_switches
 
 _LOADED: dict[str, object] = {}
 
@@ -91,9 +91,9 @@ def model_source(model: CompiledModel, kernel: str) -> str:
     src += by_slot("guard", guards, lambda g: f"1 if {code(g)} else 0", "1")
     src += by_slot("value", values, code, "0.0")
 
-    # the moments a condition comparing t with parameters flips: the loop stops there to test it on time
+    # the moments a condition on t flips (t >= c, t == c, floor windows): the loop stops there to test it on time
     src += ["", "", jit, "def next_check(t, t_stop, p):"]
-    for tree in condition_switches(model):
+    for tree in time_switches(model):  # with the events' conditions (rates reading t are refused)
         src += [*locals_for([tree], "    "), f"    v = {code(tree)}", "    if t < v < t_stop:", "        t_stop = v"]
     src += ["    return t_stop"]
     return "\n".join(src) + "\n"
