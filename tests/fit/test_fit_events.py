@@ -28,6 +28,8 @@ parameters:
   - {name: k, value: 0.3}
   - {name: D, value: 5.0}
   - {name: k_late, value: 0.1}
+observables:
+  - {name: signal, expression: "A*k"}
 processes:
   - {name: elimination, rate: "k*A", consumes: {A: 1}}
 events:
@@ -41,14 +43,15 @@ fit:
 EXTRA
   noise:
     - {observable: A, sigma: 0.2}
+    - {observable: signal, sigma: 0.2}
 """
 TIMES = [0.0, 1.0, 2.0, 2.5, 4.0, 6.0, 9.0]
 DATA = [2.1, 1.4, 6.2, 5.1, 3.0, 1.6, 0.7]
 
 
-def _problem(tmp_path, events: str, extra: str = ""):
-    (tmp_path / "data.csv").write_text("observable,time,measurement\n" +
-                                       "".join(f"A,{t:g},{v:g}\n" for t, v in zip(TIMES, DATA)))
+def _problem(tmp_path, events: str, extra: str = "", observables=("A",)):
+    rows = "".join(f"{o},{t:g},{v:g}\n" for o in observables for t, v in zip(TIMES, DATA))
+    (tmp_path / "data.csv").write_text("observable,time,measurement\n" + rows)
     path = tmp_path / "model.yaml"
     path.write_text(ONE_COMPARTMENT.replace("EVENTS", events).replace("EXTRA", extra))
     return load_model_fit(path), path
@@ -80,7 +83,7 @@ def test_parameter_dependent_jumps_match_finite_differences(tmp_path):
               "  - {name: halve, at: 4, set: {A: \"A*k_late*5 + A0/4\"}}\n"
               "  - {name: slower, at: 5, set: {k: \"k_late\"}}")
     extra = "    - {name: k_late, lower: 0.01, upper: 10}"
-    problem, path = _problem(tmp_path, events, extra)
+    problem, path = _problem(tmp_path, events, extra, observables=("A", "signal"))
     objective = Objective(problem)
     rng = np.random.default_rng(16)
     for _ in range(2):
@@ -91,7 +94,8 @@ def test_parameter_dependent_jumps_match_finite_differences(tmp_path):
     # the states against the ODE engine's run of the same model file at the nominal values
     nominal = objective(problem.parameters.scale(problem.parameters.nominal[problem.parameters.estimated]))
     ds = ilsim.simulate(path, t_eval=np.array(TIMES), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(nominal.simulated, ds["A"].values, rtol=1e-6)
+    engine = np.concatenate([ds["A"].values, ds["signal"].values])
+    np.testing.assert_allclose(nominal.simulated, engine, rtol=1e-6)
 
 
 def test_condition_events_are_refused_by_name(tmp_path):

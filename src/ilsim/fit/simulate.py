@@ -60,6 +60,10 @@ class Simulator:
         self._dfdp = None
         self._dx0 = None
         self._jumps: dict[int, object] = {}
+        # of the last run with events: the model parameters (times x parameters) and, with sensitivities, their
+        # derivatives by the sensitivity columns (times x parameters x cols) at each output time, as events
+        # changed them (observables that read a parameter need the value it had then); None without events
+        self.parameter_trace: tuple[np.ndarray, np.ndarray | None] | None = None
 
     # ------------------------------------------------------------------ model pieces
     def dfdp(self, x, t, p) -> np.ndarray:
@@ -90,6 +94,7 @@ class Simulator:
         ns = len(self.m.species)
         nc = 0 if cols is None else len(cols)
         pos = {} if cols is None else {int(j): k for k, j in enumerate(cols)}
+        self.parameter_trace = None
         first = sim.preeq or sim.condition
         p = first.parameters(phi)
         x = np.array(self.m.initial_state(p), float)
@@ -121,6 +126,9 @@ class Simulator:
         engine records it)."""
         ns = len(self.m.species)
         p = p.copy()
+        pt = np.empty((len(times), len(p)))
+        PP = None if S is None else np.empty((len(times), *P.shape))
+        self.parameter_trace = (pt, PP)
         schedule = timed_schedule(self.m, 0.0, float(times[-1]))
         stops = sorted({tau for tau, _ in schedule if tau > 0.0} | {float(times[-1])})
         t, k_event, k_out = 0.0, 0, 0
@@ -130,9 +138,9 @@ class Simulator:
                 grid = np.concatenate([inside, [stop]])
                 sol = self._integrate(x, S, p, P, stop, grid, t0=t)
                 for j in range(len(inside)):
-                    X[k_out] = sol.y[:ns, j]
+                    X[k_out], pt[k_out] = sol.y[:ns, j], p
                     if SS is not None:
-                        SS[k_out] = sol.y[ns:, j].reshape(ns, -1)
+                        SS[k_out], PP[k_out] = sol.y[ns:, j].reshape(ns, -1), P
                     k_out += 1
                 x = sol.y[:ns, -1].copy()
                 if S is not None:
@@ -142,9 +150,9 @@ class Simulator:
                 x, S, p, P = self._jump(schedule[k_event][1], t, x, S, p, P)
                 k_event += 1
             while k_out < len(times) and times[k_out] <= t:
-                X[k_out] = x
+                X[k_out], pt[k_out] = x, p
                 if SS is not None:
-                    SS[k_out] = S
+                    SS[k_out], PP[k_out] = S, P
                 k_out += 1
         return X, SS
 
