@@ -101,3 +101,41 @@ def test_parameter_dependent_jumps_match_finite_differences(tmp_path):
 def test_condition_events_are_refused_by_name(tmp_path):
     with pytest.raises(FitError, match=r"model.yaml: event 'rescue' fires on a condition"):
         _problem(tmp_path, "  - {name: rescue, when: \"A < 0.5\", add: {A: D}}")
+
+
+INFUSION = """\
+metadata: {name: infusion, time_units: day}
+species:
+  - {name: X, initial: 0}
+parameters:
+  - {name: dose_mg, value: 50}
+pk:
+  - {drug: drugA, compartments: 1, amount_units: mg, volume: 3.0, k10: 0.5}
+doses:
+  - {drug: drugA, route: iv_infusion, amount: dose_mg, units: mg, duration: 0.5, start: 1, every: 2, count: 2}
+processes:
+  - {name: production, rate: "0.1*drugA", produces: {X: 1}}
+fit:
+  measurements: data.csv
+  parameters:
+    - {name: dose_mg, lower: 1, upper: 1000}
+  noise:
+    - {observable: drugA, sigma: 0.5}
+    - {observable: X, sigma: 0.5}
+"""
+
+
+def test_infusions_switch_parameters_with_their_sensitivities(tmp_path):
+    # an infusion is a pair of guarded events setting the drug's infusion rate (dose_mg / duration): a parameter
+    # whose value, and derivative by dose_mg, the events change mid-run; outputs during, at and after each infusion
+    (tmp_path / "data.csv").write_text("observable,time,measurement\ndrugA,1.2,3\ndrugA,1.5,6\ndrugA,2,4\n"
+                                       "drugA,3.3,9\nX,1.5,1\nX,4,2\n")
+    (tmp_path / "model.yaml").write_text(INFUSION)
+    problem = load_model_fit(tmp_path / "model.yaml")
+    objective = Objective(problem)
+    theta = np.log10([70.0])
+    ev = objective(theta, gradient=True)
+    np.testing.assert_allclose(ev.gradient, finite_differences(objective, theta), rtol=1e-4)
+    ds = ilsim.simulate(tmp_path / "model.yaml", t_eval=np.array([0.0, 1.2, 1.5, 2.0, 3.3, 4.0]), rtol=1e-10, atol=1e-12)
+    engine = np.concatenate([ds["drugA"].values[1:5], ds["X"].values[[2, 5]]])
+    np.testing.assert_allclose(objective(np.log10([50.0])).simulated, engine, rtol=1e-6)
