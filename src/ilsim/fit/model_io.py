@@ -14,6 +14,7 @@ import numpy as np
 
 from ilsim.fit import formulas
 from ilsim.fit.problem import ConditionMap, FitError, FitProblem, Measurements, Observable, Parameters, Simulation, where
+from ilsim.fit.simulate import check_events
 from ilsim.io.models import compile as compile_model
 from ilsim.model.load import read_spec
 
@@ -28,9 +29,7 @@ def load_model_fit(path: str | Path) -> FitProblem:
         raise FitError(f"{path}: no fit: section (which parameters to estimate, the measurements file, the noise)")
     section = spec.fit
     model = compile_model(spec)
-    if model.events:
-        raise FitError(f"{path}: fit: models with events (doses, timed changes) cannot be fitted yet "
-                       f"({len(model.events)} events)")
+    check_events(model, str(path))
     names = [p.name for p in section.parameters]
     pindex = {n: i for i, n in enumerate(model.parameters)}
     for i, name in enumerate(names):

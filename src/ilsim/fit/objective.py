@@ -124,6 +124,7 @@ class Objective:
         m = pr.model
         ns, npar = len(m.species), len(m.parameters)
         p = sim.condition.parameters(phi)
+        trace = self.simulator.parameter_trace  # the parameters as timed events left them at each output
         meas = pr.measurements
         for o_index, obs in enumerate(pr.observables):
             sel = meas.observable[sim.rows] == o_index
@@ -135,7 +136,7 @@ class Objective:
             vals = np.array([meas.slot_value[r] for r in rows])
             pars = np.array([meas.slot_param[r] for r in rows])
             vals = np.where(pars >= 0, phi[np.maximum(pars, 0)], vals)
-            args = [*xs.T, *p, *vals.T]
+            args = [*xs.T, *(p if trace is None else trace[0][tix].T), *vals.T]
             with np.errstate(all="ignore"):
                 out = obs.function(*args)
             n = len(rows)
@@ -151,6 +152,8 @@ class Objective:
                     d = np.broadcast_to(np.asarray(d, float), (n,))
                     if slot < ns:  # a state: through the sensitivities
                         acc[:, cols] += d[:, None] * S[tix, slot, :]
+                    elif slot < ns + npar and trace is not None:  # a model parameter events may have changed
+                        acc[:, cols] += d[:, None] * trace[1][tix, slot - ns, :]
                     elif slot < ns + npar:  # a model parameter: through the condition's mapping
                         k = slot - ns
                         for t, s in zip(sim.condition.targets, sim.condition.sources):

@@ -6,6 +6,13 @@ and P maps problem parameters onto model parameters. The augmented system is int
 matrix is the block-diagonal I (x) J (the coupling through dJ/dx only slows Newton, never the accuracy).
 LSODA's step loop runs in Fortran: an evaluation of Boehm with its gradient is about 6 times faster than
 with solve_ivp's BDF, whose loop is Python.
+
+Timed events (doses, timed ``set``/``add``) split the run into segments. An event at a fixed time tau that
+maps the state to x+ = g(x-, p) (``add``: g = x + v, ``set``: g = v) carries the sensitivities across as
+S+ = (dg/dx) S- + (dg/dp) P: no term from the event time, which moves with no parameter. So a dose of a fixed
+amount leaves S continuous, and a dose or set value that reads parameters or states makes S jump by
+dv/dx S- + dv/dp P. An event that changes a model parameter changes that row of P = dp/dphi the same way.
+Events fired by conditions on the state, and delayed events, are refused (``check_events``).
 """
 
 from __future__ import annotations
@@ -14,8 +21,9 @@ import warnings
 
 import numpy as np
 
-from ilsim.fit.problem import ConditionMap, FitProblem, Simulation
-from ilsim.model.compile import parameter_derivative_kernel
+from ilsim.fit.problem import ConditionMap, FitError, FitProblem, Simulation
+from ilsim.model.analysis import timed_schedule
+from ilsim.model.compile import STATE, CompiledModel, parameter_derivative_kernel
 
 DENSE_LIMIT = 300  # augmented systems larger than this integrate with a sparse Newton matrix
 MAX_STEPS = 20000  # per output interval: a run that needs more is a failed start, not a stalled fit
@@ -24,6 +32,18 @@ STEADY_TOL = 1e-8  # preequilibration: |dx/dt| <= STEADY_TOL * (1 + |x|) for eve
 
 class SimulationFailed(Exception):
     """An integration that did not reach its end (the objective is then infinite: never fatal to a fit)."""
+
+
+def check_events(model: CompiledModel, source: str) -> None:
+    """Only events at fixed times can be fitted: a condition event's time moves with the parameters (its
+    sensitivity jump needs the root's derivative), and a delayed event's time depends on its delay."""
+    for ev in model.events:
+        if ev.condition is not None:
+            raise FitError(f"{source}: event '{ev.name}' fires on a condition ('when:'): only events at fixed "
+                           "times (doses, 'at:') can be fitted")
+        if ev.delay is not None:
+            raise FitError(f"{source}: event '{ev.name}' has a delay: only events at fixed times (doses, 'at:') "
+                           "can be fitted")
 
 
 class _Solution:
@@ -39,6 +59,11 @@ class Simulator:
         self.m = problem.model
         self._dfdp = None
         self._dx0 = None
+        self._jumps: dict[int, object] = {}
+        # of the last run with events: the model parameters (times x parameters) and, with sensitivities, their
+        # derivatives by the sensitivity columns (times x parameters x cols) at each output time, as events
+        # changed them (observables that read a parameter need the value it had then); None without events
+        self.parameter_trace: tuple[np.ndarray, np.ndarray | None] | None = None
 
     # ------------------------------------------------------------------ model pieces
     def dfdp(self, x, t, p) -> np.ndarray:
@@ -69,6 +94,7 @@ class Simulator:
         ns = len(self.m.species)
         nc = 0 if cols is None else len(cols)
         pos = {} if cols is None else {int(j): k for k, j in enumerate(cols)}
+        self.parameter_trace = None
         first = sim.preeq or sim.condition
         p = first.parameters(phi)
         x = np.array(self.m.initial_state(p), float)
@@ -82,6 +108,8 @@ class Simulator:
         times = sim.times
         X = np.empty((len(times), ns))
         SS = np.empty((len(times), ns, nc)) if cols is not None else None
+        if self.m.events:
+            return self._run_segments(x, S, p, P, times, X, SS)
         if times[-1] <= 0:
             X[:] = x
             if SS is not None:
@@ -92,6 +120,94 @@ class Simulator:
         if SS is not None:
             SS[:] = sol.y[ns:].T.reshape(len(times), ns, nc)
         return X, SS
+
+    def _run_segments(self, x, S, p, P, times, X, SS):
+        """Integrate between event times; an output at an event's time is the state after it (as the ODE
+        engine records it)."""
+        ns = len(self.m.species)
+        p = p.copy()
+        pt = np.empty((len(times), len(p)))
+        PP = None if S is None else np.empty((len(times), *P.shape))
+        self.parameter_trace = (pt, PP)
+        schedule = timed_schedule(self.m, 0.0, float(times[-1]))
+        stops = sorted({tau for tau, _ in schedule if tau > 0.0} | {float(times[-1])})
+        t, k_event, k_out = 0.0, 0, 0
+        for stop in [0.0, *stops]:
+            if stop > t:
+                inside = times[(times > t) & (times < stop)]
+                grid = np.concatenate([inside, [stop]])
+                sol = self._integrate(x, S, p, P, stop, grid, t0=t)
+                for j in range(len(inside)):
+                    X[k_out], pt[k_out] = sol.y[:ns, j], p
+                    if SS is not None:
+                        SS[k_out], PP[k_out] = sol.y[ns:, j].reshape(ns, -1), P
+                    k_out += 1
+                x = sol.y[:ns, -1].copy()
+                if S is not None:
+                    S = sol.y[ns:, -1].reshape(ns, -1).copy()
+                t = stop
+            while k_event < len(schedule) and schedule[k_event][0] <= t:
+                x, S, p, P = self._jump(schedule[k_event][1], t, x, S, p, P)
+                k_event += 1
+            while k_out < len(times) and times[k_out] <= t:
+                X[k_out], pt[k_out] = x, p
+                if SS is not None:
+                    SS[k_out], PP[k_out] = S, P
+                k_out += 1
+        return X, SS
+
+    def _jump(self, k: int, t: float, x, S, p, P):
+        """Event k at time t (if its guard holds): every value from the state before it, then
+        S+ = (dg/dx) S- + (dg/dp) P and, for parameters it changes, P+ likewise (see the module's docstring)."""
+        ev = self.m.events[k]
+        if ev.guard is not None and not self.m.evaluate(ev.guard, t, x, p):
+            return x, S, p, P
+        values, dvdx, dvdp = self._event_derivatives(k)(t, x, p)
+        x_new, p_new = x.copy(), p.copy()
+        S_new = None if S is None else S.copy()
+        P_new = None if P is None else P.copy()
+        for (mode, kind, i, _), v, gx, gp in zip(ev.actions, values, dvdx, dvdp):
+            target = x_new if kind == STATE else p_new
+            target[i] = v if mode == "set" else target[i] + v
+            if not np.isfinite(target[i]):
+                raise SimulationFailed(f"event '{ev.name}' at t = {t:g} makes a value {float(target[i])}")
+            if S is not None:
+                dv = gx @ S + gp @ P  # d(value)/d(phi), from the state and parameters before the event
+                rows = S_new if kind == STATE else P_new
+                rows[i] = dv if mode == "set" else rows[i] + dv
+        return x_new, S_new, p_new, P_new
+
+    def _event_derivatives(self, k: int):
+        """f(t, x, p) -> (values, dvalue/dx, dvalue/dp) of event k's actions, differentiated by SymPy from their
+        expression trees (observables and derived quantities they read are substituted first)."""
+        if k not in self._jumps:
+            import sympy as sp  # lazy: heavy (SymPy)
+
+            from ilsim.model import expressions as ex
+
+            m = self.m
+            xs = [sp.Symbol(f"x{i}", real=True) for i in range(len(m.species))]
+            ps = [sp.Symbol(f"p{i}", real=True) for i in range(len(m.parameters))]
+            ts = sp.Symbol("t", real=True)
+            names = {"t": ts, **dict(zip(m.parameters, ps)), **dict(zip(m.species, xs))}
+            for name, tree in m.derived:
+                names[name] = ex.to_sympy(tree, names)
+            for name, tree in zip(m.observables, m.observable_trees):
+                names[name] = ex.to_sympy(tree, names)
+            exprs = [ex.to_sympy(node, names) for *_, node in m.events[k].actions]
+            rows = [[e, [sp.diff(e, v) for v in xs], [sp.diff(e, v) for v in ps]] for e in exprs]
+            f = sp.lambdify([ts, xs, ps], rows, modules="numpy")
+            nx, npar = len(xs), len(ps)
+
+            def jump(t, x, p):
+                out = f(t, x, p)
+                values = [float(v) for v, _, _ in out]
+                dvdx = [np.broadcast_to(np.asarray(gx, float), (nx,)) for _, gx, _ in out]
+                dvdp = [np.broadcast_to(np.asarray(gp, float), (npar,)) for _, _, gp in out]
+                return values, dvdx, dvdp
+
+            self._jumps[k] = jump
+        return self._jumps[k]
 
     def _selection(self, cmap: ConditionMap, pos: dict[int, int]) -> np.ndarray:
         P = np.zeros((len(self.m.parameters), len(pos)))
@@ -109,7 +225,7 @@ class Simulator:
                 if param is not None and param in pos:
                     S[state, pos[param]] = 1.0
 
-    def _integrate(self, x, S, p, P, t_end, t_eval):
+    def _integrate(self, x, S, p, P, t_end, t_eval, t0: float = 0.0):
         """LSODA (ODEPACK through odeint: its step loop runs in Fortran) with the analytic Jacobian; for the
         augmented system the Jacobian's blocks are J on the diagonal (the coupling through dJ/dx is left out:
         it only slows Newton's iterations)."""
@@ -144,19 +260,19 @@ class Simulator:
 
             y0 = np.concatenate([x, S.ravel()])
         if len(y0) > DENSE_LIMIT:
-            return self._integrate_sparse(f, x, S, p, t_end, t_eval)
-        times = np.array([0.0, float(t_end)]) if t_eval is None else np.asarray(t_eval, float)
-        grid = times if times[0] == 0.0 else np.concatenate([[0.0], times])
+            return self._integrate_sparse(f, x, S, p, t_end, t_eval, t0)
+        times = np.array([t0, float(t_end)]) if t_eval is None else np.asarray(t_eval, float)
+        grid = times if times[0] == t0 else np.concatenate([[t0], times])
         with warnings.catch_warnings():  # a failed run is reported by its message, not by SciPy's warning
             warnings.simplefilter("ignore")
             y, info = odeint(f, y0, grid, Dfun=jac, tfirst=True, rtol=rtol, atol=atol, mxstep=MAX_STEPS,
                              full_output=True)
         if info["message"] != "Integration successful." or not np.all(np.isfinite(y)):
             raise SimulationFailed(info["message"])
-        y = y if times[0] == 0.0 else y[1:]
+        y = y if times[0] == t0 else y[1:]
         return _Solution(y.T)
 
-    def _integrate_sparse(self, f, x, S, p, t_end, t_eval):
+    def _integrate_sparse(self, f, x, S, p, t_end, t_eval, t0: float = 0.0):
         """Large augmented systems: SciPy's BDF with the Newton matrix I (x) J as a sparse matrix (LSODA would
         factorise it dense)."""
         from scipy import sparse  # lazy: heavy (SciPy)
@@ -170,7 +286,7 @@ class Simulator:
             return sparse.block_diag([sparse.csr_matrix(J), sparse.kron(J, eye)], format="csc")
 
         y0 = np.concatenate([x, S.ravel()])
-        sol = solve_ivp(f, (0.0, float(t_end)), y0, method="BDF", t_eval=t_eval, rtol=self.problem.rtol,
+        sol = solve_ivp(f, (t0, float(t_end)), y0, method="BDF", t_eval=t_eval, rtol=self.problem.rtol,
                         atol=self.problem.atol, jac=jac)
         if sol.status != 0 or not np.all(np.isfinite(sol.y)):
             raise SimulationFailed(sol.message)
