@@ -345,7 +345,8 @@ def test_a_cohort_launched_from_the_page_has_the_outcomes_of_ilsim_cohort(browse
     assert request["vary"] == [f"kpg=uniform({low!r}, {high!r})"]
     expected = ilsim.cohort("reynolds-2006", patients=30, seed=11, vary=request["vary"], report=False)
     assert shown == expected["outcome"].astype(str).value_counts().to_dict()
-    assert sum(shown.values()) == 30 and page.locator("#launch-outcome-fractions .main-svg").count() > 0
+    assert sum(shown.values()) == 30
+    page.wait_for_selector("#launch-outcome-fractions .main-svg", timeout=TIMEOUT_MS)  # drawn after the table
     page.screenshot(path=str(shots / "cohort-launched.png"), full_page=True)
     page.close()
 
