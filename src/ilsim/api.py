@@ -282,6 +282,7 @@ def tissue(
         info = tissue_io.write_tissue(tmp, result, compiled.spec, {**settings, "resumed_at_min": (
             resume.state.step * section.dt if resume is not None else None)}, wall)
         if report:
-            tissue_report.write_report(tmp, result, info, compiled.spec.metadata.title or compiled.spec.metadata.name)
+            tissue_report.write_report(tmp, result, info, compiled.spec.metadata.title or compiled.spec.metadata.name,
+                                        {s.name: s.units for s in compiled.spec.species if s.units})
     checkpoint.unlink(missing_ok=True)
     return result, info

@@ -46,7 +46,7 @@ def _draw(ax, run, snap, vmax):
     return image
 
 
-def snapshot_figure(run, path: Path) -> Path:
+def snapshot_figure(run, path: Path, units: dict[str, str] | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,13 +63,13 @@ def snapshot_figure(run, path: Path) -> Path:
     axes[0][0].set_ylabel("y (µm)")
     axes[0][-1].legend(loc="upper right", fontsize=7, markerscale=2)
     if image is not None:
-        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label=run.setup.fields[0])
+        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label=_labelled(run.setup.fields[0], units))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def timeseries_figure(run, path: Path) -> Path:
+def timeseries_figure(run, path: Path, units: dict[str, str] | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,7 +87,9 @@ def timeseries_figure(run, path: Path) -> Path:
         b.plot(run.times, mean[:, k], label=f"{name} mean")
         b.plot(run.times, peak[:, k], linestyle="--", label=f"{name} max")
     b.set_xlabel("time (min)")
-    b.set_ylabel("concentration")
+    # one unit on the axis: the fields' own when they share one, else none is claimed
+    shared = {(units or {}).get(name) for name in run.setup.fields}
+    b.set_ylabel(f"concentration ({shared.pop()})" if len(shared) == 1 and None not in shared else "concentration")
     if run.setup.fields:
         b.legend(fontsize=8)
     fig.tight_layout()
@@ -129,11 +131,17 @@ def animation(run, folder: Path) -> Path:
     return path
 
 
-def write_report(folder: Path, run, info: dict, title: str) -> Path:
-    """figures/snapshots.png, figures/timeseries.png, the animation and report.html (self-contained)."""
+def _labelled(name: str, units: dict[str, str] | None) -> str:
+    unit = (units or {}).get(name)
+    return f"{name} ({unit})" if unit else name
+
+
+def write_report(folder: Path, run, info: dict, title: str, units: dict[str, str] | None = None) -> Path:
+    """figures/snapshots.png, figures/timeseries.png, the animation and report.html (self-contained); ``units``: the
+    species' unit labels, for the axes."""
     figures = folder / "figures"
     figures.mkdir(exist_ok=True)
-    pngs = [snapshot_figure(run, figures / "snapshots.png"), timeseries_figure(run, figures / "timeseries.png")]
+    pngs = [snapshot_figure(run, figures / "snapshots.png", units), timeseries_figure(run, figures / "timeseries.png", units)]
     movie = animation(run, figures)
     data = base64.b64encode(movie.read_bytes()).decode("ascii")
     media = (f"<video controls loop src='data:video/mp4;base64,{data}'></video>" if movie.suffix == ".mp4"
