@@ -92,3 +92,57 @@ def test_public_names_load_on_first_use():
         "loss", "k*x", consumes={"x": 1})
     ds = model.simulate(4.0, points=5, method="RK45", rtol=1e-10, atol=1e-12)
     assert ds["x"].values[-1] == pytest.approx(2.0 * 2.718281828459045 ** -2.0, rel=1e-7)  # x(4) = 2 exp(-0.5 * 4)
+
+
+# a decay A -> B with units (second, mole, litre): importing it reads every unit label through pint
+SBML_DECAY = """<?xml version="1.0" encoding="UTF-8"?>
+<sbml xmlns="http://www.sbml.org/sbml/level3/version1/core" level="3" version="1">
+  <model id="decay" timeUnits="second" substanceUnits="mole" volumeUnits="litre" extentUnits="mole">
+    <listOfUnitDefinitions>
+      <unitDefinition id="per_second"><listOfUnits>
+        <unit kind="second" exponent="-1" scale="0" multiplier="1"/></listOfUnits></unitDefinition>
+    </listOfUnitDefinitions>
+    <listOfCompartments><compartment id="c" size="1" spatialDimensions="3" units="litre" constant="true"/></listOfCompartments>
+    <listOfSpecies>
+      <species id="A" compartment="c" initialAmount="2" substanceUnits="mole" hasOnlySubstanceUnits="true"
+               boundaryCondition="false" constant="false"/>
+      <species id="B" compartment="c" initialAmount="0" substanceUnits="mole" hasOnlySubstanceUnits="true"
+               boundaryCondition="false" constant="false"/>
+    </listOfSpecies>
+    <listOfParameters><parameter id="k" value="0.5" units="per_second" constant="true"/></listOfParameters>
+    <listOfReactions>
+      <reaction id="r" reversible="false" fast="false">
+        <listOfReactants><speciesReference species="A" stoichiometry="1" constant="true"/></listOfReactants>
+        <listOfProducts><speciesReference species="B" stoichiometry="1" constant="true"/></listOfProducts>
+        <kineticLaw><math xmlns="http://www.w3.org/1998/Math/MathML"><apply><times/><ci>k</ci><ci>A</ci></apply></math>
+        </kineticLaw>
+      </reaction>
+    </listOfReactions>
+  </model>
+</sbml>
+"""
+
+
+def test_loading_an_sbml_file_loads_only_what_reading_it_needs(tmp_path):
+    # a new model's first run starts with importing modules: ilsim.load of an SBML file reads it with libsbml
+    # and its units with pint, and loads none of the engines' modules (SciPy's integrators, numba), nor
+    # xarray/pandas, nor dask (which pint imports for its dask arrays unless told otherwise)
+    path = tmp_path / "decay.xml"
+    path.write_text(SBML_DECAY)
+    code = (f"import sys, ilsim\nspec = ilsim.load({str(path)!r})\nassert spec.metadata.time_units == 'second'\n"
+            "assert 'pint' in sys.modules and 'scipy.integrate' not in sys.modules")
+    assert loaded_after(code) == ["scipy", "libsbml"]  # scipy's package alone (pint looks for it), not its integrators
+
+
+def test_a_first_run_of_an_sbml_file_loads_no_dask_numba_or_xarray(tmp_path):
+    # import + compile + simulate as bench/biomodels_survey.py times it; the answer checks that it ran:
+    # A(t) = 2 exp(-0.5 t)
+    path = tmp_path / "decay.xml"
+    path.write_text(SBML_DECAY)
+    code = (f"import numpy as np\nfrom ilsim.engines.ode import OdeEngine\nfrom ilsim.io.sbml_import import import_sbml\n"
+            f"from ilsim.model.compile import compile_model\nmodel = import_sbml({str(path)!r})\n"
+            "compiled = compile_model(model.spec, jit=False)\n"
+            "traj = OdeEngine().run(compiled, np.linspace(0.0, 4.0, 5), compiled.p0)\n"
+            "a = traj.y[:, compiled.species.index('A')]\n"
+            "assert np.allclose(a, 2.0 * np.exp(-0.5 * traj.t), rtol=1e-4), a")
+    assert loaded_after(code) == ["scipy", "libsbml"]

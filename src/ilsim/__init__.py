@@ -21,8 +21,8 @@ _LAZY = {
     "cohort": ("ilsim.api", "cohort"),
     "fit": ("ilsim.fit", "package"),  # the package, callable: ilsim.fit(...) runs a fit
     "compare": ("ilsim.api", "compare"),
-    "compile": ("ilsim.api", "compile"),
-    "load": ("ilsim.api", "load"),
+    "compile": ("ilsim.io.models", "compile"),  # not ilsim.api, which loads SciPy and xarray to run models
+    "load": ("ilsim.io.models", "load"),
     "run": ("ilsim.api", "run"),
     "sensitivity": ("ilsim.api", "sensitivity"),
     "simulate": ("ilsim.api", "simulate"),

@@ -118,3 +118,29 @@ def test_dimension_mismatches_are_warnings_not_errors(tmp_path, cli, rate, K_uni
 def test_built_in_scenarios_compile_with_few_unit_warnings():
     counts = {path.stem: len(_compile(path)[1]) for path in MODEL_FILES if path.parent.name == "scenarios"}
     assert sum(counts.values()) <= 10, counts  # 6 when written; a new mismatch shows here first
+
+
+def _fresh(code: str) -> str:
+    """The last line ``code`` prints in a new interpreter on the ilsim under test."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(ilsim.__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_the_registry_does_not_import_dask_and_leaves_it_importable():
+    # pint imports dask whenever it is installed; ilsim's registry turns that off for its own import only
+    code = ("import sys\nfrom ilsim.model import units\nq = units.parse('pg/mL')\n"
+            "assert 'dask' not in sys.modules and sys.modules.get('dask', 0) != None\n"
+            "import dask, dask.array, pint.compat\n"
+            "print(pint.compat.HAS_DASK, round(float((1 * q).to('ng/L').magnitude), 12), dask.array.ones(3).sum().compute())")
+    assert _fresh(code) == "False 1.0 3.0"  # 1 pg/mL = 1 ng/L
+
+
+def test_a_process_that_loaded_dask_first_keeps_pints_dask_support():
+    code = "import dask\nfrom ilsim.model import units\nunits.registry()\nimport pint.compat\nprint(pint.compat.HAS_DASK)"
+    assert _fresh(code) == "True"

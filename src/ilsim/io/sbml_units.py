@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import re
-from xml.sax.saxutils import quoteattr
 
 from ilsim.model import units
 
@@ -73,6 +72,8 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _attr(text: str) -> str:
+    from xml.sax.saxutils import quoteattr  # lazy: heavy (urllib.request), needed to export, not to import
+
     return quoteattr(_NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import sys
 import warnings
 
 from ilsim.errors import closest
@@ -76,9 +77,25 @@ class UnitError(ValueError):
     """A unit label that does not parse (raised by ``parse``; the schema turns it into a ModelError)."""
 
 
+def _import_pint():
+    """pint, imported without its dask integration when dask is not loaded yet: pint.compat imports dask whenever
+    it is installed (0.1-0.5 s, more than pint itself), and ilsim never hands pint a dask array."""
+    if "pint" in sys.modules or "dask" in sys.modules:
+        import pint
+
+        return pint
+    sys.modules["dask"] = None  # importlib.util.find_spec, which pint.compat asks, then reports dask as absent
+    try:
+        import pint
+    finally:
+        if "dask" in sys.modules and sys.modules["dask"] is None:
+            del sys.modules["dask"]  # a later `import dask` by the user's code works as before
+    return pint
+
+
 @functools.lru_cache(maxsize=1)
 def registry():
-    import pint  # lazy: about 0.3 s to import and build, needed only when units are read
+    pint = _import_pint()  # lazy: about 0.3 s to import and 0.5 s to build, needed only when units are read
 
     reg = pint.UnitRegistry(cache_folder=None, autoconvert_offset_to_baseunit=True)
     for line in _DEFINITIONS:
