@@ -18,7 +18,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ilsim.engines.tableaux import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, NON_FINITE, OK, STEP_UNDERFLOW
+from ilsim.engines.tableaux import (
+    BAD_DELAY,
+    BAD_INITIAL,
+    ENDLESS_EVENTS,
+    MAX_PENDING,
+    MAX_STEPS,
+    NON_FINITE,
+    OK,
+    PENDING_FULL,
+    STEP_UNDERFLOW,
+)
 from ilsim.errors import IlsimError
 from ilsim.limits import run_settings_problem
 
@@ -31,6 +41,8 @@ STATUS = {
     BAD_INITIAL: "the initial state is not finite or is negative for a non-negative species",
     ENDLESS_EVENTS: "events fired endlessly (more than 1000 firings at one instant)",
     SOLVER_FAILED: "the solver failed",
+    PENDING_FULL: f"more than {MAX_PENDING} delayed event firings pending at once (the queue's limit, docs/limits.md)",
+    BAD_DELAY: "an event's delay evaluated to a negative or non-finite time",
 }
 
 

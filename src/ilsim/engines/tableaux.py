@@ -65,13 +65,18 @@ R_FAC_MAX = 6.0  # Gustafsson's predictive control (rodas.f, PRED = 1): factors 
 
 # ---- events
 MAX_CASCADE = 1000  # firings at one instant before a cascade counts as endless (every engine)
+# delayed firings (SBML event delays) one patient may hold pending at once in the batch engine and the C/CUDA
+# kernel: a fixed-size queue per patient (status PENDING_FULL past it); the SciPy engine's queue has no bound
+MAX_PENDING = 64
 
 # ---- status codes of a patient (every batch backend): ilsim.engines.base.STATUS says what each means
 OK, NON_FINITE, STEP_UNDERFLOW, MAX_STEPS, BAD_INITIAL, ENDLESS_EVENTS = 0, 1, 2, 3, 4, 5
+PENDING_FULL, BAD_DELAY = 7, 8  # (6 is the SciPy engine's SOLVER_FAILED)
 DOPRI5, RODAS, AUTO = 0, 1, 2  # method codes
 
 
-_CODES = {"OK", "NON_FINITE", "STEP_UNDERFLOW", "MAX_STEPS", "BAD_INITIAL", "ENDLESS_EVENTS", "DOPRI5", "RODAS", "AUTO"}
+_CODES = {"OK", "NON_FINITE", "STEP_UNDERFLOW", "MAX_STEPS", "BAD_INITIAL", "ENDLESS_EVENTS", "PENDING_FULL", "BAD_DELAY",
+          "DOPRI5", "RODAS", "AUTO"}
 
 
 def numbers() -> dict[str, float | int]:

@@ -81,7 +81,7 @@ def model_functions(model: CompiledModel) -> tuple:
     if name not in _LOADED:
         module = _import_generated(source, True, name)
         _LOADED[name] = tuple(getattr(module, f) for f in _ORDER)
-    return (*_LOADED[name], *event_tables(model))
+    return (*_LOADED[name], *event_tables(model), delay_table(model))
 
 
 def functions_source(model: CompiledModel, kernel: str) -> str:
@@ -154,9 +154,11 @@ def _type_text(t) -> str:
 
 
 def distinct_event_expressions(model: CompiledModel) -> tuple[list[ex.Expr], list[ex.Expr]]:
-    """The distinct guard trees and action value trees of the model's events, in order of first use."""
+    """The distinct guard trees and value trees of the model's events, in order of first use: the action values,
+    then the delays (evaluated when a delayed event triggers)."""
     guards = list(dict.fromkeys(e.guard for e in model.events if e.guard is not None))
-    values = list(dict.fromkeys(a[3] for e in model.events for a in e.actions))
+    values = list(dict.fromkeys([*(a[3] for e in model.events for a in e.actions),
+                                 *(e.delay for e in model.events if e.delay is not None)]))
     return guards, values
 
 
@@ -175,9 +177,19 @@ def event_tables(model: CompiledModel) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return guard_slot, start, np.array(rows, dtype=np.int64).reshape(len(rows), 4)
 
 
+def delay_table(model: CompiledModel) -> np.ndarray:
+    """The delayed events as data for the integrator: per event (its delay's value slot, -1 without a delay;
+    persistent 0/1; values taken at the trigger 0/1; its condition's slot, -1 for a timed event)."""
+    _, values = distinct_event_expressions(model)
+    slots = {k: s for s, k in enumerate(k for k, e in enumerate(model.events) if e.condition is not None)}
+    rows = [(-1 if e.delay is None else values.index(e.delay), int(e.persistent), int(e.values_at_trigger), slots.get(k, -1))
+            for k, e in enumerate(model.events)]
+    return np.array(rows, dtype=np.int64).reshape(len(rows), 4)
+
+
 def lane_groups(model: CompiledModel) -> bool:
-    """Whether the model runs in lane groups: it has no condition events."""
-    return all(e.condition is None for e in model.events)
+    """Whether the model runs in lane groups: it has no condition events and no delayed events."""
+    return all(e.condition is None and e.delay is None for e in model.events)
 
 
 LANE_BYTES = 32 * 1024  # a lane group's states, stages and parameters: kept within a core's level-1 data cache

@@ -47,7 +47,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ilsim.engines.base import STATUS, Engine, EngineResult, check_parameters, check_times, check_tolerances, refuse_delays
+from ilsim.engines.base import STATUS, Engine, EngineResult, check_parameters, check_times, check_tolerances
 from ilsim.engines.tableaux import (  # noqa: F401  (the status codes, re-exported)
     BAD_INITIAL,
     ENDLESS_EVENTS,
@@ -98,7 +98,6 @@ class BatchEngine(Engine):
               log_events: int = 0) -> EngineResult:
         """Integrate every row of ``P`` (patients x parameters) over ``t_eval`` (increasing; starts at t_eval[0])."""
         t_eval, P = check_inputs(model, t_eval, P)
-        refuse_delays(model, "batch")
         if not hasattr(model.kernels["rhs_into"], "py_func"):
             raise IlsimError("the batch engine needs numba-compiled kernels; the model was compiled with jit=False")
         from ilsim.engines.batch.codegen import integrator_module, lane_groups, lanes, model_functions

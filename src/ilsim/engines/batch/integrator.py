@@ -61,6 +61,7 @@ from ilsim.engines.tableaux import (  # noqa: F401  (numba reads them as compile
     A75,
     A76,
     AUTO,
+    BAD_DELAY,
     BAD_INITIAL,
     BETA,
     C2,
@@ -86,10 +87,12 @@ from ilsim.engines.tableaux import (  # noqa: F401  (numba reads them as compile
     FAC_MIN,
     GAMMA,
     MAX_CASCADE,
+    MAX_PENDING,
     MAX_STEPS,
     NON_FINITE,
     NONSTIFF_RESET,
     OK,
+    PENDING_FULL,
     R_A21,
     R_A31,
     R_A32,
@@ -223,14 +226,26 @@ def guard_holds(fn, k, t, y, p):
 
 
 @_jit
-def apply_actions(fn, k, t, y, p):
-    """Event k's set/add actions (rows fn[11][k] .. fn[11][k + 1] of the table fn[12]); every value is
-    computed from the state before the event, then all are applied."""
+def action_values(fn, k, t, y, p, v):
+    """Event k's action values from the state (t, y, p), into v[0 ..] (rows fn[11][k] .. fn[11][k + 1] of fn[12])."""
     lo, hi = fn[11][k], fn[11][k + 1]
     table = fn[12]
-    v = np.empty(hi - lo)
     for a in range(lo, hi):
         v[a - lo] = fn[8](table[a, 3], t, _ptr(y), _ptr(p))
+
+
+@_jit
+def apply_actions(fn, k, t, y, p, given):
+    """Event k's set/add actions (rows fn[11][k] .. fn[11][k + 1] of the table fn[12]); every value is
+    computed from the state before the event, then all are applied. ``given``: the values taken when a delayed
+    event triggered (a row of its queue), or an empty array to compute them now."""
+    lo, hi = fn[11][k], fn[11][k + 1]
+    table = fn[12]
+    if given.shape[0] >= hi - lo and hi > lo:
+        v = given
+    else:
+        v = np.empty(hi - lo)
+        action_values(fn, k, t, y, p, v)
     for a in range(lo, hi):
         target = y if table[a, 1] == 0 else p
         if table[a, 0] == 0:
@@ -530,16 +545,95 @@ def locate_root(fn, slot, offset, t, h, rodas, D, p, g_a, g_b, ybuf, gbuf):
     return b
 
 
+# ---- delayed events (SBML event delays), as the SciPy engine runs them: a triggered event with a delay goes into
+# its patient's queue of pending firings, a row (time due, order, event, the action values if it takes them at the
+# trigger) kept sorted by time due then order of triggering; fn[13] holds per event (delay's value slot or -1,
+# persistent, values at trigger, condition slot or -1). ``pending[0]`` counts the rows in use.
+@_inline
+def pending_queue(fn):
+    """The queue for a patient: MAX_PENDING rows if the model has a delayed event, else none."""
+    info = fn[13]
+    rows = 0
+    width = 3
+    for k in range(info.shape[0]):
+        if info[k, 0] >= 0:
+            rows = MAX_PENDING
+            width = max(width, 3 + fn[11][k + 1] - fn[11][k])
+    return np.empty((rows, width)), np.zeros(1, dtype=np.int64)
+
+
 @_jit
-def fire(fn, k, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches, stack_ev, stack_pos, gbuf):
-    """Fire event k (if its guard holds) and every condition event its jump makes true, depth first
-    as the SciPy engine does; returns ENDLESS_EVENTS if more than MAX_CASCADE fire at this instant.
-    A condition made false re-arms only if it is false beyond its dead band."""
+def enqueue(fn, k, t, y, p, fired, queue, pending):
+    """Event k triggered at t with a delay: its row goes into the queue; returns a status."""
+    info = fn[13]
+    delay = fn[8](info[k, 0], t, _ptr(y), _ptr(p))
+    if not (delay >= 0.0 and np.isfinite(delay)):
+        return BAD_DELAY
+    n = pending[0]
+    if n >= queue.shape[0]:
+        return PENDING_FULL
+    due = t + delay
+    order = fired[1] + n  # the SciPy engine's order: firings so far plus the pending ones
+    at = n
+    while at > 0 and (queue[at - 1, 0] > due or (queue[at - 1, 0] == due and queue[at - 1, 1] > order)):
+        at -= 1
+    for r in range(n, at, -1):
+        for c in range(queue.shape[1]):
+            queue[r, c] = queue[r - 1, c]
+    queue[at, 0] = due
+    queue[at, 1] = order
+    queue[at, 2] = k
+    if info[k, 2]:
+        action_values(fn, k, t, y, p, queue[at, 3:])
+    pending[0] = n + 1
+    return OK
+
+
+@_inline
+def drop_pending(fn, k, queue, pending):
+    """Condition event k is false again: its pending firings are dropped unless it is persistent."""
+    if fn[13][k, 1]:
+        return
+    n = pending[0]
+    kept = 0
+    for r in range(n):
+        if queue[r, 2] != k:
+            if kept != r:
+                for c in range(queue.shape[1]):
+                    queue[kept, c] = queue[r, c]
+            kept += 1
+    pending[0] = kept
+
+
+@_jit
+def trigger(fn, k, t, y, p, nonneg, fired, queue, pending):
+    """Event k triggers at t: (status, whether its actions were applied now). Not applied when its guard withholds
+    it, or when it has a delay (queued: its guard is tested now, its persistence when it comes due)."""
     if not guard_holds(fn, k, t, y, p):
-        return OK
-    apply_actions(fn, k, t, y, p)
+        return OK, False
+    if fn[13][k, 0] >= 0:
+        return enqueue(fn, k, t, y, p, fired, queue, pending), False
+    apply_actions(fn, k, t, y, p, np.empty(0))
     clip(y, nonneg)
     count_firing(k, t, fired)
+    return OK, True
+
+
+@_jit
+def fire(fn, k, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches, stack_ev, stack_pos, gbuf,
+         queue, pending, given):
+    """Fire event k (if its guard holds; into the queue if it has a delay) and every condition event its jump
+    makes true, depth first as the SciPy engine does; returns ENDLESS_EVENTS if more than MAX_CASCADE fire at
+    this instant. A condition made false re-arms only if it is false beyond its dead band. ``given`` (a pending
+    firing come due): None, or the values it took at its trigger (an empty array: computed now)."""
+    if given is None:
+        code, applied = trigger(fn, k, t, y, p, nonneg, fired, queue, pending)
+        if not applied:
+            return code
+    else:
+        apply_actions(fn, k, t, y, p, given)
+        clip(y, nonneg)
+        count_firing(k, t, fired)
     count = 1
     top = 0
     stack_ev[0] = k
@@ -561,10 +655,10 @@ def fire(fn, k, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, tou
             armed[s] = False
             band[s] = dead_band(fn, s, t, y, p, rtol, atol)
             kc = cond_event[s]
-            if guard_holds(fn, kc, t, y, p):
-                apply_actions(fn, kc, t, y, p)
-                clip(y, nonneg)
-                count_firing(kc, t, fired)
+            code, applied = trigger(fn, kc, t, y, p, nonneg, fired, queue, pending)
+            if code != OK:
+                return code
+            if applied:
                 count += 1
                 top += 1
                 stack_ev[top] = kc
@@ -573,11 +667,42 @@ def fire(fn, k, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, tou
             roots_into(fn, t, y, p, gbuf)
             if gbuf[s] < -band[s]:  # exactly at its root ('t > k' at t = k): unchanged
                 armed[s] = True
+                drop_pending(fn, cond_event[s], queue, pending)
     return OK
 
 
 @_jit
-def retest(fn, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches, stack_ev, stack_pos, gbuf):
+def run_due(fn, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches, stack_ev, stack_pos, gbuf, queue,
+            pending, vbuf):
+    """The pending firings due by t, in the order they were triggered (with the cascades their jumps set off); a
+    firing whose trigger is false now is dropped unless its event is persistent. Returns a status."""
+    info = fn[13]
+    while pending[0] > 0 and queue[0, 0] <= t:
+        k = int(queue[0, 2])
+        for c in range(vbuf.shape[0]):
+            vbuf[c] = queue[0, 3 + c]
+        n = pending[0]
+        for r in range(n - 1):
+            for c in range(queue.shape[1]):
+                queue[r, c] = queue[r + 1, c]
+        pending[0] = n - 1
+        if info[k, 1]:
+            holds = True
+        elif info[k, 3] >= 0:
+            holds = condition_holds(fn, info[k, 3], t, y, p)
+        else:
+            holds = guard_holds(fn, k, t, y, p)  # a timed event: its guard is its trigger
+        if holds:
+            code = fire(fn, k, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches, stack_ev, stack_pos,
+                        gbuf, queue, pending, vbuf if info[k, 2] else vbuf[:0])
+            if code != OK:
+                return code
+    return OK
+
+
+@_jit
+def retest(fn, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches, stack_ev, stack_pos, gbuf, queue,
+           pending):
     """At a segment's end, every condition is tested where it is, as the SciPy engine does: one that holds
     now fires ('time == 3' at the switch at 3), one false beyond its dead band re-arms; returns a status."""
     for s in range(cond_event.shape[0]):
@@ -586,13 +711,14 @@ def retest(fn, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touc
             armed[s] = False
             band[s] = dead_band(fn, s, t, y, p, rtol, atol)
             code = fire(fn, cond_event[s], t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches,
-                        stack_ev, stack_pos, gbuf)
+                        stack_ev, stack_pos, gbuf, queue, pending, None)
             if code != OK:
                 return code
         elif not truth and not armed[s]:
             roots_into(fn, t, y, p, gbuf)
             if gbuf[s] < -band[s]:
                 armed[s] = True
+                drop_pending(fn, cond_event[s], queue, pending)
     return OK
 
 
@@ -671,6 +797,8 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
     band = np.zeros(nc)  # re-arm tolerance of each disarmed condition (dead_band)
     stack_ev = np.empty(MAX_CASCADE + 1, dtype=np.int64)
     stack_pos = np.empty(MAX_CASCADE + 1, dtype=np.int64)
+    queue, pending = pending_queue(fn)  # a patient handed over by a lane group has none pending (no delays there)
+    vbuf = np.empty(queue.shape[1] - 3)
 
     t_end = t_eval[nt - 1]
     for s in range(nc):  # a condition already true at the start does not fire
@@ -683,21 +811,34 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
     while True:
         while k_timed < n_timed and timed_t[k_timed] <= t:
             code = fire(fn, timed_ev[k_timed], t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches,
-                        stack_ev, stack_pos, gbuf)
+                        stack_ev, stack_pos, gbuf, queue, pending, None)
             if code != OK:
                 return code, used
             k_timed += 1
-        if nc > 0:
-            code = retest(fn, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches, stack_ev, stack_pos,
-                          gbuf)
+        if pending[0] > 0:
+            code = run_due(fn, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches, stack_ev, stack_pos,
+                           gbuf, queue, pending, vbuf)
             if code != OK:
                 return code, used
+        if nc > 0:
+            code = retest(fn, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches, stack_ev, stack_pos,
+                          gbuf, queue, pending)
+            if code != OK:
+                return code, used
+            if pending[0] > 0:  # a delay of 0 triggered just now
+                code = run_due(fn, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, touches, stack_ev,
+                               stack_pos, gbuf, queue, pending, vbuf)
+                if code != OK:
+                    return code, used
         while k_grid < nt and t_eval[k_grid] <= t:  # an output at an event time shows the state after it
             record(out, k_grid, y, p, nonneg)
             k_grid += 1
         if t >= t_end:
             return OK, used
-        t_stop = next_switch(fn, t, timed_t[k_timed] if k_timed < n_timed else t_end, p)
+        t_stop = timed_t[k_timed] if k_timed < n_timed else t_end
+        if pending[0] > 0:
+            t_stop = min(t_stop, max(queue[0, 0], t))
+        t_stop = next_switch(fn, t, t_stop, p)
 
         # ---- one segment, [t, t_stop], from a fresh start
         rhs_into(fn, y, t, p, f0)
@@ -779,6 +920,7 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
                 t = t_hit
                 if not armed[hit]:
                     armed[hit] = True
+                    drop_pending(fn, cond_event[hit], queue, pending)
                     break
                 # conditions that crossed at this same instant (equal thresholds) are true now: they fire
                 # too, in model order (left armed, one already past its root would never be seen to cross)
@@ -787,7 +929,7 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
                         armed[s] = False
                         band[s] = dead_band(fn, s, t, y, p, rtol, atol)
                         code = fire(fn, cond_event[s], t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event,
-                                    touches, stack_ev, stack_pos, gbuf)
+                                    touches, stack_ev, stack_pos, gbuf, queue, pending, None)
                         if code != OK:
                             return code, used
                 break
@@ -917,6 +1059,8 @@ def solve_group(fn, lanes, lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, met
     no_armed = np.empty(0, dtype=np.bool_)
     stack_ev = np.empty(2, dtype=np.int64)
     stack_pos = np.empty(2, dtype=np.int64)
+    no_queue = np.empty((0, 3))  # lane groups run models without delayed events
+    no_pending = np.zeros(1, dtype=np.int64)
     t_end = t_eval[nt - 1]
     # typed flags, not literals, so that hand_over and continue_patient compile once each
     on_dopri = np.bool_(False)
@@ -963,7 +1107,7 @@ def solve_group(fn, lanes, lo, hi, t_eval, P, nonneg, rtol, atol, max_steps, met
                     ybuf[i] = y[i, c]
                 while k_timed[c] < n_timed and timed_t[k_timed[c]] <= tl:
                     fire(fn, timed_ev[k_timed[c]], tl, ybuf, P[j], nonneg, fired[j], no_armed, no_band, rtol, atol,
-                         cond_event, touches, stack_ev, stack_pos, no_band)
+                         cond_event, touches, stack_ev, stack_pos, no_band, no_queue, no_pending, None)
                     k_timed[c] += 1
                 for q in range(npar):
                     pT[q, c] = P[j, q]
