@@ -146,11 +146,3 @@ def check_tolerances(rtol: float, atol: float) -> tuple[float, float]:
         raise IlsimError(problem)
     return rtol, atol
 
-
-def refuse_delays(model, engine: str) -> None:
-    """Events with a delay (SBML's event delays) are run by the SciPy engine only: the batch engine and the C/CUDA
-    kernel keep no queue of pending firings. IlsimError naming the first such event."""
-    delayed = [e.name for e in model.events if e.delay is not None]
-    if delayed:
-        raise IlsimError(f"the {engine} engine does not run events with a delay, and model '{model.name}' has "
-                         f"{len(delayed)} (event '{delayed[0]}'); run it with the SciPy engine (OdeEngine)")

@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from ilsim.engines import tableaux
-from ilsim.engines.base import STATUS, Engine, EngineResult, refuse_delays
+from ilsim.engines.base import STATUS, Engine, EngineResult
 from ilsim.engines.batch import BAD_INITIAL, ENDLESS_EVENTS, MAX_STEPS, METHODS, NON_FINITE, OK, STEP_UNDERFLOW
 from ilsim.engines.batch.engine import check_inputs, check_settings
 from ilsim.errors import IlsimError
@@ -250,21 +250,28 @@ def model_functions(m: CompiledModel, stiff: bool = False) -> str:
     out += ["    (void)t; (void)p;", "    return t_stop;", "}", ""]
 
     # actions: the guard, then every value from the state before the event, then the jumps
+    def jumps(ev, value) -> list[str]:
+        lines = []
+        for a, (mode, kind, i, _) in enumerate(ev.actions):
+            target = f"y[{i}]" if kind == STATE else f"p[{i}]"
+            lines.append(f"    {target} = {value(a)};" if mode == "set" else f"    {target} += {value(a)};")
+        return [*lines, "    ilsim_clip(y);"]
+
     actions = []
     for ev in m.events:
-        trees = [node for *_, node in ev.actions] + ([ev.guard] if ev.guard is not None else [])
+        trees = ([] if ev.delay is not None else [node for *_, node in ev.actions]) + ([ev.guard] if ev.guard is not None else [])
         body = _prologue(m, trees, clip=False)
         if ev.guard is not None:
             body.append(f"    if (!({c_expr(ev.guard, names)})) return 0;")
+        if ev.delay is not None:  # its actions wait in the patient's queue of pending firings
+            actions.append([*body, "    return 2;"])
+            continue
         body += [f"    const double v_{a} = {c_expr(node, names)};" for a, (*_, node) in enumerate(ev.actions)]
-        for a, (mode, kind, i, _) in enumerate(ev.actions):
-            target = f"y[{i}]" if kind == STATE else f"p[{i}]"
-            body.append(f"    {target} = v_{a};" if mode == "set" else f"    {target} += v_{a};")
-        body += ["    ilsim_clip(y);", "    return 1;"]
-        actions.append(body)
-    out += ["/* event k fires: returns 0 when its guard withholds it */",
+        actions.append([*body, *jumps(ev, lambda a: f"v_{a}"), "    return 1;"])
+    out += ["/* event k fires: returns 0 when its guard withholds it, 2 when it has a delay (the caller queues it) */",
             "ILSIM_DEVICE int ilsim_apply(int k, double t, double *y, double *p) {",
             *_switch(actions, "0"), "}", ""]
+    out += _delayed_events(m, jumps)
 
     touches = []
     for row in analysis.touches(m):
@@ -284,6 +291,47 @@ def model_functions(m: CompiledModel, stiff: bool = False) -> str:
             f"ILSIM_TABLE double ilsim_atol_cap[] = {{{', '.join(c_number(v) for v in caps)}}};",
             f"#define ILSIM_ATOL_CAP_MIN {c_number(float(caps.min()))}", ""]
     return "\n".join(out)
+
+
+def _delayed_events(m: CompiledModel, jumps) -> list[str]:
+    """The delayed events' parts (SBML event delays): the delay, the guard (a timed event's trigger, tested again
+    when it comes due unless persistent), the action values and the jumps from given values, and a table per event
+    (delayed, persistent, values taken at the trigger, condition slot or -1); ILSIM_QW: a queue row's width."""
+    names = _names(m)
+    delayed = [k for k, e in enumerate(m.events) if e.delay is not None]
+    slots = {k: s for s, k in enumerate(analysis.condition_events(m))}
+    delays, guards, values, applies = [], [], [], []
+    for k in range(len(m.events)):
+        ev = m.events[k]
+        if ev.delay is None:
+            delays.append(["    return 0.0;"])
+            guards.append(["    return 1;"])
+            values.append(["    return 0;"])
+            applies.append(["    return 0;"])
+            continue
+        delays.append([*_prologue(m, [ev.delay], clip=False), f"    return {c_expr(ev.delay, names)};"])
+        guards.append([*_prologue(m, [ev.guard], clip=False), f"    return ({c_expr(ev.guard, names)}) ? 1 : 0;"]
+                      if ev.guard is not None else ["    return 1;"])
+        trees = [node for *_, node in ev.actions]
+        values.append([*_prologue(m, trees, clip=False),
+                       *[f"    v[{a}] = {c_expr(node, names)};" for a, node in enumerate(trees)], "    return 1;"])
+        applies.append([*jumps(ev, lambda a: f"v[{a}]"), "    return 1;"])
+    width = 3 + max((len(m.events[k].actions) for k in delayed), default=0)
+    info = ", ".join(f"{{{int(e.delay is not None)}, {int(e.persistent)}, {int(e.values_at_trigger)}, {slots.get(k, -1)}}}"
+                     for k, e in enumerate(m.events)) or "{0, 0, 0, -1}"
+    return [f"#define ILSIM_NDELAYED {len(delayed)}", f"#define ILSIM_QW {width}",
+            "/* per event: (delayed, persistent, values taken at the trigger, condition slot or -1) */",
+            f"ILSIM_TABLE int ilsim_delayed[][4] = {{{info}}};",
+            "ILSIM_DEVICE double ilsim_delay(int k, double t, const double *y, const double *p) {",
+            *_switch(delays, "0.0"), "}", "",
+            "ILSIM_DEVICE int ilsim_guard(int k, double t, const double *y, const double *p) {",
+            *_switch(guards, "1"), "}", "",
+            "/* a delayed event's action values from the state (t, y, p) */",
+            "ILSIM_DEVICE int ilsim_values(int k, double t, const double *y, const double *p, double *v) {",
+            *_switch(values, "0"), "}", "",
+            "/* a delayed event's jumps with the values v */",
+            "ILSIM_DEVICE int ilsim_jump(int k, double *y, double *p, const double *v) {",
+            *_switch(applies, "0"), "}", ""]
 
 
 def _jacobian(m: CompiledModel) -> list[str]:
@@ -350,6 +398,8 @@ INTEGRATOR = r"""
 #define ILSIM_MAX_STEPS __MAX_STEPS__
 #define ILSIM_BAD_INITIAL __BAD_INITIAL__
 #define ILSIM_ENDLESS_EVENTS __ENDLESS_EVENTS__
+#define ILSIM_PENDING_FULL __PENDING_FULL__
+#define ILSIM_BAD_DELAY __BAD_DELAY__
 #define ILSIM_MAX_CASCADE __MAX_CASCADE__
 #define ILSIM_NC1 (ILSIM_NC > 0 ? ILSIM_NC : 1)
 #define ILSIM_CASCADE (4 * ILSIM_NC + 4)
@@ -533,12 +583,80 @@ ILSIM_DEVICE double ilsim_dead_band(int c, double t, const double *y, const doub
     return ILSIM_ISFINITE(band) ? band : floor_atol;
 }
 
-/* An event fires (guard permitting); the conditions its jumps can change are re-tested at once and
-   fired if they became true, depth first, as engines.ode does (one made false re-arms only beyond its
-   dead band); returns a status. */
+/* Delayed events (SBML event delays), as engines.ode runs them: a triggered event with a delay goes into the
+   patient's queue of pending firings, a row (time due, order, event, the action values if it takes them at the
+   trigger) kept sorted by time due, then order of triggering (firings so far plus those pending, as engines.ode);
+   MAX_PENDING rows (tableaux.py), PENDING_FULL past them. A model without delays keeps a queue of one row. */
+#define ILSIM_QROWS (ILSIM_NDELAYED > 0 ? MAX_PENDING : 1)
+typedef struct {
+    int n;          /* rows in use */
+    double fired;   /* firings so far (the order of a new row) */
+    double row[ILSIM_QROWS * ILSIM_QW];
+} ilsim_queue;
+
+ILSIM_DEVICE int ilsim_enqueue(int e, double t, const double *y, const double *p, ilsim_queue *q) {
+    const double delay = ilsim_delay(e, t, y, p);
+    if (!(delay >= 0.0 && ILSIM_ISFINITE(delay))) return ILSIM_BAD_DELAY;
+    if (q->n >= ILSIM_QROWS) return ILSIM_PENDING_FULL;
+    const double due = t + delay, order = q->fired + q->n;
+    int at = q->n;
+    while (at > 0 && (q->row[(at - 1) * ILSIM_QW] > due ||
+                      (q->row[(at - 1) * ILSIM_QW] == due && q->row[(at - 1) * ILSIM_QW + 1] > order))) at -= 1;
+    for (int r = q->n; r > at; --r)
+        for (int c = 0; c < ILSIM_QW; ++c) q->row[r * ILSIM_QW + c] = q->row[(r - 1) * ILSIM_QW + c];
+    double *row = q->row + at * ILSIM_QW;
+    row[0] = due;
+    row[1] = order;
+    row[2] = e;
+    if (ilsim_delayed[e][2]) ilsim_values(e, t, y, p, row + 3);
+    q->n += 1;
+    return ILSIM_OK;
+}
+
+/* condition event e is false again: its pending firings are dropped unless it is persistent */
+ILSIM_DEVICE void ilsim_drop(int e, ilsim_queue *q) {
+    if (ilsim_delayed[e][1]) return;
+    int kept = 0;
+    for (int r = 0; r < q->n; ++r) {
+        if ((int)q->row[r * ILSIM_QW + 2] == e) continue;
+        if (kept != r)
+            for (int c = 0; c < ILSIM_QW; ++c) q->row[kept * ILSIM_QW + c] = q->row[r * ILSIM_QW + c];
+        kept += 1;
+    }
+    q->n = kept;
+}
+
+/* Event e triggers: 1 when its actions were applied now, 0 when its guard withholds it or it was queued (a
+   delayed event), or a negative status when the queue refuses it. */
+ILSIM_DEVICE int ilsim_trigger(int e, double t, double *y, double *p, ilsim_queue *q) {
+    const int a = ilsim_apply(e, t, y, p);
+    if (a == 2) {
+        const int code = ilsim_enqueue(e, t, y, p, q);
+        return code == ILSIM_OK ? 0 : -code;
+    }
+    q->fired += a;
+    return a;
+}
+
+/* An event fires (guard permitting; queued if it has a delay); the conditions its jumps can change are re-tested
+   at once and fired if they became true, depth first, as engines.ode does (one made false re-arms only beyond
+   its dead band); returns a status. ``due``: NULL, or the row of a pending firing come due (its values, if it
+   took them at its trigger). */
 ILSIM_DEVICE int ilsim_fire(int e, double t, double *y, double *p, int *armed, double *band, double rtol,
-                            double atol) {
-    if (!ilsim_apply(e, t, y, p)) return ILSIM_OK;
+                            double atol, ilsim_queue *q, const double *due) {
+    if (due) {
+        double v[ILSIM_QW];
+        if (ilsim_delayed[e][2]) {
+            for (int c = 3; c < ILSIM_QW; ++c) v[c - 3] = due[c];
+        } else {
+            ilsim_values(e, t, y, p, v);
+        }
+        ilsim_jump(e, y, p, v);
+        q->fired += 1;
+    } else {
+        const int a = ilsim_trigger(e, t, y, p, q);
+        if (a <= 0) return -a;
+    }
 #if ILSIM_NC > 0
     int count = 1;
     int stack_e[ILSIM_CASCADE], stack_c[ILSIM_CASCADE];
@@ -557,7 +675,9 @@ ILSIM_DEVICE int ilsim_fire(int e, double t, double *y, double *p, int *armed, d
             armed[c] = 0;
             band[c] = ilsim_dead_band(c, t, y, p, rtol, atol);
             const int ce = ilsim_event_of(c);
-            if (ilsim_apply(ce, t, y, p)) {
+            const int a = ilsim_trigger(ce, t, y, p, q);
+            if (a < 0) return -a;
+            if (a > 0) {
                 count += 1;
                 stack_e[sp] = ce;
                 stack_c[sp] = 0;
@@ -565,6 +685,7 @@ ILSIM_DEVICE int ilsim_fire(int e, double t, double *y, double *p, int *armed, d
             }
         } else if (!truth && !armed[c] && ilsim_root(c, t, y, p) < -band[c]) {
             armed[c] = 1;
+            ilsim_drop(ilsim_event_of(c), q);
         }
     }
 #else
@@ -573,18 +694,41 @@ ILSIM_DEVICE int ilsim_fire(int e, double t, double *y, double *p, int *armed, d
     return ILSIM_OK;
 }
 
+/* The pending firings due by t, in the order they were triggered (with the cascades their jumps set off); one
+   whose trigger is false now is dropped unless its event is persistent. Returns a status. */
+ILSIM_DEVICE int ilsim_run_due(double t, double *y, double *p, int *armed, double *band, double rtol, double atol,
+                               ilsim_queue *q) {
+    while (q->n > 0 && q->row[0] <= t) {
+        double row[ILSIM_QW];
+        for (int c = 0; c < ILSIM_QW; ++c) row[c] = q->row[c];
+        for (int r = 0; r + 1 < q->n; ++r)
+            for (int c = 0; c < ILSIM_QW; ++c) q->row[r * ILSIM_QW + c] = q->row[(r + 1) * ILSIM_QW + c];
+        q->n -= 1;
+        const int e = (int)row[2];
+        const int slot = ilsim_delayed[e][3];
+        const int holds = ilsim_delayed[e][1] ? 1 : (slot >= 0 ? ilsim_condition(slot, t, y, p) : ilsim_guard(e, t, y, p));
+        if (holds) {
+            const int code = ilsim_fire(e, t, y, p, armed, band, rtol, atol, q, row);
+            if (code != ILSIM_OK) return code;
+        }
+    }
+    return ILSIM_OK;
+}
+
 /* At a segment's end, every condition is tested where it is, as engines.ode does: one that holds now fires
    ('time == 3' at the switch at 3), one false beyond its dead band re-arms; returns a status. */
-ILSIM_DEVICE int ilsim_retest(double t, double *y, double *p, int *armed, double *band, double rtol, double atol) {
+ILSIM_DEVICE int ilsim_retest(double t, double *y, double *p, int *armed, double *band, double rtol, double atol,
+                              ilsim_queue *q) {
     for (int c = 0; c < ILSIM_NC; ++c) {
         const int truth = ilsim_condition(c, t, y, p);
         if (armed[c] && truth) {
             armed[c] = 0;
             band[c] = ilsim_dead_band(c, t, y, p, rtol, atol);
-            const int code = ilsim_fire(ilsim_event_of(c), t, y, p, armed, band, rtol, atol);
+            const int code = ilsim_fire(ilsim_event_of(c), t, y, p, armed, band, rtol, atol, q, 0);
             if (code != ILSIM_OK) return code;
         } else if (!truth && !armed[c] && ilsim_root(c, t, y, p) < -band[c]) {
             armed[c] = 1;
+            ilsim_drop(ilsim_event_of(c), q);
         }
     }
     return ILSIM_OK;
@@ -830,21 +974,33 @@ ILSIM_DEVICE int ilsim_integrate(const double *t_eval, long long nt, const doubl
     while (k_timed < ILSIM_NTIMED && ilsim_timed_t[k_timed] < t) k_timed += 1;
     long long steps = 0;
     ilsim_method method = {ILSIM_METHOD == ILSIM_RODAS, 0, 0};
+    ilsim_queue queue;
+    queue.n = 0;
+    queue.fired = 0.0;
     for (;;) {
         while (k_timed < ILSIM_NTIMED && ilsim_timed_t[k_timed] <= t) { /* events at t apply before its output */
-            const int code = ilsim_fire(ilsim_timed_e[k_timed], t, y, p, armed, band, rtol, atol);
+            const int code = ilsim_fire(ilsim_timed_e[k_timed], t, y, p, armed, band, rtol, atol, &queue, 0);
             if (code != ILSIM_OK) return code;
             k_timed += 1;
         }
-        const int retest_code = ilsim_retest(t, y, p, armed, band, rtol, atol);
+        if (queue.n > 0) {
+            const int due_code = ilsim_run_due(t, y, p, armed, band, rtol, atol, &queue);
+            if (due_code != ILSIM_OK) return due_code;
+        }
+        const int retest_code = ilsim_retest(t, y, p, armed, band, rtol, atol, &queue);
         if (retest_code != ILSIM_OK) return retest_code;
+        if (queue.n > 0) { /* a delay of 0 triggered just now */
+            const int due_code = ilsim_run_due(t, y, p, armed, band, rtol, atol, &queue);
+            if (due_code != ILSIM_OK) return due_code;
+        }
         while (*k_out < nt && t_eval[*k_out] <= t) {
             ilsim_store(y, out + *k_out * ILSIM_NS);
             *k_out += 1;
         }
         if (t >= t_end) return ILSIM_OK;
-        const double t_stop = ilsim_next_switch(t, (k_timed < ILSIM_NTIMED && ilsim_timed_t[k_timed] <= t_end)
-                                                   ? ilsim_timed_t[k_timed] : t_end, p);
+        double t_next = (k_timed < ILSIM_NTIMED && ilsim_timed_t[k_timed] <= t_end) ? ilsim_timed_t[k_timed] : t_end;
+        if (queue.n > 0) t_next = ilsim_min(t_next, ilsim_max(queue.row[0], t));
+        const double t_stop = ilsim_next_switch(t, t_next, p);
         if (t_stop - t <= 16.0 * ILSIM_UROUND * ilsim_max(fabs(t), fabs(t_stop))) {
             /* a sliver between two events, below the rounding level of t: one Euler step crosses it */
             double dy[ILSIM_NS];
@@ -861,13 +1017,14 @@ ILSIM_DEVICE int ilsim_integrate(const double *t_eval, long long nt, const doubl
         if (code != ILSIM_OK) return code;
         if (hit >= 0 && !armed[hit]) {
             armed[hit] = 1;
+            ilsim_drop(ilsim_event_of(hit), &queue);
         } else if (hit >= 0) {
             /* conditions crossing at this same instant (equal thresholds) fire too, in model order */
             for (int c = 0; c < ILSIM_NC; ++c) {
                 if (armed[c] && (c == hit || ilsim_condition(c, t, y, p))) {
                     armed[c] = 0;
                     band[c] = ilsim_dead_band(c, t, y, p, rtol, atol);
-                    const int fire_code = ilsim_fire(ilsim_event_of(c), t, y, p, armed, band, rtol, atol);
+                    const int fire_code = ilsim_fire(ilsim_event_of(c), t, y, p, armed, band, rtol, atol, &queue, 0);
                     if (fire_code != ILSIM_OK) return fire_code;
                 }
             }
@@ -896,6 +1053,7 @@ def kernel_source(m: CompiledModel, method: str = "auto") -> str:
     number = check_method(method, m)
     codes = {"__OK__": OK, "__NON_FINITE__": NON_FINITE, "__STEP_UNDERFLOW__": STEP_UNDERFLOW,
              "__MAX_STEPS__": MAX_STEPS, "__BAD_INITIAL__": BAD_INITIAL, "__ENDLESS_EVENTS__": ENDLESS_EVENTS,
+             "__PENDING_FULL__": tableaux.PENDING_FULL, "__BAD_DELAY__": tableaux.BAD_DELAY,
              "__MAX_CASCADE__": MAX_CASCADE, **{f"__{name.upper()}__": code for name, code in METHODS.items()}}
     integrator = INTEGRATOR.replace("__TABLEAUX__", tableaux.c_defines())
     for key, value in codes.items():
@@ -980,7 +1138,6 @@ class HostCEngine(Engine):
     def solve(self, model: CompiledModel, t_eval, P, *, record_parameters: bool = False,
               log_events: int = 0) -> EngineResult:
         refuse_unkept(model, record_parameters, log_events, "C kernel")
-        refuse_delays(model, "C kernel")
         kernel = self._kernels.setdefault(id(model), HostKernel(model))
         Y, status = kernel.run(t_eval, P, self.rtol, self.atol, self.max_steps, self.method)
         return kernel_result(model, Y, status, P, record_parameters)

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from ilsim.engines.base import Engine, EngineResult, refuse_delays
+from ilsim.engines.base import Engine, EngineResult
 from ilsim.engines.batch.engine import check_inputs, check_settings
 from ilsim.engines.csource import check_method, kernel_result, kernel_source, refuse_unkept
 from ilsim.errors import IlsimError
@@ -80,7 +80,6 @@ class CudaBatchEngine(Engine):
               log_events: int = 0) -> EngineResult:
         """``run`` as an ``EngineResult`` (see ``csource.kernel_result``: what the kernel does not keep)."""
         refuse_unkept(model, record_parameters, log_events, "CUDA")
-        refuse_delays(model, "CUDA")
         Y, status = self.run(model, t_eval, P)
         return kernel_result(model, Y, status, P, record_parameters)
 
