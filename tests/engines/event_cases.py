@@ -130,6 +130,17 @@ def delayed(persistent: bool = True, values_at_trigger: bool = True):
     return m
 
 
+def delayed_twice(times=(1.0, 2.0), d: float = 3.0, values_at_trigger: bool = True, delay: str = "d*x"):
+    """x = t; a timed event at each of ``times`` adds x to y after a delay of d*x evaluated at its trigger: with
+    the defaults it triggers at 1 (due 4) and at 2 (due 8), two firings of one event pending at once. y adds the
+    trigger times (1, then 3) with values taken at the trigger, the due times (4, then 12) without."""
+    m = ilsim.Model(name="delayed twice").add_parameter("d", d)
+    m.add_species("x", 0.0).add_species("y", 0.0)
+    m.add_process("clock", "1", produces={"x": 1})
+    m.add_event("late dose", at=list(times), add={"y": "x"}, delay=delay, values_at_trigger=values_at_trigger)
+    return m
+
+
 def tiny_amounts(atol: float | None = 1e-26):
     """A -> B -> C with amounts of 1e-20 (SI moles), rate constants k1 = 1, k2 = 0.5: Bateman's solution. With
     one atol of 1e-9 for all, no error test ever sees these species; their own ``atol`` controls them."""

@@ -17,7 +17,7 @@ from ilsim.engines.base import SOLVER_FAILED, STATUS
 from ilsim.engines.batch import BatchEngine
 from ilsim.engines.csource import HostCEngine, c_compiler
 from ilsim.engines.ode import OdeEngine
-from ilsim.engines.tableaux import BAD_INITIAL, ENDLESS_EVENTS, OK
+from ilsim.engines.tableaux import BAD_DELAY, BAD_INITIAL, ENDLESS_EVENTS, MAX_PENDING, OK, PENDING_FULL
 
 ENGINES = {
     "scipy-LSODA": lambda rtol, atol: OdeEngine("LSODA", rtol, atol),
@@ -268,17 +268,52 @@ def test_an_equality_that_holds_all_along_does_not_move_a_crossing(name):
 
 @pytest.mark.parametrize("persistent, at_trigger, y_end", [(True, True, 3.0), (True, False, 5.0), (False, True, 0.0)])
 @pytest.mark.parametrize("name", PARAMS)
-def test_a_delayed_event_applies_later_or_is_refused_by_name(name, persistent, at_trigger, y_end):
+def test_a_delayed_event_applies_later_with_its_persistence_and_values(name, persistent, at_trigger, y_end):
     m = ilsim.compile(cases.delayed(persistent, at_trigger))
     t = np.array([0.0, 4.5, 5.5, 8.0])
-    if not name.startswith("scipy"):  # the batch engine and the C/CUDA kernel keep no pending firings
-        with pytest.raises(ilsim.IlsimError, match="does not run events with a delay.*event 'late'"):
-            engine(name).solve(m, t, m.p0[None, :])
-        return
     r = engine(name).solve(m, t, m.p0[None, :])
     assert r.status[0] == OK
     assert np.allclose(r.Y[0, :, 0], t) and r.Y[0, :, 1].tolist() == pytest.approx([0.0, 0.0, y_end, y_end])
-    assert r.fired[0].tolist() == [1 if persistent else 0, 1]
+    if counts_events(name):
+        assert r.fired[0].tolist() == [1 if persistent else 0, 1]
+
+
+@pytest.mark.parametrize("at_trigger, y", [(True, [0, 0, 1, 1, 3, 3]), (False, [0, 0, 4, 4, 12, 12])])
+@pytest.mark.parametrize("name", PARAMS)
+def test_two_firings_of_one_event_pending_at_once_each_apply_when_due(name, at_trigger, y):
+    """Triggered at 1 and 2 with a delay d*x read at the trigger (due at 4 and 8): both wait in the queue."""
+    m = ilsim.compile(cases.delayed_twice(values_at_trigger=at_trigger))
+    t = np.array([0.0, 3.5, 4.5, 7.5, 8.5, 10.0])
+    r = engine(name).solve(m, t, m.p0[None, :])
+    assert r.status[0] == OK
+    assert r.Y[0, :, 1].tolist() == pytest.approx(y, rel=1e-9)
+    if counts_events(name):
+        assert r.fired[0].tolist() == [2]
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_more_pending_firings_than_the_queue_holds_fail_that_patient_by_name(name):
+    """MAX_PENDING + 1 triggers at 0.01, 0.02, ... all due after the end: the SciPy engine's queue has no bound;
+    the batch engine and the C/CUDA kernel stop the patient at the trigger that finds their queue full."""
+    times = 0.01 * np.arange(1, MAX_PENDING + 2)
+    m = ilsim.compile(cases.delayed_twice(times=times.tolist(), d=1000.0))
+    t = np.array([0.0, 0.5, 1.0])
+    r = engine(name).solve(m, t, np.vstack([m.p0, m.p0]))
+    if name.startswith("scipy"):
+        assert r.status.tolist() == [OK, OK] and r.Y[:, :, 1].tolist() == [[0.0] * 3] * 2
+        return
+    assert r.status.tolist() == [PENDING_FULL] * 2 and "delayed event firings pending" in r.messages[0]
+    assert np.allclose(r.Y[:, :2, 0], [0.0, 0.5]) and np.isnan(r.Y[:, 2]).all()
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_a_negative_delay_fails_that_patient_naming_the_delay(name):
+    m = ilsim.compile(cases.delayed_twice(delay="x - 5"))  # -4 at the trigger at 1
+    r = engine(name).solve(m, np.array([0.0, 0.5, 3.0]), m.p0[None, :])
+    assert r.status[0] == (SOLVER_FAILED if name.startswith("scipy") else BAD_DELAY)
+    assert "delay" in r.messages[0] and np.isnan(r.Y[0, 2]).all()
+    if not name.startswith("scipy"):  # (the SciPy engine keeps no rows of a failed run)
+        assert np.allclose(r.Y[0, :2, 0], [0.0, 0.5])
 
 
 @pytest.mark.parametrize("name", PARAMS)
