@@ -339,6 +339,14 @@ def test_ssa_applies_timed_doses_and_guards_exactly_where_no_process_fires():
     assert r.fired[0].tolist() == [2, 0, 0] and r.event_log[0] == [(2.5, 0), (5.0, 0)]
 
 
+def test_ssa_refuses_a_delayed_event_by_name():
+    from ilsim.engines.ssa import SsaEngine
+
+    m = ilsim.compile(cases.delayed())
+    with pytest.raises(ilsim.IlsimError, match="stochastic engine does not run events with a delay.*event 'late'"):
+        SsaEngine(seed=0).solve(m, np.array([0.0, 1.0]), m.p0[None, :])
+
+
 def test_ssa_an_endless_cascade_fails_that_trajectory_alone():
     from ilsim.engines.ssa import SsaEngine
 

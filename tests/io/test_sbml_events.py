@@ -11,6 +11,8 @@ import pytest
 from roadrunner_oracle import amounts, sbml_file
 
 import ilsim
+from ilsim.engines.batch import BatchEngine
+from ilsim.engines.csource import HostCEngine, c_compiler
 from ilsim.engines.ode import OdeEngine
 from ilsim.io.sbml import to_string
 
@@ -41,6 +43,20 @@ def test_events_fire_as_in_libroadrunner(tmp_path, case):
     path = sbml_file(tmp_path, f"model m\n{text.replace('; ', chr(10))}\nend")
     t = np.linspace(0.0, t_end, t_end + 1)  # output times on the event times of the time triggers
     ours, theirs, _ = amounts(path, t, OdeEngine("LSODA", 1e-10, 1e-12), 1e-10, 1e-12)
+    assert np.allclose(ours, theirs, rtol=1e-6, atol=1e-8), f"{case}: ilsim\n{ours}\nlibroadrunner\n{theirs}"
+
+
+@pytest.mark.parametrize("case", [case for case in CASES if case.startswith("delay")])
+@pytest.mark.parametrize("engine", ["batch-auto", "c-kernel-auto"])
+def test_delayed_events_run_in_the_batch_engine_and_the_c_kernel_as_in_libroadrunner(tmp_path, case, engine):
+    """The same delay cases through the numba engine's and the C kernel's queues of pending firings."""
+    if engine.startswith("c-") and c_compiler() is None:
+        pytest.skip("no C compiler to build the C kernel on the CPU")
+    text, t_end = CASES[case]
+    path = sbml_file(tmp_path, f"model m\n{text.replace('; ', chr(10))}\nend")
+    t = np.linspace(0.0, t_end, t_end + 1)
+    run = BatchEngine(1e-10, 1e-12, method="auto") if engine == "batch-auto" else HostCEngine(1e-10, 1e-12, method="auto")
+    ours, theirs, _ = amounts(path, t, run, 1e-10, 1e-12)
     assert np.allclose(ours, theirs, rtol=1e-6, atol=1e-8), f"{case}: ilsim\n{ours}\nlibroadrunner\n{theirs}"
 
 

@@ -32,6 +32,8 @@ Output: ``Y[patient, time, species]`` (float64) and ``status[patient]`` with the
 ``engines.batch.STATUS``; a failed patient's rows from the failure onwards are NaN. A cascade of more
 than ``MAX_CASCADE`` firings at one instant (or deeper than the kernel's stack of 4 x conditions + 4)
 ends the patient with ``ENDLESS_EVENTS``; events that fire endlessly over time end it at ``max_steps``.
+Delayed events wait in a queue of ``MAX_PENDING`` rows per patient (``PENDING_FULL`` past it), as in the
+numba engine.
 """
 
 from __future__ import annotations

@@ -29,8 +29,10 @@ instant fire together (in model order), and a fired condition re-arms only once 
 rtol * (|a| + |b|) + atol; guards (``only_if``) are tested when the event fires; set/add actions take their values from
 the state before the event and may change species or (per-patient) parameters; a jump re-tests the
 conditions that read what it changed and fires those that became true (a cascade; more than 1000
-firings at one instant gives status 5); non-negative species are clipped after actions, after every
-step and on output.
+firings at one instant gives status 5); an event with a delay is queued when it triggers (its delay and,
+with ``values_at_trigger``, its values computed then) and applied when due, a segment ending there, as the
+SciPy engine does (at most MAX_PENDING pending per patient: status 7; a negative delay: status 8);
+non-negative species are clipped after actions, after every step and on output.
 
 A patient that fails never stops the others: its status is nonzero and its rows from the failure
 onwards are NaN. Results are deterministic: each patient depends only on its own inputs, so outputs

@@ -88,6 +88,10 @@ class SsaEngine(Engine):
         """Run one trajectory per row of ``P``, trajectory i on random stream i of the seed."""
         t_eval, P = check_times(t_eval), check_parameters(model, P)
         check_discrete(model)
+        delayed = [e.name for e in model.events if e.delay is not None]
+        if delayed:  # its event loop keeps no pending firings: it would apply them at the trigger
+            raise IlsimError(f"the stochastic engine does not run events with a delay, and model '{model.name}' has "
+                             f"{len(delayed)} (event '{delayed[0]}'); run it with an ODE engine")
         if not hasattr(model.kernels["rhs_into"], "py_func"):
             raise IlsimError("the stochastic engine needs numba-compiled kernels; the model was compiled with jit=False")
         n, nt, ns, npar = P.shape[0], len(t_eval), len(model.species), len(model.parameters)
