@@ -349,6 +349,29 @@ def test_dopri5_in_c_takes_the_steps_of_dopri5_in_numba(scenario, bound):
     assert (np.abs(lanes.Y - alone.Y).max(axis=1) / span).max() < 1e-6
 
 
+def test_delayed_events_in_c_take_the_steps_of_delayed_events_in_numba():
+    """Delayed events (both transcriptions of the queue of pending firings): x decays; 'x < 2' queues a rescue
+    dose of 5 due tau later (values at the trigger), doses at 1, 1.5 and 3 each wait 2.5 (two pending at
+    once), and a non-persistent top-up 'x > 6' is dropped when x falls below 6 before its delay of 4 ends.
+    The C kernel and a numba patient integrated alone agree to rounding; the SciPy engine, at its tolerance."""
+    m = ilsim.Model(name="delayed rescue").add_parameter("k", 0.5).add_parameter("tau", 0.7).add_species("x", 8.0)
+    m.add_process("clearance", "k*x", consumes={"x": 1})
+    m.add_event("rescue", when="x < 2", add={"x": 5}, delay="tau")
+    m.add_event("dose", at=[1.0, 1.5, 3.0], add={"x": 1}, delay="2.5")
+    m.add_event("top-up", when="x > 6", add={"x": 100}, delay="4", persistent=False)
+    m = ilsim.compile(m)
+    t = np.linspace(0.0, 20.0, 201)
+    P = np.vstack([m.p0, m.p0 * [1.3, 2.0]])
+    Y, status = run_host(m, t, P, rtol=1e-8, atol=1e-10, method="dopri5")
+    alone = BatchEngine(rtol=1e-8, atol=1e-10, method="dopri5", lane_groups=False).solve(m, t, P)
+    ref = OdeEngine("DOP853", 1e-10, 1e-12).solve(m, t, P)
+    assert (status == OK).all() and (alone.status == OK).all() and (ref.status == OK).all()
+    assert alone.fired.tolist() == ref.fired.tolist() and alone.fired[:, 1].tolist() == [3, 3]
+    assert (alone.fired[:, 0] >= 2).all() and (alone.fired[:, 2] == 0).all()  # rescued repeatedly; top-up dropped
+    assert np.abs(Y - alone.Y).max() < 1e-10 * 8.0
+    assert np.abs(alone.Y - ref.Y).max() < 1e-5
+
+
 def test_the_kernel_prints_every_coefficient_from_the_one_table():
     """The C integrator holds no coefficient of its own: every method constant is printed from
     engines.tableaux (which the numba engine imports), and each printed value reads back as exactly that float."""
