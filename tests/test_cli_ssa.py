@@ -78,3 +78,38 @@ def test_a_model_that_cannot_be_made_discrete_is_refused_naming_the_process(writ
     model.write_text(text)
     refused(cli("run", model, "--engine", "ssa", "--out", tmp_path / "res"), "process 'IL-2 secretion'", "reads the time t")
     assert not (tmp_path / "res").exists()
+
+
+def test_cohort_with_the_stochastic_engine_is_the_api_cohort_at_the_same_seed(cli, tmp_path):
+    import pandas as pd
+
+    import ilsim
+    from ilsim.engines.ssa import SsaEngine
+
+    out = tmp_path / "cohort"
+    args = ("--patients", "60", "--seed", "3", "--vary", "lam=uniform(3, 5)", "--t-end", "0.4", "--points", "5")
+    result = cli("cohort", INOCULUM, *args, "--engine", "ssa", "--chunk-size", "25", "--out", out, "--no-report")
+    assert result.exit_code == 0, result.output
+    info = json.loads((out / "cohort.json").read_text())
+    assert info["engine"]["name"] == "ssa" and info["engine"]["seed"] == 3  # the cohort's seed seeds the trajectories
+    written = pd.read_parquet(out / "summary.parquet")
+    api = ilsim.cohort(INOCULUM, patients=60, seed=3, vary="lam=uniform(3, 5)", t_end=0.4, points=5, chunk_size=60,
+                       engine=SsaEngine(seed=3), report=False)
+    pd.testing.assert_frame_equal(written.reset_index(drop=True)[api.columns], api, check_dtype=False)
+    # whole counts, spread by chance (the ODE engine's would be smooth in lam)
+    assert (written["B.final"] == np.round(written["B.final"])).all() and written["B.final"].nunique() > 5
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--engine", "ssa", "--rtol", "1e-6"], ["--rtol", "the stochastic engine has none"]),
+    (["--system-size", "2"], ["--system-size", "--engine ssa"]),
+    (["--engine", "gillespie"], ["--engine must be batch or ssa"]),
+    (["--engine", "ssa", "--vary", "B0=uniform(1, 3)"], ["species 'B'", "not a whole number"]),
+])
+def test_cohort_engine_mistakes_are_refused_with_nothing_written(cli, tmp_path, extra, words):
+    out = tmp_path / "cohort"
+    result = cli("cohort", INOCULUM, "--patients", "5", "--seed", "1", "--vary", "lam=uniform(3, 5)", *extra, "--out", out)
+    assert result.exit_code == 2, result.output
+    for word in words:
+        assert word in result.output
+    assert not out.exists()

@@ -193,12 +193,13 @@ class _Importer:
                 if sid in rules:
                     continue
                 if sid in rate_rules:
-                    species.append(self._checked(sid, Species, name=name, initial=self._finite(sid, values[name]), nonnegative=False,
-                                           description=self._describe(sid, f"{what} with a rate rule")))
+                    species.append(self._checked(sid, Species, name=name, initial=self._finite(sid, values[name]),
+                                                 nonnegative=False, description=self._describe(sid, f"{what} with a rate rule")))
                 elif not math.isfinite(values[name]) and sid not in self.varying:
                     observables.append(_constant(name, values[name], self._describe(sid, what)))
                 else:
-                    parameters.append(self._checked(sid, Parameter, name=name, value=self._finite(sid, values[name]), units=self._units(group[sid]),
+                    parameters.append(self._checked(sid, Parameter, name=name, value=self._finite(sid, values[name]),
+                                                    units=self._units(group[sid]),
                                                 description=self._describe(sid, what)))
         for name, value in self.local_values.items():
             if not math.isfinite(value):
@@ -227,7 +228,8 @@ class _Importer:
             else:
                 initial = self._finite(sid, values[name])
                 tree = self._initial_expression(sid, [p.name for p in parameters])
-                species.append(self._checked(sid, Species, name=name, initial=initial if tree is None else ex.to_text(tree), nonnegative=False,
+                species.append(self._checked(sid, Species, name=name, initial=initial if tree is None else ex.to_text(tree),
+                                             nonnegative=False,
                                        units=self._units(s), description=self._describe(sid, what)))
         for rid in sorted(self.used_reactions):
             observables.append(Observable(name=self._name(rid), expression=ex.to_text(rates[rid]),
@@ -260,7 +262,8 @@ class _Importer:
         try:
             return schema(**fields)
         except ValidationError as exc:
-            raise ModelError([Problem(f"SBML {sid} ({schema.__name__.lower()}{'.' + p.field if p.field else ''})", p.message, self.source)
+            where = f"SBML {sid} ({schema.__name__.lower()}"
+            raise ModelError([Problem(f"{where}{'.' + p.field if p.field else ''})", p.message, self.source)
                               for p in problems_from_validation(exc, None, schema)]) from None
 
     def _other_quantity(self, quantities: dict[str, Quantity], rules: dict[str, ex.Expr]) -> list[Observable]:
