@@ -56,6 +56,7 @@ BAD = [
     (["--rtol", "1e-6"], ["--rtol", "the stochastic engine has none"]),
     (["--time-to", "Q < 1"], ["--time-to", "unknown name 'Q'"]),
     (["--time-to", "B + 1"], ["--time-to", "not a condition"]),
+    (["--format", "hdf5"], ["--format must be one of auto, netcdf, zarr"]),
 ]
 
 
@@ -113,3 +114,40 @@ def test_cohort_engine_mistakes_are_refused_with_nothing_written(cli, tmp_path, 
     for word in words:
         assert word in result.output
     assert not out.exists()
+
+
+def test_run_writes_zarr_that_reads_back_as_the_ensemble(cli, tmp_path):
+    import ilsim
+    from ilsim import ensemble
+    from ilsim.engines.ssa import SsaEngine
+
+    out = tmp_path / "res"
+    args = ("--set", "B0=2", "--points", "6", "--t-end", "0.4", "--time-to", "B < 1")
+    result = cli("run", INOCULUM, "--engine", "ssa", "--trajectories", "1500", "--seed", "5", *args,
+                 "--format", "zarr", "--out", out, "--no-report")
+    assert result.exit_code == 0, result.output
+    assert (out / "results.zarr").is_dir() and not (out / "results.nc").exists()
+    assert json.loads((out / "summary.json").read_text())["results"] == "results.zarr"
+    back = xr.open_zarr(out / "results.zarr")
+    assert back["B"].chunks[0] == (1000, 500)  # chunked by trajectories: a reader loads the ones it needs
+    # the same run in memory (the API, the same seed): every variable, coordinate and attribute but the wall time
+    ds, _ = ensemble.run(INOCULUM, tmp_path / "api", engine=SsaEngine(trajectories=1500, seed=5), report=False,
+                         parameters={"B0": 2}, points=6, t_end=0.4, time_to=["B < 1"], format="netcdf")
+    loaded = back.load()
+    for d in (loaded, ds):
+        d.attrs.pop("wall_time_s")
+    xr.testing.assert_identical(loaded, ds)
+    assert ilsim  # the package imported from this worktree
+
+
+def test_auto_format_writes_zarr_above_the_size_and_netcdf_below(tmp_path, monkeypatch):
+    from ilsim import ensemble
+    from ilsim.engines.ssa import SsaEngine
+
+    small = dict(engine=SsaEngine(trajectories=50, seed=1), report=False, points=3, t_end=0.1)
+    ensemble.run(INOCULUM, tmp_path / "small", **small)
+    assert (tmp_path / "small" / "results.nc").is_file()
+    monkeypatch.setattr(ensemble, "ZARR_ABOVE", 50 * 3 * 8 - 1)  # one species' trajectories already exceed it
+    ds, summary = ensemble.run(INOCULUM, tmp_path / "big", **small)
+    assert summary["results"] == "results.zarr"
+    xr.testing.assert_equal(xr.open_zarr(tmp_path / "big" / "results.zarr").load(), ds)
