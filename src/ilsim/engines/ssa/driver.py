@@ -330,6 +330,7 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
     for c in range(cond_events.shape[0]):  # a condition true at the start does not fire
         armed[c] = holds(c, t, y, p) == 0
     check = False  # at a moment where a condition on t flips: test the conditions
+    bad_dep = -1  # the direct method: the first process whose updated propensity is negative or not finite
     fresh = True  # propensities (and, next-reaction, the heap) to be computed from scratch
     while True:
         while ti < n_timed and timed_t[ti] <= t:  # timed events due now, in firing order
@@ -352,8 +353,9 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
                 return ENDLESS_EVENTS
             if fired:
                 fresh = True
-        if fresh or method != NEXT_REACTION:
-            bad = _all_propensities(t, x, y, p, omega, inv_omega, a)
+        if fresh or method == TAU or bad_dep >= 0:  # (else the exact methods updated the dependants only, below)
+            bad = _all_propensities(t, x, y, p, omega, inv_omega, a) if fresh or method == TAU else bad_dep
+            bad_dep = -1
             if bad >= 0:
                 fail_t[i] = t
                 fail_j[i] = bad
@@ -422,7 +424,16 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
                 x[q] += S[q, j_next]
             if exact_left > 0:
                 exact_left -= 1
-            if method == NEXT_REACTION:  # Gibson & Bruck: rescale the dependants' times, a fresh one for j
+            if method == TAU:  # (an exact step of tau-leaping: every propensity again at the top of the loop)
+                pass
+            elif method == DIRECT:  # only the propensities whose rates read a species the reaction changed
+                _concentrations(x, inv_omega, y)
+                for d in range(dep_ptr[j_next], dep_ptr[j_next + 1]):
+                    j = dep_idx[d]
+                    a[j] = omega * rate_one(j, t, y, p)
+                    if not (a[j] >= 0.0 and a[j] < np.inf) and (bad_dep < 0 or j < bad_dep):
+                        bad_dep = j  # flagged at the top of the loop, after the conditions (as a full evaluation)
+            else:  # Gibson & Bruck: rescale the dependants' times, a fresh one for j
                 _concentrations(x, inv_omega, y)
                 for d in range(dep_ptr[j_next], dep_ptr[j_next + 1]):
                     j = dep_idx[d]
