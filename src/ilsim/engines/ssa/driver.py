@@ -10,7 +10,8 @@ divided by the system size, and a propensity is the system size times the proces
 from its own xoshiro256** stream (state seeded by ``numpy.random.SeedSequence(seed).spawn``), so its numbers
 depend on the seed and its index only, never on the thread that runs it.
 
-Methods: ``DIRECT`` (Gillespie 1977: every propensity after every reaction, a linear search),
+Methods: ``DIRECT`` (Gillespie 1977: after a reaction the propensities of its dependants in the dependency graph,
+the sum of all and a linear search),
 ``NEXT_REACTION`` (Gibson & Bruck 2000: one putative time per process in an indexed binary heap, only the
 processes whose rates read what a reaction changed re-evaluated), ``TAU`` (adaptive tau-leaping of Cao,
 Gillespie & Petzold 2006: critical processes fired one at a time, the leap bounded so that no propensity
