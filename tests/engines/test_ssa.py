@@ -264,3 +264,24 @@ def test_a_failed_trajectory_is_recorded_with_its_reason_and_the_cohort_goes_on(
     assert reasons.str.startswith("a propensity became negative: process 'immigration' had a negative propensity "
                                   "at t = 0").all()
     assert (cohort["status"][~negative] == "ok").all() and cohort["X.final"][~negative].notna().all()
+
+
+def test_the_ziggurat_draws_standard_exponential_numbers():
+    from numba import njit
+    from scipy import stats
+
+    from ilsim.engines.ssa import driver
+
+    @njit
+    def draws(state, n):
+        out = np.empty(n)
+        for k in range(n):
+            out[k] = driver.exponential(state)
+        return out
+
+    x = draws(np.random.SeedSequence(3).generate_state(4, np.uint64), 1_000_000)
+    assert stats.kstest(x, "expon").pvalue > 1e-3  # the whole distribution (Kolmogorov-Smirnov)
+    assert abs(x.mean() - 1) < 4e-3 and abs(x.var() - 1) < 1e-2  # 4 standard errors
+    for edge in (3.0, driver.ZIGGURAT_R):  # a layer's edge and the tail beyond the base layer
+        p = math.exp(-edge)
+        assert abs((x > edge).mean() - p) < 4 * math.sqrt(p / len(x))

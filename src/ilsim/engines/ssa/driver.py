@@ -80,9 +80,42 @@ def uniform(s):
     return ((next_u64(s) >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
 
 
+def _ziggurat_tables():
+    """Marsaglia & Tsang's (2000) 256 layers of the exponential density, with 53-bit integers as NumPy's
+    ``standard_exponential``: ke (the integer below which a draw is accepted at once), we (layer widths per unit),
+    fe (the density at the layer edges)."""
+    m, r, v = 2.0**53, ZIGGURAT_R, 3.949659822581572e-3
+    ke, we, fe = np.zeros(256, np.uint64), np.zeros(256), np.zeros(256)
+    q = v / math.exp(-r)
+    ke[0], we[0], we[255], fe[0], fe[255] = np.uint64(int(r / q * m)), q / m, r / m, 1.0, math.exp(-r)
+    d, previous = r, r
+    for i in range(254, 0, -1):
+        d = -math.log(v / d + math.exp(-d))
+        ke[i + 1] = np.uint64(int(d / previous * m))
+        previous = d
+        fe[i], we[i] = math.exp(-d), d / m
+    return ke, we, fe
+
+
+ZIGGURAT_R = 7.69711747013104972  # where the base layer's tail begins
+ZIG_KE, ZIG_WE, ZIG_FE = _ziggurat_tables()
+
+
 @njit(cache=True)
 def exponential(s):
-    return -math.log(uniform(s))
+    """A standard exponential number by the ziggurat: one 64-bit draw and no logarithm 98.9% of the time (a third
+    of the time of -log(uniform) per reaction); the tail and the layers' edges are sampled exactly."""
+    while True:
+        ri = next_u64(s) >> np.uint64(3)
+        layer = ri & np.uint64(0xFF)
+        ri >>= np.uint64(8)
+        x = ri * ZIG_WE[layer]
+        if ri < ZIG_KE[layer]:
+            return x
+        if layer == 0:
+            return ZIGGURAT_R - math.log(uniform(s))  # the tail beyond R: memoryless, R plus an exponential
+        if (ZIG_FE[layer - 1] - ZIG_FE[layer]) * uniform(s) + ZIG_FE[layer] < math.exp(-x):
+            return x
 
 
 @njit(cache=True)
