@@ -56,6 +56,7 @@ BAD = [
     (["--rtol", "1e-6"], ["--rtol", "the stochastic engine has none"]),
     (["--time-to", "Q < 1"], ["--time-to", "unknown name 'Q'"]),
     (["--time-to", "B + 1"], ["--time-to", "not a condition"]),
+    (["--format", "hdf5"], ["--format must be one of auto, netcdf, zarr"]),
 ]
 
 
@@ -78,3 +79,75 @@ def test_a_model_that_cannot_be_made_discrete_is_refused_naming_the_process(writ
     model.write_text(text)
     refused(cli("run", model, "--engine", "ssa", "--out", tmp_path / "res"), "process 'IL-2 secretion'", "reads the time t")
     assert not (tmp_path / "res").exists()
+
+
+def test_cohort_with_the_stochastic_engine_is_the_api_cohort_at_the_same_seed(cli, tmp_path):
+    import pandas as pd
+
+    import ilsim
+    from ilsim.engines.ssa import SsaEngine
+
+    out = tmp_path / "cohort"
+    args = ("--patients", "60", "--seed", "3", "--vary", "lam=uniform(3, 5)", "--t-end", "0.4", "--points", "5")
+    result = cli("cohort", INOCULUM, *args, "--engine", "ssa", "--chunk-size", "25", "--out", out, "--no-report")
+    assert result.exit_code == 0, result.output
+    info = json.loads((out / "cohort.json").read_text())
+    assert info["engine"]["name"] == "ssa" and info["engine"]["seed"] == 3  # the cohort's seed seeds the trajectories
+    written = pd.read_parquet(out / "summary.parquet")
+    api = ilsim.cohort(INOCULUM, patients=60, seed=3, vary="lam=uniform(3, 5)", t_end=0.4, points=5, chunk_size=60,
+                       engine=SsaEngine(seed=3), report=False)
+    pd.testing.assert_frame_equal(written.reset_index(drop=True)[api.columns], api, check_dtype=False)
+    # whole counts, spread by chance (the ODE engine's would be smooth in lam)
+    assert (written["B.final"] == np.round(written["B.final"])).all() and written["B.final"].nunique() > 5
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--engine", "ssa", "--rtol", "1e-6"], ["--rtol", "the stochastic engine has none"]),
+    (["--system-size", "2"], ["--system-size", "--engine ssa"]),
+    (["--engine", "gillespie"], ["--engine must be batch or ssa"]),
+    (["--engine", "ssa", "--vary", "B0=uniform(1, 3)"], ["species 'B'", "not a whole number"]),
+])
+def test_cohort_engine_mistakes_are_refused_with_nothing_written(cli, tmp_path, extra, words):
+    out = tmp_path / "cohort"
+    result = cli("cohort", INOCULUM, "--patients", "5", "--seed", "1", "--vary", "lam=uniform(3, 5)", *extra, "--out", out)
+    assert result.exit_code == 2, result.output
+    for word in words:
+        assert word in result.output
+    assert not out.exists()
+
+
+def test_run_writes_zarr_that_reads_back_as_the_ensemble(cli, tmp_path):
+    import ilsim
+    from ilsim import ensemble
+    from ilsim.engines.ssa import SsaEngine
+
+    out = tmp_path / "res"
+    args = ("--set", "B0=2", "--points", "6", "--t-end", "0.4", "--time-to", "B < 1")
+    result = cli("run", INOCULUM, "--engine", "ssa", "--trajectories", "1500", "--seed", "5", *args,
+                 "--format", "zarr", "--out", out, "--no-report")
+    assert result.exit_code == 0, result.output
+    assert (out / "results.zarr").is_dir() and not (out / "results.nc").exists()
+    assert json.loads((out / "summary.json").read_text())["results"] == "results.zarr"
+    back = xr.open_zarr(out / "results.zarr")
+    assert back["B"].chunks[0] == (1000, 500)  # chunked by trajectories: a reader loads the ones it needs
+    # the same run in memory (the API, the same seed): every variable, coordinate and attribute but the wall time
+    ds, _ = ensemble.run(INOCULUM, tmp_path / "api", engine=SsaEngine(trajectories=1500, seed=5), report=False,
+                         parameters={"B0": 2}, points=6, t_end=0.4, time_to=["B < 1"], format="netcdf")
+    loaded = back.load()
+    for d in (loaded, ds):
+        d.attrs.pop("wall_time_s")
+    xr.testing.assert_identical(loaded, ds)
+    assert ilsim  # the package imported from this worktree
+
+
+def test_auto_format_writes_zarr_above_the_size_and_netcdf_below(tmp_path, monkeypatch):
+    from ilsim import ensemble
+    from ilsim.engines.ssa import SsaEngine
+
+    small = dict(engine=SsaEngine(trajectories=50, seed=1), report=False, points=3, t_end=0.1)
+    ensemble.run(INOCULUM, tmp_path / "small", **small)
+    assert (tmp_path / "small" / "results.nc").is_file()
+    monkeypatch.setattr(ensemble, "ZARR_ABOVE", 50 * 3 * 8 - 1)  # one species' trajectories already exceed it
+    ds, summary = ensemble.run(INOCULUM, tmp_path / "big", **small)
+    assert summary["results"] == "results.zarr"
+    xr.testing.assert_equal(xr.open_zarr(tmp_path / "big" / "results.zarr").load(), ds)

@@ -34,7 +34,7 @@ OPTION_WORDS = {
     "output": "--output", "samples": "--samples", "drop_failed": "--drop-failed", "scheduler": "--scheduler",
     "overwrite": "--overwrite", "max_wall_s": "--max-wall", "toxicity": "--toxicity",
     "allow_high_dose": "--allow-high-dose", "save_trajectories": "--save-trajectories",
-    "trajectories": "--trajectories", "system_size": "--system-size",
+    "trajectories": "--trajectories", "system_size": "--system-size", "format": "--format",
 }
 
 
@@ -160,12 +160,13 @@ def run(
     seed: SeedOpt = None,
     time_to: TimeToOpt = [],  # noqa: B006
     system_size: SystemSizeOpt = None,
+    format: FormatOpt = None,  # noqa: A002
 ) -> None:
     """Simulate a model and write results.nc, results.csv, summary.json, figures and report.html."""
     from ilsim import api  # lazy: heavy (SciPy, xarray)
 
-    if engine != "ode" or trajectories is not None or seed is not None or time_to or system_size is not None:
-        _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to, system_size, t_end=t_end,
+    if engine != "ode" or trajectories is not None or seed is not None or time_to or system_size is not None or format:
+        _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to, system_size, format, t_end=t_end,
                         points=points, parameters=set_, faults=fault, doses=dose, allow_high_dose=allow_high_dose,
                         report=report, overwrite=overwrite, rtol=rtol, atol=atol)
         return
@@ -571,6 +572,9 @@ def cohort(
     report: Annotated[bool, typer.Option(help="write figures and report.html")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or messages on stderr")] = False,
     overwrite: ReplaceOpt = False,
+    engine: CohortEngineOpt = "batch",
+    method: Annotated[str | None, typer.Option(help="--engine ssa: direct, next-reaction, tau or auto")] = None,
+    system_size: SystemSizeOpt = None,
 ) -> None:
     """Run a cohort of virtual patients; write summary.parquet, cohort.json, figures and report.html."""
     from ilsim import api  # lazy: heavy (SciPy, xarray)
@@ -583,13 +587,15 @@ def cohort(
             err.print(text, markup=False, highlight=False)
 
     try:
+        chosen = _cohort_engine(engine, method, system_size, rtol, atol)
         compiled = api.compile(model)
         bar = ProgressBar(err) if show else None
         with bar or nullcontext():
             result = run_cohort(compiled, patients=patients, seed=seed, vary=vary, time_to=time_to,
                                 save_trajectories=save_trajectories, chunk_size=chunk_size, scheduler=scheduler,
                                 backend=backend, t_end=t_end, points=points, rtol=rtol, atol=atol, force=force,
-                                out=out_dir, report=report, progress=bar, notify=notify, overwrite=overwrite)
+                                out=out_dir, report=report, progress=bar, notify=notify, overwrite=overwrite,
+                                engine=chosen)
     except IlsimError as exc:
         _fail(exc)
         return
@@ -598,8 +604,12 @@ def cohort(
               f"({info['scheduler']}, {info['wall_time_s']:.3g} s)", highlight=False)
     for label, v in info["outcomes"].items():
         out.print(f"  {v['fraction']:7.2%}  {label} ({v['count']:,})", markup=False, highlight=False)
-    for reason, count in info["failed"]["by_reason"].items():
+    reasons = sorted(info["failed"]["by_reason"].items(), key=lambda kv: -kv[1])
+    for reason, count in reasons[:LISTED_REASONS]:  # a stochastic failure's text holds its time and state
         out.print(f"  failed: {count:,} patients: {reason}", markup=False, highlight=False)
+    if len(reasons) > LISTED_REASONS:
+        out.print(f"  failed: {sum(c for _, c in reasons[LISTED_REASONS:]):,} patients for {len(reasons) - LISTED_REASONS:,} "
+                  "other reasons (cohort.json, summary.parquet)", markup=False, highlight=False)
     files = ["summary.parquet", "cohort.json", "model.yaml"] + (["trajectories.zarr"] if save_trajectories else [])
     files += ["figures/", "report.html"] if report else []
     out.print(f"written to {plain(out_dir)}/ ({', '.join(files)})", highlight=False)
@@ -719,19 +729,21 @@ SeedOpt = Annotated[int | None, typer.Option(help="random seed of the stochastic
                                                   "the same trajectories at any thread count")]
 TimeToOpt = Annotated[list[str], typer.Option(help="first-passage time of a condition, e.g. 'P < 1' (--engine ssa; "
                                                    "repeatable)")]
+FormatOpt = Annotated[str | None, typer.Option(help="--engine ssa: the trajectories as results.nc (netcdf), results.zarr "
+                                                   "(zarr: chunked, read lazily) or auto (zarr above 1 GiB)")]
 SystemSizeOpt = Annotated[float | None, typer.Option(help="molecules or cells per unit of the model's values (--engine "
                                                            "ssa; default 1: the values are counts)")]
 
 
-def _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to, system_size, *, t_end, points, parameters,
-                    faults, doses, allow_high_dose, report, overwrite, rtol, atol) -> None:
+def _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to, system_size, format, *, t_end, points,  # noqa: A002
+                    parameters, faults, doses, allow_high_dose, report, overwrite, rtol, atol) -> None:
     from ilsim import ensemble  # lazy: heavy (xarray, numba)
     from ilsim.engines.ssa import SsaEngine
 
     try:
         if engine != "ssa":
             given = [o for o, v in (("--trajectories", trajectories), ("--seed", seed), ("--system-size", system_size),
-                                    ("--time-to", time_to or None)) if v is not None]
+                                    ("--time-to", time_to or None), ("--format", format)) if v is not None]
             raise IlsimError(f"--engine must be ode or ssa, got {engine!r}" if engine != "ode" else
                              f"{', '.join(given)} need(s) --engine ssa")
         if rtol is not None or atol is not None:
@@ -739,6 +751,7 @@ def _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to,
         ssa = SsaEngine(trajectories=1000 if trajectories is None else trajectories, seed=0 if seed is None else seed,
                         method=method or "auto", system_size=1.0 if system_size is None else system_size)
         ds, summary = ensemble.run(model, out_dir, engine=ssa, time_to=time_to, report=report, overwrite=overwrite,
+                                   format=format or "auto",
                                    t_end=t_end, points=points, parameters=_parse_sets(parameters),
                                    faults=_parse_faults(faults), doses=_parse_doses(doses), allow_high_dose=allow_high_dose)
     except IlsimError as exc:
@@ -762,8 +775,30 @@ def _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to,
         out.print(f"time to {plain(text_)}: reached by {v['reached']:,} of {v['trajectories']:,} "
                   f"({_num(v['probability'])}, 95% {v['ci95'][0]:.3g}-{v['ci95'][1]:.3g}), mean {_num(v['mean_time'])}, "
                   f"median {_num(v['median_time'])} {plain(summary['time_units'])}", highlight=False)
-    out.print(f"results written to {plain(out_dir)}/ (results.nc, statistics.csv, summary.json"
+    out.print(f"results written to {plain(out_dir)}/ ({summary['results']}, statistics.csv, summary.json"
               f"{', figures/fan.png, report.html' if report else ''})", highlight=False)
+
+
+LISTED_REASONS = 5  # failure reasons printed by `ilsim cohort`; cohort.json has them all
+CohortEngineOpt = Annotated[str, typer.Option(help="batch (default: the ODE batch engine) or ssa (one stochastic "
+                                                   "trajectory per patient, seeded from --seed and the patient's index)")]
+
+
+def _cohort_engine(engine: str, method, system_size, rtol, atol):
+    """`ilsim cohort --engine`: None for the batch engine (with --backend, --rtol, --atol), else the stochastic one,
+    its seed left to the cohort's (patients/run.py)."""
+    from ilsim.engines.ssa import SsaEngine
+
+    if engine not in ("batch", "ssa"):
+        raise IlsimError(f"--engine must be batch or ssa, got {engine!r}")
+    if engine == "batch":
+        given = [o for o, v in (("--method", method), ("--system-size", system_size)) if v is not None]
+        if given:
+            raise IlsimError(f"{', '.join(given)} need(s) --engine ssa")
+        return None
+    if rtol is not None or atol is not None:
+        raise IlsimError("--rtol and --atol are tolerances of the ODE engines; the stochastic engine has none")
+    return SsaEngine(seed=None, method=method or "auto", system_size=1.0 if system_size is None else system_size)
 
 
 @app.command("fit")

@@ -24,7 +24,8 @@ import xarray as xr
 
 from ilsim.api import compile, simulate
 from ilsim.engines.ssa import SsaEngine
-from ilsim.io.results import atomic_folder, check_out, write_json, write_netcdf
+from ilsim.errors import IlsimError, argument
+from ilsim.io.results import atomic_folder, check_out, write_json, write_netcdf, write_zarr
 from ilsim.model import expressions as ex
 from ilsim.model.load import dump_spec
 from ilsim.patients.metrics import parse_conditions
@@ -114,11 +115,19 @@ def extinction(ds: xr.Dataset) -> dict:
     return out
 
 
+FORMATS = ("auto", "netcdf", "zarr")
+ZARR_ABOVE = 2**30  # bytes of trajectories above which format 'auto' writes results.zarr rather than results.nc
+ZARR_CHUNK = 1000  # trajectories per Zarr chunk
+
+
 def run(model, out: str | Path, *, engine: SsaEngine, time_to: Sequence[str] = (), report: bool = True,
-        overwrite: bool = False, **options) -> tuple[xr.Dataset, dict]:
-    """Simulate an ensemble and write a result folder atomically: results.nc (every trajectory), statistics.csv
-    (mean, sd and quantiles over time), summary.json (extinction, first-passage times, failures), model.yaml,
-    figures/fan.png and report.html. ``options`` go to ``ilsim.simulate``."""
+        overwrite: bool = False, format: str = "auto", **options) -> tuple[xr.Dataset, dict]:  # noqa: A002
+    """Simulate an ensemble and write a result folder atomically: results.nc or results.zarr (every trajectory;
+    ``format`` 'netcdf', 'zarr' or 'auto': Zarr above ``ZARR_ABOVE`` bytes), statistics.csv (mean, sd and quantiles
+    over time), summary.json (extinction, first-passage times, failures), model.yaml, figures/fan.png and
+    report.html. ``options`` go to ``ilsim.simulate``."""
+    if format not in FORMATS:
+        raise IlsimError(f"{argument('format')} must be one of {', '.join(FORMATS)}, got {format!r}")
     check_out(out, overwrite)  # before a long run, not after it
     compiled = compile(model, doses=options.pop("doses", None), allow_high_dose=options.pop("allow_high_dose", False))
     if time_to:
@@ -135,6 +144,7 @@ def run(model, out: str | Path, *, engine: SsaEngine, time_to: Sequence[str] = (
         "failed": [{"trajectory": int(i), "status": int(ds["status"].values[i]),
                     "message": str(ds["status_text"].values[i])} for i in failed[:100]],
         "failed_count": int(len(failed)),
+        "results": _results_file(ds, format),
         "extinction": extinction(ds), "first_passage": passage,
         "final": {name: {"mean": _number(stats[name].values[0, -1]), "sd": _number(stats[name].values[1, -1])}
                   for name in stats.data_vars},
@@ -148,7 +158,10 @@ def run(model, out: str | Path, *, engine: SsaEngine, time_to: Sequence[str] = (
                                         "units": ds.attrs.get("time_units", "")})
         ds = ds.assign_coords(condition=list(passage))
     with atomic_folder(out, overwrite) as tmp:
-        write_netcdf(ds, tmp / "results.nc")
+        if summary["results"] == "results.zarr":
+            write_zarr(ds, tmp / "results.zarr", {"trajectory": ZARR_CHUNK})
+        else:
+            write_netcdf(ds, tmp / "results.nc")
         table = stats.to_dataframe().unstack("statistic")
         table.columns = [f"{name}.{stat}" for name, stat in table.columns]
         table.to_csv(tmp / "statistics.csv")
@@ -161,6 +174,12 @@ def run(model, out: str | Path, *, engine: SsaEngine, time_to: Sequence[str] = (
             write_report(compiled, summary, [fan], tmp / "report.html")
         write_json(summary, tmp / "summary.json")
     return ds, summary
+
+
+def _results_file(ds: xr.Dataset, format: str) -> str:  # noqa: A002
+    """results.zarr (chunked by trajectories: read lazily) when asked or when the trajectories exceed ZARR_ABOVE."""
+    big = sum(v.nbytes for v in ds.data_vars.values() if "trajectory" in v.dims) > ZARR_ABOVE
+    return "results.zarr" if format == "zarr" or (format == "auto" and big) else "results.nc"
 
 
 def _number(x) -> float | None:

@@ -221,3 +221,67 @@ def test_the_large_size_limit_approaches_the_ode_as_one_over_root_size(model):
         sd = np.sqrt(ode / size)
         assert np.all(np.abs(c.mean(axis=0) - ode) < 4 * sd / np.sqrt(n))
         assert np.all(np.abs(c.std(axis=0, ddof=1) * np.sqrt(size) / np.sqrt(ode) - 1) < 4 / np.sqrt(2 * n))
+
+
+# --------------------------------------------------------------------------------- stochastic cohorts
+
+
+def _cohort(model, chunk, threads=1, seed=7, vary="k=uniform(5, 15)", patients=200):
+    import numba
+
+    numba.set_num_threads(threads)
+    try:
+        return ilsim.cohort(model, patients=patients, seed=seed, vary=vary, chunk_size=chunk, t_end=10.0, points=6,
+                            engine=SsaEngine(seed=None), report=False)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+def test_a_stochastic_cohort_is_the_same_at_any_chunk_size_and_thread_count(model):
+    import numba
+    import pandas as pd
+
+    whole = _cohort(model, chunk=200)
+    threads = numba.config.NUMBA_NUM_THREADS
+    for chunk, n in ((37, threads), (1, 1), (64, 1)):
+        pd.testing.assert_frame_equal(_cohort(model, chunk, n), whole)
+    assert (whole["status"] == "ok").all()
+    # patient i is the trajectory of stream (seed, i), whatever chunk it ran in: run alone here
+    for i in (0, 113):
+        alone = SsaEngine(seed=7).solve(model, np.linspace(0, 10, 6), rows(model, 1, k=whole["k"][i]), first=i)
+        assert alone.Y[0, -1, 0] == whole["X.final"][i]
+    # each patient's own k: X(10) is Poisson with mean (k/d)(1 - e^(-10 d)) from 0 (variance = mean)
+    mean = whole["k"] / 0.5 * (1 - math.exp(-5.0))
+    assert abs((whole["X.final"] - mean).sum()) < 4 * math.sqrt(mean.sum())
+    assert not _cohort(model, chunk=37, seed=8)["X.final"].equals(whole["X.final"])  # another seed, another cohort
+
+
+def test_a_failed_trajectory_is_recorded_with_its_reason_and_the_cohort_goes_on(model):
+    cohort = _cohort(model, chunk=7, vary="k=uniform(-1, 1)", patients=30)
+    negative = (cohort["k"] < 0).to_numpy()
+    assert 0 < negative.sum() < 30
+    reasons = cohort["status"][negative]
+    assert reasons.str.startswith("a propensity became negative: process 'immigration' had a negative propensity "
+                                  "at t = 0").all()
+    assert (cohort["status"][~negative] == "ok").all() and cohort["X.final"][~negative].notna().all()
+
+
+def test_the_ziggurat_draws_standard_exponential_numbers():
+    from numba import njit
+    from scipy import stats
+
+    from ilsim.engines.ssa import driver
+
+    @njit
+    def draws(state, n):
+        out = np.empty(n)
+        for k in range(n):
+            out[k] = driver.exponential(state)
+        return out
+
+    x = draws(np.random.SeedSequence(3).generate_state(4, np.uint64), 1_000_000)
+    assert stats.kstest(x, "expon").pvalue > 1e-3  # the whole distribution (Kolmogorov-Smirnov)
+    assert abs(x.mean() - 1) < 4e-3 and abs(x.var() - 1) < 1e-2  # 4 standard errors
+    for edge in (3.0, driver.ZIGGURAT_R):  # a layer's edge and the tail beyond the base layer
+        p = math.exp(-edge)
+        assert abs((x > edge).mean() - p) < 4 * math.sqrt(p / len(x))

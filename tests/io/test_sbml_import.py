@@ -339,3 +339,57 @@ def test_a_species_in_a_kinetic_law_without_a_modifier_reference_is_read(tmp_pat
     t = np.linspace(0, 5, 11)
     np.testing.assert_allclose(_run(path, ["A"], t)[:, 0], 10 * np.exp(-0.2 * t), rtol=1e-8)
     _agrees_with_roadrunner(path)
+
+
+# ------------------------------------------------------------------- units of counts (DSMTS 00010, 00011)
+
+_COUNTS = """<?xml version="1.0" encoding="UTF-8"?>
+<sbml xmlns="http://www.sbml.org/sbml/level3/version2/core" level="3" version="2">
+  <model id="BirthDeath" substanceUnits="item" timeUnits="second" volumeUnits="litre">
+    <listOfCompartments><compartment id="Cell" spatialDimensions="3" size="SIZE" constant="true"UNITS/></listOfCompartments>
+    <listOfSpecies><species id="X" compartment="Cell" initialAmount="100" hasOnlySubstanceUnits="false"
+      boundaryCondition="false" constant="false"/></listOfSpecies>
+    <listOfParameters><parameter id="Lambda" value="0.1" constant="true"/><parameter id="Mu" value="0.11" constant="true"/>
+    </listOfParameters>
+    <listOfReactions>
+      <reaction id="Birth" reversible="false">
+        <listOfReactants><speciesReference species="X" stoichiometry="1" constant="false"/></listOfReactants>
+        <listOfProducts><speciesReference species="X" stoichiometry="2" constant="false"/></listOfProducts>
+        <kineticLaw><math xmlns="http://www.w3.org/1998/Math/MathML"><apply><times/><ci>Lambda</ci><ci>X</ci></apply></math>
+        </kineticLaw>
+      </reaction>
+      <reaction id="Death" reversible="false">
+        <listOfReactants><speciesReference species="X" stoichiometry="1" constant="false"/></listOfReactants>
+        <kineticLaw><math xmlns="http://www.w3.org/1998/Math/MathML"><apply><times/><ci>Mu</ci><ci>X</ci></apply></math>
+        </kineticLaw>
+      </reaction>
+    </listOfReactions>
+  </model>
+</sbml>
+"""
+
+
+@pytest.mark.parametrize("size, units, label", [(1, "", "item"), (2, "", "item"), (2, "litre", "item/litre")])
+def test_counts_in_items_import_as_concentrations_of_items(tmp_path, size, units, label):
+    # DSMTS 00010/00011 crashed here: substance 'item' (SBML's base unit of a count) over a compartment without units
+    path = tmp_path / "counts.xml"
+    path.write_text(_COUNTS.replace("SIZE", str(size)).replace("UNITS", f' units="{units}"' if units else ""))
+    spec = read_sbml(path)
+    assert [(s.name, s.units) for s in spec.species] == [("X", label)]
+    t = np.linspace(0, 50, 6)
+    amount = np.asarray(_run(path, ["X"], t)).reshape(len(t))
+    # SBML rates are amounts per time: d(amount)/dt = (Lambda - Mu) X = (Lambda - Mu) amount / size
+    np.testing.assert_allclose(amount, 100 * np.exp((0.1 - 0.11) * t / size), rtol=1e-6)
+
+
+def test_a_value_the_schema_refuses_names_the_sbml_element(tmp_path):
+    from ilsim.io.sbml_import.document import read_document
+    from ilsim.io.sbml_import.importer import _Importer
+    from ilsim.model.spec import Species
+
+    path = tmp_path / "counts.xml"
+    path.write_text(_COUNTS.replace("SIZE", "1").replace("UNITS", ""))
+    importer = _Importer(read_document(path), str(path))
+    with pytest.raises(ModelError) as info:
+        importer._checked("X", Species, name="X", initial=1.0, units="furlongz")
+    assert "SBML X (species.units)" in str(info.value) and "furlongz" in str(info.value) and str(path) in str(info.value)

@@ -257,6 +257,15 @@ def write_netcdf(ds: xr.Dataset, path: Path) -> None:
     ds.to_netcdf(path, engine=_netcdf_engine())
 
 
+def write_zarr(ds: xr.Dataset, path: Path, chunk: dict[str, int]) -> None:
+    """A Dataset as a Zarr store (format 2, consolidated metadata, as the cohorts' trajectories.zarr), chunked along
+    ``chunk``'s dimensions, so a reader loads the trajectories it needs only (``xarray.open_zarr``)."""
+    sizes = {d: min(n, ds.sizes[d]) for d, n in chunk.items() if d in ds.sizes}
+    encoding = {name: {"chunks": tuple(sizes.get(d, ds.sizes[d]) for d in v.dims)}
+                for name, v in ds.variables.items() if v.dims and v.dtype.kind in "fiub"}
+    ds.to_zarr(path, mode="w", zarr_format=2, consolidated=True, encoding=encoding)
+
+
 def _netcdf_engine() -> str | None:
     for engine, module in (("netcdf4", "netCDF4"), ("h5netcdf", "h5netcdf"), ("scipy", "scipy")):
         try:

@@ -41,6 +41,7 @@ _DEFINITIONS = (
     "index = 1 = indices",
     "m2 = meter ** 2",
     "mm3 = millimeter ** 3",
+    "item = 1 = items",  # SBML's base unit for a count of entities (molecules, cells)
     "substance = mole",  # SBML's predefined units (Level 2): what an imported model's labels may name
     "volume = liter",
     "area = meter ** 2",

@@ -67,7 +67,8 @@ def evaluate(
     # the C/CUDA kernel does not keep parameters that events change (NaN): its metrics read the starting values,
     # as they always did on that backend
     P_end = np.where(np.isnan(result.P_end), P, result.P_end)
-    metrics = patient_metrics(model, t_eval, Y, P, status, P_end=P_end, status_text=STATUS,
+    metrics = patient_metrics(model, t_eval, Y, P, status, P_end=P_end,
+                              status_text={**STATUS, **getattr(engine, "status_text", {})},  # an engine's own codes
                               conditions=conditions, first_id=first_id)
     # a failed patient's status carries the engine's own reason where it gives one (a refused value, a solver's words)
     why = list(result.messages or [])

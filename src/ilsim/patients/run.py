@@ -14,6 +14,7 @@ are submitted a few at a time, a lost worker's tasks run again elsewhere with th
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -177,6 +178,9 @@ def run_cohort(
     atol = sim.atol if atol is None else float(atol)
     parse_conditions(model, time_to)  # mistakes reported here, before anything runs
     sampler = population_sampler(model, population=population, vary=vary, seed=seed)
+    if engine is not None and engine.supports.get("stochastic") and getattr(engine, "seed", 0) is None:
+        engine = copy.copy(engine)  # the caller's object keeps its None
+        engine.seed = sampler.seed  # the cohort's seed: recorded and resumed with it; streams apart (engines/ssa)
     variables = _variables(model)
     chunk_size = chunk_size or default_chunk_size(patients, len(t_eval), len(variables))
     chunks = plan_chunks(patients, chunk_size)

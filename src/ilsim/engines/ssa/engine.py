@@ -49,14 +49,15 @@ class SsaEngine(Engine):
 
     name = "ssa"
     supports = {"events": True, "stochastic": True, "spatial": False, "batch": True, "stiff": False,
-                "parameter_trajectories": True, "event_log": True}
+                "parameter_trajectories": True, "event_log": True, "replicates": True}
+    status_text = STATUS_TEXT
 
     def __init__(self, trajectories: int = 1000, seed: int = 0, method: str = "auto", system_size: float = 1.0,
                  eps: float = 0.03, n_critical: int = 10, max_steps: int = MAX_STEPS):
         if method not in METHODS:
             raise IlsimError(f"{argument('method')}: unknown stochastic method '{method}'; choose one of {', '.join(METHODS)}")
         self.trajectories = whole("trajectories", trajectories, 1)
-        self.seed = whole("seed", seed, 0)
+        self.seed = None if seed is None else whole("seed", seed, 0)  # None: a cohort's seed (0 elsewhere)
         self.method = method
         try:
             self.system_size = float(system_size)
@@ -84,8 +85,9 @@ class SsaEngine(Engine):
         return "direct" if len(model.rate_trees) <= AUTO_DIRECT_MAX else "next-reaction"
 
     def solve(self, model: CompiledModel, t_eval, P, *, record_parameters: bool = False,
-              log_events: int = 0) -> EngineResult:
-        """Run one trajectory per row of ``P``, trajectory i on random stream i of the seed."""
+              log_events: int = 0, first: int | None = None) -> EngineResult:
+        """Run one trajectory per row of ``P``, trajectory i on random stream i of the seed; with ``first`` (a
+        cohort's chunk: row r is virtual patient first + r) on the patient's stream (``streams``)."""
         t_eval, P = check_times(t_eval), check_parameters(model, P)
         check_discrete(model)
         delayed = [e.name for e in model.events if e.delay is not None]
@@ -119,7 +121,7 @@ class SsaEngine(Engine):
         fail_j = np.full(n, -1, dtype=np.int64)
         fail_x = np.full((n, ns), np.nan)
         steps = np.zeros(n, dtype=np.int64)
-        rng = streams(self.seed, n)
+        rng = streams(0 if self.seed is None else self.seed, n, first)
         args = (_CODES[self.chosen_method(model)], t_eval, X0, P_end, self.system_size,
                 np.ascontiguousarray(model.nonnegative, dtype=np.bool_), S, dep_ptr, dep_idx, hor, need,
                 self.eps, float(self.n_critical), np.array([t for t, _ in timed], dtype=np.float64),
@@ -180,9 +182,18 @@ def whole(name: str, value, low: int) -> int:
     return int(value)
 
 
-def streams(seed: int, n: int) -> np.ndarray:
-    """n independent xoshiro256** states (n x 4 words): trajectory i's from the i-th child of the seed's SeedSequence."""
-    children = np.random.SeedSequence(seed).spawn(n)
+COHORT_STREAMS = 0x55A  # the first word of a cohort patient's spawn key: apart from the population's (block,) keys
+
+
+def streams(seed: int, n: int, first: int | None = None) -> np.ndarray:
+    """n independent xoshiro256** states (n x 4 words): trajectory i's from the i-th child of the seed's SeedSequence;
+    with ``first``, virtual patient first + i's from ``SeedSequence(seed, spawn_key=(COHORT_STREAMS, first + i))``,
+    so a cohort's patient depends on the seed and its index only (any chunk size), and its stream is not that of
+    the population's draws from the same seed (``SeedSequence(seed, spawn_key=(block,))``)."""
+    if first is None:
+        children = np.random.SeedSequence(seed).spawn(n)
+    else:
+        children = [np.random.SeedSequence(seed, spawn_key=(COHORT_STREAMS, int(first) + i)) for i in range(n)]
     return np.array([c.generate_state(4, np.uint64) for c in children], dtype=np.uint64).reshape(n, 4)
 
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 import libsbml as sb
 import numpy as np
+from pydantic import ValidationError
 
 from ilsim.errors import IlsimError, ModelError, Problem, SbmlImportWarning
 from ilsim.io.sbml_import.mathml import MathConverter, UnsupportedSbml, as_condition, as_value, function_definitions
@@ -50,6 +51,7 @@ from ilsim.io.sbml_units import read_outcomes
 from ilsim.model import expressions as ex
 from ilsim.model import units
 from ilsim.model.base import RESERVED
+from ilsim.model.problems import problems_from_validation
 from ilsim.model.spec import Event, Metadata, ModelSpec, Observable, Outcome, Parameter, Process, Species
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -179,7 +181,7 @@ class _Importer:
             element = self.m.getElementBySId(sid)
             unit = self._units(element) if element is not None else "dimensionless"
             declared = {"units": unit} if unit != "dimensionless" else {}  # undeclared: ilsim checks nothing against it
-            observables.append(Observable(name=self._name(sid), expression=ex.to_text(tree), **declared,
+            observables.append(self._checked(sid, Observable, name=self._name(sid), expression=ex.to_text(tree), **declared,
                                           description=self._describe(sid, "assignment rule")))
         species: list[Species] = []
         parameters: list[Parameter] = []
@@ -191,12 +193,13 @@ class _Importer:
                 if sid in rules:
                     continue
                 if sid in rate_rules:
-                    species.append(Species(name=name, initial=self._finite(sid, values[name]), nonnegative=False,
-                                           description=self._describe(sid, f"{what} with a rate rule")))
+                    species.append(self._checked(sid, Species, name=name, initial=self._finite(sid, values[name]),
+                                                 nonnegative=False, description=self._describe(sid, f"{what} with a rate rule")))
                 elif not math.isfinite(values[name]) and sid not in self.varying:
                     observables.append(_constant(name, values[name], self._describe(sid, what)))
                 else:
-                    parameters.append(Parameter(name=name, value=self._finite(sid, values[name]), units=self._units(group[sid]),
+                    parameters.append(self._checked(sid, Parameter, name=name, value=self._finite(sid, values[name]),
+                                                    units=self._units(group[sid]),
                                                 description=self._describe(sid, what)))
         for name, value in self.local_values.items():
             if not math.isfinite(value):
@@ -225,7 +228,8 @@ class _Importer:
             else:
                 initial = self._finite(sid, values[name])
                 tree = self._initial_expression(sid, [p.name for p in parameters])
-                species.append(Species(name=name, initial=initial if tree is None else ex.to_text(tree), nonnegative=False,
+                species.append(self._checked(sid, Species, name=name, initial=initial if tree is None else ex.to_text(tree),
+                                             nonnegative=False,
                                        units=self._units(s), description=self._describe(sid, what)))
         for rid in sorted(self.used_reactions):
             observables.append(Observable(name=self._name(rid), expression=ex.to_text(rates[rid]),
@@ -252,6 +256,15 @@ class _Importer:
         for line in self.notes:
             warnings.warn(f"{self.source}: {line}", SbmlImportWarning, stacklevel=4)
         return SbmlModel(spec, quantities, renamed, self.notes)
+
+    def _checked(self, sid: str, schema, **fields):
+        """``schema(**fields)`` for SBML element ``sid``; a value the schema refuses is a problem naming the element."""
+        try:
+            return schema(**fields)
+        except ValidationError as exc:
+            where = f"SBML {sid} ({schema.__name__.lower()}"
+            raise ModelError([Problem(f"{where}{'.' + p.field if p.field else ''})", p.message, self.source)
+                              for p in problems_from_validation(exc, None, schema)]) from None
 
     def _other_quantity(self, quantities: dict[str, Quantity], rules: dict[str, ex.Expr]) -> list[Observable]:
         """For each species, the quantity its id does not mean, as an observable named for what it is: results
@@ -378,7 +391,9 @@ class _Importer:
                 return substance
             compartment = self.compartments.get(element.getCompartment())
             size = self._unit_text(compartment.getUnits() if compartment is not None else "")
-            return f"{substance}/{size}" if substance != "dimensionless" or size != "dimensionless" else "dimensionless"
+            if size == "dimensionless":
+                return substance
+            return _readable_unit(f"{substance}/{size}") if substance != "dimensionless" else _readable_unit(f"1/{size}")
         return self._unit_text(element.getUnits() if hasattr(element, "getUnits") else "")
 
     def _unit_text(self, unit_id: str) -> str:
@@ -729,7 +744,11 @@ def _fixed_time(trigger: ex.Expr) -> float | None:
 def import_document(doc, source: str, initial_expressions: bool = False) -> SbmlModel:
     """Map a checked libsbml document (see ``document.read_document``) to an ilsim model; ``initial_expressions``
     keeps initial assignments that read parameters only as expressions rather than their values."""
-    return _Importer(doc, source, initial_expressions).run()
+    try:
+        return _Importer(doc, source, initial_expressions).run()
+    except ValidationError as exc:  # a schema object built elsewhere than per element: name its kind and field
+        raise ModelError([Problem(f"SBML import ({exc.title}{'.' + p.field if p.field else ''})", p.message, source)
+                          for p in problems_from_validation(exc, None)]) from None
 
 
 def _readable_unit(label: str) -> str:
