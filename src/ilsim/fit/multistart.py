@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import threading
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -153,7 +154,9 @@ def start_task(objective: Objective) -> StartTask:
 
     problem = objective.problem
     model = chunk_task(problem.model, np.zeros(0), (), rtol=problem.rtol, atol=problem.atol)
-    rest = cloudpickle.dumps(dataclasses.replace(problem, model=None))
+    with warnings.catch_warnings():  # cloudpickle looks names up in every loaded module: petab's warn when touched
+        warnings.simplefilter("ignore", DeprecationWarning)
+        rest = cloudpickle.dumps(dataclasses.replace(problem, model=None))
     return StartTask(model, rest, model.model_hash + hashlib.sha256(rest).hexdigest())
 
 
