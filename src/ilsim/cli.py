@@ -810,6 +810,8 @@ def fit_command(
     seed: Annotated[int, typer.Option(help="seed of the Latin-hypercube starts")] = 1,
     optimizer: Annotated[str, typer.Option(help="fides (trust region, Gauss-Newton) or trf (SciPy least_squares)")] = "fides",
     workers: Annotated[int | None, typer.Option(help="processes running starts (default: one per CPU)")] = None,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", "--dask", help="run the starts on a Dask cluster: "
+                                                  "tcp://HOST:PORT, or local for --workers processes here")] = None,
     max_evaluations: Annotated[int, typer.Option(min=1, help="iterations per start")] = 400,
     profiles: Annotated[bool, typer.Option("--profiles", help="profile likelihoods and 95% intervals")] = False,
     report: Annotated[bool, typer.Option(help="write figures and report.html")] = True,
@@ -826,7 +828,7 @@ def fit_command(
     try:
         result = run_fit(problem, starts=starts, seed=seed, out=out_dir, workers=workers, optimizer=optimizer,
                          max_evaluations=max_evaluations, profiles=profiles, overwrite=overwrite, report=report,
-                         progress=progress)
+                         progress=progress, scheduler=scheduler)
     except IlsimError as exc:
         _fail(exc)
         return

@@ -2,20 +2,25 @@
 interior trust-region method made for ODE fitting) or SciPy's least_squares (trust-region reflective), both
 on the objective's sensitivity derivatives.
 
-Starts run in worker processes (forked, so each inherits the compiled problem); a start that fails is
-recorded with its reason and never stops the others. With a work folder every finished start is written
-there atomically (``start_0007.json``) and a later run with the same problem and settings skips it: a fit
+Starts run in worker processes (forked, so each inherits the compiled problem) or as tasks on a Dask cluster
+(``StartTask``: the model travels as its specification, compiled once per worker process by the cohorts'
+machinery in ``patients.tasks``); a start that fails is recorded with its reason and never stops the others.
+With a work folder every finished start is written there atomically (``start_0007.json``, by this process, so
+Dask workers need no shared file system) and a later run with the same problem and settings skips it: a fit
 killed at any moment (even ``kill -9``) resumes from the starts that finished.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import multiprocessing
 import os
+import threading
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -24,8 +29,10 @@ import numpy as np
 from ilsim.fit.objective import Objective
 from ilsim.fit.problem import FitError
 from ilsim.io.atomic import atomic_file
+from ilsim.patients.tasks import ChunkTask, chunk_task, compiled_model, run_chunks
 
 _OBJECTIVE: Objective | None = None  # the objective a forked worker inherits
+_HERE = threading.local()  # per thread of a Dask worker: its objectives (a Simulator keeps state between calls)
 
 
 def latin_hypercube(lower: np.ndarray, upper: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -133,6 +140,43 @@ def _worker(index: int, x0: np.ndarray, lower, upper, max_evaluations, optimizer
     return record
 
 
+@dataclasses.dataclass(frozen=True)
+class StartTask:
+    """What a Dask worker needs to run starts of one problem: plain data, no compiled code."""
+
+    model: ChunkTask  # the model as its specification, compiled once per process (patients.tasks)
+    problem: bytes  # the rest of the problem, pickled by cloudpickle (its observables are generated functions)
+    key: str
+
+
+def start_task(objective: Objective) -> StartTask:
+    import cloudpickle  # lazy: comes with dask.distributed
+
+    problem = objective.problem
+    model = chunk_task(problem.model, np.zeros(0), (), rtol=problem.rtol, atol=problem.atol)
+    with warnings.catch_warnings():  # cloudpickle looks names up in every loaded module: petab's warn when touched
+        warnings.simplefilter("ignore", DeprecationWarning)
+        rest = cloudpickle.dumps(dataclasses.replace(problem, model=None))
+    return StartTask(model, rest, model.model_hash + hashlib.sha256(rest).hexdigest())
+
+
+def task_objective(task: StartTask) -> Objective:
+    """The task's objective, built once per worker thread (the pickled problem is unpickled once too)."""
+    import pickle
+
+    kept = getattr(_HERE, "objectives", None)
+    if kept is None or task.key not in kept:
+        problem = dataclasses.replace(pickle.loads(task.problem), model=compiled_model(task.model))
+        kept = _HERE.objectives = {task.key: Objective(problem)}  # the latest problem only: bounded memory
+    return kept[task.key]
+
+
+def _task_start(task: StartTask, index: int, x0: np.ndarray, lower, upper, max_evaluations, optimizer) -> dict:
+    record = local_fit(task_objective(task), x0, lower, upper, max_evaluations, optimizer)
+    record["index"] = index
+    return record
+
+
 def _write_start(work: Path, record: dict) -> None:
     with atomic_file(work / f"start_{record['index']:04d}.json") as tmp:
         tmp.write_text(json.dumps(record))
@@ -144,8 +188,9 @@ def fingerprint(settings: dict) -> str:
 
 def run_starts(objective: Objective, starts: int, seed: int, work: Path | None = None, workers: int | None = None,
                max_evaluations: int = 400, optimizer: str = "fides", settings: dict | None = None,
-               progress=None) -> list[dict]:
-    """Every start's record, in start order; those already in ``work`` (same ``settings``) are not run again."""
+               progress=None, client=None) -> list[dict]:
+    """Every start's record, in start order; those already in ``work`` (same ``settings``) are not run again.
+    With ``client`` (a ``dask.distributed.Client``) the starts run as tasks on its cluster."""
     global _OBJECTIVE
     lower, upper = objective.problem.parameters.bounds()
     points = latin_hypercube(lower, upper, starts, seed)
@@ -171,7 +216,17 @@ def run_starts(objective: Objective, starts: int, seed: int, work: Path | None =
     results = dict(done)
     if progress:
         progress(len(results), starts)
-    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if client is not None:
+        task = start_task(objective)
+        jobs = ((i, (task, i, points[i], lower, upper, max_evaluations, optimizer)) for i in todo)
+        for _, record in run_chunks(client, _task_start, jobs, name="fit",
+                                    on_failure="; the finished starts are kept, the same command resumes"):
+            if work is not None:
+                _write_start(work, record)
+            results[record["index"]] = record
+            if progress:
+                progress(len(results), starts)
+    elif workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
         _OBJECTIVE = objective
         for i in todo:
             results[i] = _worker(i, points[i], lower, upper, max_evaluations, optimizer, None if work is None else str(work))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +42,14 @@ def load_problem(problem: str | Path | FitProblem) -> FitProblem:
 
 def fit(problem: str | Path | FitProblem, *, starts: int = 100, seed: int = 1, out: str | Path | None = None,
         workers: int | None = None, optimizer: str = "fides", max_evaluations: int = 400, profiles: bool = False,
-        overwrite: bool = False, report: bool = True, progress=None) -> FitResult:
+        overwrite: bool = False, report: bool = True, progress=None, client=None, scheduler: str | None = None
+        ) -> FitResult:
     """Fit a problem by multistart optimisation; with ``out`` the result folder is written atomically and the
-    finished starts are kept in ``OUT.partial/`` until then, so an interrupted fit resumes from them."""
+    finished starts are kept in ``OUT.partial/`` until then, so an interrupted fit resumes from them.
+
+    The starts run in forked processes (``workers``), or as tasks on a Dask cluster: ``client`` (a
+    ``dask.distributed.Client``), ``scheduler`` (``"tcp://HOST:PORT"``) or ``scheduler="local"`` (a
+    LocalCluster of ``workers`` single-threaded processes, closed at the end)."""
     if optimizer not in OPTIMIZERS:
         raise FitError(f"{argument('optimizer')}: unknown optimizer '{optimizer}' (known: {', '.join(OPTIMIZERS)})")
     if not isinstance(starts, int) or starts < 1:
@@ -56,8 +63,9 @@ def fit(problem: str | Path | FitProblem, *, starts: int = 100, seed: int = 1, o
     work = None if out is None else Path(str(Path(out).resolve()) + ".partial")
     settings = {"problem": problem.source, "content": _content_hash(problem), "max_evaluations": max_evaluations}
     started = time.perf_counter()
-    records = run_starts(objective, starts, seed, work=work, workers=workers, max_evaluations=max_evaluations,
-                         optimizer=optimizer, settings=settings, progress=progress)
+    with _cluster(client, scheduler, workers) as client:
+        records = run_starts(objective, starts, seed, work=work, workers=workers, max_evaluations=max_evaluations,
+                             optimizer=optimizer, settings=settings, progress=progress, client=client)
     result = FitResult(problem, records, seed, time.perf_counter() - started, optimizer)
     if not result.ranked:
         raise FitError(f"{problem.source}: every start failed; first reason: {records[0]['message']}")
@@ -70,6 +78,26 @@ def fit(problem: str | Path | FitProblem, *, starts: int = 100, seed: int = 1, o
         write(result, out, overwrite=overwrite, report=report)
         _remove_work(work)
     return result
+
+
+@contextmanager
+def _cluster(client, scheduler: str | None, workers: int | None):
+    """The Dask client the starts run on, or None (forked processes); one this function opened is closed."""
+    from ilsim.patients.tasks import check_client, cluster
+
+    check_client(client, scheduler)
+    if scheduler != LOCAL:
+        with cluster(client, scheduler) as client:
+            yield client
+        return
+    from dask.distributed import Client, LocalCluster  # lazy: heavy (dask)
+
+    with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as local, Client(local, set_as_default=False) as client:
+        yield client
+
+
+LOCAL = "local"  # scheduler= / --scheduler: a Dask cluster of worker processes on this machine
 
 
 def profile_all(objective: Objective, best: np.ndarray, workers: int | None, optimizer: str) -> dict[str, dict]:
