@@ -99,6 +99,15 @@ def test_bad_tissue_sections_are_refused_before_anything_is_written(cli, refused
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "cells.csv"]
 
 
+@pytest.mark.parametrize("option, value", [("--t-end", "nan"), ("--t-end", "inf"), ("--t-end", "-5"),
+                                           ("--save-every", "nan"), ("--save-every", "0")])
+def test_nonsense_times_on_the_command_line_are_refused(cli, refused, model, tmp_path, option, value):
+    out = tmp_path / "out"
+    name = option[2:].replace("-", "_")
+    refused(cli("tissue", model, "--out", out, option, value), f"{name} must be a positive, finite number")
+    assert not out.exists()
+
+
 def _cli(args, env_extra=None):
     env = {**os.environ, "PYTHONPATH": str(SRC), **(env_extra or {})}
     return subprocess.Popen([sys.executable, "-m", "ilsim", "tissue", *map(str, args), "--no-report", "--quiet"],

@@ -77,6 +77,10 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
     seed = tissue.seed if seed is None else seed
     t_end = tissue.t_end if t_end is None else t_end
     save_every = tissue.save_every if save_every is None else save_every
+    for name, value in (("t_end", t_end), ("save_every", save_every)):
+        # checked before rounding: NaN or infinity would otherwise escape as a ValueError/OverflowError from round()
+        if not np.isfinite(value) or value <= 0:
+            raise IlsimError(f"{name} must be a positive, finite number of minutes, got {value:g}")
     steps = round(t_end / dt)
     every = max(1, round(save_every / dt))
     if abs(steps * dt - t_end) > 1e-9 * t_end or abs(every * dt - save_every) > 1e-9 * save_every:
