@@ -35,6 +35,7 @@ OPTION_WORDS = {
     "overwrite": "--overwrite", "max_wall_s": "--max-wall", "toxicity": "--toxicity",
     "allow_high_dose": "--allow-high-dose", "save_trajectories": "--save-trajectories",
     "trajectories": "--trajectories", "system_size": "--system-size",
+    "workers": "--workers", "optimizer": "--optimizer", "starts": "--starts",
 }
 
 

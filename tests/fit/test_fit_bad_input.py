@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -73,3 +74,12 @@ def test_model_file_unknown_observable_in_data(cli, refused, tmp_path):
     model.write_text("include: [alexander-wahl-2010]\nmetadata: {name: x, time_units: day}\nfit:\n  measurements: d.csv\n"
                      "  parameters:\n    - {name: muE, lower: 0.01, upper: 1}\n")
     _refused_fit(cli, refused, model, tmp_path / "out", "d.csv", "row 3", "column 'observable'", "'Q'")
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_workers_below_one_are_refused(cli, refused, tmp_path, workers):
+    out = tmp_path / "out"
+    problem = Path(__file__).resolve().parents[2] / "examples" / "fitting" / "treg-fit.yaml"
+    output = refused(cli("fit", problem, "--starts", "1", "--workers", workers, "--out", out), "--workers", ">= 1")
+    assert workers in output
+    assert not out.exists() and not out.with_name("out.partial").exists()
