@@ -137,6 +137,17 @@ def test_serve_refuses_a_bad_port_and_folder(cli, refused, tmp_path):
     refused(cli("serve", "--results", tmp_path / "none", "--no-browser"), "no such folder")
 
 
+def test_serve_refuses_an_unknown_host_and_a_port_in_use(cli, refused):
+    import socket
+
+    refused(cli("serve", "--host", "no-such-host.invalid", "--no-browser"), "cannot serve on no-such-host.invalid")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused(cli("serve", "--port", port, "--no-browser"), f"cannot serve on 127.0.0.1:{port}", "in use")
+
+
 def test_thinned_curves_keep_every_peak_trough_and_end():
     from ilsim.web.figures import shown_points
 
