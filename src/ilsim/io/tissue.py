@@ -24,6 +24,7 @@ import numpy as np
 from ilsim.engines.tissue.agents import Agents
 from ilsim.engines.tissue.diffusion import Ledger
 from ilsim.engines.tissue.engine import Snapshot, TissueRun, TissueState
+from ilsim.io.atomic import atomic_file
 from ilsim.io.results import write_json, write_netcdf
 from ilsim.model.load import dump_spec
 from ilsim.model.sections.tissue import AXES
@@ -54,12 +55,11 @@ def save_checkpoint(path: Path, run: TissueRun, print_: str) -> None:
         "snap_counts": counts,
         **{f"snap_{k}": np.concatenate([s.agents[k] for s in snaps]) for k in ("ids", "typ", "pos", "occupancy", "on_since")},
     }
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    # atomic_file also removes the temporary files of writers killed mid-save (a pid-named one was left behind)
+    with atomic_file(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **data)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path: Path, setup, print_: str) -> TissueRun | None:
