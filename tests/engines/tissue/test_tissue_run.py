@@ -107,6 +107,12 @@ def test_nonsense_times_on_the_command_line_are_refused(cli, refused, model, tmp
     assert not out.exists()
 
 
+def test_a_negative_seed_on_the_command_line_is_refused_as_in_the_section(cli, refused, model, tmp_path):
+    out = tmp_path / "out"
+    refused(cli("tissue", model, "--out", out, "--seed", "-1"), "--seed must be an integer from 0 to 2**63 - 1, got -1")
+    assert not out.exists()
+
+
 def _cli(args, env_extra=None):
     env = {**os.environ, "PYTHONPATH": str(SRC), **(env_extra or {})}
     return subprocess.Popen([sys.executable, "-m", "ilsim", "tissue", *map(str, args), "--no-report", "--quiet"],

@@ -81,6 +81,9 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
         # checked before rounding: NaN or infinity would otherwise escape as a ValueError/OverflowError from round()
         if not np.isfinite(value) or value <= 0:
             raise IlsimError(f"{argument(name)} must be a positive, finite number of minutes, got {value:g}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        # as the section's seed: a negative one would wrap silently in the counter-based draws
+        raise IlsimError(f"{argument('seed')} must be an integer from 0 to 2**63 - 1, got {seed!r}")
     steps = round(t_end / dt)
     every = max(1, round(save_every / dt))
     if abs(steps * dt - t_end) > 1e-9 * t_end or abs(every * dt - save_every) > 1e-9 * save_every:
