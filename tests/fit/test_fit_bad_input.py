@@ -83,3 +83,25 @@ def test_workers_below_one_are_refused(cli, refused, tmp_path, workers):
     output = refused(cli("fit", problem, "--starts", "1", "--workers", workers, "--out", out), "--workers", ">= 1")
     assert workers in output
     assert not out.exists() and not out.with_name("out.partial").exists()
+
+
+MODEL_FIT = ("include: [alexander-wahl-2010]\nmetadata: {name: x, time_units: day}\nfit:\n  measurements: d.csv\n"
+             "  parameters:\n    - {name: muE, lower: 0.01, upper: 1}\n")
+
+
+@pytest.mark.parametrize("table, fragments", [
+    ("observable,time,measurement\nE,1,2\nE,2,abc\n", ["d.csv", "row 3", "column 'measurement'", "'abc' is not a number"]),
+    ("observable,time,measurement\nE,soon,2\n", ["d.csv", "row 2", "column 'time'", "'soon' is not a number"]),
+    ("", ["d.csv", "cannot read the measurements table"]),
+])
+def test_measurements_that_are_not_numbers_or_no_table(cli, refused, tmp_path, table, fragments):
+    (tmp_path / "d.csv").write_text(table)
+    (tmp_path / "m.yaml").write_text(MODEL_FIT)
+    _refused_fit(cli, refused, tmp_path / "m.yaml", tmp_path / "out", *fragments)
+
+
+def test_a_parameter_listed_twice_is_refused(cli, refused, tmp_path):
+    (tmp_path / "d.csv").write_text("observable,time,measurement\nE,1,2\n")
+    (tmp_path / "m.yaml").write_text(MODEL_FIT + "    - {name: muE, lower: 0.1, upper: 2}\n")
+    _refused_fit(cli, refused, tmp_path / "m.yaml", tmp_path / "out", "m.yaml", "fit.parameters[1].name",
+                 "'muE' is listed twice")
