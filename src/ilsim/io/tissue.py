@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,7 @@ def load_checkpoint(path: Path, setup, print_: str) -> TissueRun | None:
                 sl = slice(bounds[i], bounds[i + 1])
                 snaps.append(Snapshot(float(t), z["snap_fields"][i].copy(),
                                       {k: z[f"snap_{k}"][sl].copy() for k in ("ids", "typ", "pos", "occupancy", "on_since")}))
-    except (OSError, KeyError, ValueError):  # a damaged or foreign file: start again rather than fail
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):  # a damaged or foreign file: start again rather than fail
         return None
     return TissueRun(setup, snaps, state)
 

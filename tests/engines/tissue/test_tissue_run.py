@@ -113,6 +113,18 @@ def test_a_negative_seed_on_the_command_line_is_refused_as_in_the_section(cli, r
     assert not out.exists()
 
 
+@pytest.mark.parametrize("damage", [b"PK\x03\x04" + b"x" * 100, b"not a checkpoint"])
+def test_a_damaged_checkpoint_is_ignored_and_the_run_starts_again(cli, model, tmp_path, damage):
+    full, again = tmp_path / "full", tmp_path / "again"
+    assert cli("tissue", model, "--out", full, "--no-report", "--quiet").exit_code == 0
+    checkpoint = tmp_path / ".again.tissue-checkpoint.npz"
+    checkpoint.write_bytes(damage)  # a truncated zip (BadZipFile escaped as a traceback) or foreign bytes
+    res = cli("tissue", model, "--out", again, "--no-report", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert pd.read_parquet(again / "agents.parquet").equals(pd.read_parquet(full / "agents.parquet"))
+    assert not checkpoint.exists()
+
+
 def _cli(args, env_extra=None):
     env = {**os.environ, "PYTHONPATH": str(SRC), **(env_extra or {})}
     return subprocess.Popen([sys.executable, "-m", "ilsim", "tissue", *map(str, args), "--no-report", "--quiet"],
