@@ -105,3 +105,20 @@ def test_a_parameter_listed_twice_is_refused(cli, refused, tmp_path):
     (tmp_path / "m.yaml").write_text(MODEL_FIT + "    - {name: muE, lower: 0.1, upper: 2}\n")
     _refused_fit(cli, refused, tmp_path / "m.yaml", tmp_path / "out", "m.yaml", "fit.parameters[1].name",
                  "'muE' is listed twice")
+
+
+def test_a_damaged_resume_folder_is_refused_or_its_damaged_starts_run_again(cli, refused, tmp_path):
+    problem = Path(__file__).resolve().parents[2] / "examples" / "fitting" / "treg-fit.yaml"
+    out, work = tmp_path / "out", tmp_path / "out.partial"
+    work.mkdir()
+    (work / "manifest.json").write_text("{bad")
+    refused(cli("fit", problem, "--starts", "2", "--workers", "1", "--no-report", "--out", out),
+            "manifest.json", "cannot be read as the manifest of an interrupted fit")
+    assert not out.exists()
+    (work / "manifest.json").unlink()
+    (work / "start_0001.json").write_text("{bad")  # not a record: that start runs again
+    res = cli("fit", problem, "--starts", "2", "--workers", "1", "--no-report", "--quiet", "--out", out)
+    assert res.exit_code == 0, res.output
+    starts = pd.read_csv(out / "starts.csv")
+    assert sorted(starts["start"]) == [0, 1] and (starts["status"] != "failed").all()
+    assert not work.exists()
