@@ -131,6 +131,22 @@ def test_result_folders_lists_finished_results_only_and_opens_only_listed_names(
     assert "cohort of 3 patients" in str(view)
 
 
+def test_a_damaged_result_folder_is_reported_not_raised(tmp_path):
+    import pandas as pd
+
+    from ilsim.web.results import result_view
+
+    (tmp_path / "c1").mkdir()
+    (tmp_path / "c1" / "cohort.json").write_text("{damaged")
+    pd.DataFrame({"outcome": ["a"], "X.peak": [1.0]}).to_parquet(tmp_path / "c1" / "summary.parquet")
+    (tmp_path / "t1").mkdir()
+    (tmp_path / "t1" / "summary.json").write_text("{}")
+    (tmp_path / "t1" / "timeseries.csv").write_bytes(b"\x00\x01")
+    for name in ("c1", "t1"):
+        view = result_view(tmp_path, name)
+        assert view.id == "result-unreadable" and f"{name}: cannot be shown" in str(view.children)
+
+
 def test_serve_refuses_a_bad_port_and_folder(cli, refused, tmp_path):
     refused(cli("serve", "--port", "http", "--no-browser"), "--port must be a port number")
     refused(cli("serve", "--port", "70000", "--no-browser"), "--port must be a port number")
