@@ -78,3 +78,17 @@ def test_a_model_that_cannot_be_made_discrete_is_refused_naming_the_process(writ
     model.write_text(text)
     refused(cli("run", model, "--engine", "ssa", "--out", tmp_path / "res"), "process 'IL-2 secretion'", "reads the time t")
     assert not (tmp_path / "res").exists()
+
+
+def test_a_delayed_event_is_refused_not_fired_at_its_trigger(cli, refused, tmp_path):
+    # the driver has no queue of pending firings: the event used to fire at once, the delay dropped silently
+    model = tmp_path / "delayed.yaml"
+    model.write_text("metadata: {name: delayed, time_units: day}\n"
+                     "species: [{name: X, kind: cell, units: cells, initial: 5}]\n"
+                     "parameters: [{name: d, value: 0.1, units: 1/day}]\n"
+                     "processes: [{name: death, rate: d*X, consumes: {X: 1}}]\n"
+                     "events: [{name: low, when: X < 3, delay: 1, set: {X: 10}}]\n")
+    out = tmp_path / "res"
+    refused(cli("run", model, "--engine", "ssa", "--trajectories", "3", "--out", out),
+            "the stochastic engine does not run events with a delay", "event 'low'")
+    assert not out.exists()

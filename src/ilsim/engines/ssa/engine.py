@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ilsim.engines.base import STATUS, Engine, EngineResult, check_parameters, check_times
+from ilsim.engines.base import STATUS, Engine, EngineResult, check_parameters, check_times, refuse_delays
 from ilsim.errors import IlsimError, argument
 from ilsim.model import analysis
 from ilsim.model.compile import CompiledModel
@@ -197,6 +197,7 @@ def check_discrete(model: CompiledModel) -> None:
         if "t" in reads(model, model.rate_trees[j]):
             raise IlsimError(f"{where}: its rate reads the time t, so it changes between reactions; the exact methods "
                              "need rates that change only when the state or an event does (use timed events instead)")
+    refuse_delays(model, "stochastic")  # the driver has no queue of pending firings: it fired them at the trigger
 
 
 def initial_counts(model: CompiledModel, P: np.ndarray, size: float) -> np.ndarray:
