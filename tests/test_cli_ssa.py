@@ -151,3 +151,17 @@ def test_auto_format_writes_zarr_above_the_size_and_netcdf_below(tmp_path, monke
     ds, summary = ensemble.run(INOCULUM, tmp_path / "big", **small)
     assert summary["results"] == "results.zarr"
     xr.testing.assert_equal(xr.open_zarr(tmp_path / "big" / "results.zarr").load(), ds)
+
+
+def test_a_delayed_event_is_refused_not_fired_at_its_trigger(cli, refused, tmp_path):
+    # the driver has no queue of pending firings: the event used to fire at once, the delay dropped silently
+    model = tmp_path / "delayed.yaml"
+    model.write_text("metadata: {name: delayed, time_units: day}\n"
+                     "species: [{name: X, kind: cell, units: cells, initial: 5}]\n"
+                     "parameters: [{name: d, value: 0.1, units: 1/day}]\n"
+                     "processes: [{name: death, rate: d*X, consumes: {X: 1}}]\n"
+                     "events: [{name: low, when: X < 3, delay: 1, set: {X: 10}}]\n")
+    out = tmp_path / "res"
+    refused(cli("run", model, "--engine", "ssa", "--trajectories", "3", "--out", out),
+            "the stochastic engine does not run events with a delay", "event 'low'")
+    assert not out.exists()

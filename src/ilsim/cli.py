@@ -35,6 +35,7 @@ OPTION_WORDS = {
     "overwrite": "--overwrite", "max_wall_s": "--max-wall", "toxicity": "--toxicity",
     "allow_high_dose": "--allow-high-dose", "save_trajectories": "--save-trajectories",
     "trajectories": "--trajectories", "system_size": "--system-size", "format": "--format",
+    "workers": "--workers", "optimizer": "--optimizer", "starts": "--starts",
 }
 
 
@@ -945,8 +946,11 @@ def import_physicell(
     try:
         check_new_file(out_file, overwrite=overwrite, inputs=[settings] + ([cells] if cells else []))
         imported = physicell.import_physicell(settings, cells, partial=skip_unmapped, name=out_file.stem)
+        # the cells CSV the settings enable is an input too, found only by the import
+        inputs = [settings] + ([imported.cells_source] if imported.cells_source else [])
+        check_new_file(out_file, overwrite=overwrite, inputs=inputs)
         if imported.cells:  # the cells file beside the model must not replace a file of the user's either
-            check_new_file(physicell.cells_path(out_file), overwrite=overwrite, inputs=[settings] + ([cells] if cells else []))
+            check_new_file(physicell.cells_path(out_file), overwrite=overwrite, inputs=inputs)
         api.compile(physicell.build_spec(imported, out_file))  # the written file must compile
         spec = physicell.write(imported, out_file)
     except IlsimError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -73,3 +74,51 @@ def test_model_file_unknown_observable_in_data(cli, refused, tmp_path):
     model.write_text("include: [alexander-wahl-2010]\nmetadata: {name: x, time_units: day}\nfit:\n  measurements: d.csv\n"
                      "  parameters:\n    - {name: muE, lower: 0.01, upper: 1}\n")
     _refused_fit(cli, refused, model, tmp_path / "out", "d.csv", "row 3", "column 'observable'", "'Q'")
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_workers_below_one_are_refused(cli, refused, tmp_path, workers):
+    out = tmp_path / "out"
+    problem = Path(__file__).resolve().parents[2] / "examples" / "fitting" / "treg-fit.yaml"
+    output = refused(cli("fit", problem, "--starts", "1", "--workers", workers, "--out", out), "--workers", ">= 1")
+    assert workers in output
+    assert not out.exists() and not out.with_name("out.partial").exists()
+
+
+MODEL_FIT = ("include: [alexander-wahl-2010]\nmetadata: {name: x, time_units: day}\nfit:\n  measurements: d.csv\n"
+             "  parameters:\n    - {name: muE, lower: 0.01, upper: 1}\n")
+
+
+@pytest.mark.parametrize("table, fragments", [
+    ("observable,time,measurement\nE,1,2\nE,2,abc\n", ["d.csv", "row 3", "column 'measurement'", "'abc' is not a number"]),
+    ("observable,time,measurement\nE,soon,2\n", ["d.csv", "row 2", "column 'time'", "'soon' is not a number"]),
+    ("", ["d.csv", "cannot read the measurements table"]),
+])
+def test_measurements_that_are_not_numbers_or_no_table(cli, refused, tmp_path, table, fragments):
+    (tmp_path / "d.csv").write_text(table)
+    (tmp_path / "m.yaml").write_text(MODEL_FIT)
+    _refused_fit(cli, refused, tmp_path / "m.yaml", tmp_path / "out", *fragments)
+
+
+def test_a_parameter_listed_twice_is_refused(cli, refused, tmp_path):
+    (tmp_path / "d.csv").write_text("observable,time,measurement\nE,1,2\n")
+    (tmp_path / "m.yaml").write_text(MODEL_FIT + "    - {name: muE, lower: 0.1, upper: 2}\n")
+    _refused_fit(cli, refused, tmp_path / "m.yaml", tmp_path / "out", "m.yaml", "fit.parameters[1].name",
+                 "'muE' is listed twice")
+
+
+def test_a_damaged_resume_folder_is_refused_or_its_damaged_starts_run_again(cli, refused, tmp_path):
+    problem = Path(__file__).resolve().parents[2] / "examples" / "fitting" / "treg-fit.yaml"
+    out, work = tmp_path / "out", tmp_path / "out.partial"
+    work.mkdir()
+    (work / "manifest.json").write_text("{bad")
+    refused(cli("fit", problem, "--starts", "2", "--workers", "1", "--no-report", "--out", out),
+            "manifest.json", "cannot be read as the manifest of an interrupted fit")
+    assert not out.exists()
+    (work / "manifest.json").unlink()
+    (work / "start_0001.json").write_text("{bad")  # not a record: that start runs again
+    res = cli("fit", problem, "--starts", "2", "--workers", "1", "--no-report", "--quiet", "--out", out)
+    assert res.exit_code == 0, res.output
+    starts = pd.read_csv(out / "starts.csv")
+    assert sorted(starts["start"]) == [0, 1] and (starts["status"] != "failed").all()
+    assert not work.exists()

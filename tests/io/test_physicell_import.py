@@ -185,3 +185,15 @@ def test_bad_input_is_refused_with_nothing_written(cli, refused, tmp_path):
     (tmp_path / "m.cells.csv").write_text("mine")
     refused(cli("import-physicell", settings, "--out", out), "m.cells.csv")
     assert (tmp_path / "m.cells.csv").read_text() == "mine" and not out.exists()
+
+
+def test_the_cells_file_the_settings_enable_is_never_overwritten(cli, refused, tmp_path):
+    """--out onto the cells CSV found beside the settings (an input the user did not name) is refused even with
+    --overwrite, as --out onto the settings file is."""
+    settings = tmp_path / "PhysiCell_settings.xml"
+    settings.write_text(XML.replace("CELLS", ENABLED))
+    (tmp_path / "cells.csv").write_text("-90,0,0,0\n")
+    refused(cli("import-physicell", settings, "--out", tmp_path / "cells.csv", "--overwrite"),
+            "is the input file", "cells.csv")
+    assert (tmp_path / "cells.csv").read_text() == "-90,0,0,0\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["PhysiCell_settings.xml", "cells.csv"]

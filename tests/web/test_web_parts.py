@@ -131,10 +131,37 @@ def test_result_folders_lists_finished_results_only_and_opens_only_listed_names(
     assert "cohort of 3 patients" in str(view)
 
 
+def test_a_damaged_result_folder_is_reported_not_raised(tmp_path):
+    import pandas as pd
+
+    from ilsim.web.results import result_view
+
+    (tmp_path / "c1").mkdir()
+    (tmp_path / "c1" / "cohort.json").write_text("{damaged")
+    pd.DataFrame({"outcome": ["a"], "X.peak": [1.0]}).to_parquet(tmp_path / "c1" / "summary.parquet")
+    (tmp_path / "t1").mkdir()
+    (tmp_path / "t1" / "summary.json").write_text("{}")
+    (tmp_path / "t1" / "timeseries.csv").write_bytes(b"\x00\x01")
+    for name in ("c1", "t1"):
+        view = result_view(tmp_path, name)
+        assert view.id == "result-unreadable" and f"{name}: cannot be shown" in str(view.children)
+
+
 def test_serve_refuses_a_bad_port_and_folder(cli, refused, tmp_path):
     refused(cli("serve", "--port", "http", "--no-browser"), "--port must be a port number")
     refused(cli("serve", "--port", "70000", "--no-browser"), "--port must be a port number")
     refused(cli("serve", "--results", tmp_path / "none", "--no-browser"), "no such folder")
+
+
+def test_serve_refuses_an_unknown_host_and_a_port_in_use(cli, refused):
+    import socket
+
+    refused(cli("serve", "--host", "no-such-host.invalid", "--no-browser"), "cannot serve on no-such-host.invalid")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused(cli("serve", "--port", port, "--no-browser"), f"cannot serve on 127.0.0.1:{port}", "in use")
 
 
 def test_thinned_curves_keep_every_peak_trough_and_end():

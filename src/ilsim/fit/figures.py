@@ -35,6 +35,8 @@ def data_vs_fit(result: FitResult, fitted: np.ndarray, path: Path) -> Path:
     """One panel per observable: measurements (points) and the model at the best parameters (lines), per simulation."""
     problem = result.problem
     meas = problem.measurements
+    spec = problem.model.spec
+    units = {s.name: s.units for s in spec.species} | {o.name: o.units for o in spec.observables}
     n = len(problem.observables)
     cols = min(3, n)
     rows = math.ceil(n / cols)
@@ -51,7 +53,9 @@ def data_vs_fit(result: FitResult, fitted: np.ndarray, path: Path) -> Path:
             ax.plot(meas.time[r], meas.value[r], "o", ms=3, color=color)
             ax.plot(meas.time[r], fitted[r], "-", color=color, label=figure_text(sim.condition.id))
         ax.set_title(figure_text(obs.id), fontsize=9)
-        ax.set_xlabel("time")
+        ax.set_xlabel(figure_text(f"time [{spec.metadata.time_units}]"))
+        if units.get(obs.id):  # a PEtab observable is a formula of its own: its units are not known here
+            ax.set_ylabel(figure_text(units[obs.id]))
     for o in range(n, rows * cols):
         axes[o // cols][o % cols].axis("off")
     fig.tight_layout()
@@ -62,6 +66,7 @@ def data_vs_fit(result: FitResult, fitted: np.ndarray, path: Path) -> Path:
 
 def profiles(result: FitResult, path: Path) -> Path:
     names = list(result.profiles)
+    units = {p.name: p.units for p in result.problem.model.spec.parameters}  # PEtab's noise parameters are not there
     cols = min(4, len(names))
     rows = math.ceil(len(names) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
@@ -73,10 +78,20 @@ def profiles(result: FitResult, path: Path) -> Path:
         ax.axvspan(prof["lower"], prof["upper"], color="C1", alpha=0.15)
         ax.set_title(figure_text(name + (" (flat)" if prof["flat"] else "")), fontsize=9)
         ax.set_ylabel("Δ nllh")
-        ax.set_xlabel(figure_text(f"{result.problem.parameters.scales[result.problem.parameters.estimated[i]]} value"))
+        ax.set_xlabel(figure_text(_scaled(name, result.problem.parameters.scales[result.problem.parameters.estimated[i]],
+                                          units.get(name))))
     for i in range(len(names), rows * cols):
         axes[i // cols][i % cols].axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _scaled(name: str, scale: str, units: str | None) -> str:
+    """The profile's axis: the parameter on its fitting scale, a logarithm taken of the value in its units."""
+    if scale == "lin":
+        return f"{name} [{units}]" if units else name
+    if not units or units == "dimensionless":
+        return f"{scale}({name})"
+    return f"{scale}({name} / ({units}))" if any(c in units for c in "/* ") else f"{scale}({name} / {units})"

@@ -34,7 +34,8 @@ def build(m: CompiledModel, h, sigma, row_slots: list[str]):
     positional = [sp.Symbol(f"v{i}", real=True) for i in range(len(names))]
     rename = {sp.Symbol(n, real=True): v for n, v in zip(names, positional)}
     rename.update({sp.Symbol(n): v for n, v in zip(names, positional)})
-    h, sigma = sp.sympify(h).xreplace(rename), sp.sympify(sigma).xreplace(rename)
+    # strict: SymPy objects and numbers only; text would be run through eval() by sympify, so none is accepted here
+    h, sigma = sp.sympify(h, strict=True).xreplace(rename), sp.sympify(sigma, strict=True).xreplace(rename)
     index = {v: i for i, v in enumerate(positional)}
     h_slots = sorted(index[s] for s in h.free_symbols)
     s_slots = sorted(index[s] for s in sigma.free_symbols)

@@ -7,6 +7,7 @@ additive or proportional noise whose sigma is fixed or estimated (``sigma_<obser
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 
@@ -35,17 +36,27 @@ def load_model_fit(path: str | Path) -> FitProblem:
     for i, name in enumerate(names):
         if name not in pindex:
             raise FitError(f"{path}: fit.parameters[{i}].name: unknown parameter '{name}'")
+        if name in names[:i]:  # a second entry would silently become a second, independent copy of the parameter
+            raise FitError(f"{path}: fit.parameters[{i}].name: '{name}' is listed twice (first as "
+                           f"fit.parameters[{names.index(name)}])")
     data_path = path.parent / section.measurements
     mfile = data_path.name
     if not data_path.is_file():
         raise FitError(f"{path}: fit.measurements: no such file {data_path}")
     try:
         table = pd.read_csv(data_path, sep=None, engine="python")
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, csv.Error) as exc:  # csv.Error: an empty file
         raise FitError(f"{data_path}: cannot read the measurements table: {str(exc).splitlines()[0]}") from None
     for column in ("observable", "time", "measurement"):
         if column not in table.columns:
             raise FitError(f"{where(mfile, 1, column)}: missing column (needed: observable, time, measurement)")
+    for column in ("time", "measurement"):  # text in a number column: named here, not a ValueError of NumPy later
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        bad = numbers.isna() & table[column].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise FitError(f"{where(mfile, row + 2, column)}: '{table[column].iloc[row]}' is not a number")
+        table[column] = numbers
     symbols = formulas.model_symbols(model)
     measurable = [*model.species, *model.observables]
     noise = {n.observable: n for n in section.noise}

@@ -201,7 +201,13 @@ def run_starts(objective: Objective, starts: int, seed: int, work: Path | None =
         work.mkdir(parents=True, exist_ok=True)
         path = work / "manifest.json"
         if path.exists():
-            there = json.loads(path.read_text())
+            try:
+                there = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                there = None
+            if not isinstance(there, dict):
+                raise FitError(f"{path}: cannot be read as the manifest of an interrupted fit (damaged); remove {work} "
+                               "or use another --out")
             if there.get("fingerprint") != manifest["fingerprint"]:
                 raise FitError(f"{work}: holds the starts of another fit (other problem, seed, number of starts or "
                                "settings); remove it or use another --out")
@@ -209,8 +215,13 @@ def run_starts(objective: Objective, starts: int, seed: int, work: Path | None =
             with atomic_file(path) as tmp:
                 tmp.write_text(json.dumps(manifest))
         for file in sorted(work.glob("start_*.json")):
-            record = json.loads(file.read_text())
-            done[int(record["index"])] = record
+            try:
+                record = json.loads(file.read_text())
+                index = int(record["index"])
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue  # written atomically, so damaged by something else: that start is run again
+            if 0 <= index < starts:
+                done[index] = record
     todo = [i for i in range(starts) if i not in done]
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     results = dict(done)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ilsim.fit.objective import Objective
 from ilsim.fit.result import FitResult
-from ilsim.io.results import atomic_folder, write_json
+from ilsim.io.results import atomic_folder, write_json, write_netcdf
 from ilsim.model.load import dump_spec, spec_from_dict
 
 FILES = ["fit.json", "starts.csv", "starts.parquet", "parameters.csv", "results.nc", "model.yaml",
@@ -83,7 +83,7 @@ def write(result: FitResult, out: str | Path, overwrite: bool = False, report: b
             coords={"start": np.arange(len(result.starts)), "parameter": names},
             attrs={"problem": problem.name, "seed": result.seed, "optimizer": result.optimizer},
         )
-        ds.to_netcdf(tmp / "results.nc")
+        write_netcdf(ds, tmp / "results.nc")  # with the engine every result file is written with
         (tmp / "model.yaml").write_text(dump_spec(fitted_spec(result)), encoding="utf-8")
         if report:
             from ilsim.fit import figures  # lazy: heavy (matplotlib)

@@ -54,6 +54,9 @@ def fit(problem: str | Path | FitProblem, *, starts: int = 100, seed: int = 1, o
         raise FitError(f"{argument('optimizer')}: unknown optimizer '{optimizer}' (known: {', '.join(OPTIMIZERS)})")
     if not isinstance(starts, int) or starts < 1:
         raise FitError(f"{argument('starts')}: must be a whole number >= 1, got {starts!r}")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        # 0 or a negative count used to fall back silently to one process per CPU
+        raise FitError(f"{argument('workers')}: must be a whole number >= 1, got {workers!r}")
     if out is not None:
         from ilsim.io.results import check_out
 

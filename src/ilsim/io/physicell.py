@@ -38,6 +38,7 @@ class Imported:
     cells: list[tuple[float, ...]] | None  # rows x, y(, z), type name, already shifted into the ilsim domain
     names: dict[str, str]  # PhysiCell name -> ilsim species name
     dropped: list[Problem] = field(default_factory=list)  # what has no equivalent (left out with partial)
+    cells_source: Path | None = None  # the cells CSV read (given, or found beside the settings): an input, never overwritten
 
 
 def species_name(name: str) -> str:
@@ -429,7 +430,7 @@ def import_physicell(settings: str | Path, cells: str | Path | None = None, *, p
         "tissue": {"domain": domain, "fields": fields, "agents": agents, "dt": dt, "t_end": t_end,
                    "save_every": save, "seed": seed},
     }
-    return Imported(data, cell_rows, {**field_names, **types}, list(r.dropped))
+    return Imported(data, cell_rows, {**field_names, **types}, list(r.dropped), None if cells is None else Path(cells))
 
 
 def cells_path(out: Path) -> Path:

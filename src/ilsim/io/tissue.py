@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import numpy as np
 from ilsim.engines.tissue.agents import Agents
 from ilsim.engines.tissue.diffusion import Ledger
 from ilsim.engines.tissue.engine import Snapshot, TissueRun, TissueState
+from ilsim.io.atomic import atomic_file
 from ilsim.io.results import write_json, write_netcdf
 from ilsim.model.load import dump_spec
 from ilsim.model.sections.tissue import AXES
@@ -54,12 +56,11 @@ def save_checkpoint(path: Path, run: TissueRun, print_: str) -> None:
         "snap_counts": counts,
         **{f"snap_{k}": np.concatenate([s.agents[k] for s in snaps]) for k in ("ids", "typ", "pos", "occupancy", "on_since")},
     }
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    # atomic_file also removes the temporary files of writers killed mid-save (a pid-named one was left behind)
+    with atomic_file(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **data)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path: Path, setup, print_: str) -> TissueRun | None:
@@ -80,7 +81,7 @@ def load_checkpoint(path: Path, setup, print_: str) -> TissueRun | None:
                 sl = slice(bounds[i], bounds[i + 1])
                 snaps.append(Snapshot(float(t), z["snap_fields"][i].copy(),
                                       {k: z[f"snap_{k}"][sl].copy() for k in ("ids", "typ", "pos", "occupancy", "on_since")}))
-    except (OSError, KeyError, ValueError):  # a damaged or foreign file: start again rather than fail
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):  # a damaged or foreign file: start again rather than fail
         return None
     return TissueRun(setup, snaps, state)
 

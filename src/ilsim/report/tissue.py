@@ -30,8 +30,7 @@ def _draw(ax, run, snap, vmax):
     extent = [0, g.shape[0] * g.dx, 0, g.shape[1] * g.dx]
     image = None
     if setup.fields:
-        image = ax.imshow(_plane(snap.fields, 0, g.dims), origin="lower", extent=extent, cmap="Greys", vmin=0,
-                          vmax=vmax or None)
+        image = ax.imshow(_plane(snap.fields, 0, g.dims), origin="lower", extent=extent, cmap="Greys", vmin=0, vmax=vmax)
     for t, name in enumerate(setup.agent_names):
         sel = snap.agents["typ"] == t
         if g.dims == 3:  # cells within one voxel layer of the slice
@@ -46,6 +45,15 @@ def _draw(ax, run, snap, vmax):
     return image
 
 
+def _top(run) -> float | None:
+    """The colour scale's top: the first field's largest value over the run. A field that stays at zero gets 1, so
+    that zero is white in every panel (matplotlib widened an empty range to -0.1..0.1, negative concentrations)."""
+    if not run.setup.fields:
+        return None
+    top = max(float(s.fields[0].max()) for s in run.snapshots)
+    return top if top > 0 else 1.0
+
+
 def snapshot_figure(run, path: Path, units: dict[str, str] | None = None) -> Path:
     import matplotlib
 
@@ -54,7 +62,7 @@ def snapshot_figure(run, path: Path, units: dict[str, str] | None = None) -> Pat
 
     snaps = run.snapshots
     picks = sorted({0, len(snaps) // 3, 2 * len(snaps) // 3, len(snaps) - 1})
-    vmax = max(float(s.fields[0].max()) for s in snaps) if run.setup.fields else None
+    vmax = _top(run)
     fig, axes = plt.subplots(1, len(picks), figsize=(3.2 * len(picks) + 1, 3.4), squeeze=False, layout="constrained")
     image = None
     for ax, i in zip(axes[0], picks):
@@ -98,23 +106,30 @@ def timeseries_figure(run, path: Path, units: dict[str, str] | None = None) -> P
     return path
 
 
-def animation(run, folder: Path) -> Path:
-    """animation.mp4 (imageio-ffmpeg) or animation.gif."""
+def animation(run, folder: Path, units: dict[str, str] | None = None) -> Path:
+    """animation.mp4 (imageio-ffmpeg) or animation.gif, with the snapshots' axes and colour bar."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # lazy: heavy (matplotlib)
     from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
 
     snaps = run.snapshots
     step = max(1, -(-len(snaps) // MAX_FRAMES))
     frames = snaps[::step]
-    vmax = max(float(s.fields[0].max()) for s in snaps) if run.setup.fields else None
+    vmax = _top(run)
     fig, ax = plt.subplots(figsize=(5, 5))
+    if run.setup.fields:  # the frames' scale is fixed, so one colour bar serves them all
+        fig.colorbar(ScalarMappable(Normalize(0, vmax), "Greys"), ax=ax, shrink=0.8,
+                     label=_labelled(run.setup.fields[0], units))
 
     def frame(i):
         ax.clear()
         _draw(ax, run, frames[i], vmax)
+        ax.set_xlabel("x (µm)")
+        ax.set_ylabel("y (µm)")
 
     anim = FuncAnimation(fig, frame, frames=len(frames))
     try:
@@ -142,7 +157,7 @@ def write_report(folder: Path, run, info: dict, title: str, units: dict[str, str
     figures = folder / "figures"
     figures.mkdir(exist_ok=True)
     pngs = [snapshot_figure(run, figures / "snapshots.png", units), timeseries_figure(run, figures / "timeseries.png", units)]
-    movie = animation(run, figures)
+    movie = animation(run, figures, units)
     data = base64.b64encode(movie.read_bytes()).decode("ascii")
     media = (f"<video controls loop src='data:video/mp4;base64,{data}'></video>" if movie.suffix == ".mp4"
              else f"<img alt='animation' src='data:image/gif;base64,{data}'>")

@@ -8,6 +8,7 @@ See docs/web.md.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import webbrowser
 from pathlib import Path
@@ -22,10 +23,20 @@ def start(host: str = LOOPBACK, port: int = 0, results_root: Path | None = None)
 
     from ilsim.web.app import create_app
 
+    _probe(host, port)
     app = create_app(results_root)
     server = make_server(host, port, app.server, threaded=True)
     server.dash_app = app
     return server
+
+
+def _probe(host: str, port: int) -> None:
+    """Raise OSError when ``host:port`` cannot be bound: werkzeug prints the reason itself and calls sys.exit(1),
+    which would leave the CLI no way to say which option is wrong (and exit 1 instead of 2)."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]  # an unknown host: socket.gaierror
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug binds: TIME_WAIT is no refusal
+        probe.bind((host, port))
 
 
 def url(server) -> str:

@@ -40,12 +40,17 @@ def result_view(root: Path | None, name: str | None) -> html.Div | None:
 
     folder = Path(root) / name
     kind = listed[name]
-    if kind == "tissue":
-        return tissue_view(folder, name)
-    record_file, table_file = KINDS[kind]
-    record = json.loads((folder / record_file).read_text())
-    table = pd.read_parquet(folder / table_file)
-    return outcome_view(name, kind, record, table)
+    try:
+        if kind == "tissue":
+            return tissue_view(folder, name)
+        record_file, table_file = KINDS[kind]
+        record = json.loads((folder / record_file).read_text())
+        table = pd.read_parquet(folder / table_file)
+        return outcome_view(name, kind, record, table)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # a folder damaged or edited after ilsim wrote it
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return html.Div(f"{name}: cannot be shown: its files cannot be read as ilsim wrote them ({reason})",
+                        className="problem", id="result-unreadable")
 
 
 def outcome_view(name: str, kind: str, record: dict, table, prefix: str = "") -> html.Div:

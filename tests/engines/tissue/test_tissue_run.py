@@ -99,6 +99,32 @@ def test_bad_tissue_sections_are_refused_before_anything_is_written(cli, refused
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "cells.csv"]
 
 
+@pytest.mark.parametrize("option, value", [("--t-end", "nan"), ("--t-end", "inf"), ("--t-end", "-5"),
+                                           ("--save-every", "nan"), ("--save-every", "0")])
+def test_nonsense_times_on_the_command_line_are_refused(cli, refused, model, tmp_path, option, value):
+    out = tmp_path / "out"
+    refused(cli("tissue", model, "--out", out, option, value), f"{option} must be a positive, finite number")
+    assert not out.exists()
+
+
+def test_a_negative_seed_on_the_command_line_is_refused_as_in_the_section(cli, refused, model, tmp_path):
+    out = tmp_path / "out"
+    refused(cli("tissue", model, "--out", out, "--seed", "-1"), "--seed must be an integer from 0 to 2**63 - 1, got -1")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("damage", [b"PK\x03\x04" + b"x" * 100, b"not a checkpoint"])
+def test_a_damaged_checkpoint_is_ignored_and_the_run_starts_again(cli, model, tmp_path, damage):
+    full, again = tmp_path / "full", tmp_path / "again"
+    assert cli("tissue", model, "--out", full, "--no-report", "--quiet").exit_code == 0
+    checkpoint = tmp_path / ".again.tissue-checkpoint.npz"
+    checkpoint.write_bytes(damage)  # a truncated zip (BadZipFile escaped as a traceback) or foreign bytes
+    res = cli("tissue", model, "--out", again, "--no-report", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert pd.read_parquet(again / "agents.parquet").equals(pd.read_parquet(full / "agents.parquet"))
+    assert not checkpoint.exists()
+
+
 def _cli(args, env_extra=None):
     env = {**os.environ, "PYTHONPATH": str(SRC), **(env_extra or {})}
     return subprocess.Popen([sys.executable, "-m", "ilsim", "tissue", *map(str, args), "--no-report", "--quiet"],

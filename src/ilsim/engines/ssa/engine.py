@@ -90,10 +90,6 @@ class SsaEngine(Engine):
         cohort's chunk: row r is virtual patient first + r) on the patient's stream (``streams``)."""
         t_eval, P = check_times(t_eval), check_parameters(model, P)
         check_discrete(model)
-        delayed = [e.name for e in model.events if e.delay is not None]
-        if delayed:  # its event loop keeps no pending firings: it would apply them at the trigger
-            raise IlsimError(f"the stochastic engine does not run events with a delay, and model '{model.name}' has "
-                             f"{len(delayed)} (event '{delayed[0]}'); run it with an ODE engine")
         if not hasattr(model.kernels["rhs_into"], "py_func"):
             raise IlsimError("the stochastic engine needs numba-compiled kernels; the model was compiled with jit=False")
         n, nt, ns, npar = P.shape[0], len(t_eval), len(model.species), len(model.parameters)
@@ -212,6 +208,10 @@ def check_discrete(model: CompiledModel) -> None:
         if "t" in reads(model, model.rate_trees[j]):
             raise IlsimError(f"{where}: its rate reads the time t, so it changes between reactions; the exact methods "
                              "need rates that change only when the state or an event does (use timed events instead)")
+    delayed = [e.name for e in model.events if e.delay is not None]
+    if delayed:  # its event loop keeps no pending firings: it would apply them at the trigger
+        raise IlsimError(f"the stochastic engine does not run events with a delay, and model '{model.name}' has "
+                         f"{len(delayed)} (event '{delayed[0]}'); run it with an ODE engine")
 
 
 def initial_counts(model: CompiledModel, P: np.ndarray, size: float) -> np.ndarray:

@@ -22,7 +22,7 @@ from ilsim.engines.base import NON_FINITE, OK, SOLVER_FAILED, Engine, EngineResu
 from ilsim.engines.tissue.agents import Agents
 from ilsim.engines.tissue.diffusion import Ledger
 from ilsim.engines.tissue.setup import Setup, build
-from ilsim.errors import IlsimError
+from ilsim.errors import IlsimError, argument
 
 
 @dataclass
@@ -77,6 +77,13 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
     seed = tissue.seed if seed is None else seed
     t_end = tissue.t_end if t_end is None else t_end
     save_every = tissue.save_every if save_every is None else save_every
+    for name, value in (("t_end", t_end), ("save_every", save_every)):
+        # checked before rounding: NaN or infinity would otherwise escape as a ValueError/OverflowError from round()
+        if not np.isfinite(value) or value <= 0:
+            raise IlsimError(f"{argument(name)} must be a positive, finite number of minutes, got {value:g}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        # as the section's seed: a negative one would wrap silently in the counter-based draws
+        raise IlsimError(f"{argument('seed')} must be an integer from 0 to 2**63 - 1, got {seed!r}")
     steps = round(t_end / dt)
     every = max(1, round(save_every / dt))
     if abs(steps * dt - t_end) > 1e-9 * t_end or abs(every * dt - save_every) > 1e-9 * save_every:
