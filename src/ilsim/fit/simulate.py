@@ -59,6 +59,7 @@ class Simulator:
         self.m = problem.model
         self._dfdp = None
         self._dx0 = None
+        self._augmented = None
         self._jumps: dict[int, object] = {}
         # of the last run with events: the model parameters (times x parameters) and, with sensitivities, their
         # derivatives by the sensitivity columns (times x parameters x cols) at each output time, as events
@@ -241,6 +242,9 @@ class Simulator:
                 return m.jacobian(y, t, p)
 
             y0 = x
+        elif m.jit and len(x) + S.size <= DENSE_LIMIT:
+            f, jac = self._compiled_augmented(p, P, S.shape[1])
+            y0 = np.concatenate([x, S.ravel()])
         else:
             nc = S.shape[1]
             eye = np.eye(nc)
@@ -271,6 +275,28 @@ class Simulator:
             raise SimulationFailed(info["message"])
         y = y if times[0] == t0 else y[1:]
         return _Solution(y.T)
+
+    def _compiled_augmented(self, p, P, nc: int):
+        """The augmented right-hand side and Newton matrix as one compiled call each (fit/augmented.py)."""
+        from ilsim.fit.augmented import compiled_pair  # lazy: numba, compiled on first use
+
+        m, ns = self.m, len(self.m.species)
+        if self._dfdp is None:
+            self._dfdp = parameter_derivative_kernel(m)
+        if self._augmented is None:
+            self._augmented = compiled_pair(m.kernels["rhs_into"], m.kernels["jac"].module().jac_into, self._dfdp)
+        augmented_rhs, augmented_jacobian = self._augmented
+        P = np.ascontiguousarray(P, float)
+        J, D = np.empty((ns, ns)), np.empty((ns, len(m.parameters)))
+        J2 = np.empty((ns, ns))
+
+        def f(t, y):
+            return augmented_rhs(t, y, p, P, J, D)
+
+        def jac(t, y):
+            return augmented_jacobian(t, y, p, J2, nc)
+
+        return f, jac
 
     def _integrate_sparse(self, f, x, S, p, t_end, t_eval, t0: float = 0.0):
         """Large augmented systems: SciPy's BDF with the Newton matrix I (x) J as a sparse matrix (LSODA would
