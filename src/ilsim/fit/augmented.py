@@ -1,8 +1,12 @@
-"""The forward-sensitivity system y = (x, S) of a compiled model as compiled functions: its right-hand side
-(f(x), J S + (df/dp) P) and its Newton matrix (block-diagonal I (x) J), one compiled call per callback of the
-integrator. They are built on the model's own compiled kernels, passed in as functions, so that LSODA's
-callback pays one dispatch instead of several NumPy operations in Python (those were most of the time of an
-objective + gradient evaluation of a small model such as Boehm's)."""
+"""The forward-sensitivity system of a compiled model as compiled functions, for LSODA: its right-hand side
+(f(x), J S + (df/dp) P) and its Newton matrix, one compiled call per callback of the integrator. They are built
+on the model's own compiled kernels, so LSODA's callback pays one dispatch instead of several NumPy operations
+in Python (those were most of the time of an objective + gradient evaluation of a small model such as Boehm's).
+
+The state is y = (x, S[:, 0], S[:, 1], ...): each sensitivity column after the other. The Newton matrix, J for x
+and J for every column (the coupling through dJ/dx is left out: it only slows Newton's iterations), is then
+banded with ns - 1 diagonals on either side, and LSODA factorises it in O(n ns^2) instead of O(n^3).
+"""
 
 from __future__ import annotations
 
@@ -11,24 +15,23 @@ from numba import njit
 
 
 def compiled_pair(rhs_into, jac_into, dfdp_into):
-    """(rhs(t, y, p, P, J, D), jacobian(t, y, p, J, nc)) of the augmented system, compiled around the model's
-    kernels (closures: numba inlines the kernels' calls, where kernels passed as arguments cost a slow dispatch
-    on every call)."""
+    """(rhs(t, y, p, P, J, D), banded_jacobian(t, y, p, J)) of the augmented system, compiled around the model's
+    kernels (closures: kernels passed as arguments instead would cost a slow dispatch on every call)."""
 
     @njit(error_model="numpy")
     def rhs(t, y, p, P, J, D):
         return _rhs(rhs_into, jac_into, dfdp_into, t, y, p, P, J, D)
 
     @njit(error_model="numpy")
-    def jacobian(t, y, p, J, nc):
-        return _jacobian(jac_into, t, y, p, J, nc)
+    def banded_jacobian(t, y, p, J):
+        return _banded_jacobian(jac_into, t, y, p, J)
 
-    return rhs, jacobian
+    return rhs, banded_jacobian
 
 
 @njit(error_model="numpy")  # not cached: its signature names a model's kernel modules, which another process may lack
 def _rhs(rhs_into, jac_into, dfdp_into, t, y, p, P, J, D):
-    """(f(x), J(x) S + (df/dp)(x) P) with x = y[:ns] and S = y[ns:] as (ns x nc), row-major; J (ns x ns) and
+    """(f(x), J(x) S + (df/dp)(x) P), x = y[:ns], column c of S at y[ns (c + 1):]; J (ns x ns) and
     D (ns x parameters): scratch matrices."""
     ns, npar = D.shape
     nc = P.shape[1]
@@ -37,29 +40,27 @@ def _rhs(rhs_into, jac_into, dfdp_into, t, y, p, P, J, D):
     rhs_into(x, t, p, out[:ns])
     jac_into(x, t, p, J)
     dfdp_into(x, t, p, D)
-    for i in range(ns):
-        for c in range(nc):
+    for c in range(nc):
+        base = ns * (c + 1)
+        for i in range(ns):
             acc = 0.0
             for k in range(ns):
-                acc += J[i, k] * y[ns + k * nc + c]
+                acc += J[i, k] * y[base + k]
             for k in range(npar):
                 acc += D[i, k] * P[k, c]
-            out[ns + i * nc + c] = acc
+            out[base + i] = acc
     return out
 
 
 @njit(error_model="numpy")  # not cached: its signature names a model's kernel modules, which another process may lack
-def _jacobian(jac_into, t, y, p, J, nc):
-    """The Newton matrix: J for x, and J acting on each sensitivity column (entry (ns + i nc + c, ns + k nc + c)
-    is J[i, k]); the coupling through dJ/dx is left out (it only slows Newton's iterations)."""
+def _banded_jacobian(jac_into, t, y, p, J):
+    """The Newton matrix in LSODA's band storage (ml = mu = ns - 1): entry (i, j) at [i - j + ns - 1, j]."""
     ns = J.shape[0]
     n = len(y)
     jac_into(y[:ns], t, p, J)
-    out = np.zeros((n, n))
-    for i in range(ns):
-        for k in range(ns):
-            v = J[i, k]
-            out[i, k] = v
-            for c in range(nc):
-                out[ns + i * nc + c, ns + k * nc + c] = v
+    out = np.zeros((2 * ns - 1, n))
+    for b in range(n // ns):
+        for i in range(ns):
+            for k in range(ns):
+                out[i - k + ns - 1, b * ns + k] = J[i, k]
     return out

@@ -234,6 +234,7 @@ class Simulator:
 
         m, ns = self.m, len(self.m.species)
         rtol, atol = self.problem.rtol, self.problem.atol
+        band = None
         if S is None:
             def f(t, y):
                 return m.rhs(y, t, p)
@@ -242,9 +243,10 @@ class Simulator:
                 return m.jacobian(y, t, p)
 
             y0 = x
-        elif m.jit and len(x) + S.size <= DENSE_LIMIT:
-            f, jac = self._compiled_augmented(p, P, S.shape[1])
-            y0 = np.concatenate([x, S.ravel()])
+        elif m.jit and len(x) + S.size <= DENSE_LIMIT:  # S by columns, the Newton matrix banded (fit/augmented.py)
+            f, jac = self._compiled_augmented(p, P)
+            y0 = np.concatenate([x, S.T.ravel()])
+            band = ns - 1
         else:
             nc = S.shape[1]
             eye = np.eye(nc)
@@ -270,13 +272,15 @@ class Simulator:
         with warnings.catch_warnings():  # a failed run is reported by its message, not by SciPy's warning
             warnings.simplefilter("ignore")
             y, info = odeint(f, y0, grid, Dfun=jac, tfirst=True, rtol=rtol, atol=atol, mxstep=MAX_STEPS,
-                             full_output=True)
+                             full_output=True, ml=band, mu=band)
         if info["message"] != "Integration successful." or not np.all(np.isfinite(y)):
             raise SimulationFailed(info["message"])
+        if band is not None:  # back to S by rows, as the callers read it
+            y[:, ns:] = y[:, ns:].reshape(len(y), -1, ns).transpose(0, 2, 1).reshape(len(y), -1)
         y = y if times[0] == t0 else y[1:]
         return _Solution(y.T)
 
-    def _compiled_augmented(self, p, P, nc: int):
+    def _compiled_augmented(self, p, P):
         """The augmented right-hand side and Newton matrix as one compiled call each (fit/augmented.py)."""
         from ilsim.fit.augmented import compiled_pair  # lazy: numba, compiled on first use
 
@@ -294,7 +298,7 @@ class Simulator:
             return augmented_rhs(t, y, p, P, J, D)
 
         def jac(t, y):
-            return augmented_jacobian(t, y, p, J2, nc)
+            return augmented_jacobian(t, y, p, J2)
 
         return f, jac
 
