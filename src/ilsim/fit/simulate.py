@@ -25,7 +25,7 @@ from ilsim.fit.problem import ConditionMap, FitError, FitProblem, Simulation
 from ilsim.model.analysis import timed_schedule
 from ilsim.model.compile import STATE, CompiledModel, parameter_derivative_kernel
 
-DENSE_LIMIT = 300  # augmented systems larger than this integrate with a sparse Newton matrix
+DENSE_LIMIT = 300  # without numba: augmented systems larger than this integrate with a sparse Newton matrix
 MAX_STEPS = 20000  # per output interval: a run that needs more is a failed start, not a stalled fit
 STEADY_TOL = 1e-8  # preequilibration: |dx/dt| <= STEADY_TOL * (1 + |x|) for every state
 
@@ -243,7 +243,7 @@ class Simulator:
                 return m.jacobian(y, t, p)
 
             y0 = x
-        elif m.jit and len(x) + S.size <= DENSE_LIMIT:  # S by columns, the Newton matrix banded (fit/augmented.py)
+        elif m.jit:  # S by columns, the Newton matrix banded (fit/augmented.py): no size limit
             f, jac = self._compiled_augmented(p, P)
             y0 = np.concatenate([x, S.T.ravel()])
             band = ns - 1
@@ -265,7 +265,7 @@ class Simulator:
                 return out
 
             y0 = np.concatenate([x, S.ravel()])
-        if len(y0) > DENSE_LIMIT:
+        if band is None and len(y0) > DENSE_LIMIT:
             return self._integrate_sparse(f, x, S, p, t_end, t_eval, t0)
         times = np.array([t0, float(t_end)]) if t_eval is None else np.asarray(t_eval, float)
         grid = times if times[0] == t0 else np.concatenate([[t0], times])
