@@ -15,7 +15,7 @@ from numba import njit
 
 
 def compiled_pair(rhs_into, jac_into, dfdp_into):
-    """(rhs(t, y, p, P, J, D), banded_jacobian(t, y, p, J)) of the augmented system, compiled around the model's
+    """(rhs(t, y, p, P, J, D), banded_jacobian(t, y, p, P, J, D)) of the augmented system, compiled around the model's
     kernels (closures: kernels passed as arguments instead would cost a slow dispatch on every call)."""
 
     @njit(error_model="numpy")
@@ -23,7 +23,7 @@ def compiled_pair(rhs_into, jac_into, dfdp_into):
         return _rhs(rhs_into, jac_into, dfdp_into, t, y, p, P, J, D)
 
     @njit(error_model="numpy")
-    def banded_jacobian(t, y, p, J):
+    def banded_jacobian(t, y, p, P, J, D):  # the right-hand side's arguments; J: scratch, P and D unused
         return _banded_jacobian(jac_into, t, y, p, J)
 
     return rhs, banded_jacobian

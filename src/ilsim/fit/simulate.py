@@ -234,7 +234,7 @@ class Simulator:
 
         m, ns = self.m, len(self.m.species)
         rtol, atol = self.problem.rtol, self.problem.atol
-        band = None
+        band, args = None, ()
         if S is None:
             def f(t, y):
                 return m.rhs(y, t, p)
@@ -244,7 +244,7 @@ class Simulator:
 
             y0 = x
         elif m.jit:  # S by columns, the Newton matrix banded (fit/augmented.py): no size limit
-            f, jac = self._compiled_augmented(p, P)
+            f, jac, args = self._compiled_augmented(p, P)
             y0 = np.concatenate([x, S.T.ravel()])
             band = ns - 1
         else:
@@ -271,7 +271,7 @@ class Simulator:
         grid = times if times[0] == t0 else np.concatenate([[t0], times])
         with warnings.catch_warnings():  # a failed run is reported by its message, not by SciPy's warning
             warnings.simplefilter("ignore")
-            y, info = odeint(f, y0, grid, Dfun=jac, tfirst=True, rtol=rtol, atol=atol, mxstep=MAX_STEPS,
+            y, info = odeint(f, y0, grid, args=args, Dfun=jac, tfirst=True, rtol=rtol, atol=atol, mxstep=MAX_STEPS,
                              full_output=True, ml=band, mu=band)
         if info["message"] != "Integration successful." or not np.all(np.isfinite(y)):
             raise SimulationFailed(info["message"])
@@ -292,15 +292,8 @@ class Simulator:
         augmented_rhs, augmented_jacobian = self._augmented
         P = np.ascontiguousarray(P, float)
         J, D = np.empty((ns, ns)), np.empty((ns, len(m.parameters)))
-        J2 = np.empty((ns, ns))
-
-        def f(t, y):
-            return augmented_rhs(t, y, p, P, J, D)
-
-        def jac(t, y):
-            return augmented_jacobian(t, y, p, J2)
-
-        return f, jac
+        # LSODA calls the compiled functions itself, with these arguments: no Python frame in between
+        return augmented_rhs, augmented_jacobian, (p, P, J, D)
 
     def _integrate_sparse(self, f, x, S, p, t_end, t_eval, t0: float = 0.0):
         """Large augmented systems: SciPy's BDF with the Newton matrix I (x) J as a sparse matrix (LSODA would
