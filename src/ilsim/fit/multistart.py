@@ -177,6 +177,15 @@ def _task_start(task: StartTask, index: int, x0: np.ndarray, lower, upper, max_e
     return record
 
 
+def _warm(objective: Objective, x: np.ndarray) -> None:
+    """One evaluation with the gradient before forking: what it compiles and derives on first use (the augmented
+    sensitivity system, about 0.7 s for Boehm; SymPy's derivatives) is then done once, not once per worker."""
+    try:
+        objective(x, gradient=True)
+    except Exception:  # noqa: BLE001 - the start that breaks on it is recorded by its worker, never fatal here
+        pass
+
+
 def _write_start(work: Path, record: dict) -> None:
     with atomic_file(work / f"start_{record['index']:04d}.json") as tmp:
         tmp.write_text(json.dumps(record))
@@ -246,6 +255,8 @@ def run_starts(objective: Objective, starts: int, seed: int, work: Path | None =
     else:
         _OBJECTIVE = objective  # forked workers inherit it: the compiled model is not sent anywhere
         objective.problem.model.kernels  # noqa: B018 - build the kernels once, before forking
+        if todo:
+            _warm(objective, points[todo[0]])
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             futures = [pool.submit(_worker, i, points[i], lower, upper, max_evaluations, optimizer,

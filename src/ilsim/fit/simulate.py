@@ -25,7 +25,7 @@ from ilsim.fit.problem import ConditionMap, FitError, FitProblem, Simulation
 from ilsim.model.analysis import timed_schedule
 from ilsim.model.compile import STATE, CompiledModel, parameter_derivative_kernel
 
-DENSE_LIMIT = 300  # augmented systems larger than this integrate with a sparse Newton matrix
+DENSE_LIMIT = 300  # without numba: augmented systems larger than this integrate with a sparse Newton matrix
 MAX_STEPS = 20000  # per output interval: a run that needs more is a failed start, not a stalled fit
 STEADY_TOL = 1e-8  # preequilibration: |dx/dt| <= STEADY_TOL * (1 + |x|) for every state
 
@@ -59,6 +59,7 @@ class Simulator:
         self.m = problem.model
         self._dfdp = None
         self._dx0 = None
+        self._augmented = None
         self._jumps: dict[int, object] = {}
         # of the last run with events: the model parameters (times x parameters) and, with sensitivities, their
         # derivatives by the sensitivity columns (times x parameters x cols) at each output time, as events
@@ -233,6 +234,7 @@ class Simulator:
 
         m, ns = self.m, len(self.m.species)
         rtol, atol = self.problem.rtol, self.problem.atol
+        band, args = None, ()
         if S is None:
             def f(t, y):
                 return m.rhs(y, t, p)
@@ -241,6 +243,10 @@ class Simulator:
                 return m.jacobian(y, t, p)
 
             y0 = x
+        elif m.jit:  # S by columns, the Newton matrix banded (fit/augmented.py): no size limit
+            f, jac, args = self._compiled_augmented(p, P)
+            y0 = np.concatenate([x, S.T.ravel()])
+            band = ns - 1
         else:
             nc = S.shape[1]
             eye = np.eye(nc)
@@ -259,18 +265,35 @@ class Simulator:
                 return out
 
             y0 = np.concatenate([x, S.ravel()])
-        if len(y0) > DENSE_LIMIT:
+        if band is None and len(y0) > DENSE_LIMIT:
             return self._integrate_sparse(f, x, S, p, t_end, t_eval, t0)
         times = np.array([t0, float(t_end)]) if t_eval is None else np.asarray(t_eval, float)
         grid = times if times[0] == t0 else np.concatenate([[t0], times])
         with warnings.catch_warnings():  # a failed run is reported by its message, not by SciPy's warning
             warnings.simplefilter("ignore")
-            y, info = odeint(f, y0, grid, Dfun=jac, tfirst=True, rtol=rtol, atol=atol, mxstep=MAX_STEPS,
-                             full_output=True)
+            y, info = odeint(f, y0, grid, args=args, Dfun=jac, tfirst=True, rtol=rtol, atol=atol, mxstep=MAX_STEPS,
+                             full_output=True, ml=band, mu=band)
         if info["message"] != "Integration successful." or not np.all(np.isfinite(y)):
             raise SimulationFailed(info["message"])
+        if band is not None:  # back to S by rows, as the callers read it
+            y[:, ns:] = y[:, ns:].reshape(len(y), -1, ns).transpose(0, 2, 1).reshape(len(y), -1)
         y = y if times[0] == t0 else y[1:]
         return _Solution(y.T)
+
+    def _compiled_augmented(self, p, P):
+        """The augmented right-hand side and Newton matrix as one compiled call each (fit/augmented.py)."""
+        from ilsim.fit.augmented import compiled_pair  # lazy: numba, compiled on first use
+
+        m, ns = self.m, len(self.m.species)
+        if self._dfdp is None:
+            self._dfdp = parameter_derivative_kernel(m)
+        if self._augmented is None:
+            self._augmented = compiled_pair(m.kernels["rhs_into"], m.kernels["jac"].module().jac_into, self._dfdp)
+        augmented_rhs, augmented_jacobian = self._augmented
+        P = np.ascontiguousarray(P, float)
+        J, D = np.empty((ns, ns)), np.empty((ns, len(m.parameters)))
+        # LSODA calls the compiled functions itself, with these arguments: no Python frame in between
+        return augmented_rhs, augmented_jacobian, (p, P, J, D)
 
     def _integrate_sparse(self, f, x, S, p, t_end, t_eval, t0: float = 0.0):
         """Large augmented systems: SciPy's BDF with the Newton matrix I (x) J as a sparse matrix (LSODA would
