@@ -179,6 +179,9 @@ def test_bad_input_is_refused_with_nothing_written(cli, refused, tmp_path):
     settings.write_text("<PhysiCell_settings><domain>")
     refused(cli("import-physicell", settings, "--out", out), "not well-formed XML")
     refused(cli("import-physicell", tmp_path / "absent.xml", "--out", out), "cannot read")
+    settings.write_text(XML.replace("CELLS", ENABLED))
+    refused(cli("import-physicell", settings, "--cells", tmp_path / "absent.csv", "--out", out),
+            "cannot read the cells file", "absent.csv", "--cells", "no such file")
     assert not out.exists() and not (tmp_path / "m.cells.csv").exists()
     settings.write_text(XML.replace("CELLS", ENABLED))
     (tmp_path / "cells.csv").write_text("-90,0,0,0\n")

@@ -13,7 +13,8 @@ from ilsim.web.launch import MAX_PATIENTS, MAX_SWEEP_POINTS, Launcher, cohort_re
 MODEL = "reynolds-2006"
 
 
-@pytest.mark.parametrize("args", [([], 10), (["kpg"], 0), (["kpg"], MAX_PATIENTS + 1), (["no_such"], 10)])
+@pytest.mark.parametrize("args", [([], 10), (["kpg"], 0), (["kpg"], MAX_PATIENTS + 1), (["no_such"], 10), (["kpg"], 2.5),
+                                  (["kpg"], "ten"), (["kpg"], None)])
 def test_a_cohort_request_out_of_its_limits_is_refused(args):
     with pytest.raises(IlsimError):
         cohort_request(MODEL, args[0], args[1], 1)

@@ -324,7 +324,9 @@ def _read_cells(r: _Reader, path: Path, by_id: dict[str, str], types: dict[str, 
         with open(path, newline="", encoding="utf-8") as fh:
             rows = [row for row in csv.reader(fh) if row and not row[0].lstrip().startswith("//")]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise IlsimError(f"cannot read the cells file '{path}': {exc.__class__.__name__}") from None
+        reason = "no such file" if isinstance(exc, FileNotFoundError) else exc.__class__.__name__
+        raise IlsimError(f"cannot read the cells file '{path}' (the settings' initial_conditions, or --cells): "
+                         f"{reason}") from None
     header = [c.strip() for c in rows[0]] if rows and rows[0] and rows[0][0].strip() == "x" else None
     if header:
         rows = rows[1:]

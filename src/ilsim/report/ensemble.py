@@ -41,7 +41,8 @@ def plot_fan(stats: xr.Dataset, path: Path, title: str | None = None) -> Path:
         units = v.attrs.get("units", "")
         ax.set_title(figure_text(name), fontsize=10)
         ax.set_ylabel(figure_text(units) if units and units != "dimensionless" else "")
-        ax.set_xlabel(f"time [{figure_text(stats.attrs.get('time_units', ''))}]")
+        time_units = stats.attrs.get("time_units", "")
+        ax.set_xlabel(f"time [{figure_text(time_units)}]" if time_units else "time")
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=8, frameon=False)

@@ -47,6 +47,13 @@ class Launch:
         return "failed" if self.future.exception() is not None else "done"
 
 
+def _whole(value) -> bool:
+    try:
+        return value is not None and float(value) == int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def cohort_request(model: str, parameters: list[str], patients: int, seed: int) -> dict:
     """The arguments of ``ilsim.cohort`` for a launch: each chosen parameter drawn uniformly over its slider's span
     (the model file's ``range:``, else 0 to twice its value), the rest as written."""
@@ -57,8 +64,9 @@ def cohort_request(model: str, parameters: list[str], patients: int, seed: int) 
     if not parameters or unknown:
         raise IlsimError(f"choose one or more parameters of {model} to vary" + (f" (not in it: {', '.join(unknown)})"
                                                                                   if unknown else ""))
-    if patients is None or not 1 <= int(patients) <= MAX_PATIENTS:
-        raise IlsimError(f"patients must be 1 to {MAX_PATIENTS} here (larger cohorts: ilsim cohort), got {patients}")
+    if not _whole(patients) or not 1 <= int(patients) <= MAX_PATIENTS:  # 2.5 is refused, not cut to 2
+        raise IlsimError(f"patients must be a whole number from 1 to {MAX_PATIENTS} here (larger cohorts: ilsim cohort), "
+                         f"got {patients}")
     vary = [f"{p}=uniform({spans[p][0]!r}, {spans[p][1]!r})" for p in parameters]
     return {"model": model, "patients": int(patients), "seed": int(seed or 0), "vary": vary}
 
