@@ -131,6 +131,27 @@ def test_result_folders_lists_finished_results_only_and_opens_only_listed_names(
     assert "cohort of 3 patients" in str(view)
 
 
+def test_links_leading_outside_the_results_root_are_not_listed(tmp_path):
+    import pandas as pd
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "cohort.json").write_text("{}")
+    pd.DataFrame({"outcome": ["a"], "X.peak": [1.0]}).to_parquet(outside / "summary.parquet")
+    root = tmp_path / "results"
+    root.mkdir()
+    (root / "linked").symlink_to(outside, target_is_directory=True)  # a folder link out of the root
+    (root / "mixed").mkdir()
+    (root / "mixed" / "cohort.json").write_text("{}")
+    (root / "mixed" / "summary.parquet").symlink_to(outside / "summary.parquet")  # one file linked out
+    (root / "inner").mkdir()
+    (root / "inner" / "cohort.json").write_text("{}")
+    pd.DataFrame({"outcome": ["b"], "X.peak": [2.0]}).to_parquet(root / "inner" / "summary.parquet")
+    (root / "alias").symlink_to(root / "inner", target_is_directory=True)  # a link that stays under the root
+    assert result_folders(root) == [("alias", "cohort"), ("inner", "cohort")]
+    assert result_view(root, "linked") is None and result_view(root, "mixed") is None
+
+
 def test_a_damaged_result_folder_is_reported_not_raised(tmp_path):
     import pandas as pd
 

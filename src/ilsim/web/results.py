@@ -1,7 +1,8 @@
 """Views of finished cohort and sweep result folders: outcome fractions, histograms, the outcome map.
 
 Only the folders directly under the root that ``ilsim serve --results`` names are listed, and a page can
-open only a name from that listing: no page reads a path a browser sends.
+open only a name from that listing: no page reads a path a browser sends. A symbolic link (a folder or one of
+its files) that leads outside the root is not listed: the server shows what lies under the root and nothing else.
 """
 
 from __future__ import annotations
@@ -24,12 +25,18 @@ def result_folders(root: Path | None) -> list[tuple[str, str]]:
     """(folder name, 'cohort', 'sweep' or 'tissue') of each finished result directly under ``root``."""
     if root is None or not Path(root).is_dir():
         return []
+    top = Path(root).resolve()
     found = []
     for folder in sorted(Path(root).iterdir()):
         for kind, files in KINDS.items():
-            if folder.is_dir() and all((folder / f).is_file() for f in files):
+            if folder.is_dir() and all((folder / f).is_file() and _inside(folder / f, top) for f in files):
                 found.append((folder.name, kind))
     return found
+
+
+def _inside(path: Path, top: Path) -> bool:
+    """Whether ``path``, its links followed, lies under ``top``."""
+    return path.resolve().is_relative_to(top)
 
 
 def result_view(root: Path | None, name: str | None) -> html.Div | None:
@@ -128,7 +135,7 @@ def tissue_view(folder: Path, name: str) -> html.Div:
     media = []
     for file, mime in MEDIA.items():
         path = folder / "figures" / file
-        if not path.is_file():
+        if not path.is_file() or not _inside(path, folder.parent.resolve()):  # a figure linked out of the root
             continue
         if path.stat().st_size > EMBED_BYTES:
             media.append(html.P(f"figures/{file} is larger than {EMBED_BYTES // 1_000_000} MB: open the folder's report.html"))
