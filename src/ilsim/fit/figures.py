@@ -52,12 +52,16 @@ def data_vs_fit(result: FitResult, fitted: np.ndarray, path: Path) -> Path:
             color = f"C{k % 10}"
             ax.plot(meas.time[r], meas.value[r], "o", ms=3, color=color)
             ax.plot(meas.time[r], fitted[r], "-", color=color, label=figure_text(sim.condition.id))
+        if len(problem.simulations) > 1 and ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, title="condition", title_fontsize=7)
         ax.set_title(figure_text(obs.id), fontsize=9)
         ax.set_xlabel(figure_text(f"time [{spec.metadata.time_units}]"))
         if units.get(obs.id):  # a PEtab observable is a formula of its own: its units are not known here
             ax.set_ylabel(figure_text(units[obs.id]))
     for o in range(n, rows * cols):
         axes[o // cols][o % cols].axis("off")
+    # the model is evaluated at the measurement times only (what the likelihood compares); the lines join those
+    fig.suptitle("points: measurements · lines: the model at the best parameters, at the measurement times", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
