@@ -169,11 +169,11 @@ def _survey_one(path: str) -> dict:
             return {**row, "status": "roadrunner-failed", "detail": " ".join(str(exc).split())[:200]}
     except ModelError as exc:
         shown = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in exc.problems[:2])
-        return {**row, "status": "refused", "detail": " ".join(shown.split())[:300]}
+        return {**row, "status": "refused", "detail": _and_roadrunner(path, t) + " ".join(shown.split())[:300]}
     except IlsimError as exc:
-        return {**row, "status": "failed", "detail": " ".join(str(exc).split())[:300]}
+        return {**row, "status": "failed", "detail": _and_roadrunner(path, t) + " ".join(str(exc).split())[:300]}
     except TimeoutError:
-        return {**row, "status": "failed", "detail": f"timeout after {MODEL_SECONDS} s"}
+        return {**row, "status": "failed", "detail": _and_roadrunner(path, t) + f"timeout after {MODEL_SECONDS} s"}
     except RuntimeError as exc:  # libroadrunner failing to load the file
         return {**row, "status": "roadrunner-failed", "detail": " ".join(str(exc).split())[:200]}
     except Exception as exc:  # a crash of ilsim: reported, not hidden
@@ -200,13 +200,28 @@ def _survey_one(path: str) -> dict:
     return {**row, "status": "agrees" if diffs[worst] <= AGREE else "disagrees", "detail": detail}
 
 
+def _and_roadrunner(path: str, t: np.ndarray) -> str:
+    """Where ilsim refuses or fails a file, whether libroadrunner runs it (at the comparison's tolerances): the
+    prefix of the row's detail, so that each such row says which of the two is behind."""
+    signal.alarm(MODEL_SECONDS)
+    try:
+        _roadrunner(path, [], t, TIGHT)
+    except (RuntimeError, TimeoutError):
+        return "[libroadrunner fails too] "
+    finally:
+        signal.alarm(0)
+    return "[libroadrunner runs it] "
+
+
 def _reason(row: dict) -> str:
     """The kind of problem, without the element it names."""
     status, detail = row["status"], row["detail"]
+    side, _, detail = detail.rpartition("] ")
+    side = f" {side}]" if side else ""
     if status == "failed":
-        return "failed: " + ("a rate became infinite or NaN" if "infinite or NaN" in detail else detail[:60])
+        return "failed" + side + ": " + ("a rate became infinite or NaN" if "infinite or NaN" in detail else detail[:60])
     first = detail.split("; ")[0]
-    return "refused: " + (first.split(": ", 1)[-1] if not first.startswith("line ") else first.split(": ", 2)[1])[:70]
+    return "refused" + side + ": " + (first.split(": ", 1)[-1] if not first.startswith("line ") else first.split(": ", 2)[1])[:70]
 
 
 def _ratio_summary(rows: list[dict], ours: str, theirs: str) -> str:

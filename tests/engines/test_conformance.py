@@ -138,6 +138,18 @@ def test_a_short_infusion_written_in_a_rate_is_not_stepped_over(name):
 
 
 @pytest.mark.parametrize("name", PARAMS)
+def test_a_daily_window_computed_with_rounding_is_met_every_day(name):
+    """BIOMD0000000577's light cycle: 2 for 4 h, then 3, each day from t = 28 (1 before). Its switch at 28 is
+    computed as 28.000000000000004 and floor((52 - 28)/24) as 0: no one-ulp segment, no window stepped over."""
+    m = ilsim.Model(name="daily").add_parameter("k", 1.0).add_species("x", 0.0, kind="other")
+    m.add_process("drive", "k*piecewise(1, t < 28, piecewise(2, t - 28 - 24*floor((t - 28)/24) < 4, 3))", produces={"x": 1})
+    m = ilsim.compile(m)
+    r = engine(name, 1e-8, 1e-10).solve(m, np.array([0.0, 28.0, 56.0, 100.0]), m.p0[None, :])
+    assert (r.status == OK).all()
+    assert np.allclose(r.Y[0, :, 0], [0.0, 28.0, 28 + 8 + 60 + 8, 28 + 3 * 68], rtol=1e-6)  # a missed window: 3e-2
+
+
+@pytest.mark.parametrize("name", PARAMS)
 def test_non_negative_quantities_stay_non_negative(name):
     """Zero-order removal (rate k, not k x) drives x to zero at t = 1 and no further; an event that subtracts
     more than there is leaves zero, not a negative amount."""

@@ -122,3 +122,13 @@ def test_the_c_kernel_stops_at_the_same_moments():
     assert (status == 0).all()
     for row, period in zip(Y[:, -1, 0], [2.5, 3.7]):
         assert row == pytest.approx(square_wave_exact(37.0, period, 0.3), rel=1e-6)
+
+
+@pytest.mark.parametrize("method", SOLVERS)
+def test_a_daily_window_after_an_offset_is_met_every_day(method):
+    """BioModels BIOMD0000000577's light cycle: 1 before t = 28, then within each 24 h from 28 a value of 2 for
+    4 h and 3 for the rest. Computed with rounding, the switch at 28 came back as 28.000000000000004 (a segment of
+    one ulp, which LSODA refused) and floor((52 - 28)/24) as 0, which stepped over the window at 52."""
+    model = drive_model("piecewise(1, t < 28, piecewise(2, t - 28 - 24*floor((t - 28)/24) < 4, 3))")
+    # 28 x 1, then three days of 4 h x 2 + 20 h x 3
+    assert final(model, 100.0, method) == pytest.approx(28 + 3 * (4 * 2 + 20 * 3), rel=1e-7)

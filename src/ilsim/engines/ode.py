@@ -23,7 +23,7 @@ import numpy as np
 from scipy.integrate import odeint, solve_ivp
 
 from ilsim.engines.base import SOLVER_FAILED, Engine, EngineResult, check_parameters, check_times, check_tolerances
-from ilsim.engines.tableaux import BAD_INITIAL, MAX_CASCADE
+from ilsim.engines.tableaux import BAD_INITIAL, MAX_CASCADE, UROUND
 from ilsim.errors import IlsimError, SimulationError, did_you_mean
 from ilsim.errors import argument as arg
 from ilsim.limits import MAX_RHS_EVALUATIONS
@@ -271,6 +271,13 @@ class OdeEngine(Engine):
             if stats["segments"] > MAX_EVENTS:
                 raise SimulationError(f"more than {MAX_EVENTS} restarts by t = {t:g} (events, and switches of time "
                                       "functions such as floor(t)): an event fires endlessly or a drive switches too often")
+            if t_stop - t <= 16.0 * UROUND * max(abs(t), abs(t_stop)):
+                # a sliver below the rounding level of t (a switch computed with rounding: 28.000000000000004
+                # after 28), which LSODA refuses: one Euler step crosses it, as in the batch and C engines
+                record(np.arange(k_grid, upto), y[None, :])
+                k_grid, y = upto, self._clip(model, y + (t_stop - t) * model.rhs(y, t, p))
+                t = t_stop
+                continue
             if not cond_events and self.method == "LSODA":
                 ys = self._odeint(model, t, t_stop, grid, y, p, budget)
                 record(np.arange(k_grid, upto), ys[1:-1])
