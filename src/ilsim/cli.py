@@ -69,7 +69,8 @@ AtolOpt = Annotated[float | None, typer.Option(help="absolute tolerance")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace the output file if it exists (never the input)")]
 ReplaceOpt = Annotated[bool, typer.Option("--overwrite", help="replace an earlier result in --out that holds files ilsim did "
                                                              "not write, keeping those files")]
-SchedulerOpt = Annotated[str | None, typer.Option(help="run the chunks on a Dask cluster: tcp://HOST:PORT")]
+SchedulerOpt = Annotated[str | None, typer.Option("--scheduler", "--dask", help="run the chunks on a Dask cluster: "
+                                                   "tcp://HOST:PORT, or local for worker processes here")]
 
 
 def _fail(exc: IlsimError) -> None:
