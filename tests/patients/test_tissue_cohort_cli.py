@@ -182,3 +182,23 @@ def test_bad_input_exits_2_naming_what_is_wrong_and_writes_nothing(model, tmp_pa
     refused(cli("cohort", model, "--engine", "tissue", "--patients", 2, "--t-end", 1.25, "--points", 2, "--out", out),
             "whole steps of dt")
     assert not out.exists() and not store.work_folder(out).exists()
+
+
+def test_cells_placed_from_a_csv_beside_the_model_are_found_wherever_the_rows_run(tmp_path, cli, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "cells.csv").write_text("x,y,type\n50,50,Th\n150,150,Th\n100,30,Th\n")
+    text = MODEL.replace("placement: {kind: random, count: 20}", "placement: {kind: csv, file: cells.csv}")
+    (folder / "m.yaml").write_text(text)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the rows run from another folder than the model's
+    res = cli("cohort", folder / "m.yaml", "--engine", "tissue", "--patients", 2, "--seed", 4, "--out", "c", "--no-report")
+    assert res.exit_code == 0, res.output
+    summary = pd.read_parquet(elsewhere / "c" / "summary.parquet")
+    for _, row in summary.iterrows():
+        spec = ilsim.compile(folder / "m.yaml").spec
+        seed = int(row["seed"])
+        one = run(build(spec, base=folder, seed=seed), seed=seed)
+        assert one.counts()[0, 0] == 3 and row["Th.final"] == one.counts()[-1, 0]
+        assert row["IL2.final"] == one.field_stats()[0][-1, 0]

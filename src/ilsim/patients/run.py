@@ -172,6 +172,7 @@ def run_cohort(
     sim = model.spec.simulation
     if tissue.is_tissue(engine):
         tissue.check(model)
+        model = tissue.located(model)
         t_end, points = tissue.output_times(model, t_end, points)
         if seed is None:  # the replicates' seeds are mixed from the section's, as a single run's is its own
             seed = tissue.run_seed(model, engine, None)

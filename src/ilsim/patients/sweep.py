@@ -336,6 +336,7 @@ def sweep(
     replicates = tissue.is_tissue(engine)
     if replicates:  # every point a tissue replicate: what it varies must reach the tissue section
         tissue.check(compiled, [(arg("grid"), a.name) for a in axes] + [(arg("parameters"), n) for n in parameters or {}])
+        compiled = tissue.located(compiled)
         t_end, points = tissue.output_times(compiled, t_end, points)
     conditions = parse_conditions(compiled, list(time_to))
     if metric is None:

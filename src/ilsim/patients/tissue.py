@@ -11,7 +11,9 @@ would be the same run with another label). Output times default to the section's
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
+from pathlib import Path
 
 from ilsim.errors import IlsimError, did_you_mean
 from ilsim.errors import argument as arg
@@ -40,6 +42,23 @@ def check(model: CompiledModel, varied: Iterable[tuple[str, str]] = ()) -> None:
             raise IlsimError(f"{option} '{name}': parameter '{name}' is not bound to the tissue section, so it does not "
                              f"change a tissue run; bind it in tissue.parameters ({name}: a path such as "
                              f"agents[TYPE].speed){did_you_mean(name, bound)}; {listed}")
+
+
+def located(model: CompiledModel) -> CompiledModel:
+    """The model with each cells file (``placement: {kind: csv}``) named by its absolute path, found beside the model
+    file: rows run from the model's specification alone, in any folder or process, where a relative path would be
+    looked up in the working folder. Unchanged when there is none or the model has no file."""
+    source = Path(model.source) if model.source else None
+    agents = model.spec.tissue.agents
+    relative = [i for i, a in enumerate(agents) if a.placement and a.placement.kind == "csv" and a.placement.file
+                and not Path(a.placement.file).is_absolute()]
+    if not relative or source is None or not source.is_file():
+        return model
+    spec = model.spec.model_copy(deep=True)
+    for i in relative:
+        placement = spec.tissue.agents[i].placement
+        placement.file = str(source.resolve().parent / placement.file)
+    return dataclasses.replace(model, spec=spec)
 
 
 def output_times(model: CompiledModel, t_end: float | None, points: int | None) -> tuple[float, int]:
