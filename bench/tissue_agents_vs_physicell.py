@@ -1,6 +1,7 @@
 """Cells beside PhysiCell: the same model, the same thread count, simulated minutes per wall second on both sides.
 
-    python bench/tissue_agents_vs_physicell.py [--cells 10000 100000] [--threads 1 2] [--minutes 5] [--scaling]
+    python bench/tissue_agents_vs_physicell.py [--cells 10000 100000] [--threads 1 2] [--minutes 5]
+    python bench/tissue_agents_vs_physicell.py --scaling | --counts 8
 
 The model (no custom behaviour: PhysiCell's built-in models only): a 2-D square at one cell per 50 x 50 µm, 20 µm
 voxels, one field (IL-2 like: D = 600 µm²/min, decay 0.01/min); two cell types of radius 5 µm, half secreting
@@ -18,7 +19,9 @@ excluded as on PhysiCell's side. No output during the loop on either side.
 Checked on both: the live cells at the end against N0·e^((b−d)t) (a birth-death process; ± its standard
 deviation), and the mean field at the end (deterministic given the cells, so it must agree closely).
 
-``--scaling`` times ilsim alone at 3 cell counts on one grid and 3 grids with one cell count (cost per step).
+``--scaling`` times ilsim alone at 3 cell counts on one grid and 3 grids with one cell count (cost per step);
+``--counts SEEDS`` runs a smaller case longer (2,000 cells, 60 min) with that many seeds on both and compares the
+mean live count at the end with the birth-death process's.
 """
 
 from __future__ import annotations
@@ -259,8 +262,7 @@ def compare(args) -> None:
           "expected | PhysiCell | ilsim | mean field at end: PhysiCell | ilsim |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for cells in args.cells:
-        growth = math.exp((BIRTH - DEATH) * args.minutes)
-        sd = math.sqrt(cells * (BIRTH + DEATH) / (BIRTH - DEATH) * growth * (growth - 1))
+        expected, sd = expected_live(cells, args.minutes)
         for threads in args.threads:
             folder = write_case(cells, args.minutes, threads, args.seed)
             model = import_model(folder)
@@ -269,8 +271,36 @@ def compare(args) -> None:
             voxels = round(side_for(cells) / VOXEL) ** 2
             speed = {k: args.minutes / v["wall_s"] for k, v in (("pc", pc), ("il", il))}
             print(f"| {cells:,} | {voxels:,} | {threads} | {speed['pc']:.3g} | {speed['il']:.3g} | "
-                  f"{speed['il'] / speed['pc']:.2f} | {cells * growth:,.0f} ± {sd:.0f} | {pc['live']:,} | {il['live']:,} | "
+                  f"{speed['il'] / speed['pc']:.2f} | {expected:,.0f} ± {sd:.0f} | {pc['live']:,} | {il['live']:,} | "
                   f"{pc['field_mean']:.5g} | {il['field_mean']:.5g} |", flush=True)
+
+
+def expected_live(cells: int, minutes: float) -> tuple[float, float]:
+    """Mean and standard deviation of the live count of a linear birth-death process started from ``cells``."""
+    growth = math.exp((BIRTH - DEATH) * minutes)
+    return cells * growth, math.sqrt(cells * (BIRTH + DEATH) / (BIRTH - DEATH) * growth * (growth - 1))
+
+
+def counts(args) -> None:
+    """The live count at the end over several seeds, both engines, against the birth-death process's mean."""
+    binary = build_physicell()
+    warm_up()
+    cells, minutes = args.count_cells, args.count_minutes
+    live: dict[str, list[int]] = {"PhysiCell": [], "ilsim": []}
+    field: dict[str, list[float]] = {"PhysiCell": [], "ilsim": []}
+    for seed in range(args.counts):
+        folder = write_case(cells, minutes, 1, seed)
+        for name, result in (("PhysiCell", run_physicell(binary, folder)), ("ilsim", run_ilsim(import_model(folder), 1, seed))):
+            live[name].append(result["live"])
+            field[name].append(result["field_mean"])
+    mean, sd = expected_live(cells, minutes)
+    print(f"{cells:,} cells, {minutes:g} min, {args.counts} seeds: live cells expected {mean:,.1f} (sd of one run {sd:.1f}, "
+          f"of the mean of {args.counts}: {sd / math.sqrt(args.counts):.1f})")
+    for name in live:
+        x = np.array(live[name], dtype=float)
+        print(f"  {name:9s} live at the end: mean {x.mean():,.1f} ± {x.std(ddof=1) / math.sqrt(len(x)):.1f} (s.e.), "
+              f"{(x.mean() - mean) / (sd / math.sqrt(len(x))):+.2f} sd of the mean from expected; "
+              f"mean field {np.mean(field[name]):.6g}")
 
 
 def scaling(args) -> None:
@@ -297,9 +327,17 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--scaling", action="store_true", help="ilsim's cost against cells and voxels instead")
+    ap.add_argument("--counts", type=int, default=0, help="instead: the live count over this many seeds, both engines")
+    ap.add_argument("--count-cells", type=int, default=2000)
+    ap.add_argument("--count-minutes", type=float, default=60.0)
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
-    scaling(args) if args.scaling else compare(args)
+    if args.counts:
+        counts(args)
+    elif args.scaling:
+        scaling(args)
+    else:
+        compare(args)
     return 0
 
 
