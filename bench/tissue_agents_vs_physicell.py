@@ -19,7 +19,7 @@ excluded as on PhysiCell's side. No output during the loop on either side.
 Checked on both: the live cells at the end against N0·e^((b−d)t) (a birth-death process; ± its standard
 deviation), and the mean field at the end (deterministic given the cells, so it must agree closely).
 
-``--scaling`` times ilsim alone at 3 cell counts on one grid and 3 grids with one cell count (cost per step);
+``--scaling`` times ilsim alone at 3 cell counts on one grid size and 3 grid sizes with one cell count (cost per step);
 ``--counts SEEDS`` runs a smaller case longer (2,000 cells, 60 min) with that many seeds on both and compares the
 mean live count at the end with the birth-death process's.
 """
@@ -144,10 +144,11 @@ def cell_definition(name: str, index: int, secretion: float, uptake: float) -> s
     </cell_definition>"""
 
 
-def settings_xml(side: float, minutes: float, threads: int, seed: int, folder: Path) -> str:
+def settings_xml(side: float, minutes: float, threads: int, seed: int, folder: Path, voxel: float = VOXEL) -> str:
     return f"""<PhysiCell_settings version="devel-version">
-  <domain><x_min>0</x_min><x_max>{side}</x_max><y_min>0</y_min><y_max>{side}</y_max><z_min>-10</z_min><z_max>10</z_max>
-    <dx>{VOXEL}</dx><dy>{VOXEL}</dy><dz>{VOXEL}</dz><use_2D>true</use_2D></domain>
+  <domain><x_min>0</x_min><x_max>{side}</x_max><y_min>0</y_min><y_max>{side}</y_max>
+    <z_min>{-voxel / 2}</z_min><z_max>{voxel / 2}</z_max>
+    <dx>{voxel}</dx><dy>{voxel}</dy><dz>{voxel}</dz><use_2D>true</use_2D></domain>
   <overall><max_time units="min">{minutes}</max_time><time_units>min</time_units><space_units>micron</space_units>
     <dt_diffusion units="min">{DT}</dt_diffusion><dt_mechanics units="min">{DT}</dt_mechanics>
     <dt_phenotype units="min">{DT}</dt_phenotype></overall>
@@ -179,17 +180,17 @@ def side_for(cells: int) -> float:
     return VOXEL * max(3, round(math.sqrt(cells / DENSITY) / VOXEL))
 
 
-def write_case(cells: int, minutes: float, threads: int, seed: int, side: float | None = None) -> Path:
+def write_case(cells: int, minutes: float, threads: int, seed: int, side: float | None = None, voxel: float = VOXEL) -> Path:
     """A folder with PhysiCell_settings.xml and cells.csv (version 1: x, y, z, type ID; half of each type)."""
     side = side or side_for(cells)
-    folder = WORK / f"case_{cells}_{int(side)}_{threads}t_{seed}"
+    folder = WORK / f"case_{cells}_{int(side)}_{voxel:g}_{threads}t_{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     xy = RADIUS + rng.random((cells, 2)) * (side - 2 * RADIUS)
     kinds = np.arange(cells) % 2
     np.savetxt(folder / "cells.csv", np.column_stack([xy, np.zeros(cells), kinds]), fmt=["%.4f", "%.4f", "%g", "%d"],
                delimiter=",")
-    (folder / "PhysiCell_settings.xml").write_text(settings_xml(side, minutes, threads, seed, folder / "output"))
+    (folder / "PhysiCell_settings.xml").write_text(settings_xml(side, minutes, threads, seed, folder / "output", voxel))
     (folder / "output").mkdir(exist_ok=True)
     return folder
 
@@ -304,20 +305,28 @@ def counts(args) -> None:
 
 
 def scaling(args) -> None:
-    """ilsim's cost per step: cells at one grid, then grids at one cell count (one thread)."""
+    """ilsim's cost per step (one thread; the faster of two runs, as other jobs load the machine). Cells: 10,000,
+    40,000 and 160,000 at the benchmark's density, the voxels grown with the domain so the grid stays 500 x 500.
+    Voxels: 10,000 cells on a 10 mm square cut into 250 x 250, 500 x 500 and 1000 x 1000 voxels. Each series with
+    its least-squares line a + b·x."""
     warm_up()
-    print("| cells | voxels | ms per step | µs per cell-step | µs per voxel-step |")
+    series = {"cells": [(n, 500 * v, v) for n, v in ((10_000, 10.0), (40_000, 20.0), (160_000, 40.0))],
+              "voxels": [(10_000, 10_000.0, v) for v in (40.0, 20.0, 10.0)]}
+    print("| varied | cells | voxels | ms per step | fitted a + b·x |")
     print("|---|---|---|---|---|")
-    grid_side = side_for(40_000)
-    cases = [(n, grid_side) for n in (10_000, 20_000, 40_000)]
-    cases += [(10_000, s) for s in (side_for(10_000), side_for(40_000), side_for(160_000))]
-    for cells, side in cases:
-        folder = write_case(cells, args.minutes, 1, args.seed, side)
-        il = run_ilsim(import_model(folder), 1, args.seed)
-        per_step = il["wall_s"] / il["steps"]
-        voxels = round(side / VOXEL) ** 2
-        print(f"| {cells:,} | {voxels:,} | {per_step * 1e3:.2f} | {per_step / cells * 1e6:.3f} | "
-              f"{per_step / voxels * 1e6:.4f} |", flush=True)
+    for varied, cases in series.items():
+        rows = []
+        for cells, side, voxel in cases:
+            model = import_model(write_case(cells, args.minutes, 1, args.seed, side, voxel))
+            il = min((run_ilsim(model, 1, args.seed) for _ in range(2)), key=lambda r: r["wall_s"])
+            rows.append((cells, round(side / voxel) ** 2, il["wall_s"] / il["steps"] * 1e3))
+        x = np.array([r[0] if varied == "cells" else r[1] for r in rows], dtype=float)
+        y = np.array([r[2] for r in rows])
+        b, a = np.polyfit(x, y, 1)
+        for (cells, voxels, ms), fit in zip(rows, a + b * x):
+            print(f"| {varied} | {cells:,} | {voxels:,} | {ms:.2f} | {fit:.2f} |")
+        print(f"| {varied}: a = {a:.2f} ms, b = {b * 1e3:.4f} µs per {varied[:-1]}; largest residual "
+              f"{np.max(np.abs(a + b * x - y) / y):.1%} | | | | |", flush=True)
 
 
 def main(argv=None) -> int:
