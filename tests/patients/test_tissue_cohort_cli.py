@@ -56,7 +56,7 @@ tissue:
     - {{species: T, radius: {R}, secretion: [{{field: IL2, rate: 1.0}}], uptake: [{{field: IL2, rate: {U}}}],
        placement: {{kind: random, count: {N}}}}}
   dt: {DT}
-  t_end: 200
+  t_end: 100  # nine relaxation times, 1 / (k + N U V_cell / V) = 11 min
   save_every: 20
   seed: 1
   parameters: {{q: "agents[T].secretion[0].rate"}}
