@@ -602,7 +602,8 @@ def cohort(
         _fail(exc)
         return
     info = result.info
-    out.print(f"[bold]{plain(info['model_title'])}[/]: {info['patients']:,} virtual patients, seed {info['seed']} "
+    rows = "tissue replicates" if engine == "tissue" else "virtual patients"
+    out.print(f"[bold]{plain(info['model_title'])}[/]: {info['patients']:,} {rows}, seed {info['seed']} "
               f"({info['scheduler']}, {info['wall_time_s']:.3g} s)", highlight=False)
     for label, v in info["outcomes"].items():
         out.print(f"  {v['fraction']:7.2%}  {label} ({v['count']:,})", markup=False, highlight=False)
