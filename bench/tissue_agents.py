@@ -5,7 +5,7 @@ like), N cells of two types (secreting and consuming), with motility, soft-spher
 and stochastic division and death (balanced, so the count stays near N). Timed after a warm-up run (numba
 compilation excluded); prints minutes simulated per wall second, microseconds per cell-step and per voxel-step.
 
-The comparison with PhysiCell built here on the same model and thread count is not written yet (docs/tissue.md).
+The comparison with PhysiCell built here on the same model and thread count: bench/tissue_agents_vs_physicell.py.
 
 Run:   python bench/tissue_agents.py [--cells 1000 10000 100000] [--minutes 10]
 """

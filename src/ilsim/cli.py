@@ -69,7 +69,8 @@ AtolOpt = Annotated[float | None, typer.Option(help="absolute tolerance")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace the output file if it exists (never the input)")]
 ReplaceOpt = Annotated[bool, typer.Option("--overwrite", help="replace an earlier result in --out that holds files ilsim did "
                                                              "not write, keeping those files")]
-SchedulerOpt = Annotated[str | None, typer.Option(help="run the chunks on a Dask cluster: tcp://HOST:PORT")]
+SchedulerOpt = Annotated[str | None, typer.Option("--scheduler", "--dask", help="run the chunks on a Dask cluster: "
+                                                   "tcp://HOST:PORT, or local for worker processes here")]
 
 
 def _fail(exc: IlsimError) -> None:
@@ -601,7 +602,8 @@ def cohort(
         _fail(exc)
         return
     info = result.info
-    out.print(f"[bold]{plain(info['model_title'])}[/]: {info['patients']:,} virtual patients, seed {info['seed']} "
+    rows = "tissue replicates" if engine == "tissue" else "virtual patients"
+    out.print(f"[bold]{plain(info['model_title'])}[/]: {info['patients']:,} {rows}, seed {info['seed']} "
               f"({info['scheduler']}, {info['wall_time_s']:.3g} s)", highlight=False)
     for label, v in info["outcomes"].items():
         out.print(f"  {v['fraction']:7.2%}  {label} ({v['count']:,})", markup=False, highlight=False)
@@ -636,6 +638,9 @@ def sweep(
     report: Annotated[bool, typer.Option(help="write outcome_map.png and report.html")] = True,
     scheduler: SchedulerOpt = None,
     overwrite: ReplaceOpt = False,
+    engine: SweepEngineOpt = "batch",
+    seed: Annotated[int | None, typer.Option(help="--engine tissue: the run's seed, each point's mixed from it and the "
+                                                  "point's index (default: the tissue section's)")] = None,
 ) -> None:
     """Run a model over a grid of one or two parameters; write the outcome map, sweep.parquet/.csv and sweep.json."""
     from ilsim.patients.sweep import parse_range  # lazy: heavy (pandas, dask)
@@ -650,7 +655,7 @@ def sweep(
             grid[name] = (low, high, n)
         result = run_sweep(model, grid, out_dir, log=log, metric=metric, time_to=time_to, parameters=_parse_sets(set_),
                            t_end=t_end, points=points, rtol=rtol, atol=atol, force=force, report=report,
-                           scheduler=scheduler, overwrite=overwrite)
+                           scheduler=scheduler, overwrite=overwrite, engine=_sweep_engine(engine, seed, rtol, atol))
     except IlsimError as exc:
         _fail(exc)
         return
@@ -781,8 +786,10 @@ def _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to,
 
 
 LISTED_REASONS = 5  # failure reasons printed by `ilsim cohort`; cohort.json has them all
-CohortEngineOpt = Annotated[str, typer.Option(help="batch (default: the ODE batch engine) or ssa (one stochastic "
-                                                   "trajectory per patient, seeded from --seed and the patient's index)")]
+CohortEngineOpt = Annotated[str, typer.Option(help="batch (default: the ODE batch engine), ssa (one stochastic "
+                                                   "trajectory per patient, seeded from --seed and the patient's index) "
+                                                   "or tissue (one replicate of the tissue: section per patient, seeded "
+                                                   "likewise; times in minutes)")]
 
 
 def _cohort_engine(engine: str, method, system_size, rtol, atol):
@@ -790,8 +797,10 @@ def _cohort_engine(engine: str, method, system_size, rtol, atol):
     its seed left to the cohort's (patients/run.py)."""
     from ilsim.engines.ssa import SsaEngine
 
+    if engine == "tissue":
+        return _tissue_engine(None, rtol, atol, method=method, system_size=system_size)
     if engine not in ("batch", "ssa"):
-        raise IlsimError(f"--engine must be batch or ssa, got {engine!r}")
+        raise IlsimError(f"--engine must be batch, ssa or tissue, got {engine!r}")
     if engine == "batch":
         given = [o for o, v in (("--method", method), ("--system-size", system_size)) if v is not None]
         if given:
@@ -965,3 +974,32 @@ def import_physicell(
     left = f", {len(imported.dropped)} element(s) left out" if imported.dropped else ""
     out.print(f"wrote {out_file} ({len(tissue.fields)} fields, {len(tissue.agents)} cell types, "
               f"{len(imported.cells or [])} initial cells{left})", markup=False, highlight=False)
+
+
+# ---- tissue replicates and sweeps (issue 12): `ilsim cohort|sweep MODEL --engine tissue` ------------------------
+SweepEngineOpt = Annotated[str, typer.Option(help="batch (default: the ODE batch engine) or tissue (each point a "
+                                                  "replicate of the model's tissue: section; times in minutes)")]
+
+
+def _tissue_engine(seed: int | None, rtol, atol, **ssa_only):
+    """The tissue engine of `--engine tissue`: no tolerances (a fixed-step scheme) nor stochastic-engine options; its
+    seed left to the cohort's or given by `sweep --seed` (patients/tissue.py says which it is)."""
+    from ilsim.engines.tissue.engine import TissueEngine  # lazy: heavy (numba)
+
+    given = [o for o, v in (("--rtol", rtol), ("--atol", atol), *((f"--{k.replace('_', '-')}", v)
+                                                                  for k, v in ssa_only.items())) if v is not None]
+    if given:
+        raise IlsimError(f"--engine tissue: {', '.join(given)} do(es) not apply (the tissue engine steps at the section's "
+                         "dt, with no tolerances)")
+    return TissueEngine(seed=seed)
+
+
+def _sweep_engine(engine: str, seed: int | None, rtol, atol):
+    """`ilsim sweep --engine`: None for the batch engine (with --rtol, --atol), else the tissue engine."""
+    if engine == "tissue":
+        return _tissue_engine(seed, rtol, atol)
+    if engine != "batch":
+        raise IlsimError(f"--engine must be batch or tissue, got {engine!r}")
+    if seed is not None:
+        raise IlsimError("--seed needs --engine tissue (the batch engine draws nothing)")
+    return None

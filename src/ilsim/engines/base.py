@@ -58,6 +58,9 @@ class EngineResult:
     event_log: list[list[tuple[float, int]]] | None = None  # per patient: (time, event index) of each firing
     messages: list[str] = field(default_factory=list)  # per patient: why it failed ("" when ok)
     stiff: np.ndarray | None = None  # bool per patient: integrated (partly) by a stiff method
+    # per patient: numbers only this engine has (the tissue engine's spatial maximum of a field, a replicate's seed),
+    # added to the summary row of each patient after the species' metrics; NaN for a failed patient
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Engine:

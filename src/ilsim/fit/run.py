@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,21 +85,10 @@ def fit(problem: str | Path | FitProblem, *, starts: int = 100, seed: int = 1, o
 @contextmanager
 def _cluster(client, scheduler: str | None, workers: int | None):
     """The Dask client the starts run on, or None (forked processes); one this function opened is closed."""
-    from ilsim.patients.tasks import check_client, cluster
+    from ilsim.patients.tasks import cluster
 
-    check_client(client, scheduler)
-    if scheduler != LOCAL:
-        with cluster(client, scheduler) as client:
-            yield client
-        return
-    from dask.distributed import Client, LocalCluster  # lazy: heavy (dask)
-
-    with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as local, Client(local, set_as_default=False) as client:
+    with cluster(client, scheduler, workers) as client:
         yield client
-
-
-LOCAL = "local"  # scheduler= / --scheduler: a Dask cluster of worker processes on this machine
 
 
 def profile_all(objective: Objective, best: np.ndarray, workers: int | None, optimizer: str) -> dict[str, dict]:

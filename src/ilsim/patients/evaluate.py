@@ -71,6 +71,8 @@ def evaluate(
                               status_text={**STATUS, **getattr(engine, "status_text", {})},  # an engine's own codes
                               conditions=conditions, first_id=first_id)
     # a failed patient's status carries the engine's own reason where it gives one (a refused value, a solver's words)
+    for name, values in (result.columns or {}).items():  # an engine's own per-row numbers (the tissue engine's)
+        metrics[name] = values  # NaN where the engine has no value (a failed row)
     why = list(result.messages or [])
     if any(why):
         metrics["status"] = [f"{text}: {m}" if m and code != 0 else text for text, m, code in zip(metrics["status"], why, status)]

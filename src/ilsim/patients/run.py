@@ -36,10 +36,10 @@ from ilsim.errors import argument as arg
 from ilsim.io.results import atomic_folder, check_out, write_json
 from ilsim.model.compile import CompiledModel
 from ilsim.model.load import dump_spec
-from ilsim.patients import store
+from ilsim.patients import store, tissue
 from ilsim.patients.evaluate import output_times
 from ilsim.patients.metrics import observables_over_time, parse_conditions
-from ilsim.patients.population import population_sampler
+from ilsim.patients.population import parse_vary, population_sampler
 from ilsim.patients.tasks import (
     ChunkTask,
     call,
@@ -170,6 +170,12 @@ def run_cohort(
         notify(f"resuming with the seed recorded in {work}: {seed}")
 
     sim = model.spec.simulation
+    if tissue.is_tissue(engine):
+        tissue.check(model)
+        model = tissue.located(model)
+        t_end, points = tissue.output_times(model, t_end, points)
+        if seed is None:  # the replicates' seeds are mixed from the section's, as a single run's is its own
+            seed = tissue.run_seed(model, engine, None)
     t_eval = output_times(model, t_end, points)
     t_end = float(t_eval[-1])
     if engine is not None:
@@ -178,11 +184,16 @@ def run_cohort(
     atol = sim.atol if atol is None else float(atol)
     parse_conditions(model, time_to)  # mistakes reported here, before anything runs
     sampler = population_sampler(model, population=population, vary=vary, seed=seed)
-    if engine is not None and engine.supports.get("stochastic") and getattr(engine, "seed", 0) is None:
+    if tissue.is_tissue(engine):  # replicates that vary a parameter the tissue does not read would all be one run
+        named = {parse_vary(text, arg("vary"))[0] for text in vary}
+        tissue.check(model, [(arg("vary") if n in named else "population.parameters", n) for n in sampler.parameters])
+    if engine is not None and (engine.supports.get("stochastic") or engine.supports.get("replicates")) \
+            and getattr(engine, "seed", 0) is None:
         engine = copy.copy(engine)  # the caller's object keeps its None
         engine.seed = sampler.seed  # the cohort's seed: recorded and resumed with it; streams apart (engines/ssa)
     variables = _variables(model)
-    chunk_size = chunk_size or default_chunk_size(patients, len(t_eval), len(variables))
+    # a tissue replicate takes seconds: one per chunk, so a resumed run loses at most one and Dask spreads them
+    chunk_size = chunk_size or (1 if tissue.is_tissue(engine) else default_chunk_size(patients, len(t_eval), len(variables)))
     chunks = plan_chunks(patients, chunk_size)
     settings = {
         "ilsim_version": _version(), "model": model.name, "model_hash": model.spec.content_hash(), "patients": patients,
@@ -225,9 +236,12 @@ def run_cohort(
 
         sample = None
         if report:
-            n = min(SAMPLE, patients)
-            fine = dataclasses.replace(task, t_eval=np.linspace(0.0, t_end, max(SAMPLE_POINTS, len(t_eval))),
-                                       trajectories=True)
+            if tissue.is_tissue(engine):  # run again at the output times: a tissue run's times are whole steps
+                n, fine = min(tissue.REPORT_REPLICATES, patients), dataclasses.replace(task, trajectories=True)
+            else:
+                n = min(SAMPLE, patients)
+                fine = dataclasses.replace(task, t_eval=np.linspace(0.0, t_end, max(SAMPLE_POINTS, len(t_eval))),
+                                           trajectories=True)
             sample = (fine.t_eval, *call(client, run_chunk, fine, *sampler.draw(0, n)))
         _assemble(model, out, work, chunks, info, variables, t_eval, sample, started, overwrite)
         return CohortRun(info, out)

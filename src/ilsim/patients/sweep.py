@@ -32,6 +32,7 @@ from ilsim.io import models
 from ilsim.io.results import atomic_folder, check_out, write_json
 from ilsim.model.compile import CompiledModel
 from ilsim.model.outcomes import UNDETERMINED
+from ilsim.patients import tissue
 from ilsim.patients.evaluate import output_times
 from ilsim.patients.metrics import FAILED, parse_conditions, patient_metrics
 from ilsim.patients.tasks import check_engine, chunk_task, cluster, run_chunks, summarise_chunk, where, worker_threads
@@ -181,9 +182,10 @@ def describe_metrics(model: CompiledModel) -> str:
     return "; ".join(parts)
 
 
-def check_metric(model: CompiledModel, name: str, option: str, conditions: list, *, allow_outcome: bool = False) -> list:
-    """Check that ``name`` is a numeric column (or ``outcome=LABEL`` with ``allow_outcome``); return the
-    conditions with the one a ``first_time[COND]`` metric needs added."""
+def check_metric(model: CompiledModel, name: str, option: str, conditions: list, *, allow_outcome: bool = False,
+                 extra: Sequence[str] = ()) -> list:
+    """Check that ``name`` is a numeric column (or ``outcome=LABEL`` with ``allow_outcome``; or one of ``extra``, the
+    columns an engine adds); return the conditions with the one a ``first_time[COND]`` metric needs added."""
     name = str(name).strip()
     if allow_outcome and name.startswith("outcome="):
         label = name.partition("=")[2].strip()
@@ -198,7 +200,7 @@ def check_metric(model: CompiledModel, name: str, option: str, conditions: list,
     m = _FIRST_TIME.match(name)
     if m and all(text != m.group(1) for text, _ in conditions):
         conditions = [*conditions, *parse_conditions(model, [m.group(1)], option)]
-    columns = [c for c in metric_columns(model, conditions) if c not in ("status", "outcome")]
+    columns = [c for c in metric_columns(model, conditions) if c not in ("status", "outcome")] + list(extra)
     if name not in columns:
         if name in ("status", "outcome"):
             hint = " (use outcome=LABEL for a 0/1 indicator)" if allow_outcome else " (the outcome map shows it already)"
@@ -331,10 +333,15 @@ def sweep(
     compiled = models.compile(model)
     axes = make_axes(compiled, grid, log, force)
     total = math.prod(len(a.values) for a in axes)
+    replicates = tissue.is_tissue(engine)
+    if replicates:  # every point a tissue replicate: what it varies must reach the tissue section
+        tissue.check(compiled, [(arg("grid"), a.name) for a in axes] + [(arg("parameters"), n) for n in parameters or {}])
+        compiled = tissue.located(compiled)
+        t_end, points = tissue.output_times(compiled, t_end, points)
     conditions = parse_conditions(compiled, list(time_to))
     if metric is None:
-        metric = f"{compiled.species[0]}.final"
-    conditions = check_metric(compiled, metric, arg("metric"), conditions)
+        metric = tissue.default_metric(compiled) if replicates else f"{compiled.species[0]}.final"
+    conditions = check_metric(compiled, metric, arg("metric"), conditions, extra=tissue.summary_columns(engine, compiled))
     t_eval = output_times(compiled, t_end, points)
     engine = engine_for(compiled, rtol, atol, engine)
     p = base_parameters(compiled, parameters, [a.name for a in axes])
@@ -365,6 +372,7 @@ def sweep(
         "time_to": [text for text, _ in conditions],
         "t_end": float(t_eval[-1]),
         "output_points": len(t_eval),
+        **({"seed": tissue.run_seed(compiled, engine, None)} if replicates else {}),  # each point's own: the seed column
         "time_units": compiled.spec.metadata.time_units,
         **run_record(engine, rows),
         "outcomes": {label: int(counts.get(label, 0)) for label in outcome_order(compiled, table["outcome"])},

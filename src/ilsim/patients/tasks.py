@@ -144,10 +144,23 @@ def check_client(client, scheduler: str | None) -> None:
         raise IlsimError("give a Dask client or a scheduler address, not both")
 
 
+LOCAL = "local"  # scheduler= / --scheduler local: a Dask cluster of worker processes on this machine
+
+
 @contextmanager
-def cluster(client=None, scheduler: str | None = None):
-    """The client to run tasks with: ``client``, one connected to ``scheduler`` (closed on exit), or None (in-process)."""
+def cluster(client=None, scheduler: str | None = None, workers: int | None = None):
+    """The client to run tasks with: ``client``, one connected to ``scheduler`` (closed on exit), a cluster of
+    ``workers`` processes on this machine (one per CPU by default) for ``scheduler="local"``, or None (in-process)."""
     check_client(client, scheduler)
+    if scheduler == LOCAL:
+        import os
+
+        from dask.distributed import Client, LocalCluster  # lazy: heavy (dask)
+
+        with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                          dashboard_address=":0") as local, Client(local, set_as_default=False) as own:
+            yield own
+        return
     own = None if scheduler is None else connect(scheduler)
     try:
         yield client if own is None else own

@@ -194,8 +194,12 @@ class TissueEngine(Engine):
         status = np.full(n, OK)
         messages = [""] * n
         keep = np.round(t_eval / dt).astype(int)
+        columns = self.summary_columns(model)
+        extra = {name: np.full(n, np.nan) for name in columns}
+        extra["seed"] = np.zeros(n, dtype=np.int64)  # every row has one, failed or not: it reproduces the row alone
         for row in range(n):
             seed = replicate_seed(base_seed, first + row)
+            extra["seed"][row] = seed
             values = {name: float(P[row, column[name]]) for name in tissue.parameters if name in column}
             try:
                 setup = build(model.spec, values=values, seed=seed)
@@ -204,7 +208,7 @@ class TissueEngine(Engine):
                 status[row], messages[row] = SOLVER_FAILED, str(exc)
                 continue
             counts = out.counts()[keep]
-            mean, _ = out.field_stats()
+            mean, peak = out.field_stats()
             if not np.all(np.isfinite(mean)):
                 status[row], messages[row] = NON_FINITE, "a field became non-finite"
                 continue
@@ -212,6 +216,20 @@ class TissueEngine(Engine):
                 Y[row, :, names.index(a)] = counts[:, k]
             for k, f in enumerate(setup.fields):
                 Y[row, :, names.index(f)] = mean[keep, k]
+                top = peak[keep, k]  # the highest voxel at each output time
+                i = int(np.argmax(top))
+                extra[f"max[{f}].final"][row] = top[-1]
+                extra[f"max[{f}].peak"][row] = top[i]
+                extra[f"max[{f}].peak_time"][row] = t_eval[i]
         P_t = np.repeat(P[:, None, :], nt, axis=1) if record_parameters else None
         return EngineResult(Y=Y, status=status, fired=np.zeros((n, len(model.events)), dtype=np.int64),
-                            P_end=P.copy(), P_t=P_t, event_log=None, messages=messages)
+                            P_end=P.copy(), P_t=P_t, event_log=None, messages=messages, columns=extra)
+
+    @staticmethod
+    def summary_columns(model) -> list[str]:
+        """The per-row columns ``solve`` adds beside the species' metrics: each field's highest voxel at the last output
+        time, its largest value over the output times and when (``max[IL2].final``, ``.peak``, ``.peak_time``), and the
+        row's own seed (``seed``: ``replicate_seed(run seed, row)``, which reproduces it alone)."""
+        tissue = model.spec.tissue
+        fields = [f.species for f in tissue.fields] if tissue is not None else []
+        return ["seed"] + [f"max[{f}].{what}" for f in fields for what in ("final", "peak", "peak_time")]
