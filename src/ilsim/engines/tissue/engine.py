@@ -37,7 +37,7 @@ class TissueState:
 class Snapshot:
     time: float  # min
     fields: np.ndarray  # fields x z x y x x
-    agents: dict  # arrays: ids, typ, pos, occupancy, on_since
+    agents: dict  # arrays: ids, typ, pos, occupancy, on_since, internal
 
 
 @dataclass
@@ -64,7 +64,8 @@ class TissueRun:
 
 def _snapshot(t, C, agents: Agents) -> Snapshot:
     return Snapshot(t, C.copy(), {"ids": agents.ids.copy(), "typ": agents.typ.copy(), "pos": agents.pos.copy(),
-                                  "occupancy": agents.occupancy.copy(), "on_since": agents.on_since.copy()})
+                                  "occupancy": agents.occupancy.copy(), "on_since": agents.on_since.copy(),
+                                  "internal": agents.internal.copy()})
 
 
 def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = None, seed: int | None = None,
@@ -94,11 +95,12 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
         state = resume.state
     else:
         # fresh arrays each run (the setup's stay as placed): the cells' random streams start from this run's seed
-        agents = Agents.place(setup.agents.pos.copy(), setup.agents.typ.copy(), seed, setup.geometry.dims)
+        agents = Agents.place(setup.agents.pos.copy(), setup.agents.typ.copy(), seed, setup.geometry.dims,
+                              setup.agents.internal.copy())
         state = TissueState(0, setup.initial.copy(), agents, Ledger.zeros(len(setup.fields)))
         result = TissueRun(setup, [_snapshot(0.0, state.fields, agents)], state)
     C, agents = state.fields, state.agents
-    solver, types, geometry = setup.solver, setup.types, setup.geometry
+    solver, types, geometry, reading = setup.solver, setup.types, setup.geometry, setup.percell
     # the bound parameters as the events before this step left them (a resumed run replays them; doses are in C)
     values, changed = dict(setup.values), False
     for ev in setup.events:
@@ -106,7 +108,7 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
             values, changed = ev.parameters(values), True
     if changed:
         current = setup.rebuild(values)
-        solver, types = current.solver, current.types
+        solver, types, reading = current.solver, current.types, current.percell
     events = [ev for ev in setup.events if ev.step >= state.step]
     for step in range(state.step, steps):
         t = step * dt
@@ -117,11 +119,18 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
             if ev.sets or ev.adds:
                 values = ev.parameters(values)
                 current = setup.rebuild(values)  # checked before the run: every value is one the section accepts
-                solver, types = current.solver, current.types
+                solver, types, reading = current.solver, current.types, current.percell
+        cells = agents.sources(C, types, geometry, t, dt) if setup.fields and len(agents) else None
+        if reading:  # the model's processes read per cell (percell.py)
+            reading.before_fields(C, agents, agents.voxels(geometry), cells, t, dt)
         if setup.fields:  # a tissue of cells alone has no grid to step
-            cells = agents.sources(C, types, geometry, t, dt) if len(agents) else None
             solver.step(C, cells, state.ledger)
+            if reading:
+                reading.after_fields(C, state.ledger, t, dt, solver.voxel_volume)
+        first_new = agents.next_id
         agents.step(C, types, geometry, step + 1, dt, seed, setup.vessels)
+        if reading:
+            reading.after_agents(C, agents, types, geometry, setup.vessels, step + 1, dt, seed, first_new)
         state.agents = agents
         state.step = step + 1
         if on_step is not None:

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from ilsim.engines.tissue import bindings
+from ilsim.engines.tissue import bindings, percell
 from ilsim.engines.tissue.agents import MAX_SECRETIONS, Agents, Geometry, Types
 from ilsim.engines.tissue.diffusion import DiffusionSolver
 from ilsim.errors import IlsimError, ModelError, Problem, did_you_mean
+from ilsim.model.expressions import evaluate, parse
 from ilsim.model.sections.tissue import AXES, Tissue
 
 BYTES_PER_AGENT = 200  # arrays of one agent and the step's temporaries, rounded up
@@ -38,6 +39,8 @@ class Setup:
     events: list[TissueEvent] = field(default_factory=list)  # the model's timed events that act on the tissue
     values: dict[str, float] = field(default_factory=dict)  # the bound parameters' values at t = 0
     rebuild: Callable[[dict[str, float]], Setup] | None = None  # the same setup with other parameter values
+    percell: percell.Reading | None = None  # the model's processes read per cell (percell.py)
+    internal_names: list[str] = field(default_factory=list)  # species internal to cells: columns of Agents.internal
 
 
 @dataclass
@@ -153,6 +156,8 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
     size = np.array(domain.size)
     dims = domain.dimensions
     shape = domain.shape()
+    parameters = {**{p.name: float(p.value) for p in spec.parameters}, **(values or {})}
+    reading = percell.read(spec, tissue, parameters, shape, domain.voxel, problems, source) if not problems else None
     for a in range(dims):
         if domain.side(f"{AXES[a]}_min").kind == "periodic" and shape[a] < 3:
             problem("domain.boundary", f"a periodic axis needs at least 3 voxels; {AXES[a]} has {shape[a]}")
@@ -162,6 +167,9 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
         where = f"agents[{i}].placement"
         pl = a.placement
         count = pl.count
+        if "count" not in pl.model_fields_set and pl.kind != "csv" and a.species in species:
+            # the model's initial number of these cells (the per-cell reading counts cells in the domain)
+            count = _initial_count(species[a.species], parameters, f"{where}.count", problem)
         if pl.kind == "random":
             lo, hi = (np.array(pl.region.lower), np.array(pl.region.upper)) if pl.region else (np.zeros(dims), size)
             if len(lo) != dims or np.any(lo < 0) or np.any(hi > size):
@@ -207,16 +215,35 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
             fixed[side] = [b.value] * len(fields)
     vessels = _vessel_voxels(domain, shape)
     solver = DiffusionSolver(shape, domain.voxel, tissue.dt, [f.diffusion for f in tissue.fields],
-                             [f.decay for f in tissue.fields], periodic=tuple(periodic[:dims]), fixed=fixed, vessels=vessels,
+                             [reading.decay.get(k, f.decay) for k, f in enumerate(tissue.fields)],
+                             periodic=tuple(periodic[:dims]), fixed=fixed, vessels=vessels,
                              exchange=[f.vessel_exchange for f in tissue.fields], blood=[f.blood for f in tissue.fields])
     initial = solver.zeros()
     for k, f in enumerate(tissue.fields):
         initial[k] = f.initial
     shape3 = tuple(shape) + (1,) * (3 - dims)
     geometry = Geometry(dims, shape3, domain.voxel, periodic)
-    return Setup(tissue, solver, _types(tissue, fields, agent_names), geometry,
-                 Agents.place(pos3, typ, tissue.seed, dims), fields, agent_names, vessels, initial, events, start,
-                 lambda new: build(spec, source, base, memory, new, tissue.seed))
+    types = _types(tissue, fields, agent_names)
+    for (killer, target), rate in reading.kills.items():
+        types.kill_rate[killer, target] += rate
+    internal = np.full((total_agents, len(reading.internal)), np.nan)
+    for t, columns in enumerate(reading.carriers):
+        internal[np.ix_(typ == t, columns)] = reading.initial[columns]
+    return Setup(tissue, solver, types, geometry, Agents.place(pos3, typ, tissue.seed, dims, internal), fields, agent_names,
+                 vessels, initial, events, start, lambda new: build(spec, source, base, memory, new, tissue.seed),
+                 reading if reading else None, reading.internal)
+
+
+def _initial_count(species, parameters, field, problem) -> int:
+    try:
+        value = float(evaluate(parse(species.initial), parameters))
+    except (KeyError, TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value < MAX_CSV_CELLS):
+        problem(field, f"no count given and the initial number of '{species.name}' ({species.initial}) is not a number of "
+                       "cells; give placement.count")
+        return 0
+    return round(value)
 
 
 def _events(spec, tissue: Tissue, start: dict[str, float], source, problems: list[Problem]) -> list[TissueEvent]:
