@@ -185,6 +185,9 @@ class Agents:
                      types.chemo_bias, types.repulsion)
             (move if parallel else move_serial)((self.pos, self.direction, self.typ, self.ids, velocity), space, rules,
                                                 seed, step, dt)
+            # contacts are sought where the cells now are: with the bins of before the move, a neighbour that crossed
+            # into a bin two away is missed (contact killing fell short of its rate once cells moved ~reach/2 a step)
+            order, start = cell_list(self.pos, geometry.lengths, nbins)
             fate = np.zeros(n, dtype=np.int64)  # 0 live, 1 die, 2 divide; a new type in newtype
             newtype = self.typ.copy()
             space = (geometry.dims, geometry.periodic, geometry.lengths, nbins, order, start)
