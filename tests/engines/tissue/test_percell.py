@@ -254,3 +254,59 @@ def test_il2_niche_read_per_cell_matches_its_explicit_version():
     occ_cell = a.snapshots[-1].agents["internal"][responders, 0]
     assert occ_hand.max() > 0.05
     np.testing.assert_allclose(occ_cell, occ_hand, rtol=1e-5, atol=1e-9)
+
+
+ODE_CELLS = dict(species=[{"name": "act", "kind": "other", "initial": 0}],
+                 parameters=[{"name": "K", "value": 2.0}, {"name": "tau", "value": 1.5}, {"name": "b", "value": 0.3}],
+                 fields=[{"species": "S", "diffusion": 0.0, "initial": 1.0}])
+ODE_PROCESSES = [{"name": "on", "rate": "S/(S + K)/tau", "produces": {"act": 1}},
+                 {"name": "off", "rate": "act/tau", "consumes": {"act": 1}},
+                 {"name": "divide", "rate": "b*act*A", "produces": {"A": 1}}]
+
+
+def test_the_engine_contract_sets_the_processes_parameters_per_row_and_gives_the_internal_mean():
+    from ilsim.engines.tissue.engine import TissueEngine
+
+    spec = _spec(ODE_PROCESSES, agents=[{"species": "A", "placement": {"kind": "random", "count": 50},
+                                         "internal": ["act"]}], **ODE_CELLS)
+    compiled = ilsim.compile(spec)
+    P = np.repeat(np.atleast_2d(compiled.p0), 2, axis=0)
+    P[1, compiled.parameters.index("K")] = 0.25
+    ds = TissueEngine().simulate(compiled, [0.0, 1.0, 2.0], P)
+    for row, K in enumerate((2.0, 0.25)):  # every cell sees S = 1: act = 1/(1 + K) (1 - exp(-t/tau)), daughters too
+        expected = [1.0 / (1.0 + K) * (1.0 - math.exp(-t / 1.5)) for t in (0.0, 1.0, 2.0)]
+        np.testing.assert_allclose(ds["act"].values[row], expected, rtol=1e-6)
+    assert ds["A"].values[1, -1] > ds["A"].values[0, -1] > 50  # division grows with act, higher at the lower K
+
+
+def test_a_checkpoint_keeps_the_internal_state_and_the_resumed_run_is_identical(tmp_path):
+    from ilsim.engines.tissue.engine import TissueRun
+    from ilsim.io.tissue import agents_table, load_checkpoint, save_checkpoint
+
+    spec = _spec(ODE_PROCESSES, agents=[{"species": "A", "speed": 3, "placement": {"kind": "random", "count": 40},
+                                         "internal": ["act"]}], **ODE_CELLS)
+    setup = build(spec)
+    full = run(setup, t_end=4)
+    half = run(setup, t_end=2)
+    save_checkpoint(tmp_path / "c.npz", half, "same")
+    loaded = load_checkpoint(tmp_path / "c.npz", setup, "same")
+    assert isinstance(loaded, TissueRun)
+    resumed = run(setup, t_end=4, resume=loaded)
+    assert len(full.snapshots[-1].agents["ids"]) > 40  # cells divided, daughters carrying their parent's state
+    for key in ("ids", "pos", "internal"):
+        np.testing.assert_array_equal(resumed.snapshots[-1].agents[key], full.snapshots[-1].agents[key])
+    table = agents_table(full)
+    assert "act" in table.columns and table["act"].notna().all()
+
+
+def test_replicates_and_bound_values_keep_what_the_section_leaves_to_the_model():
+    # a seed or a bound value validates the section anew; the count and the rules it leaves out still come from the model
+    model = _model([{"name": "die", "rate": "d*C", "consumes": {"C": 1}}],
+                   parameters=[{"name": "d", "value": 0.1}, {"name": "r", "value": 6.0}],
+                   species=[{"name": "C", "kind": "cell", "initial": 30}],
+                   agents=[{"species": "A", "radius": 5.0}, {"species": "C"}])
+    model["tissue"]["parameters"] = {"r": "agents[A].radius"}
+    spec = spec_from_dict(model)
+    for setup in (build(spec), build(spec, seed=5), build(spec, values={"r": 4.0})):
+        assert np.bincount(setup.agents.typ, minlength=2).tolist() == [0, 30]  # A: initial 0; C: initial 30
+        assert setup.percell.read == {"die": "death of C"}

@@ -6,8 +6,9 @@ one LOD diffusion-decay step with those sources (``diffusion.py``), then the cel
 ``run`` can start from, so a run continues from a checkpoint with the very numbers it would have had.
 
 On the engine contract (``engines/base.py``): ``solve(model, t_eval, P)`` gives, per row of ``P`` (a replicate: the
-seed mixed with the row's index; model parameters set the tissue numbers bound to them), the number of cells of each
-agent species and the mean concentration of each field species at the output times (minutes), NaN for the other
+seed mixed with the row's index; model parameters set the tissue numbers bound to them and the rates of the processes
+read per cell), the number of cells of each agent species, the mean concentration of each field species and the mean
+of each species internal to cells over the cells that carry it, at the output times (minutes), NaN for the other
 species; so ``simulate`` and the cohort machinery can read a tissue run like any other.
 """
 
@@ -142,6 +143,16 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
     return result
 
 
+def internal_means(out: TissueRun, k: int) -> np.ndarray:
+    """The mean of internal species ``k`` over the cells carrying it, per saved time (NaN where none does)."""
+    means = []
+    for s in out.snapshots:
+        values = s.agents["internal"][:, k]
+        values = values[~np.isnan(values)]
+        means.append(values.mean() if len(values) else np.nan)
+    return np.array(means)
+
+
 def replicate_seed(seed: int, index: int) -> int:
     """The seed of replicate ``index`` of a run seeded ``seed``: both mixed by NumPy's SeedSequence, so replicates of
     neighbouring run seeds do not share streams (seed s, replicate 1 is not seed s + 1, replicate 0)."""
@@ -205,7 +216,8 @@ class TissueEngine(Engine):
         keep = np.round(t_eval / dt).astype(int)
         for row in range(n):
             seed = replicate_seed(base_seed, first + row)
-            values = {name: float(P[row, column[name]]) for name in tissue.parameters if name in column}
+            # every parameter: the bound tissue numbers and the rates of the processes read per cell
+            values = {name: float(P[row, i]) for name, i in column.items()}
             try:
                 setup = build(model.spec, values=values, seed=seed)
                 out = run(setup, t_end=float(t_eval[-1]), save_every=dt, seed=seed)
@@ -221,6 +233,8 @@ class TissueEngine(Engine):
                 Y[row, :, names.index(a)] = counts[:, k]
             for k, f in enumerate(setup.fields):
                 Y[row, :, names.index(f)] = mean[keep, k]
+            for k, name in enumerate(setup.internal_names):  # a species internal to cells: its mean over the carriers
+                Y[row, :, names.index(name)] = internal_means(out, k)[keep]
         P_t = np.repeat(P[:, None, :], nt, axis=1) if record_parameters else None
         return EngineResult(Y=Y, status=status, fired=np.zeros((n, len(model.events)), dtype=np.int64),
                             P_end=P.copy(), P_t=P_t, event_log=None, messages=messages)

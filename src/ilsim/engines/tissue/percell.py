@@ -30,6 +30,7 @@ rules win. Processes touching no species of the tissue belong to the well-mixed 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,6 +119,7 @@ class Reading:
     decay: dict[int, float] = field(default_factory=dict)  # field -> first-order decay read from processes
     kills: dict[tuple[int, int], float] = field(default_factory=dict)  # (killer, target) -> per-contact rate
     read: dict[str, str] = field(default_factory=dict)  # process -> how it was read (for the docs and the tests)
+    stated: set = field(default_factory=set)  # (agent or field index, setting) the section states by hand
 
     def __bool__(self) -> bool:
         return bool(self.rates or self.fates or self.recruits or self.reactions or self.odes)
@@ -312,7 +314,8 @@ def read(spec, tissue, values: dict[str, float], shape, dx: float, problems: lis
     volume = math.prod(shape) * dx**3
     radius = np.array([a.radius for a in tissue.agents])
     cell_volume = 4.0 / 3.0 * math.pi * radius**3
-    reading = Reading(values, fields, agents, internal, carriers, initial, volume, cell_volume)
+    reading = Reading(values, fields, agents, internal, carriers, initial, volume, cell_volume,
+                      stated=_stated(spec.tissue or tissue))
     observables = {o.name: parse(o.expression) for o in spec.observables}
     observables.update({d.name: parse(d.expression) for d in spec.derived})
     calculus = Differentiator(observables)
@@ -334,6 +337,28 @@ def read(spec, tissue, values: dict[str, float], shape, dx: float, problems: lis
         if how:
             reading.read[p.name] = how
     return reading
+
+
+_BOUND = re.compile(r"^(agents|fields)\[([^\]]+)\]\.(death|division|decay)$")
+
+
+def _stated(section) -> set:
+    """The numeric rules the section states by hand: set in the file, or bound to a parameter. Read from the section
+    as written (``spec.tissue``): a section with bound values set is validated anew and marks every field as set."""
+    out = set()
+    for i, a in enumerate(section.agents):
+        out |= {(i, name) for name in ("death", "division") if name in a.model_fields_set}
+    for i, f in enumerate(section.fields):
+        if "decay" in f.model_fields_set:
+            out.add((i, "decay"))
+    for path in section.parameters.values():
+        m = _BOUND.match(path.replace(" ", ""))
+        if m:
+            entries = section.agents if m.group(1) == "agents" else section.fields
+            index = m.group(2)
+            i = int(index) if index.isdigit() else next((k for k, e in enumerate(entries) if e.species == index), -1)
+            out.add((i, m.group(3)))
+    return out
 
 
 def _number(text, values) -> float:
@@ -389,7 +414,7 @@ def _read_one(reading: Reading, tissue, spec, p, calculus: Differentiator, dims:
                 f = next(iter(changed_fields))
                 d = calculus.derivative(tree, fields[f])
                 if not d.names() - set(reading.values) and _same(tree, BinOp("*", Name(fields[f]), d), reading):
-                    if "decay" in tissue.fields[f].model_fields_set:
+                    if (f, "decay") in reading.stated:
                         return None  # the section's decay states it
                     reading.decay[f] = reading.decay.get(f, 0.0) + float(evaluate(d, reading.values))
                     return f"first-order decay of {fields[f]}"
@@ -455,10 +480,10 @@ def _read_one(reading: Reading, tissue, spec, p, calculus: Differentiator, dims:
     rules = spec_agents[ty]
     if lost == [a] and not gained:
         kind, into = "death", -1
-        stated = "death" in rules.model_fields_set
+        stated = (ty, "death") in reading.stated
     elif gained == [a] and not lost:
         kind, into = "division", -1
-        stated = "division" in rules.model_fields_set
+        stated = (ty, "division") in reading.stated
     elif lost == [a] and len(gained) == 1:
         kind, into = "differentiation", agent[gained[0]]
         stated = rules.differentiation is not None

@@ -167,7 +167,8 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
         where = f"agents[{i}].placement"
         pl = a.placement
         count = pl.count
-        if "count" not in pl.model_fields_set and pl.kind != "csv" and a.species in species:
+        written = spec.tissue.agents[i].placement  # as written: a section with bound values marks every field as set
+        if "count" not in written.model_fields_set and pl.kind != "csv" and a.species in species:
             # the model's initial number of these cells (the per-cell reading counts cells in the domain)
             count = _initial_count(species[a.species], parameters, f"{where}.count", problem)
         if pl.kind == "random":
