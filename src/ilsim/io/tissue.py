@@ -24,7 +24,7 @@ import numpy as np
 
 from ilsim.engines.tissue.agents import Agents
 from ilsim.engines.tissue.diffusion import Ledger
-from ilsim.engines.tissue.engine import Snapshot, TissueRun, TissueState
+from ilsim.engines.tissue.engine import Snapshot, TissueRun, TissueState, internal_means
 from ilsim.io.atomic import atomic_file
 from ilsim.io.results import write_json, write_netcdf
 from ilsim.model.load import dump_spec
@@ -141,6 +141,8 @@ def timeseries(run: TissueRun):
     for k, name in enumerate(run.setup.fields):
         cols[f"{name}_mean"] = mean[:, k]
         cols[f"{name}_max"] = peak[:, k]
+    for k, name in enumerate(run.setup.internal_names):  # a species internal to cells: its mean over the carriers
+        cols[f"{name}_mean"] = internal_means(run, k)
     return pd.DataFrame(cols)
 
 

@@ -281,7 +281,7 @@ def test_the_engine_contract_sets_the_processes_parameters_per_row_and_gives_the
 
 def test_a_checkpoint_keeps_the_internal_state_and_the_resumed_run_is_identical(tmp_path):
     from ilsim.engines.tissue.engine import TissueRun
-    from ilsim.io.tissue import agents_table, load_checkpoint, save_checkpoint
+    from ilsim.io.tissue import agents_table, load_checkpoint, save_checkpoint, timeseries
 
     spec = _spec(ODE_PROCESSES, agents=[{"species": "A", "speed": 3, "placement": {"kind": "random", "count": 40},
                                          "internal": ["act"]}], **ODE_CELLS)
@@ -297,6 +297,8 @@ def test_a_checkpoint_keeps_the_internal_state_and_the_resumed_run_is_identical(
         np.testing.assert_array_equal(resumed.snapshots[-1].agents[key], full.snapshots[-1].agents[key])
     table = agents_table(full)
     assert "act" in table.columns and table["act"].notna().all()
+    series = timeseries(full)
+    np.testing.assert_allclose(series["act_mean"], [np.mean(s.agents["internal"][:, 0]) for s in full.snapshots])
 
 
 def test_replicates_and_bound_values_keep_what_the_section_leaves_to_the_model():
