@@ -312,3 +312,16 @@ def test_replicates_and_bound_values_keep_what_the_section_leaves_to_the_model()
     for setup in (build(spec), build(spec, seed=5), build(spec, values={"r": 4.0})):
         assert np.bincount(setup.agents.typ, minlength=2).tolist() == [0, 30]  # A: initial 0; C: initial 30
         assert setup.percell.read == {"die": "death of C"}
+
+
+def test_a_timed_event_changing_a_rate_parameter_changes_what_the_cells_do():
+    # one still cell secreting q per minute (q x V_domain into its voxel): q = 2 until t = 0.5, then 5, to t = 2
+    model = _model([{"name": "sec", "rate": "q*A", "produces": {"S": 1}}], parameters=[{"name": "q", "value": 2.0}],
+                   agents=[{"species": "A", "placement": {"kind": "random", "count": 1}}])
+    model["events"] = [{"name": "more", "at": 0.5, "set": {"q": 5.0}}]
+    setup = build(spec_from_dict(model))
+    out = run(setup)
+    assert out.snapshots[-1].fields[0].mean() == pytest.approx(2.0 * 0.5 + 5.0 * 1.5, rel=1e-12)
+    model["events"] = [{"name": "more", "when": "S > 1", "set": {"q": 5.0}}]  # a condition: not run in a tissue
+    with pytest.raises(ModelError, match="acts on the tissue"):
+        build(spec_from_dict(model))

@@ -361,6 +361,24 @@ def _stated(section) -> set:
     return out
 
 
+def parameters_used(spec, tissue) -> set[str]:
+    """The parameters in the rates of the processes that touch the tissue's species (and are not explicit): a timed
+    event changing one changes what the cells do."""
+    held = {f.species for f in tissue.fields} | {a.species for a in tissue.agents} | {n for a in tissue.agents
+                                                                                     for n in a.internal}
+    parameters = {p.name for p in spec.parameters}
+    observables = {o.name: parse(o.expression) for o in spec.observables}
+    calculus = Differentiator(observables)
+    out: set[str] = set()
+    for p in spec.processes:
+        if p.name in tissue.explicit:
+            continue
+        names = calculus.depends_on(parse(p.rate))
+        if (names | set(p.consumes) | set(p.produces)) & held:
+            out |= names & parameters
+    return out
+
+
 def _number(text, values) -> float:
     return float(evaluate(parse(text), values))
 

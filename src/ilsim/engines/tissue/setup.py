@@ -111,8 +111,10 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
     (parameter -> value) and ``seed`` replace the model's for a replicate or a point of a sweep."""
     tissue = bound_section(spec, values, seed, source)
     problems: list[Problem] = []
-    start = {**{p.name: float(p.value) for p in spec.parameters if p.name in tissue.parameters}, **(values or {})}
-    events = _events(spec, tissue, start, source, problems)
+    # the parameters a timed event can change in a tissue run: bound ones, and those of the processes read per cell
+    changeable = set(tissue.parameters) | percell.parameters_used(spec, tissue)
+    start = {**{p.name: float(p.value) for p in spec.parameters if p.name in changeable}, **(values or {})}
+    events = _events(spec, tissue, start, source, problems, changeable)
 
     def problem(field: str, message: str) -> None:
         problems.append(Problem(f"tissue.{field}", message, source))
@@ -247,14 +249,16 @@ def _initial_count(species, parameters, field, problem) -> int:
     return round(value)
 
 
-def _events(spec, tissue: Tissue, start: dict[str, float], source, problems: list[Problem]) -> list[TissueEvent]:
-    """The model's timed events that add to a field species (a systemic dose) or set or add to a bound parameter;
-    events acting on neither belong to the well-mixed part of the model, which the tissue engine does not run."""
+def _events(spec, tissue: Tissue, start: dict[str, float], source, problems: list[Problem],
+            changeable: set[str]) -> list[TissueEvent]:
+    """The model's timed events that add to a field species (a systemic dose) or set or add to a parameter the tissue
+    uses (bound, or in a process read per cell); events acting on neither belong to the well-mixed part of the model,
+    which the tissue engine does not run."""
     fields = [f.species for f in tissue.fields]
     out: list[TissueEvent] = []
     for k, ev in enumerate(spec.events):
         where = f"events[{k}]"
-        touched = [t for t in (*ev.set, *ev.add) if t in fields or t in tissue.parameters]
+        touched = [t for t in (*ev.set, *ev.add) if t in fields or t in changeable]
         if not touched:
             continue
         if ev.when is not None or ev.only_if is not None or ev.delay is not None:
