@@ -325,3 +325,28 @@ def test_a_timed_event_changing_a_rate_parameter_changes_what_the_cells_do():
     model["events"] = [{"name": "more", "when": "S > 1", "set": {"q": 5.0}}]  # a condition: not run in a tissue
     with pytest.raises(ModelError, match="acts on the tissue"):
         build(spec_from_dict(model))
+
+
+def test_a_cell_that_changes_type_takes_up_the_state_of_its_new_type():
+    # A -> B at 2/min; only B carries act (initial 0.25, relaxing to S/(S + K) = 1/3): every B has a value, no A has one
+    processes = [{"name": "turn", "rate": "2*A", "consumes": {"A": 1}, "produces": {"B": 1}}, *ODE_PROCESSES[:2]]
+    cells = dict(ODE_CELLS, species=[{"name": "act", "kind": "other", "initial": 0.25}])
+    spec = _spec(processes, agents=[{"species": "A", "placement": {"kind": "random", "count": 200}},
+                                    {"species": "B", "internal": ["act"]}], **cells)
+    last = run(build(spec), t_end=1).snapshots[-1].agents
+    b = last["typ"] == 1
+    assert 0 < b.sum() < 200
+    assert np.all(np.isnan(last["internal"][~b, 0]))
+    values = last["internal"][b, 0]
+    assert np.all((values >= 0.25) & (values <= 1 / 3))  # between the initial value and the level it relaxes to
+    assert np.ptp(values) > 0.01  # cells that turned earlier have relaxed further
+
+
+def test_a_per_cell_state_that_becomes_undefined_stops_the_run_with_the_processes_named():
+    from ilsim.errors import IlsimError
+
+    processes = [{"name": "on", "rate": "act/(S - 1)", "produces": {"act": 1}}]  # S = 1 everywhere: 0/0 at act = 0
+    spec = _spec(processes, agents=[{"species": "A", "placement": {"kind": "random", "count": 3}, "internal": ["act"]}],
+                 **ODE_CELLS)
+    with pytest.raises(IlsimError, match="per-cell state of 'A' became non-finite.*processes on"):
+        run(build(spec), t_end=1)

@@ -128,10 +128,9 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
             solver.step(C, cells, state.ledger)
             if reading:
                 reading.after_fields(C, state.ledger, t, dt, solver.voxel_volume)
-        first_new = agents.next_id
         agents.step(C, types, geometry, step + 1, dt, seed, setup.vessels)
         if reading:
-            reading.after_agents(C, agents, types, geometry, setup.vessels, step + 1, dt, seed, first_new)
+            reading.after_agents(C, agents, types, geometry, setup.vessels, step + 1, dt, seed)
         state.agents = agents
         state.step = step + 1
         if on_step is not None:

@@ -38,7 +38,7 @@ from numba import njit
 from scipy.stats import poisson
 
 from ilsim.engines.tissue.agents import Agents, uniform
-from ilsim.errors import Problem
+from ilsim.errors import IlsimError, Problem
 from ilsim.model.derivative import Differentiator
 from ilsim.model.expressions import BinOp, Expr, Name, evaluate, evaluate_array, parse
 
@@ -196,6 +196,10 @@ class Reading:
             k4 = slope(x0 + dt * k3, t + dt)
             x = x0 + dt / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
             cols = self.carriers[ty]
+            if not np.all(np.isfinite(x[:, cols])):
+                bad = sorted({o.process for o in terms})
+                raise IlsimError(f"the per-cell state of '{self.agents[ty]}' became non-finite at {t:g} min (processes "
+                                 f"{', '.join(bad)}): a rate is undefined at the cells' levels (e.g. 0/0)")
             agents.internal[np.ix_(idx, cols)] = x[:, cols]
 
     def after_fields(self, C, ledger, t: float, dt: float, voxel_volume: float) -> None:
@@ -223,8 +227,7 @@ class Reading:
                 ledger.secreted[f] += dt * gain[f].sum() * voxel_volume
                 ledger.decayed[f] += (dt * loss[f] * flat[f]).sum() * voxel_volume
 
-    def after_agents(self, C, agents: Agents, types, geometry, vessels, step: int, dt: float, seed: int,
-                     first_new: int) -> None:
+    def after_agents(self, C, agents: Agents, types, geometry, vessels, step: int, dt: float, seed: int) -> None:
         """Fates read from processes, recruitment, and the initial internal state of the cells new this step."""
         t = step * dt  # the fields and cells as they are at the end of the step
         nf = C.shape[0]
@@ -250,11 +253,17 @@ class Reading:
             agents._apply(fate, newtype, types, geometry, step, seed)
         for i, term in enumerate(self.recruits):
             self._recruit(i, term, flat, agents, geometry, vessels, t, step, dt, seed)
-        if self.internal:
-            new = np.flatnonzero(agents.ids >= first_new)
-            for a in new:  # recruits and cells placed by explicit rules; daughters inherit (ids >= first_new too)
-                if np.isnan(agents.internal[a]).all():
-                    agents.internal[a, self.carriers[agents.typ[a]]] = self.initial[self.carriers[agents.typ[a]]]
+        if self.internal and len(agents):
+            # a cell new in its type (a recruit, or one that differentiated) starts with the species' initial values
+            # of the state its type carries, and keeps none of the state of the type it left (NaN)
+            carried = np.zeros((len(self.agents), len(self.internal)), dtype=bool)
+            for ty, cols in enumerate(self.carriers):
+                carried[ty, cols] = True
+            mask = carried[agents.typ]
+            state = agents.internal
+            fresh = mask & np.isnan(state)
+            state[fresh] = np.broadcast_to(self.initial, state.shape)[fresh]
+            state[~mask] = np.nan
 
     def _recruit(self, i, term: Recruit, flat, agents: Agents, geometry, vessels, t, step, dt, seed):
         where = np.asarray(vessels, dtype=np.int64) if vessels is not None and len(vessels) else np.arange(flat.shape[1])
