@@ -350,3 +350,17 @@ def test_a_per_cell_state_that_becomes_undefined_stops_the_run_with_the_processe
                  **ODE_CELLS)
     with pytest.raises(IlsimError, match="per-cell state of 'A' became non-finite.*processes on"):
         run(build(spec), t_end=1)
+
+
+def test_the_identity_checks_visit_every_branch_of_a_switch_in_time():
+    # the part after t = 50 is not proportional to A: refused, though it is zero before 50
+    spec = _spec([{"name": "late", "rate": "piecewise(0, t < 50, 2*A + 1)", "produces": {"S": 1}}],
+                 agents=[{"species": "A"}])
+    with pytest.raises(ModelError, match="not proportional to the cells"):
+        build(spec)
+
+
+def test_an_explicit_secretion_does_not_hide_the_uptake_of_the_same_field():
+    spec = _spec([{"name": "up", "rate": "0.002*A*S", "consumes": {"S": 1}}],
+                 agents=[{"species": "A", "secretion": [{"field": "S", "rate": 1.0}]}])
+    assert build(spec).percell.read == {"up": "uptake by 'A'"}

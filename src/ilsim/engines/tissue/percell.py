@@ -44,7 +44,7 @@ from ilsim.model.expressions import BinOp, Expr, Name, evaluate, evaluate_array,
 
 PURPOSE = 64  # draws of the per-cell reading: purpose PURPOSE + term (the kernel's purposes are below)
 RECRUIT_KEY = 1 << 42  # keys of recruitment draws, apart from agent ids
-_CHECKS = 6  # random points at which an identity of rate trees is checked
+_CHECKS = 24  # random points at which an identity of rate trees is checked
 
 
 class Refused(Exception):
@@ -454,9 +454,10 @@ def _read_one(reading: Reading, tissue, spec, p, calculus: Differentiator, dims:
             ty = agent[a]
             _own_internal(part, ty, reading)
             rules = spec_agents[ty]
-            stated = {s.field for s in rules.secretion} | {g.field for g in rules.secretion_target} | \
-                {u.field for u in rules.uptake}
-            if stated & {fields[f] for f in changed_fields}:
+            target = {g.field for g in rules.secretion_target}
+            secreted = {s.field for s in rules.secretion} | target
+            taken = {u.field for u in rules.uptake} | target
+            if any(fields[f] in (secreted if n > 0 else taken) for f, n in changed_fields.items()):
                 continue  # the section states this cell type's rule for the field
             zero = _uptake_zero(part, changed_fields, reading, calculus)
             reading.rates.append(CellRate(p.name, ty, part, changed_fields, zero))
@@ -567,10 +568,13 @@ def _uptake_zero(tree, net: dict[int, float], reading: Reading, calculus: Differ
 
 
 def _points(reading: Reading, n: int = _CHECKS):
+    """Positive values spread over six decades (time up to 10^4 min), so that the branches of a piecewise rate or a
+    switch in time are visited; the parameters at their values."""
     rng = np.random.default_rng(12)  # fixed: the check is the same in every run
     names = dict(reading.values)
-    for name in [*reading.fields, *reading.agents, *reading.internal, "t"]:
-        names[name] = rng.uniform(0.3, 3.0, n)
+    for name in [*reading.fields, *reading.agents, *reading.internal]:
+        names[name] = 10.0 ** rng.uniform(-3.0, 3.0, n)
+    names["t"] = 10.0 ** rng.uniform(-2.0, 4.0, n)
     return names
 
 
