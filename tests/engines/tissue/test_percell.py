@@ -195,8 +195,10 @@ REFUSED = {
     "unrelated_types": ({"name": "spawn", "rate": "k*A", "produces": {"B": 1}}, "no death, division, differentiation"),
     "not_in_tissue": ({"name": "leak", "rate": "k*Blood*A", "produces": {"S": 1}}, "'Blood', which the tissue does not hold"),
     "uptake_of_nothing": ({"name": "drain", "rate": "k*A", "consumes": {"S": 1}}, "does not vanish where 'S' is 0"),
-    "cells_and_field": ({"name": "burst", "rate": "k*A", "consumes": {"A": 1}, "produces": {"S": 1}},
-                        "changes cells and a field in one process"),
+    "cells_and_field": ({"name": "eat", "rate": "k*A*S", "consumes": {"A": 1, "S": 1}},
+                        "changes cells and consumes a field in one process"),
+    "kill_releasing": ({"name": "lyse", "rate": "k*A*B", "consumes": {"B": 1}, "produces": {"S": 1}},
+                       "only a death, division or differentiation of one cell can release a field"),
     "offset": ({"name": "base", "rate": "k*A + 1", "produces": {"S": 1}}, "not proportional to the cells"),
 }
 
@@ -364,3 +366,16 @@ def test_an_explicit_secretion_does_not_hide_the_uptake_of_the_same_field():
     spec = _spec([{"name": "up", "rate": "0.002*A*S", "consumes": {"S": 1}}],
                  agents=[{"species": "A", "secretion": [{"field": "S", "rate": 1.0}]}])
     assert build(spec).percell.read == {"up": "uptake by 'A'"}
+
+
+def test_a_death_that_releases_a_field_puts_it_into_the_dying_cells_voxel():
+    # each of 300 cells dies at 0.4/min releasing 3 units (3 x V_domain into its voxel): the mean level is 3 x the dead
+    spec = _spec([{"name": "burst", "rate": "0.4*A", "consumes": {"A": 1}, "produces": {"S": 3}}],
+                 agents=[{"species": "A", "placement": {"kind": "random", "count": 300}}])
+    setup = build(spec)
+    assert setup.percell.read == {"burst": "death of A, releasing 'S'"}
+    out = run(setup)
+    dead = 300 - out.counts()[:, 0]
+    assert dead[-1] > 100
+    np.testing.assert_allclose([s.fields[0].mean() for s in out.snapshots], 3.0 * dead, rtol=1e-12)
+    assert out.state.ledger.secreted[0] == pytest.approx(3.0 * dead[-1] * V_DOMAIN, rel=1e-12)

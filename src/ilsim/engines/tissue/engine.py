@@ -130,7 +130,7 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
                 reading.after_fields(C, state.ledger, t, dt, solver.voxel_volume)
         agents.step(C, types, geometry, step + 1, dt, seed, setup.vessels)
         if reading:
-            reading.after_agents(C, agents, types, geometry, setup.vessels, step + 1, dt, seed)
+            reading.after_agents(C, agents, types, geometry, setup.vessels, step + 1, dt, seed, state.ledger)
         state.agents = agents
         state.step = step + 1
         if on_step is not None:

@@ -11,7 +11,8 @@ stoichiometry, never by evaluating user text:
   evaluated with the cell's voxel levels and internal state; uptake is solved implicitly as BioFVM's, with the
   coefficient r_A / c (which must vanish with c), so it never drives a voxel negative;
 - consuming A at A x r_A: death; producing A: division; A -> B: differentiation; all fired per cell with
-  probability 1 - exp(-r_A dt) from the counter-based streams of ``agents.uniform``;
+  probability 1 - exp(-r_A dt) from the counter-based streams of ``agents.uniform``; a field such an event also
+  produces (a lysis releasing virions) is put into the cell's voxel, n x V_domain per event;
 - consuming B at k x A x B (k free of cells and fields): killing on contact, per touching A at
   k x V_domain / V_contact with V_contact the volume within R_A + R_B (2-D: a disc one voxel thick), so that a
   target among uniformly spread killers dies at the mean-field rate k x A;
@@ -69,6 +70,7 @@ class Fate:
     kind: str  # death, division, differentiation
     tree: Expr
     into: int = -1
+    release: dict[int, float] = field(default_factory=dict)  # field -> net amount each event puts into the voxel
 
 
 @dataclass
@@ -227,7 +229,8 @@ class Reading:
                 ledger.secreted[f] += dt * gain[f].sum() * voxel_volume
                 ledger.decayed[f] += (dt * loss[f] * flat[f]).sum() * voxel_volume
 
-    def after_agents(self, C, agents: Agents, types, geometry, vessels, step: int, dt: float, seed: int) -> None:
+    def after_agents(self, C, agents: Agents, types, geometry, vessels, step: int, dt: float, seed: int,
+                     ledger=None) -> None:
         """Fates read from processes, recruitment, and the initial internal state of the cells new this step."""
         t = step * dt  # the fields and cells as they are at the end of the step
         nf = C.shape[0]
@@ -236,6 +239,7 @@ class Reading:
             voxel = agents.voxels(geometry)
             fate = np.zeros(len(agents), dtype=np.int64)
             newtype = agents.typ.copy()
+            hits = []
             for i, term in enumerate(self.fates):
                 idx = np.flatnonzero(agents.typ == term.type)
                 if not len(idx):
@@ -248,8 +252,13 @@ class Reading:
                 elif term.kind == "division":
                     fate[hit] = np.where(fate[hit] == 1, 1, 2)
                 else:
-                    first = hit[newtype[hit] == agents.typ[hit]]  # the first drawn differentiation wins
-                    newtype[first] = term.into
+                    hit = hit[newtype[hit] == agents.typ[hit]]  # the first drawn differentiation wins
+                    newtype[hit] = term.into
+                hits.append((term, hit))
+            for term, hit in hits:  # what the events that took place release into their cells' voxels
+                if term.release and len(hit):
+                    happened = {"death": hit, "division": hit[fate[hit] == 2]}.get(term.kind, hit[fate[hit] != 1])
+                    self._release(flat, voxel[happened], term.release, geometry.dx**3, ledger)
             agents._apply(fate, newtype, types, geometry, step, seed)
         for i, term in enumerate(self.recruits):
             self._recruit(i, term, flat, agents, geometry, vessels, t, step, dt, seed)
@@ -264,6 +273,12 @@ class Reading:
             fresh = mask & np.isnan(state)
             state[fresh] = np.broadcast_to(self.initial, state.shape)[fresh]
             state[~mask] = np.nan
+
+    def _release(self, flat, voxels, release: dict[int, float], voxel_volume: float, ledger) -> None:
+        for f, n in release.items():
+            np.add.at(flat[f], voxels, n * self.volume / voxel_volume)  # n units of concentration over the domain
+            if ledger is not None:
+                ledger.secreted[f] += n * self.volume * len(voxels)
 
     def _recruit(self, i, term: Recruit, flat, agents: Agents, geometry, vessels, t, step, dt, seed):
         where = np.asarray(vessels, dtype=np.int64) if vessels is not None and len(vessels) else np.arange(flat.shape[1])
@@ -465,8 +480,13 @@ def _read_one(reading: Reading, tissue, spec, p, calculus: Differentiator, dims:
         kinds = {"secretion" if n > 0 else "uptake" for n in changed_fields.values()}
         return f"{'/'.join(sorted(kinds))} by {_list(read)}" if read else None
 
-    if changed_fields:
-        raise Refused("it changes cells and a field in one process; write the field's part as a process of its own")
+    released = {f: n for f, n in changed_fields.items() if n > 0}
+    if len(released) < len(changed_fields):
+        raise Refused("it changes cells and consumes a field in one process; write the field's part as a process of "
+                      "its own")
+    if released and not (len(in_rate) == 1 and len(changed_agents) <= 2):
+        raise Refused("only a death, division or differentiation of one cell can release a field (into its voxel); "
+                      "write the field's part as a process of its own")
     for a, n in changed_agents.items():
         if n not in (1.0, -1.0):
             raise Refused(f"its net stoichiometry of {a} is {n:g}; on cells it must be one cell (+1 or -1): a cell "
@@ -520,8 +540,9 @@ def _read_one(reading: Reading, tissue, spec, p, calculus: Differentiator, dims:
                       "division, differentiation or killing on contact of one cell")
     if stated:
         return None
-    reading.fates.append(Fate(p.name, ty, kind, part, into))
-    return f"{kind} of {a}" + (f" into {gained[0]}" if into >= 0 else "")
+    reading.fates.append(Fate(p.name, ty, kind, part, into, released))
+    out = f"{kind} of {a}" + (f" into {gained[0]}" if into >= 0 else "")
+    return out + (f", releasing {_list(fields[f] for f in released)}" if released else "")
 
 
 def _list(names) -> str:
