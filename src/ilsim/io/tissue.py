@@ -161,6 +161,7 @@ def summary(run: TissueRun, spec, settings: dict, wall_s: float) -> dict:
         # amounts are concentration x µm³; the change of the total equals the net of the ledger to round-off
         "mass_ledger": {name: {**{k: float(getattr(ledger, k)[i]) for k in _LEDGER},
                                "change_of_total": float(total1[i] - total0[i])} for i, name in enumerate(run.setup.fields)},
+        "processes_read_per_cell": run.setup.processes_read,  # how each of the model's processes acts in the tissue
     }
 
 

@@ -244,7 +244,8 @@ def test_il2_niche_read_per_cell_matches_its_explicit_version():
     assert set(spec.tissue.agents[1].model_fields_set) <= {"species", "radius", "placement", "internal", "repulsion"}
     explicit = spec.model_copy(update={"tissue": type(spec.tissue).model_validate(EXPLICIT_NICHE)})
     per_cell, by_hand = build(spec), build(explicit)
-    assert sorted(per_cell.percell.read) == sorted(p.name for p in spec.processes)  # every process is read
+    assert sorted(per_cell.processes_read) == sorted(p.name for p in spec.processes)  # every process is read
+    assert per_cell.processes_read["decay"] == "first-order decay of IL2" and per_cell.solver.decay.tolist() == [0.00815]
     assert by_hand.percell is None
     np.testing.assert_array_equal(per_cell.agents.pos, by_hand.agents.pos)
     a, b = run(per_cell, t_end=16, save_every=8), run(by_hand, t_end=16, save_every=8)

@@ -41,6 +41,7 @@ class Setup:
     rebuild: Callable[[dict[str, float]], Setup] | None = None  # the same setup with other parameter values
     percell: percell.Reading | None = None  # the model's processes read per cell (percell.py)
     internal_names: list[str] = field(default_factory=list)  # species internal to cells: columns of Agents.internal
+    processes_read: dict[str, str] = field(default_factory=dict)  # process -> how the tissue reads it per cell
 
 
 @dataclass
@@ -234,7 +235,7 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
         internal[np.ix_(typ == t, columns)] = reading.initial[columns]
     return Setup(tissue, solver, types, geometry, Agents.place(pos3, typ, tissue.seed, dims, internal), fields, agent_names,
                  vessels, initial, events, start, lambda new: build(spec, source, base, memory, new, tissue.seed),
-                 reading if reading else None, reading.internal)
+                 reading if reading else None, reading.internal, reading.read)
 
 
 def _initial_count(species, parameters, field, problem) -> int:
