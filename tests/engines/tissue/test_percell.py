@@ -380,3 +380,15 @@ def test_a_death_that_releases_a_field_puts_it_into_the_dying_cells_voxel():
     assert dead[-1] > 100
     np.testing.assert_allclose([s.fields[0].mean() for s in out.snapshots], 3.0 * dead, rtol=1e-12)
     assert out.state.ledger.secreted[0] == pytest.approx(3.0 * dead[-1] * V_DOMAIN, rel=1e-12)
+
+
+def test_unknown_names_in_internal_and_explicit_are_refused_naming_the_field():
+    spec = _spec([{"name": "sec", "rate": "3*A", "produces": {"S": 1}}],
+                 agents=[{"species": "A", "internal": ["occ", "S"]}], explicit=["secretion"])
+    with pytest.raises(ModelError) as exc:
+        build(spec)
+    problems = {(p.field, p.message) for p in exc.value.problems}
+    assert problems == {("tissue.agents[0].internal", "'occ' is not a species of the model"),
+                        ("tissue.agents[0].internal", "'S' is a field or a cell species: a species internal to cells is a "
+                                                      "value per cell (kind other, e.g. receptor occupancy)"),
+                        ("tissue.explicit[0]", "'secretion' is not a process of the model")}
