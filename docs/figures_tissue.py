@@ -24,18 +24,19 @@ BINS = np.arange(0.0, 230.0, 10.0)
 
 
 def niche(treg_fraction: float, secretion_scale: float, seed: int = 1):
-    spec = ilsim.load("il2-niche")
+    spec = ilsim.compile("il2-niche").spec
     tissue = spec.tissue.model_copy(deep=True)
     th, resp, treg = tissue.agents
     n_treg = round(CONSUMERS * treg_fraction)
     resp.placement.count, treg.placement.count = CONSUMERS - n_treg, n_treg
-    th.secretion[0].rate *= secretion_scale
     spec = spec.model_copy(update={"tissue": tissue})
-    out = run(build(spec), seed=seed)
+    q = next(p.value for p in spec.parameters if p.name == "q")
+    setup = build(spec, values={"q": q * secretion_scale})  # the cells' secretion is read from the process on q
+    out = run(setup, seed=seed)
     last = out.snapshots[-1]
     sel = last.agents["typ"] == 1
     r = np.linalg.norm(last.agents["pos"][sel] - CENTRE, axis=1)
-    occ = last.agents["occupancy"][sel]
+    occ = last.agents["internal"][sel, setup.internal_names.index("occ")]  # the species internal to responders
     which = np.digitize(r, BINS) - 1
     means = np.array([occ[which == b].mean() if np.any(which == b) else np.nan for b in range(len(BINS) - 1)])
     below = np.flatnonzero(means < 0.5)

@@ -202,3 +202,14 @@ def test_cells_placed_from_a_csv_beside_the_model_are_found_wherever_the_rows_ru
         one = run(build(spec, base=folder, seed=seed), seed=seed)
         assert one.counts()[0, 0] == 3 and row["Th.final"] == one.counts()[-1, 0]
         assert row["IL2.final"] == one.field_stats()[0][-1, 0]
+
+
+def test_a_parameter_of_a_process_read_per_cell_may_be_varied_without_a_binding():
+    """il2-niche binds nothing: it reads its secretion per cell from the process 'q*Th/vtissue', so q and vtissue
+    change the run and may be varied (a parameter that neither a binding nor such a process uses is refused: above)."""
+    from ilsim.engines.tissue.percell import parameters_used
+    from ilsim.patients.tissue import check
+
+    niche = ilsim.compile(ilsim.load("il2-niche"))
+    assert not niche.spec.tissue.parameters and {"q", "vtissue"} <= parameters_used(niche.spec, niche.spec.tissue)
+    check(niche, [("--vary", "q"), ("--param", "vtissue")])

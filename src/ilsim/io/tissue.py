@@ -24,7 +24,7 @@ import numpy as np
 
 from ilsim.engines.tissue.agents import Agents
 from ilsim.engines.tissue.diffusion import Ledger
-from ilsim.engines.tissue.engine import Snapshot, TissueRun, TissueState
+from ilsim.engines.tissue.engine import Snapshot, TissueRun, TissueState, internal_means
 from ilsim.io.atomic import atomic_file
 from ilsim.io.results import write_json, write_netcdf
 from ilsim.model.load import dump_spec
@@ -43,6 +43,9 @@ def fingerprint(spec, settings: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_SNAPPED = ("ids", "typ", "pos", "occupancy", "on_since", "internal")
+
+
 def save_checkpoint(path: Path, run: TissueRun, print_: str) -> None:
     state = run.state
     a = state.agents
@@ -54,7 +57,7 @@ def save_checkpoint(path: Path, run: TissueRun, print_: str) -> None:
         **{f"ledger_{k}": getattr(state.ledger, k) for k in _LEDGER},
         "snap_times": np.array([s.time for s in snaps]), "snap_fields": np.stack([s.fields for s in snaps]),
         "snap_counts": counts,
-        **{f"snap_{k}": np.concatenate([s.agents[k] for s in snaps]) for k in ("ids", "typ", "pos", "occupancy", "on_since")},
+        **{f"snap_{k}": np.concatenate([s.agents[k] for s in snaps]) for k in _SNAPPED},
     }
     # atomic_file also removes the temporary files of writers killed mid-save (a pid-named one was left behind)
     with atomic_file(path) as tmp, open(tmp, "wb") as fh:
@@ -72,7 +75,7 @@ def load_checkpoint(path: Path, setup, print_: str) -> TissueRun | None:
             if str(z["fingerprint"]) != print_:
                 return None
             agents = Agents(z["agent_pos"], z["agent_typ"], z["agent_ids"], z["agent_direction"], z["agent_occupancy"],
-                            z["agent_on_since"], int(z["agent_next_id"]))
+                            z["agent_on_since"], int(z["agent_next_id"]), z["agent_internal"])
             ledger = Ledger(*(z[f"ledger_{k}"].copy() for k in _LEDGER))
             state = TissueState(int(z["step"]), z["fields"].copy(), agents, ledger)
             bounds = np.concatenate([[0], np.cumsum(z["snap_counts"])])
@@ -80,7 +83,7 @@ def load_checkpoint(path: Path, setup, print_: str) -> TissueRun | None:
             for i, t in enumerate(z["snap_times"]):
                 sl = slice(bounds[i], bounds[i + 1])
                 snaps.append(Snapshot(float(t), z["snap_fields"][i].copy(),
-                                      {k: z[f"snap_{k}"][sl].copy() for k in ("ids", "typ", "pos", "occupancy", "on_since")}))
+                                      {k: z[f"snap_{k}"][sl].copy() for k in _SNAPPED}))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):  # a damaged or foreign file: start again rather than fail
         return None
     return TissueRun(setup, snaps, state)
@@ -98,6 +101,8 @@ def agents_table(run: TissueRun):
         for k in range(dims):
             cols[AXES[k]] = a["pos"][:, k]
         cols["occupancy"] = a["occupancy"]
+        for k, name in enumerate(run.setup.internal_names):  # the model's species internal to cells (NaN: not carried)
+            cols[name] = a["internal"][:, k]
         frames.append(pd.DataFrame(cols))
     return pd.concat(frames, ignore_index=True)
 
@@ -136,6 +141,8 @@ def timeseries(run: TissueRun):
     for k, name in enumerate(run.setup.fields):
         cols[f"{name}_mean"] = mean[:, k]
         cols[f"{name}_max"] = peak[:, k]
+    for k, name in enumerate(run.setup.internal_names):  # a species internal to cells: its mean over the carriers
+        cols[f"{name}_mean"] = internal_means(run, k)
     return pd.DataFrame(cols)
 
 
@@ -154,6 +161,7 @@ def summary(run: TissueRun, spec, settings: dict, wall_s: float) -> dict:
         # amounts are concentration x µm³; the change of the total equals the net of the ledger to round-off
         "mass_ledger": {name: {**{k: float(getattr(ledger, k)[i]) for k in _LEDGER},
                                "change_of_total": float(total1[i] - total0[i])} for i, name in enumerate(run.setup.fields)},
+        "processes_read_per_cell": run.setup.processes_read,  # how each of the model's processes acts in the tissue
     }
 
 

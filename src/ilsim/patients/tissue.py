@@ -3,10 +3,11 @@ runs their rows (``engine=TissueEngine(...)``, ``--engine tissue``).
 
 A row is a replicate of the model's ``tissue:`` section: its seed is mixed from the run's seed and its index
 (``engines/tissue/engine.replicate_seed``), and a model parameter changes a tissue run only where
-``tissue.parameters`` binds it to a number of the section. So a cohort or sweep of a tissue model is refused, before
-anything runs, when the model has no tissue section or when it would vary a parameter that is not bound (every row
-would be the same run with another label). Output times default to the section's ``t_end`` and ``save_every``
-(minutes), not to the model's ``simulation:`` section, which belongs to its well-mixed reading.
+``tissue.parameters`` binds it to a number of the section or a process read per cell has it in its rate. So a cohort
+or sweep of a tissue model is refused, before anything runs, when the model has no tissue section or when it would
+vary a parameter that does neither (every row would be the same run with another label). Output times default to
+the section's ``t_end`` and ``save_every`` (minutes), not to the model's ``simulation:`` section, which belongs to
+its well-mixed reading.
 """
 
 from __future__ import annotations
@@ -29,15 +30,20 @@ def is_tissue(engine) -> bool:
 
 def check(model: CompiledModel, varied: Iterable[tuple[str, str]] = ()) -> None:
     """Refuse a model without a ``tissue:`` section, and each ``(option, name)`` in ``varied`` whose name is a model
-    parameter that ``tissue.parameters`` does not bind (covariates and unknown names are left to their own checks)."""
+    parameter that ``tissue.parameters`` does not bind and no process read per cell uses (covariates and unknown names
+    are left to their own checks)."""
     tissue = model.spec.tissue
     where = model.source or model.name
     if tissue is None:
         raise IlsimError(f"{where}: model '{model.name}' has no tissue: section, so the tissue engine has nothing to run; "
                          "add one (docs/tissue.md) or use another engine")
-    bound = sorted(tissue.parameters)
+    from ilsim.engines.tissue.percell import parameters_used
+
+    # a parameter changes a tissue run when the section binds it or a process read per cell has it in its rate
+    used = set(tissue.parameters) | parameters_used(model.spec, tissue)
+    bound = sorted(used)
     for option, name in varied:
-        if name in model.parameters and name not in tissue.parameters:
+        if name in model.parameters and name not in used:
             listed = f"bound: {', '.join(bound)}" if bound else "the section binds no parameter"
             raise IlsimError(f"{option} '{name}': parameter '{name}' is not bound to the tissue section, so it does not "
                              f"change a tissue run; bind it in tissue.parameters ({name}: a path such as "

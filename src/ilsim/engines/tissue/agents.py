@@ -1,8 +1,10 @@
 """Individual cells of the tissue engine: numba arrays of agents and one step of their life.
 
 Each agent has a position (µm), a direction of motion, a type (an index into the per-type tables), an id, a
-receptor occupancy (a small ODE per cell) and, per secretion entry, the time its stimulus began (-1: not
-stimulated). One step of ``dt`` (``Agents.step``), after the fields have been advanced:
+receptor occupancy (a small ODE per cell), per secretion entry, the time its stimulus began (-1: not
+stimulated), and the values of the model's species internal to cells (``internal``: one column per such species,
+NaN in the rows of types that do not carry it; ``percell.py`` integrates them). One step of ``dt``
+(``Agents.step``), after the fields have been advanced:
 
 - sense: the concentrations in the cell's voxel; receptor occupancy relaxes exactly over dt towards
   c / (c + kd) (d occ/dt = (c/(c+kd) - occ)/tau); a secretion entry is on once its stimulus has been at or
@@ -117,7 +119,7 @@ class Geometry:
 class Agents:
     """The cells of a run as arrays (struct of arrays), kept in a deterministic order."""
 
-    def __init__(self, pos, typ, ids, direction, occupancy, on_since, next_id):
+    def __init__(self, pos, typ, ids, direction, occupancy, on_since, next_id, internal=None):
         self.pos = np.ascontiguousarray(pos, dtype=np.float64).reshape(-1, 3)
         self.typ = np.ascontiguousarray(typ, dtype=np.int64)
         self.ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -125,14 +127,16 @@ class Agents:
         self.occupancy = np.ascontiguousarray(occupancy, dtype=np.float64)
         self.on_since = np.ascontiguousarray(on_since, dtype=np.float64).reshape(-1, MAX_SECRETIONS)
         self.next_id = int(next_id)
+        n = len(self.typ)
+        self.internal = np.ascontiguousarray(np.zeros((n, 0)) if internal is None else internal, dtype=np.float64)
 
     @classmethod
-    def place(cls, pos, typ, seed: int, dims: int) -> Agents:
+    def place(cls, pos, typ, seed: int, dims: int, internal=None) -> Agents:
         n = len(typ)
         ids = np.arange(n, dtype=np.int64)
         direction = np.zeros((n, 3))
         initial_directions(direction, ids, seed, dims)
-        return cls(pos, typ, ids, direction, np.zeros(n), np.full((n, MAX_SECRETIONS), -1.0), n)
+        return cls(pos, typ, ids, direction, np.zeros(n), np.full((n, MAX_SECRETIONS), -1.0), n, internal)
 
     def __len__(self) -> int:
         return len(self.typ)
@@ -146,6 +150,7 @@ class Agents:
             "occupancy": self.occupancy,
             "on_since": self.on_since,
             "next_id": np.array(self.next_id),
+            "internal": self.internal,
         }
 
     def voxels(self, geometry: Geometry) -> np.ndarray:
@@ -180,6 +185,9 @@ class Agents:
                      types.chemo_bias, types.repulsion)
             (move if parallel else move_serial)((self.pos, self.direction, self.typ, self.ids, velocity), space, rules,
                                                 seed, step, dt)
+            # contacts are sought where the cells now are: with the bins of before the move, a neighbour that crossed
+            # into a bin two away is missed (contact killing fell short of its rate once cells moved ~reach/2 a step)
+            order, start = cell_list(self.pos, geometry.lengths, nbins)
             fate = np.zeros(n, dtype=np.int64)  # 0 live, 1 die, 2 divide; a new type in newtype
             newtype = self.typ.copy()
             space = (geometry.dims, geometry.periodic, geometry.lengths, nbins, order, start)
@@ -212,6 +220,7 @@ class Agents:
         self.direction = np.concatenate([self.direction[live], dir_d])
         self.occupancy = np.concatenate([self.occupancy[live], self.occupancy[parents]])
         self.on_since = np.concatenate([self.on_since[live], self.on_since[parents]])
+        self.internal = np.concatenate([self.internal[live], self.internal[parents]])  # a daughter inherits the state
         self.next_id += k
 
     def _recruit(self, C, types, geometry, vessels, step, dt, seed):
@@ -233,18 +242,23 @@ class Agents:
                     [(i + 0.5) * geometry.dx, (j + 0.5) * geometry.dx, (k + 0.5) * geometry.dx if geometry.dims == 3 else 0.0]
                 )
                 new_typ.append(t)
-        if not new_typ:
-            return
-        k = len(new_typ)
+        if new_typ:
+            self.add(np.array(new_pos), np.array(new_typ, dtype=np.int64), seed, geometry.dims)
+
+    def add(self, pos, typ, seed: int, dims: int) -> None:
+        """New cells at the end (recruits), with fresh ids and directions; their internal state is NaN until the
+        per-cell reading sets it to the species' initial values."""
+        k = len(typ)
         ids = self.next_id + np.arange(k, dtype=np.int64)
         direction = np.zeros((k, 3))
-        initial_directions(direction, ids, seed, geometry.dims)
-        self.pos = np.concatenate([self.pos, np.array(new_pos)])
-        self.typ = np.concatenate([self.typ, np.array(new_typ, dtype=np.int64)])
+        initial_directions(direction, ids, seed, dims)
+        self.pos = np.concatenate([self.pos, pos])
+        self.typ = np.concatenate([self.typ, typ])
         self.ids = np.concatenate([self.ids, ids])
         self.direction = np.concatenate([self.direction, direction])
         self.occupancy = np.concatenate([self.occupancy, np.zeros(k)])
         self.on_since = np.concatenate([self.on_since, np.full((k, MAX_SECRETIONS), -1.0)])
+        self.internal = np.concatenate([self.internal, np.full((k, self.internal.shape[1]), np.nan)])
         self.next_id += k
 
 

@@ -6,8 +6,9 @@ one LOD diffusion-decay step with those sources (``diffusion.py``), then the cel
 ``run`` can start from, so a run continues from a checkpoint with the very numbers it would have had.
 
 On the engine contract (``engines/base.py``): ``solve(model, t_eval, P)`` gives, per row of ``P`` (a replicate: the
-seed mixed with the row's index; model parameters set the tissue numbers bound to them), the number of cells of each
-agent species and the mean concentration of each field species at the output times (minutes), NaN for the other
+seed mixed with the row's index; model parameters set the tissue numbers bound to them and the rates of the processes
+read per cell), the number of cells of each agent species, the mean concentration of each field species and the mean
+of each species internal to cells over the cells that carry it, at the output times (minutes), NaN for the other
 species; so ``simulate`` and the cohort machinery can read a tissue run like any other.
 """
 
@@ -37,7 +38,7 @@ class TissueState:
 class Snapshot:
     time: float  # min
     fields: np.ndarray  # fields x z x y x x
-    agents: dict  # arrays: ids, typ, pos, occupancy, on_since
+    agents: dict  # arrays: ids, typ, pos, occupancy, on_since, internal
 
 
 @dataclass
@@ -64,7 +65,8 @@ class TissueRun:
 
 def _snapshot(t, C, agents: Agents) -> Snapshot:
     return Snapshot(t, C.copy(), {"ids": agents.ids.copy(), "typ": agents.typ.copy(), "pos": agents.pos.copy(),
-                                  "occupancy": agents.occupancy.copy(), "on_since": agents.on_since.copy()})
+                                  "occupancy": agents.occupancy.copy(), "on_since": agents.on_since.copy(),
+                                  "internal": agents.internal.copy()})
 
 
 def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = None, seed: int | None = None,
@@ -94,11 +96,12 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
         state = resume.state
     else:
         # fresh arrays each run (the setup's stay as placed): the cells' random streams start from this run's seed
-        agents = Agents.place(setup.agents.pos.copy(), setup.agents.typ.copy(), seed, setup.geometry.dims)
+        agents = Agents.place(setup.agents.pos.copy(), setup.agents.typ.copy(), seed, setup.geometry.dims,
+                              setup.agents.internal.copy())
         state = TissueState(0, setup.initial.copy(), agents, Ledger.zeros(len(setup.fields)))
         result = TissueRun(setup, [_snapshot(0.0, state.fields, agents)], state)
     C, agents = state.fields, state.agents
-    solver, types, geometry = setup.solver, setup.types, setup.geometry
+    solver, types, geometry, reading = setup.solver, setup.types, setup.geometry, setup.percell
     # the bound parameters as the events before this step left them (a resumed run replays them; doses are in C)
     values, changed = dict(setup.values), False
     for ev in setup.events:
@@ -106,7 +109,7 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
             values, changed = ev.parameters(values), True
     if changed:
         current = setup.rebuild(values)
-        solver, types = current.solver, current.types
+        solver, types, reading = current.solver, current.types, current.percell
     events = [ev for ev in setup.events if ev.step >= state.step]
     for step in range(state.step, steps):
         t = step * dt
@@ -117,11 +120,17 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
             if ev.sets or ev.adds:
                 values = ev.parameters(values)
                 current = setup.rebuild(values)  # checked before the run: every value is one the section accepts
-                solver, types = current.solver, current.types
+                solver, types, reading = current.solver, current.types, current.percell
+        cells = agents.sources(C, types, geometry, t, dt) if setup.fields and len(agents) else None
+        if reading:  # the model's processes read per cell (percell.py)
+            reading.before_fields(C, agents, agents.voxels(geometry), cells, t, dt)
         if setup.fields:  # a tissue of cells alone has no grid to step
-            cells = agents.sources(C, types, geometry, t, dt) if len(agents) else None
             solver.step(C, cells, state.ledger)
+            if reading:
+                reading.after_fields(C, state.ledger, t, dt, solver.voxel_volume)
         agents.step(C, types, geometry, step + 1, dt, seed, setup.vessels)
+        if reading:
+            reading.after_agents(C, agents, types, geometry, setup.vessels, step + 1, dt, seed, state.ledger)
         state.agents = agents
         state.step = step + 1
         if on_step is not None:
@@ -131,6 +140,16 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
             if on_save is not None:
                 on_save(result)
     return result
+
+
+def internal_means(out: TissueRun, k: int) -> np.ndarray:
+    """The mean of internal species ``k`` over the cells carrying it, per saved time (NaN where none does)."""
+    means = []
+    for s in out.snapshots:
+        values = s.agents["internal"][:, k]
+        values = values[~np.isnan(values)]
+        means.append(values.mean() if len(values) else np.nan)
+    return np.array(means)
 
 
 def replicate_seed(seed: int, index: int) -> int:
@@ -200,7 +219,8 @@ class TissueEngine(Engine):
         for row in range(n):
             seed = replicate_seed(base_seed, first + row)
             extra["seed"][row] = seed
-            values = {name: float(P[row, column[name]]) for name in tissue.parameters if name in column}
+            # every parameter: the bound tissue numbers and the rates of the processes read per cell
+            values = {name: float(P[row, i]) for name, i in column.items()}
             try:
                 setup = build(model.spec, values=values, seed=seed)
                 out = run(setup, t_end=float(t_eval[-1]), save_every=dt, seed=seed)
@@ -221,6 +241,8 @@ class TissueEngine(Engine):
                 extra[f"max[{f}].final"][row] = top[-1]
                 extra[f"max[{f}].peak"][row] = top[i]
                 extra[f"max[{f}].peak_time"][row] = t_eval[i]
+            for k, name in enumerate(setup.internal_names):  # a species internal to cells: its mean over the carriers
+                Y[row, :, names.index(name)] = internal_means(out, k)[keep]
         P_t = np.repeat(P[:, None, :], nt, axis=1) if record_parameters else None
         return EngineResult(Y=Y, status=status, fired=np.zeros((n, len(model.events)), dtype=np.int64),
                             P_end=P.copy(), P_t=P_t, event_log=None, messages=messages, columns=extra)

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from ilsim.engines.tissue import bindings
+from ilsim.engines.tissue import bindings, percell
 from ilsim.engines.tissue.agents import MAX_SECRETIONS, Agents, Geometry, Types
 from ilsim.engines.tissue.diffusion import DiffusionSolver
 from ilsim.errors import IlsimError, ModelError, Problem, did_you_mean
+from ilsim.model.expressions import evaluate, parse
 from ilsim.model.sections.tissue import AXES, Tissue
 
 BYTES_PER_AGENT = 200  # arrays of one agent and the step's temporaries, rounded up
@@ -38,6 +39,9 @@ class Setup:
     events: list[TissueEvent] = field(default_factory=list)  # the model's timed events that act on the tissue
     values: dict[str, float] = field(default_factory=dict)  # the bound parameters' values at t = 0
     rebuild: Callable[[dict[str, float]], Setup] | None = None  # the same setup with other parameter values
+    percell: percell.Reading | None = None  # the model's processes read per cell (percell.py)
+    internal_names: list[str] = field(default_factory=list)  # species internal to cells: columns of Agents.internal
+    processes_read: dict[str, str] = field(default_factory=dict)  # process -> how the tissue reads it per cell
 
 
 @dataclass
@@ -108,8 +112,10 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
     (parameter -> value) and ``seed`` replace the model's for a replicate or a point of a sweep."""
     tissue = bound_section(spec, values, seed, source)
     problems: list[Problem] = []
-    start = {**{p.name: float(p.value) for p in spec.parameters if p.name in tissue.parameters}, **(values or {})}
-    events = _events(spec, tissue, start, source, problems)
+    # the parameters a timed event can change in a tissue run: bound ones, and those of the processes read per cell
+    changeable = set(tissue.parameters) | percell.parameters_used(spec, tissue)
+    start = {**{p.name: float(p.value) for p in spec.parameters if p.name in changeable}, **(values or {})}
+    events = _events(spec, tissue, start, source, problems, changeable)
 
     def problem(field: str, message: str) -> None:
         problems.append(Problem(f"tissue.{field}", message, source))
@@ -153,6 +159,8 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
     size = np.array(domain.size)
     dims = domain.dimensions
     shape = domain.shape()
+    parameters = {**{p.name: float(p.value) for p in spec.parameters}, **(values or {})}
+    reading = percell.read(spec, tissue, parameters, shape, domain.voxel, problems, source) if not problems else None
     for a in range(dims):
         if domain.side(f"{AXES[a]}_min").kind == "periodic" and shape[a] < 3:
             problem("domain.boundary", f"a periodic axis needs at least 3 voxels; {AXES[a]} has {shape[a]}")
@@ -162,6 +170,10 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
         where = f"agents[{i}].placement"
         pl = a.placement
         count = pl.count
+        written = spec.tissue.agents[i].placement  # as written: a section with bound values marks every field as set
+        if "count" not in written.model_fields_set and pl.kind != "csv" and a.species in species:
+            # the model's initial number of these cells (the per-cell reading counts cells in the domain)
+            count = _initial_count(species[a.species], parameters, f"{where}.count", problem)
         if pl.kind == "random":
             lo, hi = (np.array(pl.region.lower), np.array(pl.region.upper)) if pl.region else (np.zeros(dims), size)
             if len(lo) != dims or np.any(lo < 0) or np.any(hi > size):
@@ -207,26 +219,47 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
             fixed[side] = [b.value] * len(fields)
     vessels = _vessel_voxels(domain, shape)
     solver = DiffusionSolver(shape, domain.voxel, tissue.dt, [f.diffusion for f in tissue.fields],
-                             [f.decay for f in tissue.fields], periodic=tuple(periodic[:dims]), fixed=fixed, vessels=vessels,
+                             [reading.decay.get(k, f.decay) for k, f in enumerate(tissue.fields)],
+                             periodic=tuple(periodic[:dims]), fixed=fixed, vessels=vessels,
                              exchange=[f.vessel_exchange for f in tissue.fields], blood=[f.blood for f in tissue.fields])
     initial = solver.zeros()
     for k, f in enumerate(tissue.fields):
         initial[k] = f.initial
     shape3 = tuple(shape) + (1,) * (3 - dims)
     geometry = Geometry(dims, shape3, domain.voxel, periodic)
-    return Setup(tissue, solver, _types(tissue, fields, agent_names), geometry,
-                 Agents.place(pos3, typ, tissue.seed, dims), fields, agent_names, vessels, initial, events, start,
-                 lambda new: build(spec, source, base, memory, new, tissue.seed))
+    types = _types(tissue, fields, agent_names)
+    for (killer, target), rate in reading.kills.items():
+        types.kill_rate[killer, target] += rate
+    internal = np.full((total_agents, len(reading.internal)), np.nan)
+    for t, columns in enumerate(reading.carriers):
+        internal[np.ix_(typ == t, columns)] = reading.initial[columns]
+    return Setup(tissue, solver, types, geometry, Agents.place(pos3, typ, tissue.seed, dims, internal), fields, agent_names,
+                 vessels, initial, events, start, lambda new: build(spec, source, base, memory, new, tissue.seed),
+                 reading if reading else None, reading.internal, reading.read)
 
 
-def _events(spec, tissue: Tissue, start: dict[str, float], source, problems: list[Problem]) -> list[TissueEvent]:
-    """The model's timed events that add to a field species (a systemic dose) or set or add to a bound parameter;
-    events acting on neither belong to the well-mixed part of the model, which the tissue engine does not run."""
+def _initial_count(species, parameters, field, problem) -> int:
+    try:
+        value = float(evaluate(parse(species.initial), parameters))
+    except (KeyError, TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value < MAX_CSV_CELLS):
+        problem(field, f"no count given and the initial number of '{species.name}' ({species.initial}) is not a number of "
+                       "cells; give placement.count")
+        return 0
+    return round(value)
+
+
+def _events(spec, tissue: Tissue, start: dict[str, float], source, problems: list[Problem],
+            changeable: set[str]) -> list[TissueEvent]:
+    """The model's timed events that add to a field species (a systemic dose) or set or add to a parameter the tissue
+    uses (bound, or in a process read per cell); events acting on neither belong to the well-mixed part of the model,
+    which the tissue engine does not run."""
     fields = [f.species for f in tissue.fields]
     out: list[TissueEvent] = []
     for k, ev in enumerate(spec.events):
         where = f"events[{k}]"
-        touched = [t for t in (*ev.set, *ev.add) if t in fields or t in tissue.parameters]
+        touched = [t for t in (*ev.set, *ev.add) if t in fields or t in changeable]
         if not touched:
             continue
         if ev.when is not None or ev.only_if is not None or ev.delay is not None:

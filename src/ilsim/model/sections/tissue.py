@@ -337,10 +337,15 @@ class Agent(_Strict):
     receptor: Receptor | None = None
     differentiation: Differentiation | None = None
     recruitment: Recruitment | None = None
+    # model species that live inside each cell of this type (a value per cell, e.g. receptor occupancy or the
+    # synthesis programme of the secretion motif): their processes become small ODEs per cell (docs/tissue.md)
+    internal: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _signs(self):
         check_numbers(self, positive=("radius", "persistence"), nonnegative_=("speed", "repulsion", "division", "death"))
+        for n in self.internal:
+            _check_name(n)
         return self
 
 
@@ -356,6 +361,9 @@ class Tissue(_Strict):
     seed: int = 0
     # model parameters that set numbers of this section: parameter -> path (engines/tissue/bindings.py)
     parameters: dict[str, str] = Field(default_factory=dict)
+    # processes of the model that the tissue does not read per cell: their rules are written above by hand (or they
+    # have no tissue meaning); the model's other processes are read per cell (engines/tissue/percell.py)
+    explicit: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self):
