@@ -288,7 +288,8 @@ class Simulator:
         if self._dfdp is None:
             self._dfdp = parameter_derivative_kernel(m)
         if self._augmented is None:
-            self._augmented = compiled_pair(m.kernels["rhs_into"], m.kernels["jac"].module().jac_into, self._dfdp)
+            compiled = m.compiled_kernels()
+            self._augmented = compiled_pair(compiled["rhs_into"], compiled["jac"].module().jac_into, self._dfdp)
         augmented_rhs, augmented_jacobian = self._augmented
         P = np.ascontiguousarray(P, float)
         J, D = np.empty((ns, ns)), np.empty((ns, len(m.parameters)))

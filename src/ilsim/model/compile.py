@@ -70,7 +70,7 @@ class CompiledModel:
     events: tuple[CompiledEvent, ...]
     outcomes: tuple[CompiledOutcome, ...]
     derived: tuple[tuple[str, ex.Expr], ...] = ()  # parameter-only quantities, e.g. R0
-    jit: bool = True
+    jit: bool | str = "auto"  # True: numba-compiled kernels; False: plain Python; "auto": tiered (see kernels)
     # (key, function of a run's Dataset): summary entries the domain layers compute (the dose log, CTCAE
     # grades); io stores what they return with the run and grades nothing itself
     reporters: tuple[tuple[str, Callable], ...] = ()
@@ -135,9 +135,24 @@ class CompiledModel:
     # ----------------------------------------------------------------------------- kernels
     @property
     def kernels(self) -> dict:
+        """The model's kernels: numba-compiled (``jit=True``), plain Python (``jit=False``), or tiered (``"auto"``,
+        the default): plain Python first, so that a short run of a new model pays no compilation, switching to the
+        compiled right-hand side and Jacobian once they have been called often enough to pay for it (``_Tiered``)."""
         if not self._kernels:
-            self._kernels.update(_build_kernels(self))
+            if self.jit == "auto":
+                self._kernels.update(_tiered_kernels(self))
+            else:
+                self._kernels.update(_build_kernels(self, bool(self.jit)))
         return self._kernels
+
+    def compiled_kernels(self) -> dict:
+        """The numba-compiled kernels, whatever ``jit`` says the default ones are (fitting hands them to LSODA as
+        compiled calls); built once per model and process."""
+        if self.jit is True:
+            return self.kernels
+        if "_compiled" not in self._kernels:
+            self._kernels["_compiled"] = _build_kernels(self, True)
+        return self._kernels["_compiled"]
 
     def rhs(self, y: np.ndarray, t: float, p: np.ndarray) -> np.ndarray:
         return self.kernels["rhs"](y, t, p)
@@ -210,7 +225,7 @@ def _expand(spec: ModelSpec, source: str | None, allow_high_dose: bool) -> Expan
 # --------------------------------------------------------------------------------- checks
 
 
-def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | None = None,
+def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | str | None = None,
                   allow_high_dose: bool = False) -> CompiledModel:
     """Resolve every name and build a CompiledModel; raise ModelError listing every problem.
 
@@ -456,8 +471,38 @@ def _rhs_tree(row: np.ndarray, rates: list[ex.Expr]) -> ex.Expr:
     return out if out is not None else ex.Num(0.0)
 
 
-def _jit_default() -> bool:
-    return os.environ.get("ILSIM_JIT", "1") != "0"
+def _jit_default() -> bool | str:
+    """ILSIM_JIT=1: compiled kernels from the start; 0: plain Python throughout; unset: tiered ("auto")."""
+    return {"0": False, "1": True}.get(os.environ.get("ILSIM_JIT", ""), "auto")
+
+
+# A tiered kernel runs as plain Python for this many calls, then compiled (numba, cached on disk): a plain call of
+# a small model costs 10-30 µs, compiling a right-hand side 1-2 s, so a run switches after about half a second of
+# plain calls, and runs shorter than that (most single runs) never wait for the compiler.
+TIERED_CALLS = {"rhs": 20_000, "jac": 2_000}
+
+
+class _Tiered:
+    """A kernel that runs as plain Python, then switches to the compiled one after ``TIERED_CALLS`` calls (counted
+    over all runs of the model in this process). Both are generated from the same trees and agree to round-off."""
+
+    def __init__(self, m: CompiledModel, key: str, plain):
+        self._m, self._key, self._fn, self._left = m, key, plain, TIERED_CALLS[key]
+        self._plain = plain
+
+    def __call__(self, y, t, p):
+        self._left -= 1
+        if self._left == 0:
+            self._fn = self._m.compiled_kernels()[self._key]
+        return self._fn(y, t, p)
+
+    def __getattr__(self, name):  # the Jacobian's entries(), module(): those of the plain one (the same trees)
+        return getattr(self._plain, name)
+
+
+def _tiered_kernels(m: CompiledModel) -> dict:
+    plain = _build_kernels(m, False)
+    return {**plain, "rhs": _Tiered(m, "rhs", plain["rhs"]), "jac": _Tiered(m, "jac", plain["jac"])}
 
 
 # ------------------------------------------------------------------------------- codegen
@@ -577,8 +622,8 @@ def jacobian_lines(m: CompiledModel, entries: tuple[tuple[int, int, ex.Expr], ..
     return lines
 
 
-def _build_kernels(m: CompiledModel) -> dict:
-    plain = not m.jit
+def _build_kernels(m: CompiledModel, jit: bool) -> dict:
+    plain = not jit
     names = kernel_names(m, plain)
     vec_names = {n: f"y[:, {i}]" for i, n in enumerate(m.species)}
     vec_names.update({n: f"p[{i}]" for i, n in enumerate(m.parameters)})
@@ -611,8 +656,8 @@ def _build_kernels(m: CompiledModel) -> dict:
         f"    return [{', '.join(_code(tr, names, plain) for tr in m.initial_trees)}]",
         "",
     ]
-    module = _import_generated("\n".join(src), m.jit)
-    module.__dict__.setdefault("_ilsim_jacobian", _LazyJacobian(m, module.__name__))
+    module = _import_generated("\n".join(src), jit)
+    module.__dict__.setdefault("_ilsim_jacobian", _LazyJacobian(m, module.__name__, jit))
     kernels = {"rhs": module.rhs, "rhs_into": module.rhs_into, "observe": module.observe, "initial": module.initial,
                "roots": module.roots}
     kernels["jac"] = module._ilsim_jacobian  # one per generated module: derived once per model
@@ -622,9 +667,9 @@ def _build_kernels(m: CompiledModel) -> dict:
 class _LazyJacobian:
     """The analytic Jacobian, derived (model/derivative.py) on first use (only stiff methods need it)."""
 
-    def __init__(self, m: CompiledModel, rhs_module: str):
+    def __init__(self, m: CompiledModel, rhs_module: str, jit: bool):
         # the Jacobian follows from the right-hand side, so its cached file is named after it
-        self._m, self._module = m, None
+        self._m, self._module, self._jit = m, None, jit
         self._name = f"{rhs_module}_jac_into_{__version__.replace('.', '_')}"
         self._entries: dict[tuple, tuple[tuple[int, int, ex.Expr], ...]] = {}
 
@@ -636,7 +681,7 @@ class _LazyJacobian:
         if self._module is None:
             cached = _import_cached(self._name)
             if cached is None:
-                cached = _build_jacobian(self._m, self._name, self.entries(self._m))
+                cached = _build_jacobian(self._m, self._name, self.entries(self._m), self._jit)
             self._module = cached
         return self._module
 
@@ -680,19 +725,20 @@ def parameter_derivative_kernel(m: CompiledModel):
     """``dfdp_into(y, t, p, out)``: the derivatives of the right-hand sides by every parameter (species x
     parameters), from the same trees and code generator as the Jacobian; forward sensitivities need it."""
     entries = _differentiate(m, m.parameters)
-    lines = ["def dfdp_into(y, t, p, out):", *jacobian_lines(m, entries, flat=False, plain=not m.jit)]
+    jit = bool(m.jit)  # "auto" too: sensitivities run long, and fitting hands this to LSODA as a compiled call
+    lines = ["def dfdp_into(y, t, p, out):", *jacobian_lines(m, entries, flat=False, plain=not jit)]
     lines += ["", "dfdp_into = _jit(dfdp_into) if JIT else dfdp_into"]
-    return _import_generated("\n".join([*_PRELUDE, *lines]), m.jit).dfdp_into
+    return _import_generated("\n".join([*_PRELUDE, *lines]), jit).dfdp_into
 
 
 def _build_jacobian(m: CompiledModel, module_name: str,
-                    entries: tuple[tuple[int, int, ex.Expr], ...]):
+                    entries: tuple[tuple[int, int, ex.Expr], ...], jit: bool):
     ns = len(m.species)
-    lines = ["def jac_into(y, t, p, out):", *jacobian_lines(m, entries, flat=False, plain=not m.jit)]
+    lines = ["def jac_into(y, t, p, out):", *jacobian_lines(m, entries, flat=False, plain=not jit)]
     lines += ["", "jac_into = _jit(jac_into) if JIT else jac_into", "",
               "def jac(y, t, p):", f"    out = np.empty(({ns}, {ns}))", "    jac_into(y, t, p, out)", "    return out", "",
               "jac = _jit(jac) if JIT else jac"]
-    return _import_generated("\n".join([*_PRELUDE, *lines]), m.jit, module_name)
+    return _import_generated("\n".join([*_PRELUDE, *lines]), jit, module_name)
 
 
 def cache_dir() -> Path:
