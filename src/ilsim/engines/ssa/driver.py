@@ -55,6 +55,14 @@ def next_check(t, t_stop, p):  # pragma: no cover
     raise NotImplementedError
 
 
+UNROLLED = False  # the model's direct_steps is its own written-out loop (small networks), else a stand-in
+
+
+def direct_steps(t, t_stop, x, p, omega, inv_omega, s, k_out, t_eval, Y, P_t, i, record_p, n_steps,
+                 max_steps):  # pragma: no cover
+    raise NotImplementedError
+
+
 # ---- random numbers: xoshiro256** (Blackman & Vigna 2018), one state of four words per trajectory
 @njit(cache=True, inline="always")
 def _rotl(x, k):
@@ -427,6 +435,21 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
             if tau1 < 10.0 / a0:
                 leap = False
                 exact_left = EXACT_AFTER_SHORT_LEAP
+        if UNROLLED and not leap and method == DIRECT and cond_events.shape[0] == 0:
+            # no condition to test after each reaction: the model's unrolled loop runs every reaction up to t_stop
+            code, t, k_out, n_steps, j_fail = direct_steps(t, t_stop, x, p, omega, inv_omega, s, k_out, t_eval, Y, P_t,
+                                                           i, record_p, n_steps, max_steps)
+            if code != OK:
+                fail_t[i] = t
+                fail_j[i] = j_fail
+                steps[i] = n_steps
+                return code
+            k_out = _record(k_out, t_stop, last, t_eval, x, p, inv_omega, Y, P_t, i, record_p)
+            if last:
+                steps[i] = n_steps
+                return OK
+            t = t_stop
+            continue
         if not leap:
             if method == NEXT_REACTION and nr > 0:
                 j_next = heap[0]

@@ -186,11 +186,11 @@ def streams(seed: int, n: int, first: int | None = None) -> np.ndarray:
     with ``first``, virtual patient first + i's from ``SeedSequence(seed, spawn_key=(COHORT_STREAMS, first + i))``,
     so a cohort's patient depends on the seed and its index only (any chunk size), and its stream is not that of
     the population's draws from the same seed (``SeedSequence(seed, spawn_key=(block,))``)."""
-    if first is None:
-        children = np.random.SeedSequence(seed).spawn(n)
-    else:
-        children = [np.random.SeedSequence(seed, spawn_key=(COHORT_STREAMS, int(first) + i)) for i in range(n)]
-    return np.array([c.generate_state(4, np.uint64) for c in children], dtype=np.uint64).reshape(n, 4)
+    from ilsim.engines.ssa.seeds import states  # NumPy's words, for all n at once (spawn(n) is child (i,) of the seed)
+
+    index = np.arange(n, dtype=np.int64)
+    keys = index[:, None] if first is None else np.stack([np.full(n, COHORT_STREAMS), int(first) + index], axis=1)
+    return states(seed, keys)
 
 
 def check_discrete(model: CompiledModel) -> None:
