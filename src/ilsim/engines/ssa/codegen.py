@@ -107,7 +107,8 @@ def model_source(model: CompiledModel, kernel: str) -> str:
 
 UNROLL_MAX = 30  # processes: the direct method's loop is written out up to here (auto: the direct method's range)
 BRANCHLESS_MAX = 8  # processes: up to here a reaction is chosen and applied without a branch on which (select())
-DIRECT_STEPS_SIGNATURE = "direct_steps(t, t_stop, x, p, omega, inv_omega, s, k_out, t_eval, Y, P_t, i, record_p, n_steps, max_steps)"
+DIRECT_STEPS_SIGNATURE = ("direct_steps(t, t_stop, x, p, omega, inv_omega, s, k_out, t_eval, Y, P_t, i, record_p, n_steps, "
+                          "max_steps)")
 
 
 def direct_source(model: CompiledModel, decorator: str) -> list[str]:
@@ -172,7 +173,11 @@ def direct_source(model: CompiledModel, decorator: str) -> list[str]:
            *[f"    x_{q} = x[{q}]" for q in range(ns)],
            *[f"    k_{pindex[n]} = p[{pindex[n]}]" for n in model.parameters if n in used],
            *propensities(list(range(nr)), "    "),
-           "    nt = t_eval.shape[0]", "    code = 0", "    j = -1", "    while True:",
+           "    nt = t_eval.shape[0]", "    code = 0", "    j = -1"]
+    for k in range(nr):  # (the general loop checked them already; the CUDA kernel calls this function alone)
+        src += [f"    if not (a_{k} >= 0.0 and a_{k} < np.inf):",
+                f"        return NEGATIVE_PROPENSITY if a_{k} < 0.0 else NON_FINITE, t, k_out, n_steps, {k}"]
+    src += ["    while True:",
            f"        a0 = {' + '.join(['0.0', *(f'a_{j}' for j in range(nr))])}",
            "        t_next = t + exponential(s) / a0 if a0 > 0.0 else np.inf",
            "        if t_next >= t_stop:", "            break",
@@ -181,13 +186,18 @@ def direct_source(model: CompiledModel, decorator: str) -> list[str]:
            "                    P_t[i, k_out, q] = p[q]", "            k_out += 1",
            "        t = t_next", "        r = uniform(s) * a0"]
 
+    def last_positive(indent: str) -> list[str]:
+        lines = [f"{indent}j = -1"]
+        for k in range(nr - 1, -1, -1):
+            lines += [f"{indent}{'if' if k == nr - 1 else 'elif'} a_{k} > 0.0:", f"{indent}    j = {k}"]
+        return lines
+
     def search(j: int, indent: str) -> list[str]:
         """The linear search with each process's firing in its branch (no second dispatch on the process). The
         general loop adds only positive propensities; adding a zero leaves the sum as it is, and passes no r >= 0."""
         total = f"{indent}acc = a_{j}" if j == 0 else f"{indent}acc += a_{j}"
         if j == nr - 1:  # rounding passed them all: the last positive process fires, as in the general loop
-            last = [f"{indent}    j = -1", *[f"{indent}    {'if' if k == nr - 1 else 'elif'} a_{k} > 0.0:\n{indent}        j = {k}"
-                                             for k in range(nr - 1, -1, -1)], *dispatch(0, nr, indent + "    ")]
+            last = [*last_positive(indent + "    "), *dispatch(0, nr, indent + "    ")]
             return [total, f"{indent}if acc > r:", f"{indent}    j = {j}", *fire(j, indent + "    "), f"{indent}else:", *last]
         return [total, f"{indent}if acc > r:", f"{indent}    j = {j}", *fire(j, indent + "    "), f"{indent}else:",
                 *search(j + 1, indent + "    ")]
@@ -201,8 +211,7 @@ def direct_source(model: CompiledModel, decorator: str) -> list[str]:
         for k in range(1, nr):
             lines += [f"        acc += a_{k}", "        j += 0 if acc > r else 1"]
         lines += [f"        if j == {nr}:  # rounding passed them all: the last positive process fires, as in the general loop",
-                  *[f"            {'if' if k == nr - 1 else 'elif'} a_{k} > 0.0:\n                j = {k}"
-                    for k in range(nr - 1, -1, -1)]]
+                  *last_positive("            ")[1:]]
         lines += [f"        x_{q} += DIRECT_CHANGE[j, {q}]" for q in range(ns) if S[q].any()]
         lines += propensities(list(range(nr)), "        ")
         lines += ["        n_steps += 1"]

@@ -95,9 +95,8 @@ class SsaEngine(Engine):
         n, nt, ns, npar = P.shape[0], len(t_eval), len(model.species), len(model.parameters)
         check_memory(n, nt, ns + len(model.observables) + (npar if record_parameters else 0))
         X0 = initial_counts(model, P, self.system_size)
-        from ilsim.engines.ssa.codegen import dependency_graph, model_module  # lazy: numba
+        from ilsim.engines.ssa.codegen import dependency_graph  # lazy: numba
 
-        module = model_module(model)
         S = np.ascontiguousarray(model.stoichiometry, dtype=np.float64)
         dep_ptr, dep_idx = dependency_graph(model)
         hor, need = reactant_orders(model)
@@ -124,7 +123,7 @@ class SsaEngine(Engine):
                 np.array([k for _, k in timed], dtype=np.int64),
                 np.array(analysis.condition_events(model), dtype=np.int64), guard_slot, act_start, actions, rng,
                 self.max_steps, Y, P_t, record_parameters, fired, log_t, log_k, status, fail_t, fail_j, fail_x, steps)
-        in_blocks(module.run_block, n, args)
+        self.launch(model, n, args)
         messages = [failure_message(model, int(status[i]), fail_t[i], int(fail_j[i]), fail_x[i], self.system_size)
                     for i in range(n)]
         log = None
@@ -135,6 +134,13 @@ class SsaEngine(Engine):
                               event_log=log, messages=messages)
         result.steps = steps  # reactions (or leaps) per trajectory
         return result
+
+    def launch(self, model: CompiledModel, n: int, args: tuple) -> None:
+        """Run the n trajectories (``args``: the driver's ``run_block``'s, after lo and hi): blocks of them on the CPU's
+        threads (``cuda.CudaSsaEngine``: one GPU thread each)."""
+        from ilsim.engines.ssa.codegen import model_module
+
+        in_blocks(model_module(model).run_block, n, args)
 
     def simulate(self, model, t_eval, P=None):
         """The ensemble as an xarray Dataset with a ``trajectory`` dimension (the seed and the method in attrs):
