@@ -169,3 +169,18 @@ def test_without_a_gpu_the_cuda_engine_says_so():
     with pytest.raises(IlsimError, match="no CUDA GPU is available .*backend cpu"):
         free = network(events=False)
         CudaSsaEngine().solve(free, np.linspace(0, 1, 3), rows(free, [{}]))
+
+
+def test_the_cli_refuses_the_gpu_without_one_and_the_gpu_without_the_ssa_engine(cli, tmp_path):
+    from ilsim.engines.ssa.cuda import cuda_unavailable_reason
+
+    model = tmp_path / "immigration.yaml"
+    model.write_text("species: [{name: X, initial: 0}]\nparameters: [{name: k, value: 2}, {name: d, value: 0.5}]\n"
+                     "processes: [{name: in, rate: k, produces: {X: 1}}, {name: out, rate: d*X, consumes: {X: 1}}]\n")
+    result = cli("run", model, "--backend", "gpu", "--out", tmp_path / "a")
+    assert result.exit_code == 2 and "--backend need(s) --engine ssa" in result.stderr
+    if cuda_unavailable_reason() is None:
+        pytest.skip("a CUDA device (or numba's simulator) is available here")
+    result = cli("run", model, "--engine", "ssa", "--backend", "gpu", "--out", tmp_path / "b")
+    assert result.exit_code == 2 and "no CUDA GPU is available" in result.stderr and "--backend cpu" in result.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

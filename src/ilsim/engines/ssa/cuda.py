@@ -108,7 +108,8 @@ class CudaSsaEngine(SsaEngine):
         check_gpu_model(model)
         reason = cuda_unavailable_reason()
         if reason is not None:
-            raise IlsimError(f"no CUDA GPU is available ({reason}); run the stochastic engine on the CPU (backend cpu)")
+            raise IlsimError(f"no CUDA GPU is available ({reason}); run the stochastic engine on the CPU "
+                             f"({argument('backend')} cpu)")
         return super().solve(model, t_eval, P, **options)
 
     def launch(self, model: CompiledModel, n: int, args: tuple) -> None:
@@ -140,8 +141,17 @@ def check_gpu_model(model: CompiledModel) -> None:
 
     if model.events:
         raise IlsimError(f"model '{model.name}' has events ({len(model.events)}, first '{model.events[0].name}'): the "
-                         "GPU's stochastic engine runs models without events; run it on the CPU (backend cpu)")
+                         f"GPU's stochastic engine runs models without events; run it on the CPU ({argument('backend')} cpu)")
     if len(model.rate_trees) > UNROLL_MAX:
         raise IlsimError(f"model '{model.name}' has {len(model.rate_trees)} processes: the GPU's stochastic engine runs "
-                         f"networks of at most {UNROLL_MAX}; run it on the CPU (backend cpu)")
+                         f"networks of at most {UNROLL_MAX}; run it on the CPU ({argument('backend')} cpu)")
 
+
+
+def ssa_engine(backend: str, **settings) -> SsaEngine:
+    """The stochastic engine of a backend (the CLI's --backend): numba threads on the CPU, or CUDA's direct method."""
+    if backend == "cpu":
+        return SsaEngine(**settings)
+    if backend == "gpu":
+        return CudaSsaEngine(**settings)
+    raise IlsimError(f"{argument('backend')} must be cpu or gpu, got {backend!r}")
