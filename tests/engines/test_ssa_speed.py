@@ -175,7 +175,8 @@ def test_the_cli_refuses_the_gpu_without_one_and_the_gpu_without_the_ssa_engine(
     from ilsim.engines.ssa.cuda import cuda_unavailable_reason
 
     model = tmp_path / "immigration.yaml"
-    model.write_text("species: [{name: X, initial: 0}]\nparameters: [{name: k, value: 2}, {name: d, value: 0.5}]\n"
+    model.write_text("metadata: {name: immigration}\nspecies: [{name: X, initial: 0}]\n"
+                     "parameters: [{name: k, value: 2}, {name: d, value: 0.5}]\n"
                      "processes: [{name: in, rate: k, produces: {X: 1}}, {name: out, rate: d*X, consumes: {X: 1}}]\n")
     result = cli("run", model, "--backend", "gpu", "--out", tmp_path / "a")
     assert result.exit_code == 2 and "--backend need(s) --engine ssa" in result.stderr
