@@ -76,21 +76,25 @@ def same(a, b):
 
 
 def test_the_written_out_loop_gives_the_general_loops_trajectories(model, monkeypatch):
-    t = np.linspace(0.0, 10.0, 21)
+    """Up to t = 10 (the dose at t = 5: the loop stops there and starts again) and up to t = 4 (no event on the way:
+    run_block calls the loop alone, without the general loop around it)."""
+    times = (np.linspace(0.0, 10.0, 21), np.linspace(0.0, 4.0, 9))
     P = np.repeat(rows(model, SETS), 12, axis=0)
     engines = (SsaEngine(seed=5, method="direct"), SsaEngine(seed=5, method="direct", max_steps=40),
                SsaEngine(seed=5, method="direct", system_size=4.0))
-    unrolled = [engine.solve(model, t, P) for engine in engines]
-    b = unrolled[0]
-    assert {NEGATIVE_PROPENSITY, NEGATIVE_COUNT} <= set(b.status.tolist()) and (b.status == 0).sum() >= 36
-    assert np.all(b.steps[48:] == 0) and (b.steps[:12] > 50).all() and (unrolled[1].status == 3).sum() > 0
+    unrolled = [engine.solve(model, t, P) for t in times for engine in engines]
+    for b in unrolled[0], unrolled[3]:
+        assert {NEGATIVE_PROPENSITY, NEGATIVE_COUNT} <= set(b.status.tolist()) and (b.status == 0).sum() >= 36
+        assert np.all(b.steps[48:] == 0) and (b.steps[:12] > 20).all()
+    assert (unrolled[1].status == 3).sum() > 0 and (unrolled[4].status == 3).sum() > 0
     # the branch-free choice of the process (networks of up to BRANCHLESS_MAX processes), forced on this one
     monkeypatch.setattr(codegen, "BRANCHLESS_MAX", 9)
-    branchless = engines[0].solve(model, t, P)
+    branchless = [engines[0].solve(model, t, P) for t in times]
     general_loop(monkeypatch)
-    for engine, fast in zip(engines, unrolled):
+    for (t, engine), fast in zip([(t, engine) for t in times for engine in engines], unrolled):
         same(engine.solve(model, t, P), fast)
-    same(b, branchless)
+    same(unrolled[0], branchless[0])
+    same(unrolled[3], branchless[1])
 
 
 def test_the_written_out_loop_samples_the_poisson_law_of_immigration_death(model):

@@ -12,6 +12,7 @@ a second process.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +23,20 @@ from ilsim.model.compile import CompiledModel, _import_generated, kernel_names, 
 from ilsim.model.switches import time_switches
 
 _LOADED: dict[str, object] = {}
+_BY_MODEL: dict[int, tuple[weakref.ref, object]] = {}  # id(model): (the model, its module)
 
 
 def model_module(model: CompiledModel):
     """The compiled module of ``model`` (the driver's ``run_all`` against its functions), built on first use."""
+    known = _BY_MODEL.get(id(model))
+    if known is not None and known[0]() is model:  # (writing the source again took a millisecond per run)
+        return known[1]
     kernel = model.kernels["rhs_into"].py_func.__module__  # for hill() and factorial()
     source = (Path(__file__).with_name("driver.py").read_text() + model_source(model, kernel))
     name = f"ilsim_ssa_{hashlib.sha256(source.encode()).hexdigest()[:24]}"
     if name not in _LOADED:
         _LOADED[name] = _import_generated(source, True, name)
+    _BY_MODEL[id(model)] = (weakref.ref(model), _LOADED[name])
     return _LOADED[name]
 
 

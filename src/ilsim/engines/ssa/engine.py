@@ -125,7 +125,7 @@ class SsaEngine(Engine):
                 self.max_steps, Y, P_t, record_parameters, fired, log_t, log_k, status, fail_t, fail_j, fail_x, steps)
         self.launch(model, n, args)
         messages = [failure_message(model, int(status[i]), fail_t[i], int(fail_j[i]), fail_x[i], self.system_size)
-                    for i in range(n)]
+                    if status[i] else "" for i in range(n)]
         log = None
         if n_log:
             counts = fired.sum(axis=1).astype(np.int64)
@@ -222,7 +222,10 @@ def check_discrete(model: CompiledModel) -> None:
 
 def initial_counts(model: CompiledModel, P: np.ndarray, size: float) -> np.ndarray:
     """The initial states as whole counts (value x system size); IlsimError naming the species otherwise."""
-    unique, inverse = np.unique(P, axis=0, return_inverse=True)
+    if (P == P[:1]).all():  # (one parameter set for every trajectory: np.unique's sort took a millisecond)
+        unique, inverse = P[:1], np.zeros(len(P), dtype=np.int64)
+    else:
+        unique, inverse = np.unique(P, axis=0, return_inverse=True)
     X = np.empty((len(unique), len(model.species)))
     for r, p in enumerate(unique):
         counts = model.initial_state(p) * size
