@@ -127,25 +127,30 @@ GPU_SCRIPT = textwrap.dedent("""
     from ilsim.engines.ssa.cuda import CudaSsaEngine
     from ilsim.errors import IlsimError
     m = T.network(events=False)
-    n, t = 200, np.array([0.0, 1.0, 4.0, 12.0])
+    n, t = 200, np.array([0.0, 1.0, 2.0, 4.0])  # (before the CPU model's dose at t = 5: no event on the way)
     P = T.rows(m, [{"k": 6.0, "d": 0.5}] * n)
     g = CudaSsaEngine(seed=9, block_size=64).solve(m, t, P)
     assert (g.status == 0).all()
     again = CudaSsaEngine(seed=9, block_size=32).solve(m, t, P)  # another launch: the same trajectories
     assert np.array_equal(g.Y, again.Y) and np.array_equal(g.steps, again.steps)
     assert not np.array_equal(g.Y, CudaSsaEngine(seed=10, block_size=256).solve(m, t, P).Y)
-    mean = 12.0 * (1 - np.exp(-0.5 * t[1:]))  # immigration-death: Poisson, mean (k/d)(1 - e^{-dt})
+    mean = 12.0 * (1 - np.exp(-0.5 * t[1:]))  # immigration-death from 0: Poisson, mean (k/d)(1 - e^{-dt})
     x = g.Y[:, 1:, 0]
     assert np.all(np.abs(x.mean(axis=0) - mean) < 4 * np.sqrt(mean / n)), x.mean(axis=0)
     assert np.all(np.abs(x.var(axis=0, ddof=1) - mean) < 4 * np.sqrt((mean + 2 * mean**2) / n)), x.var(axis=0)
-    # the CPU's direct method on the same process (the module the tests compiled, with a dose of 0 at t = 5)
+    # the CPU's direct method on the same network (the module the tests compiled: its dose comes after t = 4): the
+    # same generated loop and streams, so in the simulator the same trajectories; and a larger CPU ensemble agrees
     cpu_model = T.network()
+    c = SsaEngine(seed=9, method="direct").solve(cpu_model, t, P)
+    assert np.array_equal(g.Y, c.Y) and np.array_equal(g.steps, c.steps)
     c = SsaEngine(seed=99, method="direct").solve(cpu_model, t, T.rows(cpu_model, [{"k": 6.0, "d": 0.5}] * 2000))
     xc = c.Y[:, 1:, 0]
     assert np.all(np.abs(x.mean(axis=0) - xc.mean(axis=0)) < 4 * np.sqrt(mean / n + mean / 2000))
-    bad = CudaSsaEngine(seed=9).solve(m, t, T.rows(m, [{"d": -0.5}, {"k": 1.0, "c": 3.0}]))
+    wrong = [{"d": -0.5}, {"k": 1.0, "c": 3.0}]
+    bad = CudaSsaEngine(seed=9).solve(m, t, T.rows(m, wrong))
     assert bad.status.tolist() == [7, 8], bad.messages
     assert "process 'death' had a negative propensity" in bad.messages[0] and "'leak' made" in bad.messages[1]
+    assert bad.messages == SsaEngine(seed=9, method="direct").solve(cpu_model, t, T.rows(cpu_model, wrong)).messages
     for wrong, text in ((lambda: CudaSsaEngine(method="tau"), "direct method only"),
                         (lambda: CudaSsaEngine().solve(cpu_model, t, P), "without events")):
         try:
