@@ -163,14 +163,16 @@ def run(
     time_to: TimeToOpt = [],  # noqa: B006
     system_size: SystemSizeOpt = None,
     format: FormatOpt = None,  # noqa: A002
+    backend: SsaBackendOpt = "cpu",
 ) -> None:
     """Simulate a model and write results.nc, results.csv, summary.json, figures and report.html."""
     from ilsim import api  # lazy: heavy (SciPy, xarray)
 
-    if engine != "ode" or trajectories is not None or seed is not None or time_to or system_size is not None or format:
+    if (engine != "ode" or trajectories is not None or seed is not None or time_to or system_size is not None or format
+            or backend != "cpu"):
         _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to, system_size, format, t_end=t_end,
                         points=points, parameters=set_, faults=fault, doses=dose, allow_high_dose=allow_high_dose,
-                        report=report, overwrite=overwrite, rtol=rtol, atol=atol)
+                        report=report, overwrite=overwrite, rtol=rtol, atol=atol, backend=backend)
         return
     try:
         ds, summary = api.run(model, out_dir, report=report, t_end=t_end, points=points, method=method,
@@ -589,13 +591,14 @@ def cohort(
             err.print(text, markup=False, highlight=False)
 
     try:
-        chosen = _cohort_engine(engine, method, system_size, rtol, atol)
+        chosen = _cohort_engine(engine, method, system_size, rtol, atol, backend)
         compiled = api.compile(model)
         bar = ProgressBar(err) if show else None
         with bar or nullcontext():
             result = run_cohort(compiled, patients=patients, seed=seed, vary=vary, time_to=time_to,
                                 save_trajectories=save_trajectories, chunk_size=chunk_size, scheduler=scheduler,
-                                backend=backend, t_end=t_end, points=points, rtol=rtol, atol=atol, force=force,
+                                backend=backend if chosen is None else "cpu",  # (the stochastic engine holds its own)
+                                t_end=t_end, points=points, rtol=rtol, atol=atol, force=force,
                                 out=out_dir, report=report, progress=bar, notify=notify, overwrite=overwrite,
                                 engine=chosen)
     except IlsimError as exc:
@@ -730,6 +733,8 @@ def sensitivity(
 # ---- stochastic ensembles (issue 15): `ilsim run MODEL --engine ssa --trajectories N --seed S` ------------------
 EngineOpt = Annotated[str, typer.Option(help="ode (default: deterministic) or ssa (stochastic: every reaction as an "
                                              "event; --method direct, next-reaction, tau or auto)")]
+SsaBackendOpt = Annotated[str, typer.Option(help="--engine ssa: cpu (numba threads) or gpu (CUDA: the direct method, one "
+                                                 "trajectory per GPU thread; models without events)")]
 TrajectoriesOpt = Annotated[int | None, typer.Option(help="stochastic trajectories (--engine ssa; default 1000)")]
 SeedOpt = Annotated[int | None, typer.Option(help="random seed of the stochastic engine (default 0): the same seed gives "
                                                   "the same trajectories at any thread count")]
@@ -742,20 +747,22 @@ SystemSizeOpt = Annotated[float | None, typer.Option(help="molecules or cells pe
 
 
 def _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to, system_size, format, *, t_end, points,  # noqa: A002
-                    parameters, faults, doses, allow_high_dose, report, overwrite, rtol, atol) -> None:
+                    parameters, faults, doses, allow_high_dose, report, overwrite, rtol, atol, backend="cpu") -> None:
     from ilsim import ensemble  # lazy: heavy (xarray, numba)
-    from ilsim.engines.ssa import SsaEngine
+    from ilsim.engines.ssa.cuda import ssa_engine
 
     try:
         if engine != "ssa":
             given = [o for o, v in (("--trajectories", trajectories), ("--seed", seed), ("--system-size", system_size),
-                                    ("--time-to", time_to or None), ("--format", format)) if v is not None]
+                                    ("--time-to", time_to or None), ("--format", format),
+                                    ("--backend", None if backend == "cpu" else backend)) if v is not None]
             raise IlsimError(f"--engine must be ode or ssa, got {engine!r}" if engine != "ode" else
                              f"{', '.join(given)} need(s) --engine ssa")
         if rtol is not None or atol is not None:
             raise IlsimError("--rtol and --atol are tolerances of the ODE engines; the stochastic engine has none")
-        ssa = SsaEngine(trajectories=1000 if trajectories is None else trajectories, seed=0 if seed is None else seed,
-                        method=method or "auto", system_size=1.0 if system_size is None else system_size)
+        ssa = ssa_engine(backend, trajectories=1000 if trajectories is None else trajectories,
+                         seed=0 if seed is None else seed, method=method or "auto",
+                         system_size=1.0 if system_size is None else system_size)
         ds, summary = ensemble.run(model, out_dir, engine=ssa, time_to=time_to, report=report, overwrite=overwrite,
                                    format=format or "auto",
                                    t_end=t_end, points=points, parameters=_parse_sets(parameters),
@@ -792,10 +799,10 @@ CohortEngineOpt = Annotated[str, typer.Option(help="batch (default: the ODE batc
                                                    "likewise; times in minutes)")]
 
 
-def _cohort_engine(engine: str, method, system_size, rtol, atol):
-    """`ilsim cohort --engine`: None for the batch engine (with --backend, --rtol, --atol), else the stochastic one,
-    its seed left to the cohort's (patients/run.py)."""
-    from ilsim.engines.ssa import SsaEngine
+def _cohort_engine(engine: str, method, system_size, rtol, atol, backend: str = "cpu"):
+    """`ilsim cohort --engine`: None for the batch engine (with --backend, --rtol, --atol), else the stochastic one on
+    --backend's device, its seed left to the cohort's (patients/run.py)."""
+    from ilsim.engines.ssa.cuda import ssa_engine
 
     if engine == "tissue":
         return _tissue_engine(None, rtol, atol, method=method, system_size=system_size)
@@ -808,7 +815,7 @@ def _cohort_engine(engine: str, method, system_size, rtol, atol):
         return None
     if rtol is not None or atol is not None:
         raise IlsimError("--rtol and --atol are tolerances of the ODE engines; the stochastic engine has none")
-    return SsaEngine(seed=None, method=method or "auto", system_size=1.0 if system_size is None else system_size)
+    return ssa_engine(backend, seed=None, method=method or "auto", system_size=1.0 if system_size is None else system_size)
 
 
 @app.command("fit")

@@ -55,6 +55,14 @@ def next_check(t, t_stop, p):  # pragma: no cover
     raise NotImplementedError
 
 
+UNROLLED = False  # the model's direct_steps is its own written-out loop (small networks), else a stand-in
+
+
+def direct_steps(t, t_stop, x, p, omega, inv_omega, s, k_out, t_eval, Y, P_t, i, record_p, n_steps,
+                 max_steps):  # pragma: no cover
+    raise NotImplementedError
+
+
 # ---- random numbers: xoshiro256** (Blackman & Vigna 2018), one state of four words per trajectory
 @njit(cache=True, inline="always")
 def _rotl(x, k):
@@ -427,6 +435,21 @@ def trajectory(i, method, t_eval, x, p, omega, nonneg, S, dep_ptr, dep_idx, hor,
             if tau1 < 10.0 / a0:
                 leap = False
                 exact_left = EXACT_AFTER_SHORT_LEAP
+        if UNROLLED and not leap and method == DIRECT and cond_events.shape[0] == 0:
+            # no condition to test after each reaction: the model's unrolled loop runs every reaction up to t_stop
+            code, t, k_out, n_steps, j_fail = direct_steps(t, t_stop, x, p, omega, inv_omega, s, k_out, t_eval, Y, P_t,
+                                                           i, record_p, n_steps, max_steps)
+            if code != OK:
+                fail_t[i] = t
+                fail_j[i] = j_fail
+                steps[i] = n_steps
+                return code
+            k_out = _record(k_out, t_stop, last, t_eval, x, p, inv_omega, Y, P_t, i, record_p)
+            if last:
+                steps[i] = n_steps
+                return OK
+            t = t_stop
+            continue
         if not leap:
             if method == NEXT_REACTION and nr > 0:
                 j_next = heap[0]
@@ -558,6 +581,22 @@ def run_block(lo, hi, method, t_eval, X0, P, omega, nonneg, S, dep_ptr, dep_idx,
     """Trajectories lo..hi-1 (one per row of X0 and P, which each changes in place: the state and the parameters at
     the end). Blocks run on threads without the GIL; each trajectory writes only its own rows, so the result does
     not depend on the threads."""
+    if UNROLLED and method == DIRECT and timed_t.shape[0] == 0 and cond_events.shape[0] == 0:
+        # nothing but reactions from start to end: the written-out loop alone, without the general loop's arrays
+        t_end, inv_omega = t_eval[-1], 1.0 / omega
+        for i in range(lo, hi):
+            code, t, k_out, n_steps, j = direct_steps(t_eval[0], t_end, X0[i], P[i], omega, inv_omega, rng[i], 0, t_eval,
+                                                      Y, P_t, i, record_p, 0, max_steps)
+            if code == OK:  # the outputs from the last reaction to the end, as the general loop records them
+                _record(k_out, t_end, True, t_eval, X0[i], P[i], inv_omega, Y, P_t, i, record_p)
+            else:
+                fail_t[i] = t
+                fail_j[i] = j
+                for q in range(X0.shape[1]):
+                    fail_x[i, q] = X0[i, q]
+            status[i] = code
+            steps[i] = n_steps
+        return
     for i in range(lo, hi):
         code = trajectory(i, method, t_eval, X0[i], P[i], omega, nonneg, S, dep_ptr, dep_idx, hor, hor_need, eps,
                           n_critical, timed_t, timed_k, cond_events, guard_slot, act_start, actions, rng[i], max_steps,

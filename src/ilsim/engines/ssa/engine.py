@@ -95,9 +95,8 @@ class SsaEngine(Engine):
         n, nt, ns, npar = P.shape[0], len(t_eval), len(model.species), len(model.parameters)
         check_memory(n, nt, ns + len(model.observables) + (npar if record_parameters else 0))
         X0 = initial_counts(model, P, self.system_size)
-        from ilsim.engines.ssa.codegen import dependency_graph, model_module  # lazy: numba
+        from ilsim.engines.ssa.codegen import dependency_graph  # lazy: numba
 
-        module = model_module(model)
         S = np.ascontiguousarray(model.stoichiometry, dtype=np.float64)
         dep_ptr, dep_idx = dependency_graph(model)
         hor, need = reactant_orders(model)
@@ -124,9 +123,9 @@ class SsaEngine(Engine):
                 np.array([k for _, k in timed], dtype=np.int64),
                 np.array(analysis.condition_events(model), dtype=np.int64), guard_slot, act_start, actions, rng,
                 self.max_steps, Y, P_t, record_parameters, fired, log_t, log_k, status, fail_t, fail_j, fail_x, steps)
-        in_blocks(module.run_block, n, args)
+        self.launch(model, n, args)
         messages = [failure_message(model, int(status[i]), fail_t[i], int(fail_j[i]), fail_x[i], self.system_size)
-                    for i in range(n)]
+                    if status[i] else "" for i in range(n)]
         log = None
         if n_log:
             counts = fired.sum(axis=1).astype(np.int64)
@@ -135,6 +134,13 @@ class SsaEngine(Engine):
                               event_log=log, messages=messages)
         result.steps = steps  # reactions (or leaps) per trajectory
         return result
+
+    def launch(self, model: CompiledModel, n: int, args: tuple) -> None:
+        """Run the n trajectories (``args``: the driver's ``run_block``'s, after lo and hi): blocks of them on the CPU's
+        threads (``cuda.CudaSsaEngine``: one GPU thread each)."""
+        from ilsim.engines.ssa.codegen import model_module
+
+        in_blocks(model_module(model).run_block, n, args)
 
     def simulate(self, model, t_eval, P=None):
         """The ensemble as an xarray Dataset with a ``trajectory`` dimension (the seed and the method in attrs):
@@ -186,11 +192,11 @@ def streams(seed: int, n: int, first: int | None = None) -> np.ndarray:
     with ``first``, virtual patient first + i's from ``SeedSequence(seed, spawn_key=(COHORT_STREAMS, first + i))``,
     so a cohort's patient depends on the seed and its index only (any chunk size), and its stream is not that of
     the population's draws from the same seed (``SeedSequence(seed, spawn_key=(block,))``)."""
-    if first is None:
-        children = np.random.SeedSequence(seed).spawn(n)
-    else:
-        children = [np.random.SeedSequence(seed, spawn_key=(COHORT_STREAMS, int(first) + i)) for i in range(n)]
-    return np.array([c.generate_state(4, np.uint64) for c in children], dtype=np.uint64).reshape(n, 4)
+    from ilsim.engines.ssa.seeds import states  # NumPy's words, for all n at once (spawn(n) is child (i,) of the seed)
+
+    index = np.arange(n, dtype=np.int64)
+    keys = index[:, None] if first is None else np.stack([np.full(n, COHORT_STREAMS), int(first) + index], axis=1)
+    return states(seed, keys)
 
 
 def check_discrete(model: CompiledModel) -> None:
@@ -216,7 +222,10 @@ def check_discrete(model: CompiledModel) -> None:
 
 def initial_counts(model: CompiledModel, P: np.ndarray, size: float) -> np.ndarray:
     """The initial states as whole counts (value x system size); IlsimError naming the species otherwise."""
-    unique, inverse = np.unique(P, axis=0, return_inverse=True)
+    if (P == P[:1]).all():  # (one parameter set for every trajectory: np.unique's sort took a millisecond)
+        unique, inverse = P[:1], np.zeros(len(P), dtype=np.int64)
+    else:
+        unique, inverse = np.unique(P, axis=0, return_inverse=True)
     X = np.empty((len(unique), len(model.species)))
     for r, p in enumerate(unique):
         counts = model.initial_state(p) * size
