@@ -15,8 +15,9 @@ model is *unstable* (its answer depends on the tolerance) and counted against ne
 First-run time: in a worker process that has already run one other model (so that both tools' modules
 are loaded and neither pays its one-off start-up), ilsim's import + compile + simulate of the file with
 an empty kernel cache, against libroadrunner's load + simulate, both at their default tolerances over
-0..100 with 101 points. Warm time: the same simulation again on the compiled/loaded model. Kernel
-compilation by numba is off (ILSIM_JIT=0) unless --jit is given. With --cold, each tool also runs the file
+0..100 with 101 points. Warm time: the same simulation again on the compiled/loaded model. The
+kernels are ilsim's default, tiered (plain Python first, compiled by numba after 20,000 calls); --jit compiles
+from the start (ILSIM_JIT=1), --plain never (ILSIM_JIT=0). With --cold, each tool also runs the file
 in a new process of its own, timed from before its modules are imported (libsbml, SciPy, pint for ilsim;
 libroadrunner's LLVM for it) to the end of the simulation.
 """
@@ -237,12 +238,16 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--only", nargs="*", help="BioModels ids to run (default: all)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (timings are fairest with one)")
-    parser.add_argument("--jit", action="store_true", help="compile kernels with numba (first runs then pay for it)")
+    parser.add_argument("--jit", action="store_true", help="compile kernels with numba from the start (first runs pay for it)")
+    parser.add_argument("--plain", action="store_true", help="plain-Python kernels throughout (ILSIM_JIT=0)")
     parser.add_argument("--cold", action="store_true", help="also time each tool's first run in a new process")
     parser.add_argument("--csv", type=Path, help="also write one row per file here")
     parser.add_argument("--verbose", action="store_true", help="also list the models that agree")
     args = parser.parse_args(argv)
-    os.environ["ILSIM_JIT"] = "1" if args.jit else "0"
+    if args.jit or args.plain:
+        os.environ["ILSIM_JIT"] = "1" if args.jit else "0"
+    else:
+        os.environ.pop("ILSIM_JIT", None)  # the default: tiered
     os.environ["ILSIM_SURVEY_COLD"] = "1" if args.cold else "0"
     with open(args.data / "manifest.csv") as f:
         files = [str(args.data / row["file"]) for row in csv.DictReader(f)
