@@ -75,7 +75,7 @@ def integrator_module():
 def model_functions(model: CompiledModel) -> tuple:
     """The model as the integrator takes it: its compiled functions in the order of ``integrator.SIGNATURES``
     (written and compiled on first use, cached on disk), then its ``event_tables``."""
-    kernel = model.kernels["rhs_into"].py_func.__module__
+    kernel = model.compiled_kernels()["rhs_into"].py_func.__module__
     source = functions_source(model, kernel)
     name = f"ilsim_batch_{hashlib.sha256(source.encode()).hexdigest()[:24]}"
     if name not in _LOADED:

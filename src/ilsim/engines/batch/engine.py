@@ -100,7 +100,7 @@ class BatchEngine(Engine):
               log_events: int = 0) -> EngineResult:
         """Integrate every row of ``P`` (patients x parameters) over ``t_eval`` (increasing; starts at t_eval[0])."""
         t_eval, P = check_inputs(model, t_eval, P)
-        if not hasattr(model.kernels["rhs_into"], "py_func"):
+        if model.jit is False:
             raise IlsimError("the batch engine needs numba-compiled kernels; the model was compiled with jit=False")
         from ilsim.engines.batch.codegen import integrator_module, lane_groups, lanes, model_functions
 

@@ -31,7 +31,7 @@ def model_module(model: CompiledModel):
     known = _BY_MODEL.get(id(model))
     if known is not None and known[0]() is model:  # (writing the source again took a millisecond per run)
         return known[1]
-    kernel = model.kernels["rhs_into"].py_func.__module__  # for hill() and factorial()
+    kernel = model.compiled_kernels()["rhs_into"].py_func.__module__  # for hill() and factorial()
     source = (Path(__file__).with_name("driver.py").read_text() + model_source(model, kernel))
     name = f"ilsim_ssa_{hashlib.sha256(source.encode()).hexdigest()[:24]}"
     if name not in _LOADED:

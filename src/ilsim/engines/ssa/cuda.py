@@ -71,7 +71,7 @@ def cuda_source(model: CompiledModel) -> str:
     """The CPU module's text (driver and model functions) as CUDA device functions, and the kernel."""
     from ilsim.engines.ssa.codegen import model_source
 
-    kernel = model.kernels["rhs_into"].py_func.__module__
+    kernel = model.compiled_kernels()["rhs_into"].py_func.__module__
     text = Path(__file__).with_name("driver.py").read_text() + model_source(model, kernel)
     text = re.sub(r"^@njit\(.*\)$", "@cuda.jit(device=True)", text, flags=re.MULTILINE)
     return "from numba import cuda  # noqa: E402\n" + text + KERNEL

@@ -90,7 +90,7 @@ class SsaEngine(Engine):
         cohort's chunk: row r is virtual patient first + r) on the patient's stream (``streams``)."""
         t_eval, P = check_times(t_eval), check_parameters(model, P)
         check_discrete(model)
-        if not hasattr(model.kernels["rhs_into"], "py_func"):
+        if model.jit is False:
             raise IlsimError("the stochastic engine needs numba-compiled kernels; the model was compiled with jit=False")
         n, nt, ns, npar = P.shape[0], len(t_eval), len(model.species), len(model.parameters)
         check_memory(n, nt, ns + len(model.observables) + (npar if record_parameters else 0))
