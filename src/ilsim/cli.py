@@ -35,7 +35,7 @@ OPTION_WORDS = {
     "overwrite": "--overwrite", "max_wall_s": "--max-wall", "toxicity": "--toxicity",
     "allow_high_dose": "--allow-high-dose", "save_trajectories": "--save-trajectories",
     "trajectories": "--trajectories", "system_size": "--system-size", "format": "--format",
-    "workers": "--workers", "optimizer": "--optimizer", "starts": "--starts",
+    "workers": "--workers", "optimizer": "--optimizer", "starts": "--starts", "dask": "--dask",
 }
 
 
@@ -162,14 +162,17 @@ def run(
     time_to: TimeToOpt = [],  # noqa: B006
     system_size: SystemSizeOpt = None,
     format: FormatOpt = None,  # noqa: A002
+    dask: DaskOpt = None,
+    chunk_size: EnsembleChunkOpt = None,
 ) -> None:
     """Simulate a model and write results.nc, results.csv, summary.json, figures and report.html."""
     from ilsim import api  # lazy: heavy (SciPy, xarray)
 
-    if engine != "ode" or trajectories is not None or seed is not None or time_to or system_size is not None or format:
+    if (engine != "ode" or trajectories is not None or seed is not None or time_to or system_size is not None or format
+            or dask is not None or chunk_size is not None):
         _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to, system_size, format, t_end=t_end,
                         points=points, parameters=set_, faults=fault, doses=dose, allow_high_dose=allow_high_dose,
-                        report=report, overwrite=overwrite, rtol=rtol, atol=atol)
+                        report=report, overwrite=overwrite, rtol=rtol, atol=atol, dask=dask, chunk_size=chunk_size)
         return
     try:
         ds, summary = api.run(model, out_dir, report=report, t_end=t_end, points=points, method=method,
@@ -732,29 +735,46 @@ TimeToOpt = Annotated[list[str], typer.Option(help="first-passage time of a cond
                                                    "repeatable)")]
 FormatOpt = Annotated[str | None, typer.Option(help="--engine ssa: the trajectories as results.nc (netcdf), results.zarr "
                                                    "(zarr: chunked, read lazily) or auto (zarr above 1 GiB)")]
+DaskOpt = Annotated[str | None, typer.Option(help="--engine ssa: run the trajectories in chunks written one at a time "
+                                                 "to results.zarr, on a Dask cluster (tcp://HOST:PORT) or 'local'")]
+EnsembleChunkOpt = Annotated[int | None, typer.Option("--chunk-size", help="--engine ssa: trajectories per chunk "
+                                                                          "(with --dask; default 1000)")]
 SystemSizeOpt = Annotated[float | None, typer.Option(help="molecules or cells per unit of the model's values (--engine "
                                                            "ssa; default 1: the values are counts)")]
 
 
 def _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to, system_size, format, *, t_end, points,  # noqa: A002
-                    parameters, faults, doses, allow_high_dose, report, overwrite, rtol, atol) -> None:
+                    parameters, faults, doses, allow_high_dose, report, overwrite, rtol, atol, dask=None,
+                    chunk_size=None) -> None:
     from ilsim import ensemble  # lazy: heavy (xarray, numba)
     from ilsim.engines.ssa import SsaEngine
 
     try:
         if engine != "ssa":
             given = [o for o, v in (("--trajectories", trajectories), ("--seed", seed), ("--system-size", system_size),
-                                    ("--time-to", time_to or None), ("--format", format)) if v is not None]
+                                    ("--time-to", time_to or None), ("--format", format), ("--dask", dask),
+                                    ("--chunk-size", chunk_size)) if v is not None]
             raise IlsimError(f"--engine must be ode or ssa, got {engine!r}" if engine != "ode" else
                              f"{', '.join(given)} need(s) --engine ssa")
         if rtol is not None or atol is not None:
             raise IlsimError("--rtol and --atol are tolerances of the ODE engines; the stochastic engine has none")
         ssa = SsaEngine(trajectories=1000 if trajectories is None else trajectories, seed=0 if seed is None else seed,
                         method=method or "auto", system_size=1.0 if system_size is None else system_size)
-        ds, summary = ensemble.run(model, out_dir, engine=ssa, time_to=time_to, report=report, overwrite=overwrite,
-                                   format=format or "auto",
-                                   t_end=t_end, points=points, parameters=_parse_sets(parameters),
-                                   faults=_parse_faults(faults), doses=_parse_doses(doses), allow_high_dose=allow_high_dose)
+        settings = dict(t_end=t_end, points=points, parameters=_parse_sets(parameters), faults=_parse_faults(faults),
+                        doses=_parse_doses(doses), allow_high_dose=allow_high_dose)
+        if dask is None and chunk_size is not None:
+            raise IlsimError("--chunk-size needs --dask local or --dask ADDRESS (the ensemble in chunks)")
+        if dask is not None:
+            if format not in (None, "zarr", "auto"):
+                raise IlsimError(f"--format {format}: an ensemble run with --dask is written as results.zarr, chunk by chunk")
+            from ilsim import ensemble_chunks  # lazy: heavy (dask, zarr)
+
+            size = ensemble_chunks.CHUNK_SIZE if chunk_size is None else chunk_size
+            ds, summary = ensemble_chunks.run(model, out_dir, engine=ssa, dask=dask, time_to=time_to, report=report,
+                                              overwrite=overwrite, chunk_size=size, **settings)
+        else:
+            ds, summary = ensemble.run(model, out_dir, engine=ssa, time_to=time_to, report=report, overwrite=overwrite,
+                                       format=format or "auto", **settings)
     except IlsimError as exc:
         _fail(exc)
         return

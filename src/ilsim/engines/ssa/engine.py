@@ -53,7 +53,7 @@ class SsaEngine(Engine):
     status_text = STATUS_TEXT
 
     def __init__(self, trajectories: int = 1000, seed: int = 0, method: str = "auto", system_size: float = 1.0,
-                 eps: float = 0.03, n_critical: int = 10, max_steps: int = MAX_STEPS):
+                 eps: float = 0.03, n_critical: int = 10, max_steps: int = MAX_STEPS, first_trajectory: int = 0):
         if method not in METHODS:
             raise IlsimError(f"{argument('method')}: unknown stochastic method '{method}'; choose one of {', '.join(METHODS)}")
         self.trajectories = whole("trajectories", trajectories, 1)
@@ -73,6 +73,8 @@ class SsaEngine(Engine):
             raise IlsimError(f"eps must be between 0 and 1 (the leap's error control), got {eps!r}")
         self.n_critical = whole("n_critical", n_critical, 1)
         self.max_steps = whole("max_steps", max_steps, 1)
+        # an ensemble run in chunks (ilsim.ensemble_chunks): row r is trajectory first_trajectory + r, on its stream
+        self.first_trajectory = whole("first_trajectory", first_trajectory, 0)
 
     def settings(self) -> dict:
         return {"method": self.method, "trajectories": self.trajectories, "seed": self.seed,
@@ -117,7 +119,7 @@ class SsaEngine(Engine):
         fail_j = np.full(n, -1, dtype=np.int64)
         fail_x = np.full((n, ns), np.nan)
         steps = np.zeros(n, dtype=np.int64)
-        rng = streams(0 if self.seed is None else self.seed, n, first)
+        rng = streams(0 if self.seed is None else self.seed, n, first, self.first_trajectory)
         args = (_CODES[self.chosen_method(model)], t_eval, X0, P_end, self.system_size,
                 np.ascontiguousarray(model.nonnegative, dtype=np.bool_), S, dep_ptr, dep_idx, hor, need,
                 self.eps, float(self.n_critical), np.array([t for t, _ in timed], dtype=np.float64),
@@ -181,13 +183,15 @@ def whole(name: str, value, low: int) -> int:
 COHORT_STREAMS = 0x55A  # the first word of a cohort patient's spawn key: apart from the population's (block,) keys
 
 
-def streams(seed: int, n: int, first: int | None = None) -> np.ndarray:
-    """n independent xoshiro256** states (n x 4 words): trajectory i's from the i-th child of the seed's SeedSequence;
+def streams(seed: int, n: int, first: int | None = None, start: int = 0) -> np.ndarray:
+    """n independent xoshiro256** states (n x 4 words): trajectory start + i's from child start + i of the seed's
+    SeedSequence (``SeedSequence(seed, spawn_key=(start + i,))``, what ``spawn`` gives), so a chunk of an ensemble
+    draws what the whole ensemble run at once draws for the same trajectories;
     with ``first``, virtual patient first + i's from ``SeedSequence(seed, spawn_key=(COHORT_STREAMS, first + i))``,
     so a cohort's patient depends on the seed and its index only (any chunk size), and its stream is not that of
     the population's draws from the same seed (``SeedSequence(seed, spawn_key=(block,))``)."""
     if first is None:
-        children = np.random.SeedSequence(seed).spawn(n)
+        children = [np.random.SeedSequence(seed, spawn_key=(int(start) + i,)) for i in range(n)]
     else:
         children = [np.random.SeedSequence(seed, spawn_key=(COHORT_STREAMS, int(first) + i)) for i in range(n)]
     return np.array([c.generate_state(4, np.uint64) for c in children], dtype=np.uint64).reshape(n, 4)
@@ -258,7 +262,9 @@ def check_memory(n: int, nt: int, columns: int) -> None:
     if needed > MEMORY_FRACTION * total:
         raise IlsimError(f"{argument('trajectories')}: {n:,} trajectories x {nt:,} output times x {columns} variables need about "
                          f"{needed / 2**30:.1f} GiB, more than {MEMORY_FRACTION:.0%} of this machine's "
-                         f"{total / 2**30:.1f} GiB; use fewer trajectories or output times")
+                         f"{total / 2**30:.1f} GiB; use fewer trajectories or output times, or run the ensemble in chunks "
+                         "written one at a time to results.zarr (--dask local or --dask ADDRESS, with --chunk-size; "
+                         "Python: ilsim.ensemble_chunks.run)")
 
 
 def failure_message(model: CompiledModel, code: int, t: float, j: int, x: np.ndarray, size: float) -> str:
