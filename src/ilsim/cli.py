@@ -759,7 +759,7 @@ def _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to,
         if rtol is not None or atol is not None:
             raise IlsimError("--rtol and --atol are tolerances of the ODE engines; the stochastic engine has none")
         ssa = SsaEngine(trajectories=1000 if trajectories is None else trajectories, seed=0 if seed is None else seed,
-                        method=method or "auto", system_size=1.0 if system_size is None else system_size)
+                        method=method or "auto", system_size=system_size)
         settings = dict(t_end=t_end, points=points, parameters=_parse_sets(parameters), faults=_parse_faults(faults),
                         doses=_parse_doses(doses), allow_high_dose=allow_high_dose)
         if dask is None and chunk_size is not None:
@@ -819,7 +819,7 @@ def _cohort_engine(engine: str, method, system_size, rtol, atol):
         return None
     if rtol is not None or atol is not None:
         raise IlsimError("--rtol and --atol are tolerances of the ODE engines; the stochastic engine has none")
-    return SsaEngine(seed=None, method=method or "auto", system_size=1.0 if system_size is None else system_size)
+    return SsaEngine(seed=None, method=method or "auto", system_size=system_size)
 
 
 @app.command("fit")

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ilsim.engines.base import STATUS, Engine, EngineResult, check_parameters, check_times
+from ilsim.engines.ssa import volumes
 from ilsim.errors import IlsimError, argument
 from ilsim.model import analysis
 from ilsim.model.compile import CompiledModel
@@ -52,18 +53,18 @@ class SsaEngine(Engine):
                 "parameter_trajectories": True, "event_log": True, "replicates": True}
     status_text = STATUS_TEXT
 
-    def __init__(self, trajectories: int = 1000, seed: int = 0, method: str = "auto", system_size: float = 1.0,
+    def __init__(self, trajectories: int = 1000, seed: int = 0, method: str = "auto", system_size: float | None = None,
                  eps: float = 0.03, n_critical: int = 10, max_steps: int = MAX_STEPS, first_trajectory: int = 0):
         if method not in METHODS:
             raise IlsimError(f"{argument('method')}: unknown stochastic method '{method}'; choose one of {', '.join(METHODS)}")
         self.trajectories = whole("trajectories", trajectories, 1)
         self.seed = None if seed is None else whole("seed", seed, 0)  # None: a cohort's seed (0 elsewhere)
         self.method = method
-        try:
-            self.system_size = float(system_size)
+        try:  # None: each species through its compartment's volume, 1 where it has none (volumes.py)
+            self.system_size = None if system_size is None else float(system_size)
         except (TypeError, ValueError):
             raise IlsimError(f"{argument('system_size')} must be a positive number, got {system_size!r}") from None
-        if not (0 < self.system_size < math.inf):
+        if self.system_size is not None and not (0 < self.system_size < math.inf):
             raise IlsimError(f"{argument('system_size')} must be a positive, finite number, got {system_size!r}")
         try:
             self.eps = float(eps)
@@ -91,12 +92,17 @@ class SsaEngine(Engine):
         """Run one trajectory per row of ``P``, trajectory i on random stream i of the seed; with ``first`` (a
         cohort's chunk: row r is virtual patient first + r) on the patient's stream (``streams``)."""
         t_eval, P = check_times(t_eval), check_parameters(model, P)
-        check_discrete(model)
+        # counts through each species' compartment volume (volumes.py), unless one system size is given for all
+        where = volumes.compartments(model) if self.system_size is None else {}
+        omega = 1.0 if self.system_size is None else self.system_size
+        original, model = model, volumes.counted(model, P, where) if where else model
+        check_discrete(model)  # (in counts: a transport's produces V1/V2 moves one molecule)
         if not hasattr(model.kernels["rhs_into"], "py_func"):
             raise IlsimError("the stochastic engine needs numba-compiled kernels; the model was compiled with jit=False")
         n, nt, ns, npar = P.shape[0], len(t_eval), len(model.species), len(model.parameters)
         check_memory(n, nt, ns + len(model.observables) + (npar if record_parameters else 0))
-        X0 = initial_counts(model, P, self.system_size)
+        V = volumes.volumes(original, P, where) if where else None
+        X0 = initial_counts(original, P, omega if V is None else V)
         from ilsim.engines.ssa.codegen import dependency_graph, model_module  # lazy: numba
 
         module = model_module(model)
@@ -120,15 +126,16 @@ class SsaEngine(Engine):
         fail_x = np.full((n, ns), np.nan)
         steps = np.zeros(n, dtype=np.int64)
         rng = streams(0 if self.seed is None else self.seed, n, first, self.first_trajectory)
-        args = (_CODES[self.chosen_method(model)], t_eval, X0, P_end, self.system_size,
+        args = (_CODES[self.chosen_method(model)], t_eval, X0, P_end, omega,
                 np.ascontiguousarray(model.nonnegative, dtype=np.bool_), S, dep_ptr, dep_idx, hor, need,
                 self.eps, float(self.n_critical), np.array([t for t, _ in timed], dtype=np.float64),
                 np.array([k for _, k in timed], dtype=np.int64),
                 np.array(analysis.condition_events(model), dtype=np.int64), guard_slot, act_start, actions, rng,
                 self.max_steps, Y, P_t, record_parameters, fired, log_t, log_k, status, fail_t, fail_j, fail_x, steps)
         in_blocks(module.run_block, n, args)
-        messages = [failure_message(model, int(status[i]), fail_t[i], int(fail_j[i]), fail_x[i], self.system_size)
-                    for i in range(n)]
+        if V is not None:
+            Y /= V[:, None, :]  # counts back to the model's concentrations
+        messages = [failure_message(original, int(status[i]), fail_t[i], int(fail_j[i]), fail_x[i]) for i in range(n)]
         log = None
         if n_log:
             counts = fired.sum(axis=1).astype(np.int64)
@@ -218,21 +225,24 @@ def check_discrete(model: CompiledModel) -> None:
                          f"{len(delayed)} (event '{delayed[0]}'); run it with an ODE engine")
 
 
-def initial_counts(model: CompiledModel, P: np.ndarray, size: float) -> np.ndarray:
-    """The initial states as whole counts (value x system size); IlsimError naming the species otherwise."""
-    unique, inverse = np.unique(P, axis=0, return_inverse=True)
+def initial_counts(model: CompiledModel, P: np.ndarray, size: float | np.ndarray) -> np.ndarray:
+    """The initial states as whole counts (value x system size, or x the volumes: rows of P x species); IlsimError
+    naming the species otherwise."""
+    unique, first, inverse = np.unique(P, axis=0, return_index=True, return_inverse=True)
     X = np.empty((len(unique), len(model.species)))
     for r, p in enumerate(unique):
-        counts = model.initial_state(p) * size
+        scale = np.broadcast_to(size if np.ndim(size) == 0 else size[first[r]], (len(model.species),))
+        counts = model.initial_state(p) * scale
         for i, c in enumerate(counts):
             name = model.species[i]
             if not np.isfinite(c) or c < 0:
                 raise IlsimError(f"species '{name}' (species[{i}].initial): the initial count {c:g} is not a "
                                  "non-negative number")
             if abs(c - round(c)) > 1e-9 * max(1.0, abs(c)):
-                raise IlsimError(f"species '{name}' (species[{i}].initial): {c / size:g} x system size {size:g} = "
+                what = "system size" if np.ndim(size) == 0 else "the volume of its compartment"
+                raise IlsimError(f"species '{name}' (species[{i}].initial): {c / scale[i]:g} x {what} {scale[i]:g} = "
                                  f"{c:g} is not a whole number of molecules or cells; give whole counts or a "
-                                 "system_size that makes them whole")
+                                 "system_size (or volume) that makes them whole")
         X[r] = np.round(counts)
     return np.ascontiguousarray(X[np.asarray(inverse).reshape(-1)])
 
@@ -267,7 +277,7 @@ def check_memory(n: int, nt: int, columns: int) -> None:
                          "Python: ilsim.ensemble_chunks.run)")
 
 
-def failure_message(model: CompiledModel, code: int, t: float, j: int, x: np.ndarray, size: float) -> str:
+def failure_message(model: CompiledModel, code: int, t: float, j: int, x: np.ndarray) -> str:
     if code == 0:
         return ""
     state = ", ".join(f"{n} = {v:g}" for n, v in zip(model.species, x))
