@@ -2,9 +2,9 @@
 
 Every process of a model is a reaction channel: its stoichiometry (whole numbers) says what one firing
 changes, and its rate times the system size is its propensity. Species are counted: a concentration c is
-c x ``system_size`` molecules (or cells), so with the default size 1 the model's values are counts. The
-state is reported back divided by the size, in the model's own units, so an SSA run and an ODE run of the
-same file compare directly (the large-size limit).
+c x ``system_size`` molecules (or cells) when a size is given, else c x the volume of the species' compartment
+(``volumes.py``; 1 without one: the model's values are counts). The state is reported back in the model's own
+units, so an SSA run and an ODE run of the same file compare directly (the large-size limit).
 
 Methods (``driver.py``): ``direct`` (Gillespie), ``next-reaction`` (Gibson & Bruck, for large sparse networks),
 ``auto`` (direct up to ``AUTO_DIRECT_MAX`` processes, next-reaction above) and ``tau`` (adaptive tau-leaping,
