@@ -22,7 +22,7 @@ def transport(produced: float = V1 / V2, **extra):
     m.add_species("A", 50.0, compartment="V1", **extra).add_species("B", 0.0, compartment="V2")
     m.add_process("move", "k*A", consumes={"A": 1}, produces={"B": produced})
     m.add_process("make", "kp", produces={"B": 1})
-    return m
+    return m.add_observable("moles_A", "A*V1")
 
 
 def test_a_transport_between_compartments_has_the_ode_mean_in_amounts():
@@ -31,6 +31,7 @@ def test_a_transport_between_compartments_has_the_ode_mean_in_amounts():
     ssa = ilsim.simulate(transport(), t_eval=t, engine=SsaEngine(trajectories=n, seed=11))
     ode = ilsim.simulate(transport(), t_eval=t, rtol=1e-10, atol=1e-12)
     a = ssa["A"].values * V1  # molecules
+    assert np.array_equal(ssa["moles_A"].values, a)  # observables read the model's values, not counts
     moved = ssa["B"].values * V2
     # the ODE in amounts, and A's exact law: each of 100 molecules still in V1 with probability exp(-kt)
     np.testing.assert_allclose(ode["A"].values * V1, 100 * np.exp(-K * t), rtol=1e-7)

@@ -105,7 +105,10 @@ def counted(model: CompiledModel, P: np.ndarray, where: dict[int, int]) -> Compi
                          else read(value)) for mode, kind, k, value in e.actions)
         events.append(dataclasses.replace(e, condition=read(e.condition), guard=read(e.guard), delay=read(e.delay),
                                           actions=actions))
-    view = copy.copy(model)  # the original's kernels (for the helpers the generated code imports), new trees
+    # the original's kernels (the generated code imports its helpers from them), built first: a view with none would
+    # build them from its own trees into the dict it shares with the original (whose observables would then be wrong)
+    model.kernels.get("rhs_into")
+    view = copy.copy(model)
     view.rate_trees = tuple(rates)
     view.observable_trees = tuple(read(t) for t in model.observable_trees)
     view.stoichiometry = S
