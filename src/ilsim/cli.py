@@ -781,6 +781,10 @@ def _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to,
     out.print(f"[bold]{plain(summary['title'] or summary['model'])}[/]: {summary['trajectories']:,} trajectories, seed "
               f"{summary['seed']} ({summary['method_used']}, t = 0..{summary['t_end']:g} {plain(summary['time_units'])}, "
               f"{summary['wall_time_s']:.3g} s)", highlight=False)
+    if "chunks" in summary:
+        out.print(f"{summary['chunks']:,} chunks of {summary['chunk_size']:,} trajectories ({plain(summary['scheduler'])})"
+                  + (f", [bold red]{summary['chunks_failed']:,} failed[/]" if summary["chunks_failed"] else ""),
+                  highlight=False)
     if summary["failed_count"]:
         out.print(f"[bold red]{summary['failed_count']:,} trajectories flagged[/] (first: "
                   f"{plain(summary['failed'][0]['message'])})", highlight=False)
