@@ -75,8 +75,10 @@ def test_chunks_on_a_dask_cluster_give_the_same_numbers(in_memory, local_cluster
     assert chunked["scheduler"].startswith("Dask scheduler") and chunked["first_passage"] == summary["first_passage"]
 
 
-def test_a_failed_chunk_is_recorded_with_its_reason_and_the_rest_kept(in_memory, tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["in-process", "cluster"])
+def test_a_failed_chunk_is_recorded_with_its_reason_and_the_rest_kept(in_memory, tmp_path, monkeypatch, request, where):
     whole, _, _ = in_memory
+    client = request.getfixturevalue("local_cluster") if where == "cluster" else None
     run_chunk = ensemble_chunks.simulate_chunk
 
     def crashing(task, p, lo, hi):
@@ -86,7 +88,7 @@ def test_a_failed_chunk_is_recorded_with_its_reason_and_the_rest_kept(in_memory,
 
     monkeypatch.setattr(ensemble_chunks, "simulate_chunk", crashing)
     ds, summary = ensemble_chunks.run(INOCULUM, tmp_path / "res", engine=SsaEngine(trajectories=N, seed=SEED),
-                                      chunk_size=50, **SETTINGS)
+                                      chunk_size=50, dask=client, **SETTINGS)
     status = ds["status"].values
     lost = slice(100, 150)
     assert (status[lost] == ensemble_chunks.CHUNK_FAILED).all() and (np.delete(status, np.r_[lost]) == 0).all()
