@@ -39,6 +39,8 @@ def local_cluster():
 
 def same_ensemble(chunked: xr.Dataset, whole: xr.Dataset) -> None:
     a, b = chunked.load().copy(), whole.copy()
+    assert {k: v for k, v in a.attrs.items() if k not in ("chunk_size", "scheduler")} | {"wall_time_s": 0} == \
+        b.attrs | {"wall_time_s": 0}  # the run's attributes, not a chunk's (its trajectories, ...)
     a.attrs, b.attrs = {}, {}
     xr.testing.assert_identical(a, b)
 

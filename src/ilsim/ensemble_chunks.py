@@ -25,6 +25,7 @@ holds the ensemble whole:
 from __future__ import annotations
 
 import copy
+import json
 import time
 import warnings
 from collections.abc import Sequence
@@ -71,9 +72,15 @@ def run(model, out: str | Path, *, engine: SsaEngine, dask=None, chunk_size: int
                  + len(compiled.parameters))  # a chunk must fit (the window of chunks in flight is a few)
     chunks = [(lo, min(lo + chunk_size, n)) for lo in range(0, n, chunk_size)]
     start = time.perf_counter()
+    # the attributes of the ensemble run in memory (ilsim.simulate's), then those of chunks
+    attrs = {**{k: v for k, v in engine.settings().items() if v is not None and k != "method"},  # (the chunk's: used)
+             "title": compiled.spec.metadata.title or compiled.name, "model_hash": compiled.spec.content_hash(),
+             "time_units": compiled.spec.metadata.time_units,
+             "parameters": json.dumps(dict(zip(compiled.parameters, map(float, p)))), "chunk_size": chunk_size}
     with atomic_folder(out, overwrite) as tmp, _client(dask) as client:
         task = chunk_task(compiled, t_eval, tuple(time_to), rtol=None, atol=None, engine=engine)
-        store = Store(tmp / "results.zarr", n, chunk_size, list(time_to))
+        attrs["scheduler"] = where(client)
+        store = Store(tmp / "results.zarr", n, chunk_size, list(time_to), attrs)
         jobs = ((k, (task, p, lo, hi)) for k, (lo, hi) in enumerate(chunks))
         for k, ds in run_chunks(client, simulate_chunk, jobs, name="ensemble", keep_going=True):
             lo, hi = chunks[k]
@@ -81,11 +88,7 @@ def run(model, out: str | Path, *, engine: SsaEngine, dask=None, chunk_size: int
                 store.failed(lo, hi, f"chunk {k} (trajectories {lo}..{hi - 1}) failed: {ds.reason}")
             else:
                 store.add(ds)
-        store.close()
-        wall = time.perf_counter() - start
-        attrs = {**store.attrs, "title": compiled.spec.metadata.title or compiled.name,
-                 "model_hash": compiled.spec.content_hash(), "time_units": compiled.spec.metadata.time_units,
-                 "wall_time_s": round(wall, 6), "chunk_size": chunk_size, "scheduler": where(client)}
+        attrs = store.close(wall_time_s=round(time.perf_counter() - start, 6))
         stats = store.statistics(attrs)
         summary = ensemble.summary_of(compiled, engine, attrs, float(t_eval[-1]), stats, store.flagged,
                                       store.failed_count, "results.zarr", store.extinction(), store.passage(t_eval))
@@ -113,8 +116,9 @@ def simulate_chunk(task: ChunkTask, p: np.ndarray, lo: int, hi: int) -> xr.Datas
 class Store:
     """results.zarr filled chunk by chunk, and the running sums the statistics need."""
 
-    def __init__(self, path: Path, n: int, chunk_size: int, conditions: list[str]):
+    def __init__(self, path: Path, n: int, chunk_size: int, conditions: list[str], attrs: dict):
         self.path, self.n, self.chunk_size, self.conditions = path, n, chunk_size, conditions
+        self.attrs = dict(attrs)  # over a chunk's own (its method), under the run's: the store's attributes
         self.template: xr.Dataset | None = None  # the first chunk that arrived: names, dims, attrs
         self.pending_failures: list[tuple[int, int, str]] = []
         self.flagged: list[tuple[int, int, str]] = []  # (trajectory, status, message), the first MAX_LISTED
@@ -123,7 +127,6 @@ class Store:
         self.extinct: dict[str, int] = {}
         self.reached: list[list[np.ndarray]] = [[] for _ in conditions]
         self.finished = 0
-        self.attrs: dict = {}
 
     def add(self, ds: xr.Dataset) -> None:
         if self.template is None:
@@ -153,7 +156,8 @@ class Store:
             self._flag(i, CHUNK_FAILED, reason)
         self.pending_failures.append((lo, hi, reason))
 
-    def close(self) -> None:
+    def close(self, **attrs) -> dict:
+        """Write the failed chunks and ``attrs``, consolidate the metadata; the store's attributes."""
         if self.template is None:
             reason = self.pending_failures[0][2] if self.pending_failures else "no chunk ran"
             raise IlsimError(f"every chunk of the ensemble failed; the first: {reason}")
@@ -168,14 +172,17 @@ class Store:
             blank.to_zarr(self.path, region={"trajectory": slice(lo, hi)}, zarr_format=2, consolidated=False)
         import zarr  # lazy: heavy
 
+        self.attrs.update(attrs)
+        zarr.open_group(str(self.path), mode="a").attrs.update(self.attrs)
         zarr.consolidate_metadata(str(self.path))
+        return self.attrs
 
     def _create(self, ds: xr.Dataset) -> None:
         """The store's arrays at their full size (metadata and the coordinates only: regions are written later)."""
         import dask.array as da  # lazy: heavy
 
         self.template = ds.isel(trajectory=slice(0, 0))
-        self.attrs = dict(ds.attrs)
+        self.attrs = {**ds.attrs, **self.attrs}
         full = {}
         for name, v in ds.data_vars.items():
             if "trajectory" in v.dims:
@@ -188,7 +195,7 @@ class Store:
             else:
                 full[name] = v
         coords = {k: c for k, c in ds.coords.items() if k != "trajectory"}
-        template = xr.Dataset(full, coords={**coords, "trajectory": np.arange(self.n)}, attrs=ds.attrs)
+        template = xr.Dataset(full, coords={**coords, "trajectory": np.arange(self.n)}, attrs=self.attrs)
         encoding = {name: {"chunks": tuple(min(self.chunk_size, self.n) if d == "trajectory" else template.sizes[d]
                                            for d in v.dims)}
                     for name, v in template.data_vars.items() if "trajectory" in v.dims and v.dtype.kind in "fiub"}
