@@ -30,6 +30,7 @@ def test_a_mass_action_rate_is_a_number_parameters_and_species_with_their_powers
 @pytest.mark.parametrize("text", ["k*A/(1 + B)", "k*A/B", "A + B", "k*A**0.5", "exp(k)*A", "k*A*o"])
 def test_other_rates_are_left_to_generated_code(text):
     assert massaction.factors(ex.parse(text), SPECIES, PARAMS) is None  # a sum, a species divided by, ...
+    assert massaction.factors(ex.BinOp("/", ex.Name("A"), ex.Num(0.0)), SPECIES, PARAMS) is None  # (not 1/0 here)
 
 
 def network():

@@ -42,7 +42,7 @@ def factors(tree: ex.Expr, species: dict[str, int], params: dict[str, int], powe
     """(number, {parameter: power}, {species: power}) when ``tree`` (raised to ``power``) is a mass-action product,
     None otherwise."""
     if isinstance(tree, ex.Num):
-        return float(tree.value) ** power, {}, {}
+        return (float(tree.value) ** power, {}, {}) if tree.value != 0 or power > 0 else None  # (1/0: left to code)
     if isinstance(tree, ex.Name):
         if tree.id in params:
             return 1.0, {params[tree.id]: power}, {}
