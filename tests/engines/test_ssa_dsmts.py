@@ -2,8 +2,8 @@
 a birth-death process (00001), an immigration-death process reset by an event at t = 25 (00028, a condition
 on t: it must fire at 25, not at the next reaction), and a birth-death process of a concentration in a
 compartment of size 2 (00011: counted through the compartment's volume, compared in amounts). 1,000
-trajectories, the suite's minimum: the mean test
-Z_t = sqrt(n) (mean - mu) / sigma within (-3, 3) and the variance test within (-5, 5) at each of 51 times; a
+trajectories, the suite's minimum: the mean test Z_t = sqrt(n) (mean - mu) / sigma within (-3, 3) and the
+variance test within (-5, 5) at each of 51 times; a
 case passes with at most one point out of range per test (a correct engine fails with probability about 1%
 per case, the suite's README calls 0-1 points "great"). The full run (10,000 trajectories, every case) is
 ``python bench/ssa_dsmts.py``."""
