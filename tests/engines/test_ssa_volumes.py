@@ -54,7 +54,6 @@ def test_system_size_overrides_the_volumes():
 
 @pytest.mark.parametrize("model, words", [
     (transport(produced=0.3), ["process 'move' (processes[0])", "B by 0.3", "0.75 molecules per firing"]),
-    (transport().add_species("C", 1.0, compartment="nowhere"), ["species 'C' (species[2].compartment)", "'nowhere'"]),
     (transport().add_event("shrink", at=1.0, set={"V1": 1.0}), ["parameter 'V1'", "volumes constant"]),
 ])
 def test_what_volumes_cannot_count_is_refused_by_name(model, words):
@@ -62,3 +61,12 @@ def test_what_volumes_cannot_count_is_refused_by_name(model, words):
         ilsim.simulate(model, t_eval=[0.0, 1.0], engine=SsaEngine(trajectories=3, seed=1))
     for w in words:
         assert w in str(info.value)
+
+
+def test_a_compartment_that_is_not_a_parameter_is_refused_when_the_model_compiles():
+    from ilsim.errors import ModelError
+
+    with pytest.raises(ModelError) as info:
+        ilsim.compile(transport().add_species("C", 1.0, compartment="V3"))
+    problem = info.value.problems[0]
+    assert problem.field == "species[2].compartment" and "'V3' is not a parameter" in problem.message
