@@ -67,6 +67,27 @@ def simulate(
         if problem:
             raise IlsimError(problem)
         engine = OdeEngine(method, rtol, atol, max_rhs_evaluations, max_wall_s)
+    t_eval = output_times(compiled, t_end, points, t_eval)
+    p = parameter_row(compiled, parameters, faults)
+    start = time.perf_counter()
+    if engine.supports.get("stochastic"):  # an ensemble (SsaEngine): every trajectory, over a trajectory dimension
+        ds = engine.simulate(compiled, t_eval, p[None, :])
+        ds.attrs.update(title=compiled.spec.metadata.title or compiled.name, model_hash=compiled.spec.content_hash(),
+                        time_units=compiled.spec.metadata.time_units, wall_time_s=round(time.perf_counter() - start, 6),
+                        parameters=json.dumps(dict(zip(compiled.parameters, map(float, p)))))
+        return ds
+    traj = _trajectory(engine, compiled, t_eval, p)
+    wall = time.perf_counter() - start
+    settings = engine.settings()
+    info = {"engine": engine.name, "method": settings.get("method", ""), "rtol": settings.get("rtol"),
+            "atol": settings.get("atol"), "wall_time_s": round(wall, 6),
+            "faults": json.dumps({mode: float(v) for mode, v in (faults or {}).items()})}
+    return to_dataset(compiled, traj, info, p)
+
+
+def output_times(compiled: CompiledModel, t_end: float | None = None, points: int | None = None, t_eval=None) -> np.ndarray:
+    """The output times of a run: ``t_eval`` checked, or ``points`` times from 0 to ``t_end`` (the model's defaults)."""
+    defaults = compiled.spec.simulation
     if t_eval is None:
         t_end = defaults.t_end if t_end is None else float(t_end)
         points = defaults.points if points is None else int(points)
@@ -90,26 +111,18 @@ def simulate(
         problem = run_settings_problem(t_end=float(t_eval[-1]))
         if problem:
             raise IlsimError(problem.replace("t_end", "the last output time"))
+    return t_eval
+
+
+def parameter_row(compiled: CompiledModel, parameters: dict[str, float] | None = None,
+                  faults: dict[str, float] | None = None) -> np.ndarray:
+    """The model's parameter values with ``parameters`` (by name) and the ``faults``' values in place."""
     fault_values = compiled.fault_overrides(faults)
     clash = sorted(set(fault_values) & set(parameters or {}))
     if clash:
         raise IlsimError(f"parameter(s) {', '.join(clash)} set both by a fault ({argument('faults')}) and by "
                          f"{argument('parameters')}; give one")
-    p = compiled.parameter_vector({**(parameters or {}), **fault_values})
-    start = time.perf_counter()
-    if engine.supports.get("stochastic"):  # an ensemble (SsaEngine): every trajectory, over a trajectory dimension
-        ds = engine.simulate(compiled, t_eval, p[None, :])
-        ds.attrs.update(title=compiled.spec.metadata.title or compiled.name, model_hash=compiled.spec.content_hash(),
-                        time_units=compiled.spec.metadata.time_units, wall_time_s=round(time.perf_counter() - start, 6),
-                        parameters=json.dumps(dict(zip(compiled.parameters, map(float, p)))))
-        return ds
-    traj = _trajectory(engine, compiled, t_eval, p)
-    wall = time.perf_counter() - start
-    settings = engine.settings()
-    info = {"engine": engine.name, "method": settings.get("method", ""), "rtol": settings.get("rtol"),
-            "atol": settings.get("atol"), "wall_time_s": round(wall, 6),
-            "faults": json.dumps({mode: float(v) for mode, v in (faults or {}).items()})}
-    return to_dataset(compiled, traj, info, p)
+    return compiled.parameter_vector({**(parameters or {}), **fault_values})
 
 
 def _trajectory(engine: Engine, model: CompiledModel, t_eval: np.ndarray, p: np.ndarray) -> Trajectory:

@@ -35,7 +35,7 @@ OPTION_WORDS = {
     "overwrite": "--overwrite", "max_wall_s": "--max-wall", "toxicity": "--toxicity",
     "allow_high_dose": "--allow-high-dose", "save_trajectories": "--save-trajectories",
     "trajectories": "--trajectories", "system_size": "--system-size", "format": "--format",
-    "workers": "--workers", "optimizer": "--optimizer", "starts": "--starts",
+    "workers": "--workers", "optimizer": "--optimizer", "starts": "--starts", "dask": "--dask",
 }
 
 
@@ -164,15 +164,18 @@ def run(
     system_size: SystemSizeOpt = None,
     format: FormatOpt = None,  # noqa: A002
     backend: SsaBackendOpt = "cpu",
+    dask: DaskOpt = None,
+    chunk_size: EnsembleChunkOpt = None,
 ) -> None:
     """Simulate a model and write results.nc, results.csv, summary.json, figures and report.html."""
     from ilsim import api  # lazy: heavy (SciPy, xarray)
 
     if (engine != "ode" or trajectories is not None or seed is not None or time_to or system_size is not None or format
-            or backend != "cpu"):
+            or backend != "cpu" or dask is not None or chunk_size is not None):
         _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to, system_size, format, t_end=t_end,
                         points=points, parameters=set_, faults=fault, doses=dose, allow_high_dose=allow_high_dose,
-                        report=report, overwrite=overwrite, rtol=rtol, atol=atol, backend=backend)
+                        report=report, overwrite=overwrite, rtol=rtol, atol=atol, backend=backend, dask=dask,
+                        chunk_size=chunk_size)
         return
     try:
         ds, summary = api.run(model, out_dir, report=report, t_end=t_end, points=points, method=method,
@@ -742,12 +745,17 @@ TimeToOpt = Annotated[list[str], typer.Option(help="first-passage time of a cond
                                                    "repeatable)")]
 FormatOpt = Annotated[str | None, typer.Option(help="--engine ssa: the trajectories as results.nc (netcdf), results.zarr "
                                                    "(zarr: chunked, read lazily) or auto (zarr above 1 GiB)")]
+DaskOpt = Annotated[str | None, typer.Option(help="--engine ssa: run the trajectories in chunks written one at a time "
+                                                 "to results.zarr, on a Dask cluster (tcp://HOST:PORT) or 'local'")]
+EnsembleChunkOpt = Annotated[int | None, typer.Option("--chunk-size", help="--engine ssa: trajectories per chunk "
+                                                                          "(with --dask; default 1000)")]
 SystemSizeOpt = Annotated[float | None, typer.Option(help="molecules or cells per unit of the model's values (--engine "
                                                            "ssa; default 1: the values are counts)")]
 
 
 def _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to, system_size, format, *, t_end, points,  # noqa: A002
-                    parameters, faults, doses, allow_high_dose, report, overwrite, rtol, atol, backend="cpu") -> None:
+                    parameters, faults, doses, allow_high_dose, report, overwrite, rtol, atol, backend="cpu", dask=None,
+                    chunk_size=None) -> None:
     from ilsim import ensemble  # lazy: heavy (xarray, numba)
     from ilsim.engines.ssa.cuda import ssa_engine
 
@@ -755,24 +763,39 @@ def _run_stochastic(model, out_dir, engine, method, trajectories, seed, time_to,
         if engine != "ssa":
             given = [o for o, v in (("--trajectories", trajectories), ("--seed", seed), ("--system-size", system_size),
                                     ("--time-to", time_to or None), ("--format", format),
-                                    ("--backend", None if backend == "cpu" else backend)) if v is not None]
+                                    ("--backend", None if backend == "cpu" else backend), ("--dask", dask),
+                                    ("--chunk-size", chunk_size)) if v is not None]
             raise IlsimError(f"--engine must be ode or ssa, got {engine!r}" if engine != "ode" else
                              f"{', '.join(given)} need(s) --engine ssa")
         if rtol is not None or atol is not None:
             raise IlsimError("--rtol and --atol are tolerances of the ODE engines; the stochastic engine has none")
         ssa = ssa_engine(backend, trajectories=1000 if trajectories is None else trajectories,
-                         seed=0 if seed is None else seed, method=method or "auto",
-                         system_size=1.0 if system_size is None else system_size)
-        ds, summary = ensemble.run(model, out_dir, engine=ssa, time_to=time_to, report=report, overwrite=overwrite,
-                                   format=format or "auto",
-                                   t_end=t_end, points=points, parameters=_parse_sets(parameters),
-                                   faults=_parse_faults(faults), doses=_parse_doses(doses), allow_high_dose=allow_high_dose)
+                         seed=0 if seed is None else seed, method=method or "auto", system_size=system_size)
+        settings = dict(t_end=t_end, points=points, parameters=_parse_sets(parameters), faults=_parse_faults(faults),
+                        doses=_parse_doses(doses), allow_high_dose=allow_high_dose)
+        if dask is None and chunk_size is not None:
+            raise IlsimError("--chunk-size needs --dask local or --dask ADDRESS (the ensemble in chunks)")
+        if dask is not None:
+            if format not in (None, "zarr", "auto"):
+                raise IlsimError(f"--format {format}: an ensemble run with --dask is written as results.zarr, chunk by chunk")
+            from ilsim import ensemble_chunks  # lazy: heavy (dask, zarr)
+
+            size = ensemble_chunks.CHUNK_SIZE if chunk_size is None else chunk_size
+            ds, summary = ensemble_chunks.run(model, out_dir, engine=ssa, dask=dask, time_to=time_to, report=report,
+                                              overwrite=overwrite, chunk_size=size, **settings)
+        else:
+            ds, summary = ensemble.run(model, out_dir, engine=ssa, time_to=time_to, report=report, overwrite=overwrite,
+                                       format=format or "auto", **settings)
     except IlsimError as exc:
         _fail(exc)
         return
     out.print(f"[bold]{plain(summary['title'] or summary['model'])}[/]: {summary['trajectories']:,} trajectories, seed "
               f"{summary['seed']} ({summary['method_used']}, t = 0..{summary['t_end']:g} {plain(summary['time_units'])}, "
               f"{summary['wall_time_s']:.3g} s)", highlight=False)
+    if "chunks" in summary:
+        out.print(f"{summary['chunks']:,} chunks of {summary['chunk_size']:,} trajectories ({plain(summary['scheduler'])})"
+                  + (f", [bold red]{summary['chunks_failed']:,} failed[/]" if summary["chunks_failed"] else ""),
+                  highlight=False)
     if summary["failed_count"]:
         out.print(f"[bold red]{summary['failed_count']:,} trajectories flagged[/] (first: "
                   f"{plain(summary['failed'][0]['message'])})", highlight=False)
@@ -815,7 +838,7 @@ def _cohort_engine(engine: str, method, system_size, rtol, atol, backend: str = 
         return None
     if rtol is not None or atol is not None:
         raise IlsimError("--rtol and --atol are tolerances of the ODE engines; the stochastic engine has none")
-    return ssa_engine(backend, seed=None, method=method or "auto", system_size=1.0 if system_size is None else system_size)
+    return ssa_engine(backend, seed=None, method=method or "auto", system_size=system_size)
 
 
 @app.command("fit")

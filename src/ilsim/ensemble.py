@@ -54,10 +54,14 @@ def finished(ds: xr.Dataset) -> xr.Dataset:
     return ds.isel(trajectory=np.flatnonzero(ds["status"].values == 0))
 
 
+def statistic_labels(quantiles: Sequence[float] = QUANTILES) -> list[str]:
+    return ["mean", "sd", *(f"q{round(100 * q):02d}" for q in quantiles)]
+
+
 def statistics(ds: xr.Dataset, quantiles: Sequence[float] = QUANTILES) -> xr.Dataset:
     """Mean, sd (n - 1) and quantiles over the finished trajectories: one variable per series over (statistic, time)."""
     ok = finished(ds)
-    labels = ["mean", "sd", *(f"q{round(100 * q):02d}" for q in quantiles)]
+    labels = statistic_labels(quantiles)
     out = {}
     for name in series(ds):
         v = ok[name].values
@@ -92,27 +96,30 @@ def first_passage(model, ds: xr.Dataset, conditions: Sequence[str]) -> tuple[dic
             pending &= ~holds
             if not pending.any():
                 break
-        reached = times[:, c][np.isfinite(times[:, c])]
-        lo, hi = wilson(len(reached), n)
-        summary[text] = {"trajectories": n, "reached": int(len(reached)), "probability": len(reached) / n if n else None,
-                         "ci95": [lo, hi], "mean_time": float(reached.mean()) if len(reached) else None,
-                         "median_time": float(np.median(reached)) if len(reached) else None,
-                         "time_resolution": float(np.max(np.diff(t))) if len(t) > 1 else 0.0}
+        summary[text] = passage_summary(times[:, c][np.isfinite(times[:, c])], n, t)
     return summary, times
+
+
+def passage_summary(reached: np.ndarray, n: int, t: np.ndarray) -> dict:
+    """One condition's line of the summary from the first times of the trajectories that reached it, of n."""
+    lo, hi = wilson(len(reached), n)
+    return {"trajectories": n, "reached": int(len(reached)), "probability": len(reached) / n if n else None,
+            "ci95": [lo, hi], "mean_time": float(reached.mean()) if len(reached) else None,
+            "median_time": float(np.median(reached)) if len(reached) else None,
+            "time_resolution": float(np.max(np.diff(t))) if len(t) > 1 else 0.0}
 
 
 def extinction(ds: xr.Dataset) -> dict:
     """Per species: the fraction of finished trajectories with none left at the end, with its 95% Wilson interval."""
     ok = finished(ds)
     n = ok.sizes["trajectory"]
-    out = {}
-    for name, v in ok.data_vars.items():
-        if v.attrs.get("role") != "species":
-            continue
-        k = int(np.sum(v.values[:, -1] == 0))
-        lo, hi = wilson(k, n)
-        out[name] = {"extinct": k, "trajectories": n, "probability": k / n if n else None, "ci95": [lo, hi]}
-    return out
+    return {name: extinct_line(int(np.sum(v.values[:, -1] == 0)), n) for name, v in ok.data_vars.items()
+            if v.attrs.get("role") == "species"}
+
+
+def extinct_line(k: int, n: int) -> dict:
+    lo, hi = wilson(k, n)
+    return {"extinct": k, "trajectories": n, "probability": k / n if n else None, "ci95": [lo, hi]}
 
 
 FORMATS = ("auto", "netcdf", "zarr")
@@ -135,45 +142,67 @@ def run(model, out: str | Path, *, engine: SsaEngine, time_to: Sequence[str] = (
     ds = simulate(compiled, engine=engine, **options)
     stats = statistics(ds)
     passage, times = first_passage(compiled, ds, time_to) if time_to else ({}, None)
-    failed = np.flatnonzero(ds["status"].values != 0)
-    summary = {
-        "model": compiled.name, "title": ds.attrs.get("title"), "model_hash": ds.attrs.get("model_hash"),
-        "engine": "ssa", **engine.settings(), "method_used": ds.attrs.get("method"),
-        "time_units": ds.attrs.get("time_units"), "t_end": float(ds["time"].values[-1]),
-        "wall_time_s": ds.attrs.get("wall_time_s"), "trajectories_finished": int(stats.attrs["trajectories_used"]),
-        "failed": [{"trajectory": int(i), "status": int(ds["status"].values[i]),
-                    "message": str(ds["status_text"].values[i])} for i in failed[:100]],
-        "failed_count": int(len(failed)),
-        "results": _results_file(ds, format),
-        "extinction": extinction(ds), "first_passage": passage,
-        "final": {name: {"mean": _number(stats[name].values[0, -1]), "sd": _number(stats[name].values[1, -1])}
-                  for name in stats.data_vars},
-    }
+    status = ds["status"].values
+    failed = np.flatnonzero(status != 0)
+    summary = summary_of(compiled, engine, ds.attrs, float(ds["time"].values[-1]), stats,
+                         [(int(i), int(status[i]), str(ds["status_text"].values[i])) for i in failed[:MAX_LISTED]],
+                         len(failed), _results_file(ds, format), extinction(ds), passage)
     if times is not None:
-        ok = np.flatnonzero(ds["status"].values == 0)
+        ok = np.flatnonzero(status == 0)
         full = np.full((ds.sizes["trajectory"], len(passage)), np.nan)
         full[ok] = times
-        ds["first_time"] = xr.Variable(("trajectory", "condition"), full,
-                                       {"long_name": "first output time at which the condition holds (NaN: never)",
-                                        "units": ds.attrs.get("time_units", "")})
-        ds = ds.assign_coords(condition=list(passage))
+        ds = with_first_times(ds, full, list(passage))
     with atomic_folder(out, overwrite) as tmp:
         if summary["results"] == "results.zarr":
             write_zarr(ds, tmp / "results.zarr", {"trajectory": ZARR_CHUNK})
         else:
             write_netcdf(ds, tmp / "results.nc")
-        table = stats.to_dataframe().unstack("statistic")
-        table.columns = [f"{name}.{stat}" for name, stat in table.columns]
-        table.to_csv(tmp / "statistics.csv")
-        (tmp / "model.yaml").write_text(dump_spec(compiled.spec))
-        if report:
-            from ilsim.report.ensemble import plot_fan, write_report  # lazy: heavy (matplotlib)
-
-            (tmp / "figures").mkdir()
-            fan = plot_fan(stats, tmp / "figures" / "fan.png")
-            write_report(compiled, summary, [fan], tmp / "report.html")
-        write_json(summary, tmp / "summary.json")
+        write_rest(tmp, compiled, stats, summary, report)
     return ds, summary
+
+
+MAX_LISTED = 100  # flagged trajectories listed in summary.json (failed_count counts them all)
+
+
+def summary_of(compiled, engine: SsaEngine, attrs: dict, t_end: float, stats: xr.Dataset, failed: list[tuple],
+               failed_count: int, results: str, extinct: dict, passage: dict) -> dict:
+    """summary.json of an ensemble: ``failed`` lists (trajectory, status, message) of the first flagged ones."""
+    return {
+        "model": compiled.name, "title": attrs.get("title"), "model_hash": attrs.get("model_hash"),
+        "engine": "ssa", **engine.settings(), "method_used": attrs.get("method"),
+        "time_units": attrs.get("time_units"), "t_end": t_end,
+        "wall_time_s": attrs.get("wall_time_s"), "trajectories_finished": int(stats.attrs["trajectories_used"]),
+        "failed": [{"trajectory": i, "status": code, "message": text} for i, code, text in failed],
+        "failed_count": int(failed_count),
+        "results": results,
+        "extinction": extinct, "first_passage": passage,
+        "final": {name: {"mean": _number(stats[name].values[0, -1]), "sd": _number(stats[name].values[1, -1])}
+                  for name in stats.data_vars},
+    }
+
+
+def with_first_times(ds: xr.Dataset, times: np.ndarray, conditions: list[str]) -> xr.Dataset:
+    """``first_time`` over (trajectory, condition): each trajectory's first output time where a condition holds."""
+    ds["first_time"] = xr.Variable(("trajectory", "condition"), times,
+                                   {"long_name": "first output time at which the condition holds (NaN: never)",
+                                    "units": ds.attrs.get("time_units", "")})
+    return ds.assign_coords(condition=conditions)
+
+
+def write_rest(tmp: Path, compiled, stats: xr.Dataset, summary: dict, report: bool) -> None:
+    """Everything of an ensemble's result folder but the trajectories: statistics.csv, model.yaml, the figure,
+    report.html and summary.json."""
+    table = stats.to_dataframe().unstack("statistic")
+    table.columns = [f"{name}.{stat}" for name, stat in table.columns]
+    table.to_csv(tmp / "statistics.csv")
+    (tmp / "model.yaml").write_text(dump_spec(compiled.spec))
+    if report:
+        from ilsim.report.ensemble import plot_fan, write_report  # lazy: heavy (matplotlib)
+
+        (tmp / "figures").mkdir()
+        fan = plot_fan(stats, tmp / "figures" / "fan.png")
+        write_report(compiled, summary, [fan], tmp / "report.html")
+    write_json(summary, tmp / "summary.json")
 
 
 def _results_file(ds: xr.Dataset, format: str) -> str:  # noqa: A002

@@ -278,6 +278,10 @@ def compile_model(spec: ModelSpec, source: str | None = None, jit: bool | str | 
         numeric(f"species[{i}].initial", resolve(f"species[{i}].initial", s.initial, set(params), "parameters"), False)
         for i, s in enumerate(spec.species)
     ]
+    for i, s in enumerate(spec.species):  # the parameter holding its compartment's volume (the stochastic engine's)
+        if s.compartment is not None and s.compartment not in params:
+            bad(f"species[{i}].compartment", f"'{s.compartment}' is not a parameter (the volume of the species' "
+                                            f"compartment){did_you_mean(s.compartment, params)}")
     observables = _order_observables(spec, resolve, numeric, bad)
     rates = [
         numeric(f"processes[{j}].rate", resolve(f"processes[{j}].rate", pr.rate, known), False)

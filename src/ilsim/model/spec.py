@@ -66,6 +66,9 @@ class Species(_Strict):
     # The absolute error this species may carry, for a species whose size is far below the engine's atol (amounts
     # of 1e-20 mol): every engine integrates it with min(atol, this). Set by the SBML import from magnitudes.
     atol: Number | None = None
+    # The parameter holding the volume of the compartment this species is in: the stochastic engine counts its
+    # molecules as value x volume (docs/stochastic.md); the ODE engines, which integrate the values, ignore it.
+    compartment: str | None = None
 
     _units = field_validator("units")(_check_units)
     _name = field_validator("name")(_check_name)

@@ -186,17 +186,33 @@ def call(client, fn: Callable, *args):
     return client.submit(fn, *args, pure=False).result()
 
 
+@dataclasses.dataclass(frozen=True)
+class ChunkFailed:
+    """What ``run_chunks(..., keep_going=True)`` yields for a chunk whose task failed: the reason."""
+
+    reason: str
+
+
 def run_chunks(client, fn: Callable, jobs: Iterator[tuple[int, tuple]], *, name: str,
-               on_failure: str = "") -> Iterator[tuple[int, object]]:
+               on_failure: str = "", keep_going: bool = False) -> Iterator[tuple[int, object]]:
     """``(index, fn(*args))`` for each job ``(index, args)``, in completion order: here one after the other, or
     on the cluster with a bounded number of tasks in flight (``jobs`` is drawn from only as tasks finish).
 
     A task that fails on the cluster for another reason than an IlsimError stops the run with a message
-    naming the chunk, followed by ``on_failure``; the tasks still pending are cancelled.
+    naming the chunk, followed by ``on_failure``; the tasks still pending are cancelled. With ``keep_going``
+    such a failure is yielded instead, as ``(index, ChunkFailed(reason))``, and the run goes on.
     """
     if client is None:
         for index, args in jobs:
-            yield index, fn(*args)
+            try:
+                result = fn(*args)
+            except IlsimError:
+                raise
+            except Exception as exc:
+                if not keep_going:
+                    raise
+                result = ChunkFailed(f"{type(exc).__name__}: {exc}")
+            yield index, result
         return
     from dask.distributed import as_completed  # lazy: heavy (dask)
 
@@ -222,8 +238,10 @@ def run_chunks(client, fn: Callable, jobs: Iterator[tuple[int, tuple]], *, name:
             except IlsimError:
                 raise
             except Exception as exc:
-                raise IlsimError(f"chunk {index} could not be run on the cluster: {type(exc).__name__}: {exc}"
-                                 f"{on_failure}") from None
+                if not keep_going:
+                    raise IlsimError(f"chunk {index} could not be run on the cluster: {type(exc).__name__}: {exc}"
+                                     f"{on_failure}") from None
+                result = ChunkFailed(f"{type(exc).__name__}: {exc}")
             future.release()
             submit_next()
             yield index, result

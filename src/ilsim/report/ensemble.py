@@ -62,7 +62,7 @@ def render(model: CompiledModel, summary: dict, figures: list[Path]) -> str:
              f"<title>{html_text(meta.title or meta.name)}</title><style>{_STYLE}</style></head><body>",
              f"<h1>{html_text(meta.title or meta.name)}: stochastic ensemble</h1>",
              f"<p class='muted'>{summary['trajectories']} trajectories, seed {summary['seed']}, method "
-             f"{html_text(str(summary['method_used']))}, system size {summary['system_size']:g}; "
+             f"{html_text(str(summary['method_used']))}, {_size(summary.get('system_size'))}; "
              f"{summary['trajectories_finished']} finished, {summary['failed_count']} flagged</p>"]
     parts += [_image(f) for f in figures]
     parts.append("<h2>At the end</h2>")
@@ -94,3 +94,7 @@ def write_report(model: CompiledModel, summary: dict, figures: list[Path], path:
     path.write_text(render(model, summary, figures), encoding="utf-8")
     return path
 
+
+def _size(size) -> str:
+    """How counts were made: one system size, or each species' compartment volume (None)."""
+    return "counts through each compartment's volume" if size is None else f"system size {size:g}"

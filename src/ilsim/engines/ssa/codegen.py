@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ilsim.engines.batch.codegen import distinct_event_expressions
+from ilsim.engines.ssa import massaction
 from ilsim.model import expressions as ex
 from ilsim.model.compile import CompiledModel, _import_generated, kernel_names, unpack_lines
 from ilsim.model.switches import time_switches
@@ -70,22 +71,26 @@ def model_source(model: CompiledModel, kernel: str) -> str:
         return out
 
     jit = "@njit(cache=True, error_model='numpy')"
+    ma = massaction.table(model)  # a large network's mass-action rates as data, not code (massaction.py)
+    gen = [j for j in range(len(model.rate_trees)) if ma is None or ma.row[j] < 0]  # the processes printed as code
     src = ["", "", f"# ---- model '{model.name}': the functions the loop above calls",
-           f"from {kernel} import _factorial, _hill  # noqa: E402, F401", "", "",
-           jit, "def rates(t, y, p, out):", *unpack_lines(model, list(model.rate_trees), clip=False)]
-    src += [f"    out[{j}] = {code(r)}" for j, r in enumerate(model.rate_trees)] or ["    pass"]
+           f"from {kernel} import _factorial, _hill  # noqa: E402, F401", *([massaction.source(ma)] if ma else []), "", "",
+           jit, "def rates(t, y, p, out):", *unpack_lines(model, [model.rate_trees[j] for j in gen], clip=False),
+           *(["    _ma_rates(y, p, out)"] if ma else [])]
+    src += [f"    out[{j}] = {code(model.rate_trees[j])}" for j in gen] or ["    pass"]
 
     def dispatch(lo: int, hi: int, indent: str) -> list[str]:
         """Processes lo..hi-1 by bisection on j: about log2(processes) comparisons per call, not one per process
         (a chain of 1,500 tests made the next-reaction method slower than its dependency graph saves)."""
         if hi - lo == 1:
-            return [*locals_for([model.rate_trees[lo]], indent), f"{indent}return {code(model.rate_trees[lo])}"]
+            return [*locals_for([model.rate_trees[gen[lo]]], indent), f"{indent}return {code(model.rate_trees[gen[lo]])}"]
         mid = (lo + hi) // 2
-        return [f"{indent}if j < {mid}:", *dispatch(lo, mid, indent + "    "), *dispatch(mid, hi, indent)]
+        return [f"{indent}if j < {gen[mid]}:", *dispatch(lo, mid, indent + "    "), *dispatch(mid, hi, indent)]
 
     src += ["", "", jit, "def rate_one(j, t, y, p):"]
-    src += dispatch(0, len(model.rate_trees), "    ") if model.rate_trees else ["    return 0.0"]
-    if len(model.rate_trees) <= UNROLL_MAX:
+    src += ["    if MA_ROW[j] >= 0:", "        return _ma_one(MA_ROW[j], y, p)"] if ma else []
+    src += dispatch(0, len(gen), "    ") if gen else ["    return 0.0"]
+    if len(model.rate_trees) <= UNROLL_MAX:  # (tables are for networks of over 100 processes: never both)
         src += ["", "", "UNROLLED = True", *direct_source(model, jit)]
     else:  # (a larger network's written-out loop would take minutes to compile; the general loop runs it)
         src += ["", "", "UNROLLED = False", "", "", jit, f"def {DIRECT_STEPS_SIGNATURE}:",

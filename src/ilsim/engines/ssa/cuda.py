@@ -90,7 +90,7 @@ class CudaSsaEngine(SsaEngine):
 
     name = "ssa"
 
-    def __init__(self, trajectories: int = 1000, seed: int = 0, method: str = "direct", system_size: float = 1.0,
+    def __init__(self, trajectories: int = 1000, seed: int = 0, method: str = "direct", system_size: float | None = None,
                  max_steps: int = 100_000_000, block_size: int = BLOCK_SIZE):
         if method not in ("direct", "auto"):
             raise IlsimError(f"{argument('method')}: the GPU runs the direct method only, got '{method}'; run "

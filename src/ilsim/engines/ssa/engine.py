@@ -2,9 +2,9 @@
 
 Every process of a model is a reaction channel: its stoichiometry (whole numbers) says what one firing
 changes, and its rate times the system size is its propensity. Species are counted: a concentration c is
-c x ``system_size`` molecules (or cells), so with the default size 1 the model's values are counts. The
-state is reported back divided by the size, in the model's own units, so an SSA run and an ODE run of the
-same file compare directly (the large-size limit).
+c x ``system_size`` molecules (or cells) when a size is given, else c x the volume of the species' compartment
+(``volumes.py``; 1 without one: the model's values are counts). The state is reported back in the model's own
+units, so an SSA run and an ODE run of the same file compare directly (the large-size limit).
 
 Methods (``driver.py``): ``direct`` (Gillespie), ``next-reaction`` (Gibson & Bruck, for large sparse networks),
 ``auto`` (direct up to ``AUTO_DIRECT_MAX`` processes, next-reaction above) and ``tau`` (adaptive tau-leaping,
@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ilsim.engines.base import STATUS, Engine, EngineResult, check_parameters, check_times
+from ilsim.engines.ssa import volumes
 from ilsim.errors import IlsimError, argument
 from ilsim.model import analysis
 from ilsim.model.compile import CompiledModel
@@ -52,18 +53,18 @@ class SsaEngine(Engine):
                 "parameter_trajectories": True, "event_log": True, "replicates": True}
     status_text = STATUS_TEXT
 
-    def __init__(self, trajectories: int = 1000, seed: int = 0, method: str = "auto", system_size: float = 1.0,
-                 eps: float = 0.03, n_critical: int = 10, max_steps: int = MAX_STEPS):
+    def __init__(self, trajectories: int = 1000, seed: int = 0, method: str = "auto", system_size: float | None = None,
+                 eps: float = 0.03, n_critical: int = 10, max_steps: int = MAX_STEPS, first_trajectory: int = 0):
         if method not in METHODS:
             raise IlsimError(f"{argument('method')}: unknown stochastic method '{method}'; choose one of {', '.join(METHODS)}")
         self.trajectories = whole("trajectories", trajectories, 1)
         self.seed = None if seed is None else whole("seed", seed, 0)  # None: a cohort's seed (0 elsewhere)
         self.method = method
-        try:
-            self.system_size = float(system_size)
+        try:  # None: each species through its compartment's volume, 1 where it has none (volumes.py)
+            self.system_size = None if system_size is None else float(system_size)
         except (TypeError, ValueError):
             raise IlsimError(f"{argument('system_size')} must be a positive number, got {system_size!r}") from None
-        if not (0 < self.system_size < math.inf):
+        if self.system_size is not None and not (0 < self.system_size < math.inf):
             raise IlsimError(f"{argument('system_size')} must be a positive, finite number, got {system_size!r}")
         try:
             self.eps = float(eps)
@@ -73,6 +74,8 @@ class SsaEngine(Engine):
             raise IlsimError(f"eps must be between 0 and 1 (the leap's error control), got {eps!r}")
         self.n_critical = whole("n_critical", n_critical, 1)
         self.max_steps = whole("max_steps", max_steps, 1)
+        # an ensemble run in chunks (ilsim.ensemble_chunks): row r is trajectory first_trajectory + r, on its stream
+        self.first_trajectory = whole("first_trajectory", first_trajectory, 0)
 
     def settings(self) -> dict:
         return {"method": self.method, "trajectories": self.trajectories, "seed": self.seed,
@@ -89,12 +92,17 @@ class SsaEngine(Engine):
         """Run one trajectory per row of ``P``, trajectory i on random stream i of the seed; with ``first`` (a
         cohort's chunk: row r is virtual patient first + r) on the patient's stream (``streams``)."""
         t_eval, P = check_times(t_eval), check_parameters(model, P)
-        check_discrete(model)
+        # counts through each species' compartment volume (volumes.py), unless one system size is given for all
+        where = volumes.compartments(model) if self.system_size is None else {}
+        omega = 1.0 if self.system_size is None else self.system_size
+        original, model = model, volumes.counted(model, P, where) if where else model
+        check_discrete(model)  # (in counts: a transport's produces V1/V2 moves one molecule)
         if model.jit is False:
             raise IlsimError("the stochastic engine needs numba-compiled kernels; the model was compiled with jit=False")
         n, nt, ns, npar = P.shape[0], len(t_eval), len(model.species), len(model.parameters)
         check_memory(n, nt, ns + len(model.observables) + (npar if record_parameters else 0))
-        X0 = initial_counts(model, P, self.system_size)
+        V = volumes.volumes(original, P, where) if where else None
+        X0 = initial_counts(original, P, omega if V is None else V)
         from ilsim.engines.ssa.codegen import dependency_graph  # lazy: numba
 
         S = np.ascontiguousarray(model.stoichiometry, dtype=np.float64)
@@ -116,15 +124,17 @@ class SsaEngine(Engine):
         fail_j = np.full(n, -1, dtype=np.int64)
         fail_x = np.full((n, ns), np.nan)
         steps = np.zeros(n, dtype=np.int64)
-        rng = streams(0 if self.seed is None else self.seed, n, first)
-        args = (_CODES[self.chosen_method(model)], t_eval, X0, P_end, self.system_size,
+        rng = streams(0 if self.seed is None else self.seed, n, first, self.first_trajectory)
+        args = (_CODES[self.chosen_method(model)], t_eval, X0, P_end, omega,
                 np.ascontiguousarray(model.nonnegative, dtype=np.bool_), S, dep_ptr, dep_idx, hor, need,
                 self.eps, float(self.n_critical), np.array([t for t, _ in timed], dtype=np.float64),
                 np.array([k for _, k in timed], dtype=np.int64),
                 np.array(analysis.condition_events(model), dtype=np.int64), guard_slot, act_start, actions, rng,
                 self.max_steps, Y, P_t, record_parameters, fired, log_t, log_k, status, fail_t, fail_j, fail_x, steps)
         self.launch(model, n, args)
-        messages = [failure_message(model, int(status[i]), fail_t[i], int(fail_j[i]), fail_x[i], self.system_size)
+        if V is not None:
+            Y /= V[:, None, :]  # counts back to the model's concentrations
+        messages = [failure_message(original, int(status[i]), fail_t[i], int(fail_j[i]), fail_x[i])
                     if status[i] else "" for i in range(n)]
         log = None
         if n_log:
@@ -187,15 +197,17 @@ def whole(name: str, value, low: int) -> int:
 COHORT_STREAMS = 0x55A  # the first word of a cohort patient's spawn key: apart from the population's (block,) keys
 
 
-def streams(seed: int, n: int, first: int | None = None) -> np.ndarray:
-    """n independent xoshiro256** states (n x 4 words): trajectory i's from the i-th child of the seed's SeedSequence;
+def streams(seed: int, n: int, first: int | None = None, start: int = 0) -> np.ndarray:
+    """n independent xoshiro256** states (n x 4 words): trajectory start + i's from child start + i of the seed's
+    SeedSequence (``SeedSequence(seed, spawn_key=(start + i,))``, what ``spawn`` gives), so a chunk of an ensemble
+    draws what the whole ensemble run at once draws for the same trajectories;
     with ``first``, virtual patient first + i's from ``SeedSequence(seed, spawn_key=(COHORT_STREAMS, first + i))``,
     so a cohort's patient depends on the seed and its index only (any chunk size), and its stream is not that of
     the population's draws from the same seed (``SeedSequence(seed, spawn_key=(block,))``)."""
     from ilsim.engines.ssa.seeds import states  # NumPy's words, for all n at once (spawn(n) is child (i,) of the seed)
 
     index = np.arange(n, dtype=np.int64)
-    keys = index[:, None] if first is None else np.stack([np.full(n, COHORT_STREAMS), int(first) + index], axis=1)
+    keys = (int(start) + index)[:, None] if first is None else np.stack([np.full(n, COHORT_STREAMS), int(first) + index], axis=1)
     return states(seed, keys)
 
 
@@ -220,24 +232,27 @@ def check_discrete(model: CompiledModel) -> None:
                          f"{len(delayed)} (event '{delayed[0]}'); run it with an ODE engine")
 
 
-def initial_counts(model: CompiledModel, P: np.ndarray, size: float) -> np.ndarray:
-    """The initial states as whole counts (value x system size); IlsimError naming the species otherwise."""
+def initial_counts(model: CompiledModel, P: np.ndarray, size: float | np.ndarray) -> np.ndarray:
+    """The initial states as whole counts (value x system size, or x the volumes: rows of P x species); IlsimError
+    naming the species otherwise."""
     if (P == P[:1]).all():  # (one parameter set for every trajectory: np.unique's sort took a millisecond)
-        unique, inverse = P[:1], np.zeros(len(P), dtype=np.int64)
+        unique, first, inverse = P[:1], np.zeros(1, dtype=np.int64), np.zeros(len(P), dtype=np.int64)
     else:
-        unique, inverse = np.unique(P, axis=0, return_inverse=True)
+        unique, first, inverse = np.unique(P, axis=0, return_index=True, return_inverse=True)
     X = np.empty((len(unique), len(model.species)))
     for r, p in enumerate(unique):
-        counts = model.initial_state(p) * size
+        scale = np.broadcast_to(size if np.ndim(size) == 0 else size[first[r]], (len(model.species),))
+        counts = model.initial_state(p) * scale
         for i, c in enumerate(counts):
             name = model.species[i]
             if not np.isfinite(c) or c < 0:
                 raise IlsimError(f"species '{name}' (species[{i}].initial): the initial count {c:g} is not a "
                                  "non-negative number")
             if abs(c - round(c)) > 1e-9 * max(1.0, abs(c)):
-                raise IlsimError(f"species '{name}' (species[{i}].initial): {c / size:g} x system size {size:g} = "
+                what = "system size" if np.ndim(size) == 0 else "the volume of its compartment"
+                raise IlsimError(f"species '{name}' (species[{i}].initial): {c / scale[i]:g} x {what} {scale[i]:g} = "
                                  f"{c:g} is not a whole number of molecules or cells; give whole counts or a "
-                                 "system_size that makes them whole")
+                                 "system_size (or volume) that makes them whole")
         X[r] = np.round(counts)
     return np.ascontiguousarray(X[np.asarray(inverse).reshape(-1)])
 
@@ -267,10 +282,12 @@ def check_memory(n: int, nt: int, columns: int) -> None:
     if needed > MEMORY_FRACTION * total:
         raise IlsimError(f"{argument('trajectories')}: {n:,} trajectories x {nt:,} output times x {columns} variables need about "
                          f"{needed / 2**30:.1f} GiB, more than {MEMORY_FRACTION:.0%} of this machine's "
-                         f"{total / 2**30:.1f} GiB; use fewer trajectories or output times")
+                         f"{total / 2**30:.1f} GiB; use fewer trajectories or output times, or run the ensemble in chunks "
+                         "written one at a time to results.zarr (--dask local or --dask ADDRESS, with --chunk-size; "
+                         "Python: ilsim.ensemble_chunks.run)")
 
 
-def failure_message(model: CompiledModel, code: int, t: float, j: int, x: np.ndarray, size: float) -> str:
+def failure_message(model: CompiledModel, code: int, t: float, j: int, x: np.ndarray) -> str:
     if code == 0:
         return ""
     state = ", ".join(f"{n} = {v:g}" for n, v in zip(model.species, x))
