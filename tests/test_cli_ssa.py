@@ -108,7 +108,7 @@ def test_cohort_with_the_stochastic_engine_is_the_api_cohort_at_the_same_seed(cl
 @pytest.mark.parametrize("extra, words", [
     (["--engine", "ssa", "--rtol", "1e-6"], ["--rtol", "the stochastic engine has none"]),
     (["--system-size", "2"], ["--system-size", "--engine ssa"]),
-    (["--engine", "gillespie"], ["--engine must be batch or ssa"]),
+    (["--engine", "gillespie"], ["--engine must be batch, ssa or tissue"]),
     (["--engine", "ssa", "--vary", "B0=uniform(1, 3)"], ["species 'B'", "not a whole number"]),
 ])
 def test_cohort_engine_mistakes_are_refused_with_nothing_written(cli, tmp_path, extra, words):

@@ -125,7 +125,7 @@ class Store:
         self.failed_count = self.chunks_failed = 0
         self.moments: dict[str, list[np.ndarray]] = {}  # name -> [count, mean, sum of squared deviations] per time
         self.extinct: dict[str, int] = {}
-        self.reached: list[list[np.ndarray]] = [[] for _ in conditions]
+        self.reached: list[list[tuple[int, np.ndarray]]] = [[] for _ in conditions]  # (chunk's first trajectory, times)
         self.finished = 0
 
     def add(self, ds: xr.Dataset) -> None:
@@ -147,7 +147,7 @@ class Store:
                 self.extinct[name] = self.extinct.get(name, 0) + int(np.sum(v[:, -1] == 0))
         for c in range(len(self.conditions)):
             times = ds["first_time"].values[ok, c]
-            self.reached[c].append(times[np.isfinite(times)])
+            self.reached[c].append((lo, times[np.isfinite(times)]))
 
     def failed(self, lo: int, hi: int, reason: str) -> None:
         """A chunk whose task failed: written as NaN with its reason once a chunk has given the store its shape."""
@@ -248,7 +248,9 @@ class Store:
         return {name: ensemble.extinct_line(k, self.finished) for name, k in self.extinct.items()}
 
     def passage(self, t_eval: np.ndarray) -> dict:
-        return {text: ensemble.passage_summary(np.concatenate(self.reached[c]) if self.reached[c] else np.array([]),
+        # in trajectory order, whatever order the chunks arrived in: the mean time is then the in-memory run's to the bit
+        return {text: ensemble.passage_summary(np.concatenate([t for _, t in sorted(self.reached[c], key=lambda r: r[0])])
+                                               if self.reached[c] else np.array([]),
                                                self.finished, t_eval)
                 for c, text in enumerate(self.conditions)}
 

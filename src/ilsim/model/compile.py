@@ -138,7 +138,7 @@ class CompiledModel:
         """The model's kernels: numba-compiled (``jit=True``), plain Python (``jit=False``), or tiered (``"auto"``,
         the default): plain Python first, so that a short run of a new model pays no compilation, switching to the
         compiled right-hand side and Jacobian once they have been called often enough to pay for it (``_Tiered``)."""
-        if not self._kernels:
+        if "rhs" not in self._kernels:  # (compiled_kernels may have been built first, under "_compiled")
             if self.jit == "auto":
                 self._kernels.update(_tiered_kernels(self))
             else:
