@@ -186,3 +186,17 @@ def test_a_long_finite_cascade_completes_in_order():
     fired = [name for _, name in json.loads(ds.attrs["events_fired"])]
     assert fired == ["X"] + ["Y", "rearm", "X"] * 299 and float(ds["n"][-1]) == 300
     assert np.allclose(ds["x"].values, endless_cascade_exact(CASCADE_TIMES)[:, 0], atol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["LSODA", "BDF", "Radau", "RK45", "DOP853"])
+def test_a_condition_true_only_inside_a_window_narrower_than_a_step_is_not_stepped_over(method):
+    """x = 10 - t is in [3, 4.3] only for 5.7 <= t <= 7, while a linear decline lets the solver take steps far
+    longer than that (SBML Test Suite 01703): the event fires at 5.7 exactly and resets x to 10."""
+    m = ilsim.Model(name="window").add_species("x", 10.0).add_species("n", 0.0)
+    m.add_process("drain", "1", consumes={"x": 1})
+    m.add_event("in the window", when="x <= 4.3 and x >= 3", set={"x": 10, "n": "n + 1"})
+    m = ilsim.compile(m)
+    tr = ilsim.OdeEngine(method).run(m, np.array([0.0, 5.0, 10.0]), m.p0)
+    assert [name for _, name in tr.event_log] == ["in the window"]
+    assert tr.event_log[0][0] == pytest.approx(5.7, abs=1e-6)
+    assert tr.y[-1].tolist() == pytest.approx([10.0 - (10.0 - 5.7), 1.0], abs=1e-6)  # x = 10 - (t - 5.7) at 10

@@ -141,6 +141,7 @@ class OdeEngine(Engine):
         stats = {"segments": 0, "events_fired": 0}
         switches = analysis.time_switches(model)
         touches = analysis.touches(model)
+        watches = analysis.window_watches(model)  # the comparisons of compound conditions: stops inside a window
 
         pending: list[tuple[float, int, int, list | None]] = []  # delayed events: (time due, order, event, values)
 
@@ -284,6 +285,8 @@ class OdeEngine(Engine):
                 continue
             fns = [_RootFunction(roots[slot], p, 0.0 if armed[slot] else band[slot], 1.0 if armed[slot] else -1.0,
                                  _interior(t, t_stop)[1]) for slot in range(len(cond_events))]
+            if any(armed):
+                fns += [_Watch(model, tree, p) for tree in watches if _Watch(model, tree, p)(t, y) != 0.0]
             sol = self._solve_ivp(model, t, t_stop, np.append(grid, t_stop), y, p, fns, budget)
             hit = [(te[0], slot) for slot, te in enumerate(sol.t_events or []) if len(te)]
             if hit:
@@ -293,6 +296,8 @@ class OdeEngine(Engine):
                 record(np.arange(k_grid, k_grid + got), np.asarray(sol.y, dtype=float).reshape(len(y), -1).T[:got])
                 k_grid += got
                 t, y = float(t_hit), self._clip(model, y_hit)
+                if slot >= len(cond_events):  # a comparison crossed: the conditions are tested here (retest)
+                    continue
                 if not armed[slot]:
                     rearm(slot)
                     continue
@@ -499,6 +504,22 @@ class _RootFunction:
             del self.seen[next(iter(self.seen))]
         self.seen[t] = value
         return value
+
+
+class _Watch:
+    """A comparison of a compound condition as a terminal solve_ivp event (``analysis.window_watches``): the
+    integration stops where it crosses and the conditions are tested there. Evaluated from its tree: only
+    models with such conditions have watches. (A watch sitting exactly on zero where a segment starts is left
+    out of that segment, which would otherwise stop where it starts.)"""
+
+    terminal = True
+
+    def __init__(self, model: CompiledModel, tree: ex.Expr, p: np.ndarray):
+        self.model, self.tree, self.p = model, tree, p
+
+    def __call__(self, t: float, y: np.ndarray) -> float:
+        with np.errstate(all="ignore"):
+            return float(self.model.evaluate(self.tree, t, y, self.p))
 
 
 def _fastest_decay(model: CompiledModel, t: float, y: np.ndarray, p: np.ndarray) -> float:
