@@ -19,9 +19,10 @@ Mapping (SBML Level 2 and 3 core):
   ``time > c`` stays a condition, false at c, so an output at c shows the state before it);
   ``initialValue="false"`` adds a copy at t = 0 guarded by the trigger, since a trigger already true
   at the start fires then; a delay, ``persistent`` and ``useValuesFromTriggerTime`` become the event's
-  ``delay``, ``persistent`` and ``values_at_trigger`` (run by the SciPy engine only); events are put in
-  the order of their priorities (constant numbers; none counts as 0), since simultaneous events fire in
-  model order.
+  ``delay``, ``persistent`` and ``values_at_trigger``; events are put in the order of their priorities
+  (constant numbers; none counts as 0), since simultaneous events fire in model order; where events read
+  what others assign, those without a delay get a delay of 0, so that events triggered together take their
+  values at the trigger and keep their persistence, as SBML says (``_events_interact``).
 
 Read as libroadrunner reads them, each with a note (``SbmlModel.notes``, also an ``SbmlImportWarning``):
 a reaction without a kinetic law has rate 0; a species nothing gives an initial value starts at 0; a species
