@@ -307,10 +307,14 @@ class OdeEngine(Engine):
                     rearm(slot)
                     continue
                 # Conditions that crossed at this same instant (equal thresholds) are true now: they fire too,
-                # in file order (left armed, one already past its root would never be seen to cross).
+                # in file order (left armed, one already past its root would never be seen to cross). SciPy reports
+                # only the first of equal roots, located where a strict one ('time > 3.5' twice) may still be false
+                # by rounding: a root function that took the very same values as the located one on this step
+                # crossed with it.
                 for other in range(len(cond_events)):
                     ko = cond_events[other]
-                    if armed[other] and (other == slot or model.evaluate(model.events[ko].condition, t, y, p)):
+                    if armed[other] and (other == slot or model.evaluate(model.events[ko].condition, t, y, p)
+                                         or fns[other].same_as(fns[slot])):
                         armed[other] = False
                         band[other] = self._dead_band(model, model.events[ko].condition, t, y, p)
                         fire(ko, t)
@@ -506,6 +510,11 @@ class _RootFunction:
         self.kernel, self.p, self.offset, self.direction = kernel, p, offset, direction
         self.t_last = t_last  # one rounding step before the segment's end: a condition that switches there
         self.seen: dict[float, float] = {}  # ('time == 10', floor(time/5) == 2) is tested at the end itself
+
+    def same_as(self, other: _RootFunction) -> bool:
+        """Whether this function took the same values as ``other`` wherever both were last evaluated."""
+        common = self.seen.keys() & other.seen.keys()
+        return bool(common) and all(self.seen[t] == other.seen[t] for t in common)
 
     def __call__(self, t: float, y: np.ndarray) -> float:
         if t in self.seen:
