@@ -42,8 +42,8 @@ CASES = {
     "simultaneous, persistence": ("species s = 0, u = 0; A: at (time >= 2 && s < 0.5), priority = 3: s = 1, u = u + 10; "
                                   "B: at (time >= 2 && s < 0.5), priority = 2, persistent=true: s = 3, u = u + 30; "
                                   "C: at (time >= 2 && s < 0.5), priority = 1, persistent=false: s = 2, u = u + 20", 5),
-    "strict triggers together": ("x = 3; y = 0; E1: at (time > 3.5), priority = 10: x = 7; "  # 01330 (SciPy only)
-                                 "E2: at (time > 3.5), priority = 5: y = x", 5),
+    "simultaneous strict triggers": ("species x = 3, y = 0; E1: at (time > 3.5), priority = 10: x = 7; "  # 01330
+                                     "E2: at (time > 3.5), priority = 5: y = x", 5),
     "window narrower than a step": ("species x = 10, n = 0; x' = -1; E: at (x <= 4.3 && x >= 3): x = 10, n = n + 1", 10),
 }
 
