@@ -312,6 +312,8 @@ def _events(model: CompiledModel, m, ids: _Ids, unit_of, time_unit: str) -> None
             pr.setMath(to_ast(ex.Num(float(2 * n - k if ev.condition is not None else n - k)), literal_units="dimensionless"))
             for mode, kind, i, value in ev.actions:
                 target = model.species[i] if kind == STATE else model.parameters[i]
+                if not value.names():  # numbers only (a dose's amount / its duration): one number, in the target's units
+                    value = ex.Num(float(ex.evaluate(value, {})))
                 # a number set or added is in the target's units; in an expression, a literal's units are unknown
                 number = unit_of(target) if isinstance(value, ex.Num) else None
                 new = to_ast(value if mode == "set" else ex.BinOp("+", ex.Name(target), value), literal_units=number)
