@@ -155,3 +155,25 @@ def tiny_amounts_exact(t: np.ndarray) -> np.ndarray:
     a = 1e-20 * np.exp(-t)
     b = 1e-20 * (np.exp(-0.5 * t) - np.exp(-t)) / 0.5
     return np.column_stack([a, b, 1e-20 - a - b])
+
+
+def simultaneous():
+    """SBML's events at one instant (delay 0: values read when triggered, applied in model order, a firing that
+    is not persistent dropped once its trigger is false). x = t. At 1, 'swap a' sets a = b and 'swap b' sets
+    b = a, both from the values at the trigger: they swap (1, 2 -> 2, 1); read one after the other, both would
+    end 2. At 2, 'go' sets g = 1 and three events trigger on 'g > 0.5 and s < 0.5' (SBML Test Suite 00935):
+    'first' sets s = 1 (u = u + 10), making the trigger false; 'second' (persistent) still applies, s = 3 and
+    u = u + 30 read at the trigger (u = 0), so u = 30; 'third' (not persistent) is dropped."""
+    m = ilsim.Model(name="simultaneous").add_species("x", 0.0)
+    for name, value in (("a", 1.0), ("b", 2.0), ("s", 0.0), ("u", 0.0)):
+        m.add_species(name, value)
+    m.add_parameter("g", 0.0)
+    m.add_process("clock", "1", produces={"x": 1})
+    m.add_event("swap a", at=1.0, set={"a": "b"}, delay="0")
+    m.add_event("swap b", at=1.0, set={"b": "a"}, delay="0")
+    m.add_event("go", at=2.0, set={"g": 1})
+    trigger = "g > 0.5 and s < 0.5"
+    m.add_event("first", when=trigger, set={"s": 1, "u": "u + 10"}, delay="0")
+    m.add_event("second", when=trigger, set={"s": 3, "u": "u + 30"}, delay="0")
+    m.add_event("third", when=trigger, set={"s": 2, "u": "u + 20"}, delay="0", persistent=False)
+    return m

@@ -304,6 +304,20 @@ def test_two_firings_of_one_event_pending_at_once_each_apply_when_due(name, at_t
 
 
 @pytest.mark.parametrize("name", PARAMS)
+def test_events_at_one_instant_read_the_state_at_the_trigger_and_keep_their_persistence(name):
+    """SBML's semantics of simultaneous events (L3 section 4.12; Test Suite 00935): the oracle is the spec."""
+    m = ilsim.compile(cases.simultaneous())
+    t = np.array([0.0, 0.5, 1.5, 3.0])
+    r = engine(name).solve(m, t, m.p0[None, :])
+    assert r.status[0] == OK
+    a, b, s, u = (r.Y[0, :, m.species.index(v)].tolist() for v in "absu")
+    assert (a, b) == ([1, 1, 2, 2], [2, 2, 1, 1])  # swapped, each from the other's value at the trigger
+    assert (s[-1], u[-1]) == (3, 30)  # 'first', then 'second' (u read at the trigger) though the trigger is false
+    if counts_events(name):  # 'third' was dropped
+        assert r.fired[0].tolist() == [1, 1, 1, 1, 1, 0]
+
+
+@pytest.mark.parametrize("name", PARAMS)
 def test_more_pending_firings_than_the_queue_holds_fail_that_patient_by_name(name):
     """MAX_PENDING + 1 triggers at 0.01, 0.02, ... all due after the end: the SciPy engine's queue has no bound;
     the batch engine and the C/CUDA kernel stop the patient at the trigger that finds their queue full."""

@@ -1,5 +1,6 @@
 """The ODE engine against analytic solutions: accuracy, exact events, non-negativity, mass balance."""
 
+import functools
 import json
 import math
 
@@ -207,3 +208,47 @@ def test_a_long_finite_cascade_completes_in_order():
     fired = [name for _, name in json.loads(ds.attrs["events_fired"])]
     assert fired == ["X"] + ["Y", "rearm", "X"] * 299 and float(ds["n"][-1]) == 300
     assert np.allclose(ds["x"].values, endless_cascade_exact(CASCADE_TIMES)[:, 0], atol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["LSODA", "BDF", "Radau", "RK45", "DOP853"])
+def test_a_condition_true_only_inside_a_window_narrower_than_a_step_is_not_stepped_over(method):
+    """x = 10 - t is in [3, 4.3] only for 5.7 <= t <= 7, while a linear decline lets the solver take steps far
+    longer than that (SBML Test Suite 01703): the event fires at 5.7 exactly and resets x to 10."""
+    m = ilsim.Model(name="window").add_species("x", 10.0).add_species("n", 0.0)
+    m.add_process("drain", "1", consumes={"x": 1})
+    m.add_event("in the window", when="x <= 4.3 and x >= 3", set={"x": 10, "n": "n + 1"})
+    m = ilsim.compile(m)
+    tr = ilsim.OdeEngine(method).run(m, np.array([0.0, 5.0, 10.0]), m.p0)
+    assert [name for _, name in tr.event_log] == ["in the window"]
+    assert tr.event_log[0][0] == pytest.approx(5.7, abs=1e-6)
+    assert tr.y[-1].tolist() == pytest.approx([10.0 - (10.0 - 5.7), 1.0], abs=1e-6)  # x = 10 - (t - 5.7) at 10
+
+
+@functools.lru_cache(maxsize=1)
+def chain(n: int, k: float):
+    """x0 -> x1 -> ... -> x(n-1) at rate k, from x0 = 1 (compiled once for the tests below)."""
+    m = ilsim.Model(name="chain").add_parameter("k", k)
+    for i in range(n):
+        m.add_species(f"x{i}", 1.0 if i == 0 else 0.0)
+    for i in range(n - 1):
+        m.add_process(f"step{i}", f"k*x{i}", consumes={f"x{i}": 1}, produces={f"x{i + 1}": 1})
+    return compile_model(m, jit=False)  # plain Python kernels: numba would take longer to compile than to run
+
+
+@pytest.mark.parametrize("method", ["LSODA", "BDF", "Radau"])
+def test_a_large_sparse_network_is_integrated_with_a_sparse_jacobian_to_the_exact_solution(method):
+    """A chain of 100 species at rate k from x0 = 1: x_n(t) = (kt)^n e^(-kt) / n! (Poisson). From SPARSE_FROM
+    species on, the implicit methods factorise a sparse Jacobian and LSODA (dense only) gives way to BDF."""
+    from ilsim.engines.ode import SPARSE_FROM
+
+    n, k = SPARSE_FROM, 2.0
+    m = chain(n, k)
+    t = np.array([0.0, 1.0, 5.0, 20.0])
+    tr = ilsim.OdeEngine(method, rtol=1e-8, atol=1e-12).run(m, t, m.p0)
+    assert tr.stats["method"] == ("BDF" if method == "LSODA" else method)
+    j = np.arange(n - 1)
+    log_poisson = j[None, :] * np.log(np.maximum(k * t[:, None], 1e-300)) - k * t[:, None] - np.array(
+        [math.lgamma(i + 1) for i in j])[None, :]
+    exact = np.where(t[:, None] == 0, (j == 0)[None, :].astype(float), np.exp(log_poisson))
+    assert np.allclose(tr.y[:, :-1], exact, rtol=1e-5, atol=1e-9)
+    assert np.allclose(tr.y.sum(axis=1), 1.0, rtol=1e-7)  # mass is conserved

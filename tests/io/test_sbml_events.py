@@ -34,6 +34,17 @@ CASES = {
     "delay 0 on an equality of time": ("species y = 0; A: at 0 after (time == 2): y = y + 1", 5),
     "delay, persistent": ("species y = 0, z = 0; x = 0; x' = 1; B: at (time >= 4): z = 1; "
                           "A: at 2 after (x > 3.3 && z < 0.5), persistent=true: y = 5", 10),
+    # events that trigger together: values read at the trigger, applied in priority order (imported with delay 0)
+    "simultaneous, values at the trigger": ("species a = 1, b = 2; A: at (time >= 2), priority = 2: a = b; "
+                                            "B: at (time >= 2), priority = 1: b = a", 5),
+    "simultaneous, values when applied": ("species a = 1, b = 2; A: at (time >= 2), priority = 2, fromTrigger=false: a = b; "
+                                          "B: at (time >= 2), priority = 1, fromTrigger=false: b = a", 5),
+    "simultaneous, persistence": ("species s = 0, u = 0; A: at (time >= 2 && s < 0.5), priority = 3: s = 1, u = u + 10; "
+                                  "B: at (time >= 2 && s < 0.5), priority = 2, persistent=true: s = 3, u = u + 30; "
+                                  "C: at (time >= 2 && s < 0.5), priority = 1, persistent=false: s = 2, u = u + 20", 5),
+    "simultaneous strict triggers": ("species x = 3, y = 0; E1: at (time > 3.5), priority = 10: x = 7; "  # 01330
+                                     "E2: at (time > 3.5), priority = 5: y = x", 5),
+    "window narrower than a step": ("species x = 10, n = 0; x' = -1; E: at (x <= 4.3 && x >= 3): x = 10, n = n + 1", 10),
 }
 
 
@@ -46,7 +57,7 @@ def test_events_fire_as_in_libroadrunner(tmp_path, case):
     assert np.allclose(ours, theirs, rtol=1e-6, atol=1e-8), f"{case}: ilsim\n{ours}\nlibroadrunner\n{theirs}"
 
 
-@pytest.mark.parametrize("case", [case for case in CASES if case.startswith("delay")])
+@pytest.mark.parametrize("case", [case for case in CASES if case.startswith(("delay", "simultaneous"))])
 @pytest.mark.parametrize("engine", ["batch-auto", "c-kernel-auto"])
 def test_delayed_events_run_in_the_batch_engine_and_the_c_kernel_as_in_libroadrunner(tmp_path, case, engine):
     """The same delay cases through the numba engine's and the C kernel's queues of pending firings."""

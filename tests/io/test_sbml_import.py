@@ -93,6 +93,20 @@ def test_events_initial_value_false_fires_at_the_start(tmp_path):
     assert values[2] == pytest.approx(2 * np.exp(-0.1), rel=1e-6)  # E2 fired at X = 0.5, t = ln 10
 
 
+def test_only_events_that_read_what_others_assign_are_imported_with_a_delay_of_0(tmp_path):
+    """SBML's simultaneous events (values at the trigger, priority order, persistence) are ilsim's firings pending
+    at one instant: a delay of 0. Events that cannot see each other's jumps keep ilsim's plain events."""
+    apart = import_sbml(_sbml(tmp_path, "species a = 1, b = 2\nA: at (time >= 2): a = 5\nB: at (time >= 2): b = 7", "apart.xml"))
+    assert [e.delay for e in apart.spec.events] == [None, None]
+    path = _sbml(tmp_path, "species a = 1, b = 2\nA: at (time >= 2), priority = 2: a = b\n"
+                           "B: at (time >= 2), priority = 1, persistent = false, fromTrigger = false: b = a", "swap.xml")
+    swap = import_sbml(path)
+    assert [(e.name, e.delay, e.persistent, e.values_at_trigger) for e in swap.spec.events] == [
+        ("A", "0", True, True), ("B", "0", False, False)]
+    values = _run(path, ["a", "b"], [0.0, 3.0])
+    assert values[-1].tolist() == [2.0, 2.0]  # B reads a when it applies, after A: both 2
+
+
 def test_reserved_and_clashing_ids_are_renamed_and_kept_in_the_description(tmp_path):
     path = _sbml(tmp_path, "species QQlambda = 1; species QQe = 2; J0: QQlambda -> QQe; QQexp*QQlambda; QQexp = 0.3")
     path.write_text(path.read_text().replace("QQ", ""))  # ids Antimony itself would not accept

@@ -708,7 +708,8 @@ ILSIM_DEVICE int ilsim_run_due(double t, double *y, double *p, int *armed, doubl
         q->n -= 1;
         const int e = (int)row[2];
         const int slot = ilsim_delayed[e][3];
-        const int holds = ilsim_delayed[e][1] ? 1 : (slot >= 0 ? ilsim_condition(slot, t, y, p) : ilsim_guard(e, t, y, p));
+        /* a condition holds while disarmed (seen false beyond its dead band, it re-armed and dropped the firing) */
+        const int holds = ilsim_delayed[e][1] ? 1 : (slot >= 0 ? !armed[slot] : ilsim_guard(e, t, y, p));
         if (holds) {
             const int code = ilsim_fire(e, t, y, p, armed, band, rtol, atol, q, row);
             if (code != ILSIM_OK) return code;

@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
 from scipy.integrate import odeint, solve_ivp
 
 from ilsim.engines.base import SOLVER_FAILED, Engine, EngineResult, check_parameters, check_times, check_tolerances
@@ -35,6 +36,10 @@ from ilsim.model.switches import state_switches
 METHODS = ("LSODA", "BDF", "Radau", "RK45", "DOP853")
 IMPLICIT = {"LSODA", "BDF", "Radau"}
 MAX_EVENTS = 100_000  # firings or restarts in one run before an event counts as firing endlessly
+# From this many species the implicit methods factorise a sparse Jacobian (SuperLU), and LSODA, whose ODEPACK
+# has dense linear algebra only, gives way to BDF: a BioModels network of 315 species (MODEL2001290001, 2 to 3
+# nonzeros per row) spent 163 of its 170 s in ODEPACK's dense factorisations, 7 s in all this way.
+SPARSE_FROM = 100
 
 
 @dataclass
@@ -138,9 +143,10 @@ class OdeEngine(Engine):
         # back and forth at rounding level.
         band = [0.0 if armed[s] else self._dead_band(model, model.events[k].condition, t0, y, p)
                 for s, k in enumerate(cond_events)]
-        stats = {"segments": 0, "events_fired": 0}
+        stats = {"segments": 0, "events_fired": 0, "method": self._method(model)}
         switches = analysis.time_switches(model)
         touches = analysis.touches(model)
+        watches = analysis.window_watches(model)  # the comparisons of compound conditions: stops inside a window
 
         pending: list[tuple[float, int, int, list | None]] = []  # delayed events: (time due, order, event, values)
 
@@ -224,12 +230,18 @@ class OdeEngine(Engine):
                 pending[:] = [entry for entry in pending if entry[2] != kc]
 
         def run_due(t: float) -> None:
-            """Delayed events due by t, in the order they were triggered (with those their jumps trigger)."""
+            """Delayed events due by t, in the order they were triggered (with those their jumps trigger). A condition
+            still holds while it is disarmed: once seen false beyond its dead band, ``rearm`` dropped its firings
+            that are not persistent (testing it again here could judge a trigger on its threshold false by
+            rounding: 'time - reset >= 0.01' at the very time it was found to cross, a delay of 0)."""
             while pending and pending[0][0] <= t:
                 _, _, k, values = pending.pop(0)
                 ev = model.events[k]
-                trigger = ev.condition if ev.condition is not None else ev.guard  # (a timed copy: its guard)
-                if ev.persistent or trigger is None or model.evaluate(trigger, t, y, p):
+                if ev.condition is not None:
+                    holds = not armed[cond_events.index(k)]
+                else:  # a timed copy: its guard is its trigger
+                    holds = ev.guard is None or model.evaluate(ev.guard, t, y, p)
+                if ev.persistent or holds:
                     fire(k, t, values)
 
         def retest(t: float) -> None:
@@ -278,13 +290,15 @@ class OdeEngine(Engine):
                 k_grid, y = upto, self._clip(model, y + (t_stop - t) * model.rhs(y, t, p))
                 t = t_stop
                 continue
-            if not cond_events and self.method == "LSODA":
+            if not cond_events and self._method(model) == "LSODA":
                 ys = self._odeint(model, t, t_stop, grid, y, p, budget)
                 record(np.arange(k_grid, upto), ys[1:-1])
                 k_grid, t, y = upto, t_stop, self._clip(model, ys[-1])
                 continue
             fns = [_RootFunction(roots[slot], p, 0.0 if armed[slot] else band[slot], 1.0 if armed[slot] else -1.0,
                                  _interior(t, t_stop)[1]) for slot in range(len(cond_events))]
+            if any(armed):
+                fns += [_Watch(model, tree, p) for tree in watches if _Watch(model, tree, p)(t, y) != 0.0]
             sol = self._solve_ivp(model, t, t_stop, np.append(grid, t_stop), y, p, fns, budget)
             hit = [(te[0], slot) for slot, te in enumerate(sol.t_events or []) if len(te)]
             if hit:
@@ -294,14 +308,20 @@ class OdeEngine(Engine):
                 record(np.arange(k_grid, k_grid + got), np.asarray(sol.y, dtype=float).reshape(len(y), -1).T[:got])
                 k_grid += got
                 t, y = float(t_hit), self._clip(model, y_hit)
+                if slot >= len(cond_events):  # a comparison crossed: the conditions are tested here (retest)
+                    continue
                 if not armed[slot]:
                     rearm(slot)
                     continue
                 # Conditions that crossed at this same instant (equal thresholds) are true now: they fire too,
-                # in file order (left armed, one already past its root would never be seen to cross).
+                # in file order (left armed, one already past its root would never be seen to cross). SciPy reports
+                # only the first of equal roots, located where a strict one ('time > 3.5' twice) may still be false
+                # by rounding: a root function that took the very same values as the located one on this step
+                # crossed with it.
                 for other in range(len(cond_events)):
                     ko = cond_events[other]
-                    if armed[other] and (other == slot or model.evaluate(model.events[ko].condition, t, y, p)):
+                    if armed[other] and (other == slot or model.evaluate(model.events[ko].condition, t, y, p)
+                                         or fns[other].same_as(fns[slot])):
                         armed[other] = False
                         band[other] = self._dead_band(model, model.events[ko].condition, t, y, p)
                         fire(ko, t)
@@ -335,10 +355,16 @@ class OdeEngine(Engine):
             return np.vstack([y0, sol.y.T])
         return ys
 
+    def _method(self, model: CompiledModel) -> str:
+        """The method that integrates: the engine's, but BDF for LSODA on a large model (``SPARSE_FROM``)."""
+        return "BDF" if self.method == "LSODA" and len(model.species) >= SPARSE_FROM else self.method
+
     def _solve_ivp(self, model, t0, t1, grid, y0, p, events, budget: _Budget, method: str | None = None):
-        method = method or self.method
+        method = method or self._method(model)
         kwargs = {}
-        if method in IMPLICIT:
+        if method in IMPLICIT and len(y0) >= SPARSE_FROM and method != "LSODA":
+            kwargs["jac"] = lambda t, y: sparse.csc_matrix(model.jacobian(y, _inside(t, t0, t1), p))
+        elif method in IMPLICIT:
             kwargs["jac"] = lambda t, y: model.jacobian(y, _inside(t, t0, t1), p)
 
         atol = analysis.absolute_tolerances(model, self.atol)  # per species
@@ -492,6 +518,11 @@ class _RootFunction:
         self.t_last = t_last  # one rounding step before the segment's end: a condition that switches there
         self.seen: dict[float, float] = {}  # ('time == 10', floor(time/5) == 2) is tested at the end itself
 
+    def same_as(self, other: _RootFunction) -> bool:
+        """Whether this function took the same values as ``other`` wherever both were last evaluated."""
+        common = self.seen.keys() & other.seen.keys()
+        return bool(common) and all(self.seen[t] == other.seen[t] for t in common)
+
     def __call__(self, t: float, y: np.ndarray) -> float:
         if t in self.seen:
             return self.seen[t]
@@ -500,6 +531,22 @@ class _RootFunction:
             del self.seen[next(iter(self.seen))]
         self.seen[t] = value
         return value
+
+
+class _Watch:
+    """A comparison of a compound condition as a terminal solve_ivp event (``analysis.window_watches``): the
+    integration stops where it crosses and the conditions are tested there. Evaluated from its tree: only
+    models with such conditions have watches. (A watch sitting exactly on zero where a segment starts is left
+    out of that segment, which would otherwise stop where it starts.)"""
+
+    terminal = True
+
+    def __init__(self, model: CompiledModel, tree: ex.Expr, p: np.ndarray):
+        self.model, self.tree, self.p = model, tree, p
+
+    def __call__(self, t: float, y: np.ndarray) -> float:
+        with np.errstate(all="ignore"):
+            return float(self.model.evaluate(self.tree, t, y, self.p))
 
 
 def _fastest_decay(model: CompiledModel, t: float, y: np.ndarray, p: np.ndarray) -> float:

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from html import escape
 from pathlib import Path
 
 from ilsim.errors import IlsimError
 from ilsim.io.atomic import atomic_file
-from ilsim.io.sbml_units import UnitDefinitions, outcomes_annotation
+from ilsim.io.sbml_units import UnitDefinitions, outcomes_annotation, unit_terms
 from ilsim.model import expressions as ex
 from ilsim.model.compile import PARAM, STATE, CompiledModel
 
@@ -186,6 +187,10 @@ def to_document(model: CompiledModel, parameters: dict[str, float] | None = None
     _notes(m, f"{spec.metadata.description} Exported from ilsim.".strip())
     uds = UnitDefinitions(m, ids.new)
     _check(m.setTimeUnits(uds.id_of(spec.metadata.time_units)), f"the time units '{spec.metadata.time_units}'")
+    extent = _extent_units(spec)
+    if extent is not None:
+        _check(m.setExtentUnits(uds.id_of(extent)), f"the extent units '{extent}'")
+        _check(m.setSubstanceUnits(uds.id_of(extent)), f"the substance units '{extent}'")
     if spec.outcomes:
         _check(m.setAnnotation(outcomes_annotation(spec.outcomes)), "the outcomes")
 
@@ -258,6 +263,28 @@ def to_document(model: CompiledModel, parameters: dict[str, float] | None = None
     return doc
 
 
+def _extent_units(spec) -> str | None:
+    """The model's extent (and substance) units: the label of the species' most common SBML unit (every species is
+    an amount changed by its processes' extent), so that libsbml can check the kinetic laws against it; None when
+    no species has a unit of substance (SBML allows only mole, item, mass and dimensionless there)."""
+    labels = [s.units or "dimensionless" for s in spec.species if _substance(s.units or "dimensionless")]
+    if not labels:
+        return None
+    kinds = Counter(_unit_key(label) for label in labels)
+    best = max(kinds.values())
+    return next(label for label in labels if kinds[_unit_key(label)] == best)
+
+
+def _substance(label: str) -> bool:
+    _, terms = unit_terms(label)
+    return len(terms) <= 1 and all(kind in ("mole", "item", "kilogram") and power == 1 for kind, power in terms)
+
+
+def _unit_key(label: str) -> tuple:
+    scale, terms = unit_terms(label)
+    return round(math.log10(scale), 9) if scale > 0 else scale, tuple(sorted(terms))
+
+
 def _events(model: CompiledModel, m, ids: _Ids, unit_of, time_unit: str) -> None:
     """Events; the literal numbers of their times and of the values they set carry units (a dose has those of its
     target), so libsbml can check them."""
@@ -285,6 +312,8 @@ def _events(model: CompiledModel, m, ids: _Ids, unit_of, time_unit: str) -> None
             pr.setMath(to_ast(ex.Num(float(2 * n - k if ev.condition is not None else n - k)), literal_units="dimensionless"))
             for mode, kind, i, value in ev.actions:
                 target = model.species[i] if kind == STATE else model.parameters[i]
+                if not value.names():  # numbers only (a dose's amount / its duration): one number, in the target's units
+                    value = ex.Num(float(ex.evaluate(value, {})))
                 # a number set or added is in the target's units; in an expression, a literal's units are unknown
                 number = unit_of(target) if isinstance(value, ex.Num) else None
                 new = to_ast(value if mode == "set" else ex.BinOp("+", ex.Name(target), value), literal_units=number)

@@ -11,7 +11,9 @@ fire) are stated once:
 - ``touches``: for each event and each condition event, whether the event's jumps can change that condition;
 - ``timed_schedule``: the timed events in firing order (by time, then by declaration);
 - ``uses_time``: whether the right-hand side reads t (a stiff method then needs df/dt);
-- ``absolute_tolerances``: each species' absolute tolerance, the engine's atol capped by the species' own.
+- ``absolute_tolerances``: each species' absolute tolerance, the engine's atol capped by the species' own;
+- ``window_watches``: the comparisons inside compound conditions that read the state, whose crossings bound a
+  window the condition holds in.
 """
 
 from __future__ import annotations
@@ -86,3 +88,31 @@ def absolute_tolerances(model: CompiledModel, atol: float) -> np.ndarray:
     gives one (a species whose size is far below atol, which one atol for all would leave uncontrolled)."""
     caps = np.array([np.inf if s.atol is None else float(s.atol) for s in model.spec.species], dtype=np.float64)
     return np.minimum(float(atol), caps)
+
+
+def window_watches(model: CompiledModel) -> list[ex.Expr]:
+    """The root functions of the comparisons that read the state (species, observables) inside a condition that
+    combines two or more of them ('S <= 4.3 and S >= 3'). Such a condition can hold only inside a window narrower
+    than an integrator step, whose two ends lie inside one step where its root function is negative: no sign
+    change, stepped over (SBML Test Suite 01703, 01710). Each comparison alone changes sign where it crosses, as
+    CVODE's one root function per comparison does, so an engine that stops there and tests the condition sees
+    the window. Comparisons of time with parameters are time switches already (``time_switches``)."""
+    state = set(model.species) | set(model.observables)
+    watches: list[ex.Expr] = []
+    for ev in model.events:
+        if ev.condition is None:
+            continue
+        atoms = [a for a in _comparisons(ev.condition) if a.names() & state]
+        if len(atoms) >= 2:
+            watches += [ex.root_function(a) for a in atoms if ex.root_function(a) not in watches]
+    return watches
+
+
+def _comparisons(node: ex.Expr) -> list[ex.Compare]:
+    if isinstance(node, ex.Compare):
+        return [node]
+    if isinstance(node, ex.Logic):
+        return [c for a in node.args for c in _comparisons(a)]
+    if isinstance(node, ex.Not):
+        return _comparisons(node.arg)
+    return []

@@ -688,8 +688,8 @@ def run_due(fn, t, y, p, nonneg, fired, armed, band, rtol, atol, cond_event, tou
         pending[0] = n - 1
         if info[k, 1]:
             holds = True
-        elif info[k, 3] >= 0:
-            holds = condition_holds(fn, info[k, 3], t, y, p)
+        elif info[k, 3] >= 0:  # a condition holds while disarmed (seen false, it re-armed and dropped the firing)
+            holds = not armed[info[k, 3]]
         else:
             holds = guard_holds(fn, k, t, y, p)  # a timed event: its guard is its trigger
         if holds:

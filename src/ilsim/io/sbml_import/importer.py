@@ -19,9 +19,10 @@ Mapping (SBML Level 2 and 3 core):
   ``time > c`` stays a condition, false at c, so an output at c shows the state before it);
   ``initialValue="false"`` adds a copy at t = 0 guarded by the trigger, since a trigger already true
   at the start fires then; a delay, ``persistent`` and ``useValuesFromTriggerTime`` become the event's
-  ``delay``, ``persistent`` and ``values_at_trigger`` (run by the SciPy engine only); events are put in
-  the order of their priorities (constant numbers; none counts as 0), since simultaneous events fire in
-  model order.
+  ``delay``, ``persistent`` and ``values_at_trigger``; events are put in the order of their priorities
+  (constant numbers; none counts as 0), since simultaneous events fire in model order; where events read
+  what others assign, those without a delay get a delay of 0, so that events triggered together take their
+  values at the trigger and keep their persistence, as SBML says (``_events_interact``).
 
 Read as libroadrunner reads them, each with a note (``SbmlModel.notes``, also an ``SbmlImportWarning``):
 a reaction without a kinetic law has rate 0; a species nothing gives an initial value starts at 0; a species
@@ -102,6 +103,17 @@ def _ids(items) -> list:
     return [items.get(i) for i in range(items.size())]
 
 
+def _names(node) -> set[str]:
+    """The ids a MathML tree reads (function arguments included; csymbols such as time are not names)."""
+    found, todo = set(), [node] if node is not None else []
+    while todo:
+        n = todo.pop()
+        if n.getType() == sb.AST_NAME:
+            found.add(n.getName())
+        todo += [n.getChild(i) for i in range(n.getNumChildren())]
+    return found
+
+
 class _Importer:
     def __init__(self, doc, source: str, initial_expressions: bool = False):
         self.doc, self.m, self.source = doc, doc.getModel(), source
@@ -170,6 +182,7 @@ class _Importer:
         # Simultaneous events fire in model order, so the order is that of SBML's priorities (highest first;
         # none counts as 0, as in libroadrunner; equal ones keep file order). Priorities are numbers here.
         order = sorted(range(len(self.events)), key=lambda k: -self._priority(k, self.events[k]))
+        self.simultaneous = self._events_interact()
         events = [e for k in order for e in self._event(k, self.events[k])]  # may use reaction ids
         values = self._initial_values(rates, rules)
         if self.problems:
@@ -628,13 +641,54 @@ class _Importer:
                                 **delayed))
         return events
 
+    def _events_interact(self) -> bool:
+        """Whether an event reads (in its trigger or its assignments, directly or through assignment rules; a
+        species' concentration through its compartment's size) what another event assigns. Only then can the
+        order of simultaneous events matter, and SBML's semantics differ from ilsim's (each event reading the
+        state the ones before it left): those events are imported with a delay of 0 (``_delay``)."""
+        if len(self.events) < 2:
+            return False
+        rules = {sid: _names(rule.getMath()) for sid, rule in self.assigned.items()}
+
+        def reads(node) -> set[str]:
+            seen, todo = set(), list(_names(node))
+            while todo:
+                sid = todo.pop()
+                if sid in seen:
+                    continue
+                seen.add(sid)
+                todo += rules.get(sid, ())
+                if sid in self.species:
+                    todo.append(self.species[sid].getCompartment())
+            return seen
+
+        writes, read = [], []
+        for ev in self.events:
+            assignments = [ea for ea in _ids(ev.getListOfEventAssignments()) if ea.isSetMath()]
+            writes.append({ea.getVariable() for ea in assignments})
+            nodes = [ev.getTrigger().getMath(), *(ea.getMath() for ea in assignments)]
+            if ev.isSetDelay() and ev.getDelay().getMath() is not None:
+                nodes.append(ev.getDelay().getMath())
+            read.append(set().union(*(reads(node) for node in nodes)))
+        return any(read[k] & writes[j] for k in range(len(self.events)) for j in range(len(self.events)) if j != k)
+
     def _delay(self, where: str, ev) -> dict:
         """The delay fields of an ilsim event: the delay (model time units, evaluated at the trigger), whether
         the trigger must still hold when it is due (SBML ``persistent``, Level 3; always so in Level 2) and
-        whether the values are those at the trigger (``useValuesFromTriggerTime``)."""
+        whether the values are those at the trigger (``useValuesFromTriggerTime``).
+
+        An event without a delay gets a delay of 0 where events interact (``_events_interact``): SBML computes
+        the values of events that trigger together at the trigger (with ``useValuesFromTriggerTime``), before any
+        executes, then executes them in priority order, dropping one that is not persistent once its trigger is
+        false. That is what every ilsim engine does with firings pending at one instant: each computed its
+        values when it triggered, they apply in the order they triggered (the import's priority order), and a
+        firing that is not persistent is dropped when its condition turns false first."""
         if not ev.isSetDelay() or ev.getDelay().getMath() is None:
-            return {}
-        delay = self._math(f"{where} delay", ev.getDelay().getMath())
+            if not self.simultaneous:
+                return {}
+            delay = ex.Num(0.0)
+        else:
+            delay = self._math(f"{where} delay", ev.getDelay().getMath())
         persistent = ev.getTrigger().getPersistent() if ev.getLevel() >= 3 else True
         at_trigger = ev.getUseValuesFromTriggerTime() if ev.isSetUseValuesFromTriggerTime() else True
         return {"delay": ex.to_text(delay), "persistent": bool(persistent), "values_at_trigger": bool(at_trigger)}
