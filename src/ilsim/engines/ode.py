@@ -112,7 +112,7 @@ class OdeEngine(Engine):
     def run(self, model: CompiledModel, t_eval: np.ndarray, p: np.ndarray) -> Trajectory:
         """Integrate over the output times ``t_eval``; SimulationError when the solver fails or the run
         exceeds its budget (``max_rhs_evaluations`` right-hand sides, ``max_wall_s`` seconds)."""
-        budget = _Budget(self.max_rhs_evaluations, self.max_wall_s)
+        budget = _Budget(self.max_rhs_evaluations, self.max_wall_s, model.run_kernels())
         try:
             return self._run(model, t_eval, p, budget)
         except _OverBudget as over:
@@ -287,7 +287,7 @@ class OdeEngine(Engine):
                 # a sliver below the rounding level of t (a switch computed with rounding: 28.000000000000004
                 # after 28), which LSODA refuses: one Euler step crosses it, as in the batch and C engines
                 record(np.arange(k_grid, upto), y[None, :])
-                k_grid, y = upto, self._clip(model, y + (t_stop - t) * model.rhs(y, t, p))
+                k_grid, y = upto, self._clip(model, y + (t_stop - t) * budget.kernels["rhs"](y, t, p))
                 t = t_stop
                 continue
             if not cond_events and self._method(model) == "LSODA":
@@ -335,15 +335,15 @@ class OdeEngine(Engine):
         return Trajectory(t_eval, out_y, out_p, log, stats, fired)
 
     # ------------------------------------------------------------------------ solver calls
-    def _jac(self, model: CompiledModel):
-        return model.jacobian if self.method in IMPLICIT else None
+    def _jac(self, budget: _Budget):
+        return budget.kernels["jac"] if self.method in IMPLICIT else None
 
     def _odeint(self, model, t0, t1, grid, y0, p, budget: _Budget) -> np.ndarray:
         times = np.concatenate(([t0], grid, [t1]))
         with _quiet_fortran(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the failure is reported below, with time and variables
             ys, info = odeint(
-                budget.counted(model.kernels["rhs"], t0, t1), y0, times, args=(p,), Dfun=self._jac(model),
+                budget.counted(budget.kernels["rhs"], t0, t1), y0, times, args=(p,), Dfun=self._jac(budget),
                 rtol=self.rtol, atol=analysis.absolute_tolerances(model, self.atol), mxstep=1_000_000, full_output=True,
                 tcrit=[t1],  # no step past the segment's end, where a rate may switch
             )
@@ -363,14 +363,14 @@ class OdeEngine(Engine):
         method = method or self._method(model)
         kwargs = {}
         if method in IMPLICIT and len(y0) >= SPARSE_FROM and method != "LSODA":
-            kwargs["jac"] = lambda t, y: sparse.csc_matrix(model.jacobian(y, _inside(t, t0, t1), p))
+            kwargs["jac"] = lambda t, y: sparse.csc_matrix(budget.kernels["jac"](y, _inside(t, t0, t1), p))
         elif method in IMPLICIT:
-            kwargs["jac"] = lambda t, y: model.jacobian(y, _inside(t, t0, t1), p)
+            kwargs["jac"] = lambda t, y: budget.kernels["jac"](y, _inside(t, t0, t1), p)
 
         atol = analysis.absolute_tolerances(model, self.atol)  # per species
 
         def solve(t_eval, budget: _Budget):
-            rhs = budget.counted(model.kernels["rhs"], t0, t1)
+            rhs = budget.counted(budget.kernels["rhs"], t0, t1)
 
             def f(t, y):
                 dy = rhs(y, t, p)
@@ -460,14 +460,15 @@ class _Budget:
     none), so a chattering or stiff system could step for hours: the count stops it wherever it is.
     """
 
-    def __init__(self, max_rhs_evaluations: int, max_wall_s: float | None):
+    def __init__(self, max_rhs_evaluations: int, max_wall_s: float | None, kernels: dict):
         self.max_rhs_evaluations, self.max_wall_s = max_rhs_evaluations, max_wall_s
         self.used = 0
         self.deadline = None if max_wall_s is None else time.monotonic() + max_wall_s
+        self.kernels = kernels  # the run's own right-hand side and Jacobian (CompiledModel.run_kernels)
 
     def again(self) -> _Budget:
         """A fresh budget of the same size (to repeat a failed segment only to learn where it failed)."""
-        return _Budget(self.max_rhs_evaluations, self.max_wall_s)
+        return _Budget(self.max_rhs_evaluations, self.max_wall_s, self.kernels)
 
     def counted(self, rhs, t0: float, t1: float):
         """``rhs(y, t, p)`` charged to this budget, with t kept strictly inside (t0, t1) (one rounding step in

@@ -32,11 +32,13 @@ def load(model: str | Path) -> ModelSpec:
 
 
 def compile(model: str | Path | ModelSpec | CompiledModel, *, doses: list | None = None,  # noqa: A001 - the verb users expect
-            allow_high_dose: bool = False) -> CompiledModel:
+            allow_high_dose: bool = False, jit: bool | str | None = None) -> CompiledModel:
     """Check every name and expression of a model and build its kernels.
 
     ``doses`` (mappings with the fields of a model file's ``doses:`` entries) are added to the
     model's own; a dose above 100 times the labelled dose is refused unless ``allow_high_dose``.
+    ``jit``: True compiles the kernels with numba from the start (a model run many times, as a server does),
+    False never, "auto" (the default, ``ILSIM_JIT`` unset) as a run goes (``CompiledModel.run_kernels``).
     """
     if isinstance(model, CompiledModel):
         if doses:
@@ -50,4 +52,4 @@ def compile(model: str | Path | ModelSpec | CompiledModel, *, doses: list | None
         data = model.model_dump(mode="json", exclude_defaults=True)
         data["doses"] = [*data.get("doses", []), *doses]
         model = spec_from_dict(data, source)
-    return compile_model(model, source=source, allow_high_dose=allow_high_dose)
+    return compile_model(model, source=source, allow_high_dose=allow_high_dose, jit=jit)

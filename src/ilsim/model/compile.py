@@ -14,6 +14,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -135,14 +136,10 @@ class CompiledModel:
     # ----------------------------------------------------------------------------- kernels
     @property
     def kernels(self) -> dict:
-        """The model's kernels: numba-compiled (``jit=True``), plain Python (``jit=False``), or tiered (``"auto"``,
-        the default): plain Python first, so that a short run of a new model pays no compilation, switching to the
-        compiled right-hand side and Jacobian once they have been called often enough to pay for it (``_Tiered``)."""
+        """The model's kernels: numba-compiled (``jit=True``) or plain Python (``jit=False``, and ``"auto"``, the
+        default, whose runs switch to the compiled ones as they go: ``run_kernels``)."""
         if "rhs" not in self._kernels:  # (compiled_kernels may have been built first, under "_compiled")
-            if self.jit == "auto":
-                self._kernels.update(_tiered_kernels(self))
-            else:
-                self._kernels.update(_build_kernels(self, bool(self.jit)))
+            self._kernels.update(_build_kernels(self, self.jit is True))
         return self._kernels
 
     def compiled_kernels(self) -> dict:
@@ -150,9 +147,19 @@ class CompiledModel:
         compiled calls); built once per model and process."""
         if self.jit is True:
             return self.kernels
-        if "_compiled" not in self._kernels:
-            self._kernels["_compiled"] = _build_kernels(self, True)
+        with _COMPILING:  # (two threads' runs of one model crossing the switch together: one compilation)
+            if "_compiled" not in self._kernels:
+                self._kernels["_compiled"] = _build_kernels(self, True)
         return self._kernels["_compiled"]
+
+    def run_kernels(self) -> dict:
+        """The right-hand side and Jacobian one run of the ODE engine uses. With ``jit="auto"`` (the default) they are
+        tiered, and new for each run: plain Python for the run's first ``TIERED_CALLS`` calls, then compiled, so a
+        short run of a new model waits for no compiler, a long one runs compiled, and a run gives the same numbers
+        whatever ran before it in the process (plain and compiled kernels agree to round-off, not to the bit)."""
+        if self.jit != "auto":
+            return {"rhs": self.kernels["rhs"], "jac": self.kernels["jac"]}
+        return {key: _Tiered(self, key, self.kernels[key]) for key in ("rhs", "jac")}
 
     def rhs(self, y: np.ndarray, t: float, p: np.ndarray) -> np.ndarray:
         return self.kernels["rhs"](y, t, p)
@@ -480,33 +487,25 @@ def _jit_default() -> bool | str:
     return {"0": False, "1": True}.get(os.environ.get("ILSIM_JIT", ""), "auto")
 
 
-# A tiered kernel runs as plain Python for this many calls, then compiled (numba, cached on disk): a plain call of
-# a small model costs 10-30 µs, compiling a right-hand side 1-2 s, so a run switches after about half a second of
-# plain calls, and runs shorter than that (most single runs) never wait for the compiler.
+# A run's tiered kernel is plain Python for the run's first this many calls, then compiled (numba, cached on disk
+# and built once per process): a plain call of a small model costs 10-30 µs, compiling a right-hand side 1-2 s, so a
+# run switches after about half a second of plain calls, and runs shorter than that (most single runs) never wait
+# for the compiler. Counted per run, so that the same run switches at the same call in any process.
 TIERED_CALLS = {"rhs": 20_000, "jac": 2_000}
+_COMPILING = threading.Lock()
 
 
 class _Tiered:
-    """A kernel that runs as plain Python, then switches to the compiled one after ``TIERED_CALLS`` calls (counted
-    over all runs of the model in this process). Both are generated from the same trees and agree to round-off."""
+    """One run's kernel: plain Python, then the compiled one after ``TIERED_CALLS`` calls."""
 
     def __init__(self, m: CompiledModel, key: str, plain):
         self._m, self._key, self._fn, self._left = m, key, plain, TIERED_CALLS[key]
-        self._plain = plain
 
     def __call__(self, y, t, p):
         self._left -= 1
         if self._left == 0:
             self._fn = self._m.compiled_kernels()[self._key]
         return self._fn(y, t, p)
-
-    def __getattr__(self, name):  # the Jacobian's entries(), module(): those of the plain one (the same trees)
-        return getattr(self._plain, name)
-
-
-def _tiered_kernels(m: CompiledModel) -> dict:
-    plain = _build_kernels(m, False)
-    return {**plain, "rhs": _Tiered(m, "rhs", plain["rhs"]), "jac": _Tiered(m, "jac", plain["jac"])}
 
 
 # ------------------------------------------------------------------------------- codegen
