@@ -85,7 +85,7 @@ class Runner:
         self.integrations += 1
         if doses:
             job.stage = "compiling the doses"
-            compiled = ilsim.compile(source, doses=doses, jit=True)  # a dose ilsim refuses fails the run with its message
+            compiled = ilsim.compile(source, doses=doses)  # a dose ilsim refuses fails the run with its message
         job.stage = "integrating"
         ds = ilsim.simulate(compiled, parameters=parameters or None, faults=faults or None, max_wall_s=self.max_wall_s)
         job.stage = "summarising"

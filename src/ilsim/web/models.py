@@ -71,7 +71,7 @@ class Models:
             if key not in self._compiled:
                 with warnings.catch_warnings():  # unit warnings of built-ins are documented; not repeated per page
                     warnings.simplefilter("ignore")
-                    self._compiled[key] = ilsim.compile(name, jit=True)  # compiled: a server runs it many times
+                    self._compiled[key] = ilsim.compile(name)
         return self._compiled[key]
 
     def source(self, key: str):
@@ -98,7 +98,7 @@ class Models:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                compiled = ilsim.compile(path, jit=True)
+                compiled = ilsim.compile(path)
                 spec = ilsim.load(path)  # as written: doses a page adds go into it
         except ModelError as exc:
             exc.problems = [Problem(p.field, p.message, filename) for p in exc.problems]
