@@ -22,6 +22,7 @@ from ilsim.engines.base import NON_FINITE, OK, SOLVER_FAILED, Engine, EngineResu
 from ilsim.engines.tissue.agents import Agents
 from ilsim.engines.tissue.diffusion import Ledger
 from ilsim.engines.tissue.setup import Setup, build
+from ilsim.engines.tissue.systemic import Body, Link
 from ilsim.errors import IlsimError, argument
 
 
@@ -31,6 +32,7 @@ class TissueState:
     fields: np.ndarray
     agents: Agents
     ledger: Ledger
+    body: Body | None = None  # the well-mixed part (tissue.systemic), if the model has one
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Snapshot:
     time: float  # min
     fields: np.ndarray  # fields x z x y x x
     agents: dict  # arrays: ids, typ, pos, occupancy, on_since
+    body: np.ndarray | None = None  # every species of the well-mixed state (tissue.systemic)
 
 
 @dataclass
@@ -45,6 +48,7 @@ class TissueRun:
     setup: Setup
     snapshots: list[Snapshot] = field(default_factory=list)
     state: TissueState | None = None
+    link: Link | None = None  # the well-mixed part's coupling (tissue.systemic)
 
     def counts(self) -> np.ndarray:
         """Cells of each agent type at each saved time (times x types)."""
@@ -62,16 +66,18 @@ class TissueRun:
         return np.array([s.time for s in self.snapshots])
 
 
-def _snapshot(t, C, agents: Agents) -> Snapshot:
+def _snapshot(t, C, agents: Agents, body: Body | None = None) -> Snapshot:
     return Snapshot(t, C.copy(), {"ids": agents.ids.copy(), "typ": agents.typ.copy(), "pos": agents.pos.copy(),
-                                  "occupancy": agents.occupancy.copy(), "on_since": agents.on_since.copy()})
+                                  "occupancy": agents.occupancy.copy(), "on_since": agents.on_since.copy()},
+                    None if body is None else body.y.copy())
 
 
 def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = None, seed: int | None = None,
         resume: TissueRun | None = None, on_save: Callable[[TissueRun], None] | None = None,
-        on_step: Callable[[float, int], None] | None = None) -> TissueRun:
+        on_step: Callable[[float, int], None] | None = None, link: Link | None = None) -> TissueRun:
     """Step the tissue to ``t_end`` (min), keeping a snapshot every ``save_every`` min (and at 0); ``resume`` continues
-    a run from its state. ``on_save`` is called after each snapshot (checkpoints), ``on_step`` with (time, cells)."""
+    a run from its state. ``on_save`` is called after each snapshot (checkpoints), ``on_step`` with (time, cells).
+    ``link`` (``systemic.link``): the well-mixed part of the model, stepped beside the tissue."""
     tissue = setup.tissue
     dt = tissue.dt
     seed = tissue.seed if seed is None else seed
@@ -96,7 +102,9 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
         # fresh arrays each run (the setup's stay as placed): the cells' random streams start from this run's seed
         agents = Agents.place(setup.agents.pos.copy(), setup.agents.typ.copy(), seed, setup.geometry.dims)
         state = TissueState(0, setup.initial.copy(), agents, Ledger.zeros(len(setup.fields)))
-        result = TissueRun(setup, [_snapshot(0.0, state.fields, agents)], state)
+        state.body = link.start(state.fields, agents) if link is not None else None
+        result = TissueRun(setup, [_snapshot(0.0, state.fields, agents, state.body)], state)
+    result.link = link
     C, agents = state.fields, state.agents
     solver, types, geometry = setup.solver, setup.types, setup.geometry
     # the bound parameters as the events before this step left them (a resumed run replays them; doses are in C)
@@ -118,16 +126,22 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
                 values = ev.parameters(values)
                 current = setup.rebuild(values)  # checked before the run: every value is one the section accepts
                 solver, types = current.solver, current.types
+        if link is not None:
+            link.events(state.body, step, dt)
+            link.set_blood(solver, state.body)
+            before = state.ledger.blood.copy()
         if setup.fields:  # a tissue of cells alone has no grid to step
             cells = agents.sources(C, types, geometry, t, dt) if len(agents) else None
             solver.step(C, cells, state.ledger)
         agents.step(C, types, geometry, step + 1, dt, seed, setup.vessels)
+        if link is not None:
+            link.advance(state.body, state.ledger.blood - before, C, agents, t, dt)
         state.agents = agents
         state.step = step + 1
         if on_step is not None:
             on_step((step + 1) * dt, len(agents))
         if (step + 1) % every == 0 or step + 1 == steps:
-            result.snapshots.append(_snapshot((step + 1) * dt, C, agents))
+            result.snapshots.append(_snapshot((step + 1) * dt, C, agents, state.body))
             if on_save is not None:
                 on_save(result)
     return result

@@ -288,10 +288,13 @@ class Receptor(_Strict):
     field: str
     kd: float  # the field's units
     tau: float = 1.0  # min
+    loss: float = 0.0  # fraction of the receptors lost (0..1): occupancy relaxes towards (1 - loss) c / (c + kd)
 
     @model_validator(mode="after")
     def _positive(self):
         check_numbers(self, positive=("kd", "tau"))
+        if not 0.0 <= self.loss <= 1.0:
+            raise ValueError(f"loss must lie between 0 and 1, got {self.loss}")
         return self
 
 
@@ -318,6 +321,23 @@ class Recruitment(_Strict):
         return self
 
 
+class Suppression(_Strict):
+    """A stop signal acting on the cell's secretion through its receptor (``receptor:``): every secretion entry's rate
+    is multiplied by 1 / (1 + ((1 - blunting) x occupancy / ic50)^hill). ``blunting`` (0..1) is the fraction of the
+    received signal the cell ignores (a fault severity, as the seed model's stop_blunting)."""
+
+    ic50: float  # receptor occupancy (0..1) that halves the secretion
+    hill: float = 1.0
+    blunting: float = 0.0
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        check_numbers(self, positive=("ic50", "hill"))
+        if not 0.0 <= self.blunting <= 1.0:
+            raise ValueError(f"blunting must lie between 0 and 1, got {self.blunting}")
+        return self
+
+
 class Agent(_Strict):
     """A cell species simulated as individual cells."""
 
@@ -337,10 +357,47 @@ class Agent(_Strict):
     receptor: Receptor | None = None
     differentiation: Differentiation | None = None
     recruitment: Recruitment | None = None
+    suppression: Suppression | None = None  # needs receptor: (the occupancy it reads)
 
     @model_validator(mode="after")
     def _signs(self):
         check_numbers(self, positive=("radius", "persistence"), nonnegative_=("speed", "repulsion", "division", "death"))
+        if self.suppression is not None and self.receptor is None:
+            raise ValueError("suppression reads the cell's receptor occupancy: give receptor: too")
+        return self
+
+
+class Exchange(_Strict):
+    """A field whose vessel voxels see a well-mixed species as the blood level (``scale`` x its value, in the field's
+    units), and whose loss through the vessels enters that species (engines/tissue/systemic.py)."""
+
+    field: str
+    species: str
+    scale: float = 1.0  # field units per unit of the species (e.g. 1 / volume for a pk compartment's amount)
+
+    @model_validator(mode="after")
+    def _positive(self):
+        check_numbers(self, positive=("scale",))
+        return self
+
+
+class Systemic(_Strict):
+    """The body around the tissue: the model's species that are neither fields nor agents are integrated as a
+    well-mixed model beside the grid, and ``exchange`` couples fields to them through the vessel voxels.
+    ``volume_ratio`` is the tissue volume the domain stands for over the well-mixed volume (e.g. an infected
+    tissue of 0.3 L over 3 L of plasma: 0.1): an amount A (concentration x µm³) leaving the domain raises the species
+    by volume_ratio x A / (domain volume x scale)."""
+
+    volume_ratio: float
+    exchange: list[Exchange] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        check_numbers(self, positive=("volume_ratio",))
+        fields = [e.field for e in self.exchange]
+        twice = sorted({f for f in fields if fields.count(f) > 1})
+        if twice:
+            raise ValueError(f"exchange: field '{twice[0]}' is listed twice")
         return self
 
 
@@ -356,6 +413,7 @@ class Tissue(_Strict):
     seed: int = 0
     # model parameters that set numbers of this section: parameter -> path (engines/tissue/bindings.py)
     parameters: dict[str, str] = Field(default_factory=dict)
+    systemic: Systemic | None = None  # the well-mixed body the vessels connect to (engines/tissue/systemic.py)
 
     @model_validator(mode="after")
     def _consistent(self):
