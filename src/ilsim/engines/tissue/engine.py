@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ilsim.engines.base import NON_FINITE, OK, SOLVER_FAILED, Engine, EngineResult
+from ilsim.engines.tissue import systemic
 from ilsim.engines.tissue.agents import Agents
 from ilsim.engines.tissue.diffusion import Ledger
 from ilsim.engines.tissue.setup import Setup, build
@@ -170,7 +171,7 @@ class TissueEngine(Engine):
     """The tissue engine on the engine contract (see the module's docstring for what ``solve`` returns)."""
 
     name = "tissue"
-    supports = {"events": True, "doses": False, "replicates": True}  # timed events; pk doses are not run
+    supports = {"events": True, "doses": True, "replicates": True}  # timed events; doses through tissue.systemic
 
     def __init__(self, t_end: float | None = None, save_every: float | None = None, seed: int | None = None):
         self.t_end = t_end
@@ -186,7 +187,7 @@ class TissueEngine(Engine):
         """One tissue run of a compiled model (its expanded spec's ``tissue:`` section)."""
         setup = build(model.spec, source=source, base=base)
         return run(setup, t_end=options.pop("t_end", self.t_end), save_every=options.pop("save_every", self.save_every),
-                   seed=seed, **options)
+                   seed=seed, link=systemic.link(model, setup, source=source), **options)
 
     def solve(self, model, t_eval, P, *, record_parameters: bool = False, log_events: int = 0, first: int = 0) -> EngineResult:
         """Row ``r`` of ``P`` is replicate ``first + r``: its bound tissue numbers (``tissue.parameters``) take the row's
@@ -213,7 +214,7 @@ class TissueEngine(Engine):
             values = {name: float(P[row, column[name]]) for name in tissue.parameters if name in column}
             try:
                 setup = build(model.spec, values=values, seed=seed)
-                out = run(setup, t_end=float(t_eval[-1]), save_every=dt, seed=seed)
+                out = run(setup, t_end=float(t_eval[-1]), save_every=dt, seed=seed, link=systemic.link(model, setup, P[row]))
             except IlsimError as exc:
                 status[row], messages[row] = SOLVER_FAILED, str(exc)
                 continue
@@ -226,6 +227,9 @@ class TissueEngine(Engine):
                 Y[row, :, names.index(a)] = counts[:, k]
             for k, f in enumerate(setup.fields):
                 Y[row, :, names.index(f)] = mean[keep, k]
+            if out.link is not None:  # the well-mixed species of tissue.systemic
+                body = np.array([s.body for s in out.snapshots])[keep]
+                Y[row, :, out.link.wellmixed] = body[:, out.link.wellmixed].T
         P_t = np.repeat(P[:, None, :], nt, axis=1) if record_parameters else None
         return EngineResult(Y=Y, status=status, fired=np.zeros((n, len(model.events)), dtype=np.int64),
                             P_end=P.copy(), P_t=P_t, event_log=None, messages=messages)

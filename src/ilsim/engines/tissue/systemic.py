@@ -190,3 +190,38 @@ def link(model, setup: Setup, p: np.ndarray | None = None, source: str | None = 
     if setup.tissue.systemic is None:
         return None
     return Link(model, setup, p, source)
+
+
+def series(run, model) -> np.ndarray:
+    """Every species of the model at the run's saved times (times x species): an agent species' number of cells, a
+    field's mean level, a well-mixed species' value (NaN without a systemic link); the ODE engine's reading of the
+    same names, for outcome rules and summaries."""
+    setup = run.setup
+    index = {name: i for i, name in enumerate(model.species)}
+    Y = np.full((len(run.snapshots), len(model.species)), np.nan)
+    if run.link is not None:
+        Y[:, run.link.wellmixed] = np.array([s.body for s in run.snapshots])[:, run.link.wellmixed]
+    counts = run.counts()
+    mean, _ = run.field_stats()
+    for k, name in enumerate(setup.agent_names):
+        Y[:, index[name]] = counts[:, k]
+    for k, name in enumerate(setup.fields):
+        Y[:, index[name]] = mean[:, k]
+    return Y
+
+
+def parameters_at_end(run, model, p: np.ndarray | None = None) -> np.ndarray:
+    """The parameters at the end of the run: the well-mixed part's (events may have changed them), else ``p``."""
+    if run.state is not None and run.state.body is not None:
+        return run.state.body.p
+    return model.p0 if p is None else p
+
+
+def outcome(run, model, p: np.ndarray | None = None) -> str:
+    """The model's outcome label (``outcomes:``, model/outcomes.py) of a tissue run, judged on ``series``; "" without
+    outcome rules."""
+    from ilsim.model.outcomes import label_outcomes
+
+    t, Y = run.times, series(run, model)
+    p_end = parameters_at_end(run, model, p)
+    return str(label_outcomes(model, t, lambda k: model.namespace(t[k], Y[k], p_end), 1)[0])
