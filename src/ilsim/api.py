@@ -283,13 +283,14 @@ def tissue(
     checkpoint = tissue_io.checkpoint_path(out)
     fingerprint = tissue_io.fingerprint(compiled.spec, settings)
     resume = tissue_io.load_checkpoint(checkpoint, setup, fingerprint)
+    resumed_at = resume.state.step * section.dt if resume is not None else None  # before the run advances that state
     started = time.perf_counter()
     result = run_tissue(setup, resume=resume, on_save=lambda r: tissue_io.save_checkpoint(checkpoint, r, fingerprint),
                         **options)
     wall = time.perf_counter() - started
     with atomic_folder(out, overwrite) as tmp:
-        info = tissue_io.write_tissue(tmp, result, compiled.spec, {**settings, "resumed_at_min": (
-            resume.state.step * section.dt if resume is not None else None)}, wall, compiled)
+        info = tissue_io.write_tissue(tmp, result, compiled.spec, {**settings, "resumed_at_min": resumed_at}, wall,
+                                      compiled)
         if report:
             tissue_report.write_report(tmp, result, info, compiled.spec.metadata.title or compiled.spec.metadata.name,
                                         {s.name: s.units for s in compiled.spec.species if s.units}

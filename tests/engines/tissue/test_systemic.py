@@ -7,13 +7,18 @@
   the tissue run's mean field follows the ODE engine's run of the same dosed model (whose exchange process is the
   well-mixed reading of the vessels), within 1%, and the difference halves with dt (the splitting is first order).
 - Outcome labels of the model judged on the tissue run's series, and the well-mixed species in TissueEngine.solve.
-- A link that contradicts the model is refused with the field named.
+- A link that contradicts the model is refused with the field named (exit 2 from the command, nothing written); the
+  command writes the well-mixed species; a run interrupted after a checkpoint resumes to the same numbers.
 """
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 
 import ilsim
 from ilsim.engines.tissue import systemic
@@ -57,8 +62,8 @@ def _dosed(dt: float):
     return spec_from_dict({
         "metadata": {"name": "dosed_link", "time_units": "minute"},
         "species": [{"name": "Dt", "kind": "drug", "units": "mg/L", "initial": 0}],
-        "parameters": [{"name": "k_in", "value": kv * fraction, "units": "1/min"}, {"name": "k_d", "value": 0.02, "units": "1/min"},
-                       {"name": "V", "value": V, "units": "L"}],
+        "parameters": [{"name": "k_in", "value": kv * fraction, "units": "1/min"},
+                       {"name": "k_d", "value": 0.02, "units": "1/min"}, {"name": "V", "value": V, "units": "L"}],
         "pk": [{"drug": "mab", "compartments": 1, "volume": "V", "clearance": 0.01}],
         "doses": [{"drug": "mab", "route": "iv_bolus", "amount": 1.0, "units": "mg", "at": 5.0},
                   {"drug": "mab", "route": "iv_infusion", "amount": 2.0, "units": "mg", "start": 20.0, "duration": 10.0}],
@@ -114,3 +119,47 @@ def test_a_link_that_contradicts_the_model_is_refused(link, field, words):
     with pytest.raises(ModelError) as info:
         systemic.link(model, build(model.spec))
     assert any(p.field == field and words in p.message for p in info.value.problems)
+
+
+def _write(tmp_path, spec_dict, name="linked.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(spec_dict, sort_keys=False))
+    return path
+
+
+def _linked_dict(**link):
+    return _linked(**link).model_dump(mode="json", exclude_defaults=True)
+
+
+def test_the_command_writes_the_well_mixed_part_and_a_bad_link_is_refused(cli, refused, tmp_path):
+    good = _write(tmp_path, _linked_dict())
+    result = cli("tissue", good, "--out", tmp_path / "ok", "--no-report", "--quiet")
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "ok" / "summary.json").read_text())
+    table = pd.read_csv(tmp_path / "ok" / "timeseries.csv")
+    assert table["Cb"].iloc[0] == 3.0 and table["Cb"].iloc[-1] == pytest.approx(info["final_systemic"]["Cb"], rel=1e-15)
+    bad = _write(tmp_path, _linked_dict(exchange=[{"field": "C", "species": "Th"}]), "bad.yaml")
+    refused(cli("tissue", bad, "--out", tmp_path / "no", "--quiet"), "tissue.systemic.exchange[0].species", "part of the tissue")
+    assert not (tmp_path / "no").exists()
+    refused(cli("tissue", good, "--out", tmp_path / "no", "--quiet", "--fault", "stop-ignored"), "declares no fault")
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_an_interrupted_linked_run_resumes_to_the_same_numbers(tmp_path):
+    model = _linked()
+    whole, info = ilsim.tissue(model, tmp_path / "whole", report=False)
+
+    def stop(t, cells):
+        if t >= 12:  # after the checkpoint at 10 min
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        ilsim.tissue(model, tmp_path / "cut", report=False, progress=stop)
+    again, info_again = ilsim.tissue(model, tmp_path / "cut", report=False)
+    assert info_again["resumed_at_min"] == 10
+    np.testing.assert_array_equal(again.state.body.y, whole.state.body.y)
+    np.testing.assert_array_equal(again.state.fields, whole.state.fields)
+    assert info_again["final_systemic"] == info["final_systemic"]
