@@ -163,3 +163,24 @@ def test_an_interrupted_linked_run_resumes_to_the_same_numbers(tmp_path):
     np.testing.assert_array_equal(again.state.body.y, whole.state.body.y)
     np.testing.assert_array_equal(again.state.fields, whole.state.fields)
     assert info_again["final_systemic"] == info["final_systemic"]
+
+
+def _bad(change):
+    data = _linked_dict()
+    change(data["tissue"])
+    return data
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda t: t["agents"][0].update(receptor={"field": "C", "kd": 1, "loss": 1.5}), "loss must lie between 0 and 1"),
+    (lambda t: t["agents"][0].update(suppression={"ic50": 0.2}), "give receptor: too"),
+    (lambda t: t["agents"][0].update(receptor={"field": "C", "kd": 1}, suppression={"ic50": 0.2, "blunting": 2}),
+     "blunting must lie between 0 and 1"),
+    (lambda t: t["systemic"].update(volume_ratio=0), "volume_ratio must be a positive number"),
+    (lambda t: t["domain"].update(vessels=[]), "the domain has none"),
+    (lambda t: t["fields"][0].update(vessel_exchange=0), "has no vessel_exchange"),
+])
+def test_bad_links_and_stop_rules_are_refused_before_anything_is_written(cli, refused, tmp_path, change, words):
+    path = _write(tmp_path, _bad(change), "bad.yaml")
+    refused(cli("tissue", path, "--out", tmp_path / "no", "--quiet"), "tissue", words)
+    assert not (tmp_path / "no").exists()

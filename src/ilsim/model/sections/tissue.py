@@ -57,8 +57,8 @@ def nonnegative(value, target: str, what: str) -> float:
     return number
 
 
-def check_numbers(entry, positive=(), nonnegative_=()) -> None:
-    """Fields of ``entry`` that must be finite and positive, or finite and >= 0."""
+def check_numbers(entry, positive=(), nonnegative_=(), fractions=()) -> None:
+    """Fields of ``entry`` that must be finite and positive, finite and >= 0, or between 0 and 1."""
     for name in positive:
         v = getattr(entry, name)
         if not (math.isfinite(v) and v > 0):
@@ -67,6 +67,10 @@ def check_numbers(entry, positive=(), nonnegative_=()) -> None:
         v = getattr(entry, name)
         if not (math.isfinite(v) and v >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+    for name in fractions:
+        v = getattr(entry, name)
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"{name} must lie between 0 and 1, got {v}")
 
 
 class Boundary(_Strict):
@@ -292,9 +296,7 @@ class Receptor(_Strict):
 
     @model_validator(mode="after")
     def _positive(self):
-        check_numbers(self, positive=("kd", "tau"))
-        if not 0.0 <= self.loss <= 1.0:
-            raise ValueError(f"loss must lie between 0 and 1, got {self.loss}")
+        check_numbers(self, positive=("kd", "tau"), fractions=("loss",))
         return self
 
 
@@ -332,9 +334,7 @@ class Suppression(_Strict):
 
     @model_validator(mode="after")
     def _ranges(self):
-        check_numbers(self, positive=("ic50", "hill"))
-        if not 0.0 <= self.blunting <= 1.0:
-            raise ValueError(f"blunting must lie between 0 and 1, got {self.blunting}")
+        check_numbers(self, positive=("ic50", "hill"), fractions=("blunting",))
         return self
 
 
