@@ -133,8 +133,9 @@ def _linked_dict(**link):
 
 def test_the_command_writes_the_well_mixed_part_and_a_bad_link_is_refused(cli, refused, tmp_path):
     good = _write(tmp_path, _linked_dict())
-    result = cli("tissue", good, "--out", tmp_path / "ok", "--no-report", "--quiet")
+    result = cli("tissue", good, "--out", tmp_path / "ok", "--quiet")
     assert result.exit_code == 0, result.output
+    assert (tmp_path / "ok" / "figures" / "systemic.png").stat().st_size > 0  # the well-mixed species over time
     info = json.loads((tmp_path / "ok" / "summary.json").read_text())
     table = pd.read_csv(tmp_path / "ok" / "timeseries.csv")
     assert table["Cb"].iloc[0] == 3.0 and table["Cb"].iloc[-1] == pytest.approx(info["final_systemic"]["Cb"], rel=1e-15)
