@@ -6,7 +6,9 @@
 - The scenario: the healthy run clears the bacteria, stops recruiting (TNF back down) and its plasma IL-6 gives a fever;
   each of the seed model's three faults (complete) leaves a lesion that does not heal (TNF stays up: the outcome
   'chronic inflammation'), with the bacteria cleared all the same. Complete loss of the IL-10 receptor and complete
-  ignoring of the signal both remove the suppression entirely, so they give the same numbers.
+  ignoring of the signal both remove the suppression entirely, so they give the same numbers. The runs use the
+  scenario's seed 1 at its dt of 0.5 min: other seeds and steps end the healthy run in chronic inflammation too
+  (docs/tissue-infection.md, Limits).
 """
 
 from __future__ import annotations
