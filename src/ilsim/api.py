@@ -256,6 +256,7 @@ def tissue(
     report: bool = True,
     overwrite: bool = False,
     progress=None,
+    faults: dict[str, float] | None = None,
 ):
     """Run a model's ``tissue:`` section (docs/tissue.md): fields on a voxel grid and individual cells.
 
@@ -264,38 +265,48 @@ def tissue(
     written atomically too (agents.parquet, fields.nc, timeseries.csv, summary.json, model.yaml, figures, the
     animation, report.html) and ``(run, summary)`` returned. A run with ``out`` checkpoints beside the folder after
     every saved time; the same call after an interruption (even ``kill -9``) continues from there and gives the same
-    numbers, bit for bit. ``progress`` is called with (minutes simulated, cells) after every step.
+    numbers, bit for bit. ``progress`` is called with (minutes simulated, cells) after every step. ``faults`` maps
+    fault modes the model declares to severities (0..1), setting their parameters: the tissue numbers bound to them
+    (``tissue.parameters``) and the well-mixed part's (``tissue.systemic``). The summary carries the model's outcome
+    label, judged on the run's time series (cells per type, mean field levels, the well-mixed species).
     """
     from ilsim.engines.tissue.engine import run as run_tissue  # lazy: heavy (numba)
     from ilsim.engines.tissue.setup import build
+    from ilsim.engines.tissue.systemic import link as tissue_link
     from ilsim.io import tissue as tissue_io
     from ilsim.report import tissue as tissue_report
 
     compiled = compile(model)
     source = str(model) if isinstance(model, (str, Path)) else None
     base = Path(source).parent if source and Path(source).is_file() else Path.cwd()
-    setup = build(compiled.spec, source=source, base=base)
+    values = compiled.fault_overrides(faults)
+    setup = build(compiled.spec, source=source, base=base, values=values or None)
+    link = tissue_link(compiled, setup, compiled.parameter_vector(values), source)
     section = setup.tissue
     settings = {"t_end": section.t_end if t_end is None else float(t_end), "dt": section.dt,
                 "save_every": section.save_every if save_every is None else float(save_every),
                 "seed": section.seed if seed is None else int(seed)}
+    if faults:
+        settings["faults"] = {mode: float(v) for mode, v in faults.items()}
     options = {"t_end": settings["t_end"], "save_every": settings["save_every"], "seed": settings["seed"],
-               "on_step": progress}
+               "on_step": progress, "link": link}
     if out is None:
         return run_tissue(setup, **options)
     out = check_out(out, overwrite)
     checkpoint = tissue_io.checkpoint_path(out)
     fingerprint = tissue_io.fingerprint(compiled.spec, settings)
     resume = tissue_io.load_checkpoint(checkpoint, setup, fingerprint)
+    resumed_at = resume.state.step * section.dt if resume is not None else None  # before the run advances that state
     started = time.perf_counter()
     result = run_tissue(setup, resume=resume, on_save=lambda r: tissue_io.save_checkpoint(checkpoint, r, fingerprint),
                         **options)
     wall = time.perf_counter() - started
     with atomic_folder(out, overwrite) as tmp:
-        info = tissue_io.write_tissue(tmp, result, compiled.spec, {**settings, "resumed_at_min": (
-            resume.state.step * section.dt if resume is not None else None)}, wall)
+        info = tissue_io.write_tissue(tmp, result, compiled.spec, {**settings, "resumed_at_min": resumed_at}, wall,
+                                      compiled)
         if report:
             tissue_report.write_report(tmp, result, info, compiled.spec.metadata.title or compiled.spec.metadata.name,
-                                        {s.name: s.units for s in compiled.spec.species if s.units})
+                                        {s.name: s.units for s in compiled.spec.species if s.units}
+                                        | {o.name: o.units for o in compiled.spec.observables if o.units}, compiled)
     checkpoint.unlink(missing_ok=True)
     return result, info

@@ -930,6 +930,7 @@ def tissue(
     report: Annotated[bool, typer.Option(help="write figures, the animation and report.html")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
     overwrite: ReplaceOpt = False,
+    fault: Annotated[list[str], typer.Option(help="apply a fault the model declares: MODE[:SEVERITY 0..1]")] = [],  # noqa: B006
 ) -> None:
     """Run a model's tissue: section (docs/tissue.md); write agents.parquet, fields.nc, timeseries.csv, summary.json."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -952,7 +953,7 @@ def tissue(
     try:
         with speaking({"t_end": "--t-end", "save_every": "--save-every", "seed": "--seed"}), bar or nullcontext():
             _, info = api.tissue(model, out_dir, t_end=t_end, save_every=save_every, seed=seed, report=report,
-                                 overwrite=overwrite, progress=progress)
+                                 overwrite=overwrite, progress=progress, faults=_parse_faults(fault))
     except IlsimError as exc:
         _fail(exc)
         return
@@ -962,6 +963,10 @@ def tissue(
               f"final cells: {cells or 'none'}", highlight=False)
     for name, f in info["final_fields"].items():
         out.print(f"  {plain(name)}: mean {f['mean']:.4g}, max {f['max']:.4g}", highlight=False)
+    for name, v in info.get("final_systemic", {}).items():
+        out.print(f"  {plain(name)} (well-mixed): {v:.4g}", highlight=False)
+    if info.get("outcome"):
+        out.print(f"outcome: [bold]{plain(info['outcome'])}[/]", highlight=False)
     files = "agents.parquet, fields.nc, timeseries.csv, summary.json, model.yaml"
     out.print(f"written to {plain(out_dir)}/ ({files}{', figures/, report.html' if report else ''})", highlight=False)
 

@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ilsim.engines.tissue import systemic
 from ilsim.engines.tissue.agents import Agents
 from ilsim.engines.tissue.diffusion import Ledger
 from ilsim.engines.tissue.engine import Snapshot, TissueRun, TissueState, internal_means
+from ilsim.engines.tissue.systemic import Body
 from ilsim.io.atomic import atomic_file
 from ilsim.io.results import write_json, write_netcdf
 from ilsim.model.load import dump_spec
@@ -59,6 +61,8 @@ def save_checkpoint(path: Path, run: TissueRun, print_: str) -> None:
         "snap_counts": counts,
         **{f"snap_{k}": np.concatenate([s.agents[k] for s in snaps]) for k in _SNAPPED},
     }
+    if state.body is not None:  # the well-mixed part of tissue.systemic: its state and its values at the saved times
+        data.update(body_y=state.body.y, body_p=state.body.p, snap_body=np.stack([s.body for s in snaps]))
     # atomic_file also removes the temporary files of writers killed mid-save (a pid-named one was left behind)
     with atomic_file(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **data)
@@ -78,12 +82,16 @@ def load_checkpoint(path: Path, setup, print_: str) -> TissueRun | None:
                             z["agent_on_since"], int(z["agent_next_id"]), z["agent_internal"])
             ledger = Ledger(*(z[f"ledger_{k}"].copy() for k in _LEDGER))
             state = TissueState(int(z["step"]), z["fields"].copy(), agents, ledger)
+            linked = "body_y" in z.files
+            if linked:
+                state.body = Body(z["body_y"].copy(), z["body_p"].copy())
             bounds = np.concatenate([[0], np.cumsum(z["snap_counts"])])
             snaps = []
             for i, t in enumerate(z["snap_times"]):
                 sl = slice(bounds[i], bounds[i + 1])
                 snaps.append(Snapshot(float(t), z["snap_fields"][i].copy(),
-                                      {k: z[f"snap_{k}"][sl].copy() for k in _SNAPPED}))
+                                      {k: z[f"snap_{k}"][sl].copy() for k in _SNAPPED},
+                                      z["snap_body"][i].copy() if linked else None))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):  # a damaged or foreign file: start again rather than fail
         return None
     return TissueRun(setup, snaps, state)
@@ -130,7 +138,9 @@ def fields_dataset(run: TissueRun, spec):
     return xr.Dataset(data, coords=coords)
 
 
-def timeseries(run: TissueRun):
+def timeseries(run: TissueRun, model=None):
+    """Cells per type, each field's mean and max, and with a systemic link (``model``: the compiled model) each
+    well-mixed species and every observable of the model (fever, CRP, ...), per saved time."""
     import pandas as pd  # lazy: heavy (pandas)
 
     counts = run.counts()
@@ -143,15 +153,31 @@ def timeseries(run: TissueRun):
         cols[f"{name}_max"] = peak[:, k]
     for k, name in enumerate(run.setup.internal_names):  # a species internal to cells: its mean over the carriers
         cols[f"{name}_mean"] = internal_means(run, k)
+    if model is not None and run.link is not None:
+        for i in run.link.wellmixed:
+            cols[model.species[i]] = np.array([s.body[i] for s in run.snapshots])
+        if model.observables:
+            obs = model.observe(run.times, systemic.series(run, model), systemic.parameters_at_end(run, model))
+            for j, name in enumerate(model.observables):
+                cols.setdefault(name, obs[:, j])
     return pd.DataFrame(cols)
 
 
-def summary(run: TissueRun, spec, settings: dict, wall_s: float) -> dict:
+def summary(run: TissueRun, spec, settings: dict, wall_s: float, model=None) -> dict:
     ledger = run.state.ledger
     total0 = run.setup.solver.total(run.snapshots[0].fields)
     total1 = run.setup.solver.total(run.state.fields)
     counts = run.counts()
     mean, peak = run.field_stats()
+    extra = {}
+    if model is not None:  # outcome labels (outcomes:) and the well-mixed part, as the ODE engine's runs report them
+        if model.outcomes:
+            extra["outcome"] = systemic.outcome(run, model)
+        if run.link is not None:
+            extra["final_systemic"] = {model.species[i]: float(run.state.body.y[i]) for i in run.link.wellmixed}
+            extra["systemic_link"] = {e.field: {"species": e.species, "scale": e.scale}
+                                      for e in run.setup.tissue.systemic.exchange}
+            extra["systemic_link"]["volume_ratio"] = run.link.ratio
     return {
         "model": spec.metadata.name, "engine": "tissue", **settings, "wall_time_s": wall_s,
         "voxels": list(run.setup.geometry.shape[: run.setup.geometry.dims]), "voxel_um": run.setup.geometry.dx,
@@ -162,15 +188,17 @@ def summary(run: TissueRun, spec, settings: dict, wall_s: float) -> dict:
         "mass_ledger": {name: {**{k: float(getattr(ledger, k)[i]) for k in _LEDGER},
                                "change_of_total": float(total1[i] - total0[i])} for i, name in enumerate(run.setup.fields)},
         "processes_read_per_cell": run.setup.processes_read,  # how each of the model's processes acts in the tissue
+        **extra,
     }
 
 
-def write_tissue(folder: Path, run: TissueRun, spec, settings: dict, wall_s: float) -> dict:
-    """agents.parquet, fields.nc, timeseries.csv, summary.json and model.yaml into ``folder``; the summary."""
+def write_tissue(folder: Path, run: TissueRun, spec, settings: dict, wall_s: float, model=None) -> dict:
+    """agents.parquet, fields.nc, timeseries.csv, summary.json and model.yaml into ``folder``; the summary. With the
+    compiled ``model``: its outcome label and the well-mixed part (tissue.systemic) in the time series and summary."""
     agents_table(run).to_parquet(folder / "agents.parquet", index=False)
     write_netcdf(fields_dataset(run, spec), folder / "fields.nc")
-    timeseries(run).to_csv(folder / "timeseries.csv", index=False)
+    timeseries(run, model).to_csv(folder / "timeseries.csv", index=False)
     (folder / "model.yaml").write_text(dump_spec(spec))
-    info = summary(run, spec, settings, wall_s)
+    info = summary(run, spec, settings, wall_s, model)
     write_json(info, folder / "summary.json")
     return info

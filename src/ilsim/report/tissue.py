@@ -106,6 +106,48 @@ def timeseries_figure(run, path: Path, units: dict[str, str] | None = None) -> P
     return path
 
 
+def body_columns(run, model) -> dict[str, np.ndarray]:
+    """The well-mixed species and the model's observables over the run (tissue.systemic), by name."""
+    from ilsim.io.tissue import timeseries  # the one place those columns are computed
+
+    table = timeseries(run, model)
+    names = [model.species[i] for i in run.link.wellmixed] + list(model.observables)
+    return {name: table[name].to_numpy() for name in names if name in table}
+
+
+def systemic_figure(run, model, path: Path, units: dict[str, str] | None = None) -> Path | None:
+    """The body beside the lesion: one panel per plot of the model's ``plots:`` whose variables are all well-mixed
+    species or observables (fever, CRP), with their thresholds; else one panel per well-mixed species. None without a
+    systemic link."""
+    if run.link is None:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # lazy: heavy (matplotlib)
+
+    columns = body_columns(run, model)
+    panels = [(p.title, p.variables, p.thresholds) for p in model.spec.plots if all(v in columns for v in p.variables)]
+    panels = panels or [(name, [name], []) for name in list(columns)[:4]]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.5, 3.4), squeeze=False)
+    for ax, (title, names, thresholds) in zip(axes[0], panels):
+        for name in names:
+            ax.plot(run.times, columns[name], label=_labelled(name, units))
+        for th in thresholds:
+            ax.axhline(th.value, color="grey", linestyle=":", linewidth=1)
+            ax.annotate(th.label or f"{th.value:g}", (run.times[0], th.value), fontsize=7, color="grey",
+                        va="bottom")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("time (min)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def animation(run, folder: Path, units: dict[str, str] | None = None) -> Path:
     """animation.mp4 (imageio-ffmpeg) or animation.gif, with the snapshots' axes and colour bar."""
     import matplotlib
@@ -151,20 +193,24 @@ def _labelled(name: str, units: dict[str, str] | None) -> str:
     return f"{name} ({unit})" if unit else name
 
 
-def write_report(folder: Path, run, info: dict, title: str, units: dict[str, str] | None = None) -> Path:
+def write_report(folder: Path, run, info: dict, title: str, units: dict[str, str] | None = None, model=None) -> Path:
     """figures/snapshots.png, figures/timeseries.png, the animation and report.html (self-contained); ``units``: the
-    species' unit labels, for the axes."""
+    species' unit labels, for the axes; with the compiled ``model`` and a systemic link, figures/systemic.png too."""
     figures = folder / "figures"
     figures.mkdir(exist_ok=True)
     pngs = [snapshot_figure(run, figures / "snapshots.png", units), timeseries_figure(run, figures / "timeseries.png", units)]
+    body = systemic_figure(run, model, figures / "systemic.png", units) if model is not None else None
+    if body is not None:
+        pngs.append(body)
     movie = animation(run, figures, units)
     data = base64.b64encode(movie.read_bytes()).decode("ascii")
     media = (f"<video controls loop src='data:video/mp4;base64,{data}'></video>" if movie.suffix == ".mp4"
              else f"<img alt='animation' src='data:image/gif;base64,{data}'>")
     images = "".join(f"<p><img alt='{html_text(p.stem)}' src='data:image/png;base64,"
                      f"{base64.b64encode(p.read_bytes()).decode('ascii')}'></p>" for p in pngs)
+    outcome = f"; outcome: <b>{html_text(info['outcome'])}</b>" if info.get("outcome") else ""
     body = (f"<h1>{html_text(title)}</h1><p>tissue run: {html_text(str(info.get('t_end')))} min, seed "
-            f"{html_text(str(info.get('seed')))}</p><h2>Animation</h2><p>{media}</p><h2>Figures</h2>{images}"
+            f"{html_text(str(info.get('seed')))}{outcome}</p><h2>Animation</h2><p>{media}</p><h2>Figures</h2>{images}"
             f"<h2>Summary</h2><pre>{_html.escape(json.dumps(info, indent=2))}</pre>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html_text(title)}</title>"
             f"<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} img,video{{max-width:100%}}</style>"

@@ -98,6 +98,8 @@ class Types:
     receptor_tau: np.ndarray
     recruit_rate: np.ndarray  # per vessel voxel, 1/min
     recruit_field: np.ndarray  # int, -1: constant rate
+    receptor_loss: np.ndarray | None = None  # fraction of receptors lost (None: none lost)
+    suppression: np.ndarray | None = None  # type x (ic50, hill, blunting); ic50 <= 0: not suppressed (None: none)
 
     @property
     def count(self) -> int:
@@ -161,9 +163,12 @@ class Agents:
         n, nf = len(self), C.shape[0]
         voxel = self.voxels(geometry)
         E = np.zeros((n, nf))
+        nt = types.count
+        loss = types.receptor_loss if types.receptor_loss is not None else np.zeros(nt)
+        suppression = types.suppression if types.suppression is not None else np.zeros((nt, 3))
         sense(C.reshape(nf, -1), voxel, self.typ, self.occupancy, self.on_since, E, types.receptor_field, types.receptor_kd,
               types.receptor_tau, types.sec_field, types.sec_rate, types.sec_stimulus, types.sec_threshold, types.sec_lag, t,
-              dt)
+              dt, loss, suppression)
         w = dt * types.volume[self.typ] / geometry.dx**3
         S = np.ascontiguousarray(types.target_rate[self.typ])
         T = np.ascontiguousarray(types.target_level[self.typ])
@@ -303,15 +308,18 @@ def voxel_of(pos, dx, shape):
 
 @njit(cache=True)
 def sense(flat, voxel, typ, occupancy, on_since, E, rec_field, rec_kd, rec_tau, sec_field, sec_rate, sec_stimulus,
-          sec_threshold, sec_lag, t, dt):
+          sec_threshold, sec_lag, t, dt, rec_loss, suppression):
     for a in range(voxel.shape[0]):
         ty = typ[a]
         v = voxel[a]
         f = rec_field[ty]
         if f >= 0:  # exact solution of the linear relaxation over dt at the voxel's concentration
             c = flat[f, v]
-            target = c / (c + rec_kd[ty])
+            target = (1.0 - rec_loss[ty]) * c / (c + rec_kd[ty])
             occupancy[a] = target + (occupancy[a] - target) * math.exp(-dt / rec_tau[ty])
+        factor = 1.0  # a stop signal read through the receptor scales every secretion of the cell
+        if suppression[ty, 0] > 0.0:
+            factor = 1.0 / (1.0 + ((1.0 - suppression[ty, 2]) * occupancy[a] / suppression[ty, 0]) ** suppression[ty, 1])
         for k in range(sec_field.shape[1]):
             f = sec_field[ty, k]
             if f < 0:
@@ -322,7 +330,7 @@ def sense(flat, voxel, typ, occupancy, on_since, E, rec_field, rec_kd, rec_tau, 
                 if on_since[a, k] < 0:
                     on_since[a, k] = t
                 if t - on_since[a, k] >= sec_lag[ty, k] - 1e-9 * dt:
-                    E[a, f] += sec_rate[ty, k]
+                    E[a, f] += sec_rate[ty, k] * factor
             else:
                 on_since[a, k] = -1.0
 

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ilsim.engines.base import NON_FINITE, OK, SOLVER_FAILED, Engine, EngineResult
+from ilsim.engines.tissue import systemic
 from ilsim.engines.tissue.agents import Agents
 from ilsim.engines.tissue.diffusion import Ledger
 from ilsim.engines.tissue.setup import Setup, build
+from ilsim.engines.tissue.systemic import Body, Link
 from ilsim.errors import IlsimError, argument
 
 
@@ -32,6 +34,7 @@ class TissueState:
     fields: np.ndarray
     agents: Agents
     ledger: Ledger
+    body: Body | None = None  # the well-mixed part (tissue.systemic), if the model has one
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Snapshot:
     time: float  # min
     fields: np.ndarray  # fields x z x y x x
     agents: dict  # arrays: ids, typ, pos, occupancy, on_since, internal
+    body: np.ndarray | None = None  # every species of the well-mixed state (tissue.systemic)
 
 
 @dataclass
@@ -46,6 +50,7 @@ class TissueRun:
     setup: Setup
     snapshots: list[Snapshot] = field(default_factory=list)
     state: TissueState | None = None
+    link: Link | None = None  # the well-mixed part's coupling (tissue.systemic)
 
     def counts(self) -> np.ndarray:
         """Cells of each agent type at each saved time (times x types)."""
@@ -63,17 +68,19 @@ class TissueRun:
         return np.array([s.time for s in self.snapshots])
 
 
-def _snapshot(t, C, agents: Agents) -> Snapshot:
+def _snapshot(t, C, agents: Agents, body: Body | None = None) -> Snapshot:
     return Snapshot(t, C.copy(), {"ids": agents.ids.copy(), "typ": agents.typ.copy(), "pos": agents.pos.copy(),
                                   "occupancy": agents.occupancy.copy(), "on_since": agents.on_since.copy(),
-                                  "internal": agents.internal.copy()})
+                                  "internal": agents.internal.copy()},
+                    None if body is None else body.y.copy())
 
 
 def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = None, seed: int | None = None,
         resume: TissueRun | None = None, on_save: Callable[[TissueRun], None] | None = None,
-        on_step: Callable[[float, int], None] | None = None) -> TissueRun:
+        on_step: Callable[[float, int], None] | None = None, link: Link | None = None) -> TissueRun:
     """Step the tissue to ``t_end`` (min), keeping a snapshot every ``save_every`` min (and at 0); ``resume`` continues
-    a run from its state. ``on_save`` is called after each snapshot (checkpoints), ``on_step`` with (time, cells)."""
+    a run from its state. ``on_save`` is called after each snapshot (checkpoints), ``on_step`` with (time, cells).
+    ``link`` (``systemic.link``): the well-mixed part of the model, stepped beside the tissue."""
     tissue = setup.tissue
     dt = tissue.dt
     seed = tissue.seed if seed is None else seed
@@ -99,7 +106,9 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
         agents = Agents.place(setup.agents.pos.copy(), setup.agents.typ.copy(), seed, setup.geometry.dims,
                               setup.agents.internal.copy())
         state = TissueState(0, setup.initial.copy(), agents, Ledger.zeros(len(setup.fields)))
-        result = TissueRun(setup, [_snapshot(0.0, state.fields, agents)], state)
+        state.body = link.start(state.fields, agents) if link is not None else None
+        result = TissueRun(setup, [_snapshot(0.0, state.fields, agents, state.body)], state)
+    result.link = link
     C, agents = state.fields, state.agents
     solver, types, geometry, reading = setup.solver, setup.types, setup.geometry, setup.percell
     # the bound parameters as the events before this step left them (a resumed run replays them; doses are in C)
@@ -121,6 +130,10 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
                 values = ev.parameters(values)
                 current = setup.rebuild(values)  # checked before the run: every value is one the section accepts
                 solver, types, reading = current.solver, current.types, current.percell
+        if link is not None:
+            link.events(state.body, step, dt)
+            link.set_blood(solver, state.body)
+            before = state.ledger.blood.copy()
         cells = agents.sources(C, types, geometry, t, dt) if setup.fields and len(agents) else None
         if reading:  # the model's processes read per cell (percell.py)
             reading.before_fields(C, agents, agents.voxels(geometry), cells, t, dt)
@@ -131,12 +144,14 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
         agents.step(C, types, geometry, step + 1, dt, seed, setup.vessels)
         if reading:
             reading.after_agents(C, agents, types, geometry, setup.vessels, step + 1, dt, seed, state.ledger)
+        if link is not None:
+            link.advance(state.body, state.ledger.blood - before, C, agents, t, dt)
         state.agents = agents
         state.step = step + 1
         if on_step is not None:
             on_step((step + 1) * dt, len(agents))
         if (step + 1) % every == 0 or step + 1 == steps:
-            result.snapshots.append(_snapshot((step + 1) * dt, C, agents))
+            result.snapshots.append(_snapshot((step + 1) * dt, C, agents, state.body))
             if on_save is not None:
                 on_save(result)
     return result
@@ -175,7 +190,7 @@ class TissueEngine(Engine):
     """The tissue engine on the engine contract (see the module's docstring for what ``solve`` returns)."""
 
     name = "tissue"
-    supports = {"events": True, "doses": False, "replicates": True}  # timed events; pk doses are not run
+    supports = {"events": True, "doses": True, "replicates": True}  # timed events; doses through tissue.systemic
 
     def __init__(self, t_end: float | None = None, save_every: float | None = None, seed: int | None = None):
         self.t_end = t_end
@@ -191,7 +206,7 @@ class TissueEngine(Engine):
         """One tissue run of a compiled model (its expanded spec's ``tissue:`` section)."""
         setup = build(model.spec, source=source, base=base)
         return run(setup, t_end=options.pop("t_end", self.t_end), save_every=options.pop("save_every", self.save_every),
-                   seed=seed, **options)
+                   seed=seed, link=systemic.link(model, setup, source=source), **options)
 
     def solve(self, model, t_eval, P, *, record_parameters: bool = False, log_events: int = 0, first: int = 0) -> EngineResult:
         """Row ``r`` of ``P`` is replicate ``first + r``: its bound tissue numbers (``tissue.parameters``) take the row's
@@ -223,7 +238,7 @@ class TissueEngine(Engine):
             values = {name: float(P[row, i]) for name, i in column.items()}
             try:
                 setup = build(model.spec, values=values, seed=seed)
-                out = run(setup, t_end=float(t_eval[-1]), save_every=dt, seed=seed)
+                out = run(setup, t_end=float(t_eval[-1]), save_every=dt, seed=seed, link=systemic.link(model, setup, P[row]))
             except IlsimError as exc:
                 status[row], messages[row] = SOLVER_FAILED, str(exc)
                 continue
@@ -243,6 +258,9 @@ class TissueEngine(Engine):
                 extra[f"max[{f}].peak_time"][row] = t_eval[i]
             for k, name in enumerate(setup.internal_names):  # a species internal to cells: its mean over the carriers
                 Y[row, :, names.index(name)] = internal_means(out, k)[keep]
+            if out.link is not None:  # the well-mixed species of tissue.systemic
+                body = np.array([s.body for s in out.snapshots])[keep]
+                Y[row, :, out.link.wellmixed] = body[:, out.link.wellmixed].T
         P_t = np.repeat(P[:, None, :], nt, axis=1) if record_parameters else None
         return EngineResult(Y=Y, status=status, fired=np.zeros((n, len(model.events)), dtype=np.int64),
                             P_end=P.copy(), P_t=P_t, event_log=None, messages=messages, columns=extra)

@@ -422,6 +422,11 @@ def _read_one(reading: Reading, tissue, spec, p, calculus: Differentiator, dims:
     if not touched & in_tissue:
         return None  # the well-mixed part of the model
     outside = sorted(touched - in_tissue)
+    if outside and tissue.systemic is not None:
+        # tissue and body together (a transport into plasma, a drug entering from blood): the systemic link moves
+        # them through the vessel voxels (systemic.py), and the well-mixed part integrates what changes no tissue
+        # species; read per cell too, they would be counted twice
+        return f"left to the systemic link (it involves the well-mixed {_list(outside)})"
     if outside:
         raise Refused(f"it involves {_list(outside)}, which the tissue does not hold (neither a field, an agent type nor "
                       "a species internal to cells)")

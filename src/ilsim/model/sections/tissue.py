@@ -57,8 +57,8 @@ def nonnegative(value, target: str, what: str) -> float:
     return number
 
 
-def check_numbers(entry, positive=(), nonnegative_=()) -> None:
-    """Fields of ``entry`` that must be finite and positive, or finite and >= 0."""
+def check_numbers(entry, positive=(), nonnegative_=(), fractions=()) -> None:
+    """Fields of ``entry`` that must be finite and positive, finite and >= 0, or between 0 and 1."""
     for name in positive:
         v = getattr(entry, name)
         if not (math.isfinite(v) and v > 0):
@@ -67,6 +67,10 @@ def check_numbers(entry, positive=(), nonnegative_=()) -> None:
         v = getattr(entry, name)
         if not (math.isfinite(v) and v >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+    for name in fractions:
+        v = getattr(entry, name)
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"{name} must lie between 0 and 1, got {v}")
 
 
 class Boundary(_Strict):
@@ -288,10 +292,11 @@ class Receptor(_Strict):
     field: str
     kd: float  # the field's units
     tau: float = 1.0  # min
+    loss: float = 0.0  # fraction of the receptors lost (0..1): occupancy relaxes towards (1 - loss) c / (c + kd)
 
     @model_validator(mode="after")
     def _positive(self):
-        check_numbers(self, positive=("kd", "tau"))
+        check_numbers(self, positive=("kd", "tau"), fractions=("loss",))
         return self
 
 
@@ -318,6 +323,21 @@ class Recruitment(_Strict):
         return self
 
 
+class Suppression(_Strict):
+    """A stop signal acting on the cell's secretion through its receptor (``receptor:``): every secretion entry's rate
+    is multiplied by 1 / (1 + ((1 - blunting) x occupancy / ic50)^hill). ``blunting`` (0..1) is the fraction of the
+    received signal the cell ignores (a fault severity, as the seed model's stop_blunting)."""
+
+    ic50: float  # receptor occupancy (0..1) that halves the secretion
+    hill: float = 1.0
+    blunting: float = 0.0
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        check_numbers(self, positive=("ic50", "hill"), fractions=("blunting",))
+        return self
+
+
 class Agent(_Strict):
     """A cell species simulated as individual cells."""
 
@@ -340,12 +360,49 @@ class Agent(_Strict):
     # model species that live inside each cell of this type (a value per cell, e.g. receptor occupancy or the
     # synthesis programme of the secretion motif): their processes become small ODEs per cell (docs/tissue.md)
     internal: list[str] = Field(default_factory=list)
+    suppression: Suppression | None = None  # needs receptor: (the occupancy it reads)
 
     @model_validator(mode="after")
     def _signs(self):
         check_numbers(self, positive=("radius", "persistence"), nonnegative_=("speed", "repulsion", "division", "death"))
         for n in self.internal:
             _check_name(n)
+        if self.suppression is not None and self.receptor is None:
+            raise ValueError("suppression reads the cell's receptor occupancy: give receptor: too")
+        return self
+
+
+class Exchange(_Strict):
+    """A field whose vessel voxels see a well-mixed species as the blood level (``scale`` x its value, in the field's
+    units), and whose loss through the vessels enters that species (engines/tissue/systemic.py)."""
+
+    field: str
+    species: str
+    scale: float = 1.0  # field units per unit of the species (e.g. 1 / volume for a pk compartment's amount)
+
+    @model_validator(mode="after")
+    def _positive(self):
+        check_numbers(self, positive=("scale",))
+        return self
+
+
+class Systemic(_Strict):
+    """The body around the tissue: the model's species that are neither fields nor agents are integrated as a
+    well-mixed model beside the grid, and ``exchange`` couples fields to them through the vessel voxels.
+    ``volume_ratio`` is the tissue volume the domain stands for over the well-mixed volume (e.g. an infected
+    tissue of 0.3 L over 3 L of plasma: 0.1): an amount A (concentration x µm³) leaving the domain raises the species
+    by volume_ratio x A / (domain volume x scale)."""
+
+    volume_ratio: float
+    exchange: list[Exchange] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        check_numbers(self, positive=("volume_ratio",))
+        fields = [e.field for e in self.exchange]
+        twice = sorted({f for f in fields if fields.count(f) > 1})
+        if twice:
+            raise ValueError(f"exchange: field '{twice[0]}' is listed twice")
         return self
 
 
@@ -364,6 +421,7 @@ class Tissue(_Strict):
     # processes of the model that the tissue does not read per cell: their rules are written above by hand (or they
     # have no tissue meaning); the model's other processes are read per cell (engines/tissue/percell.py)
     explicit: list[str] = Field(default_factory=list)
+    systemic: Systemic | None = None  # the well-mixed body the vessels connect to (engines/tissue/systemic.py)
 
     @model_validator(mode="after")
     def _consistent(self):
