@@ -85,7 +85,9 @@ def timeseries_figure(run, path: Path, units: dict[str, str] | None = None) -> P
 
     counts = run.counts()
     mean, peak = run.field_stats()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fields = bool(run.setup.fields)  # a tissue of cells alone: the counts' panel only
+    fig, axes = plt.subplots(1, 2 if fields else 1, figsize=(10 if fields else 5.5, 3.6), squeeze=False)
+    a, b = axes[0][0], axes[0][-1]
     for k, name in enumerate(run.setup.agent_names):
         a.plot(run.times, counts[:, k], color=COLOURS[k % len(COLOURS)], label=name)
     a.set_xlabel("time (min)")
@@ -94,11 +96,11 @@ def timeseries_figure(run, path: Path, units: dict[str, str] | None = None) -> P
     for k, name in enumerate(run.setup.fields):
         b.plot(run.times, mean[:, k], label=f"{name} mean")
         b.plot(run.times, peak[:, k], linestyle="--", label=f"{name} max")
-    b.set_xlabel("time (min)")
-    # one unit on the axis: the fields' own when they share one, else none is claimed
-    shared = {(units or {}).get(name) for name in run.setup.fields}
-    b.set_ylabel(f"concentration ({shared.pop()})" if len(shared) == 1 and None not in shared else "concentration")
-    if run.setup.fields:
+    if fields:
+        b.set_xlabel("time (min)")
+        # one unit on the axis: the fields' own when they share one, else none is claimed
+        shared = {(units or {}).get(name) for name in run.setup.fields}
+        b.set_ylabel(f"concentration ({shared.pop()})" if len(shared) == 1 and None not in shared else "concentration")
         b.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -178,3 +178,25 @@ def test_engine_contract_gives_counts_and_mean_fields_per_replicate(model):
         np.testing.assert_array_equal(ds["IL2"].values[row], direct.field_stats()[0][keep, 0])
     assert np.isnan(ds["Tissue"].values).all()  # not a tissue species: no value
     assert not np.array_equal(ds["IL2"].values[0], ds["IL2"].values[1])  # replicates differ
+
+
+def test_a_tissue_of_cells_alone_runs_and_writes_its_counts(tmp_path):
+    """No field to diffuse: cells that only die. The count follows the binomial law of survival, e^(-d t) each,
+    and the result folder is written without field columns (the field statistics of an empty grid used to fail)."""
+    import ilsim
+
+    spec = {"metadata": {"name": "dying", "time_units": "minute"},
+            "species": [{"name": "T", "kind": "cell", "initial": 400}],
+            "parameters": [{"name": "d", "value": 0.01}],
+            "processes": [{"name": "death", "rate": "d*T", "consumes": {"T": 1}}],
+            "tissue": {"domain": {"dimensions": 2, "size": [400, 400], "voxel": 20},
+                       "agents": [{"species": "T", "radius": 5, "placement": {"kind": "random", "count": 400}}],
+                       "dt": 0.5, "t_end": 30, "save_every": 10, "seed": 3}}
+    from ilsim.model.spec import ModelSpec
+
+    _, info = ilsim.tissue(ModelSpec.model_validate(spec), tmp_path / "out", report=False)
+    table = pd.read_csv(tmp_path / "out" / "timeseries.csv")
+    survive = np.exp(-0.01 * 30)
+    sd = np.sqrt(400 * survive * (1 - survive))
+    assert abs(table["T_cells"].iloc[-1] - 400 * survive) < 4 * sd
+    assert not [c for c in table.columns if c.endswith("_max")]

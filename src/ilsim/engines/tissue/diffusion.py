@@ -303,7 +303,7 @@ class DiffusionSolver:
 
     def total(self, C) -> np.ndarray:
         """Amount per field (concentration x µm³)."""
-        return C.reshape(self.nf, -1).sum(axis=1) * self.voxel_volume
+        return C.reshape(self.nf, int(np.prod(self.grid))).sum(axis=1) * self.voxel_volume  # (nf may be 0: no -1)
 
     def step(self, C, cells=None, ledger: Ledger | None = None) -> None:
         """Advance C (fields x z x y x x, in place) by one dt; ``cells`` = (voxel, w, S, T, U, E) arrays of the

@@ -59,6 +59,9 @@ class TissueRun:
 
     def field_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and max of each field at each saved time (times x fields)."""
+        if not self.setup.fields:  # a tissue of cells alone: no columns (a reshape of its empty grid would fail)
+            empty = np.zeros((len(self.snapshots), 0))
+            return empty, empty.copy()
         mean = np.array([s.fields.reshape(len(self.setup.fields), -1).mean(axis=1) for s in self.snapshots])
         peak = np.array([s.fields.reshape(len(self.setup.fields), -1).max(axis=1) for s in self.snapshots])
         return mean, peak

@@ -155,7 +155,7 @@ class Reading:
     def before_fields(self, C, agents: Agents, voxel, cells, t: float, dt: float) -> None:
         """Per-cell secretion and uptake into the solver's (voxel, w, S, T, U, E) arrays, then the internal ODEs."""
         nf = C.shape[0]
-        flat = C.reshape(nf, -1)
+        flat = C.reshape(nf, int(np.prod(C.shape[1:])))  # (not -1: a tissue of cells alone has nf = 0)
         if cells is not None:
             E, U = cells[5], cells[4]
             for term in self.rates:
@@ -209,7 +209,7 @@ class Reading:
         if not self.reactions:
             return
         nf = C.shape[0]
-        flat = C.reshape(nf, -1)
+        flat = C.reshape(nf, int(np.prod(C.shape[1:])))  # (not -1: a tissue of cells alone has nf = 0)
         n = flat.shape[1]
         names = self._names(t, flat.copy(), None, None)
         gain, loss = np.zeros((nf, n)), np.zeros((nf, n))
@@ -234,7 +234,7 @@ class Reading:
         """Fates read from processes, recruitment, and the initial internal state of the cells new this step."""
         t = step * dt  # the fields and cells as they are at the end of the step
         nf = C.shape[0]
-        flat = C.reshape(nf, -1)
+        flat = C.reshape(nf, int(np.prod(C.shape[1:])))  # (not -1: a tissue of cells alone has nf = 0)
         if self.fates and len(agents):
             voxel = agents.voxels(geometry)
             fate = np.zeros(len(agents), dtype=np.int64)
