@@ -72,7 +72,7 @@ def snapshot_figure(run, path: Path, units: dict[str, str] | None = None) -> Pat
     axes[0][-1].legend(loc="upper right", fontsize=7, markerscale=2)
     if image is not None:
         fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label=_labelled(run.setup.fields[0], units))
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # (square panels without a colour bar left the titles outside)
     plt.close(fig)
     return path
 
