@@ -130,3 +130,12 @@ def refused():
         return result.output
 
     return check
+
+
+@pytest.fixture(autouse=True)
+def _quick_dask_refusals(monkeypatch):
+    """A Dask scheduler that does not answer is refused after 1 s in the tests, not the 5 s a user gets: the tests of
+    that refusal (a closed port) learn nothing more from waiting, and a scheduler that is up answers in milliseconds."""
+    import ilsim.patients.tasks as tasks
+
+    monkeypatch.setattr(tasks, "CONNECT_TIMEOUT_S", 1)
