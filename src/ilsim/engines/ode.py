@@ -307,9 +307,12 @@ class OdeEngine(Engine):
                 got = int(np.searchsorted(grid, t_hit, side="left"))
                 record(np.arange(k_grid, k_grid + got), np.asarray(sol.y, dtype=float).reshape(len(y), -1).T[:got])
                 k_grid += got
-                t, y = float(t_hit), self._clip(model, y_hit)
                 if slot >= len(cond_events):  # a comparison crossed: the conditions are tested here (retest)
+                    # located where the segment starts (the comparison sat on zero within rounding, on its old
+                    # side): tested there again, the stop would repeat for ever; a sliver takes the state across
+                    t, y = (float(t_hit), self._clip(model, y_hit)) if t_hit > t else self._across(model, fns[slot], t, y, p)
                     continue
+                t, y = float(t_hit), self._clip(model, y_hit)
                 if not armed[slot]:
                     rearm(slot)
                     continue
@@ -425,6 +428,21 @@ class OdeEngine(Engine):
         with np.errstate(all="ignore"):
             band = self.rtol * float(ex.evaluate(analysis.condition_scale(condition), model.namespace(t, y, p))) + atol
         return band if np.isfinite(band) else atol
+
+    def _across(self, model: CompiledModel, watch: _Watch, t: float, y: np.ndarray, p: np.ndarray) -> tuple[float, np.ndarray]:
+        """(t, y) just past where a watched comparison changes sign, from where it sits on zero within rounding:
+        Euler slivers of 4, 8, ... units of rounding of t (as the slivers between two events), the first that
+        takes it across; a comparison still on its side after 1024 units has at least moved on."""
+        before = watch(t, y) >= 0.0
+        dy = np.asarray(model.rhs(np.asarray(y, float), t, p), dtype=float)
+        dt = 4.0 * np.spacing(max(abs(t), 1e-300))
+        for _ in range(9):
+            t_next = t + dt
+            y_next = self._clip(model, y + (t_next - t) * dy)
+            if (watch(t_next, y_next) >= 0.0) != before:
+                break
+            dt *= 2.0
+        return float(t_next), y_next
 
     @staticmethod
     def _clip(model: CompiledModel, y: np.ndarray) -> np.ndarray:
