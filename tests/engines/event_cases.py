@@ -177,3 +177,23 @@ def simultaneous():
     m.add_event("second", when=trigger, set={"s": 3, "u": "u + 30"}, delay="0")
     m.add_event("third", when=trigger, set={"s": 2, "u": "u + 20"}, delay="0", persistent=False)
     return m
+
+
+def narrow_window():
+    """x drains at rate k from 10; 'x <= hi and x >= lo' resets it to 10 (SBML Test Suite 01703, 01710). A linear
+    decline lets a solver take steps far longer than the window [lo, hi], whose ends then lie inside one step
+    where the condition's root function is negative at both: only a watch on each comparison sees it. With
+    lo > hi the window is empty: both comparisons cross, the condition never holds. Parameters: k, lo, hi."""
+    m = ilsim.Model(name="narrow window").add_parameter("k", 1.0).add_parameter("lo", 3.0).add_parameter("hi", 4.3)
+    m.add_species("x", 10.0).add_species("n", 0.0)
+    m.add_process("drain", "k", consumes={"x": 1})
+    m.add_event("in the window", when="x <= hi and x >= lo", set={"x": 10}, add={"n": 1})
+    return m
+
+
+def narrow_window_exact(t: np.ndarray, k: float, lo: float, hi: float) -> np.ndarray:
+    """(x, n): x reaches hi every (10 - hi)/k and is reset there; it falls through an empty window (lo > hi)."""
+    if lo > hi:
+        return np.column_stack([10.0 - k * t, np.zeros_like(t)])
+    period = (10.0 - hi) / k
+    return np.column_stack([10.0 - k * np.mod(t, period), np.floor(t / period)])

@@ -278,6 +278,22 @@ def test_an_equality_that_holds_all_along_does_not_move_a_crossing(name):
     assert r.Y[0, :, 1].tolist() == np.floor(t / 3.0).tolist()
 
 
+@pytest.mark.parametrize("name", PARAMS)
+def test_a_window_narrower_than_a_step_is_met_and_an_empty_one_never_fires(name):
+    """'x <= hi and x >= lo' with x falling linearly (SBML Test Suite 01703): each patient's window is far narrower
+    than the steps a straight line allows, 0.01 wide for the second; the third's is empty (lo > hi), so its
+    comparisons cross one after the other and the condition never holds. Resets at every (10 - hi)/k, exactly."""
+    m = ilsim.compile(cases.narrow_window())
+    t = np.linspace(0.0, 20.0, 41)  # between the resets (5.7, 11.4, 17.1; 6.99, 13.98)
+    P = np.array([[1.0, 3.0, 4.3], [1.0, 3.0, 3.01], [0.4, 3.0, 2.9]])
+    r = engine(name, 1e-8, 1e-10).solve(m, t, P)
+    assert (r.status == OK).all()
+    for patient, (k, lo, hi) in enumerate(P):
+        assert np.allclose(r.Y[patient], cases.narrow_window_exact(t, k, lo, hi), atol=1e-7)
+    if counts_events(name):
+        assert r.fired[:, 0].tolist() == [3, 2, 0]
+
+
 @pytest.mark.parametrize("persistent, at_trigger, y_end", [(True, True, 3.0), (True, False, 5.0), (False, True, 0.0)])
 @pytest.mark.parametrize("name", PARAMS)
 def test_a_delayed_event_applies_later_with_its_persistence_and_values(name, persistent, at_trigger, y_end):

@@ -19,7 +19,8 @@ keeps one species x species matrix per thread (the Jacobian is evaluated into it
 rather than kept beside it), and is refused above ``MAX_STIFF_SPECIES`` species. Output times never shorten
 a step (states there come from the dense output); integration restarts exactly at timed events and at the
 times where a rate switches; condition events are located on the dense output by the Illinois method,
-with the event semantics of ``engines.ode`` (re-arm tolerance, equal thresholds firing together).
+with the event semantics of ``engines.ode`` (re-arm tolerance, equal thresholds firing together, the crossings
+of the comparisons inside compound conditions located too so that a window narrower than a step is seen).
 
 Device-specific syntax sits behind macros (``ILSIM_GLOBAL``, ``ILSIM_DEVICE``,
 ``ILSIM_PATIENT_LOOP``...): under NVRTC/nvcc the entry point is a ``__global__`` kernel with a
@@ -188,11 +189,13 @@ def model_functions(m: CompiledModel, stiff: bool = False) -> str:
     ns, npar = len(m.species), len(m.parameters)
     cond = analysis.condition_events(m)
     timed = analysis.timed_schedule(m)
+    watches = analysis.window_watches(m)
     out = [
         f"/* model: {_comment(m.name)}; {ns} species, {npar} parameters, {len(m.events)} events */",
         f"#define ILSIM_NS {ns}",
         f"#define ILSIM_NP {npar}",
         f"#define ILSIM_NC {len(cond)}",
+        f"#define ILSIM_NW {len(watches)}",
         f"#define ILSIM_NTIMED {len(timed)}",
         f"#define ILSIM_USES_T {int(analysis.uses_time(m))}",
         "",
@@ -228,11 +231,12 @@ def model_functions(m: CompiledModel, stiff: bool = False) -> str:
     out += [f"    if (y[{i}] < 0.0) {{ y[{i}] = 0.0; clipped = 1; }}" for i in range(ns) if m.nonnegative[i]]
     out += ["    return clipped;", "}", ""]
 
-    roots = [[*_prologue(m, [ex.root_function(m.events[k].condition)], clip=False),
-              f"    return {c_expr(ex.root_function(m.events[k].condition), names)};"] for k in cond]
+    roots = [[*_prologue(m, [tree], clip=False), f"    return {c_expr(tree, names)};"]
+             for tree in [*(ex.root_function(m.events[k].condition) for k in cond), *watches]]
     truths = [[*_prologue(m, [m.events[k].condition], clip=False),
                f"    return ({c_expr(m.events[k].condition, names)}) ? 1 : 0;"] for k in cond]
-    out += ["/* condition event k: a continuous function, positive while its condition holds */",
+    out += ["/* condition event k: a continuous function, positive while its condition holds; from ILSIM_NC on, the",
+            "   window watches (analysis.window_watches): the comparisons inside compound conditions */",
             "ILSIM_DEVICE double ilsim_root(int k, double t, const double *y, const double *p) {",
             *_switch(roots, "0.0"), "}", "",
             "ILSIM_DEVICE int ilsim_condition(int k, double t, const double *y, const double *p) {",
@@ -404,6 +408,7 @@ INTEGRATOR = r"""
 #define ILSIM_BAD_DELAY __BAD_DELAY__
 #define ILSIM_MAX_CASCADE __MAX_CASCADE__
 #define ILSIM_NC1 (ILSIM_NC > 0 ? ILSIM_NC : 1)
+#define ILSIM_NG1 (ILSIM_NC + ILSIM_NW > 0 ? ILSIM_NC + ILSIM_NW : 1) /* root functions: conditions, then watches */
 #define ILSIM_CASCADE (4 * ILSIM_NC + 4)
 #define ILSIM_UROUND UROUND
 
@@ -764,7 +769,8 @@ ILSIM_DEVICE double ilsim_locate(int c, double sign, double offset, double ta, d
 }
 
 /* Integrate from *t_io to t_stop, writing outputs t_eval[*k_out] < t_stop from the dense output.
-   Stops early at the first condition-event crossing (*hit = its index, *t_io = its time).
+   Stops early at the first condition-event crossing (*hit = its index, *t_io = its time) or window watch crossing
+   (*hit = ILSIM_NC + the watch's index).
    Returns a status. */
 ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_out, double *out,
                                double *t_io, double t_stop, double *y, const double *p, const int *armed,
@@ -773,7 +779,7 @@ ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_
     /* DOPRI5's stages k1..k7; RODAS keeps f(t, y) in k1 and its stages in k2..k7 (tmp and r5 as scratch) */
     double k1[ILSIM_NS], k2[ILSIM_NS], k3[ILSIM_NS], k4[ILSIM_NS], k5[ILSIM_NS], k6[ILSIM_NS], k7[ILSIM_NS];
     double ynew[ILSIM_NS], tmp[ILSIM_NS], r3[ILSIM_NS], r4[ILSIM_NS], r5[ILSIM_NS];
-    double g_old[ILSIM_NC1], g_new[ILSIM_NC1];
+    double g_old[ILSIM_NG1], g_new[ILSIM_NG1];
 #if ILSIM_HAS_RODAS
     double W[ILSIM_NS * ILSIM_NS], dT[ILSIM_NS];
     int piv[ILSIM_NS];
@@ -792,7 +798,9 @@ ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_
     double h = ilsim_initial_step(y, k1, t, p, rtol, atol, t_stop - t, tmp, k2);
     double err_old = 1e-4;
     int rejected = 0, last_nonfinite = 0;
-    for (int c = 0; c < ILSIM_NC; ++c) g_old[c] = ilsim_root(c, t, y, p);
+    for (int c = 0; c < ILSIM_NC + ILSIM_NW; ++c) g_old[c] = ilsim_root(c, t, y, p);
+    int watching = 0; /* watches matter only while a condition can fire (as engines.ode) */
+    for (int c = 0; c < ILSIM_NC; ++c) watching = watching || armed[c];
     while (t < t_stop) {
         if (*steps >= max_steps) return ILSIM_MAX_STEPS;
         const double remaining = t_stop - t;
@@ -889,6 +897,17 @@ ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_
                 if (*hit < 0 || tc < t_hit) { *hit = c; t_hit = tc; }
             }
         }
+        /* a watched comparison that changes truth inside the step (one sitting on zero where the step starts has
+           just been stopped at): the step ends there and the conditions are tested (ilsim_retest) */
+        for (int w = ILSIM_NC; w < ILSIM_NC + ILSIM_NW; ++w) {
+            g_new[w] = ilsim_root(w, t_new == t_stop ? nextafter(t_stop, t) : t_new, ynew, p);
+            const double a = g_old[w], b = g_new[w];
+            if (watching && a != 0.0 && (a >= 0.0) != (b >= 0.0)) {
+                const double tc = ilsim_locate(w, a < 0.0 ? 1.0 : -1.0, 0.0, t, a, t_new, b, t, hs, y, tmp, r3, r4, r5,
+                                               p, k2);
+                if (*hit < 0 || tc < t_hit) { *hit = w; t_hit = tc; }
+            }
+        }
         /* outputs inside the step; one at t_stop or at a crossing is written after its events */
         while (*k_out < nt && t_eval[*k_out] < t_stop && (*hit >= 0 ? t_eval[*k_out] < t_hit : t_eval[*k_out] <= t_new)) {
             const double te = t_eval[*k_out];
@@ -920,7 +939,7 @@ ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_
 #endif
         t = t_new;
         for (int i = 0; i < ILSIM_NS; ++i) y[i] = ynew[i];
-        for (int c = 0; c < ILSIM_NC; ++c) g_old[c] = g_new[c];
+        for (int c = 0; c < ILSIM_NC + ILSIM_NW; ++c) g_old[c] = g_new[c];
         if (clipped_state || ILSIM_ON_RODAS) {
             ilsim_rhs(y, t, p, k1);
             if (!ilsim_all_finite(k1)) { *t_io = t; return ILSIM_NON_FINITE; }
@@ -1018,6 +1037,7 @@ ILSIM_DEVICE int ilsim_integrate(const double *t_eval, long long nt, const doubl
         const int code = ilsim_segment(t_eval, nt, k_out, out, &t, t_stop, y, p, armed, band, &hit, rtol, atol,
                                        max_steps, &steps, &method);
         if (code != ILSIM_OK) return code;
+        if (hit >= ILSIM_NC) continue; /* a watch crossed: the conditions are tested at the top of the loop */
         if (hit >= 0 && !armed[hit]) {
             armed[hit] = 1;
             ilsim_drop(ilsim_event_of(hit), &queue);

@@ -21,7 +21,7 @@ import numpy as np
 
 from ilsim.engines.batch.integrator import SIGNATURES
 from ilsim.model import expressions as ex
-from ilsim.model.analysis import condition_scale_code, time_switches
+from ilsim.model.analysis import condition_scale_code, time_switches, window_watches
 from ilsim.model.compile import (
     STATE,
     CompiledModel,
@@ -74,14 +74,15 @@ def integrator_module():
 
 def model_functions(model: CompiledModel) -> tuple:
     """The model as the integrator takes it: its compiled functions in the order of ``integrator.SIGNATURES``
-    (written and compiled on first use, cached on disk), then its ``event_tables``."""
+    (written and compiled on first use, cached on disk), then its ``event_tables``, its ``delay_table`` and the
+    number of its window watches (``analysis.window_watches``: root functions written after the conditions')."""
     kernel = model.compiled_kernels()["rhs_into"].py_func.__module__
     source = functions_source(model, kernel)
     name = f"ilsim_batch_{hashlib.sha256(source.encode()).hexdigest()[:24]}"
     if name not in _LOADED:
         module = _import_generated(source, True, name)
         _LOADED[name] = tuple(getattr(module, f) for f in _ORDER)
-    return (*_LOADED[name], *event_tables(model), delay_table(model))
+    return (*_LOADED[name], *event_tables(model), delay_table(model), len(window_watches(model)))
 
 
 def functions_source(model: CompiledModel, kernel: str) -> str:
@@ -107,6 +108,8 @@ def functions_source(model: CompiledModel, kernel: str) -> str:
     for k, condition in enumerate(conditions):  # each root function inline, as ``root_k`` of the kernels
         body = root_lines(model, condition)
         src += [*body[:-1], f"    out[{k}] = {body[-1].removeprefix('    return ')}"]
+    for k, watch in enumerate(window_watches(model), start=len(conditions)):  # then the watched comparisons
+        src += [*unpack([watch]), f"    out[{k}] = {code(watch)}"]
     src += ["    return"]
 
     src += ["", "", "@_c('initial')", "def initial(p, out):"]

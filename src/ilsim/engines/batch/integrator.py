@@ -1,9 +1,10 @@
 """The batch engine's per-patient integrator: one compiled program for every model.
 
 The model enters as ``fn``, a tuple of compiled C-callable functions (``codegen.model_functions``): the
-right-hand side, its Jacobian, the root functions of condition events, the initial state, condition
-truth and scale, the next time a rate switches, event guards and action values, and the right-hand side
-of a lane group; then the events as tables (which guard and which actions each event has). The functions
+right-hand side, its Jacobian, the root functions of condition events (then those of the window watches),
+the initial state, condition truth and scale, the next time a rate switches, event guards and action values,
+and the right-hand side of a lane group; then the events as tables (which guard and which actions each event
+has, the delays) and the number of window watches. The functions
 take raw pointers to their arrays, so this module's functions have the same types for every model:
 numba compiles them once per ilsim version and keeps them on disk (``cache=True``), and a new model pays
 only for its own small functions (about a second), not for the integrator (tens of seconds). The calls
@@ -24,7 +25,9 @@ is done. A patient that turns stiff (auto), non-finite or too long goes on alone
 
 Events follow the SciPy engine (engines/ode.py): integration restarts at every event and at every time
 where a rate switches (``next_switch``); condition crossings are located on the dense output by the
-Illinois method; conditions crossing at the same instant fire together, in model order; a condition
+Illinois method; so are the crossings of the comparisons inside a compound condition
+(``analysis.window_watches``), where the conditions are tested, so that a window narrower than a step ('S <= 4.3
+and S >= 3') is not stepped over; conditions crossing at the same instant fire together, in model order; a condition
 that fired re-arms only once it is false by more than the solver tolerance (``dead_band``); actions
 take their values from the state before the event; a jump re-tests the conditions that read what it
 changed (cascade, bounded by MAX_CASCADE firings at one instant).
@@ -154,7 +157,7 @@ F64P = types.CPointer(types.float64)
 SIGNATURES = {
     "rhs": types.void(types.float64, F64P, F64P, F64P),  # (t, y, p, dy/dt)
     "jac": types.void(types.float64, F64P, F64P, F64P),  # (t, y, p, J row by row)
-    "roots": types.void(types.float64, F64P, F64P, F64P),  # (t, y, p, g): one root function per condition
+    "roots": types.void(types.float64, F64P, F64P, F64P),  # (t, y, p, g): per condition, then per watch (fn[14])
     "initial": types.void(F64P, F64P),  # (p, y0)
     "holds": types.int64(types.int64, types.float64, F64P, F64P),  # (condition, t, y, p) -> 1 if it holds
     "scale": types.float64(types.int64, types.float64, F64P, F64P),  # (condition, t, y, p) -> |a| + |b|
@@ -778,6 +781,7 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
     ns = nonneg.shape[0]
     nt = t_eval.shape[0]
     nc = cond_event.shape[0]
+    ng = nc + fn[14]  # root functions: the conditions', then the window watches' (analysis.window_watches)
     n_timed = timed_t.shape[0]
     f0 = np.empty(ns)
     ynew = np.empty(ns)
@@ -790,9 +794,9 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
     W = np.empty((ns, ns))
     piv = np.empty(ns, dtype=np.int64)
     dT = np.zeros(ns)
-    g_old = np.empty(nc)
-    g_new = np.empty(nc)
-    gbuf = np.empty(nc)
+    g_old = np.empty(ng)
+    g_new = np.empty(ng)
+    gbuf = np.empty(ng)
     armed = np.empty(nc, dtype=np.bool_)
     band = np.zeros(nc)  # re-arm tolerance of each disarmed condition (dead_band)
     stack_ev = np.empty(MAX_CASCADE + 1, dtype=np.int64)
@@ -860,6 +864,9 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
         rejected = False
         last_nonfinite = False
         hit = -1
+        watching = False  # watches matter only while a condition can fire (as engines/ode.py)
+        for s in range(nc):
+            watching = watching or armed[s]
         while True:
             if steps >= max_steps:
                 return MAX_STEPS, used
@@ -910,6 +917,17 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
                         t_s = t + th * hs
                         if hit < 0 or t_s < t_hit:
                             hit, t_hit = s, t_s
+                # a watched comparison that changes truth inside the step (one sitting on zero where the step
+                # starts has just been stopped at): the step ends there and the conditions are tested (retest)
+                for w in range(nc, ng):
+                    a, b = g_old[w], g_new[w]
+                    if not watching or a == 0.0 or (a >= 0.0) == (b >= 0.0):
+                        continue
+                    if not dense:
+                        dense = build_dense(rodas, hs, y, ynew, f0, K, k3, k4, k5, k6, k7, D)
+                    t_s = t + locate_root(fn, w, 0.0, t, hs, rodas, D, p, a, b, ybuf, gbuf) * hs
+                    if hit < 0 or t_s < t_hit:
+                        hit, t_hit = w, t_s
             if hit >= 0:
                 while k_grid < nt and t_eval[k_grid] < t_hit:
                     dense_eval(rodas, D, (t_eval[k_grid] - t) / hs, ybuf)
@@ -918,6 +936,8 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
                 dense_eval(rodas, D, (t_hit - t) / hs, y)
                 clip(y, nonneg)
                 t = t_hit
+                if hit >= nc:  # a watch: the conditions are tested here, at the top of the loop
+                    break
                 if not armed[hit]:
                     armed[hit] = True
                     drop_pending(fn, cond_event[hit], queue, pending)
@@ -969,7 +989,7 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
                 if clipped:
                     roots_into(fn, t, y, p, g_old)
                 else:
-                    for s in range(nc):
+                    for s in range(ng):
                         g_old[s] = g_new[s]
             err = max(err, 1e-10)
             if rodas:
