@@ -24,7 +24,9 @@ with condition events.
 Output times never shorten a step: states at ``t_eval`` come from the method's dense output.
 Events follow the SciPy engine (``ilsim.simulate``) exactly: timed events restart the integration at
 their times and at every time where a rate switches (``ilsim.model.switches``); condition events fire
-on a false -> true transition located by root finding on the dense output, conditions crossing at the same
+on a false -> true transition located by root finding on the dense output (so are the crossings of the comparisons
+inside a compound condition, ``analysis.window_watches``, where the conditions are then tested: a window narrower
+than a step is seen), conditions crossing at the same
 instant fire together (in model order), and a fired condition re-arms only once it is false by more than
 rtol * (|a| + |b|) + atol; guards (``only_if``) are tested when the event fires; set/add actions take their values from
 the state before the event and may change species or (per-patient) parameters; a jump re-tests the
