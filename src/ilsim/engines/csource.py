@@ -898,14 +898,20 @@ ILSIM_DEVICE int ilsim_segment(const double *t_eval, long long nt, long long *k_
             }
         }
         /* a watched comparison that changes truth inside the step (one sitting on zero where the step starts has
-           just been stopped at): the step ends there and the conditions are tested (ilsim_retest) */
+           just been stopped at): where an armed condition then holds, the step ends there and the conditions are
+           tested (ilsim_retest); a crossing that opens no window costs no restart */
         for (int w = ILSIM_NC; w < ILSIM_NC + ILSIM_NW; ++w) {
             g_new[w] = ilsim_root(w, t_new == t_stop ? nextafter(t_stop, t) : t_new, ynew, p);
             const double a = g_old[w], b = g_new[w];
             if (watching && a != 0.0 && (a >= 0.0) != (b >= 0.0)) {
                 const double tc = ilsim_locate(w, a < 0.0 ? 1.0 : -1.0, 0.0, t, a, t_new, b, t, hs, y, tmp, r3, r4, r5,
                                                p, k2);
-                if (*hit < 0 || tc < t_hit) { *hit = w; t_hit = tc; }
+                if (*hit >= 0 && tc >= t_hit) continue;
+                ilsim_dense((tc - t) / hs, y, tmp, r3, r4, r5, k2); /* the state the hit below moves to */
+                ilsim_clip(k2);
+                for (int c = 0; c < ILSIM_NC; ++c) {
+                    if (armed[c] && ilsim_condition(c, tc, k2, p)) { *hit = w; t_hit = tc; break; }
+                }
             }
         }
         /* outputs inside the step; one at t_stop or at a crossing is written after its events */

@@ -864,6 +864,7 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
         rejected = False
         last_nonfinite = False
         hit = -1
+        th_hit = 1.0  # where in the step the hit lies
         watching = False  # watches matter only while a condition can fire (as engines/ode.py)
         for s in range(nc):
             watching = watching or armed[s]
@@ -916,24 +917,33 @@ def continue_patient(fn, t, y, k_grid, k_timed, steps, rodas, t_eval, p, nonneg,
                         th = locate_root(fn, s, off, t, hs, rodas, D, p, a, b, ybuf, gbuf)
                         t_s = t + th * hs
                         if hit < 0 or t_s < t_hit:
-                            hit, t_hit = s, t_s
+                            hit, t_hit, th_hit = s, t_s, (t_s - t) / hs
                 # a watched comparison that changes truth inside the step (one sitting on zero where the step
-                # starts has just been stopped at): the step ends there and the conditions are tested (retest)
+                # starts has just been stopped at): where an armed condition then holds, the step ends there and
+                # the conditions are tested (retest); a crossing that opens no window costs no restart
                 for w in range(nc, ng):
                     a, b = g_old[w], g_new[w]
                     if not watching or a == 0.0 or (a >= 0.0) == (b >= 0.0):
                         continue
                     if not dense:
                         dense = build_dense(rodas, hs, y, ynew, f0, K, k3, k4, k5, k6, k7, D)
-                    t_s = t + locate_root(fn, w, 0.0, t, hs, rodas, D, p, a, b, ybuf, gbuf) * hs
-                    if hit < 0 or t_s < t_hit:
-                        hit, t_hit = w, t_s
+                    th = locate_root(fn, w, 0.0, t, hs, rodas, D, p, a, b, ybuf, gbuf)
+                    t_s = t + th * hs
+                    if hit >= 0 and t_s >= t_hit:
+                        continue
+                    # the state the hit below moves to: at the very theta whose side the search found
+                    dense_eval(rodas, D, th, ybuf)
+                    clip(ybuf, nonneg)
+                    for s in range(nc):
+                        if armed[s] and condition_holds(fn, s, t_s, ybuf, p):
+                            hit, t_hit, th_hit = w, t_s, th
+                            break
             if hit >= 0:
                 while k_grid < nt and t_eval[k_grid] < t_hit:
                     dense_eval(rodas, D, (t_eval[k_grid] - t) / hs, ybuf)
                     record(out, k_grid, ybuf, p, nonneg)
                     k_grid += 1
-                dense_eval(rodas, D, (t_hit - t) / hs, y)
+                dense_eval(rodas, D, th_hit, y)
                 clip(y, nonneg)
                 t = t_hit
                 if hit >= nc:  # a watch: the conditions are tested here, at the top of the loop
