@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ilsim.engines.base import NON_FINITE, OK, SOLVER_FAILED, Engine, EngineResult
-from ilsim.engines.tissue import systemic
+from ilsim.engines.tissue import gpu, systemic
 from ilsim.engines.tissue.agents import Agents
 from ilsim.engines.tissue.diffusion import Ledger
 from ilsim.engines.tissue.setup import Setup, build
@@ -80,10 +80,12 @@ def _snapshot(t, C, agents: Agents, body: Body | None = None) -> Snapshot:
 
 def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = None, seed: int | None = None,
         resume: TissueRun | None = None, on_save: Callable[[TissueRun], None] | None = None,
-        on_step: Callable[[float, int], None] | None = None, link: Link | None = None) -> TissueRun:
+        on_step: Callable[[float, int], None] | None = None, link: Link | None = None, backend: str = "cpu") -> TissueRun:
     """Step the tissue to ``t_end`` (min), keeping a snapshot every ``save_every`` min (and at 0); ``resume`` continues
     a run from its state. ``on_save`` is called after each snapshot (checkpoints), ``on_step`` with (time, cells).
-    ``link`` (``systemic.link``): the well-mixed part of the model, stepped beside the tissue."""
+    ``link`` (``systemic.link``): the well-mixed part of the model, stepped beside the tissue. ``backend``: cpu (numba's
+    threads) or gpu (the fields' and the cells' loops on a CUDA device, ``gpu.py``; refused where there is none)."""
+    on_device, drivers = gpu.backend_parts(backend)
     tissue = setup.tissue
     dt = tissue.dt
     seed = tissue.seed if seed is None else seed
@@ -113,7 +115,7 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
         result = TissueRun(setup, [_snapshot(0.0, state.fields, agents, state.body)], state)
     result.link = link
     C, agents = state.fields, state.agents
-    solver, types, geometry, reading = setup.solver, setup.types, setup.geometry, setup.percell
+    solver, types, geometry, reading = on_device(setup.solver), setup.types, setup.geometry, setup.percell
     # the bound parameters as the events before this step left them (a resumed run replays them; doses are in C)
     values, changed = dict(setup.values), False
     for ev in setup.events:
@@ -121,7 +123,7 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
             values, changed = ev.parameters(values), True
     if changed:
         current = setup.rebuild(values)
-        solver, types, reading = current.solver, current.types, current.percell
+        solver, types, reading = on_device(current.solver), current.types, current.percell
     events = [ev for ev in setup.events if ev.step >= state.step]
     for step in range(state.step, steps):
         t = step * dt
@@ -132,19 +134,19 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
             if ev.sets or ev.adds:
                 values = ev.parameters(values)
                 current = setup.rebuild(values)  # checked before the run: every value is one the section accepts
-                solver, types, reading = current.solver, current.types, current.percell
+                solver, types, reading = on_device(current.solver), current.types, current.percell
         if link is not None:
             link.events(state.body, step, dt)
             link.set_blood(solver, state.body)
             before = state.ledger.blood.copy()
-        cells = agents.sources(C, types, geometry, t, dt) if setup.fields and len(agents) else None
+        cells = agents.sources(C, types, geometry, t, dt, drivers) if setup.fields and len(agents) else None
         if reading:  # the model's processes read per cell (percell.py)
             reading.before_fields(C, agents, agents.voxels(geometry), cells, t, dt)
         if setup.fields:  # a tissue of cells alone has no grid to step
             solver.step(C, cells, state.ledger)
             if reading:
                 reading.after_fields(C, state.ledger, t, dt, solver.voxel_volume)
-        agents.step(C, types, geometry, step + 1, dt, seed, setup.vessels)
+        agents.step(C, types, geometry, step + 1, dt, seed, setup.vessels, drivers)
         if reading:
             reading.after_agents(C, agents, types, geometry, setup.vessels, step + 1, dt, seed, state.ledger)
         if link is not None:
