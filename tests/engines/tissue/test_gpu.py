@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -140,18 +141,24 @@ def test_in_the_simulator_the_gpu_gives_the_cpus_numbers_bit_for_bit(simulated):
                               "velocity_kernel", "advance_kernel", "fate_kernel"}
 
 
-def test_every_kernel_compiles_to_ptx_for_a_gpu(simulated):
+def test_every_kernel_compiles_to_ptx_for_a_gpu(simulated, monkeypatch):
     from numba import cuda
+    from numba.cuda import dispatcher
 
     from ilsim.engines.tissue.gpu import gpu_module
 
+    if "numba_cuda" not in cuda.__file__:
+        # numba's bundled numba.cuda (deprecated) fails on min() of two integers; the gpu extra installs NVIDIA's
+        pytest.skip("NVIDIA's numba-cuda (pip install 'ilsim[gpu]') is not installed")
+    # a device function is compiled for the current device's architecture: without a device, name the PTX's
+    monkeypatch.setattr(dispatcher, "get_current_device", lambda: SimpleNamespace(compute_capability=(8, 0)))
     module = gpu_module()
     try:
         cuda.compile_ptx(module.advance_kernel.py_func, simulated["advance_kernel"], cc=(8, 0))
-    except Exception as exc:  # no NVVM (the CUDA toolkit's compiler library) on this machine
-        if "NVVM" not in type(exc).__name__ and "nvvm" not in str(exc).lower():
+    except Exception as exc:  # no NVVM or NVRTC (the CUDA toolkit's compiler libraries) here
+        if not any(word in f"{type(exc).__name__} {exc}".lower() for word in ("nvvm", "nvrtc", "libnotfound")):
             raise
-        pytest.skip(f"numba finds no NVVM to compile with: {exc}")
+        pytest.skip(f"numba-cuda finds no CUDA compiler library: {exc}")
     for name, types in simulated.items():
         ptx, _ = cuda.compile_ptx(getattr(module, name).py_func, types, cc=(8, 0))
         assert ".entry" in ptx and "sm_80" in ptx, name
