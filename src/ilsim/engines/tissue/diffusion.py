@@ -22,8 +22,8 @@ decayed, exchanged with blood and set at fixed sides, and the change of the tota
 
 Parallel work: the lines of a sweep are independent, spread over numba's threads; the y and z sweeps take
 blocks of x-columns, so their inner loops run along contiguous memory (vectorised), where BioFVM walks each
-line with a stride. The kernels are plain loops over lines: the same bodies could be a CuPy ``RawKernel``
-(one GPU thread per line, the block loops becoming the thread index); that port is not written yet.
+line with a stride. The kernels are plain loops over tasks of lines: ``gpu.py`` compiles the same bodies as CUDA
+device functions, one line per GPU thread.
 """
 
 from __future__ import annotations
