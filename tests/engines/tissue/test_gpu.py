@@ -164,13 +164,18 @@ def test_every_kernel_compiles_to_ptx_for_a_gpu(simulated, monkeypatch):
         assert ".entry" in ptx and "sm_80" in ptx, name
 
 
-def _setup():
+def _spec():
     import yaml
 
-    from ilsim.engines.tissue.setup import build
     from ilsim.model.spec import ModelSpec
 
-    return build(ModelSpec.model_validate(yaml.safe_load(MODEL)))
+    return ModelSpec.model_validate(yaml.safe_load(MODEL))
+
+
+def _setup():
+    from ilsim.engines.tissue.setup import build
+
+    return build(_spec())
 
 
 def _no_gpu():
@@ -190,6 +195,14 @@ def test_without_a_gpu_the_backend_is_refused_with_the_way_out():
         run(_setup(), backend="gpu")
     with pytest.raises(IlsimError, match="backend must be cpu or gpu, got 'tpu'"):
         run(_setup(), backend="tpu")
+    import ilsim
+    from ilsim.engines.tissue.engine import TissueEngine
+
+    model = ilsim.compile(_spec())
+    with pytest.raises(IlsimError, match=r"no CUDA GPU is available for the tissue engine .*\(backend cpu\)"):
+        TissueEngine(backend="gpu").solve(model, [0.0, 0.1], model.p0[None, :])  # refused outright, not row by row
+    with pytest.raises(IlsimError, match="backend must be cpu or gpu, got 'tpu'"):
+        TissueEngine(backend="tpu")
 
 
 def test_the_cli_refuses_the_gpu_without_one_and_writes_nothing(cli, refused, tmp_path):

@@ -197,21 +197,25 @@ class TissueEngine(Engine):
     name = "tissue"
     supports = {"events": True, "doses": True, "replicates": True}  # timed events; doses through tissue.systemic
 
-    def __init__(self, t_end: float | None = None, save_every: float | None = None, seed: int | None = None):
+    def __init__(self, t_end: float | None = None, save_every: float | None = None, seed: int | None = None,
+                 backend: str = "cpu"):
+        if backend not in ("cpu", "gpu"):
+            raise IlsimError(f"{argument('backend')} must be cpu or gpu, got {backend!r}")
         self.t_end = t_end
         self.save_every = save_every
         self.seed = seed
+        self.backend = backend  # gpu: refused when the run starts where there is no CUDA device
 
     def settings(self) -> dict:
         # no tolerances: the diffusion step is LOD at a fixed dt and the cells' rules are stochastic
         return {"method": "lod", "rtol": None, "atol": None, "t_end": self.t_end, "save_every": self.save_every,
-                "seed": self.seed}
+                "seed": self.seed, "backend": self.backend}
 
     def run(self, model, seed: int | None = None, source: str | None = None, base=None, **options) -> TissueRun:
         """One tissue run of a compiled model (its expanded spec's ``tissue:`` section)."""
         setup = build(model.spec, source=source, base=base)
         return run(setup, t_end=options.pop("t_end", self.t_end), save_every=options.pop("save_every", self.save_every),
-                   seed=seed, link=systemic.link(model, setup, source=source), **options)
+                   seed=seed, link=systemic.link(model, setup, source=source), backend=self.backend, **options)
 
     def solve(self, model, t_eval, P, *, record_parameters: bool = False, log_events: int = 0, first: int = 0) -> EngineResult:
         """Row ``r`` of ``P`` is replicate ``first + r``: its bound tissue numbers (``tissue.parameters``) take the row's
@@ -222,6 +226,8 @@ class TissueEngine(Engine):
         P = np.atleast_2d(np.asarray(P, dtype=float))
         tissue = model.spec.tissue
         build(model.spec)  # the model itself must be right: that is refused outright, not per row
+        if self.backend == "gpu":  # so is the GPU where there is none
+            gpu.require_gpu()
         dt = tissue.dt
         if t_eval[0] != 0.0 or np.any(np.abs(np.round(t_eval / dt) * dt - t_eval) > 1e-9 * max(1.0, t_eval[-1])):
             raise IlsimError(f"the tissue engine's output times are minutes from 0 in whole steps of dt = {dt:g} min")
@@ -243,7 +249,8 @@ class TissueEngine(Engine):
             values = {name: float(P[row, i]) for name, i in column.items()}
             try:
                 setup = build(model.spec, values=values, seed=seed)
-                out = run(setup, t_end=float(t_eval[-1]), save_every=dt, seed=seed, link=systemic.link(model, setup, P[row]))
+                out = run(setup, t_end=float(t_eval[-1]), save_every=dt, seed=seed, link=systemic.link(model, setup, P[row]),
+                          backend=self.backend)
             except IlsimError as exc:
                 status[row], messages[row] = SOLVER_FAILED, str(exc)
                 continue
