@@ -20,10 +20,11 @@ import time
 DENSITY = 1.0 / 2500.0  # cells per µm² (one per 50 x 50 µm)
 
 
-def model(cells: int, minutes: float):
+def model(cells: int, minutes: float, side: float | None = None):
+    """The benchmark's model; ``side`` (µm) overrides the side that keeps the density (bench/tissue_gpu.py)."""
     from ilsim.model.spec import ModelSpec
 
-    side = 20.0 * max(3, round(math.sqrt(cells / DENSITY) / 20.0))
+    side = 20.0 * max(3, round(math.sqrt(cells / DENSITY) / 20.0)) if side is None else side
     half = cells // 2
     agent = {"radius": 5.0, "speed": 2.0, "persistence": 3.0, "repulsion": 2.0, "division": 0.001, "death": 0.001}
     return ModelSpec.model_validate({

@@ -257,6 +257,7 @@ def tissue(
     overwrite: bool = False,
     progress=None,
     faults: dict[str, float] | None = None,
+    backend: str = "cpu",
 ):
     """Run a model's ``tissue:`` section (docs/tissue.md): fields on a voxel grid and individual cells.
 
@@ -268,14 +269,18 @@ def tissue(
     numbers, bit for bit. ``progress`` is called with (minutes simulated, cells) after every step. ``faults`` maps
     fault modes the model declares to severities (0..1), setting their parameters: the tissue numbers bound to them
     (``tissue.parameters``) and the well-mixed part's (``tissue.systemic``). The summary carries the model's outcome
-    label, judged on the run's time series (cells per type, mean field levels, the well-mixed species).
+    label, judged on the run's time series (cells per type, mean field levels, the well-mixed species). ``backend``:
+    cpu, or gpu (the fields' and the cells' loops on a CUDA device; refused before anything is written where
+    there is none).
     """
     from ilsim.engines.tissue.engine import run as run_tissue  # lazy: heavy (numba)
+    from ilsim.engines.tissue.gpu import backend_parts
     from ilsim.engines.tissue.setup import build
     from ilsim.engines.tissue.systemic import link as tissue_link
     from ilsim.io import tissue as tissue_io
     from ilsim.report import tissue as tissue_report
 
+    backend_parts(backend)  # an unknown backend, or the GPU without a device: refused first
     compiled = compile(model)
     source = str(model) if isinstance(model, (str, Path)) else None
     base = Path(source).parent if source and Path(source).is_file() else Path.cwd()
@@ -288,8 +293,10 @@ def tissue(
                 "seed": section.seed if seed is None else int(seed)}
     if faults:
         settings["faults"] = {mode: float(v) for mode, v in faults.items()}
+    if backend != "cpu":  # a device's rounding may differ: its checkpoints are not a CPU run's (and the reverse)
+        settings["backend"] = backend
     options = {"t_end": settings["t_end"], "save_every": settings["save_every"], "seed": settings["seed"],
-               "on_step": progress, "link": link}
+               "on_step": progress, "link": link, "backend": backend}
     if out is None:
         return run_tissue(setup, **options)
     out = check_out(out, overwrite)

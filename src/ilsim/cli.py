@@ -931,6 +931,8 @@ def tissue(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
     overwrite: ReplaceOpt = False,
     fault: Annotated[list[str], typer.Option(help="apply a fault the model declares: MODE[:SEVERITY 0..1]")] = [],  # noqa: B006
+    backend: Annotated[str, typer.Option(help="cpu (numba's threads) or gpu (a CUDA device: pip install "
+                                              "'ilsim[gpu]')")] = "cpu",
 ) -> None:
     """Run a model's tissue: section (docs/tissue.md); write agents.parquet, fields.nc, timeseries.csv, summary.json."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -953,7 +955,7 @@ def tissue(
     try:
         with speaking({"t_end": "--t-end", "save_every": "--save-every", "seed": "--seed"}), bar or nullcontext():
             _, info = api.tissue(model, out_dir, t_end=t_end, save_every=save_every, seed=seed, report=report,
-                                 overwrite=overwrite, progress=progress, faults=_parse_faults(fault))
+                                 overwrite=overwrite, progress=progress, faults=_parse_faults(fault), backend=backend)
     except IlsimError as exc:
         _fail(exc)
         return

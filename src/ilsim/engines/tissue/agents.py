@@ -158,23 +158,26 @@ class Agents:
     def voxels(self, geometry: Geometry) -> np.ndarray:
         return voxel_of(self.pos, geometry.dx, np.array(geometry.shape, dtype=np.int64))
 
-    def sources(self, C, types: Types, geometry: Geometry, t: float, dt: float):
-        """Sense the voxel, update receptors and secretion states; the (voxel, w, S, T, U, E) arrays for the solver."""
+    def sources(self, C, types: Types, geometry: Geometry, t: float, dt: float, drivers=None):
+        """Sense the voxel, update receptors and secretion states; the (voxel, w, S, T, U, E) arrays for the solver.
+        ``drivers``: the loops over cells on another device (``gpu.GpuAgents``: ``sense``, ``move``, ``fates`` with the
+        CPU drivers' arguments); None: numba's on the CPU."""
         n, nf = len(self), C.shape[0]
         voxel = self.voxels(geometry)
         E = np.zeros((n, nf))
         nt = types.count
         loss = types.receptor_loss if types.receptor_loss is not None else np.zeros(nt)
         suppression = types.suppression if types.suppression is not None else np.zeros((nt, 3))
-        sense(C.reshape(nf, -1), voxel, self.typ, self.occupancy, self.on_since, E, types.receptor_field, types.receptor_kd,
-              types.receptor_tau, types.sec_field, types.sec_rate, types.sec_stimulus, types.sec_threshold, types.sec_lag, t,
-              dt, loss, suppression)
+        sensing = sense if drivers is None else drivers.sense
+        sensing(C.reshape(nf, -1), voxel, self.typ, self.occupancy, self.on_since, E, types.receptor_field, types.receptor_kd,
+                types.receptor_tau, types.sec_field, types.sec_rate, types.sec_stimulus, types.sec_threshold, types.sec_lag, t,
+                dt, loss, suppression)
         w = dt * types.volume[self.typ] / geometry.dx**3
         S = np.ascontiguousarray(types.target_rate[self.typ])
         T = np.ascontiguousarray(types.target_level[self.typ])
         return voxel, w, S, T, np.ascontiguousarray(types.uptake[self.typ]), E
 
-    def step(self, C, types: Types, geometry: Geometry, step: int, dt: float, seed: int, vessels=None) -> None:
+    def step(self, C, types: Types, geometry: Geometry, step: int, dt: float, seed: int, vessels=None, drivers=None) -> None:
         """Move the cells and draw their fates over one dt (the fields C as they are after the diffusion step)."""
         n = len(self)
         if n:
@@ -188,8 +191,8 @@ class Agents:
             space = (C, shape, geometry.dx, geometry.dims, geometry.periodic, geometry.lengths, nbins, order, start)
             rules = (types.radius, types.speed, types.persistence, types.chemo_field, types.chemo_sensitivity,
                      types.chemo_bias, types.repulsion)
-            (move if parallel else move_serial)((self.pos, self.direction, self.typ, self.ids, velocity), space, rules,
-                                                seed, step, dt)
+            mover = (move if parallel else move_serial) if drivers is None else drivers.move
+            mover((self.pos, self.direction, self.typ, self.ids, velocity), space, rules, seed, step, dt)
             # contacts are sought where the cells now are: with the bins of before the move, a neighbour that crossed
             # into a bin two away is missed (contact killing fell short of its rate once cells moved ~reach/2 a step)
             order, start = cell_list(self.pos, geometry.lengths, nbins)
@@ -198,8 +201,8 @@ class Agents:
             space = (geometry.dims, geometry.periodic, geometry.lengths, nbins, order, start)
             rules = (types.radius, types.death, types.division, types.differentiate_into, types.differentiate_rate,
                      types.kill_rate)
-            (fates if parallel else fates_serial)((self.pos, self.typ, self.ids, fate, newtype), space, rules, seed,
-                                                  step, dt)
+            judge = (fates if parallel else fates_serial) if drivers is None else drivers.fates
+            judge((self.pos, self.typ, self.ids, fate, newtype), space, rules, seed, step, dt)
             self._apply(fate, newtype, types, geometry, step, seed)
         if vessels is not None and len(vessels) and types.recruit_rate.any():
             self._recruit(C, types, geometry, vessels, step, dt, seed)
@@ -310,37 +313,43 @@ def voxel_of(pos, dx, shape):
 def sense(flat, voxel, typ, occupancy, on_since, E, rec_field, rec_kd, rec_tau, sec_field, sec_rate, sec_stimulus,
           sec_threshold, sec_lag, t, dt, rec_loss, suppression):
     for a in range(voxel.shape[0]):
-        ty = typ[a]
-        v = voxel[a]
-        f = rec_field[ty]
-        if f >= 0:  # exact solution of the linear relaxation over dt at the voxel's concentration
-            c = flat[f, v]
-            target = (1.0 - rec_loss[ty]) * c / (c + rec_kd[ty])
-            occupancy[a] = target + (occupancy[a] - target) * math.exp(-dt / rec_tau[ty])
-        factor = 1.0  # a stop signal read through the receptor scales every secretion of the cell
-        if suppression[ty, 0] > 0.0:
-            factor = 1.0 / (1.0 + ((1.0 - suppression[ty, 2]) * occupancy[a] / suppression[ty, 0]) ** suppression[ty, 1])
-        for k in range(sec_field.shape[1]):
-            f = sec_field[ty, k]
-            if f < 0:
-                continue
-            s = sec_stimulus[ty, k]
-            stimulated = s < 0 or flat[s, v] >= sec_threshold[ty, k]
-            if stimulated:
-                if on_since[a, k] < 0:
-                    on_since[a, k] = t
-                if t - on_since[a, k] >= sec_lag[ty, k] - 1e-9 * dt:
-                    E[a, f] += sec_rate[ty, k] * factor
-            else:
-                on_since[a, k] = -1.0
+        _sense(a, flat, voxel, typ, occupancy, on_since, E, rec_field, rec_kd, rec_tau, sec_field, sec_rate, sec_stimulus,
+               sec_threshold, sec_lag, t, dt, rec_loss, suppression)
+
+
+@njit(cache=True)
+def _sense(a, flat, voxel, typ, occupancy, on_since, E, rec_field, rec_kd, rec_tau, sec_field, sec_rate, sec_stimulus,
+           sec_threshold, sec_lag, t, dt, rec_loss, suppression):
+    """One cell: its receptor occupancy and secretion states from its voxel; its secretion rates into E[a]."""
+    ty = typ[a]
+    v = voxel[a]
+    f = rec_field[ty]
+    if f >= 0:  # exact solution of the linear relaxation over dt at the voxel's concentration
+        c = flat[f, v]
+        target = (1.0 - rec_loss[ty]) * c / (c + rec_kd[ty])
+        occupancy[a] = target + (occupancy[a] - target) * math.exp(-dt / rec_tau[ty])
+    factor = 1.0  # a stop signal read through the receptor scales every secretion of the cell
+    if suppression[ty, 0] > 0.0:
+        factor = 1.0 / (1.0 + ((1.0 - suppression[ty, 2]) * occupancy[a] / suppression[ty, 0]) ** suppression[ty, 1])
+    for k in range(sec_field.shape[1]):
+        f = sec_field[ty, k]
+        if f < 0:
+            continue
+        s = sec_stimulus[ty, k]
+        stimulated = s < 0 or flat[s, v] >= sec_threshold[ty, k]
+        if stimulated:
+            if on_since[a, k] < 0:
+                on_since[a, k] = t
+            if t - on_since[a, k] >= sec_lag[ty, k] - 1e-9 * dt:
+                E[a, f] += sec_rate[ty, k] * factor
+        else:
+            on_since[a, k] = -1.0
 
 
 @njit(cache=True)
 def cell_list(pos, lengths, nbins):
     """Agents sorted by bin (counting sort): ``order`` and the start of each bin in it (a stable order)."""
     n = pos.shape[0]
-    total = nbins[0] * nbins[1] * nbins[2]
-    counts = np.zeros(total + 1, dtype=np.int64)
     b = np.empty(n, dtype=np.int64)
     for a in range(n):
         idx = 0
@@ -348,15 +357,27 @@ def cell_list(pos, lengths, nbins):
             q = min(max(int(pos[a, ax] / lengths[ax] * nbins[ax]), 0), nbins[ax] - 1)
             idx = idx * nbins[ax] + q
         b[a] = idx
-        counts[idx + 1] += 1
+    return counting_sort(b, nbins[0] * nbins[1] * nbins[2])
+
+
+@njit(cache=True)
+def counting_sort(b, total):
+    """Indices 0..n-1 sorted by their key ``b`` (0..total-1; a negative key leaves the index out), stably: ``order``,
+    and the start of each key's run in it (``start[total]``: how many were kept)."""
+    n = b.shape[0]
+    counts = np.zeros(total + 1, dtype=np.int64)
+    for a in range(n):
+        if b[a] >= 0:
+            counts[b[a] + 1] += 1
     for i in range(total):
         counts[i + 1] += counts[i]
     start = counts.copy()
     fill = counts[:-1].copy()
-    order = np.empty(n, dtype=np.int64)
+    order = np.empty(counts[total], dtype=np.int64)
     for a in range(n):
-        order[fill[b[a]]] = a
-        fill[b[a]] += 1
+        if b[a] >= 0:
+            order[fill[b[a]]] = a
+            fill[b[a]] += 1
     return order, start
 
 
@@ -423,11 +444,13 @@ def _neighbours(p, lengths, nbins, periodic, dims, out):
 @njit(cache=True, inline="always")
 def _gradient(C, f, pos, dx, shape, periodic, ax):
     """d c / d axis at the voxel of ``pos``: central differences, one-sided at a side that is not periodic."""
-    idx = np.empty(3, dtype=np.int64)
+    idx = np.empty(3, dtype=np.int64)  # fixed-size scratch written element by element: the GPU's local arrays (gpu.py)
+    lo = np.empty(3, dtype=np.int64)
+    hi = np.empty(3, dtype=np.int64)
     for b in range(3):
         idx[b] = min(max(int(pos[b] / dx), 0), shape[b] - 1)
-    lo = idx.copy()
-    hi = idx.copy()
+        lo[b] = idx[b]
+        hi[b] = idx[b]
     if idx[ax] > 0:
         lo[ax] = idx[ax] - 1
     elif periodic[ax]:
@@ -448,8 +471,8 @@ def _bias(d, bias, C, f, pos, dx, shape, periodic, dims):
     (its opposite for b < 0), normalised; a flat field leaves the random direction."""
     g = np.zeros(3)
     norm = 0.0
-    for ax in range(dims):
-        g[ax] = _gradient(C, f, pos, dx, shape, periodic, ax)
+    for ax in range(3):  # every element written: on the GPU, g is an uninitialised local array
+        g[ax] = _gradient(C, f, pos, dx, shape, periodic, ax) if ax < dims else 0.0
         norm += g[ax] * g[ax]
     if norm == 0.0:
         return

@@ -22,8 +22,8 @@ decayed, exchanged with blood and set at fixed sides, and the change of the tota
 
 Parallel work: the lines of a sweep are independent, spread over numba's threads; the y and z sweeps take
 blocks of x-columns, so their inner loops run along contiguous memory (vectorised), where BioFVM walks each
-line with a stride. The kernels are plain loops over lines: the same bodies could be a CuPy ``RawKernel``
-(one GPU thread per line, the block loops becoming the thread index); that port is not written yet.
+line with a stride. The kernels are plain loops over tasks of lines: ``gpu.py`` compiles the same bodies as CUDA
+device functions, one line per GPU thread.
 """
 
 from __future__ import annotations
@@ -214,12 +214,19 @@ def apply_cells(C, voxel, w, S, T, U, E, dt_over_v, secreted, taken_up):
         if v < 0:
             continue
         for f in range(nf):
-            old = flat[f, v]
-            s, u = w[a] * S[a, f], w[a] * U[a, f]
-            new = (old + s * T[a, f]) / (1.0 + s + u)
-            secreted[f] += s * (T[a, f] - new) + dt_over_v * E[a, f]
-            taken_up[f] += u * new
-            flat[f, v] = new + dt_over_v * E[a, f]
+            gain, loss = cell_source(flat, f, v, w[a], S[a, f], T[a, f], U[a, f], E[a, f], dt_over_v)
+            secreted[f] += gain
+            taken_up[f] += loss
+
+
+@njit(cache=True, inline="always")
+def cell_source(flat, f, v, w, S, T, U, E, dt_over_v):
+    """One cell's implicit secretion-uptake update of its voxel in field f; (secreted, taken up) by it."""
+    old = flat[f, v]
+    s, u = w * S, w * U
+    new = (old + s * T) / (1.0 + s + u)
+    flat[f, v] = new + dt_over_v * E
+    return s * (T - new) + dt_over_v * E, u * new
 
 
 @njit(cache=True)
@@ -230,10 +237,16 @@ def apply_vessels(C, vessels, rate_dt, blood, gained):
         if rate_dt[f] == 0.0:
             continue
         for v in vessels:
-            old = flat[f, v]
-            new = (old + rate_dt[f] * blood[f]) / (1.0 + rate_dt[f])
-            gained[f] += new - old
-            flat[f, v] = new
+            gained[f] += vessel_exchange(flat, f, v, rate_dt[f], blood[f])
+
+
+@njit(cache=True, inline="always")
+def vessel_exchange(flat, f, v, rate_dt, blood):
+    """A vessel voxel relaxing implicitly towards the blood level; what it gained."""
+    old = flat[f, v]
+    new = (old + rate_dt * blood) / (1.0 + rate_dt)
+    flat[f, v] = new
+    return new - old
 
 
 @njit(cache=True)
@@ -242,9 +255,15 @@ def apply_fixed(C, index, values, gained):
     flat = C.reshape(nf, -1)
     for f in range(nf):
         for m in range(index.shape[0]):
-            v = index[m]
-            gained[f] += values[f, m] - flat[f, v]
-            flat[f, v] = values[f, m]
+            gained[f] += fix_voxel(flat, f, index[m], values[f, m])
+
+
+@njit(cache=True, inline="always")
+def fix_voxel(flat, f, v, value):
+    """A fixed-value voxel reset; what it gained."""
+    gained = value - flat[f, v]
+    flat[f, v] = value
+    return gained
 
 
 class DiffusionSolver:
@@ -314,26 +333,47 @@ class DiffusionSolver:
         V = self.voxel_volume
         if cells is not None:
             sec, upt = np.zeros(nf), np.zeros(nf)
-            voxel, w, S, T, U, E = cells
-            apply_cells(C, voxel, w, S, T, U, E, self.dt / V, sec, upt)
+            self.apply_cells(C, cells, sec, upt)
             scratch.secreted += sec * V
             scratch.taken_up += upt * V
         if len(self.vessels):
             gained = np.zeros(nf)
-            apply_vessels(C, self.vessels, self.exchange_dt, self.blood, gained)
+            self.apply_vessels(C, gained)
             scratch.blood += gained * V
-        for axis, (denom, cp, z, h, ratio, per) in enumerate(self.axes):
+        for axis in range(self.dims):
             if len(self.fixed_index):
                 gained = np.zeros(nf)
-                apply_fixed(C, self.fixed_index, self.fixed_values, gained)
+                self.apply_fixed(C, gained)
                 scratch.fixed += gained * V
-            if axis == 0:
-                sweep = sweep_x if self.parallel else sweep_x_serial
-                sweep(C, denom, cp, z, h, ratio, self.c1, per, x_tasks(C))
-            else:
-                nz, ny, nx = self.grid
-                view = C if axis == 1 else C.reshape(nf, 1, nz, ny * nx)
-                sweep = sweep_middle if self.parallel else sweep_middle_serial
-                sweep(view, denom, cp, z, h, ratio, self.c1, per, middle_tasks(view))
+            self.sweep(C, axis)
             if track:
                 scratch.decayed += self.c2 * self.total(C)
+
+    # the parts of a step, each on C where it lives (gpu.GpuDiffusion runs them on a device array)
+    def apply_cells(self, C, cells, sec, upt) -> None:
+        voxel, w, S, T, U, E = cells
+        apply_cells(C, voxel, w, S, T, U, E, self.dt / self.voxel_volume, sec, upt)
+
+    def apply_vessels(self, C, gained) -> None:
+        apply_vessels(C, self.vessels, self.exchange_dt, self.blood, gained)
+
+    def apply_fixed(self, C, gained) -> None:
+        apply_fixed(C, self.fixed_index, self.fixed_values, gained)
+
+    def sweep(self, C, axis: int) -> None:
+        """The LOD sub-step along ``axis`` (0: x)."""
+        denom, cp, z, h, ratio, per = self.axes[axis]
+        if axis == 0:
+            sweep = sweep_x if self.parallel else sweep_x_serial
+            sweep(C, denom, cp, z, h, ratio, self.c1, per, x_tasks(C))
+        else:
+            view = self.lines(C, axis)
+            sweep = sweep_middle if self.parallel else sweep_middle_serial
+            sweep(view, denom, cp, z, h, ratio, self.c1, per, middle_tasks(view))
+
+    def lines(self, C, axis: int):
+        """C viewed as (fields x outer x n x inner), the lines of ``axis`` running along its third axis."""
+        nz, ny, nx = self.grid
+        if axis == 0:
+            return C.reshape(self.nf, nz * ny, nx, 1)
+        return C if axis == 1 else C.reshape(self.nf, 1, nz, ny * nx)

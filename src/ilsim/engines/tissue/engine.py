@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ilsim.engines.base import NON_FINITE, OK, SOLVER_FAILED, Engine, EngineResult
-from ilsim.engines.tissue import systemic
+from ilsim.engines.tissue import gpu, systemic
 from ilsim.engines.tissue.agents import Agents
 from ilsim.engines.tissue.diffusion import Ledger
 from ilsim.engines.tissue.setup import Setup, build
@@ -80,10 +80,12 @@ def _snapshot(t, C, agents: Agents, body: Body | None = None) -> Snapshot:
 
 def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = None, seed: int | None = None,
         resume: TissueRun | None = None, on_save: Callable[[TissueRun], None] | None = None,
-        on_step: Callable[[float, int], None] | None = None, link: Link | None = None) -> TissueRun:
+        on_step: Callable[[float, int], None] | None = None, link: Link | None = None, backend: str = "cpu") -> TissueRun:
     """Step the tissue to ``t_end`` (min), keeping a snapshot every ``save_every`` min (and at 0); ``resume`` continues
     a run from its state. ``on_save`` is called after each snapshot (checkpoints), ``on_step`` with (time, cells).
-    ``link`` (``systemic.link``): the well-mixed part of the model, stepped beside the tissue."""
+    ``link`` (``systemic.link``): the well-mixed part of the model, stepped beside the tissue. ``backend``: cpu (numba's
+    threads) or gpu (the fields' and the cells' loops on a CUDA device, ``gpu.py``; refused where there is none)."""
+    on_device, drivers = gpu.backend_parts(backend)
     tissue = setup.tissue
     dt = tissue.dt
     seed = tissue.seed if seed is None else seed
@@ -113,7 +115,7 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
         result = TissueRun(setup, [_snapshot(0.0, state.fields, agents, state.body)], state)
     result.link = link
     C, agents = state.fields, state.agents
-    solver, types, geometry, reading = setup.solver, setup.types, setup.geometry, setup.percell
+    solver, types, geometry, reading = on_device(setup.solver), setup.types, setup.geometry, setup.percell
     # the bound parameters as the events before this step left them (a resumed run replays them; doses are in C)
     values, changed = dict(setup.values), False
     for ev in setup.events:
@@ -121,7 +123,7 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
             values, changed = ev.parameters(values), True
     if changed:
         current = setup.rebuild(values)
-        solver, types, reading = current.solver, current.types, current.percell
+        solver, types, reading = on_device(current.solver), current.types, current.percell
     events = [ev for ev in setup.events if ev.step >= state.step]
     for step in range(state.step, steps):
         t = step * dt
@@ -132,19 +134,19 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
             if ev.sets or ev.adds:
                 values = ev.parameters(values)
                 current = setup.rebuild(values)  # checked before the run: every value is one the section accepts
-                solver, types, reading = current.solver, current.types, current.percell
+                solver, types, reading = on_device(current.solver), current.types, current.percell
         if link is not None:
             link.events(state.body, step, dt)
             link.set_blood(solver, state.body)
             before = state.ledger.blood.copy()
-        cells = agents.sources(C, types, geometry, t, dt) if setup.fields and len(agents) else None
+        cells = agents.sources(C, types, geometry, t, dt, drivers) if setup.fields and len(agents) else None
         if reading:  # the model's processes read per cell (percell.py)
             reading.before_fields(C, agents, agents.voxels(geometry), cells, t, dt)
         if setup.fields:  # a tissue of cells alone has no grid to step
             solver.step(C, cells, state.ledger)
             if reading:
                 reading.after_fields(C, state.ledger, t, dt, solver.voxel_volume)
-        agents.step(C, types, geometry, step + 1, dt, seed, setup.vessels)
+        agents.step(C, types, geometry, step + 1, dt, seed, setup.vessels, drivers)
         if reading:
             reading.after_agents(C, agents, types, geometry, setup.vessels, step + 1, dt, seed, state.ledger)
         if link is not None:
@@ -195,21 +197,25 @@ class TissueEngine(Engine):
     name = "tissue"
     supports = {"events": True, "doses": True, "replicates": True}  # timed events; doses through tissue.systemic
 
-    def __init__(self, t_end: float | None = None, save_every: float | None = None, seed: int | None = None):
+    def __init__(self, t_end: float | None = None, save_every: float | None = None, seed: int | None = None,
+                 backend: str = "cpu"):
+        if backend not in ("cpu", "gpu"):
+            raise IlsimError(f"{argument('backend')} must be cpu or gpu, got {backend!r}")
         self.t_end = t_end
         self.save_every = save_every
         self.seed = seed
+        self.backend = backend  # gpu: refused when the run starts where there is no CUDA device
 
     def settings(self) -> dict:
         # no tolerances: the diffusion step is LOD at a fixed dt and the cells' rules are stochastic
         return {"method": "lod", "rtol": None, "atol": None, "t_end": self.t_end, "save_every": self.save_every,
-                "seed": self.seed}
+                "seed": self.seed, "backend": self.backend}
 
     def run(self, model, seed: int | None = None, source: str | None = None, base=None, **options) -> TissueRun:
         """One tissue run of a compiled model (its expanded spec's ``tissue:`` section)."""
         setup = build(model.spec, source=source, base=base)
         return run(setup, t_end=options.pop("t_end", self.t_end), save_every=options.pop("save_every", self.save_every),
-                   seed=seed, link=systemic.link(model, setup, source=source), **options)
+                   seed=seed, link=systemic.link(model, setup, source=source), backend=self.backend, **options)
 
     def solve(self, model, t_eval, P, *, record_parameters: bool = False, log_events: int = 0, first: int = 0) -> EngineResult:
         """Row ``r`` of ``P`` is replicate ``first + r``: its bound tissue numbers (``tissue.parameters``) take the row's
@@ -220,6 +226,8 @@ class TissueEngine(Engine):
         P = np.atleast_2d(np.asarray(P, dtype=float))
         tissue = model.spec.tissue
         build(model.spec)  # the model itself must be right: that is refused outright, not per row
+        if self.backend == "gpu":  # so is the GPU where there is none
+            gpu.require_gpu()
         dt = tissue.dt
         if t_eval[0] != 0.0 or np.any(np.abs(np.round(t_eval / dt) * dt - t_eval) > 1e-9 * max(1.0, t_eval[-1])):
             raise IlsimError(f"the tissue engine's output times are minutes from 0 in whole steps of dt = {dt:g} min")
@@ -241,7 +249,8 @@ class TissueEngine(Engine):
             values = {name: float(P[row, i]) for name, i in column.items()}
             try:
                 setup = build(model.spec, values=values, seed=seed)
-                out = run(setup, t_end=float(t_eval[-1]), save_every=dt, seed=seed, link=systemic.link(model, setup, P[row]))
+                out = run(setup, t_end=float(t_eval[-1]), save_every=dt, seed=seed, link=systemic.link(model, setup, P[row]),
+                          backend=self.backend)
             except IlsimError as exc:
                 status[row], messages[row] = SOLVER_FAILED, str(exc)
                 continue
