@@ -58,7 +58,11 @@ def test_builtin_exports_without_errors(name):
     assert m.getNumReactions() == len(compiled.rate_trees)
     assert m.getNumEvents() == sum(len(e.times) + (e.condition is not None) for e in compiled.events)
     for s in (m.getSpecies(i) for i in range(m.getNumSpecies())):
-        assert s.getHasOnlySubstanceUnits() and not s.getConstant() and not s.getBoundaryCondition()
+        assert not s.getConstant() and not s.getBoundaryCondition()
+        c = m.getCompartment(s.getCompartment())  # amounts and concentrations: the same numbers, size 1
+        assert c.getConstant() and c.getSize() == 1.0
+        units = c.getUnits() if s.getHasOnlySubstanceUnits() else m.getUnitDefinition(c.getUnits()).getName()
+        assert units == ("dimensionless" if s.getHasOnlySubstanceUnits() else "L")
 
 
 @pytest.mark.parametrize("name", ilsim.builtin_models())
@@ -184,7 +188,13 @@ def test_import_of_the_export_has_the_same_units_outcomes_and_numbers(tmp_path, 
     assert back.metadata.time_units == spec.metadata.time_units
     assert {s.name: s.units for s in back.species} == {s.name: s.units for s in spec.species}
     parameters = {p.name: p.units for p in back.parameters}
-    assert parameters.pop("compartment") == "dimensionless"  # the export's one compartment, of size 1
+    # the export's compartments (of size 1) and conversion factors (of value 1) come back as parameters
+    m = libsbml.readSBMLFromFile(str(path)).getModel()
+    added = {m.getCompartment(i).getId() for i in range(m.getNumCompartments())}
+    added |= {m.getSpecies(i).getConversionFactor() for i in range(m.getNumSpecies())} - {""}
+    values = {p.name: p.value for p in back.parameters}
+    assert added >= {"compartment"} and all(values[name] == 1.0 for name in added)
+    assert {name: parameters.pop(name) for name in added}["compartment"] == "dimensionless"
     assert parameters == {p.name: p.units for p in spec.parameters}
     # observables and derived quantities (computed from parameters) are both assignment rules
     assert {o.name: o.units for o in back.observables} == {o.name: o.units for o in [*spec.observables, *spec.derived]}
@@ -241,13 +251,19 @@ def _unit_warnings(name: str) -> list[str]:
 
 
 def test_the_extent_units_are_the_species_unit_of_substance():
-    """SBML's extent (what a kinetic law is per time) is the species' most common unit of substance; a model whose
-    species are all concentrations has none, since SBML allows only substances there."""
+    """SBML's extent (what a kinetic law is per time) is the species' most common unit of substance; in a model whose
+    species are all concentrations, that of a concentration per litre (their compartment's unit)."""
     m = sbml.to_document(ilsim.compile("alexander-wahl-2010")).getModel()  # 3 species in cells, 1 in antigen units
     assert m.getUnitDefinition(m.getExtentUnits()).getName() == "cells"
     assert m.getSubstanceUnits() == m.getExtentUnits()
     model = ilsim.Model(name="conc").add_species("x", 1.0, units="pg/mL").add_process("out", "x", consumes={"x": 1})
-    assert not sbml.to_document(ilsim.compile(model)).getModel().isSetExtentUnits()
+    m = sbml.to_document(ilsim.compile(model)).getModel()
+    assert m.getExtentUnits() == m.getSpecies("x").getSubstanceUnits()
+    assert not m.getSpecies("x").getHasOnlySubstanceUnits()
+    assert m.getUnitDefinition(m.getCompartment(m.getSpecies("x").getCompartment()).getUnits()).getName() == "L"
+    extent = libsbml.UnitDefinition.convertToSI(m.getUnitDefinition(m.getExtentUnits()))
+    assert extent.getNumUnits() == 1 and libsbml.UnitKind_toString(extent.getUnit(0).getKind()) == "kilogram"
+    assert extent.getUnit(0).getMultiplier() * 10.0 ** extent.getUnit(0).getScale() == pytest.approx(1e-12)  # pg/mL x L
 
 
 def test_libsbml_unit_check_reports_nothing_on_a_scenario_whose_units_agree():

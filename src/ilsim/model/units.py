@@ -58,7 +58,7 @@ _PHRASES = (
     ("CTCAE grade", "ctcae_grade"),
 )
 _INTERLEUKIN_SIGNAL = re.compile(r"\bIL-?\d+\w*\s+(signal)")  # 'IL-6 signal': a signal
-_WORD_AU = re.compile(r"\bAU\b")
+_WORD_AU = re.compile(r"\bAU\b|\ba\.u\.(?!\w)")  # 'a.u.' too: pint reads it as year x atomic mass unit
 _RANGE = re.compile(r"^\(?\s*-?[\d.]+\s*(\.\.|-|–|or|to)\s*-?[\d.]+\s*\)?$")
 _NOTE = re.compile(r"^(.*\S)\s+\(([^()]*)\)$")  # 'cells/uL (tissue, scaled)', but not 'x per (cells/uL)'
 _OPERATOR_END = re.compile(r"(\bper|\bx|[*/])$")
