@@ -205,37 +205,15 @@ def to_document(model: CompiledModel, parameters: dict[str, float] | None = None
 
     values = dict(zip(model.parameters, map(float, model.parameter_vector(parameters))))
     event_params = {model.parameters[i] for e in model.events for _, kind, i, _ in e.actions if kind == PARAM}
-    conversions = _Conversions(m, ids, uds, extent_unit)
-    litre = None  # the compartment of concentration species, made on first use
+    writer = _SpeciesWriter(m, ids, uds, names, extent_unit, comp_id)
     for s, tree in zip(spec.species, model.initial_trees):
-        sp = m.createSpecies()
-        _check(sp.setId(s.name), f"species '{s.name}'")
-        sp.setBoundaryCondition(False)
-        sp.setConstant(False)
-        substance = _per_litre(names[s.name])
-        if substance is None:  # an amount (or a unit that is neither an amount nor a concentration: as it is)
-            sp.setCompartment(comp_id)
-            sp.setHasOnlySubstanceUnits(True)
-            sp.setInitialAmount(float(ex.evaluate(tree, values)))
-            _check(sp.setSubstanceUnits(uds.id_of(s.units)), f"the units of species '{s.name}'")
-            substance = names[s.name]
-        else:  # a concentration: its amount per litre of a compartment of 1 litre (the same number)
-            # litres in metre^3, as every other unit: libsbml keeps SBML's 'litre' apart from metre^3
-            litre = litre or _compartment(m, ids.new("compartment_litre"), uds.id_of("L"))
-            sp.setCompartment(litre)
-            sp.setHasOnlySubstanceUnits(False)
-            sp.setInitialConcentration(float(ex.evaluate(tree, values)))
-            _check(sp.setSubstanceUnits(uds.id_for(substance.scale, substance.terms)), f"the units of species '{s.name}'")
-            _check(sp.setAnnotation(species_annotation(s.units)), f"the units of species '{s.name}'")
-        conversion = conversions.factor(substance, s.units)
-        if conversion is not None:
-            _check(sp.setConversionFactor(conversion), f"the conversion factor of species '{s.name}'")
-        _notes(sp, s.description)
+        writer.add(s, float(ex.evaluate(tree, values)))
         if not isinstance(tree, ex.Num):
             ia = m.createInitialAssignment()
             ia.setSymbol(s.name)
             math_ = to_ast(with_units(tree, names, names[s.name]), unit_id=unit_id)
             _check(ia.setMath(math_), f"the initial value of '{s.name}'")
+    ruled = writer.ruled
 
     for p in spec.parameters:
         par = m.createParameter()
@@ -259,6 +237,9 @@ def to_document(model: CompiledModel, parameters: dict[str, float] | None = None
         _check(rule.setMath(to_ast(with_units(tree, names, names[name]), unit_id=unit_id)), f"the expression of '{name}'")
 
     for j, (pr, rate) in enumerate(zip(spec.processes, model.rate_trees)):
+        changed = [name for name in [*pr.consumes, *pr.produces] if name not in ruled]
+        if not changed:
+            continue  # it changes only rate-ruled states: written in their rate rules
         r = m.createReaction()
         _check(r.setId(ids.new(pr.name or f"process_{j}")), f"process '{pr.name}'")
         r.setName(pr.name)
@@ -266,16 +247,23 @@ def to_document(model: CompiledModel, parameters: dict[str, float] | None = None
         _notes(r, pr.description)
         for side, create in (("consumes", r.createReactant), ("produces", r.createProduct)):
             for name, count in getattr(pr, side).items():
+                if name in ruled:
+                    continue
                 ref = create()
                 ref.setSpecies(name)
                 ref.setStoichiometry(float(count))
                 ref.setConstant(True)
         listed = set(pr.consumes) | set(pr.produces)
-        for name in sorted(rate.names() & set(model.species) - listed):  # read by the rate, not changed
+        for name in sorted(rate.names() & set(model.species) - listed - set(ruled)):  # read by the rate, not changed
             r.createModifier().setSpecies(name)
         law = r.createKineticLaw()
-        _check(law.setMath(to_ast(_kinetic_law(rate, pr, names, time, extent_unit), unit_id=unit_id)),
+        _check(law.setMath(to_ast(_kinetic_law(rate, changed[0], names, time, extent_unit), unit_id=unit_id)),
                f"the rate of process '{pr.name}'")
+    for name in ruled:
+        rule = m.createRateRule()
+        rule.setVariable(name)
+        change = _change_of(name, spec.processes, model.rate_trees)
+        _check(rule.setMath(to_ast(with_units(change, names, names[name] / time), unit_id=unit_id)), f"the change of '{name}'")
 
     _events(model, m, ids, names, unit_id)
     return doc
@@ -323,16 +311,82 @@ def _name_units(model: CompiledModel) -> dict[str, Unit]:
     return out
 
 
-def _kinetic_law(rate: ex.Expr, process, names: dict[str, Unit], time: Unit, extent: Unit) -> ex.Expr:
-    """A process's rate as an SBML kinetic law: its numbers in the units that make it its species' units per time,
+def _kinetic_law(rate: ex.Expr, species: str, names: dict[str, Unit], time: Unit, extent: Unit) -> ex.Expr:
+    """A process's rate as an SBML kinetic law: its numbers in the units that make it ``species``' units per time,
     and, where those are not the model's extent units, times 1 [extent / species unit], which the species'
     conversion factor (1 [species unit / extent]) undoes: the same numbers, in units libsbml can check."""
-    species = [*process.consumes, *process.produces]
-    want = names[species[0]] / time if species else None
-    law = with_units(rate, names, want)
-    if want is None or names[species[0]].same(extent):
+    law = with_units(rate, names, names[species] / time)
+    if names[species].same(extent):
         return law
-    return ex.BinOp("*", law, Literal(1.0, extent / names[species[0]]))
+    return ex.BinOp("*", law, Literal(1.0, extent / names[species]))
+
+
+def _change_of(name: str, processes, rates) -> ex.Expr:
+    """The rate of change of a state as its processes give it: the sum of their rates times its counts."""
+    terms = []
+    for process, rate in zip(processes, rates):
+        count = float(process.produces.get(name, 0)) - float(process.consumes.get(name, 0))
+        if count:
+            term = rate if abs(count) == 1 else ex.BinOp("*", ex.Num(abs(count)), rate)
+            terms.append((count > 0, term))
+    out: ex.Expr | None = None
+    for positive, term in terms:
+        if out is None:
+            out = term if positive else ex.Neg(term)
+        else:
+            out = ex.BinOp("+" if positive else "-", out, term)
+    return out if out is not None else ex.Num(0.0)
+
+
+class _SpeciesWriter:
+    """ilsim's species as SBML elements whose units SBML allows, each holding the same number as in ilsim:
+
+    - an amount (a unit of substance: cells, mg, IU, a fraction): a species with hasOnlySubstanceUnits, in a
+      dimensionless compartment of size 1;
+    - a concentration (substance per volume: pg/mL, 1e9 cells/L, /mm3): a concentration species in a compartment of
+      1 litre, its substance units its label times a litre, its label in an annotation the importer reads back;
+    - anything else (a volume in L): SBML species are substances, so a parameter that a rate rule changes (``ruled``);
+    and, for a species whose substance is not the model's extent, a conversion factor of 1 (see _kinetic_law)."""
+
+    def __init__(self, m, ids: _Ids, uds: UnitDefinitions, names: dict[str, Unit], extent: Unit, compartment: str):
+        self.m, self.ids, self.uds, self.names, self.compartment = m, ids, uds, names, compartment
+        self.conversions = _Conversions(m, ids, uds, extent)
+        self.litre: str | None = None  # the compartment of concentration species, made on first use
+        self.ruled: list[str] = []
+
+    def add(self, s, initial: float) -> None:
+        unit = self.names[s.name]
+        substance = unit if _is_substance(unit.terms) else _per_litre(unit)
+        if substance is None:
+            par = self.m.createParameter()
+            _check(par.setId(s.name), f"species '{s.name}'")
+            par.setConstant(False)
+            par.setValue(initial)
+            _check(par.setUnits(self.uds.id_of(s.units)), f"the units of species '{s.name}'")
+            _notes(par, s.description)
+            self.ruled.append(s.name)
+            return
+        sp = self.m.createSpecies()
+        _check(sp.setId(s.name), f"species '{s.name}'")
+        sp.setBoundaryCondition(False)
+        sp.setConstant(False)
+        if substance is unit:
+            sp.setCompartment(self.compartment)
+            sp.setHasOnlySubstanceUnits(True)
+            sp.setInitialAmount(initial)
+            _check(sp.setSubstanceUnits(self.uds.id_of(s.units)), f"the units of species '{s.name}'")
+        else:
+            # litres in metre^3, as every other unit: libsbml keeps SBML's 'litre' apart from metre^3
+            self.litre = self.litre or _compartment(self.m, self.ids.new("compartment_litre"), self.uds.id_of("L"))
+            sp.setCompartment(self.litre)
+            sp.setHasOnlySubstanceUnits(False)
+            sp.setInitialConcentration(initial)
+            _check(sp.setSubstanceUnits(self.uds.id_for(substance.scale, substance.terms)), f"the units of species '{s.name}'")
+            _check(sp.setAnnotation(species_annotation(s.units)), f"the units of species '{s.name}'")
+        conversion = self.conversions.factor(substance, s.units)
+        if conversion is not None:
+            _check(sp.setConversionFactor(conversion), f"the conversion factor of species '{s.name}'")
+        _notes(sp, s.description)
 
 
 class _Conversions:

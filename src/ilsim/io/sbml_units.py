@@ -49,11 +49,11 @@ class UnitDefinitions:
     def id_for(self, scale: float, terms) -> str:
         """The id of a definition of ``scale`` x ``terms`` (the units a literal number needs): an existing one of
         those units, else a new one named by its base units."""
+        if not terms and math.isclose(scale, 1.0, rel_tol=1e-12):
+            return "dimensionless"
         key = _key(scale, terms)
         if key in self._by_value:
             return self._by_value[key]
-        if not terms and math.isclose(scale, 1.0, rel_tol=1e-12):
-            return "dimensionless"
         text = " ".join(f"{kind}^{power:g}" for kind, power in terms) or "dimensionless"
         label = text if math.isclose(scale, 1.0, rel_tol=1e-12) else f"{scale:.12g} {text}"
         return self._define(label, scale, list(terms))
@@ -64,7 +64,7 @@ class UnitDefinitions:
         if label in self._ids:
             return self._ids[label]
         scale, terms = unit_terms(label)
-        if not terms and math.isclose(scale, 1.0, rel_tol=1e-12) and label in ("dimensionless", "1", ""):
+        if not terms and math.isclose(scale, 1.0, rel_tol=1e-12) and label in ("dimensionless", ""):
             return "dimensionless"
         self._ids[label] = self._define(label, scale, terms)
         return self._ids[label]

@@ -207,7 +207,8 @@ class _Importer:
                     continue
                 if sid in rate_rules:
                     species.append(self._checked(sid, Species, name=name, initial=self._finite(sid, values[name]),
-                                                 nonnegative=False, description=self._describe(sid, f"{what} with a rate rule")))
+                                                 units=self._units(group[sid]), nonnegative=False,
+                                                 description=self._describe(sid, f"{what} with a rate rule")))
                 elif not math.isfinite(values[name]) and sid not in self.varying:
                     observables.append(_constant(name, values[name], self._describe(sid, what)))
                 else:
