@@ -9,6 +9,7 @@ import pytest
 import ilsim
 from ilsim.io import sbml
 from ilsim.model import expressions as ex
+from ilsim.model.units import UnitWarning
 
 RTOL, ATOL = 1e-10, 1e-12
 MATCH = 1e-4  # max |ilsim - roadrunner| as a fraction of each species' range over the run
@@ -271,3 +272,79 @@ def test_libsbml_unit_check_reports_nothing_on_every_builtin_scenario(name):
     doc.checkConsistency()
     assert [f"{doc.getError(i).getErrorId()}: {' '.join(doc.getError(i).getMessage().split())[-200:]}"
             for i in range(doc.getNumErrors())] == []
+
+
+# ----------------------------------------------------------------------------- units of literal numbers
+
+def _literals(tree) -> dict[float, object]:
+    from ilsim.io.sbml_math_units import Literal
+
+    found = {tree.value: tree.unit} if isinstance(tree, Literal) else {}
+    for child in ex.children(tree):
+        found.update(_literals(child))
+    return found
+
+
+def test_literal_numbers_get_the_units_their_context_needs():
+    """Units worked out by hand: in an hourly rate of Y (cells), the 0.2 of 0.2*Y is per hour, the 24 of
+    Y/(24*lifespan) with the lifespan in days is hour/day (a scale of 1/24), an exponent is dimensionless and a
+    number compared with Y or added to it is in cells."""
+    from ilsim.io.sbml_math_units import ONE, Unit, with_units
+
+    hour, day, cells = Unit.make(3600, [("second", 1)]), Unit.make(86400, [("second", 1)]), Unit.make(1, [("item", 1)])
+    names = {"Y": cells, "lifespan": day, "k": hour ** -1.0}
+    rate = "0.2*Y + Y/(24*lifespan) + k*Y**3/(5 + Y)**2 + piecewise(k*Y, Y > 100, 0)"
+    found = _literals(with_units(ex.parse(rate), names, cells / hour))
+    assert found[0.2].same(hour ** -1.0)
+    assert found[24.0].same(Unit(1 / 24, ()))
+    assert found[3.0].same(ONE) and found[2.0].same(ONE)
+    assert found[5.0].same(cells) and found[100.0].same(cells)
+    assert found[0.0].same(cells / hour)  # the other branch of the piecewise
+
+
+MIXED = """
+metadata: {name: mixed-units, time_units: hour}
+species:
+  - {name: T, units: cells, initial: 100}
+  - {name: IL6, units: pg/mL, initial: 5}
+  - {name: plasma, units: L, initial: 3}
+  - {name: P, units: "1e9 cells/L", initial: "2*P0"}
+parameters:
+  - {name: P0, value: 1.5, units: "1e9 cells/L"}
+  - {name: k, value: 0.1, units: 1/day}
+  - {name: s, value: 2, units: pg/mL per hour per cells}
+  - {name: leak, value: 0.05, units: 1/hour}
+processes:
+  - {name: T death, rate: "k*T/24", consumes: {T: 1}}
+  - {name: IL6 secretion, rate: "s*T", produces: {IL6: 1}}
+  - {name: IL6 clearance, rate: "0.3*IL6", consumes: {IL6: 1}}
+  - {name: leak, rate: "leak*max(0, plasma - 2.5)", consumes: {plasma: 1}}
+  - {name: P turnover, rate: "0.01*(P0 - P)", produces: {P: 1}}
+observables:
+  - {name: fever, expression: "37 + 2*hill(IL6, 50, 2)", units: degC}
+events:
+  - {name: dose, at: 2, add: {IL6: 20, plasma: 0.5}}
+simulation: {t_end: 24}
+"""
+
+
+def test_a_model_mixing_amounts_concentrations_and_a_volume_passes_the_unit_check_and_runs_the_same(tmp_path):
+    """The oracles: libsbml's unit check reports nothing, and libroadrunner runs the export as ilsim runs the model;
+    a model whose own names do not balance (cells + pg/mL) is reported, so the check is not blind."""
+    path = tmp_path / "mixed.yaml"
+    path.write_text(MIXED)
+    doc = sbml.to_document(ilsim.compile(path))
+    doc.setConsistencyChecks(libsbml.LIBSBML_CAT_UNITS_CONSISTENCY, True)
+    doc.checkConsistency()
+    assert [" ".join(doc.getError(i).getMessage().split())[-200:] for i in range(doc.getNumErrors())] == []
+    m = doc.getModel()
+    assert m.getSpecies("T").getHasOnlySubstanceUnits() and not m.getSpecies("IL6").getHasOnlySubstanceUnits()
+    assert m.getSpecies("plasma") is None and m.getRule("plasma").isRate()
+    _compare(path, 24.0, 97)
+    path.write_text(MIXED.replace('"37 + 2*hill(IL6, 50, 2)", units: degC', '"T + IL6"'))
+    with pytest.warns(UnitWarning, match="adds or subtracts different units"):  # ilsim's own check agrees
+        compiled = ilsim.compile(path)
+    doc = sbml.to_document(compiled)
+    doc.setConsistencyChecks(libsbml.LIBSBML_CAT_UNITS_CONSISTENCY, True)
+    doc.checkConsistency()
+    assert {doc.getError(i).getErrorId() for i in range(doc.getNumErrors())} & {10501, 10513}

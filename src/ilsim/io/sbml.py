@@ -3,9 +3,11 @@
 The document is built from the CompiledModel, so motifs, doses and included models are already
 plain species, parameters, processes, observables and events. Mapping:
 
-- one compartment of size 1; every species is an amount (hasOnlySubstanceUnits) whose initial
-  value is its evaluated initial value, plus an initialAssignment when the initial value is an
-  expression of parameters (so changing a parameter in another tool changes the start too);
+- compartments of size 1 (a dimensionless one, and one of 1 litre for concentrations); a species is an amount
+  (hasOnlySubstanceUnits), a concentration, or, in units SBML does not allow a species (a volume), a parameter
+  with a rate rule (_SpeciesWriter); its initial value is its evaluated initial value, plus an initialAssignment
+  when the initial value is an expression of parameters (so changing a parameter in another tool changes the
+  start too);
 - parameters are global parameters (constant unless an event changes them);
 - observables (and derived quantities) are assignment rules on non-constant parameters, written
   in ilsim's evaluation order;
@@ -22,7 +24,9 @@ plain species, parameters, processes, observables and events. Mapping:
   same instant as the trigger).
 
 Units: every label becomes a UnitDefinition named by the label (io/sbml_units.py), on species
-(substanceUnits), parameters, observables and the model's timeUnits; the compartment is dimensionless.
+(substanceUnits), parameters, observables and the model's timeUnits; every literal number carries the units its
+context needs (io/sbml_math_units.py), and kinetic laws are in extent per time (_kinetic_law), so libsbml's unit
+check balances every expression of the built-in scenarios.
 Outcomes travel as an annotation on the model. The importer reads both back, so import(export(model)) has
 the same units, outcome labels and numbers.
 
