@@ -54,6 +54,10 @@ class Unit:
     def same(self, other: Unit) -> bool:
         return self.terms == other.terms and math.isclose(self.scale, other.scale, rel_tol=1e-9)
 
+    def finite(self) -> bool:
+        """Whether SBML can write it (not a scale or power beyond floating point, from x**1000 or x**inf)."""
+        return 0 < self.scale < math.inf and all(math.isfinite(p) for _, p in self.terms)
+
     def key(self) -> tuple:
         """A hashable key: units that are the same have the same key."""
         return round(math.log10(self.scale), 9) if self.scale > 0 else self.scale, self.terms
@@ -72,7 +76,10 @@ class Literal(ex.Num):
 def with_units(tree: ex.Expr, names: dict[str, Unit], want: Unit | None) -> ex.Expr:
     """``tree`` with every number a Literal carrying the units its context needs; ``names`` are the units of the
     names it reads (a name not there is unknown), ``want`` those the whole expression must have (None: unknown)."""
-    return _Solver(names).down(tree, want)[0]
+    try:
+        return _Solver(names).down(tree, want)[0]
+    except RecursionError:  # bounded by the parser's depth limit; never fail an export over units
+        return tree
 
 
 class _Solver:
@@ -97,7 +104,10 @@ class _Solver:
                 return a or b
             if node.op == "**":
                 if isinstance(node.right, ex.Num):
-                    return None if a is None else a ** node.right.value
+                    try:
+                        return None if a is None else a ** node.right.value
+                    except OverflowError:
+                        return None
                 return ONE if a is not None and not a.terms and a.scale == 1.0 else None
             if a is None or b is None:
                 return None
@@ -125,7 +135,7 @@ class _Solver:
         if isinstance(node, Literal) or isinstance(node, ex.Name):
             return node
         if isinstance(node, ex.Num):
-            return Literal(node.value, want or ONE)
+            return Literal(node.value, want if want is not None and want.finite() else ONE)
         if isinstance(node, ex.Neg):
             return ex.Neg(self._down(node.arg, want))
         if isinstance(node, ex.BinOp):
@@ -151,8 +161,11 @@ class _Solver:
         if op == "**":
             exponent = self._down(right, ONE)
             base_want = None
-            if isinstance(right, ex.Num) and want is not None and right.value != 0:
-                base_want = want ** (1.0 / right.value)
+            if isinstance(right, ex.Num) and want is not None and right.value != 0 and math.isfinite(right.value):
+                try:
+                    base_want = want ** (1.0 / right.value)
+                except OverflowError:  # a scale beyond floating point (x**0.001): no units to give
+                    base_want = None
             elif not isinstance(right, ex.Num):
                 base_want = ONE  # a variable exponent: only a dimensionless base has units libsbml can state
             return ex.BinOp(op, self._down(left, self.up(left) or base_want), exponent)
