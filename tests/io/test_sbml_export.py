@@ -181,8 +181,7 @@ def test_unit_definitions_are_the_labels_in_base_units(label, scale, terms):
     assert value == pytest.approx(scale, rel=1e-12)
 
 
-@pytest.mark.parametrize("name", ["reynolds-2006", "kirschner-panetta-1998", "alexander-wahl-2010", "friberg-docetaxel",
-                                  "aldesleukin"])
+@pytest.mark.parametrize("name", ilsim.builtin_models())
 def test_import_of_the_export_has_the_same_units_outcomes_and_numbers(tmp_path, name):
     from ilsim.io.sbml_import import read_sbml
 
