@@ -40,7 +40,8 @@ class Unit:
         merged: dict[str, float] = {}
         for kind, power in terms:
             merged[kind] = merged.get(kind, 0.0) + power
-        return cls(float(scale), tuple(sorted((k, p) for k, p in merged.items() if abs(p) > 1e-12)))
+        # powers rounded: (x^(1/3))^3 is x^1, not x^0.9999999999999999
+        return cls(float(scale), tuple(sorted((k, round(p, 12)) for k, p in merged.items() if abs(p) > 1e-12)))
 
     def __mul__(self, other: Unit) -> Unit:
         return Unit.make(self.scale * other.scale, [*self.terms, *other.terms])
