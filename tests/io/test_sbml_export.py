@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import libsbml
 import numpy as np
 import pytest
@@ -189,6 +191,10 @@ def test_import_of_the_export_has_the_same_units_outcomes_and_numbers(tmp_path, 
     path = tmp_path / f"{name}.xml"
     sbml.write(original, path)
     back = read_sbml(path)
+    with warnings.catch_warnings(record=True) as caught:  # ilsim's unit check finds the import as consistent
+        warnings.simplefilter("always")
+        ilsim.compile(back)
+    assert [str(w.message) for w in caught if issubclass(w.category, UnitWarning)] == []
     spec = original.spec
     assert back.metadata.time_units == spec.metadata.time_units
     assert {s.name: s.units for s in back.species} == {s.name: s.units for s in spec.species}

@@ -261,7 +261,7 @@ def to_document(model: CompiledModel, parameters: dict[str, float] | None = None
         for name in sorted(rate.names() & set(model.species) - listed - set(ruled)):  # read by the rate, not changed
             r.createModifier().setSpecies(name)
         law = r.createKineticLaw()
-        _check(law.setMath(to_ast(_kinetic_law(rate, changed[0], names, time, extent_unit), unit_id=unit_id)),
+        _check(law.setMath(to_ast(_kinetic_law(rate, changed[0], names, time, writer.scaling), unit_id=unit_id)),
                f"the rate of process '{pr.name}'")
     for name in ruled:
         rule = m.createRateRule()
@@ -315,14 +315,19 @@ def _name_units(model: CompiledModel) -> dict[str, Unit]:
     return out
 
 
-def _kinetic_law(rate: ex.Expr, species: str, names: dict[str, Unit], time: Unit, extent: Unit) -> ex.Expr:
-    """A process's rate as an SBML kinetic law: its numbers in the units that make it ``species``' units per time,
-    and, where those are not the model's extent units, times 1 [extent / species unit], which the species'
-    conversion factor (1 [species unit / extent]) undoes: the same numbers, in units libsbml can check."""
+def _kinetic_law(rate: ex.Expr, species: str, names: dict[str, Unit], time: Unit, scaling: dict) -> ex.Expr:
+    """A process's rate as an SBML kinetic law in extent per time: its numbers in the units that make it
+    ``species``' units per time; for a concentration, times its compartment (1 litre: concentration per time ->
+    substance per time); for a species whose substance is not the extent, divided by its conversion factor (of
+    value 1), which SBML multiplies back. The same numbers (x 1, / 1), in units libsbml checks, and the importer
+    gets the rate back with the compartment and the factor cancelled."""
     law = with_units(rate, names, names[species] / time)
-    if names[species].same(extent):
-        return law
-    return ex.BinOp("*", law, Literal(1.0, extent / names[species]))
+    compartment, conversion = scaling.get(species, (None, None))
+    if compartment is not None:
+        law = ex.BinOp("*", law, ex.Name(compartment))
+    if conversion is not None:
+        law = ex.BinOp("/", law, ex.Name(conversion))
+    return law
 
 
 def _change_of(name: str, processes, rates) -> ex.Expr:
@@ -356,6 +361,7 @@ class _SpeciesWriter:
         self.m, self.ids, self.uds, self.names, self.compartment = m, ids, uds, names, compartment
         self.conversions = _Conversions(m, ids, uds, extent)
         self.litre: str | None = None  # the compartment of concentration species, made on first use
+        self.scaling: dict[str, tuple[str | None, str | None]] = {}  # species -> (its litre compartment, its factor)
         self.ruled: list[str] = []
 
     def add(self, s, initial: float) -> None:
@@ -381,7 +387,9 @@ class _SpeciesWriter:
             _check(sp.setSubstanceUnits(self.uds.id_of(s.units)), f"the units of species '{s.name}'")
         else:
             # litres in metre^3, as every other unit: libsbml keeps SBML's 'litre' apart from metre^3
-            self.litre = self.litre or _compartment(self.m, self.ids.new("compartment_litre"), self.uds.id_of("L"))
+            if self.litre is None:
+                self.litre = _compartment(self.m, self.ids.new("compartment_litre"), self.uds.id_of("L"))
+                self.names[self.litre] = _LITRE  # read by kinetic laws
             sp.setCompartment(self.litre)
             sp.setHasOnlySubstanceUnits(False)
             sp.setInitialConcentration(initial)
@@ -390,6 +398,8 @@ class _SpeciesWriter:
         conversion = self.conversions.factor(substance, s.units)
         if conversion is not None:
             _check(sp.setConversionFactor(conversion), f"the conversion factor of species '{s.name}'")
+            self.names[conversion] = substance / self.conversions.extent  # read by kinetic laws
+        self.scaling[s.name] = (None if substance is unit else self.litre, conversion)
         _notes(sp, s.description)
 
 
