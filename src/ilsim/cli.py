@@ -521,7 +521,8 @@ def export_sbml(
         return
     for line in warnings if show_warnings else sbml.summarise_warnings(warnings):
         err.print(f"libsbml warning: {line}", markup=False, highlight=False)
-    out.print(f"wrote {out_file} (SBML L3V2: {len(compiled.species)} species, {len(compiled.rate_trees)} reactions, "
+    # the model's species and processes (a state in litres is an SBML parameter with a rate rule, docs/sbml.md)
+    out.print(f"wrote {out_file} (SBML L3V2: {len(compiled.species)} species, {len(compiled.rate_trees)} processes, "
               f"{sum(max(len(e.times), 1) for e in compiled.events)} events; 0 errors, {len(warnings)} warnings)",
               markup=False, highlight=False)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import libsbml
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import pytest
 import ilsim
 from ilsim.io import sbml
 from ilsim.model import expressions as ex
+from ilsim.model.units import UnitWarning
 
 RTOL, ATOL = 1e-10, 1e-12
 MATCH = 1e-4  # max |ilsim - roadrunner| as a fraction of each species' range over the run
@@ -54,11 +57,19 @@ def test_builtin_exports_without_errors(name):
     assert (doc.getLevel(), doc.getVersion()) == (3, 2)
     m = doc.getModel()
     compiled = ilsim.compile(name)
-    assert m.getNumSpecies() == len(compiled.species)
-    assert m.getNumReactions() == len(compiled.rate_trees)
+    # a state in units SBML does not allow a species (a volume) is a parameter changed by a rate rule
+    ruled = {m.getRule(i).getVariable() for i in range(m.getNumRules()) if m.getRule(i).isRate()}
+    assert {m.getSpecies(i).getId() for i in range(m.getNumSpecies())} | ruled == set(compiled.species)
+    assert all(m.getParameter(name).getUnits() for name in ruled)
+    changed = [set(p.consumes) | set(p.produces) for p in compiled.spec.processes]
+    assert m.getNumReactions() == sum(1 for names in changed if names - ruled)
     assert m.getNumEvents() == sum(len(e.times) + (e.condition is not None) for e in compiled.events)
     for s in (m.getSpecies(i) for i in range(m.getNumSpecies())):
-        assert s.getHasOnlySubstanceUnits() and not s.getConstant() and not s.getBoundaryCondition()
+        assert not s.getConstant() and not s.getBoundaryCondition()
+        c = m.getCompartment(s.getCompartment())  # amounts and concentrations: the same numbers, size 1
+        assert c.getConstant() and c.getSize() == 1.0
+        units = c.getUnits() if s.getHasOnlySubstanceUnits() else m.getUnitDefinition(c.getUnits()).getName()
+        assert units == ("dimensionless" if s.getHasOnlySubstanceUnits() else "L")
 
 
 @pytest.mark.parametrize("name", ilsim.builtin_models())
@@ -172,7 +183,7 @@ def test_unit_definitions_are_the_labels_in_base_units(label, scale, terms):
     assert value == pytest.approx(scale, rel=1e-12)
 
 
-@pytest.mark.parametrize("name", ["reynolds-2006", "kirschner-panetta-1998", "alexander-wahl-2010"])
+@pytest.mark.parametrize("name", ilsim.builtin_models())
 def test_import_of_the_export_has_the_same_units_outcomes_and_numbers(tmp_path, name):
     from ilsim.io.sbml_import import read_sbml
 
@@ -180,11 +191,21 @@ def test_import_of_the_export_has_the_same_units_outcomes_and_numbers(tmp_path, 
     path = tmp_path / f"{name}.xml"
     sbml.write(original, path)
     back = read_sbml(path)
+    with warnings.catch_warnings(record=True) as caught:  # ilsim's unit check finds the import as consistent
+        warnings.simplefilter("always")
+        ilsim.compile(back)
+    assert [str(w.message) for w in caught if issubclass(w.category, UnitWarning)] == []
     spec = original.spec
     assert back.metadata.time_units == spec.metadata.time_units
     assert {s.name: s.units for s in back.species} == {s.name: s.units for s in spec.species}
     parameters = {p.name: p.units for p in back.parameters}
-    assert parameters.pop("compartment") == "dimensionless"  # the export's one compartment, of size 1
+    # the export's compartments (of size 1) and conversion factors (of value 1) come back as parameters
+    m = libsbml.readSBMLFromFile(str(path)).getModel()
+    added = {m.getCompartment(i).getId() for i in range(m.getNumCompartments())}
+    added |= {m.getSpecies(i).getConversionFactor() for i in range(m.getNumSpecies())} - {""}
+    values = {p.name: p.value for p in back.parameters}
+    assert added >= {"compartment"} and all(values[name] == 1.0 for name in added)
+    assert {name: parameters.pop(name) for name in added}["compartment"] == "dimensionless"
     assert parameters == {p.name: p.units for p in spec.parameters}
     # observables and derived quantities (computed from parameters) are both assignment rules
     assert {o.name: o.units for o in back.observables} == {o.name: o.units for o in [*spec.observables, *spec.derived]}
@@ -231,26 +252,104 @@ def test_results_offer_amounts_and_concentrations_named_as_such(tmp_path):
         np.testing.assert_allclose(ds[name].values, res[:, k], rtol=1e-7)
 
 
-def _unit_warnings(name: str) -> list[str]:
-    doc = sbml.to_document(ilsim.compile(name))
-    doc.setConsistencyChecks(libsbml.LIBSBML_CAT_UNITS_CONSISTENCY, True)
-    doc.checkConsistency()
-    return [f"{doc.getError(i).getErrorId()}: {' '.join(doc.getError(i).getMessage().split())[:160]}"
-            for i in range(doc.getNumErrors()) if doc.getError(i).getCategory() == libsbml.LIBSBML_CAT_UNITS_CONSISTENCY
-            or doc.getError(i).getErrorId() in (99505, 99507)]
-
-
 def test_the_extent_units_are_the_species_unit_of_substance():
-    """SBML's extent (what a kinetic law is per time) is the species' most common unit of substance; a model whose
-    species are all concentrations has none, since SBML allows only substances there."""
+    """SBML's extent (what a kinetic law is per time) is the species' most common unit of substance; in a model whose
+    species are all concentrations, that of a concentration per litre (their compartment's unit)."""
     m = sbml.to_document(ilsim.compile("alexander-wahl-2010")).getModel()  # 3 species in cells, 1 in antigen units
     assert m.getUnitDefinition(m.getExtentUnits()).getName() == "cells"
     assert m.getSubstanceUnits() == m.getExtentUnits()
     model = ilsim.Model(name="conc").add_species("x", 1.0, units="pg/mL").add_process("out", "x", consumes={"x": 1})
-    assert not sbml.to_document(ilsim.compile(model)).getModel().isSetExtentUnits()
+    m = sbml.to_document(ilsim.compile(model)).getModel()
+    assert m.getExtentUnits() == m.getSpecies("x").getSubstanceUnits()
+    assert not m.getSpecies("x").getHasOnlySubstanceUnits()
+    assert m.getUnitDefinition(m.getCompartment(m.getSpecies("x").getCompartment()).getUnits()).getName() == "L"
+    extent = libsbml.UnitDefinition.convertToSI(m.getUnitDefinition(m.getExtentUnits()))
+    assert extent.getNumUnits() == 1 and libsbml.UnitKind_toString(extent.getUnit(0).getKind()) == "kilogram"
+    assert extent.getUnit(0).getMultiplier() * 10.0 ** extent.getUnit(0).getScale() == pytest.approx(1e-12)  # pg/mL x L
 
 
-def test_libsbml_unit_check_reports_nothing_on_a_scenario_whose_units_agree():
-    """libsbml's unit consistency check (the oracle) on the export of a scenario whose processes are all in cells
-    per day: no warning (issue 13; the other scenarios still mix units: docs/sbml.md)."""
-    assert _unit_warnings("alexander-wahl-2010") == []
+@pytest.mark.parametrize("name", ilsim.builtin_models())
+def test_libsbml_unit_check_reports_nothing_on_every_builtin_scenario(name):
+    """libsbml's consistency check with its unit checks on (the oracle) reports nothing at all on the export of every
+    built-in scenario: each literal number carries units, every expression balances (issue 13)."""
+    doc = sbml.to_document(ilsim.compile(name))
+    doc.setConsistencyChecks(libsbml.LIBSBML_CAT_UNITS_CONSISTENCY, True)
+    doc.checkConsistency()
+    assert [f"{doc.getError(i).getErrorId()}: {' '.join(doc.getError(i).getMessage().split())[-200:]}"
+            for i in range(doc.getNumErrors())] == []
+
+
+# ----------------------------------------------------------------------------- units of literal numbers
+
+def _literals(tree) -> dict[float, object]:
+    from ilsim.io.sbml_math_units import Literal
+
+    found = {tree.value: tree.unit} if isinstance(tree, Literal) else {}
+    for child in ex.children(tree):
+        found.update(_literals(child))
+    return found
+
+
+def test_literal_numbers_get_the_units_their_context_needs():
+    """Units worked out by hand: in an hourly rate of Y (cells), the 0.2 of 0.2*Y is per hour, the 24 of
+    Y/(24*lifespan) with the lifespan in days is hour/day (a scale of 1/24), an exponent is dimensionless and a
+    number compared with Y or added to it is in cells."""
+    from ilsim.io.sbml_math_units import ONE, Unit, with_units
+
+    hour, day, cells = Unit.make(3600, [("second", 1)]), Unit.make(86400, [("second", 1)]), Unit.make(1, [("item", 1)])
+    names = {"Y": cells, "lifespan": day, "k": hour ** -1.0}
+    rate = "0.2*Y + Y/(24*lifespan) + k*Y**3/(5 + Y)**2 + piecewise(k*Y, Y > 100, 0)"
+    found = _literals(with_units(ex.parse(rate), names, cells / hour))
+    assert found[0.2].same(hour ** -1.0)
+    assert found[24.0].same(Unit(1 / 24, ()))
+    assert found[3.0].same(ONE) and found[2.0].same(ONE)
+    assert found[5.0].same(cells) and found[100.0].same(cells)
+    assert found[0.0].same(cells / hour)  # the other branch of the piecewise
+
+
+MIXED = """
+metadata: {name: mixed-units, time_units: hour}
+species:
+  - {name: T, units: cells, initial: 100}
+  - {name: IL6, units: pg/mL, initial: 5}
+  - {name: plasma, units: L, initial: 3}
+  - {name: P, units: "1e9 cells/L", initial: "2*P0"}
+parameters:
+  - {name: P0, value: 1.5, units: "1e9 cells/L"}
+  - {name: k, value: 0.1, units: 1/day}
+  - {name: s, value: 2, units: pg/mL per hour per cells}
+  - {name: leak, value: 0.05, units: 1/hour}
+processes:
+  - {name: T death, rate: "k*T/24", consumes: {T: 1}}
+  - {name: IL6 secretion, rate: "s*T", produces: {IL6: 1}}
+  - {name: IL6 clearance, rate: "0.3*IL6", consumes: {IL6: 1}}
+  - {name: leak, rate: "leak*max(0, plasma - 2.5)", consumes: {plasma: 1}}
+  - {name: P turnover, rate: "0.01*(P0 - P)", produces: {P: 1}}
+observables:
+  - {name: fever, expression: "37 + 2*hill(IL6, 50, 2)", units: degC}
+events:
+  - {name: dose, at: 2, add: {IL6: 20, plasma: 0.5}}
+simulation: {t_end: 24}
+"""
+
+
+def test_a_model_mixing_amounts_concentrations_and_a_volume_passes_the_unit_check_and_runs_the_same(tmp_path):
+    """The oracles: libsbml's unit check reports nothing, and libroadrunner runs the export as ilsim runs the model;
+    a model whose own names do not balance (cells + pg/mL) is reported, so the check is not blind."""
+    path = tmp_path / "mixed.yaml"
+    path.write_text(MIXED)
+    doc = sbml.to_document(ilsim.compile(path))
+    doc.setConsistencyChecks(libsbml.LIBSBML_CAT_UNITS_CONSISTENCY, True)
+    doc.checkConsistency()
+    assert [" ".join(doc.getError(i).getMessage().split())[-200:] for i in range(doc.getNumErrors())] == []
+    m = doc.getModel()
+    assert m.getSpecies("T").getHasOnlySubstanceUnits() and not m.getSpecies("IL6").getHasOnlySubstanceUnits()
+    assert m.getSpecies("plasma") is None and m.getRule("plasma").isRate()
+    _compare(path, 24.0, 97)
+    path.write_text(MIXED.replace('"37 + 2*hill(IL6, 50, 2)", units: degC', '"T + IL6"'))
+    with pytest.warns(UnitWarning, match="adds or subtracts different units"):  # ilsim's own check agrees
+        compiled = ilsim.compile(path)
+    doc = sbml.to_document(compiled)
+    doc.setConsistencyChecks(libsbml.LIBSBML_CAT_UNITS_CONSISTENCY, True)
+    doc.checkConsistency()
+    assert {doc.getError(i).getErrorId() for i in range(doc.getNumErrors())} & {10501, 10513}

@@ -3,9 +3,11 @@
 The document is built from the CompiledModel, so motifs, doses and included models are already
 plain species, parameters, processes, observables and events. Mapping:
 
-- one compartment of size 1; every species is an amount (hasOnlySubstanceUnits) whose initial
-  value is its evaluated initial value, plus an initialAssignment when the initial value is an
-  expression of parameters (so changing a parameter in another tool changes the start too);
+- compartments of size 1 (a dimensionless one, and one of 1 litre for concentrations); a species is an amount
+  (hasOnlySubstanceUnits), a concentration, or, in units SBML does not allow a species (a volume), a parameter
+  with a rate rule (_SpeciesWriter); its initial value is its evaluated initial value, plus an initialAssignment
+  when the initial value is an expression of parameters (so changing a parameter in another tool changes the
+  start too);
 - parameters are global parameters (constant unless an event changes them);
 - observables (and derived quantities) are assignment rules on non-constant parameters, written
   in ilsim's evaluation order;
@@ -22,7 +24,9 @@ plain species, parameters, processes, observables and events. Mapping:
   same instant as the trigger).
 
 Units: every label becomes a UnitDefinition named by the label (io/sbml_units.py), on species
-(substanceUnits), parameters, observables and the model's timeUnits; the compartment is dimensionless.
+(substanceUnits), parameters, observables and the model's timeUnits; every literal number carries the units its
+context needs (io/sbml_math_units.py), and kinetic laws are in extent per time (_kinetic_law), so libsbml's unit
+check balances every expression of the built-in scenarios.
 Outcomes travel as an annotation on the model. The importer reads both back, so import(export(model)) has
 the same units, outcome labels and numbers.
 
@@ -35,12 +39,14 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
 from ilsim.errors import IlsimError
 from ilsim.io.atomic import atomic_file
-from ilsim.io.sbml_units import UnitDefinitions, outcomes_annotation, unit_terms
+from ilsim.io.sbml_math_units import ONE, Literal, Unit, with_units
+from ilsim.io.sbml_units import UnitDefinitions, outcomes_annotation, species_annotation, unit_terms
 from ilsim.model import expressions as ex
 from ilsim.model.compile import PARAM, STATE, CompiledModel
 
@@ -58,9 +64,10 @@ def _libsbml():
 # ------------------------------------------------------------------------------------- math
 
 
-def to_ast(node: ex.Expr, ids: dict[str, str] | None = None, literal_units: str | None = None):
-    """A libsbml ASTNode for an expression tree; ``ids`` renames variables (default: unchanged); ``literal_units``
-    is the unit id of its literal numbers, where the caller knows it (a dose's amount, a time)."""
+def to_ast(node: ex.Expr, ids: dict[str, str] | None = None, unit_id: Callable[[Unit], str] | None = None):
+    """A libsbml ASTNode for an expression tree; ``ids`` renames variables (default: unchanged); with ``unit_id``
+    (a Unit -> its SBML unit id), every number carries units: a Literal its own (io/sbml_math_units.py), the
+    numbers the conversion writes (a base 10, an exponent 0.5) dimensionless."""
     sb = _libsbml()
     ids = ids or {}
 
@@ -70,18 +77,19 @@ def to_ast(node: ex.Expr, ids: dict[str, str] | None = None, literal_units: str 
             out.addChild(k)
         return out
 
-    def num(v: float):
+    def num(v: float, unit: Unit = ONE):
         out = sb.ASTNode(sb.AST_REAL)
         out.setValue(float(v))
-        if literal_units:
-            out.setUnits(literal_units)
+        if unit_id is not None:
+            out.setUnits(unit_id(unit))
         return out
 
     def build(n: ex.Expr):
         if isinstance(n, ex.Num):
+            unit = n.unit if isinstance(n, Literal) else ONE
             if math.isinf(n.value) and n.value < 0:
-                return make(sb.AST_MINUS, num(math.inf))
-            return num(n.value)
+                return make(sb.AST_MINUS, num(math.inf, unit))
+            return num(n.value, unit)
         if isinstance(n, ex.Name):
             if n.id == ex.TIME:
                 out = sb.ASTNode(sb.AST_NAME_TIME)
@@ -187,37 +195,29 @@ def to_document(model: CompiledModel, parameters: dict[str, float] | None = None
     _notes(m, f"{spec.metadata.description} Exported from ilsim.".strip())
     uds = UnitDefinitions(m, ids.new)
     _check(m.setTimeUnits(uds.id_of(spec.metadata.time_units)), f"the time units '{spec.metadata.time_units}'")
-    extent = _extent_units(spec)
-    if extent is not None:
-        _check(m.setExtentUnits(uds.id_of(extent)), f"the extent units '{extent}'")
-        _check(m.setSubstanceUnits(uds.id_of(extent)), f"the substance units '{extent}'")
+    unit_id = lambda unit: uds.id_for(unit.scale, unit.terms)  # noqa: E731 - the units of a literal number
+    names = _name_units(model)
+    time = _unit(spec.metadata.time_units)
+    extent_unit, extent = _extent(spec, names)
+    extent_id = uds.id_of(extent) if extent else unit_id(extent_unit)
+    _check(m.setExtentUnits(extent_id), "the extent units")
+    _check(m.setSubstanceUnits(extent_id), "the substance units")
     if spec.outcomes:
         _check(m.setAnnotation(outcomes_annotation(spec.outcomes)), "the outcomes")
 
-    comp = m.createCompartment()
-    comp_id = ids.new("compartment")
-    _check(comp.setId(comp_id), "the compartment")
-    comp.setSize(1.0)
-    comp.setConstant(True)
-    comp.setSpatialDimensions(3)
-    comp.setUnits("dimensionless")  # of size 1: amounts and concentrations are the same numbers
+    comp_id = _compartment(m, ids.new("compartment"), "dimensionless")  # of size 1: amounts and concentrations alike
 
     values = dict(zip(model.parameters, map(float, model.parameter_vector(parameters))))
     event_params = {model.parameters[i] for e in model.events for _, kind, i, _ in e.actions if kind == PARAM}
+    writer = _SpeciesWriter(m, ids, uds, names, extent_unit, comp_id)
     for s, tree in zip(spec.species, model.initial_trees):
-        sp = m.createSpecies()
-        _check(sp.setId(s.name), f"species '{s.name}'")
-        sp.setCompartment(comp_id)
-        sp.setHasOnlySubstanceUnits(True)
-        sp.setBoundaryCondition(False)
-        sp.setConstant(False)
-        sp.setInitialAmount(float(ex.evaluate(tree, values)))
-        _check(sp.setSubstanceUnits(uds.id_of(s.units)), f"the units of species '{s.name}'")
-        _notes(sp, s.description)
+        writer.add(s, float(ex.evaluate(tree, values)))
         if not isinstance(tree, ex.Num):
             ia = m.createInitialAssignment()
             ia.setSymbol(s.name)
-            _check(ia.setMath(to_ast(tree)), f"the initial value of '{s.name}'")
+            math_ = to_ast(with_units(tree, names, names[s.name]), unit_id=unit_id)
+            _check(ia.setMath(math_), f"the initial value of '{s.name}'")
+    ruled = writer.ruled
 
     for p in spec.parameters:
         par = m.createParameter()
@@ -238,9 +238,12 @@ def to_document(model: CompiledModel, parameters: dict[str, float] | None = None
         _notes(par, d)
         rule = m.createAssignmentRule()
         rule.setVariable(name)
-        _check(rule.setMath(to_ast(tree)), f"the expression of '{name}'")
+        _check(rule.setMath(to_ast(with_units(tree, names, names[name]), unit_id=unit_id)), f"the expression of '{name}'")
 
     for j, (pr, rate) in enumerate(zip(spec.processes, model.rate_trees)):
+        changed = [name for name in [*pr.consumes, *pr.produces] if name not in ruled]
+        if not changed:
+            continue  # it changes only rate-ruled states: written in their rate rules
         r = m.createReaction()
         _check(r.setId(ids.new(pr.name or f"process_{j}")), f"process '{pr.name}'")
         r.setName(pr.name)
@@ -248,47 +251,208 @@ def to_document(model: CompiledModel, parameters: dict[str, float] | None = None
         _notes(r, pr.description)
         for side, create in (("consumes", r.createReactant), ("produces", r.createProduct)):
             for name, count in getattr(pr, side).items():
+                if name in ruled:
+                    continue
                 ref = create()
                 ref.setSpecies(name)
                 ref.setStoichiometry(float(count))
                 ref.setConstant(True)
         listed = set(pr.consumes) | set(pr.produces)
-        for name in sorted(rate.names() & set(model.species) - listed):  # read by the rate, not changed
+        for name in sorted(rate.names() & set(model.species) - listed - set(ruled)):  # read by the rate, not changed
             r.createModifier().setSpecies(name)
         law = r.createKineticLaw()
-        _check(law.setMath(to_ast(rate)), f"the rate of process '{pr.name}'")
+        _check(law.setMath(to_ast(_kinetic_law(rate, changed[0], names, time, writer.scaling), unit_id=unit_id)),
+               f"the rate of process '{pr.name}'")
+    for name in ruled:
+        rule = m.createRateRule()
+        rule.setVariable(name)
+        change = _change_of(name, spec.processes, model.rate_trees)
+        _check(rule.setMath(to_ast(with_units(change, names, names[name] / time), unit_id=unit_id)), f"the change of '{name}'")
 
-    labels = {s.name: s.units for s in spec.species} | {p.name: p.units for p in spec.parameters}
-    _events(model, m, ids, lambda name: uds.id_of(labels.get(name, "dimensionless")), uds.id_of(spec.metadata.time_units))
+    _events(model, m, ids, names, unit_id)
     return doc
 
 
-def _extent_units(spec) -> str | None:
-    """The model's extent (and substance) units: the label of the species' most common SBML unit (every species is
-    an amount changed by its processes' extent), so that libsbml can check the kinetic laws against it; None when
-    no species has a unit of substance (SBML allows only mole, item, mass and dimensionless there)."""
-    labels = [s.units or "dimensionless" for s in spec.species if _substance(s.units or "dimensionless")]
-    if not labels:
+def _compartment(m, sid: str, units: str) -> str:
+    """A constant compartment of size 1 (so that a species' amount and concentration are the same number)."""
+    comp = m.createCompartment()
+    _check(comp.setId(sid), f"compartment '{sid}'")
+    comp.setSize(1.0)
+    comp.setConstant(True)
+    comp.setSpatialDimensions(3)
+    comp.setUnits(units)
+    return sid
+
+
+_LITRE = Unit.make(1e-3, [("metre", 3.0)])
+
+
+def _per_litre(unit: Unit) -> Unit | None:
+    """The substance units of a concentration (a unit of substance, or none, per volume) in a compartment of litres;
+    None for a unit that is not a concentration."""
+    if dict(unit.terms).get("metre") != -3.0:
         return None
-    kinds = Counter(_unit_key(label) for label in labels)
-    best = max(kinds.values())
-    return next(label for label in labels if kinds[_unit_key(label)] == best)
+    substance = unit * _LITRE
+    return substance if _is_substance(substance.terms) else None
 
 
-def _substance(label: str) -> bool:
-    _, terms = unit_terms(label)
+def _is_substance(terms) -> bool:
+    """SBML's substance units: mole, item, kilogram (gram), dimensionless, each to the power 1."""
     return len(terms) <= 1 and all(kind in ("mole", "item", "kilogram") and power == 1 for kind, power in terms)
 
 
-def _unit_key(label: str) -> tuple:
-    scale, terms = unit_terms(label)
-    return round(math.log10(scale), 9) if scale > 0 else scale, tuple(sorted(terms))
+def _unit(label: str) -> Unit:
+    return Unit.make(*unit_terms(label or "dimensionless"))
 
 
-def _events(model: CompiledModel, m, ids: _Ids, unit_of, time_unit: str) -> None:
-    """Events; the literal numbers of their times and of the values they set carry units (a dose has those of its
-    target), so libsbml can check them."""
+def _name_units(model: CompiledModel) -> dict[str, Unit]:
+    """The SBML units of every name the model's math reads (as their labels are exported)."""
+    spec = model.spec
+    labels = {e.name: e.units for e in [*spec.species, *spec.parameters, *spec.observables, *spec.derived]}
+    out = {name: _unit(labels.get(name, "dimensionless"))
+           for name in [*model.species, *model.parameters, *model.observables, *(n for n, _ in model.derived)]}
+    out[ex.TIME] = _unit(spec.metadata.time_units)
+    return out
+
+
+def _kinetic_law(rate: ex.Expr, species: str, names: dict[str, Unit], time: Unit, scaling: dict) -> ex.Expr:
+    """A process's rate as an SBML kinetic law in extent per time: its numbers in the units that make it
+    ``species``' units per time; for a concentration, times its compartment (1 litre: concentration per time ->
+    substance per time); for a species whose substance is not the extent, divided by its conversion factor (of
+    value 1), which SBML multiplies back. The same numbers (x 1, / 1), in units libsbml checks, and the importer
+    gets the rate back with the compartment and the factor cancelled."""
+    law = with_units(rate, names, names[species] / time)
+    compartment, conversion = scaling.get(species, (None, None))
+    if compartment is not None:
+        law = ex.BinOp("*", law, ex.Name(compartment))
+    if conversion is not None:
+        law = ex.BinOp("/", law, ex.Name(conversion))
+    return law
+
+
+def _change_of(name: str, processes, rates) -> ex.Expr:
+    """The rate of change of a state as its processes give it: the sum of their rates times its counts."""
+    terms = []
+    for process, rate in zip(processes, rates):
+        count = float(process.produces.get(name, 0)) - float(process.consumes.get(name, 0))
+        if count:
+            term = rate if abs(count) == 1 else ex.BinOp("*", ex.Num(abs(count)), rate)
+            terms.append((count > 0, term))
+    out: ex.Expr | None = None
+    for positive, term in terms:
+        if out is None:
+            out = term if positive else ex.Neg(term)
+        else:
+            out = ex.BinOp("+" if positive else "-", out, term)
+    return out if out is not None else ex.Num(0.0)
+
+
+class _SpeciesWriter:
+    """ilsim's species as SBML elements whose units SBML allows, each holding the same number as in ilsim:
+
+    - an amount (a unit of substance: cells, mg, IU, a fraction): a species with hasOnlySubstanceUnits, in a
+      dimensionless compartment of size 1;
+    - a concentration (substance per volume: pg/mL, 1e9 cells/L, /mm3): a concentration species in a compartment of
+      1 litre, its substance units its label times a litre, its label in an annotation the importer reads back;
+    - anything else (a volume in L): SBML species are substances, so a parameter that a rate rule changes (``ruled``);
+    and, for a species whose substance is not the model's extent, a conversion factor of 1 (see _kinetic_law)."""
+
+    def __init__(self, m, ids: _Ids, uds: UnitDefinitions, names: dict[str, Unit], extent: Unit, compartment: str):
+        self.m, self.ids, self.uds, self.names, self.compartment = m, ids, uds, names, compartment
+        self.conversions = _Conversions(m, ids, uds, extent)
+        self.litre: str | None = None  # the compartment of concentration species, made on first use
+        self.scaling: dict[str, tuple[str | None, str | None]] = {}  # species -> (its litre compartment, its factor)
+        self.ruled: list[str] = []
+
+    def add(self, s, initial: float) -> None:
+        unit = self.names[s.name]
+        substance = unit if _is_substance(unit.terms) else _per_litre(unit)
+        if substance is None:
+            par = self.m.createParameter()
+            _check(par.setId(s.name), f"species '{s.name}'")
+            par.setConstant(False)
+            par.setValue(initial)
+            _check(par.setUnits(self.uds.id_of(s.units)), f"the units of species '{s.name}'")
+            _notes(par, s.description)
+            self.ruled.append(s.name)
+            return
+        sp = self.m.createSpecies()
+        _check(sp.setId(s.name), f"species '{s.name}'")
+        sp.setBoundaryCondition(False)
+        sp.setConstant(False)
+        if substance is unit:
+            sp.setCompartment(self.compartment)
+            sp.setHasOnlySubstanceUnits(True)
+            sp.setInitialAmount(initial)
+            _check(sp.setSubstanceUnits(self.uds.id_of(s.units)), f"the units of species '{s.name}'")
+        else:
+            # litres in metre^3, as every other unit: libsbml keeps SBML's 'litre' apart from metre^3
+            if self.litre is None:
+                self.litre = _compartment(self.m, self.ids.new("compartment_litre"), self.uds.id_of("L"))
+                self.names[self.litre] = _LITRE  # read by kinetic laws
+            sp.setCompartment(self.litre)
+            sp.setHasOnlySubstanceUnits(False)
+            sp.setInitialConcentration(initial)
+            _check(sp.setSubstanceUnits(self.uds.id_for(substance.scale, substance.terms)), f"the units of species '{s.name}'")
+            _check(sp.setAnnotation(species_annotation(s.units)), f"the units of species '{s.name}'")
+        conversion = self.conversions.factor(substance, s.units)
+        if conversion is not None:
+            _check(sp.setConversionFactor(conversion), f"the conversion factor of species '{s.name}'")
+            self.names[conversion] = substance / self.conversions.extent  # read by kinetic laws
+        self.scaling[s.name] = (None if substance is unit else self.litre, conversion)
+        _notes(sp, s.description)
+
+
+class _Conversions:
+    """One SBML conversion factor parameter (value 1) per species unit that is not the model's extent unit."""
+
+    def __init__(self, m, ids: _Ids, uds: UnitDefinitions, extent: Unit):
+        self.m, self.ids, self.uds, self.extent = m, ids, uds, extent
+        self.made: dict[tuple, str] = {}
+
+    def factor(self, unit: Unit, label: str) -> str | None:
+        if unit.same(self.extent):
+            return None
+        ratio = unit / self.extent
+        key = ratio.key()
+        if key not in self.made:
+            par = self.m.createParameter()
+            sid = self.ids.new(f"conversion_{label}")
+            _check(par.setId(sid), f"the conversion factor of '{label}'")
+            par.setValue(1.0)
+            par.setConstant(True)
+            _check(par.setUnits(self.uds.id_for(ratio.scale, ratio.terms)), f"the units of conversion factor '{sid}'")
+            _notes(par, f"1 {label} per unit of extent: ilsim's processes change this species by their rate as it is")
+            self.made[key] = sid
+        return self.made[key]
+
+
+def _extent(spec, names: dict[str, Unit]) -> tuple[Unit, str | None]:
+    """The model's extent (and substance) units: the species' most common unit of substance (an amount's own, a
+    concentration's per litre), so that libsbml checks every kinetic law against it; and the label of an amount
+    species in those units (for a definition named by it), or None. Dimensionless for a model without species."""
+    found = [(_substance_of(names[s.name]), s.units if _is_substance(names[s.name].terms) else None) for s in spec.species]
+    found = [(unit, label) for unit, label in found if unit is not None]
+    if not found:
+        return ONE, None
+    counts = Counter(unit.key() for unit, _ in found)
+    best = next(unit for unit, _ in found if counts[unit.key()] == max(counts.values()))
+    return best, next((label for unit, label in found if label and unit.same(best)), None)
+
+
+def _substance_of(unit: Unit) -> Unit | None:
+    """The SBML substance units of a species in ``unit``: its own, or per litre for a concentration; None if neither."""
+    return unit if _is_substance(unit.terms) else _per_litre(unit)
+
+
+def _events(model: CompiledModel, m, ids: _Ids, names: dict[str, Unit], unit_id) -> None:
+    """Events; their numbers carry units (a time the model's time unit, a dose those of its target), so libsbml can
+    check them."""
     n = len(model.events)
+
+    def math_of(tree: ex.Expr, want: Unit | None):
+        return to_ast(with_units(tree, names, want), unit_id=unit_id)
+
     for k, ev in enumerate(model.events):
         triggers = [ex.Compare(">=", ex.Name(ex.TIME), ex.Num(float(t))) for t in ev.times]
         if ev.condition is not None:
@@ -301,24 +465,21 @@ def _events(model: CompiledModel, m, ids: _Ids, unit_of, time_unit: str) -> None
             t = e.createTrigger()
             t.setPersistent(True)
             if ev.delay is not None:  # SBML's event delay, as ilsim's: values and persistence as the event says
-                _check(e.createDelay().setMath(to_ast(ev.delay)), f"the delay of event '{ev.name}'")
+                _check(e.createDelay().setMath(math_of(ev.delay, names[ex.TIME])), f"the delay of event '{ev.name}'")
                 e.setUseValuesFromTriggerTime(ev.values_at_trigger)
                 t.setPersistent(ev.persistent)
             t.setInitialValue(ev.condition is not None and trig is ev.condition)
-            timed = trig is not ev.condition  # 'time >= c': c is a time
-            _check(t.setMath(to_ast(trig, literal_units=time_unit if timed else None)), f"the trigger of event '{ev.name}'")
+            _check(t.setMath(math_of(trig, None)), f"the trigger of event '{ev.name}'")  # 'time >= c': c is a time
             # condition events first (ilsim fires them as soon as a jump makes them true), then declaration order
             pr = e.createPriority()
-            pr.setMath(to_ast(ex.Num(float(2 * n - k if ev.condition is not None else n - k)), literal_units="dimensionless"))
+            pr.setMath(math_of(ex.Num(float(2 * n - k if ev.condition is not None else n - k)), ONE))
             for mode, kind, i, value in ev.actions:
                 target = model.species[i] if kind == STATE else model.parameters[i]
                 if not value.names():  # numbers only (a dose's amount / its duration): one number, in the target's units
                     value = ex.Num(float(ex.evaluate(value, {})))
-                # a number set or added is in the target's units; in an expression, a literal's units are unknown
-                number = unit_of(target) if isinstance(value, ex.Num) else None
-                new = to_ast(value if mode == "set" else ex.BinOp("+", ex.Name(target), value), literal_units=number)
+                new = math_of(value if mode == "set" else ex.BinOp("+", ex.Name(target), value), names[target])
                 if ev.guard is not None:
-                    new = _piecewise(new, to_ast(ev.guard), to_ast(ex.Name(target)))
+                    new = _piecewise(new, math_of(ev.guard, None), math_of(ex.Name(target), None))
                 a = e.createEventAssignment()
                 a.setVariable(target)
                 _check(a.setMath(new), f"an action of event '{ev.name}'")

@@ -19,6 +19,7 @@ import re
 from ilsim.model import units
 
 OUTCOMES_NS = "https://ilsim.dev/sbml/outcomes/1"
+UNITS_NS = "https://ilsim.dev/sbml/units/1"
 _SBML_BASE = {"meter": "metre", "kilogram": "kilogram", "second": "second", "mole": "mole", "kelvin": "kelvin",
               "ampere": "ampere", "candela": "candela"}
 
@@ -33,7 +34,8 @@ def unit_terms(label: str) -> tuple[float, list[tuple[str, float]]]:
     for name, power in base.unit_items():
         kind = _SBML_BASE.get(name, "item")  # the domain's own dimensions are counts
         terms[kind] = terms.get(kind, 0.0) + float(power)
-    return float(base.magnitude), [(k, p) for k, p in terms.items() if p != 0]
+    # 15 significant digits: pint's 1e6/1e-6 is 999999999999.9999, and libsbml compares multipliers
+    return float(f"{float(base.magnitude):.15g}"), [(k, p) for k, p in terms.items() if p != 0]
 
 
 class UnitDefinitions:
@@ -42,6 +44,19 @@ class UnitDefinitions:
     def __init__(self, model, new_id):
         self._model, self._new_id = model, new_id
         self._ids: dict[str, str] = {}
+        self._by_value: dict[tuple, str] = {}  # (scale, terms) -> the first definition of those units
+
+    def id_for(self, scale: float, terms) -> str:
+        """The id of a definition of ``scale`` x ``terms`` (the units a literal number needs): an existing one of
+        those units, else a new one named by its base units."""
+        if not terms and math.isclose(scale, 1.0, rel_tol=1e-12):
+            return "dimensionless"
+        key = _key(scale, terms)
+        if key in self._by_value:
+            return self._by_value[key]
+        text = " ".join(f"{kind}^{power:g}" for kind, power in terms) or "dimensionless"
+        label = text if math.isclose(scale, 1.0, rel_tol=1e-12) else f"{scale:.12g} {text}"
+        return self._define(label, scale, list(terms))
 
     def id_of(self, label: str) -> str:
         """The id of the definition of ``label`` ('dimensionless' for dimensionless labels of scale 1)."""
@@ -49,22 +64,52 @@ class UnitDefinitions:
         if label in self._ids:
             return self._ids[label]
         scale, terms = unit_terms(label)
-        if not terms and math.isclose(scale, 1.0, rel_tol=1e-12) and label in ("dimensionless", "1", ""):
+        if not terms and math.isclose(scale, 1.0, rel_tol=1e-12) and label in ("dimensionless", ""):
             return "dimensionless"
+        self._ids[label] = self._define(label, scale, terms)
+        return self._ids[label]
+
+    def _define(self, label: str, scale: float, terms) -> str:
         import libsbml as sb  # lazy: heavy (libsbml)
+
+        key = _key(scale, terms)
 
         ud = self._model.createUnitDefinition()
         ud.setId(self._new_id(f"unit_{label}"))
         ud.setName(label)
-        for k, (kind, power) in enumerate(terms or [("dimensionless", 1.0)]):
+        # the scale goes into the metre where there is one, else into a unit of exponent 1: libsbml compares the
+        # operands of a sum unit by unit, so '1e6 cells/cc' and '1e6 cells/(cc damage units)' x damage units must
+        # both carry their scale on the metre
+        terms = sorted(terms or [("dimensionless", 1.0)], key=lambda term: (term[0] != "metre", term[1] != 1.0))
+        for k, (kind, power) in enumerate(terms):
             u = ud.createUnit()
             u.setKind(sb.UnitKind_forName(kind))
             u.setExponent(power)
             u.setScale(0)
             # (multiplier x kind)^exponent: the scale goes into the first unit
             u.setMultiplier(scale ** (1.0 / power) if k == 0 else 1.0)
-        self._ids[label] = ud.getId()
+        self._by_value.setdefault(key, ud.getId())
         return ud.getId()
+
+
+def _key(scale: float, terms) -> tuple:
+    return round(math.log10(scale), 9) if scale > 0 else scale, tuple(sorted((k, round(p, 9)) for k, p in terms))
+
+
+def species_annotation(label: str) -> str:
+    """A concentration species' ilsim label as an annotation (its SBML units are split into substance units and a
+    compartment's, whose names cannot give the label back)."""
+    return f'<ilsim:species xmlns:ilsim="{UNITS_NS}" units={_attr(label)}/>'
+
+
+def read_species_label(species) -> str | None:
+    """The label an ilsim export gave a species in its annotation, or None."""
+    annotation = species.getAnnotation() if species.isSetAnnotation() else None
+    for i in range(annotation.getNumChildren() if annotation is not None else 0):
+        block = annotation.getChild(i)
+        if block.getURI() == UNITS_NS and block.getName() == "species":
+            return block.getAttrValue("units") or None
+    return None
 
 
 # XML 1.0 has no form for most control characters (libsbml refuses the annotation): they are written as \\xNN

@@ -58,7 +58,7 @@ _PHRASES = (
     ("CTCAE grade", "ctcae_grade"),
 )
 _INTERLEUKIN_SIGNAL = re.compile(r"\bIL-?\d+\w*\s+(signal)")  # 'IL-6 signal': a signal
-_WORD_AU = re.compile(r"\bAU\b")
+_WORD_AU = re.compile(r"\bAU\b|\ba\.u\.(?!\w)")  # 'a.u.' too: pint reads it as year x atomic mass unit
 _RANGE = re.compile(r"^\(?\s*-?[\d.]+\s*(\.\.|-|–|or|to)\s*-?[\d.]+\s*\)?$")
 _NOTE = re.compile(r"^(.*\S)\s+\(([^()]*)\)$")  # 'cells/uL (tissue, scaled)', but not 'x per (cells/uL)'
 _OPERATOR_END = re.compile(r"(\bper|\bx|[*/])$")
@@ -263,7 +263,10 @@ def dimension_problems(tree: ex.Expr, units: dict[str, object]) -> tuple[object,
             if a is None or b is None:
                 return None
             if a is ANY or b is ANY:
-                return (b if node.op == "*" or b is ANY else 1 / b) if a is ANY else a
+                other = b if a is ANY else a
+                if other is ANY or other.dimensionless:  # a number times a pure number (3*hill(...), 2*D in %):
+                    return ANY  # a number whose units are what its context needs, as export-sbml writes it
+                return (b if node.op == "*" else 1 / b) if a is ANY else a
             return a * b if node.op == "*" else a / b
         if isinstance(node, ex.Compare):
             same(walk(node.left), walk(node.right), f"'{ex.to_text(node)[:80]}' compares different units")
@@ -363,10 +366,11 @@ def unit_warnings(spec, rate_trees, observables: list[tuple[str, ex.Expr]], orig
             warn(f"processes[{j}].rate", f)
         if got is None or got is ANY:
             continue
-        for name in [*process.consumes, *process.produces]:
+        counts = {**process.consumes, **process.produces}
+        for name, count in counts.items():
             want = units.get(name)
-            if want is None or name not in species:
-                continue
+            if want is None or name not in species or not float(count).is_integer():
+                continue  # a count such as 0.1 (% damage per 1e6 CFU killed) may carry units, as a number in a rate may
             if got.dimensionality != (want / units[ex.TIME]).dimensionality:
                 warn(f"processes[{j}].rate", f"has units of {_show(got)}, but a rate of '{name}' "
                      f"({species[name].units}) per {spec.metadata.time_units} is {_show(want / units[ex.TIME])}")

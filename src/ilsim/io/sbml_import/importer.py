@@ -48,7 +48,7 @@ from pydantic import ValidationError
 from ilsim.errors import IlsimError, ModelError, Problem, SbmlImportWarning
 from ilsim.io.sbml_import.mathml import MathConverter, UnsupportedSbml, as_condition, as_value, function_definitions
 from ilsim.io.sbml_import.tolerances import scale_tolerances
-from ilsim.io.sbml_units import read_outcomes
+from ilsim.io.sbml_units import read_outcomes, read_species_label
 from ilsim.model import expressions as ex
 from ilsim.model import units
 from ilsim.model.base import RESERVED
@@ -207,7 +207,8 @@ class _Importer:
                     continue
                 if sid in rate_rules:
                     species.append(self._checked(sid, Species, name=name, initial=self._finite(sid, values[name]),
-                                                 nonnegative=False, description=self._describe(sid, f"{what} with a rate rule")))
+                                                 units=self._units(group[sid]), nonnegative=False,
+                                                 description=self._describe(sid, f"{what} with a rate rule")))
                 elif not math.isfinite(values[name]) and sid not in self.varying:
                     observables.append(_constant(name, values[name], self._describe(sid, what)))
                 else:
@@ -290,6 +291,8 @@ class _Importer:
             c = self.compartments.get(s.getCompartment())
             if c is None or c.getSpatialDimensionsAsDouble() == 0 or sid in self.amount_names:
                 continue  # an amount state in a resized compartment already has both (<id>_amount, <id>)
+            if read_species_label(s) is not None and c.getId() not in self.varying and c.getSize() == 1:
+                continue  # an ilsim export's concentration in a compartment of size 1: the amount is the same number
             if (c.getId() not in self.varying and c.getId() not in self.initial and (not c.isSetSize() or c.getSize() == 1)
                     and self._unit_text(c.getUnits() if c.isSetUnits() else "") == "dimensionless"):
                 continue
@@ -399,6 +402,9 @@ class _Importer:
     def _units(self, element) -> str:
         """Units as text: the unit definition's name, or its units written out ('(86400 second)^-1')."""
         if isinstance(element, sb.Species):
+            label = read_species_label(element)
+            if label is not None and _readable_unit(label) == label:
+                return label  # an ilsim export's label, split into substance and compartment units there
             substance = self._unit_text(element.getSubstanceUnits() or self.m.getSubstanceUnits())
             if self._ref_is_amount(element.getId()):
                 return substance
