@@ -162,6 +162,18 @@ def write_rows(path: Path, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
+def milestones(rows: list[dict]) -> None:
+    """Per tool, over the seeds: when half the epithelium is dead (first saved time), and the infected peak."""
+    for tool in ("PhysiCell", "ilsim"):
+        times, data = table(rows, tool)
+        dead, infected = data[:, :, COUNTS.index("dead")], data[:, :, COUNTS.index("infected")]
+        half = [times[np.argmax(d >= EPITHELIAL / 2)] if (d >= EPITHELIAL / 2).any() else np.nan for d in dead]
+        peak, when = infected.max(axis=1), times[infected.argmax(axis=1)]
+        print(f"{tool:9s} half dead at {np.nanmean(half):6.0f} ± {np.nanstd(half, ddof=1):4.0f} min "
+              f"({np.isfinite(half).sum()} of {len(half)} seeds); infected peak {peak.mean():5.1f} ± {peak.std(ddof=1):4.1f} "
+              f"at {when.mean():5.0f} ± {when.std(ddof=1):4.0f} min")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)
@@ -188,6 +200,7 @@ def main() -> None:
         write_rows(args.out / "counts.csv", rows)
         figure(rows, args.out / "counts.png")
         report(rows)
+        milestones(rows)
         print(f"wrote {args.out / 'counts.csv'} and {args.out / 'counts.png'}")
 
 
