@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import re
-import shutil
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from tissue_vs_physicell import HOME, SAMPLE, build  # noqa: E402  (the PhysiCell build the sample benches share)
+from tissue_vs_physicell import HOME, build, outputs, write_settings  # noqa: E402  (the PhysiCell build the sample benches share)
 
 COUNTS = ("uninfected", "infected", "dead", "macrophages")
 EPITHELIAL = 1010  # custom.cpp setup_tissue: 10 infected + 1000 uninfected
@@ -42,36 +39,17 @@ INFECTED_FROM = 1.0  # virions: custom_data min_virion_count (replication starts
 
 
 def physicell_run(binary: Path, seed: int, minutes: float, work: Path) -> tuple[list[tuple], float]:
-    root = ET.parse(SAMPLE / "PhysiCell_settings.xml").getroot()
-    out = work / f"physicell_seed{seed}"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    root.find("overall/max_time").text = str(minutes)
-    root.find("options/random_seed").text = str(seed)
-    root.find("parallel/omp_num_threads").text = "1"
-    root.find("save/folder").text = str(out)
-    root.find("save/SVG/enable").text = "false"
-    root.find("save/full_data/interval").text = "60"
-    settings = out / "settings.xml"
-    ET.ElementTree(root).write(settings)
+    settings = write_settings(seed, minutes, work / f"physicell_seed{seed}")
     start = time.perf_counter()
     subprocess.run([str(binary), str(settings)], cwd=HOME, check=True, capture_output=True)
     wall = time.perf_counter() - start
-    from scipy.io import loadmat  # lazy: only the bench needs it
-
     rows = []
-    for xml in sorted(out.glob("output*.xml")):
-        if not re.fullmatch(r"output\d{8}\.xml", xml.name):
-            continue
-        doc = ET.parse(xml).getroot()
-        labels = {el.text.strip(): int(el.get("index")) for el in doc.iter("label")}
-        cells = loadmat(out / xml.name.replace(".xml", "_cells.mat"))["cells"]
+    for t, labels, cells in outputs(settings.parent):
         typ = cells[labels["cell_type"]].astype(int)
         live = cells[labels["dead"]] == 0
         virus = cells[labels["internalized_total_substrates"]]  # the first of its two entries: virus
         epithelial = (typ == 0) & live
         infected = int(np.sum(epithelial & (virus >= INFECTED_FROM)))
-        t = float(doc.find(".//current_time").text)
         rows.append((t, int(epithelial.sum()) - infected, infected, EPITHELIAL - int(epithelial.sum()),
                      int(np.sum((typ == 1) & live))))
     return rows, wall
