@@ -8,7 +8,8 @@ and invariants.
   passes the threshold, and always otherwise (binomial bounds);
 - the scenario through ``ilsim tissue``: in its first hour no cell can burst (99 virions at 0.15/min take 660 min), so
   the virus field stays zero, every infected survivor holds exactly 1 + 0.15 t virions, no uninfected cell is eaten
-  and the macrophages stay 50.
+  and the macrophages stay 50; its spatial part (domain, fields, radii, repulsion, motility, uptake) is what
+  ``import-physicell`` reads from PhysiCell's own settings file.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from ilsim.engines.tissue.engine import run
 from ilsim.engines.tissue.setup import build
@@ -136,3 +138,24 @@ def test_the_virus_macrophage_scenario_keeps_its_invariants_in_its_first_hour(cl
     np.testing.assert_allclose(load[infected], 1.0 + 0.15 * 60.0, rtol=1e-9)  # replication 0.15/min from 1 virion
     timeseries = pd.read_csv(out / "timeseries.csv")
     assert np.all(timeseries.filter(like="virus").filter(like="mean").to_numpy() == 0.0)
+
+
+
+def test_the_scenarios_spatial_part_is_what_the_importer_reads_from_physicells_settings(shared_data):
+    # the oracle: ilsim import-physicell of the sample's own settings (what the custom C++ does is written by hand)
+    from ilsim.io import physicell
+    from ilsim.scenarios import builtin_path
+
+    settings = shared_data("physicell/virus_macrophage", "PhysiCell_settings.xml")
+    imported = physicell.import_physicell(settings, partial=True).data["tissue"]
+    ours = yaml.safe_load(builtin_path("physicell-virus-macrophage").read_text())["tissue"]
+    assert ours["domain"]["size"] == imported["domain"]["size"] and ours["domain"]["voxel"] == imported["domain"]["voxel"]
+    for mine, theirs in zip(ours["fields"], imported["fields"]):
+        assert mine["species"] == theirs["species"] and mine["diffusion"] == theirs["diffusion"]
+    assert ours["t_end"] == imported["t_end"] and ours["save_every"] == imported["save_every"]
+    for mine, theirs in zip(ours["agents"], imported["agents"]):
+        assert mine["radius"] == pytest.approx(theirs["radius"], rel=1e-4)
+        for key in ("repulsion", "speed", "persistence", "chemotaxis"):
+            assert mine.get(key) == theirs.get(key), key
+        assert [(u["field"], u["rate"]) for u in mine.get("uptake", [])] == [(u["field"], u["rate"])
+                                                                             for u in theirs.get("uptake", [])]
