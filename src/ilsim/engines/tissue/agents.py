@@ -226,7 +226,7 @@ class Agents:
             # contacts are sought where the cells now are: with the bins of before the move, a neighbour that crossed
             # into a bin two away is missed (contact killing fell short of its rate once cells moved ~reach/2 a step)
             order, start = cell_list(self.pos, geometry.lengths, nbins)
-            fate = np.zeros(n, dtype=np.int64)  # 0 live, 1 die, 2 divide; a new type in newtype
+            fate = np.zeros(n, dtype=np.int64)  # 0 live, 1 die, 2 divide, 3 killed on contact; a new type in newtype
             newtype = self.typ.copy()
             space = (geometry.dims, geometry.periodic, geometry.lengths, nbins, order, start)
             # each target's rate per touching killer type: the type's constant, plus what depends on its own state
