@@ -5,7 +5,7 @@ and invariants.
 - internalisation conserves the field plus what the cells hold, to round-off, also when cells die and release it;
   one cell alone in a voxel without diffusion follows c0 / (1 + w U)^n and holds exactly what its voxel lost;
 - a target touching a killer survives T minutes with probability exp(-k V_domain / V_contact x T) when its load
-  passes the threshold, and always otherwise (binomial bounds);
+  passes the threshold, and always otherwise (binomial bounds), also with a contact reach of 1.5 x the radii;
 - the scenario through ``ilsim tissue``: in its first hour no cell can burst (99 virions at 0.15/min take 660 min), so
   the virus field stays zero, every infected survivor holds exactly 1 + 0.15 t virions, no uninfected cell is eaten
   and the macrophages stay 50; its spatial part (domain, fields, radii, repulsion, motility, uptake) is what
@@ -87,18 +87,20 @@ def test_a_fraction_released_at_death_of_zero_keeps_it_out_of_the_field():
     assert np.nansum(final.agents["internal"][:, 0]) < taken  # the dead took theirs with them
 
 
-def test_killing_that_depends_on_the_targets_load_has_the_closed_form_survival():
-    # one killer at the centre, 200 targets all touching it; the first 100 carry load 5 (> 1), the others 0
-    k = 0.01
-    spec = _spec([{"species": "A", "radius": 6.0, "placement": {"kind": "cluster", "count": 1, "center": [50, 50],
-                                                                 "radius": 0.01}},
+@pytest.mark.parametrize(("reach", "spread", "k"), [(1.0, 8.0, 0.01), (1.5, 16.0, 0.06)])
+def test_killing_that_depends_on_the_targets_load_has_the_closed_form_survival(reach, spread, k):
+    # one killer at the centre, 200 targets all touching it (within reach x (6 + 6) µm: 12 or 18); the first 100
+    # carry load 5 (> 1), the others 0; with reach 1.5, 44 % of them lie beyond 12 µm: were the reach ignored, about
+    # 61 loaded targets would survive instead of 31
+    spec = _spec([{"species": "A", "radius": 6.0, "contact_reach": reach,
+                   "placement": {"kind": "cluster", "count": 1, "center": [50, 50], "radius": 0.01}},
                   {"species": "B", "radius": 6.0, "internal": ["load"], "placement": {"kind": "cluster", "count": 200,
-                                                                                       "center": [50, 50], "radius": 8.0},
+                                                                                       "center": [50, 50], "radius": spread},
                    "initial_internal": [{"count": 100, "values": {"load": 5.0}}]}],
                  processes=[{"name": "eat", "rate": "k*A*B*piecewise(1, load > 1, 0)", "consumes": {"B": 1}}],
                  parameters=[{"name": "k", "value": k}], initial=0.0, save_every=2.0)
     setup = build(spec)
-    kappa = k * V_DOMAIN / (math.pi * 12.0**2 * VOXEL)  # per contact: k V_domain / V_contact (2-D disc x one voxel)
+    kappa = k * V_DOMAIN / (math.pi * (12.0 * reach) ** 2 * VOXEL)  # per contact: k V_domain / V_contact (2-D disc)
     assert "depending on 'load'" in setup.processes_read["eat"]
     loaded = setup.agents.ids[setup.agents.internal[:, 0] == 5.0]
     assert len(loaded) == 100

@@ -104,6 +104,7 @@ class Types:
     suppression: np.ndarray | None = None  # type x (ic50, hill, blunting); ic50 <= 0: not suppressed (None: none)
     into: np.ndarray | None = None  # type x field, int: the internal column an uptake adds to (-1, None: none)
     release: np.ndarray | None = None  # type x field: the fraction of that internal amount released at death
+    contact_reach: np.ndarray | None = None  # per killer type: its contact distance / (R_killer + R_target) (None: 1)
 
     @property
     def count(self) -> int:
@@ -212,7 +213,8 @@ class Agents:
         n = len(self)
         if n:
             shape = np.array(geometry.shape, dtype=np.int64)
-            reach = 2.0 * float(types.radius.max())
+            contact = types.contact_reach if types.contact_reach is not None else np.ones(types.count)
+            reach = 2.0 * float(types.radius.max()) * max(1.0, float(contact.max()))  # bins: the widest interaction
             nbins = np.maximum(1, np.floor(geometry.lengths / reach).astype(np.int64))
             nbins[geometry.dims :] = 1
             order, start = cell_list(self.pos, geometry.lengths, nbins)
@@ -234,7 +236,7 @@ class Agents:
             if kill_extra is not None:
                 target_kill += kill_extra
             rules = (types.radius, types.death, types.division, types.differentiate_into, types.differentiate_rate,
-                     target_kill)
+                     target_kill, contact)
             (fates if parallel else fates_serial)((self.pos, self.typ, self.ids, fate, newtype), space, rules, seed,
                                                   step, dt)
             self.release(C, np.flatnonzero(fate == 1), types, geometry, ledger)
@@ -584,7 +586,7 @@ def move_serial(cells, space, rules, seed, step, dt):
 def _fate(a, cells, space, rules, seed, step, dt):
     pos, typ, ids, fate, newtype = cells
     dims, periodic, lengths, nbins, order, start = space
-    radius, death, division, into, differentiate, target_kill = rules
+    radius, death, division, into, differentiate, target_kill, contact = rules
     nt = target_kill.shape[1]
     ty = typ[a]
     if death[ty] > 0 and uniform(seed, ids[a], step, DEATH) < 1.0 - math.exp(-death[ty] * dt):
@@ -609,7 +611,7 @@ def _fate(a, cells, space, rules, seed, step, dt):
                 for ax in range(3):
                     sep = _separation(pos[a, ax], pos[o, ax], periodic, lengths, ax)
                     r2 += sep * sep
-                reach = radius[ty] + radius[typ[o]]
+                reach = (radius[ty] + radius[typ[o]]) * contact[typ[o]]
                 if r2 < reach * reach:
                     key = ids[a] * 1000003 + ids[o]
                     if uniform(seed, key, step, KILL) < 1.0 - math.exp(-rate * dt):

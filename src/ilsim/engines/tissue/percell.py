@@ -15,7 +15,8 @@ stoichiometry, never by evaluating user text:
   produces (a lysis releasing virions) is put into the cell's voxel, n x V_domain per event;
 - consuming B at k x A x B (k free of cells and fields; it may depend on B's internal species, evaluated per target
   cell each step: a phagocyte eating only cells whose viral load passes a threshold): killing on contact, per
-  touching A at k x V_domain / V_contact with V_contact the volume within R_A + R_B (2-D: a disc one voxel thick),
+  touching A at k x V_domain / V_contact with V_contact the volume within R_A + R_B (times A's contact_reach; 2-D: a
+  disc one voxel thick),
   so that a target among uniformly spread killers dies at the mean-field rate k x A;
 - producing A at a rate free of cells: recruitment, the rate (evaluated per voxel) spread over the vessel voxels,
   or over every voxel without vessels;
@@ -530,7 +531,7 @@ def _read_one(reading: Reading, tissue, spec, p, calculus: Differentiator, dims:
                           f"function of {target}'s internal species; this rate is not of that form")
         if any(kl.target == target for kl in spec_agents[ka].kills):
             return None
-        reach = spec_agents[ka].radius + spec_agents[kt].radius
+        reach = (spec_agents[ka].radius + spec_agents[kt].radius) * spec_agents[ka].contact_reach
         contact = 4.0 / 3.0 * math.pi * reach**3 if dims == 3 else math.pi * reach**2 * dx
         if d.names() & own:
             reading.state_kills.append((ka, kt, d, reading.volume / contact))

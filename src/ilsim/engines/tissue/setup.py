@@ -439,6 +439,7 @@ def _types(tissue: Tissue, fields: list[str], names: list[str]) -> Types:
         recruit_field=col(lambda a: index[a.recruitment.field] if a.recruitment and a.recruitment.field else -1,
                           np.int64),
         receptor_loss=col(lambda a: a.receptor.loss if a.receptor else 0.0),
+        contact_reach=col(lambda a: a.contact_reach),
         suppression=np.array([(s.ic50, s.hill, s.blunting) if (s := a.suppression) else (0.0, 1.0, 0.0)
                               for a in tissue.agents], dtype=float).reshape(nt, 3),
     )

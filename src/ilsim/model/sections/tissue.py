@@ -387,6 +387,9 @@ class Agent(_Strict):
     division: float = 0.0  # 1/min
     death: float = 0.0  # 1/min
     kills: list[Kill] = Field(default_factory=list)
+    # a killer of this type touches a target whose centre lies within contact_reach x (R_killer + R_target): its
+    # kills and the killings read from processes (PhysiCell's virus-macrophage sample eats within 1.1 x the radii)
+    contact_reach: float = 1.0
     receptor: Receptor | None = None
     differentiation: Differentiation | None = None
     recruitment: Recruitment | None = None
@@ -398,7 +401,8 @@ class Agent(_Strict):
 
     @model_validator(mode="after")
     def _signs(self):
-        check_numbers(self, positive=("radius", "persistence"), nonnegative_=("speed", "repulsion", "division", "death"))
+        check_numbers(self, positive=("radius", "persistence", "contact_reach"),
+                      nonnegative_=("speed", "repulsion", "division", "death"))
         for n in self.internal:
             _check_name(n)
         if self.suppression is not None and self.receptor is None:
