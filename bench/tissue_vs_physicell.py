@@ -46,11 +46,11 @@ def build(jobs: int) -> Path:
     return binary
 
 
-def physicell_counts(binary: Path, seed: int, minutes: float) -> list[tuple[float, int, int, int]]:
+def write_settings(seed: int, minutes: float, out: Path) -> Path:
+    """The sample's settings with this seed and end, one thread, SVG off, full output into ``out`` (made empty)."""
     root = ET.parse(SAMPLE / "PhysiCell_settings.xml").getroot()
-    out = HOME / f"output_seed{seed}"
     shutil.rmtree(out, ignore_errors=True)
-    out.mkdir()
+    out.mkdir(parents=True)
     root.find("overall/max_time").text = str(minutes)
     root.find("options/random_seed").text = str(seed)
     root.find("parallel/omp_num_threads").text = "1"
@@ -58,19 +58,29 @@ def physicell_counts(binary: Path, seed: int, minutes: float) -> list[tuple[floa
     root.find("save/SVG/enable").text = "false"
     settings = out / "settings.xml"
     ET.ElementTree(root).write(settings)
-    subprocess.run([str(binary), str(settings)], cwd=HOME, check=True, capture_output=True)
+    return settings
+
+
+def outputs(out: Path):
+    """Each full output of a run: (time in min, label -> row index, the cells matrix: rows x cells)."""
     from scipy.io import loadmat  # lazy: only the bench needs it
 
-    rows = []
     for xml in sorted(out.glob("output*.xml")):
         if not re.fullmatch(r"output\d{8}\.xml", xml.name):
             continue
         doc = ET.parse(xml).getroot()
         labels = {el.text.strip(): int(el.get("index")) for el in doc.iter("label")}
-        cells = loadmat(out / xml.name.replace(".xml", "_cells.mat"))["cells"]
+        yield float(doc.find(".//current_time").text), labels, loadmat(out / xml.name.replace(".xml", "_cells.mat"))["cells"]
+
+
+def physicell_counts(binary: Path, seed: int, minutes: float) -> list[tuple[float, int, int, int]]:
+    out = HOME / f"output_seed{seed}"
+    settings = write_settings(seed, minutes, out)
+    subprocess.run([str(binary), str(settings)], cwd=HOME, check=True, capture_output=True)
+    rows = []
+    for t, labels, cells in outputs(out):
         typ = cells[labels["cell_type"]].astype(int)
         dead = cells[labels["dead"]] > 0 if "dead" in labels else np.isin(cells[labels["cycle_model"]], (100, 101))
-        t = float(doc.find(".//current_time").text)
         rows.append((t, int(np.sum((typ == 0) & ~dead)), int(np.sum((typ == 0) & dead)), int(np.sum(typ == 1))))
     return rows
 

@@ -15,8 +15,10 @@ NaN in the rows of types that do not carry it; ``percell.py`` integrates them). 
   (found through a cell list of bins at least one interaction distance wide); positions wrap on periodic
   axes and stop at the other sides;
 - fates, each an event of probability 1 - exp(-rate dt): death, division (the daughter one radius away in a
-  random direction), differentiation into another type, death by contact with each touching killer, and
-  recruitment of new cells at vessel voxels.
+  random direction), differentiation into another type, death by contact with each touching killer (its rate per
+  target cell: a constant per pair of types, plus a part that depends on the target's internal state), and
+  recruitment of new cells at vessel voxels; a cell that dies releases what it internalised (``uptake[].into``)
+  into its voxel, one killed on contact does not (its killer digests it).
 
 Random numbers are counter-based: every draw is a hash (splitmix64) of the run's seed, the agent's id, the
 step and the purpose of the draw, so an agent's numbers do not depend on the order in which agents are
@@ -100,6 +102,9 @@ class Types:
     recruit_field: np.ndarray  # int, -1: constant rate
     receptor_loss: np.ndarray | None = None  # fraction of receptors lost (None: none lost)
     suppression: np.ndarray | None = None  # type x (ic50, hill, blunting); ic50 <= 0: not suppressed (None: none)
+    into: np.ndarray | None = None  # type x field, int: the internal column an uptake adds to (-1, None: none)
+    release: np.ndarray | None = None  # type x field: the fraction of that internal amount released at death
+    contact_reach: np.ndarray | None = None  # per killer type: its contact distance / (R_killer + R_target) (None: 1)
 
     @property
     def count(self) -> int:
@@ -177,12 +182,42 @@ class Agents:
         T = np.ascontiguousarray(types.target_level[self.typ])
         return voxel, w, S, T, np.ascontiguousarray(types.uptake[self.typ]), E
 
-    def step(self, C, types: Types, geometry: Geometry, step: int, dt: float, seed: int, vessels=None, drivers=None) -> None:
-        """Move the cells and draw their fates over one dt (the fields C as they are after the diffusion step)."""
+    def internalise(self, taken, types: Types) -> None:
+        """Add what each cell took up this step (``taken``: cells x fields, amounts) to the internal species its
+        type's uptake names (``uptake[].into``): the field lost exactly what the cells gained."""
+        if types.into is None or not len(self):
+            return
+        for f in range(types.into.shape[1]):
+            column = types.into[self.typ, f]
+            cells = np.flatnonzero(column >= 0)
+            self.internal[cells, column[cells]] += taken[cells, f]
+
+    def release(self, C, dying, types: Types, geometry: Geometry, ledger=None) -> None:
+        """Cells ``dying`` (indices) put the released fraction of their internalised amounts into their voxels."""
+        if types.into is None or not len(dying) or not C.shape[0]:
+            return
+        flat = C.reshape(C.shape[0], -1)
+        voxel = self.voxels(geometry)[dying]
+        vv = geometry.dx**3
+        for f in range(types.into.shape[1]):
+            column = types.into[self.typ[dying], f]
+            keep = column >= 0
+            if not keep.any():
+                continue
+            amount = self.internal[dying[keep], column[keep]] * types.release[self.typ[dying[keep]], f]
+            np.add.at(flat[f], voxel[keep], amount / vv)
+            if ledger is not None:
+                ledger.secreted[f] += amount.sum()
+
+    def step(self, C, types: Types, geometry: Geometry, step: int, dt: float, seed: int, vessels=None, drivers=None,
+             ledger=None, kill_extra=None) -> None:
+        """Move the cells and draw their fates over one dt (the fields C as they are after the diffusion step);
+        ``kill_extra`` (cells x killer types, 1/min per contact) adds rates that depend on each target's state."""
         n = len(self)
         if n:
             shape = np.array(geometry.shape, dtype=np.int64)
-            reach = 2.0 * float(types.radius.max())
+            contact = types.contact_reach if types.contact_reach is not None else np.ones(types.count)
+            reach = 2.0 * float(types.radius.max()) * max(1.0, float(contact.max()))  # bins: the widest interaction
             nbins = np.maximum(1, np.floor(geometry.lengths / reach).astype(np.int64))
             nbins[geometry.dims :] = 1
             order, start = cell_list(self.pos, geometry.lengths, nbins)
@@ -196,13 +231,18 @@ class Agents:
             # contacts are sought where the cells now are: with the bins of before the move, a neighbour that crossed
             # into a bin two away is missed (contact killing fell short of its rate once cells moved ~reach/2 a step)
             order, start = cell_list(self.pos, geometry.lengths, nbins)
-            fate = np.zeros(n, dtype=np.int64)  # 0 live, 1 die, 2 divide; a new type in newtype
+            fate = np.zeros(n, dtype=np.int64)  # 0 live, 1 die, 2 divide, 3 killed on contact; a new type in newtype
             newtype = self.typ.copy()
             space = (geometry.dims, geometry.periodic, geometry.lengths, nbins, order, start)
+            # each target's rate per touching killer type: the type's constant, plus what depends on its own state
+            target_kill = np.ascontiguousarray(types.kill_rate[:, self.typ].T)
+            if kill_extra is not None:
+                target_kill += kill_extra
             rules = (types.radius, types.death, types.division, types.differentiate_into, types.differentiate_rate,
-                     types.kill_rate)
+                     target_kill, contact)
             judge = (fates if parallel else fates_serial) if drivers is None else drivers.fates
             judge((self.pos, self.typ, self.ids, fate, newtype), space, rules, seed, step, dt)
+            self.release(C, np.flatnonzero(fate == 1), types, geometry, ledger)
             self._apply(fate, newtype, types, geometry, step, seed)
         if vessels is not None and len(vessels) and types.recruit_rate.any():
             self._recruit(C, types, geometry, vessels, step, dt, seed)
@@ -211,7 +251,7 @@ class Agents:
         if not fate.any():  # most steps: nobody died or divided; only types may have changed
             self.typ = newtype
             return
-        live = fate != 1
+        live = (fate != 1) & (fate != 3)  # 3: killed on contact (what it had internalised goes with it)
         parents = np.flatnonzero(fate == 2)
         k = len(parents)
         pos_d = self.pos[parents].copy()
@@ -569,8 +609,8 @@ def move_serial(cells, space, rules, seed, step, dt):
 def _fate(a, cells, space, rules, seed, step, dt):
     pos, typ, ids, fate, newtype = cells
     dims, periodic, lengths, nbins, order, start = space
-    radius, death, division, into, differentiate, kill_rate = rules
-    nt = kill_rate.shape[0]
+    radius, death, division, into, differentiate, target_kill, contact = rules
+    nt = target_kill.shape[1]
     ty = typ[a]
     if death[ty] > 0 and uniform(seed, ids[a], step, DEATH) < 1.0 - math.exp(-death[ty] * dt):
         fate[a] = 1
@@ -578,7 +618,7 @@ def _fate(a, cells, space, rules, seed, step, dt):
     # killed on contact: each touching killer gets its own draw, keyed by both ids
     killable = False
     for kt in range(nt):
-        if kill_rate[kt, ty] > 0:
+        if target_kill[a, kt] > 0:
             killable = True
     if killable:
         dead = False
@@ -587,20 +627,20 @@ def _fate(a, cells, space, rules, seed, step, dt):
             b = bins[q]
             for m in range(start[b], start[b + 1]):
                 o = order[m]
-                rate = kill_rate[typ[o], ty]
+                rate = target_kill[a, typ[o]]
                 if o == a or rate <= 0:
                     continue
                 r2 = 0.0
                 for ax in range(3):
                     sep = _separation(pos[a, ax], pos[o, ax], periodic, lengths, ax)
                     r2 += sep * sep
-                reach = radius[ty] + radius[typ[o]]
+                reach = (radius[ty] + radius[typ[o]]) * contact[typ[o]]
                 if r2 < reach * reach:
                     key = ids[a] * 1000003 + ids[o]
                     if uniform(seed, key, step, KILL) < 1.0 - math.exp(-rate * dt):
                         dead = True
         if dead:
-            fate[a] = 1
+            fate[a] = 3
             return
     if division[ty] > 0 and uniform(seed, ids[a], step, DIVIDE) < 1.0 - math.exp(-division[ty] * dt):
         fate[a] = 2

@@ -204,9 +204,10 @@ def sweep_middle_serial(C, denom, cp, z, h, ratio, c1, periodic, tasks):
 
 
 @njit(cache=True)
-def apply_cells(C, voxel, w, S, T, U, E, dt_over_v, secreted, taken_up):
+def apply_cells(C, voxel, w, S, T, U, E, dt_over_v, secreted, taken_up, taken):
     """Each cell's secretion and uptake in its voxel, in agent order (cells sharing a voxel see each other's
-    update, as BioFVM's serial loop does); amounts go to the ledger in concentration x voxel volume units."""
+    update, as BioFVM's serial loop does); amounts go to the ledger in concentration x voxel volume units, and
+    each cell's uptake to ``taken`` (cells x fields, the same units; internalisation adds it to the cell)."""
     nf = C.shape[0]
     flat = C.reshape(nf, -1)
     for a in range(voxel.shape[0]):
@@ -217,6 +218,7 @@ def apply_cells(C, voxel, w, S, T, U, E, dt_over_v, secreted, taken_up):
             gain, loss = cell_source(flat, f, v, w[a], S[a, f], T[a, f], U[a, f], E[a, f], dt_over_v)
             secreted[f] += gain
             taken_up[f] += loss
+            taken[a, f] = loss
 
 
 @njit(cache=True, inline="always")
@@ -324,16 +326,20 @@ class DiffusionSolver:
         """Amount per field (concentration x µm³)."""
         return C.reshape(self.nf, int(np.prod(self.grid))).sum(axis=1) * self.voxel_volume  # (nf may be 0: no -1)
 
-    def step(self, C, cells=None, ledger: Ledger | None = None) -> None:
+    def step(self, C, cells=None, ledger: Ledger | None = None, taken: np.ndarray | None = None) -> None:
         """Advance C (fields x z x y x x, in place) by one dt; ``cells`` = (voxel, w, S, T, U, E) arrays of the
-        agents (voxel -1: outside the grid). With a ledger, every amount added or removed is booked."""
+        agents (voxel -1: outside the grid). With a ledger, every amount added or removed is booked; ``taken``
+        (cells x fields) receives the amount each cell took up (concentration x µm³)."""
         nf = self.nf
         track = ledger is not None
         scratch = ledger if track else Ledger.zeros(nf)
         V = self.voxel_volume
         if cells is not None:
             sec, upt = np.zeros(nf), np.zeros(nf)
-            self.apply_cells(C, cells, sec, upt)
+            per_cell = np.zeros((len(cells[0]), nf))
+            self.apply_cells(C, cells, sec, upt, per_cell)
+            if taken is not None:
+                taken[...] = per_cell * V
             scratch.secreted += sec * V
             scratch.taken_up += upt * V
         if len(self.vessels):
@@ -350,9 +356,9 @@ class DiffusionSolver:
                 scratch.decayed += self.c2 * self.total(C)
 
     # the parts of a step, each on C where it lives (gpu.GpuDiffusion runs them on a device array)
-    def apply_cells(self, C, cells, sec, upt) -> None:
+    def apply_cells(self, C, cells, sec, upt, per_cell) -> None:
         voxel, w, S, T, U, E = cells
-        apply_cells(C, voxel, w, S, T, U, E, self.dt / self.voxel_volume, sec, upt)
+        apply_cells(C, voxel, w, S, T, U, E, self.dt / self.voxel_volume, sec, upt, per_cell)
 
     def apply_vessels(self, C, gained) -> None:
         apply_vessels(C, self.vessels, self.exchange_dt, self.blood, gained)

@@ -143,10 +143,14 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
         if reading:  # the model's processes read per cell (percell.py)
             reading.before_fields(C, agents, agents.voxels(geometry), cells, t, dt)
         if setup.fields:  # a tissue of cells alone has no grid to step
-            solver.step(C, cells, state.ledger)
+            taken = np.zeros((len(agents), len(setup.fields))) if cells is not None else None
+            solver.step(C, cells, state.ledger, taken)
+            if taken is not None:
+                agents.internalise(taken, types)  # uptake[].into: what the voxels lost, the cells gain
             if reading:
                 reading.after_fields(C, state.ledger, t, dt, solver.voxel_volume)
-        agents.step(C, types, geometry, step + 1, dt, seed, setup.vessels, drivers)
+        extra = reading.kill_rates(C, agents, geometry, (step + 1) * dt) if reading else None
+        agents.step(C, types, geometry, step + 1, dt, seed, setup.vessels, drivers, ledger=state.ledger, kill_extra=extra)
         if reading:
             reading.after_agents(C, agents, types, geometry, setup.vessels, step + 1, dt, seed, state.ledger)
         if link is not None:

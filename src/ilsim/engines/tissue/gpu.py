@@ -124,11 +124,11 @@ def advance_kernel(pos, velocity, dims, periodic, lengths, dt):
 
 @cuda.jit
 def fate_kernel(pos, typ, ids, fate, newtype, dims, periodic, lengths, nbins, order, start, radius, death, division,
-                into, differentiate, kill_rate, seed, step, dt):
+                into, differentiate, target_kill, contact, seed, step, dt):
     a = cuda.grid(1)
     if a < pos.shape[0]:
         _fate(a, (pos, typ, ids, fate, newtype), (dims, periodic, lengths, nbins, order, start),
-              (radius, death, division, into, differentiate, kill_rate), seed, step, dt)
+              (radius, death, division, into, differentiate, target_kill, contact), seed, step, dt)
 '''
 
 
@@ -229,18 +229,18 @@ class GpuDiffusion(DiffusionSolver):
         gpu.device_c1 = cuda.to_device(solver.c1)
         return gpu
 
-    def step(self, C, cells=None, ledger=None) -> None:
+    def step(self, C, cells=None, ledger=None, taken=None) -> None:
         from numba import cuda
 
         dC = cuda.to_device(C)
-        super().step(dC, cells, ledger)
+        super().step(dC, cells, ledger, taken)
         dC.copy_to_host(C)
 
     def total(self, C) -> np.ndarray:
         host = C.copy_to_host() if hasattr(C, "copy_to_host") else C  # NumPy's sum, as the CPU's ledger
         return super().total(host)
 
-    def apply_cells(self, C, cells, sec, upt) -> None:
+    def apply_cells(self, C, cells, sec, upt, per_cell) -> None:
         voxel, w, S, T, U, E = cells
         nvox = int(np.prod(self.grid))
         order, start = cpu_agents.counting_sort(voxel, nvox)
@@ -249,6 +249,7 @@ class GpuDiffusion(DiffusionSolver):
         _launch(self.kernels.cells_kernel, nvox, C.reshape(self.nf, nvox), *dev[:7], self.dt / self.voxel_volume, *dev[7:])
         dev[7].copy_to_host(gain)
         dev[8].copy_to_host(loss)
+        per_cell[...] = loss  # each cell's uptake, as the CPU's apply_cells gives it (internalisation)
         sec += _sequential_sum(gain)
         upt += _sequential_sum(loss)
 

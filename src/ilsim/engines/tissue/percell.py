@@ -13,9 +13,11 @@ stoichiometry, never by evaluating user text:
 - consuming A at A x r_A: death; producing A: division; A -> B: differentiation; all fired per cell with
   probability 1 - exp(-r_A dt) from the counter-based streams of ``agents.uniform``; a field such an event also
   produces (a lysis releasing virions) is put into the cell's voxel, n x V_domain per event;
-- consuming B at k x A x B (k free of cells and fields): killing on contact, per touching A at
-  k x V_domain / V_contact with V_contact the volume within R_A + R_B (2-D: a disc one voxel thick), so that a
-  target among uniformly spread killers dies at the mean-field rate k x A;
+- consuming B at k x A x B (k free of cells and fields; it may depend on B's internal species, evaluated per target
+  cell each step: a phagocyte eating only cells whose viral load passes a threshold): killing on contact, per
+  touching A at k x V_domain / V_contact with V_contact the volume within R_A + R_B (times A's contact_reach; 2-D: a
+  disc one voxel thick),
+  so that a target among uniformly spread killers dies at the mean-field rate k x A;
 - producing A at a rate free of cells: recruitment, the rate (evaluated per voxel) spread over the vessel voxels,
   or over every voxel without vessels;
 - a rate of fields only: k x c consuming c is the field's decay; anything else is a reaction in every voxel;
@@ -120,11 +122,29 @@ class Reading:
     odes: list[Internal] = field(default_factory=list)
     decay: dict[int, float] = field(default_factory=dict)  # field -> first-order decay read from processes
     kills: dict[tuple[int, int], float] = field(default_factory=dict)  # (killer, target) -> per-contact rate
+    # killings whose rate depends on the target's internal state: (killer, target, k tree, V_domain / V_contact)
+    state_kills: list[tuple[int, int, Expr, float]] = field(default_factory=list)
     read: dict[str, str] = field(default_factory=dict)  # process -> how it was read (for the docs and the tests)
     stated: set = field(default_factory=set)  # (agent or field index, setting) the section states by hand
 
     def __bool__(self) -> bool:
-        return bool(self.rates or self.fates or self.recruits or self.reactions or self.odes)
+        return bool(self.rates or self.fates or self.recruits or self.reactions or self.odes or self.state_kills)
+
+    def kill_rates(self, C, agents: Agents, geometry, t: float):
+        """Per target cell and killer type, the per-contact rate of the killings that depend on the target's internal
+        state (1/min; None when there are none), evaluated with the target's levels as the step's fates see them."""
+        if not self.state_kills or not len(agents):
+            return None
+        nf = C.shape[0]
+        flat = C.reshape(nf, int(np.prod(C.shape[1:])))
+        out = np.zeros((len(agents), len(self.agents)))
+        voxel = agents.voxels(geometry)
+        for killer, target, tree, scale in self.state_kills:
+            idx = np.flatnonzero(agents.typ == target)
+            if len(idx):
+                names = self._names(t, flat, voxel[idx], agents.internal[idx])
+                out[idx, killer] += np.maximum(self._eval(tree, names, len(idx)), 0.0) * scale
+        return out
 
     # ---- evaluation -------------------------------------------------------------------------------------------
     def _names(self, t, flat, voxel, internal):
@@ -248,7 +268,7 @@ class Reading:
                 p = 1.0 - np.exp(-np.maximum(rate, 0.0) * dt)
                 hit = idx[draws(seed, agents.ids[idx], step, PURPOSE + i) < p]
                 if term.kind == "death":
-                    fate[hit] = 1
+                    fate[hit] = 1  # (a cell can die only once: a second death term finds it dead already)
                 elif term.kind == "division":
                     fate[hit] = np.where(fate[hit] == 1, 1, 2)
                 else:
@@ -259,6 +279,7 @@ class Reading:
                 if term.release and len(hit):
                     happened = {"death": hit, "division": hit[fate[hit] == 2]}.get(term.kind, hit[fate[hit] != 1])
                     self._release(flat, voxel[happened], term.release, geometry.dx**3, ledger)
+            agents.release(C, np.flatnonzero(fate == 1), types, geometry, ledger)  # what the dead had internalised
             agents._apply(fate, newtype, types, geometry, step, seed)
         for i, term in enumerate(self.recruits):
             self._recruit(i, term, flat, agents, geometry, vessels, t, step, dt, seed)
@@ -440,7 +461,7 @@ def _read_one(reading: Reading, tissue, spec, p, calculus: Differentiator, dims:
     if changed_internal:
         if changed_agents or changed_fields:
             raise Refused("it changes a species internal to cells together with cells or a field; write each part as a "
-                          "process of its own")
+                          "process of its own (a field taken into cells: uptake: [{field, rate, into}] in the section)")
         if in_rate:
             raise Refused(f"its rate contains cell numbers ({_list(sorted(in_rate))}); a rate of species internal to cells "
                           "is per cell")
@@ -502,14 +523,20 @@ def _read_one(reading: Reading, tissue, spec, p, calculus: Differentiator, dims:
         target = lost[0]
         killer = next(iter(in_rate - {target}))
         d = calculus.derivative(calculus.derivative(tree, killer), target)
-        if d.names() - set(reading.values) or not _same(tree, BinOp("*", BinOp("*", Name(killer), Name(target)), d), reading):
-            raise Refused(f"a killing of {target} by {killer} is read as k*{killer}*{target} with k a constant; this rate "
-                          "is not of that form")
         ka, kt = agent[killer], agent[target]
+        own = {internal[c] for c in reading.carriers[kt]}  # k may depend on the target's state (its internal species)
+        if d.names() - set(reading.values) - own or not _same(tree, BinOp("*", BinOp("*", Name(killer), Name(target)), d),
+                                                              reading):
+            raise Refused(f"a killing of {target} by {killer} is read as k*{killer}*{target} with k a constant or a "
+                          f"function of {target}'s internal species; this rate is not of that form")
         if any(kl.target == target for kl in spec_agents[ka].kills):
             return None
-        reach = spec_agents[ka].radius + spec_agents[kt].radius
+        reach = (spec_agents[ka].radius + spec_agents[kt].radius) * spec_agents[ka].contact_reach
         contact = 4.0 / 3.0 * math.pi * reach**3 if dims == 3 else math.pi * reach**2 * dx
+        if d.names() & own:
+            reading.state_kills.append((ka, kt, d, reading.volume / contact))
+            return (f"killing of {target} on contact with {killer}: k x V_domain / V_contact per contact, k depending "
+                    f"on {_list(sorted(d.names() & own))} of the target")
         rate = float(evaluate(d, reading.values)) * reading.volume / contact
         reading.kills[(ka, kt)] = reading.kills.get((ka, kt), 0.0) + rate
         return f"killing of {target} on contact with {killer}: {rate:.6g}/min per contact"

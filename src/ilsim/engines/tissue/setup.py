@@ -152,6 +152,15 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
             if kill.target not in agent_names:
                 problem(f"{where}.kills[{k}].target",
                         f"'{kill.target}' is not an agent type{did_you_mean(kill.target, agent_names)}")
+        for k, u in enumerate(a.uptake):
+            if u.into is not None and u.into not in a.internal:
+                problem(f"{where}.uptake[{k}].into", f"'{u.into}' is not a species internal to {a.species} (list it under "
+                                                     f"{where}.internal)")
+        for k, entry in enumerate(a.initial_internal):
+            for name in entry.values:
+                if name not in a.internal:
+                    problem(f"{where}.initial_internal[{k}].values", f"'{name}' is not a species internal to {a.species} "
+                                                                     f"(list it under {where}.internal)")
         if a.differentiation and a.differentiation.into not in agent_names:
             into = a.differentiation.into
             problem(f"{where}.differentiation.into", f"'{into}' is not an agent type{did_you_mean(into, agent_names)}")
@@ -230,12 +239,41 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
     types = _types(tissue, fields, agent_names)
     for (killer, target), rate in reading.kills.items():
         types.kill_rate[killer, target] += rate
+    types.into, types.release = _internalisation(tissue, fields, reading.internal)
     internal = np.full((total_agents, len(reading.internal)), np.nan)
     for t, columns in enumerate(reading.carriers):
         internal[np.ix_(typ == t, columns)] = reading.initial[columns]
+        _initial_internal(tissue.agents[t], t, np.flatnonzero(typ == t), internal, reading.internal, problem)
+    if problems:
+        raise ModelError(problems)
     return Setup(tissue, solver, types, geometry, Agents.place(pos3, typ, tissue.seed, dims, internal), fields, agent_names,
                  vessels, initial, events, start, lambda new: build(spec, source, base, memory, new, tissue.seed),
                  reading if reading else None, reading.internal, reading.read)
+
+
+def _internalisation(tissue: Tissue, fields: list[str], internal: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per type and field: the internal column an uptake adds to (-1: none) and the fraction released at death."""
+    nt, nf = len(tissue.agents), len(fields)
+    into, release = np.full((nt, nf), -1, dtype=np.int64), np.zeros((nt, nf))
+    for t, a in enumerate(tissue.agents):
+        for u in a.uptake:
+            if u.into is not None:
+                into[t, fields.index(u.field)] = internal.index(u.into)
+                release[t, fields.index(u.field)] = u.released_at_death
+    return into, release
+
+
+def _initial_internal(agent, t: int, cells: np.ndarray, internal: np.ndarray, names: list[str], problem) -> None:
+    """The ``initial_internal`` entries of one type: consecutive runs of its cells, in the order they were placed."""
+    start = 0
+    for k, entry in enumerate(agent.initial_internal):
+        if start + entry.count > len(cells):
+            problem(f"agents[{t}].initial_internal[{k}].count", f"{start + entry.count} cells of {agent.species} would "
+                                                                f"need values but {len(cells)} are placed")
+            return
+        for name, value in entry.values.items():
+            internal[cells[start:start + entry.count], names.index(name)] = value
+        start += entry.count
 
 
 def _initial_count(species, parameters, field, problem) -> int:
@@ -401,6 +439,7 @@ def _types(tissue: Tissue, fields: list[str], names: list[str]) -> Types:
         recruit_field=col(lambda a: index[a.recruitment.field] if a.recruitment and a.recruitment.field else -1,
                           np.int64),
         receptor_loss=col(lambda a: a.receptor.loss if a.receptor else 0.0),
+        contact_reach=col(lambda a: a.contact_reach),
         suppression=np.array([(s.ic50, s.hill, s.blunting) if (s := a.suppression) else (0.0, 1.0, 0.0)
                               for a in tissue.agents], dtype=float).reshape(nt, 3),
     )

@@ -247,11 +247,25 @@ class Uptake(_Strict):
 
     field: str
     rate: float | str
+    # internalisation: what the cell takes up is added to this species internal to it (an amount per cell, the
+    # field's units x µm³), so the field and the cells together conserve it; a cell that dies (not one killed on
+    # contact: its killer digests it) releases released_at_death of it into its voxel (PhysiCell's
+    # fraction_released_at_death)
+    into: str | None = None
+    released_at_death: float = 1.0
 
     @field_validator("rate")
     @classmethod
     def _rate(cls, v):
         return nonnegative(v, "1/min", "an uptake rate")
+
+    @model_validator(mode="after")
+    def _fraction(self):
+        if not 0.0 <= self.released_at_death <= 1.0:
+            raise ValueError(f"released_at_death must be a fraction in [0, 1], got {self.released_at_death}")
+        if self.into is not None:
+            _check_name(self.into)
+        return self
 
 
 class TargetSecretion(_Strict):
@@ -338,6 +352,25 @@ class Suppression(_Strict):
         return self
 
 
+class InitialInternal(_Strict):
+    """The next ``count`` cells of the type as placed (the first ones, then the following for a second entry) start
+    with these values of species internal to them instead of the species' initial values (10 infected cells among
+    1000 with one virion inside)."""
+
+    count: int
+    values: dict[str, float]
+
+    @model_validator(mode="after")
+    def _count(self):
+        if self.count < 0:
+            raise ValueError(f"count must be >= 0, got {self.count}")
+        for name, v in self.values.items():
+            _check_name(name)
+            if not math.isfinite(v):
+                raise ValueError(f"the value of '{name}' must be finite, got {v}")
+        return self
+
+
 class Agent(_Strict):
     """A cell species simulated as individual cells."""
 
@@ -354,6 +387,9 @@ class Agent(_Strict):
     division: float = 0.0  # 1/min
     death: float = 0.0  # 1/min
     kills: list[Kill] = Field(default_factory=list)
+    # a killer of this type touches a target whose centre lies within contact_reach x (R_killer + R_target): its
+    # kills and the killings read from processes (PhysiCell's virus-macrophage sample eats within 1.1 x the radii)
+    contact_reach: float = 1.0
     receptor: Receptor | None = None
     differentiation: Differentiation | None = None
     recruitment: Recruitment | None = None
@@ -361,10 +397,12 @@ class Agent(_Strict):
     # synthesis programme of the secretion motif): their processes become small ODEs per cell (docs/tissue.md)
     internal: list[str] = Field(default_factory=list)
     suppression: Suppression | None = None  # needs receptor: (the occupancy it reads)
+    initial_internal: list[InitialInternal] = Field(default_factory=list)  # cells placed with other internal values
 
     @model_validator(mode="after")
     def _signs(self):
-        check_numbers(self, positive=("radius", "persistence"), nonnegative_=("speed", "repulsion", "division", "death"))
+        check_numbers(self, positive=("radius", "persistence", "contact_reach"),
+                      nonnegative_=("speed", "repulsion", "division", "death"))
         for n in self.internal:
             _check_name(n)
         if self.suppression is not None and self.receptor is None:
