@@ -47,7 +47,7 @@ def test_report_is_self_contained_and_cites_sources(tmp_path):
     assert "src='http" not in html and 'src="http' not in html and "<link" not in html
     assert "10.1016/j.jtbi.2006.02.016" in html
     assert "Reynolds et al. 2006, Table 1" in html
-    assert "dN/dt = snr*R/(munr + R) - mun*N" in html
+    assert "dN/dt = snr*R*R_rate/(munr + R*R_rate) - mun*N" in html  # R_rate = 1/hour: the paper's own equation in balanced units
 
 
 def test_rerun_replaces_an_earlier_result_folder(tmp_path):
