@@ -153,13 +153,24 @@ class CompiledModel:
         return self._kernels["_compiled"]
 
     def run_kernels(self) -> dict:
-        """The right-hand side and Jacobian one run of the ODE engine uses. With ``jit="auto"`` (the default) they are
-        tiered, and new for each run: plain Python for the run's first ``TIERED_CALLS`` calls, then compiled, so a
-        short run of a new model waits for no compiler, a long one runs compiled, and a run gives the same numbers
-        whatever ran before it in the process (plain and compiled kernels agree to round-off, not to the bit)."""
+        """The right-hand side and Jacobian one run of the ODE engine starts with, and when it is to switch. With
+        ``jit="auto"`` (the default) they are tiered: plain Python until the model has made ``TIERED_CALLS``
+        right-hand-side calls in this process (over all its runs, ``count_calls``), then compiled, so a short run of a
+        new model waits for no compiler while long or repeated runs run compiled. ``"compile_after"``: the run's call
+        at which to take ``"compiled"()`` instead (None: never). Plain and compiled kernels give the same bits
+        (model/ieee.py), so where a run switches changes no number: a run's numbers do not depend on what ran before
+        it in the process."""
         if self.jit != "auto":
-            return {"rhs": self.kernels["rhs"], "jac": self.kernels["jac"]}
-        return {key: _Tiered(self, key, self.kernels[key]) for key in ("rhs", "jac")}
+            return {"rhs": self.kernels["rhs"], "jac": self.kernels["jac"], "compile_after": None, "compiled": None}
+        left = TIERED_CALLS - self._kernels.get("_calls", 0)
+        kernels = self.kernels if left > 0 and "_compiled" not in self._kernels else self.compiled_kernels()
+        return {"rhs": kernels["rhs"], "jac": kernels["jac"], "compiled": self.compiled_kernels,
+                "compile_after": left if kernels is self.kernels else None}
+
+    def count_calls(self, calls: int) -> None:
+        """A run's right-hand-side calls, added to the model's count (``run_kernels``). Not locked: runs in threads
+        may lose a few, which only moves the switch."""
+        self._kernels["_calls"] = self._kernels.get("_calls", 0) + calls
 
     def rhs(self, y: np.ndarray, t: float, p: np.ndarray) -> np.ndarray:
         return self.kernels["rhs"](y, t, p)
@@ -487,25 +498,13 @@ def _jit_default() -> bool | str:
     return {"0": False, "1": True}.get(os.environ.get("ILSIM_JIT", ""), "auto")
 
 
-# A run's tiered kernel is plain Python for the run's first this many calls, then compiled (numba, cached on disk
-# and built once per process): a plain call of a small model costs 10-30 µs, compiling a right-hand side 1-2 s, so a
-# run switches after about half a second of plain calls, and runs shorter than that (most single runs) never wait
-# for the compiler. Counted per run, so that the same run switches at the same call in any process.
-TIERED_CALLS = {"rhs": 20_000, "jac": 2_000}
+# A model's kernels are plain Python for its first this many right-hand-side calls in a process, then compiled
+# (numba, cached on disk and built once per process): a plain call of a small model costs 1-30 µs, compiling a
+# right-hand side 0.2-2 s, so runs switch after a few tenths of a second of plain calls, and a first run shorter than
+# that (most single runs) never waits for the compiler. Counted per model over its runs (a scan of short runs
+# compiles too); the count decides only the speed, never a number, as both kernels give the same bits.
+TIERED_CALLS = 20_000
 _COMPILING = threading.Lock()
-
-
-class _Tiered:
-    """One run's kernel: plain Python, then the compiled one after ``TIERED_CALLS`` calls."""
-
-    def __init__(self, m: CompiledModel, key: str, plain):
-        self._m, self._key, self._fn, self._left = m, key, plain, TIERED_CALLS[key]
-
-    def __call__(self, y, t, p):
-        self._left -= 1
-        if self._left == 0:
-            self._fn = self._m.compiled_kernels()[self._key]
-        return self._fn(y, t, p)
 
 
 # ------------------------------------------------------------------------------- codegen
@@ -523,9 +522,10 @@ _PRELUDE = (
     "    except ImportError:",
     "        JIT = False",
     "_f = float",
-    "if not JIT:  # plain Python: NumPy's scalar functions give inf/NaN like numba's, where math raises",
-    "    math = np",
+    "if not JIT:  # plain Python: functions with the compiled kernels' bits (model/ieee.py); NumPy floats where",
+    "    from ilsim.model import ieee as _ieee  # 1/0 must be inf, as compiled (the careful path)",
     "    _f = np.float64",
+    "    _ndarray = np.ndarray",
     "    def _jit(f):",
     "        return f",
     "",
@@ -549,13 +549,13 @@ _PRELUDE = (
 )
 
 
-def kernel_names(m: CompiledModel, plain: bool = False) -> dict[str, str]:
+def kernel_names(m: CompiledModel, plain: bool | str = False) -> dict[str, str]:
     """Every user name as the positional name generated code uses (s_0, k_3, o_1, t); ``plain``: for a kernel run
-    as plain Python, where t is made a NumPy float (see _plain_number)."""
+    as plain Python, where t is made a NumPy float (see _plain_number), but for the fast path (``"fast"``)."""
     names = {n: f"s_{i}" for i, n in enumerate(m.species)}
     names.update({n: f"k_{i}" for i, n in enumerate(m.parameters)})
     names.update({n: f"o_{i}" for i, n in enumerate(m.observables)})
-    names[ex.TIME] = "_f(t)" if plain else "t"
+    names[ex.TIME] = "_f(t)" if plain is True else "t"
     return names
 
 
@@ -569,8 +569,12 @@ def _numpy_number(text: str) -> str:
     return f"np.float64({text})"
 
 
-def _code(tree: ex.Expr, names: dict[str, str], plain: bool) -> str:
-    return ex.to_code(tree, names, False, _plain_number if plain else None)
+def _code(tree: ex.Expr, names: dict[str, str], plain: bool | str) -> str:
+    """A tree as scalar code: for numba (``plain`` False); for plain Python with the compiled code's bits, over
+    Python floats (``"fast"``: 1/0 raises) or over NumPy floats (True, the careful path: 1/0 is inf)."""
+    if plain == "fast":
+        return ex.to_code(tree, names, False, None, "_ieee")
+    return ex.to_code(tree, names, False, _plain_number, "_ieee.careful") if plain else ex.to_code(tree, names, False)
 
 
 def unpack_lines(m: CompiledModel, trees: list[ex.Expr], clip: bool, plain: bool = False) -> list[str]:
@@ -625,6 +629,29 @@ def jacobian_lines(m: CompiledModel, entries: tuple[tuple[int, int, ex.Expr], ..
     return lines
 
 
+def _into(name: str, body, plain: bool, shape: str) -> list[str]:
+    """``{name}_into(y, t, p, out)`` with the lines ``body(style)`` print, and ``{name}(y, t, p)``, which returns a new
+    array of ``shape``. Compiled: a function and its wrapper. Plain: the fast path over Python floats (a quarter of
+    the time NumPy's scalars take), and where that divides by zero, the careful path over NumPy floats, where 1/0 is
+    inf and 0/0 NaN as in the compiled code; both compute what the compiled code does, bit for bit."""
+    if not plain:
+        return [f"def {name}_into(y, t, p, out):", *body(False), "",
+                f"{name}_into = _jit({name}_into)", "",
+                f"def {name}(y, t, p):", f"    out = np.empty({shape})", f"    {name}_into(y, t, p, out)", "    return out",
+                "", f"{name} = _jit({name})", ""]
+    dispatch = ["    try:",
+                f"        _{name}_fast(y.tolist() if y.__class__ is _ndarray else [*map(float, y)], t,",
+                f"        {' ' * len(name)}p.tolist() if p.__class__ is _ndarray else [*map(float, p)], out)",
+                "    except ArithmeticError:",
+                "        with np.errstate(all='ignore'):",
+                f"            _{name}_careful(np.asarray(y, dtype=float), t, np.asarray(p, dtype=float), out)"]
+    return [f"def _{name}_fast(y, t, p, out):", *body("fast"), "",
+            f"def _{name}_careful(y, t, p, out):", *body(True), "",
+            f"def {name}_into(y, t, p, out):", *dispatch, "",
+            f"def {name}(y, t, p):  # (the dispatch again, not a call of {name}_into: a call less, run after run)",
+            f"    out = np.empty({shape})", *dispatch, "    return out", ""]
+
+
 def _build_kernels(m: CompiledModel, jit: bool) -> dict:
     plain = not jit
     names = kernel_names(m, plain)
@@ -634,14 +661,7 @@ def _build_kernels(m: CompiledModel, jit: bool) -> dict:
     vec_names[ex.TIME] = "t"
     ns, nobs = len(m.species), len(m.observables)
 
-    src = [
-        *_PRELUDE,
-        "def rhs_into(y, t, p, out):",  # writes dy/dt into out: no allocation
-        *rhs_lines(m, plain),
-    ]
-    src += ["", "rhs_into = _jit(rhs_into) if JIT else rhs_into", "",
-            "def rhs(y, t, p):", f"    out = np.empty({ns})", "    rhs_into(y, t, p, out)", "    return out", "",
-            "rhs = _jit(rhs) if JIT else rhs", ""]
+    src = [*_PRELUDE, *_into("rhs", lambda style: rhs_lines(m, style), plain, f"{ns}")]  # rhs_into: no allocation
     # one root function per condition event: positive while its condition holds
     conditions = [e.condition for e in m.events if e.condition is not None]
     for k, condition in enumerate(conditions):
@@ -737,10 +757,7 @@ def parameter_derivative_kernel(m: CompiledModel):
 def _build_jacobian(m: CompiledModel, module_name: str,
                     entries: tuple[tuple[int, int, ex.Expr], ...], jit: bool):
     ns = len(m.species)
-    lines = ["def jac_into(y, t, p, out):", *jacobian_lines(m, entries, flat=False, plain=not jit)]
-    lines += ["", "jac_into = _jit(jac_into) if JIT else jac_into", "",
-              "def jac(y, t, p):", f"    out = np.empty(({ns}, {ns}))", "    jac_into(y, t, p, out)", "    return out", "",
-              "jac = _jit(jac) if JIT else jac"]
+    lines = _into("jac", lambda style: jacobian_lines(m, entries, flat=False, plain=style), not jit, f"({ns}, {ns})")
     return _import_generated("\n".join([*_PRELUDE, *lines]), jit, module_name)
 
 
