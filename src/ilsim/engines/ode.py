@@ -289,7 +289,7 @@ class OdeEngine(Engine):
                 # a sliver below the rounding level of t (a switch computed with rounding: 28.000000000000004
                 # after 28), which LSODA refuses: one Euler step crosses it, as in the batch and C engines
                 record(np.arange(k_grid, upto), y[None, :])
-                k_grid, y = upto, self._clip(model, y + (t_stop - t) * budget.kernels["rhs"](y, t, p))
+                k_grid, y = upto, self._clip(model, y + (t_stop - t) * np.asarray(budget.kernels["rhs"](y, t, p)))
                 t = t_stop
                 continue
             if not cond_events and self._method(model) == "LSODA":

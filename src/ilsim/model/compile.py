@@ -153,7 +153,8 @@ class CompiledModel:
         return self._kernels["_compiled"]
 
     def run_kernels(self) -> dict:
-        """The right-hand side and Jacobian one run of the ODE engine starts with, and when it is to switch. With
+        """The right-hand side (it may return a list) and Jacobian one run of the ODE engine starts with, and when it
+        is to switch. With
         ``jit="auto"`` (the default) they are tiered: plain Python until the model has made ``TIERED_CALLS``
         right-hand-side calls in this process (over all its runs, ``count_calls``), then compiled, so a short run of a
         new model waits for no compiler while long or repeated runs run compiled. ``"compile_after"``: the run's call
@@ -161,10 +162,10 @@ class CompiledModel:
         (model/ieee.py), so where a run switches changes no number: a run's numbers do not depend on what ran before
         it in the process."""
         if self.jit != "auto":
-            return {"rhs": self.kernels["rhs"], "jac": self.kernels["jac"], "compile_after": None, "compiled": None}
+            return {"rhs": self.kernels["rhs_list"], "jac": self.kernels["jac"], "compile_after": None, "compiled": None}
         left = TIERED_CALLS - self._kernels.get("_calls", 0)
         kernels = self.kernels if left > 0 and "_compiled" not in self._kernels else self.compiled_kernels()
-        return {"rhs": kernels["rhs"], "jac": kernels["jac"], "compiled": self.compiled_kernels,
+        return {"rhs": kernels["rhs_list"], "jac": kernels["jac"], "compiled": self.compiled_kernels,
                 "compile_after": left if kernels is self.kernels else None}
 
     def count_calls(self, calls: int) -> None:
@@ -582,13 +583,25 @@ def unpack_lines(m: CompiledModel, trees: list[ex.Expr], clip: bool, plain: bool
     ``clip``: non-negative species read as max(y, 0), as the right-hand side does."""
     names = kernel_names(m, plain)
     used = set().union(*(tr.names() for tr in trees)) if trees else set()
-    used |= set().union(*(tr.names() for tr in m.observable_trees)) if m.observables else set()
+    wanted = range(len(m.observables))
+    if plain == "fast":  # plain Python pays for every line (numba drops unused ones): only the observables read
+        wanted = []
+        for i in reversed(range(len(m.observables))):  # (each may read earlier ones)
+            if m.observables[i] in used:
+                wanted.insert(0, i)
+                used |= m.observable_trees[i].names()
+    else:
+        used |= set().union(*(tr.names() for tr in m.observable_trees)) if m.observables else set()
     lines = []
     for i, n in enumerate(m.species):
-        if n in used:
-            lines.append(f"    s_{i} = max(y[{i}], 0.0)" if clip and m.nonnegative[i] else f"    s_{i} = y[{i}]")
+        if n not in used:
+            continue
+        if clip and m.nonnegative[i]:  # (the fast path's form is max()'s, a call less: NaN and -0.0 pass as they are)
+            lines.append(f"    s_{i} = 0.0 if y[{i}] < 0.0 else y[{i}]" if plain == "fast" else f"    s_{i} = max(y[{i}], 0.0)")
+        else:
+            lines.append(f"    s_{i} = y[{i}]")
     lines += [f"    k_{i} = p[{i}]" for i, n in enumerate(m.parameters) if n in used]
-    lines += [f"    o_{i} = {_code(tr, names, plain)}" for i, tr in enumerate(m.observable_trees)]
+    lines += [f"    o_{i} = {_code(m.observable_trees[i], names, plain)}" for i in wanted]
     return lines
 
 
@@ -601,7 +614,12 @@ def rhs_lines(m: CompiledModel, plain: bool = False) -> list[str]:
              *[f"    r_{j} = {_code(r, names, plain)}" for j, r in enumerate(m.rate_trees)]]
     for i in range(len(m.species)):
         terms = [f"{float(m.stoichiometry[i, j])!r} * r_{j}" for j in range(len(m.rate_trees)) if m.stoichiometry[i, j]]
-        lines.append(f"    out[{i}] = {' + '.join(terms) if terms else '0.0'}")
+        if plain == "fast":  # 1.0 * r + -1.0 * s is r - s exactly (IEEE's a - b is a + -b): two products less
+            terms = [t.replace("1.0 * ", "", 1) if t.startswith(("1.0 * ", "-1.0 * ")) else t for t in terms]
+            terms = [(" - " + t[1:] if t.startswith("-") and k else " + " + t if k else t) for k, t in enumerate(terms)]
+            lines.append(f"    out[{i}] = {''.join(terms) if terms else '0.0'}")
+        else:
+            lines.append(f"    out[{i}] = {' + '.join(terms) if terms else '0.0'}")
         if terms and m.nonnegative[i]:  # at zero a non-negative quantity cannot decrease further
             lines.append(f"    if y[{i}] <= 0.0 and out[{i}] < 0.0:\n        out[{i}] = 0.0")
     return lines
@@ -645,11 +663,14 @@ def _into(name: str, body, plain: bool, shape: str) -> list[str]:
                 "    except ArithmeticError:",
                 "        with np.errstate(all='ignore'):",
                 f"            _{name}_careful(np.asarray(y, dtype=float), t, np.asarray(p, dtype=float), out)"]
-    return [f"def _{name}_fast(y, t, p, out):", *body("fast"), "",
-            f"def _{name}_careful(y, t, p, out):", *body(True), "",
-            f"def {name}_into(y, t, p, out):", *dispatch, "",
-            f"def {name}(y, t, p):  # (the dispatch again, not a call of {name}_into: a call less, run after run)",
-            f"    out = np.empty({shape})", *dispatch, "    return out", ""]
+    lines = [f"def _{name}_fast(y, t, p, out):", *body("fast"), "",
+             f"def _{name}_careful(y, t, p, out):", *body(True), "",
+             f"def {name}_into(y, t, p, out):", *dispatch, "",
+             f"def {name}(y, t, p):  # (the dispatch again, not a call of {name}_into: a call less, run after run)",
+             f"    out = np.empty({shape})", *dispatch, "    return out", ""]
+    if shape.isdigit():  # a vector: also as a list, which the SciPy engine's solvers take as it is, filled faster
+        lines += [f"def {name}_list(y, t, p):", f"    out = [0.0] * {shape}", *dispatch, "    return out", ""]
+    return lines
 
 
 def _build_kernels(m: CompiledModel, jit: bool) -> dict:
@@ -682,7 +703,7 @@ def _build_kernels(m: CompiledModel, jit: bool) -> dict:
     module = _import_generated("\n".join(src), jit)
     module.__dict__.setdefault("_ilsim_jacobian", _LazyJacobian(m, module.__name__, jit))
     kernels = {"rhs": module.rhs, "rhs_into": module.rhs_into, "observe": module.observe, "initial": module.initial,
-               "roots": module.roots}
+               "roots": module.roots, "rhs_list": getattr(module, "rhs_list", module.rhs)}
     kernels["jac"] = module._ilsim_jacobian  # one per generated module: derived once per model
     return kernels
 
