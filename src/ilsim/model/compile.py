@@ -636,10 +636,13 @@ def jacobian_lines(m: CompiledModel, entries: tuple[tuple[int, int, ex.Expr], ..
     """The body of ``jac_into(y, t, p, out)``: out[i, k] = d(dy_i/dt)/dy_k (``flat``: out[i * ns + k], for a
     raw pointer), each piece repeated across entries computed once."""
     ns = len(m.species)
-    lines = [f"    s_{i} = y[{i}]" for i in range(ns)]
-    lines += [f"    k_{i} = p[{i}]" for i in range(len(m.parameters))]
-    lines += [f"    for q in range({ns * ns}):", "        out[q] = 0.0"] if flat else ["    out[:, :] = 0.0"]
     shared, trees = ex.common_subexpressions([tree for *_, tree in entries])  # each repeated piece once
+    fast = plain == "fast"  # plain Python's fast path: only the names read, into zeros its caller passes
+    used = set().union(*(tree.names() for tree in [*trees, *(tree for _, tree in shared)])) if fast else None
+    lines = [f"    s_{i} = y[{i}]" for i, n in enumerate(m.species) if not fast or n in used]
+    lines += [f"    k_{i} = p[{i}]" for i, n in enumerate(m.parameters) if not fast or n in used]
+    if not fast:
+        lines += [f"    for q in range({ns * ns}):", "        out[q] = 0.0"] if flat else ["    out[:, :] = 0.0"]
     names = {**kernel_names(m, plain), **{name: name for name, _ in shared}}
     lines += [f"    {name} = {_code(tree, names, plain)}" for name, tree in shared]
     lines += [f"    out[{i * ns + k if flat else f'{i}, {k}'}] = {_code(tree, names, plain)}"
@@ -647,30 +650,39 @@ def jacobian_lines(m: CompiledModel, entries: tuple[tuple[int, int, ex.Expr], ..
     return lines
 
 
-def _into(name: str, body, plain: bool, shape: str) -> list[str]:
+def _into(name: str, body, plain: bool, n: int, matrix: bool = False) -> list[str]:
     """``{name}_into(y, t, p, out)`` with the lines ``body(style)`` print, and ``{name}(y, t, p)``, which returns a new
-    array of ``shape``. Compiled: a function and its wrapper. Plain: the fast path over Python floats (a quarter of
-    the time NumPy's scalars take), and where that divides by zero, the careful path over NumPy floats, where 1/0 is
-    inf and 0/0 NaN as in the compiled code; both compute what the compiled code does, bit for bit."""
+    vector of ``n`` (``matrix``: n x n). Compiled: a function and its wrapper. Plain: the fast path over Python
+    floats (a quarter of the time NumPy's scalars take), and where that divides by zero, the careful path over
+    NumPy floats, where 1/0 is inf and 0/0 NaN as in the compiled code; both compute what it does, bit for bit."""
+    shape = f"({n}, {n})" if matrix else f"{n}"
     if not plain:
         return [f"def {name}_into(y, t, p, out):", *body(False), "",
                 f"{name}_into = _jit({name}_into)", "",
                 f"def {name}(y, t, p):", f"    out = np.empty({shape})", f"    {name}_into(y, t, p, out)", "    return out",
                 "", f"{name} = _jit({name})", ""]
-    dispatch = ["    try:",
+
+    def dispatch(fast_out: str, careful_out: str, done: str) -> list[str]:
+        return ["    try:",
                 f"        _{name}_fast(y.tolist() if y.__class__ is _ndarray else [*map(float, y)], t,",
-                f"        {' ' * len(name)}p.tolist() if p.__class__ is _ndarray else [*map(float, p)], out)",
+                f"        {' ' * len(name)}p.tolist() if p.__class__ is _ndarray else [*map(float, p)], {fast_out})",
+                f"        {done}",
                 "    except ArithmeticError:",
                 "        with np.errstate(all='ignore'):",
-                f"            _{name}_careful(np.asarray(y, dtype=float), t, np.asarray(p, dtype=float), out)"]
-    lines = [f"def _{name}_fast(y, t, p, out):", *body("fast"), "",
-             f"def _{name}_careful(y, t, p, out):", *body(True), "",
-             f"def {name}_into(y, t, p, out):", *dispatch, "",
-             f"def {name}(y, t, p):  # (the dispatch again, not a call of {name}_into: a call less, run after run)",
-             f"    out = np.empty({shape})", *dispatch, "    return out", ""]
-    if shape.isdigit():  # a vector: also as a list, which the SciPy engine's solvers take as it is, filled faster
-        lines += [f"def {name}_list(y, t, p):", f"    out = [0.0] * {shape}", *dispatch, "    return out", ""]
-    return lines
+                f"            _{name}_careful(np.asarray(y, dtype=float), t, np.asarray(p, dtype=float), {careful_out})"]
+
+    lines = [f"def _{name}_fast(y, t, p, out):", *(body("fast") or ["    pass"]), "",  # (a Jacobian of zeros)
+             f"def _{name}_careful(y, t, p, out):", *body(True), ""]
+    if matrix:  # the fast path fills a flat vector of zeros (a quarter of the time a matrix's [i, k] takes)
+        return [*lines, f"def {name}(y, t, p):", f"    flat = np.zeros({n * n})",
+                *dispatch("flat", "out", f"return flat.reshape({n}, {n})")[:-1],
+                f"            out = np.empty({shape})", *dispatch("flat", "out", "")[-1:], "    return out", "",
+                f"def {name}_into(y, t, p, out):", f"    out[:, :] = {name}(y, t, p)", ""]
+    return [*lines, f"def {name}_into(y, t, p, out):", *dispatch("out", "out", "return"), "",
+            f"def {name}(y, t, p):  # (the dispatch again, not a call of {name}_into: a call less, run after run)",
+            f"    out = np.empty({shape})", *dispatch("out", "out", "return out"), "    return out", "",
+            f"def {name}_list(y, t, p):  # a list, which the SciPy engine's solvers take as it is, filled faster",
+            f"    out = [0.0] * {n}", *dispatch("out", "out", "return out"), "    return out", ""]
 
 
 def _build_kernels(m: CompiledModel, jit: bool) -> dict:
@@ -682,7 +694,7 @@ def _build_kernels(m: CompiledModel, jit: bool) -> dict:
     vec_names[ex.TIME] = "t"
     ns, nobs = len(m.species), len(m.observables)
 
-    src = [*_PRELUDE, *_into("rhs", lambda style: rhs_lines(m, style), plain, f"{ns}")]  # rhs_into: no allocation
+    src = [*_PRELUDE, *_into("rhs", lambda style: rhs_lines(m, style), plain, ns)]  # rhs_into: no allocation
     # one root function per condition event: positive while its condition holds
     conditions = [e.condition for e in m.events if e.condition is not None]
     for k, condition in enumerate(conditions):
@@ -778,7 +790,7 @@ def parameter_derivative_kernel(m: CompiledModel):
 def _build_jacobian(m: CompiledModel, module_name: str,
                     entries: tuple[tuple[int, int, ex.Expr], ...], jit: bool):
     ns = len(m.species)
-    lines = _into("jac", lambda style: jacobian_lines(m, entries, flat=False, plain=style), not jit, f"({ns}, {ns})")
+    lines = _into("jac", lambda style: jacobian_lines(m, entries, flat=style == "fast", plain=style), not jit, ns, True)
     return _import_generated("\n".join([*_PRELUDE, *lines]), jit, module_name)
 
 
