@@ -48,7 +48,9 @@ def _assert_same_bits(make, n: int = 200, seed: int = 0) -> None:
     plain, compiled = make(False), make(True)
     for y, t, p in _states(plain, n, seed):
         with np.errstate(all="ignore"):
-            np.testing.assert_array_equal(plain.rhs(y, t, p), compiled.rhs(y, t, p), err_msg=f"rhs at y={y!r}, t={t!r}")
+            want = compiled.rhs(y, t, p)
+            np.testing.assert_array_equal(plain.rhs(y, t, p), want, err_msg=f"rhs at y={y!r}, t={t!r}")
+            np.testing.assert_array_equal(plain.kernels["rhs_list"](y, t, p), want)  # the SciPy engine's form
             np.testing.assert_array_equal(plain.jacobian(y, t, p), compiled.jacobian(y, t, p),
                                           err_msg=f"Jacobian at y={y!r}, t={t!r}")
 
@@ -74,6 +76,7 @@ def test_overflow_poles_and_domain_errors_give_the_compiled_inf_and_nan(rate):
         with np.errstate(all="ignore"):
             got, want = plain.rhs(y, 0.0, plain.p0), compiled.rhs(y, 0.0, compiled.p0)
             np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(plain.kernels["rhs_list"](y, 0.0, plain.p0), want)
             np.testing.assert_array_equal(plain.jacobian(y, 0.0, plain.p0), compiled.jacobian(y, 0.0, compiled.p0))
     assert not np.isfinite(plain.rhs(np.array([1.0, 1.0]), 0.0, plain.p0)).all()  # the careful path was taken
 

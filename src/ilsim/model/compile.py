@@ -574,7 +574,7 @@ def _code(tree: ex.Expr, names: dict[str, str], plain: bool | str) -> str:
     """A tree as scalar code: for numba (``plain`` False); for plain Python with the compiled code's bits, over
     Python floats (``"fast"``: 1/0 raises) or over NumPy floats (True, the careful path: 1/0 is inf)."""
     if plain == "fast":
-        return ex.to_code(tree, names, False, None, "_ieee")
+        return ex.to_code(tree, names, False, None, "_ieee.fast")
     return ex.to_code(tree, names, False, _plain_number, "_ieee.careful") if plain else ex.to_code(tree, names, False)
 
 
@@ -667,7 +667,7 @@ def _into(name: str, body, plain: bool, n: int, matrix: bool = False) -> list[st
                 f"        _{name}_fast(y.tolist() if y.__class__ is _ndarray else [*map(float, y)], t,",
                 f"        {' ' * len(name)}p.tolist() if p.__class__ is _ndarray else [*map(float, p)], {fast_out})",
                 f"        {done}",
-                "    except ArithmeticError:",
+                "    except (ArithmeticError, ValueError):  # 1/0, or a math function outside its domain",
                 "        with np.errstate(all='ignore'):",
                 f"            _{name}_careful(np.asarray(y, dtype=float), t, np.asarray(p, dtype=float), {careful_out})"]
 
@@ -681,8 +681,14 @@ def _into(name: str, body, plain: bool, n: int, matrix: bool = False) -> list[st
     return [*lines, f"def {name}_into(y, t, p, out):", *dispatch("out", "out", "return"), "",
             f"def {name}(y, t, p):  # (the dispatch again, not a call of {name}_into: a call less, run after run)",
             f"    out = np.empty({shape})", *dispatch("out", "out", "return out"), "    return out", "",
-            f"def {name}_list(y, t, p):  # a list, which the SciPy engine's solvers take as it is, filled faster",
-            f"    out = [0.0] * {n}", *dispatch("out", "out", "return out"), "    return out", ""]
+            # the SciPy engine's: a list, which its solvers take as it is, filled faster, and the fast path inline
+            f"def {name}_list(y_, t, p_):", f"    out = [0.0] * {n}", "    try:",
+            "        y = y_.tolist() if y_.__class__ is _ndarray else [*map(float, y_)]",
+            "        p = p_.tolist() if p_.__class__ is _ndarray else [*map(float, p_)]",
+            *["    " + line.replace("\n", "\n    ") for line in body("fast")], "        return out",
+            *dispatch("out", "out", "")[-3:-1],
+            f"            _{name}_careful(np.asarray(y_, dtype=float), t, np.asarray(p_, dtype=float), out)",
+            "    return out", ""]
 
 
 def _build_kernels(m: CompiledModel, jit: bool) -> dict:

@@ -190,3 +190,21 @@ class _NumPyResults:
 careful = _NumPyResults({name: globals()[name] for name in (
     "exp", "log", "log10", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "asin", "acos", "tanh", "atan", "pow", "exp2",
     "square", "reciprocal", "root", "gamma", "floor", "ceil", "hill", "factorial")})
+
+
+def _fast_hill(x, k, n):
+    xn = math.pow(x, n)
+    return xn / (math.pow(k, n) + xn)
+
+
+class _Namespace:
+    def __init__(self, functions: dict):
+        self.__dict__.update(functions)
+
+
+# The fast path's functions: ``math``'s own where its value is the C library's, raising where the C library would
+# give inf or NaN (the kernel then takes the careful path), which saves a Python call per function.
+fast = _Namespace({**{name: getattr(math, name) for name in (
+    "exp", "log", "log10", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "asin", "acos", "tanh", "atan", "pow", "exp2")},
+    "square": square, "reciprocal": reciprocal, "root": root, "gamma": gamma, "floor": floor, "ceil": ceil,
+    "hill": _fast_hill, "factorial": factorial})
