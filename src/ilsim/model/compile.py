@@ -506,6 +506,7 @@ def _jit_default() -> bool | str:
 # compiles too); the count decides only the speed, never a number, as both kernels give the same bits.
 TIERED_CALLS = 20_000
 _COMPILING = threading.Lock()
+_DERIVING = threading.RLock()
 
 
 # ------------------------------------------------------------------------------- codegen
@@ -575,7 +576,9 @@ def _code(tree: ex.Expr, names: dict[str, str], plain: bool | str) -> str:
     Python floats (``"fast"``: 1/0 raises) or over NumPy floats (True, the careful path: 1/0 is inf)."""
     if plain == "fast":
         return ex.to_code(tree, names, False, None, "_ieee.fast")
-    return ex.to_code(tree, names, False, _plain_number, "_ieee.careful") if plain else ex.to_code(tree, names, False)
+    if plain:
+        return ex.to_code(tree, names, False, _plain_number, "_ieee.careful")
+    return ex.to_code(tree, names, False, float_rounding=True)
 
 
 def unpack_lines(m: CompiledModel, trees: list[ex.Expr], clip: bool, plain: bool = False) -> list[str]:
@@ -597,7 +600,9 @@ def unpack_lines(m: CompiledModel, trees: list[ex.Expr], clip: bool, plain: bool
         if n not in used:
             continue
         if clip and m.nonnegative[i]:  # (the fast path's form is max()'s, a call less: NaN and -0.0 pass as they are)
-            lines.append(f"    s_{i} = 0.0 if y[{i}] < 0.0 else y[{i}]" if plain == "fast" else f"    s_{i} = max(y[{i}], 0.0)")
+            zero = "_f(0.0)" if plain is True else "0.0"  # (the careful path: a NumPy zero, which 0/0 cannot trip)
+            clipped = f"0.0 if y[{i}] < 0.0 else y[{i}]" if plain == "fast" else f"max(y[{i}], {zero})"
+            lines.append(f"    s_{i} = {clipped}")
         else:
             lines.append(f"    s_{i} = y[{i}]")
     lines += [f"    k_{i} = p[{i}]" for i, n in enumerate(m.parameters) if n in used]
@@ -741,10 +746,12 @@ class _LazyJacobian:
     def module(self):
         """The generated module: ``jac(y, t, p)`` returns the matrix, ``jac_into(y, t, p, out)`` fills one."""
         if self._module is None:
-            cached = _import_cached(self._name)
-            if cached is None:
-                cached = _build_jacobian(self._m, self._name, self.entries(self._m), self._jit)
-            self._module = cached
+            with _DERIVING:  # runs in threads: one builds it, the others wait (not a half-run module from sys.modules)
+                if self._module is None:
+                    cached = _import_cached(self._name)
+                    if cached is None:
+                        cached = _build_jacobian(self._m, self._name, self.entries(self._m), self._jit)
+                    self._module = cached
         return self._module
 
     def entries(self, m: CompiledModel) -> tuple[tuple[int, int, ex.Expr], ...]:

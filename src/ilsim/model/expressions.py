@@ -432,7 +432,8 @@ def _balanced(fn: str, args: list[str]) -> str:
     return f"{fn}({_balanced(fn, args[:half])}, {_balanced(fn, args[half:])})"
 
 
-def to_code(node: Expr, names: dict[str, str], vectorised: bool, number=None, library: str | None = None) -> str:
+def to_code(node: Expr, names: dict[str, str], vectorised: bool, number=None, library: str | None = None,
+            float_rounding: bool = False) -> str:
     """Python source for a node, with each name replaced by ``names[name]``.
 
     ``vectorised`` selects NumPy forms (``np.where``, ``np.maximum``) that work on arrays of
@@ -441,8 +442,10 @@ def to_code(node: Expr, names: dict[str, str], vectorised: bool, number=None, li
     constant's text (plain-Python kernels make constants NumPy floats, so 1/0 is inf as under numba, not an error).
     ``library`` (scalar forms only): the name of a module like ``ilsim.model.ieee`` whose functions every call and
     power go through, as plain-Python kernels that must give the compiled kernels' bits print them.
+    ``float_rounding`` (scalar forms): floor and ceil as NumPy's, float to float, for numba, whose math.floor returns
+    an int64 (floor(inf) would be -2**63).
     """
-    return _code(node, names, vectorised, number, library)
+    return _code(node, names, vectorised, number, library, float_rounding)
 
 
 def _power(node: BinOp, c, lib: str) -> str:
@@ -470,9 +473,10 @@ def _constant(node: Expr) -> float | None:
     return None
 
 
-def _code(node: Expr, names: dict[str, str], vec: bool, number=None, lib: str | None = None) -> str:
+def _code(node: Expr, names: dict[str, str], vec: bool, number=None, lib: str | None = None,
+          float_rounding: bool = False) -> str:
     def c(n: Expr) -> str:
-        return _code(n, names, vec, number, lib)
+        return _code(n, names, vec, number, lib, float_rounding)
 
     if isinstance(node, Num):
         text = repr(node.value) if math.isfinite(node.value) else f"float('{node.value}')"
@@ -501,6 +505,11 @@ def _code(node: Expr, names: dict[str, str], vec: bool, number=None, lib: str | 
     if isinstance(node, Call):
         args = [c(a) for a in node.args]
         f = node.func
+        if f == "hill" and (lib or float_rounding) and _constant(node.args[2]) is not None:
+            # with a constant exponent, numba's _hill is inlined and its powers rewritten (x**2.0 as x*x): printed
+            # out as its formula, each power follows the printing rules of the plain and compiled kernels alike
+            x, k, n = node.args
+            return c(BinOp("/", BinOp("**", x, n), BinOp("+", BinOp("**", k, n), BinOp("**", x, n))))
         if lib and not vec and f not in ("piecewise", "min", "max", "abs"):
             return (f"({lib}.log({args[0]}) / {lib}.log({args[1]}))" if f == "log" and len(args) == 2
                     else f"{lib}.{f}({', '.join(args)})")
@@ -524,7 +533,7 @@ def _code(node: Expr, names: dict[str, str], vec: bool, number=None, lib: str | 
             return f"_factorial_vec({args[0]})" if vec else f"_factorial({args[0]})"
         if f in _ARC:  # NumPy's names, which numba also compiles for scalars
             return f"np.{_ARC[f]}({args[0]})"
-        lib = "np" if vec else "math"
+        lib = "np" if vec or (float_rounding and f in ("floor", "ceil")) else "math"
         return f"{lib}.{f}({args[0]})"
     raise TypeError(node)
 

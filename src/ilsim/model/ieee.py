@@ -128,25 +128,21 @@ def gamma(x):
         return nan if x != x or x < 0 or x == -inf else inf
 
 
-_INT64_MIN = -9.223372036854775808e18
-
-
-def _to_int64(rounded, x) -> float:
-    """numba's math.floor and math.ceil return an int64 (then a float where it is used): NaN, inf and values
-    beyond 2**63 give the x86 conversion's answer, -2**63."""
+def _rounded(rounding, x) -> float:
+    """floor or ceil as a float (as the compiled kernels' np.floor): inf, -inf and NaN stay as they are, where
+    Python's math.floor raises."""
     try:
-        value = rounded(x)
+        return float(rounding(x))
     except (ValueError, OverflowError):
-        return _INT64_MIN
-    return float(value) if -(2**63) <= value < 2**63 else _INT64_MIN
+        return x + 0.0
 
 
 def floor(x):
-    return _to_int64(math.floor, x)
+    return _rounded(math.floor, x)
 
 
 def ceil(x):
-    return _to_int64(math.ceil, x)
+    return _rounded(math.ceil, x)
 
 
 def hill(x, k, n):
