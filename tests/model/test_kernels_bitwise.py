@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import ilsim
+from ilsim.engines.ode import OdeEngine
 from ilsim.model.compile import compile_model
 from ilsim.scenarios import builtin_names
 
@@ -124,5 +125,9 @@ def test_biomodels_sample_plain_and_compiled_kernels_agree_to_the_bit(shared_dat
             except ilsim.IlsimError:  # a refused file: nothing to compare
                 continue
             _assert_same_bits(lambda jit, spec=spec, path=path: compile_model(spec, source=str(path), jit=jit), n=60)
+            # and so whole runs (events, switches and the solver's choices included) are the same to the bit
+            t = np.linspace(0.0, 100.0, 101)
+            plain, compiled = compile_model(spec, jit=False), compile_model(spec, jit=True)
+            np.testing.assert_array_equal(OdeEngine().run(plain, t, plain.p0).y, OdeEngine().run(compiled, t, compiled.p0).y)
         compared += 1
     assert compared >= 5
