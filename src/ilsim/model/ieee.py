@@ -12,7 +12,6 @@ kernel and a compiled one compute every step alike. tests/model/test_kernels_bit
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import math
 
@@ -29,7 +28,9 @@ def _c_library():
     try:
         lib = ctypes.CDLL("libm.so.6")  # glibc's: found without a search
     except OSError:
-        name = ctypes.util.find_library("m")
+        from ctypes.util import find_library  # (imports subprocess: only where glibc's name fails)
+
+        name = find_library("m")
         try:
             lib = ctypes.CDLL(name) if name else None
         except OSError:
