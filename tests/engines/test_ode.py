@@ -143,8 +143,8 @@ def test_python_kernel_and_numba_kernel_agree():
 
 def test_tiered_kernels_start_plain_and_switch_to_compiled_once_a_run_is_long():
     """The default (jit="auto"): a short run of a new model compiles nothing; a long run switches to the compiled
-    kernels at the same call of every run, so it gives the same numbers however often it is repeated in a process,
-    and they are those of a compiled run from the start to round-off."""
+    kernels as it goes, and later runs start compiled. The plain and compiled kernels give the same bits, so every
+    one of these runs gives exactly the numbers of a run compiled from the start."""
     from ilsim.engines.ode import OdeEngine
 
     m = ilsim.Model(name="tiered").add_parameter("a", 1.0).add_parameter("b", 0.4).add_species("x", 2.0).add_species("y", 1.0)
@@ -156,12 +156,34 @@ def test_tiered_kernels_start_plain_and_switch_to_compiled_once_a_run_is_long():
     assert "_compiled" not in tiered._kernels  # nothing compiled for a short run
     t = np.linspace(0.0, 2000.0, 11)
     engine = OdeEngine("RK45", 1e-10, 1e-12)  # ~10^5 right-hand sides: past the switch
+    reference = engine.run(compiled, t, compiled.p0)
     first = engine.run(tiered, t, tiered.p0)
     assert "_compiled" in tiered._kernels  # the long run switched
-    again = engine.run(tiered, t, tiered.p0)  # the compiled kernels exist now: the run still switches where it did
-    np.testing.assert_array_equal(first.y, again.y)
-    np.testing.assert_array_equal(first.y, engine.run(compile_model(m), t, tiered.p0).y)  # a new model, the same
-    np.testing.assert_allclose(first.y, engine.run(compiled, t, compiled.p0).y, rtol=1e-9, atol=1e-12)
+    assert tiered.run_kernels()["rhs"] is tiered.compiled_kernels()["rhs"]  # later runs start compiled
+    np.testing.assert_array_equal(first.y, reference.y)
+    np.testing.assert_array_equal(engine.run(tiered, t, tiered.p0).y, reference.y)
+    np.testing.assert_array_equal(engine.run(compile_model(m), t, tiered.p0).y, reference.y)  # a new model, the same
+    plain = engine.run(compile_model(m, jit=False), t, tiered.p0)  # plain Python throughout: the same bits
+    np.testing.assert_array_equal(plain.y, reference.y)
+
+
+def test_tiered_kernels_count_calls_over_short_runs():
+    """Short runs of one model add up: once they have made ``TIERED_CALLS`` right-hand-side calls, the next run
+    starts compiled, with the numbers of the first."""
+    from ilsim.engines.ode import OdeEngine
+    from ilsim.model.compile import TIERED_CALLS
+
+    m = ilsim.Model(name="short").add_parameter("k", 0.3).add_species("x", 1.0).add_species("y", 0.0)
+    m.add_process("convert", "k*x*exp(-y)", consumes={"x": 1}, produces={"y": 1})
+    tiered = compile_model(m)
+    engine, t = OdeEngine("RK45", 1e-8, 1e-10), np.linspace(0.0, 50.0, 6)
+    first = engine.run(tiered, t, tiered.p0)
+    calls = tiered._kernels["_calls"]
+    assert 0 < calls < TIERED_CALLS and "_compiled" not in tiered._kernels
+    for _ in range(TIERED_CALLS // calls + 1):
+        np.testing.assert_array_equal(engine.run(tiered, t, tiered.p0).y, first.y)
+    assert "_compiled" in tiered._kernels
+    np.testing.assert_array_equal(engine.run(tiered, t, tiered.p0).y, first.y)
 
 
 @pytest.mark.parametrize("method", ["LSODA", "BDF", "RK45"])

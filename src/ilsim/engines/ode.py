@@ -117,6 +117,8 @@ class OdeEngine(Engine):
             return self._run(model, t_eval, p, budget)
         except _OverBudget as over:
             raise self._over_budget(model, over, float(np.asarray(t_eval, dtype=float)[-1]), p) from None
+        finally:
+            model.count_calls(budget.used)
 
     def _run(self, model: CompiledModel, t_eval: np.ndarray, p: np.ndarray, budget: _Budget) -> Trajectory:
         t_eval = np.asarray(t_eval, dtype=float)
@@ -287,7 +289,7 @@ class OdeEngine(Engine):
                 # a sliver below the rounding level of t (a switch computed with rounding: 28.000000000000004
                 # after 28), which LSODA refuses: one Euler step crosses it, as in the batch and C engines
                 record(np.arange(k_grid, upto), y[None, :])
-                k_grid, y = upto, self._clip(model, y + (t_stop - t) * budget.kernels["rhs"](y, t, p))
+                k_grid, y = upto, self._clip(model, y + (t_stop - t) * np.asarray(budget.kernels["rhs"](y, t, p)))
                 t = t_stop
                 continue
             if not cond_events and self._method(model) == "LSODA":
@@ -346,7 +348,7 @@ class OdeEngine(Engine):
         with _quiet_fortran(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the failure is reported below, with time and variables
             ys, info = odeint(
-                budget.counted(budget.kernels["rhs"], t0, t1), y0, times, args=(p,), Dfun=self._jac(budget),
+                budget.counted(t0, t1), y0, times, args=(p,), Dfun=self._jac(budget),
                 rtol=self.rtol, atol=analysis.absolute_tolerances(model, self.atol), mxstep=1_000_000, full_output=True,
                 tcrit=[t1],  # no step past the segment's end, where a rate may switch
             )
@@ -373,7 +375,7 @@ class OdeEngine(Engine):
         atol = analysis.absolute_tolerances(model, self.atol)  # per species
 
         def solve(t_eval, budget: _Budget):
-            rhs = budget.counted(budget.kernels["rhs"], t0, t1)
+            rhs = budget.counted(t0, t1)
 
             def f(t, y):
                 dy = rhs(y, t, p)
@@ -488,19 +490,30 @@ class _Budget:
         """A fresh budget of the same size (to repeat a failed segment only to learn where it failed)."""
         return _Budget(self.max_rhs_evaluations, self.max_wall_s, self.kernels)
 
-    def counted(self, rhs, t0: float, t1: float):
-        """``rhs(y, t, p)`` charged to this budget, with t kept strictly inside (t0, t1) (one rounding step in
-        from each end): a rate that jumps at a segment's end (floor(t), 't >= t_on') is read on the
-        segment's side, as everywhere inside it."""
-        lo, hi = _interior(t0, t1)
+    def compiled(self):
+        """The compiled kernels from now on (the tiered switch: the same numbers, faster)."""
+        compiled = self.kernels["compiled"]()
+        self.kernels = {**self.kernels, "rhs": compiled["rhs"], "jac": compiled["jac"], "compile_after": None}
+        return self.kernels["rhs"]
 
-        def f(y, t, p):
-            self.used += 1
-            if self.used > self.max_rhs_evaluations:
-                raise _OverBudget(t, y, f"{self.max_rhs_evaluations:,} right-hand-side evaluations (max_rhs_evaluations)")
-            if self.deadline is not None and self.used % 64 == 0 and time.monotonic() > self.deadline:
+    def counted(self, t0: float, t1: float):
+        """The run's right-hand side ``rhs(y, t, p)`` charged to this budget, with t kept strictly inside (t0, t1)
+        (one rounding step in from each end): a rate that jumps at a segment's end (floor(t), 't >= t_on') is read
+        on the segment's side, as everywhere inside it."""
+        lo, hi = _interior(t0, t1)
+        most, timed = self.max_rhs_evaluations, self.deadline is not None
+        rhs, switch = self.kernels["rhs"], self.kernels["compile_after"]
+
+        def f(y, t, p):  # (called a thousand times a run or more: comparisons, not min/max calls)
+            nonlocal rhs
+            used = self.used = self.used + 1
+            if used == switch:
+                rhs = self.compiled()
+            if used > most:
+                raise _OverBudget(t, y, f"{most:,} right-hand-side evaluations (max_rhs_evaluations)")
+            if timed and used % 64 == 0 and time.monotonic() > self.deadline:
                 raise _OverBudget(t, y, f"{self.max_wall_s:g} s of wall-clock time (max_wall_s)")
-            return rhs(y, min(max(t, lo), hi), p)
+            return rhs(y, lo if t < lo else hi if t > hi else t, p)
 
         return f
 

@@ -31,8 +31,12 @@ if TYPE_CHECKING:
 
 def time_switches(model: CompiledModel) -> list[ex.Expr]:
     """The moments a rate or observable switches in time, as trees over t and the parameters: evaluated at the
-    start t of a segment, each value later than t is a switch ahead (``ilsim.model.switches``)."""
-    return switches.time_switches(model)
+    start t of a segment, each value later than t is a switch ahead (``ilsim.model.switches``). Found once per model
+    (a walk of every tree: tens of microseconds, which every run of the SciPy engine would pay again)."""
+    found = model.__dict__.get("_time_switches")
+    if found is None:
+        found = model.__dict__["_time_switches"] = tuple(switches.time_switches(model))
+    return list(found)
 
 
 def condition_scale(node: ex.Expr) -> ex.Expr:

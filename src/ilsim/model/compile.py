@@ -153,13 +153,25 @@ class CompiledModel:
         return self._kernels["_compiled"]
 
     def run_kernels(self) -> dict:
-        """The right-hand side and Jacobian one run of the ODE engine uses. With ``jit="auto"`` (the default) they are
-        tiered, and new for each run: plain Python for the run's first ``TIERED_CALLS`` calls, then compiled, so a
-        short run of a new model waits for no compiler, a long one runs compiled, and a run gives the same numbers
-        whatever ran before it in the process (plain and compiled kernels agree to round-off, not to the bit)."""
+        """The right-hand side (it may return a list) and Jacobian one run of the ODE engine starts with, and when it
+        is to switch. With
+        ``jit="auto"`` (the default) they are tiered: plain Python until the model has made ``TIERED_CALLS``
+        right-hand-side calls in this process (over all its runs, ``count_calls``), then compiled, so a short run of a
+        new model waits for no compiler while long or repeated runs run compiled. ``"compile_after"``: the run's call
+        at which to take ``"compiled"()`` instead (None: never). Plain and compiled kernels give the same bits
+        (model/ieee.py), so where a run switches changes no number: a run's numbers do not depend on what ran before
+        it in the process."""
         if self.jit != "auto":
-            return {"rhs": self.kernels["rhs"], "jac": self.kernels["jac"]}
-        return {key: _Tiered(self, key, self.kernels[key]) for key in ("rhs", "jac")}
+            return {"rhs": self.kernels["rhs_list"], "jac": self.kernels["jac"], "compile_after": None, "compiled": None}
+        left = TIERED_CALLS - self._kernels.get("_calls", 0)
+        kernels = self.kernels if left > 0 and "_compiled" not in self._kernels else self.compiled_kernels()
+        return {"rhs": kernels["rhs_list"], "jac": kernels["jac"], "compiled": self.compiled_kernels,
+                "compile_after": left if kernels is self.kernels else None}
+
+    def count_calls(self, calls: int) -> None:
+        """A run's right-hand-side calls, added to the model's count (``run_kernels``). Not locked: runs in threads
+        may lose a few, which only moves the switch."""
+        self._kernels["_calls"] = self._kernels.get("_calls", 0) + calls
 
     def rhs(self, y: np.ndarray, t: float, p: np.ndarray) -> np.ndarray:
         return self.kernels["rhs"](y, t, p)
@@ -487,25 +499,14 @@ def _jit_default() -> bool | str:
     return {"0": False, "1": True}.get(os.environ.get("ILSIM_JIT", ""), "auto")
 
 
-# A run's tiered kernel is plain Python for the run's first this many calls, then compiled (numba, cached on disk
-# and built once per process): a plain call of a small model costs 10-30 µs, compiling a right-hand side 1-2 s, so a
-# run switches after about half a second of plain calls, and runs shorter than that (most single runs) never wait
-# for the compiler. Counted per run, so that the same run switches at the same call in any process.
-TIERED_CALLS = {"rhs": 20_000, "jac": 2_000}
+# A model's kernels are plain Python for its first this many right-hand-side calls in a process, then compiled
+# (numba, cached on disk and built once per process): a plain call of a small model costs 1-30 µs, compiling a
+# right-hand side 0.2-2 s, so runs switch after a few tenths of a second of plain calls, and a first run shorter than
+# that (most single runs) never waits for the compiler. Counted per model over its runs (a scan of short runs
+# compiles too); the count decides only the speed, never a number, as both kernels give the same bits.
+TIERED_CALLS = 20_000
 _COMPILING = threading.Lock()
-
-
-class _Tiered:
-    """One run's kernel: plain Python, then the compiled one after ``TIERED_CALLS`` calls."""
-
-    def __init__(self, m: CompiledModel, key: str, plain):
-        self._m, self._key, self._fn, self._left = m, key, plain, TIERED_CALLS[key]
-
-    def __call__(self, y, t, p):
-        self._left -= 1
-        if self._left == 0:
-            self._fn = self._m.compiled_kernels()[self._key]
-        return self._fn(y, t, p)
+_DERIVING = threading.RLock()
 
 
 # ------------------------------------------------------------------------------- codegen
@@ -523,9 +524,10 @@ _PRELUDE = (
     "    except ImportError:",
     "        JIT = False",
     "_f = float",
-    "if not JIT:  # plain Python: NumPy's scalar functions give inf/NaN like numba's, where math raises",
-    "    math = np",
+    "if not JIT:  # plain Python: functions with the compiled kernels' bits (model/ieee.py); NumPy floats where",
+    "    from ilsim.model import ieee as _ieee  # 1/0 must be inf, as compiled (the careful path)",
     "    _f = np.float64",
+    "    _ndarray = np.ndarray",
     "    def _jit(f):",
     "        return f",
     "",
@@ -549,13 +551,13 @@ _PRELUDE = (
 )
 
 
-def kernel_names(m: CompiledModel, plain: bool = False) -> dict[str, str]:
+def kernel_names(m: CompiledModel, plain: bool | str = False) -> dict[str, str]:
     """Every user name as the positional name generated code uses (s_0, k_3, o_1, t); ``plain``: for a kernel run
-    as plain Python, where t is made a NumPy float (see _plain_number)."""
+    as plain Python, where t is made a NumPy float (see _plain_number), but for the fast path (``"fast"``)."""
     names = {n: f"s_{i}" for i, n in enumerate(m.species)}
     names.update({n: f"k_{i}" for i, n in enumerate(m.parameters)})
     names.update({n: f"o_{i}" for i, n in enumerate(m.observables)})
-    names[ex.TIME] = "_f(t)" if plain else "t"
+    names[ex.TIME] = "_f(t)" if plain is True else "t"
     return names
 
 
@@ -569,8 +571,14 @@ def _numpy_number(text: str) -> str:
     return f"np.float64({text})"
 
 
-def _code(tree: ex.Expr, names: dict[str, str], plain: bool) -> str:
-    return ex.to_code(tree, names, False, _plain_number if plain else None)
+def _code(tree: ex.Expr, names: dict[str, str], plain: bool | str) -> str:
+    """A tree as scalar code: for numba (``plain`` False); for plain Python with the compiled code's bits, over
+    Python floats (``"fast"``: 1/0 raises) or over NumPy floats (True, the careful path: 1/0 is inf)."""
+    if plain == "fast":
+        return ex.to_code(tree, names, False, None, "_ieee.fast")
+    if plain:
+        return ex.to_code(tree, names, False, _plain_number, "_ieee.careful")
+    return ex.to_code(tree, names, False, float_rounding=True)
 
 
 def unpack_lines(m: CompiledModel, trees: list[ex.Expr], clip: bool, plain: bool = False) -> list[str]:
@@ -578,13 +586,27 @@ def unpack_lines(m: CompiledModel, trees: list[ex.Expr], clip: bool, plain: bool
     ``clip``: non-negative species read as max(y, 0), as the right-hand side does."""
     names = kernel_names(m, plain)
     used = set().union(*(tr.names() for tr in trees)) if trees else set()
-    used |= set().union(*(tr.names() for tr in m.observable_trees)) if m.observables else set()
+    wanted = range(len(m.observables))
+    if plain == "fast":  # plain Python pays for every line (numba drops unused ones): only the observables read
+        wanted = []
+        for i in reversed(range(len(m.observables))):  # (each may read earlier ones)
+            if m.observables[i] in used:
+                wanted.insert(0, i)
+                used |= m.observable_trees[i].names()
+    else:
+        used |= set().union(*(tr.names() for tr in m.observable_trees)) if m.observables else set()
     lines = []
     for i, n in enumerate(m.species):
-        if n in used:
-            lines.append(f"    s_{i} = max(y[{i}], 0.0)" if clip and m.nonnegative[i] else f"    s_{i} = y[{i}]")
+        if n not in used:
+            continue
+        if clip and m.nonnegative[i]:  # (the fast path's form is max()'s, a call less: NaN and -0.0 pass as they are)
+            zero = "_f(0.0)" if plain is True else "0.0"  # (the careful path: a NumPy zero, which 0/0 cannot trip)
+            clipped = f"0.0 if y[{i}] < 0.0 else y[{i}]" if plain == "fast" else f"max(y[{i}], {zero})"
+            lines.append(f"    s_{i} = {clipped}")
+        else:
+            lines.append(f"    s_{i} = y[{i}]")
     lines += [f"    k_{i} = p[{i}]" for i, n in enumerate(m.parameters) if n in used]
-    lines += [f"    o_{i} = {_code(tr, names, plain)}" for i, tr in enumerate(m.observable_trees)]
+    lines += [f"    o_{i} = {_code(m.observable_trees[i], names, plain)}" for i in wanted]
     return lines
 
 
@@ -597,7 +619,12 @@ def rhs_lines(m: CompiledModel, plain: bool = False) -> list[str]:
              *[f"    r_{j} = {_code(r, names, plain)}" for j, r in enumerate(m.rate_trees)]]
     for i in range(len(m.species)):
         terms = [f"{float(m.stoichiometry[i, j])!r} * r_{j}" for j in range(len(m.rate_trees)) if m.stoichiometry[i, j]]
-        lines.append(f"    out[{i}] = {' + '.join(terms) if terms else '0.0'}")
+        if plain == "fast":  # 1.0 * r + -1.0 * s is r - s exactly (IEEE's a - b is a + -b): two products less
+            terms = [t.replace("1.0 * ", "", 1) if t.startswith(("1.0 * ", "-1.0 * ")) else t for t in terms]
+            terms = [(" - " + t[1:] if t.startswith("-") and k else " + " + t if k else t) for k, t in enumerate(terms)]
+            lines.append(f"    out[{i}] = {''.join(terms) if terms else '0.0'}")
+        else:
+            lines.append(f"    out[{i}] = {' + '.join(terms) if terms else '0.0'}")
         if terms and m.nonnegative[i]:  # at zero a non-negative quantity cannot decrease further
             lines.append(f"    if y[{i}] <= 0.0 and out[{i}] < 0.0:\n        out[{i}] = 0.0")
     return lines
@@ -614,15 +641,59 @@ def jacobian_lines(m: CompiledModel, entries: tuple[tuple[int, int, ex.Expr], ..
     """The body of ``jac_into(y, t, p, out)``: out[i, k] = d(dy_i/dt)/dy_k (``flat``: out[i * ns + k], for a
     raw pointer), each piece repeated across entries computed once."""
     ns = len(m.species)
-    lines = [f"    s_{i} = y[{i}]" for i in range(ns)]
-    lines += [f"    k_{i} = p[{i}]" for i in range(len(m.parameters))]
-    lines += [f"    for q in range({ns * ns}):", "        out[q] = 0.0"] if flat else ["    out[:, :] = 0.0"]
     shared, trees = ex.common_subexpressions([tree for *_, tree in entries])  # each repeated piece once
+    fast = plain == "fast"  # plain Python's fast path: only the names read, into zeros its caller passes
+    used = set().union(*(tree.names() for tree in [*trees, *(tree for _, tree in shared)])) if fast else None
+    lines = [f"    s_{i} = y[{i}]" for i, n in enumerate(m.species) if not fast or n in used]
+    lines += [f"    k_{i} = p[{i}]" for i, n in enumerate(m.parameters) if not fast or n in used]
+    if not fast:
+        lines += [f"    for q in range({ns * ns}):", "        out[q] = 0.0"] if flat else ["    out[:, :] = 0.0"]
     names = {**kernel_names(m, plain), **{name: name for name, _ in shared}}
     lines += [f"    {name} = {_code(tree, names, plain)}" for name, tree in shared]
     lines += [f"    out[{i * ns + k if flat else f'{i}, {k}'}] = {_code(tree, names, plain)}"
               for (i, k, _), tree in zip(entries, trees)]
     return lines
+
+
+def _into(name: str, body, plain: bool, n: int, matrix: bool = False) -> list[str]:
+    """``{name}_into(y, t, p, out)`` with the lines ``body(style)`` print, and ``{name}(y, t, p)``, which returns a new
+    vector of ``n`` (``matrix``: n x n). Compiled: a function and its wrapper. Plain: the fast path over Python
+    floats (a quarter of the time NumPy's scalars take), and where that divides by zero, the careful path over
+    NumPy floats, where 1/0 is inf and 0/0 NaN as in the compiled code; both compute what it does, bit for bit."""
+    shape = f"({n}, {n})" if matrix else f"{n}"
+    if not plain:
+        return [f"def {name}_into(y, t, p, out):", *body(False), "",
+                f"{name}_into = _jit({name}_into)", "",
+                f"def {name}(y, t, p):", f"    out = np.empty({shape})", f"    {name}_into(y, t, p, out)", "    return out",
+                "", f"{name} = _jit({name})", ""]
+
+    def dispatch(fast_out: str, careful_out: str, done: str) -> list[str]:
+        return ["    try:",
+                f"        _{name}_fast(y.tolist() if y.__class__ is _ndarray else [*map(float, y)], t,",
+                f"        {' ' * len(name)}p.tolist() if p.__class__ is _ndarray else [*map(float, p)], {fast_out})",
+                f"        {done}",
+                "    except (ArithmeticError, ValueError):  # 1/0, or a math function outside its domain",
+                "        with np.errstate(all='ignore'):",
+                f"            _{name}_careful(np.asarray(y, dtype=float), t, np.asarray(p, dtype=float), {careful_out})"]
+
+    lines = [f"def _{name}_fast(y, t, p, out):", *(body("fast") or ["    pass"]), "",  # (a Jacobian of zeros)
+             f"def _{name}_careful(y, t, p, out):", *body(True), ""]
+    if matrix:  # the fast path fills a flat vector of zeros (a quarter of the time a matrix's [i, k] takes)
+        return [*lines, f"def {name}(y, t, p):", f"    flat = np.zeros({n * n})",
+                *dispatch("flat", "out", f"return flat.reshape({n}, {n})")[:-1],
+                f"            out = np.empty({shape})", *dispatch("flat", "out", "")[-1:], "    return out", "",
+                f"def {name}_into(y, t, p, out):", f"    out[:, :] = {name}(y, t, p)", ""]
+    return [*lines, f"def {name}_into(y, t, p, out):", *dispatch("out", "out", "return"), "",
+            f"def {name}(y, t, p):  # (the dispatch again, not a call of {name}_into: a call less, run after run)",
+            f"    out = np.empty({shape})", *dispatch("out", "out", "return out"), "    return out", "",
+            # the SciPy engine's: a list, which its solvers take as it is, filled faster, and the fast path inline
+            f"def {name}_list(y_, t, p_):", f"    out = [0.0] * {n}", "    try:",
+            "        y = y_.tolist() if y_.__class__ is _ndarray else [*map(float, y_)]",
+            "        p = p_.tolist() if p_.__class__ is _ndarray else [*map(float, p_)]",
+            *["    " + line.replace("\n", "\n    ") for line in body("fast")], "        return out",
+            *dispatch("out", "out", "")[-3:-1],
+            f"            _{name}_careful(np.asarray(y_, dtype=float), t, np.asarray(p_, dtype=float), out)",
+            "    return out", ""]
 
 
 def _build_kernels(m: CompiledModel, jit: bool) -> dict:
@@ -634,14 +705,7 @@ def _build_kernels(m: CompiledModel, jit: bool) -> dict:
     vec_names[ex.TIME] = "t"
     ns, nobs = len(m.species), len(m.observables)
 
-    src = [
-        *_PRELUDE,
-        "def rhs_into(y, t, p, out):",  # writes dy/dt into out: no allocation
-        *rhs_lines(m, plain),
-    ]
-    src += ["", "rhs_into = _jit(rhs_into) if JIT else rhs_into", "",
-            "def rhs(y, t, p):", f"    out = np.empty({ns})", "    rhs_into(y, t, p, out)", "    return out", "",
-            "rhs = _jit(rhs) if JIT else rhs", ""]
+    src = [*_PRELUDE, *_into("rhs", lambda style: rhs_lines(m, style), plain, ns)]  # rhs_into: no allocation
     # one root function per condition event: positive while its condition holds
     conditions = [e.condition for e in m.events if e.condition is not None]
     for k, condition in enumerate(conditions):
@@ -662,7 +726,7 @@ def _build_kernels(m: CompiledModel, jit: bool) -> dict:
     module = _import_generated("\n".join(src), jit)
     module.__dict__.setdefault("_ilsim_jacobian", _LazyJacobian(m, module.__name__, jit))
     kernels = {"rhs": module.rhs, "rhs_into": module.rhs_into, "observe": module.observe, "initial": module.initial,
-               "roots": module.roots}
+               "roots": module.roots, "rhs_list": getattr(module, "rhs_list", module.rhs)}
     kernels["jac"] = module._ilsim_jacobian  # one per generated module: derived once per model
     return kernels
 
@@ -682,10 +746,12 @@ class _LazyJacobian:
     def module(self):
         """The generated module: ``jac(y, t, p)`` returns the matrix, ``jac_into(y, t, p, out)`` fills one."""
         if self._module is None:
-            cached = _import_cached(self._name)
-            if cached is None:
-                cached = _build_jacobian(self._m, self._name, self.entries(self._m), self._jit)
-            self._module = cached
+            with _DERIVING:  # runs in threads: one builds it, the others wait (not a half-run module from sys.modules)
+                if self._module is None:
+                    cached = _import_cached(self._name)
+                    if cached is None:
+                        cached = _build_jacobian(self._m, self._name, self.entries(self._m), self._jit)
+                    self._module = cached
         return self._module
 
     def entries(self, m: CompiledModel) -> tuple[tuple[int, int, ex.Expr], ...]:
@@ -737,10 +803,7 @@ def parameter_derivative_kernel(m: CompiledModel):
 def _build_jacobian(m: CompiledModel, module_name: str,
                     entries: tuple[tuple[int, int, ex.Expr], ...], jit: bool):
     ns = len(m.species)
-    lines = ["def jac_into(y, t, p, out):", *jacobian_lines(m, entries, flat=False, plain=not jit)]
-    lines += ["", "jac_into = _jit(jac_into) if JIT else jac_into", "",
-              "def jac(y, t, p):", f"    out = np.empty(({ns}, {ns}))", "    jac_into(y, t, p, out)", "    return out", "",
-              "jac = _jit(jac) if JIT else jac"]
+    lines = _into("jac", lambda style: jacobian_lines(m, entries, flat=style == "fast", plain=style), not jit, ns, True)
     return _import_generated("\n".join([*_PRELUDE, *lines]), jit, module_name)
 
 

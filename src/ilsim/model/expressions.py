@@ -432,20 +432,51 @@ def _balanced(fn: str, args: list[str]) -> str:
     return f"{fn}({_balanced(fn, args[:half])}, {_balanced(fn, args[half:])})"
 
 
-def to_code(node: Expr, names: dict[str, str], vectorised: bool, number=None) -> str:
+def to_code(node: Expr, names: dict[str, str], vectorised: bool, number=None, library: str | None = None,
+            float_rounding: bool = False) -> str:
     """Python source for a node, with each name replaced by ``names[name]``.
 
     ``vectorised`` selects NumPy forms (``np.where``, ``np.maximum``) that work on arrays of
     states; otherwise scalar forms (``math``, ``if/else``) that numba compiles into tight loops.
     The text is built only from the checked tree, so no user text reaches the compiler. ``number`` wraps each
     constant's text (plain-Python kernels make constants NumPy floats, so 1/0 is inf as under numba, not an error).
+    ``library`` (scalar forms only): the name of a module like ``ilsim.model.ieee`` whose functions every call and
+    power go through, as plain-Python kernels that must give the compiled kernels' bits print them.
+    ``float_rounding`` (scalar forms): floor and ceil as NumPy's, float to float, for numba, whose math.floor returns
+    an int64 (floor(inf) would be -2**63).
     """
-    return _code(node, names, vectorised, number)
+    return _code(node, names, vectorised, number, library, float_rounding)
 
 
-def _code(node: Expr, names: dict[str, str], vec: bool, number=None) -> str:
+def _power(node: BinOp, c, lib: str) -> str:
+    """A power through ``lib``, with the constant operands that LLVM rewrites (numba's x ** 2.0 is x * x, ...)
+    printed as the rewritten function, so that plain Python computes what the compiled code does."""
+    left, right = node.left, node.right
+    exponent, base = _constant(right), _constant(left)
+    if exponent in _REWRITTEN_EXPONENTS:
+        return f"{lib}.{_REWRITTEN_EXPONENTS[exponent]}({c(left)})"
+    if base is not None and base > 0.0 and math.frexp(base)[0] == 0.5 and base != 1.0:
+        n = float(math.frexp(base)[1] - 1)  # (2 ** n) ** x is exp2(n * x)
+        return f"{lib}.exp2({c(right)})" if n == 1.0 else f"{lib}.exp2(({c(Num(n))} * {c(right)}))"
+    return f"{lib}.pow({c(left)}, {c(right)})"
+
+
+_REWRITTEN_EXPONENTS = {2.0: "square", 0.5: "root", -1.0: "reciprocal"}
+
+
+def _constant(node: Expr) -> float | None:
+    """The value of a number, or of a negated one (-1.0 prints as (-1.0), a constant to LLVM too)."""
+    if isinstance(node, Num):
+        return node.value
+    if isinstance(node, Neg) and isinstance(node.arg, Num):
+        return -node.arg.value
+    return None
+
+
+def _code(node: Expr, names: dict[str, str], vec: bool, number=None, lib: str | None = None,
+          float_rounding: bool = False) -> str:
     def c(n: Expr) -> str:
-        return _code(n, names, vec, number)
+        return _code(n, names, vec, number, lib, float_rounding)
 
     if isinstance(node, Num):
         text = repr(node.value) if math.isfinite(node.value) else f"float('{node.value}')"
@@ -459,6 +490,8 @@ def _code(node: Expr, names: dict[str, str], vec: bool, number=None) -> str:
                 node.left, (Name, Num)):  # a name, not a subtree: (x**3)**3 ... would triple the text at each level
             base = c(node.left)
             return f"({base}*{base})" if node.right.value == 2.0 else f"({base}*{base}*{base})"
+        if node.op == "**" and lib and not vec:
+            return _power(node, c, lib)
         return f"({c(node.left)} {node.op} {c(node.right)})"
     if isinstance(node, Compare):
         return f"({c(node.left)} {node.op} {c(node.right)})"
@@ -472,6 +505,14 @@ def _code(node: Expr, names: dict[str, str], vec: bool, number=None) -> str:
     if isinstance(node, Call):
         args = [c(a) for a in node.args]
         f = node.func
+        if f == "hill" and (lib or float_rounding) and _constant(node.args[2]) is not None:
+            # with a constant exponent, numba's _hill is inlined and its powers rewritten (x**2.0 as x*x): printed
+            # out as its formula, each power follows the printing rules of the plain and compiled kernels alike
+            x, k, n = node.args
+            return c(BinOp("/", BinOp("**", x, n), BinOp("+", BinOp("**", k, n), BinOp("**", x, n))))
+        if lib and not vec and f not in ("piecewise", "min", "max", "abs"):
+            return (f"({lib}.log({args[0]}) / {lib}.log({args[1]}))" if f == "log" and len(args) == 2
+                    else f"{lib}.{f}({', '.join(args)})")
         if f == "hill":
             x, k, n = args
             return f"_hill({x}, {k}, {n})"
@@ -492,7 +533,7 @@ def _code(node: Expr, names: dict[str, str], vec: bool, number=None) -> str:
             return f"_factorial_vec({args[0]})" if vec else f"_factorial({args[0]})"
         if f in _ARC:  # NumPy's names, which numba also compiles for scalars
             return f"np.{_ARC[f]}({args[0]})"
-        lib = "np" if vec else "math"
+        lib = "np" if vec or (float_rounding and f in ("floor", "ceil")) else "math"
         return f"{lib}.{f}({args[0]})"
     raise TypeError(node)
 
