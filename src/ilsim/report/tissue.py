@@ -85,22 +85,25 @@ def timeseries_figure(run, path: Path, units: dict[str, str] | None = None) -> P
 
     counts = run.counts()
     mean, peak = run.field_stats()
-    fields = bool(run.setup.fields)  # a tissue of cells alone: the counts' panel only
-    fig, axes = plt.subplots(1, 2 if fields else 1, figsize=(10 if fields else 5.5, 3.6), squeeze=False)
-    a, b = axes[0][0], axes[0][-1]
+    # one panel per unit among the fields (a figure mixes no units on an axis); a tissue of cells alone: counts only
+    groups: dict[str | None, list[int]] = {}
+    for k, name in enumerate(run.setup.fields):
+        groups.setdefault((units or {}).get(name), []).append(k)
+    panels = 1 + len(groups)
+    fig, axes = plt.subplots(1, panels, figsize=(5 + 4.6 * (panels - 1) if panels > 1 else 5.5, 3.6), squeeze=False)
+    a = axes[0][0]
     for k, name in enumerate(run.setup.agent_names):
         a.plot(run.times, counts[:, k], color=COLOURS[k % len(COLOURS)], label=name)
     a.set_xlabel("time (min)")
     a.set_ylabel("cells")
     a.legend(fontsize=8)
-    for k, name in enumerate(run.setup.fields):
-        b.plot(run.times, mean[:, k], label=f"{name} mean")
-        b.plot(run.times, peak[:, k], linestyle="--", label=f"{name} max")
-    if fields:
+    for b, (unit, members) in zip(axes[0][1:], groups.items()):
+        for k in members:  # a field's mean and maximum in one colour: solid and dashed
+            name, colour = run.setup.fields[k], COLOURS[k % len(COLOURS)]
+            b.plot(run.times, mean[:, k], color=colour, label=f"{name} mean")
+            b.plot(run.times, peak[:, k], color=colour, linestyle="--", label=f"{name} max")
         b.set_xlabel("time (min)")
-        # one unit on the axis: the fields' own when they share one, else none is claimed
-        shared = {(units or {}).get(name) for name in run.setup.fields}
-        b.set_ylabel(f"concentration ({shared.pop()})" if len(shared) == 1 and None not in shared else "concentration")
+        b.set_ylabel(f"concentration ({unit})" if unit else "level (no unit declared)")
         b.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
