@@ -252,7 +252,7 @@ def main(argv=None) -> int:
     os.environ["ILSIM_SURVEY_COLD"] = "1" if args.cold else "0"
     with open(args.data / "manifest.csv") as f:
         files = [str(args.data / row["file"]) for row in csv.DictReader(f)
-                 if not args.only or row["biomodels_id"] in args.only]
+                 if not args.only or (row.get("biomodels_id") or Path(row["file"]).stem.split("__")[0]) in args.only]
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(_survey_one, files))
