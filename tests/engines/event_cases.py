@@ -201,3 +201,21 @@ def narrow_window_exact(t: np.ndarray, k: float, lo: float, hi: float) -> np.nda
         return np.column_stack([10.0 - k * t, np.zeros_like(t)])
     period = (10.0 - hi) / k
     return np.column_stack([10.0 - k * np.mod(t, period), np.floor(t / period)])
+
+
+def daily_wrap():
+    """A daily dose while the fraction of the day since t0 = (t_first + lag) h is at most one half, written as
+    MODEL2211040001 writes it: x - floor(x) <= 0.5 with x = (t - t0)/day (seconds). The condition jumps from false
+    to true as x passes each integer, where rounding puts the floor switch a hair after the jump. Parameters:
+    t_first, lag, day."""
+    m = ilsim.Model(name="daily wrap").add_parameter("t_first", 8.0).add_parameter("lag", 16.3)
+    m.add_parameter("day", 86400.0).add_species("n", 0.0)
+    m.add_event("daily", when="(t - (t_first + lag)*3600)/day - floor((t - (t_first + lag)*3600)/day) <= 0.5",
+                add={"n": 1})
+    return m
+
+
+def daily_wrap_exact(t: np.ndarray, t_first: float, lag: float, day: float) -> np.ndarray:
+    """n: x = (t - t0)/day starts at -1.0125 (false: 0.9875 > 0.5); one firing as x passes each integer from -1."""
+    x = (t - (t_first + lag) * 3600.0) / day
+    return np.where(x >= -1.0, np.floor(x) + 2.0, 0.0)[:, None]

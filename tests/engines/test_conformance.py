@@ -270,6 +270,19 @@ def test_sbml_triggers_strict_equal_and_on_time_fire_where_the_spec_says(name):
 
 
 @pytest.mark.parametrize("name", PARAMS)
+def test_a_condition_that_jumps_true_fires_once_per_jump(name):
+    """A remainder of time wrapping to 0 makes 'rem <= 0.5' jump from false to true (MODEL2211040001's daily
+    doses): located on its old side, it used to fire there and again across the jump, or restart for ever."""
+    m = ilsim.compile(cases.daily_wrap())
+    t = np.linspace(0.0, 20 * 86400.0, 81)  # every 6 hours, none on a jump (1080 + k day)
+    r = engine(name, 1e-8, 1e-10).solve(m, t, m.p0[None, :])
+    assert r.status[0] == OK
+    assert r.Y[0].tolist() == cases.daily_wrap_exact(t, *m.p0).tolist()
+    if counts_events(name):
+        assert r.fired.tolist() == [[20]]
+
+
+@pytest.mark.parametrize("name", PARAMS)
 def test_an_equality_that_holds_all_along_does_not_move_a_crossing(name):
     m = ilsim.compile(cases.reset_when_idle())
     t = np.concatenate([[0.0], np.arange(0.5, 20.0, 1.0)])  # between the resets at 3, 6, 9, ...
