@@ -88,10 +88,12 @@ def sbml_triggers():
     - 't > 5': strict, false at 5, so an output at 5 shows the state before it (n2 = 0 there);
     - 't == 3 or t == 15': equality on time, true at two instants;
     - 't - 12*floor(t/12) == 0' (time % 12 == 0): true at 12, 24, 36, 48 (not at 0, where it holds at the start);
-    - 'floor(t/5) == 2 and t > 7': true on [10, 15), so it fires once, at 10.
+    - 'floor(t/5) == 2 and t > 7': true on [10, 15), so it fires once, at 10;
+    - 'piecewise(t - 12*ceil(t/12), t < 0, t - 12*floor(t/12)) == 7' (time % 12 == 7 as the SBML import writes
+      rem): the remainder rises through 7 at 7, 19, 31, 43, where it is true for an instant (BIOMD0000000814).
     Parameter: flag."""
     m = ilsim.Model(name="sbml triggers").add_parameter("flag", 0.0).add_species("x", 0.0)
-    for k in range(1, 6):
+    for k in range(1, 7):
         m.add_species(f"n{k}", 0.0)
     m.add_process("clock", "1", produces={"x": 1})
     m.add_event("strict on its threshold", when="flag > 0 and x > 3", add={"n1": 1})
@@ -99,13 +101,15 @@ def sbml_triggers():
     m.add_event("at 3 and 15", when="t == 3 or t == 15", add={"n3": 1})
     m.add_event("every 12", when="t - 12*floor(t/12) == 0", add={"n4": 1})
     m.add_event("window", when="floor(t/5) == 2 and t > 7", add={"n5": 1})
+    m.add_event("rem 7", when="piecewise(t - 12*ceil(t/12), t < 0, t - 12*floor(t/12)) == 7", add={"n6": 1})
     return m
 
 
 def sbml_triggers_exact(t: np.ndarray, flag: float) -> np.ndarray:
-    """(x, n1..n5) of sbml_triggers at the output times t."""
+    """(x, n1..n6) of sbml_triggers at the output times t."""
     return np.column_stack([t, np.where((t > 3) & (flag > 0), 1.0, 0.0), np.where(t > 5, 1.0, 0.0),
-                            (t >= 3).astype(float) + (t >= 15), np.floor(t / 12), np.where(t >= 10, 1.0, 0.0)])
+                            (t >= 3).astype(float) + (t >= 15), np.floor(t / 12), np.where(t >= 10, 1.0, 0.0),
+                            np.floor((t + 5) / 12)])
 
 
 def reset_when_idle():
@@ -197,3 +201,21 @@ def narrow_window_exact(t: np.ndarray, k: float, lo: float, hi: float) -> np.nda
         return np.column_stack([10.0 - k * t, np.zeros_like(t)])
     period = (10.0 - hi) / k
     return np.column_stack([10.0 - k * np.mod(t, period), np.floor(t / period)])
+
+
+def daily_wrap():
+    """A daily dose while the fraction of the day since t0 = (t_first + lag) h is at most one half, written as
+    MODEL2211040001 writes it: x - floor(x) <= 0.5 with x = (t - t0)/day (seconds). The condition jumps from false
+    to true as x passes each integer, where rounding puts the floor switch a hair after the jump. Parameters:
+    t_first, lag, day."""
+    m = ilsim.Model(name="daily wrap").add_parameter("t_first", 8.0).add_parameter("lag", 16.3)
+    m.add_parameter("day", 86400.0).add_species("n", 0.0)
+    m.add_event("daily", when="(t - (t_first + lag)*3600)/day - floor((t - (t_first + lag)*3600)/day) <= 0.5",
+                add={"n": 1})
+    return m
+
+
+def daily_wrap_exact(t: np.ndarray, t_first: float, lag: float, day: float) -> np.ndarray:
+    """n: x = (t - t0)/day starts at -1.0125 (false: 0.9875 > 0.5); one firing as x passes each integer from -1."""
+    x = (t - (t_first + lag) * 3600.0) / day
+    return np.where(x >= -1.0, np.floor(x) + 2.0, 0.0)[:, None]

@@ -256,7 +256,8 @@ def test_events_that_share_a_name_are_counted_apart(name):
 @pytest.mark.parametrize("name", PARAMS)
 def test_sbml_triggers_strict_equal_and_on_time_fire_where_the_spec_says(name):
     """Strict comparisons are false at their threshold (an output at 5 shows 't > 5' not yet fired), equality on
-    time fires at its instants, floor windows where they open: counts at each output time, exactly."""
+    time fires at its instants, floor windows where they open, a remainder of time rising through a value fires
+    there: counts at each output time, exactly."""
     m = ilsim.compile(cases.sbml_triggers())
     t = np.linspace(0.0, 50.0, 51)
     P = np.array([[0.0], [1.0]])
@@ -265,7 +266,20 @@ def test_sbml_triggers_strict_equal_and_on_time_fire_where_the_spec_says(name):
     for patient, (flag,) in enumerate(P):
         assert np.allclose(r.Y[patient], cases.sbml_triggers_exact(t, flag), atol=1e-7)
     if counts_events(name):
-        assert r.fired.tolist() == [[0, 1, 2, 4, 1], [1, 1, 2, 4, 1]]
+        assert r.fired.tolist() == [[0, 1, 2, 4, 1, 4], [1, 1, 2, 4, 1, 4]]
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_a_condition_that_jumps_true_fires_once_per_jump(name):
+    """A remainder of time wrapping to 0 makes 'rem <= 0.5' jump from false to true (MODEL2211040001's daily
+    doses): located on its old side, it used to fire there and again across the jump, or restart for ever."""
+    m = ilsim.compile(cases.daily_wrap())
+    t = np.linspace(0.0, 20 * 86400.0, 81)  # every 6 hours, none on a jump (1080 + k day)
+    r = engine(name, 1e-8, 1e-10).solve(m, t, m.p0[None, :])
+    assert r.status[0] == OK
+    assert r.Y[0].tolist() == cases.daily_wrap_exact(t, *m.p0).tolist()
+    if counts_events(name):
+        assert r.fired.tolist() == [[20]]
 
 
 @pytest.mark.parametrize("name", PARAMS)

@@ -22,6 +22,7 @@ CASES = {
     "output at a strict time trigger": ("species x = 1; x' = 0.1; E: at (time > 5): x = 10", 10),
     "time >= c": ("species x = 1; x' = 0.1; E: at (time >= 5): x = 10", 10),
     "time % 12 == 0": ("species n = 0; E: at (time % 12 == 0): n = n + 1", 50),
+    "time % 28 == 27 && time > 30": ("species n = 0; E: at (time % 28 == 27 && time > 30): n = n + 1", 100),  # 814
     "time == 3 || time == 15": ("species n = 0; E: at (time == 3 || time == 15): n = n + 1", 20),
     "floor window": ("species n = 0; E: at (floor(time/5) == 2 && time > 7): n = n + 1", 20),
     "crossing beside an equality": ("species V = 0, n = 0; u = 0; V_d = 3.3; V' = 1; "

@@ -41,3 +41,26 @@ def test_a_model_of_ordinary_sizes_keeps_one_tolerance(tmp_path):
 def test_a_species_atol_that_is_not_a_positive_number_is_refused_by_name(atol):
     with pytest.raises(ModelError, match=r"add_species\('X'\).*atol must be a positive, finite"):
         ilsim.Model(name="m").add_species("X", 1.0, atol=atol)
+
+
+def test_parameters_that_rate_rules_change_get_tolerances_of_their_size(tmp_path):
+    """A model whose state lives in rate-ruled parameters of size 1e-12 (as MODEL2211040001, in mol): each gets an
+    atol a millionth of its size, and the default run follows the closed form a = a0 e^(-t/10),
+    b = 2 a0 (e^(-t/20) - e^(-t/10)) to 1e-6 of its size; with the one default atol it is not controlled at all."""
+    from ilsim.io.sbml_import.suite import read_back
+    from ilsim.model.compile import compile_model
+
+    path = sbml_file(tmp_path, "a = 1e-12; b = 0; a' = -0.1*a; b' = 0.1*a - 0.05*b")
+    model = import_sbml(path)
+    assert {s.name: s.atol for s in model.spec.species} == pytest.approx({"a": 1e-18, "b": 1e-18})
+    t = np.linspace(0.0, 100.0, 101)
+    exact = np.column_stack([1e-12 * np.exp(-t / 10), 2e-12 * (np.exp(-t / 20) - np.exp(-t / 10))])
+
+    def error(spec) -> float:
+        compiled = compile_model(spec, source=str(path))
+        ours = read_back(compiled, OdeEngine().run(compiled, t, compiled.p0), [model.quantities[q].value for q in "ab"])
+        return float(np.max(np.abs(ours - exact) / np.abs(exact).max(axis=0)))
+
+    assert error(model.spec) <= 1e-5
+    one_atol = model.spec.model_copy(update={"species": [s.model_copy(update={"atol": None}) for s in model.spec.species]})
+    assert error(one_atol) > 1e-3  # what the scaled tolerances cure

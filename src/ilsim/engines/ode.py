@@ -318,6 +318,11 @@ class OdeEngine(Engine):
                 if not armed[slot]:
                     rearm(slot)
                     continue
+                if roots[slot](t, y, p) < -self._dead_band(model, model.events[cond_events[slot]].condition, t, y, p):
+                    # a condition that jumps ('time % 86400 <= 43200' as its remainder wraps) is located on its old
+                    # side, still false by far: fired there, the next segment saw it false, re-armed it and fired
+                    # it again across the jump (MODEL2211040001 dosed twice a day). It fires just across.
+                    t, y = self._across(model, lambda tt, yy, k=slot: roots[k](tt, yy, p), t, y, p)
                 # Conditions that crossed at this same instant (equal thresholds) are true now: they fire too,
                 # in file order (left armed, one already past its root would never be seen to cross). SciPy reports
                 # only the first of equal roots, located where a strict one ('time > 3.5' twice) may still be false

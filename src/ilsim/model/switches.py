@@ -14,7 +14,8 @@ the three stop at the same times. Event conditions count too: a condition on tim
 next one is computed from the current time, so a periodic drive costs one tree, not a list of times), ``abs``
 (a kink at zero) and ``min``/``max`` (kinks where two arguments meet), whenever the quantity involved is
 affine in ``t`` (``a*t + b``) with ``a`` and ``b`` made of parameters, numbers, observables of those, and
-``floor``/``ceil`` of such terms (constant between their own switches). A switch that depends on the state
+``floor``/``ceil`` of such terms (constant between their own switches), or ``piecewise`` of such terms whose
+conditions compare such terms (SBML's ``time % 28``; the branch in force at a segment's start). A switch that depends on the state
 (``x < 1``) or on ``t`` in a non-affine way (``sin(t) > 0``) is not found here: the first needs a condition
 event, the second
 is listed in docs/limits.md.
@@ -119,6 +120,8 @@ def _affine_node(node: ex.Expr, fixed: frozenset, observables: dict, memo: dict)
     if isinstance(node, ex.Call) and node.func in ("floor", "ceil"):
         inner = _affine(node.args[0], fixed, observables, memo)  # its own switches are listed separately
         return None if inner is None else (_ZERO, ex.Call(node.func, (_rebuild(*inner),)))
+    if isinstance(node, ex.Call) and node.func == "piecewise" and not node.names() <= fixed:
+        return _affine_piecewise(node, fixed, observables, memo)
     if isinstance(node, ex.Call) and node.func != "piecewise":
         args = [_affine(a, fixed, observables, memo) for a in node.args]
         if any(a is None or not _is_zero(a[0]) for a in args):
@@ -127,6 +130,45 @@ def _affine_node(node: ex.Expr, fixed: frozenset, observables: dict, memo: dict)
     if node.names() <= fixed:  # a piecewise or condition of parameters only
         return _ZERO, node
     return None
+
+
+def _affine_piecewise(node: ex.Call, fixed: frozenset, observables: dict, memo: dict) -> tuple[ex.Expr, ex.Expr] | None:
+    """A piecewise whose conditions compare affine terms of t (SBML's 'time % 28', imported as
+    piecewise(t - 28*ceil(t/28), t < 0, t - 28*floor(t/28))) keeps one branch between the switches of those
+    conditions, which are listed on their own: (piecewise of the branches' a, piecewise of their b), each
+    evaluated at a segment's start. Without it, 'time % 28 == 27' crossing 27 at t = 55 was never stopped at,
+    and an equality holds only where an engine stops."""
+    values = node.args[0::2]
+    conditions = [_time_condition(c, fixed, observables, memo) for c in node.args[1::2]]
+    if any(c is None for c in conditions):
+        return None
+    forms = [_affine(v, fixed, observables, memo) for v in values]
+    if any(f is None for f in forms):
+        return None
+
+    def pick(part: int) -> ex.Expr:
+        branches = [f[part] for f in forms]
+        if all(b == branches[0] for b in branches):
+            return branches[0]
+        args: list[ex.Expr] = []
+        for k, condition in enumerate(conditions):
+            args += [branches[k], condition]
+        return ex.Call("piecewise", (*args, *branches[len(conditions):]))
+
+    return pick(0), pick(1)
+
+
+def _time_condition(node: ex.Expr, fixed: frozenset, observables: dict, memo: dict) -> ex.Expr | None:
+    """A condition made of comparisons of affine terms of t and of parameters, rewritten over t and the
+    parameters only (each comparison as 'a*t + b op 0', observables read through their trees, as the switch
+    trees are evaluated without them); None if it reads the state."""
+    if isinstance(node, ex.Compare):
+        form = _affine(ex.BinOp("-", node.left, node.right), fixed, observables, memo)
+        return None if form is None else ex.Compare(node.op, _rebuild(*form), _ZERO)
+    if isinstance(node, (ex.Logic, ex.Not)):
+        parts = [_time_condition(a, fixed, observables, memo) for a in ex.children(node)]
+        return None if any(p is None for p in parts) else ex.with_children(node, parts)
+    return node if node.names() <= fixed else None
 
 
 def _crossing(form: tuple[ex.Expr, ex.Expr] | None) -> ex.Expr | None:
