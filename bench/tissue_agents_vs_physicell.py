@@ -251,7 +251,7 @@ def run_ilsim(model: Path, threads: int, seed: int) -> dict:
 
 
 def warm_up() -> None:
-    folder = write_case(200, 1.0, 1, 0)
+    folder = write_case(4000, 1.0, 1, 0)  # past both PARALLEL_FROM thresholds: the threaded drivers compiled or loaded too
     run_ilsim(import_model(folder), 1, 0)
 
 

@@ -37,7 +37,9 @@ from numba import njit, prange
 # purposes of draws (the fourth part of the counter)
 TURN, DIR1, DIR2, DEATH, DIVIDE, DDIR1, DDIR2, DIFFER, KILL, RECRUIT, RDIR1, RDIR2 = range(12)
 MAX_SECRETIONS = 4
-PARALLEL_FROM = 20_000  # agents from which a step uses numba's threads
+# agents from which a step uses numba's threads: on 2 idle cores, 10,000 cells on 62,500 voxels ran 1.4x faster on
+# the threaded drivers (bench/tissue_agents_vs_physicell.py), and faster even with one thread; below, waking them costs more
+PARALLEL_FROM = 2_000
 
 
 @njit(cache=True, inline="always")

@@ -35,7 +35,7 @@ from numba import njit, prange
 
 BLOCK = 64  # x-columns per task of the y and z sweeps: enough tasks for the threads, whole cache lines each
 ROWS = 16  # lines per task of the x sweep, walked side by side
-PARALLEL_FROM = 100_000  # voxels x fields from which a sweep uses numba's threads
+PARALLEL_FROM = 20_000  # voxels x fields from which a sweep uses numba's threads (measured with agents.PARALLEL_FROM)
 
 
 @dataclass
