@@ -24,6 +24,7 @@ import numpy as np
 
 from ilsim.engines.tissue import systemic
 from ilsim.engines.tissue.agents import Agents
+from ilsim.engines.tissue.conditions import Watch
 from ilsim.engines.tissue.diffusion import Ledger
 from ilsim.engines.tissue.engine import Snapshot, TissueRun, TissueState, internal_means
 from ilsim.engines.tissue.systemic import Body
@@ -61,6 +62,17 @@ def save_checkpoint(path: Path, run: TissueRun, print_: str) -> None:
         "snap_counts": counts,
         **{f"snap_{k}": np.concatenate([s.agents[k] for s in snaps]) for k in _SNAPPED},
     }
+    if state.values is not None:  # the parameters as the events left them (condition events cannot be replayed)
+        data.update(values_names=np.array(sorted(state.values), dtype=str),
+                    values=np.array([state.values[k] for k in sorted(state.values)], dtype=float))
+    if state.watch is not None:  # the condition events: armed flags and pending actions (due step, event, values)
+        pending = state.watch.pending
+        width = max((len(v) for _, _, v in pending if v is not None), default=0)
+        data.update(watch_armed=state.watch.armed, watch_due=np.array([p[0] for p in pending], dtype=np.int64),
+                    watch_slot=np.array([p[1] for p in pending], dtype=np.int64),
+                    watch_length=np.array([-1 if p[2] is None else len(p[2]) for p in pending], dtype=np.int64),
+                    watch_values=np.array([np.pad(v, (0, width - len(v))) if v is not None else np.zeros(width)
+                                           for _, _, v in pending], dtype=float).reshape(len(pending), width))
     if state.body is not None:  # the well-mixed part of tissue.systemic: its state and its values at the saved times
         data.update(body_y=state.body.y, body_p=state.body.p, snap_body=np.stack([s.body for s in snaps]))
     # atomic_file also removes the temporary files of writers killed mid-save (a pid-named one was left behind)
@@ -82,6 +94,10 @@ def load_checkpoint(path: Path, setup, print_: str) -> TissueRun | None:
                             z["agent_on_since"], int(z["agent_next_id"]), z["agent_internal"])
             ledger = Ledger(*(z[f"ledger_{k}"].copy() for k in _LEDGER))
             state = TissueState(int(z["step"]), z["fields"].copy(), agents, ledger)
+            if "values" in z.files:
+                state.values = dict(zip(map(str, z["values_names"]), map(float, z["values"])))
+            if setup.conditions:
+                state.watch = _watch(z, setup)
             linked = "body_y" in z.files
             if linked:
                 state.body = Body(z["body_y"].copy(), z["body_p"].copy())
@@ -95,6 +111,15 @@ def load_checkpoint(path: Path, setup, print_: str) -> TissueRun | None:
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):  # a damaged or foreign file: start again rather than fail
         return None
     return TissueRun(setup, snaps, state)
+
+
+def _watch(z, setup) -> Watch:
+    """The condition events' state saved in checkpoint ``z`` (a KeyError when it has none: the run starts again)."""
+    armed = z["watch_armed"].copy()
+    if len(armed) != len(setup.conditions):
+        raise KeyError("watch_armed")
+    rows = zip(z["watch_due"], z["watch_slot"], z["watch_length"], z["watch_values"])
+    return Watch(armed, [(int(due), int(slot), row[:n].copy() if n >= 0 else None) for due, slot, n, row in rows])
 
 
 def agents_table(run: TissueRun):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ilsim.engines.base import NON_FINITE, OK, SOLVER_FAILED, Engine, EngineResult
-from ilsim.engines.tissue import gpu, systemic
+from ilsim.engines.tissue import conditions, gpu, systemic
 from ilsim.engines.tissue.agents import Agents
 from ilsim.engines.tissue.diffusion import Ledger
 from ilsim.engines.tissue.setup import Setup, build
@@ -35,6 +35,8 @@ class TissueState:
     agents: Agents
     ledger: Ledger
     body: Body | None = None  # the well-mixed part (tissue.systemic), if the model has one
+    values: dict[str, float] | None = None  # the parameters the tissue uses, as the events so far left them
+    watch: conditions.Watch | None = None  # the condition events' armed flags and pending actions
 
 
 @dataclass
@@ -112,15 +114,21 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
                               setup.agents.internal.copy())
         state = TissueState(0, setup.initial.copy(), agents, Ledger.zeros(len(setup.fields)))
         state.body = link.start(state.fields, agents) if link is not None else None
+        if setup.conditions:
+            state.watch = conditions.start(setup, conditions.view(setup, 0.0, setup.values, state.fields, agents,
+                                                                  state.body, link))
         result = TissueRun(setup, [_snapshot(0.0, state.fields, agents, state.body)], state)
     result.link = link
     C, agents = state.fields, state.agents
     solver, types, geometry, reading = on_device(setup.solver), setup.types, setup.geometry, setup.percell
     # the bound parameters as the events before this step left them (a resumed run replays them; doses are in C)
     values, changed = dict(setup.values), False
-    for ev in setup.events:
-        if ev.step < state.step and (ev.sets or ev.adds):
-            values, changed = ev.parameters(values), True
+    if state.values is not None:  # kept in the state: condition events cannot be replayed from a schedule
+        values, changed = dict(state.values), state.values != setup.values
+    else:
+        for ev in setup.events:
+            if ev.step < state.step and (ev.sets or ev.adds):
+                values, changed = ev.parameters(values), True
     if changed:
         current = setup.rebuild(values)
         solver, types, reading = on_device(current.solver), current.types, current.percell
@@ -155,6 +163,26 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
             reading.after_agents(C, agents, types, geometry, setup.vessels, step + 1, dt, seed, state.ledger)
         if link is not None:
             link.advance(state.body, state.ledger.blood - before, C, agents, t, dt)
+        if setup.conditions:
+            end = step + 1
+
+            def act(ev, due, end=end):
+                nonlocal values, solver, types, reading
+                for f, rise in ev.doses:
+                    _dose(C[f], setup, rise, state.ledger, f)
+                if link is not None:
+                    link.jump(state.body, ev.index, end * dt, due)
+                if ev.sets or ev.adds:
+                    values = ev.parameters(values)
+                    current = setup.rebuild(values)  # a value the section refuses stops the run with its ModelError
+                    solver, types, reading = on_device(current.solver), current.types, current.percell
+
+            def compute(ev, end=end):
+                return link.action_values(state.body, ev.index, end * dt) if link is not None else None
+
+            conditions.step_end(setup, state.watch, end,
+                                conditions.view(setup, end * dt, values, C, agents, state.body, link), act, compute)
+        state.values = dict(values)
         state.agents = agents
         state.step = step + 1
         if on_step is not None:

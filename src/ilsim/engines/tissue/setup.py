@@ -16,9 +16,10 @@ from pydantic import ValidationError
 
 from ilsim.engines.tissue import bindings, percell
 from ilsim.engines.tissue.agents import MAX_SECRETIONS, Agents, Geometry, Types
+from ilsim.engines.tissue.conditions import ConditionEvent, changed
 from ilsim.engines.tissue.diffusion import DiffusionSolver
 from ilsim.errors import IlsimError, ModelError, Problem, did_you_mean
-from ilsim.model.expressions import evaluate, parse
+from ilsim.model.expressions import ExpressionError, evaluate, parse
 from ilsim.model.sections.tissue import AXES, Tissue
 
 BYTES_PER_AGENT = 200  # arrays of one agent and the step's temporaries, rounded up
@@ -42,6 +43,8 @@ class Setup:
     percell: percell.Reading | None = None  # the model's processes read per cell (percell.py)
     internal_names: list[str] = field(default_factory=list)  # species internal to cells: columns of Agents.internal
     processes_read: dict[str, str] = field(default_factory=dict)  # process -> how the tissue reads it per cell
+    conditions: list[ConditionEvent] = field(default_factory=list)  # the model's condition events (conditions.py)
+    constants: dict[str, float] = field(default_factory=dict)  # every parameter's value at t = 0, for conditions
 
 
 @dataclass
@@ -57,10 +60,7 @@ class TissueEvent:
     adds: dict[str, float]
 
     def parameters(self, values: dict[str, float]) -> dict[str, float]:
-        new = {**values, **self.sets}
-        for name, delta in self.adds.items():
-            new[name] = new[name] + delta
-        return new
+        return changed(values, self.sets, self.adds)
 
 
 def memory_needed(tissue: Tissue, agents: int) -> int:
@@ -115,7 +115,8 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
     # the parameters a timed event can change in a tissue run: bound ones, and those of the processes read per cell
     changeable = set(tissue.parameters) | percell.parameters_used(spec, tissue)
     start = {**{p.name: float(p.value) for p in spec.parameters if p.name in changeable}, **(values or {})}
-    events = _events(spec, tissue, start, source, problems, changeable)
+    constants = {**{p.name: float(p.value) for p in spec.parameters}, **(values or {})}
+    events, conditions = _events(spec, tissue, start, source, problems, changeable, constants)
 
     def problem(field: str, message: str) -> None:
         problems.append(Problem(f"tissue.{field}", message, source))
@@ -248,7 +249,7 @@ def build(spec, source: str | None = None, base: Path | None = None, memory: int
         raise ModelError(problems)
     return Setup(tissue, solver, types, geometry, Agents.place(pos3, typ, tissue.seed, dims, internal), fields, agent_names,
                  vessels, initial, events, start, lambda new: build(spec, source, base, memory, new, tissue.seed),
-                 reading if reading else None, reading.internal, reading.read)
+                 reading if reading else None, reading.internal, reading.read, conditions, constants)
 
 
 def _internalisation(tissue: Tissue, fields: list[str], internal: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -288,26 +289,35 @@ def _initial_count(species, parameters, field, problem) -> int:
     return round(value)
 
 
-def _events(spec, tissue: Tissue, start: dict[str, float], source, problems: list[Problem],
-            changeable: set[str]) -> list[TissueEvent]:
-    """The model's timed events that add to a field species (a systemic dose) or set or add to a parameter the tissue
-    uses (bound, or in a process read per cell); events acting on neither belong to the well-mixed part of the model,
-    which the tissue engine does not run."""
+def _events(spec, tissue: Tissue, start: dict[str, float], source, problems: list[Problem], changeable: set[str],
+            constants: dict[str, float]) -> tuple[list[TissueEvent], list[ConditionEvent]]:
+    """The model's timed events and condition events that add to a field species (a systemic dose), set or add to a
+    parameter the tissue uses (bound, or in a process read per cell) or, with a systemic link, act on its well-mixed
+    species (condition events; the link runs timed ones); events acting on none of these belong to the well-mixed
+    part of the model, which the tissue engine runs only through tissue.systemic."""
     fields = [f.species for f in tissue.fields]
+    agents = [a.species for a in tissue.agents]
+    internal = {name for a in tissue.agents for name in a.internal}
+    wellmixed = {s.name for s in spec.species} - set(fields) - set(agents) - internal if tissue.systemic else set()
+    readable = {"t", *constants, *fields, *agents, *wellmixed}
+    # with a systemic link, a condition event's actions on well-mixed species and on parameters only the well-mixed
+    # part reads are the link's (it evaluates them on its state); without one they act on nothing the run has
+    linked = wellmixed | (set(constants) - changeable) if tissue.systemic else set()
     out: list[TissueEvent] = []
+    conditions: list[ConditionEvent] = []
     for k, ev in enumerate(spec.events):
         where = f"events[{k}]"
-        touched = [t for t in (*ev.set, *ev.add) if t in fields or t in changeable]
+        touched = [t for t in (*ev.set, *ev.add) if t in fields or t in changeable or (ev.when is not None and t in linked)]
         if not touched:
             continue
-        if ev.when is not None or ev.only_if is not None or ev.delay is not None:
+        if ev.when is None and (ev.only_if is not None or ev.delay is not None):
             problems.append(Problem(where, f"'{ev.name}' acts on the tissue ({', '.join(touched)}): the tissue engine runs "
-                                           "timed events (at:) without when, only_if or delay", source))
+                                           "timed events (at:) without only_if or delay", source))
             continue
         numbers: dict[str, dict[str, float]] = {"set": {}, "add": {}}
         for mode in ("set", "add"):
             for target, value in getattr(ev, mode).items():
-                if target not in touched:
+                if target not in touched or target in linked:
                     continue
                 if mode == "set" and target in fields:
                     problems.append(Problem(f"{where}.set.{target}", f"'{target}' is a tissue field: a dose adds to it "
@@ -318,6 +328,14 @@ def _events(spec, tissue: Tissue, start: dict[str, float], source, problems: lis
                 except (TypeError, ValueError):
                     problems.append(Problem(f"{where}.{mode}.{target}", f"the tissue engine needs a number here, got "
                                                                         f"'{value}'", source))
+        doses = [(fields.index(f), d) for f, d in numbers["add"].items() if f in fields]
+        adds = {p: d for p, d in numbers["add"].items() if p not in fields}
+        if ev.when is not None:
+            found = _condition(ev, k, numbers["set"], doses, adds, bool(set(touched) & linked), readable, internal,
+                               constants, tissue.dt, lambda f, m: problems.append(Problem(f, m, source)))
+            if found is not None:
+                conditions.append(found)
+            continue
         times = ev.at if isinstance(ev.at, list) else [ev.at]
         for t in times:
             step = round(t / tissue.dt)
@@ -325,20 +343,63 @@ def _events(spec, tissue: Tissue, start: dict[str, float], source, problems: lis
                 problems.append(Problem(f"{where}.at", f"{t:g} min is not a whole number of steps (dt = {tissue.dt:g} min)",
                                         source))
                 continue
-            doses = [(fields.index(f), d) for f, d in numbers["add"].items() if f in fields]
-            out.append(TissueEvent(step, ev.name, doses, numbers["set"],
-                                   {p: d for p, d in numbers["add"].items() if p not in fields}))
+            out.append(TissueEvent(step, ev.name, doses, numbers["set"], adds))
     out.sort(key=lambda e: e.step)  # stable: events at one time act in the order the model lists them
     values = dict(start)
     for ev in out:  # every value the events give must be one the section accepts, checked before the run
         if ev.sets or ev.adds:
             values = ev.parameters(values)
-            try:
-                bound_section(spec, values, source=source)
-            except ModelError as exc:
-                problems.extend(Problem(f"{p.field} (after '{ev.name}' at {ev.step * tissue.dt:g} min)", p.message, source)
-                                for p in exc.problems)
-    return out
+            _accepted(spec, values, f"(after '{ev.name}' at {ev.step * tissue.dt:g} min)", source, problems)
+    for ev in conditions:  # a condition event's values, applied once to the values at t = 0
+        if ev.sets or ev.adds:
+            _accepted(spec, ev.parameters(start), f"(after '{ev.name}')", source, problems)
+    return out, conditions
+
+
+def _accepted(spec, values: dict[str, float], when: str, source, problems: list[Problem]) -> None:
+    try:
+        bound_section(spec, values, source=source)
+    except ModelError as exc:
+        problems.extend(Problem(f"{p.field} {when}", p.message, source) for p in exc.problems)
+
+
+def _condition(ev, k: int, sets, doses, adds, wellmixed: bool, readable: set[str], internal: set[str],
+               constants: dict[str, float], dt: float, problem) -> ConditionEvent | None:
+    """A condition event as the tissue runs it, or None (with the reasons given to ``problem``)."""
+    where = f"events[{k}]"
+    ok = True
+    tests = {}
+    for key, text in (("when", ev.when), ("only_if", ev.only_if)):
+        if text is None:
+            continue
+        try:
+            tests[key] = parse(text)
+        except ExpressionError as exc:
+            problem(f"{where}.{key}", str(exc))
+            ok = False
+            continue
+        for name in sorted(tests[key].names() - readable):
+            ok = False
+            why = ("a species internal to cells: a condition reads the tissue's well-mixed view (cell counts, mean "
+                   "field levels, parameters, t and, with tissue.systemic, the well-mixed species)" if name in internal else
+                   "not something a tissue run's condition can read (t, parameters, cell counts, mean field levels and, "
+                   "with tissue.systemic, well-mixed species)")
+            problem(f"{where}.{key}", f"'{ev.name}' reads '{name}', {why}")
+    steps = 0
+    if ev.delay is not None:
+        try:
+            delay = float(evaluate(parse(ev.delay), constants))
+        except (ExpressionError, KeyError, TypeError, ValueError):
+            delay = math.nan
+        steps = round(delay / dt) if math.isfinite(delay) else -1
+        if steps < 0 or abs(steps * dt - delay) > 1e-9 * max(1.0, abs(delay)):
+            problem(f"{where}.delay", f"'{ev.name}': the tissue engine needs a delay of a whole number of steps (dt = "
+                                      f"{dt:g} min), from numbers and parameters only; got '{ev.delay}'")
+            ok = False
+    if not ok:
+        return None
+    return ConditionEvent(k, ev.name, tests["when"], tests.get("only_if"), steps, ev.persistent, doses, sets, adds,
+                          wellmixed, ev.values_at_trigger)
 
 
 def _sizes(size) -> str:

@@ -17,8 +17,9 @@ Coupling, by operator splitting at the tissue step dt (Lie: one after the other,
 3. the well-mixed ODE is integrated over the step (SciPy's LSODA, the model's tolerances), after the model's timed
    events due at the step's start (doses of ``doses:``/``pk:`` included) have acted on its species and parameters.
 
-Limits: the model's time unit must be the minute (the tissue engine's); events with ``when:`` or ``delay:`` acting on
-the well-mixed species are refused (a condition would have to be located inside the coupled step).
+Limits: the model's time unit must be the minute (the tissue engine's); a condition event (``when:``) is judged at the
+tissue's step ends (``conditions.py``), its actions on the well-mixed part applied there; a timed event with a
+``delay:`` acting on the well-mixed species is refused.
 """
 
 from __future__ import annotations
@@ -82,9 +83,9 @@ class Link:
         wellmixed = {model.species[i] for i in self.wellmixed}
         for k, ev in enumerate(model.events):
             acts = {model.species[i] for mode, kind, i, _ in ev.actions if kind == STATE} & wellmixed
-            if acts and (ev.condition is not None or ev.delay is not None):
+            if acts and ev.condition is None and ev.delay is not None:
                 problem(f"events[{k}]", f"'{ev.name}' acts on the well-mixed part ({', '.join(sorted(acts))}): with a "
-                                        "tissue the engine runs timed events (at:) without when or delay")
+                                        "tissue the engine runs timed events (at:) without delay")
         if problems:
             raise ModelError(problems)
         dt = setup.tissue.dt
@@ -129,14 +130,24 @@ class Link:
             ev = model.events[k]
             if ev.guard is not None and not model.evaluate(ev.guard, t, body.y, body.p):
                 continue
-            values = [model.evaluate(node, t, body.y, body.p) for _, _, _, node in ev.actions]  # all from the old state
-            for (mode, kind, i, _), v in zip(ev.actions, values):
-                if kind == STATE and i not in self.wellmixed:
-                    continue
-                target = body.y if kind == STATE else body.p
-                target[i] = v if mode == "set" else target[i] + v
-            body.y[self.wellmixed] = np.where(self.model.nonnegative[self.wellmixed],
-                                              np.maximum(body.y[self.wellmixed], 0.0), body.y[self.wellmixed])
+            self.jump(body, k, t)
+
+    def action_values(self, body: Body, k: int, t: float) -> np.ndarray:
+        """Event ``k``'s action values on the state now (all from the old state, as in the ODE engine)."""
+        return np.array([self.model.evaluate(node, t, body.y, body.p) for _, _, _, node in self.model.events[k].actions],
+                        dtype=float)
+
+    def jump(self, body: Body, k: int, t: float, values: np.ndarray | None = None) -> None:
+        """Event ``k``'s actions on well-mixed species and on parameters (``values``: computed earlier, e.g. when a
+        delayed event triggered; else now); its doses of tissue fields are the tissue engine's."""
+        values = self.action_values(body, k, t) if values is None else values
+        for (mode, kind, i, _), v in zip(self.model.events[k].actions, values):
+            if kind == STATE and i not in self.wellmixed:
+                continue
+            target = body.y if kind == STATE else body.p
+            target[i] = v if mode == "set" else target[i] + v
+        body.y[self.wellmixed] = np.where(self.model.nonnegative[self.wellmixed],
+                                          np.maximum(body.y[self.wellmixed], 0.0), body.y[self.wellmixed])
 
     def set_blood(self, solver, body: Body) -> None:
         """The blood level each linked field's vessel voxels see during the coming step."""
