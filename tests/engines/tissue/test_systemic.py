@@ -8,7 +8,8 @@
   well-mixed reading of the vessels), within 1%, and the difference halves with dt (the splitting is first order).
 - Outcome labels of the model judged on the tissue run's series, and the well-mixed species in TissueEngine.solve.
 - A link that contradicts the model is refused with the field named (exit 2 from the command, nothing written); the
-  command writes the well-mixed species; a run interrupted after a checkpoint resumes to the same numbers.
+  command writes the well-mixed species; a run interrupted after a checkpoint resumes to the same numbers, condition
+  events armed, fired and pending across the cut included.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ from ilsim.errors import ModelError
 from ilsim.model.load import spec_from_dict
 
 
-def _linked(outcomes=(), **link):
+def _linked(outcomes=(), events=(), **link):
     return spec_from_dict({
         "metadata": {"name": "linked", "time_units": "minute"},
         "species": [{"name": "C", "kind": "cytokine", "initial": 0}, {"name": "Cb", "kind": "cytokine", "initial": 3.0},
                     {"name": "Th", "kind": "cell", "initial": 0}],
-        "outcomes": list(outcomes),
+        "outcomes": list(outcomes), "events": list(events),
         "tissue": {"domain": {"dimensions": 2, "size": [100, 60], "voxel": 10,
                               "vessels": [{"lower": [0, 0], "upper": [20, 60]}]},
                    "fields": [{"species": "C", "diffusion": 50, "decay": 0.01, "vessel_exchange": 0.5}],
@@ -149,8 +150,15 @@ class _Stop(Exception):
     pass
 
 
+# condition events across the checkpoint at 10 min: one triggered at 9.5 and due at 11.5 with the value Cb had at its
+# trigger (pending in the file), one on the well-mixed species (armed in the file), one re-arming on t
+CONDITIONS = [{"name": "top-up", "when": "t > 9", "delay": 2, "add": {"Cb": "Cb"}},
+              {"name": "low", "when": "Cb < 2.5", "add": {"Cb": 0.5}},
+              {"name": "pulse", "when": "t > 8 and t < 9 or t > 13", "add": {"C": 0.01}}]
+
+
 def test_an_interrupted_linked_run_resumes_to_the_same_numbers(tmp_path):
-    model = _linked()
+    model = _linked(events=CONDITIONS)
     whole, info = ilsim.tissue(model, tmp_path / "whole", report=False)
 
     def stop(t, cells):
@@ -164,6 +172,11 @@ def test_an_interrupted_linked_run_resumes_to_the_same_numbers(tmp_path):
     np.testing.assert_array_equal(again.state.body.y, whole.state.body.y)
     np.testing.assert_array_equal(again.state.fields, whole.state.fields)
     assert info_again["final_systemic"] == info["final_systemic"]
+    for a, b in zip(again.snapshots, whole.snapshots, strict=True):
+        np.testing.assert_array_equal(a.body, b.body)
+        np.testing.assert_array_equal(a.fields, b.fields)
+    plain, _ = ilsim.tissue(_linked(), tmp_path / "plain", report=False)
+    assert whole.state.body.y[1] > plain.state.body.y[1]  # the top-up happened (Cb is the second species)
 
 
 def _bad(change):
