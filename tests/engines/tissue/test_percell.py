@@ -325,9 +325,10 @@ def test_a_timed_event_changing_a_rate_parameter_changes_what_the_cells_do():
     setup = build(spec_from_dict(model))
     out = run(setup)
     assert out.snapshots[-1].fields[0].mean() == pytest.approx(2.0 * 0.5 + 5.0 * 1.5, rel=1e-12)
-    model["events"] = [{"name": "more", "when": "S > 1", "set": {"q": 5.0}}]  # a condition: not run in a tissue
-    with pytest.raises(ModelError, match="acts on the tissue"):
-        build(spec_from_dict(model))
+    # a condition: judged at step ends (dt = 0.1), the mean 2 t first exceeds 1.1 at 0.6 min
+    model["events"] = [{"name": "more", "when": "S > 1.1", "set": {"q": 5.0}}]
+    out = run(build(spec_from_dict(model)))
+    assert out.snapshots[-1].fields[0].mean() == pytest.approx(2.0 * 0.6 + 5.0 * 1.4, rel=1e-12)
 
 
 def test_a_cell_that_changes_type_takes_up_the_state_of_its_new_type():

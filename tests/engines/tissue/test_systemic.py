@@ -198,3 +198,21 @@ def test_bad_links_and_stop_rules_are_refused_before_anything_is_written(cli, re
     path = _write(tmp_path, _bad(change), "bad.yaml")
     refused(cli("tissue", path, "--out", tmp_path / "no", "--quiet"), "tissue", words)
     assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("at_trigger", [True, False])
+def test_a_delayed_condition_event_on_the_well_mixed_part_takes_its_values_when_the_model_says(at_trigger):
+    """Triggered at 9.5 min, applied at 11.5: the run without the event is the same up to that step end, so the jump
+    adds Cb as it was at 9.5 (values at the trigger) or doubles it (values when applied)."""
+    event = {"name": "top-up", "when": "t > 9", "delay": 2, "values_at_trigger": at_trigger, "add": {"Cb": "Cb"}}
+
+    def cb(spec):
+        model = ilsim.compile(spec)
+        setup = build(model.spec)
+        out = run(setup, t_end=12, save_every=0.5, link=systemic.link(model, setup))
+        return np.array([s.body[1] for s in out.snapshots])  # Cb: the second species
+
+    plain, jumped = cb(_linked()), cb(_linked(events=[event]))
+    np.testing.assert_array_equal(jumped[:23], plain[:23])  # up to 11 min
+    added = plain[19] if at_trigger else plain[23]  # Cb at 9.5 min, or at 11.5 before the jump
+    assert jumped[23] == plain[23] + added
