@@ -6,7 +6,8 @@ time, id, type, x, y, z, receptor occupancy), ``fields.nc`` (each field species 
 (settings, final counts, the mass ledger) and ``model.yaml``.
 
 The checkpoint is one file beside the result folder, ``.OUT.tissue-checkpoint.npz``, replaced atomically after every
-saved time: the run's state (step, fields, agent arrays, ledger) and the snapshots so far, with a fingerprint of the
+saved time: the run's state (step, fields, agent arrays, ledger, the parameters as events left them, the condition
+events' armed flags and pending actions) and the snapshots so far, with a fingerprint of the
 model and settings. A rerun of the same command that finds it continues from it; since the cells' random numbers
 depend only on (seed, id, step), the result is bit for bit the one an uninterrupted run gives. It is removed once the
 result folder is complete.

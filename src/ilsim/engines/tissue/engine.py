@@ -227,7 +227,7 @@ class TissueEngine(Engine):
     """The tissue engine on the engine contract (see the module's docstring for what ``solve`` returns)."""
 
     name = "tissue"
-    supports = {"events": True, "doses": True, "replicates": True}  # timed events; doses through tissue.systemic
+    supports = {"events": True, "doses": True, "replicates": True}  # timed and condition events; doses through tissue.systemic
 
     def __init__(self, t_end: float | None = None, save_every: float | None = None, seed: int | None = None,
                  backend: str = "cpu"):
