@@ -11,7 +11,10 @@
   tested when the event triggers.
 - A run stopped, checkpointed (armed flags, pending delayed actions and changed parameters in the file) and resumed
   gives the uninterrupted run's numbers bit for bit.
-- Conditions the tissue cannot judge, and delays that are not whole steps, are refused before the run.
+- Timed events with ``only_if`` or ``delay`` (run as conditions true from their time on): a guarded dose applies only
+  where its guard holds at its time; a delayed parameter change on the still cell applies exactly its delay later.
+- Conditions the tissue cannot judge, delays that are not whole steps, and such timed events at t = 0 are refused
+  before the run.
 """
 
 from __future__ import annotations
@@ -102,6 +105,29 @@ def test_a_delay_applies_whole_steps_later_unless_a_transient_condition_drops_it
     np.testing.assert_allclose(means, expected, rtol=1e-13, atol=0)
 
 
+@pytest.mark.parametrize("g", [1.0, 0.0])
+def test_a_guarded_timed_dose_applies_only_where_its_guard_holds_at_its_time(g):
+    """Doses of 1 at 1 and 2 min guarded by ``g > 0 and IL2 < 0.5``: with g = 1 the first applies (IL2 is 0 then) and
+    the second does not (IL2 is 1); with g = 0 neither. A dose at t_k acts before the step from t_k on: it shows from
+    the snapshot at t_k (run as a condition judged at the step end t_k)."""
+    events = [{"name": "guarded", "at": [1, 2], "only_if": "g > 0 and IL2 < 0.5", "add": {"IL2": 1.0}}]
+    means = _means(run(build(_spec(events, parameters=[{"name": "g", "value": g}]))))
+    times = np.arange(len(means)) * DT
+    np.testing.assert_allclose(means, g * (times >= 1), rtol=1e-13, atol=0)
+
+
+def test_a_delayed_timed_parameter_change_applies_exactly_its_delay_later():
+    """``at: 1, delay: 1.5`` setting the secretion rate to 0: the still cell secretes until 2.5 min, so the field's total
+    is RATE min(t, 2.5) at every snapshot (no diffusion, no decay)."""
+    spec = _spec([{"name": "stop", "at": 1, "delay": 1.5, "set": {"k_sec": 0.0}}], agents=SECRETING,
+                 parameters=[{"name": "k_sec", "value": RATE}], bound={"k_sec": "agents[Th].secretion[0].rate"})
+    result = run(build(spec))
+    totals = np.array([s.fields.sum() * 1000.0 for s in result.snapshots])
+    times = np.arange(len(totals)) * DT
+    np.testing.assert_allclose(totals, RATE * np.minimum(times, 2.5), rtol=1e-12, atol=0)
+    assert result.state.values["k_sec"] == 0.0
+
+
 def test_a_checkpointed_run_resumes_with_its_armed_and_pending_events_bit_for_bit(tmp_path):
     threshold = 0.9e-4
     spec = _secreting(threshold, delay=1.5)  # fires at 2 min (n = 4), applies at 3.5: pending over the cut at 3
@@ -136,7 +162,10 @@ INTERNAL = [{"species": "Th", "internal": ["R"], "placement": {"kind": "cluster"
     ([{"name": "odd", "when": "t > 1", "delay": 0.7, "add": {"IL2": 1}}], "events[0].delay: 'odd': the tissue engine "
                                                                            "needs a delay of a whole number of steps"),
     ([{"name": "moving", "when": "t > 1", "delay": "IL2", "add": {"IL2": 1}}], "events[0].delay"),
-    ([{"name": "later", "at": 1, "delay": 1, "add": {"IL2": 1}}], "timed events (at:) without only_if or delay"),
+    ([{"name": "early", "at": [0, 1], "delay": 1, "add": {"IL2": 1}}], "events[0].at: 'early' at 0 min has only_if or "
+                                                                          "delay: the tissue engine runs such a timed event "
+                                                                          "only after t = 0"),
+    ([{"name": "odd", "at": 1, "delay": 0.7, "add": {"IL2": 1}}], "events[0].delay: 'odd': the tissue engine needs a"),
 ])
 def test_conditions_the_tissue_cannot_judge_are_refused(events, fragment):
     spec = _spec(events, agents=INTERNAL, species=[{"name": "R", "kind": "other", "initial": 0},

@@ -6,7 +6,7 @@
 - An event setting a parameter bound to a secretion rate switches the rule at its time: a still cell in a field that
   neither diffuses nor decays has put exactly rate x (t_end - t_event) into its voxel.
 - A resumed run replays the parameter changes it passed; events the tissue cannot run are refused before the run
-  (condition events: test_conditions.py).
+  (condition events, and timed ones with only_if or delay: test_conditions.py).
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def test_a_resumed_run_replays_the_parameter_changes():
 
 
 @pytest.mark.parametrize("events, fragment", [
-    ([{"name": "late", "at": 1, "only_if": "IL2 > 1", "add": {"IL2": 1}}], "events[0]: 'late' acts on the tissue (IL2)"),
+    ([{"name": "first", "at": 0, "only_if": "IL2 > 1", "add": {"IL2": 1}}], "events[0].at: 'first' at 0 min has only_if"),
+    ([{"name": "guarded", "at": 1, "only_if": "k_sec > 0", "set": {"k_sec": -2}}], "(after 'guarded')"),
     ([{"name": "odd", "at": 1.2, "add": {"IL2": 1}}], "events[0].at: 1.2 min is not a whole number of steps"),
     ([{"name": "reset", "at": 1, "set": {"IL2": 0}}], "events[0].set.IL2: 'IL2' is a tissue field"),
     ([{"name": "bad", "at": 1, "set": {"k_sec": -2}}], "(after 'bad' at 1 min)"),

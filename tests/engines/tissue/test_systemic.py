@@ -200,11 +200,13 @@ def test_bad_links_and_stop_rules_are_refused_before_anything_is_written(cli, re
     assert not (tmp_path / "no").exists()
 
 
+@pytest.mark.parametrize("trigger", [{"when": "t > 9"}, {"at": 9.5}], ids=["condition", "timed"])
 @pytest.mark.parametrize("at_trigger", [True, False])
-def test_a_delayed_condition_event_on_the_well_mixed_part_takes_its_values_when_the_model_says(at_trigger):
+def test_a_delayed_condition_event_on_the_well_mixed_part_takes_its_values_when_the_model_says(at_trigger, trigger):
     """Triggered at 9.5 min, applied at 11.5: the run without the event is the same up to that step end, so the jump
-    adds Cb as it was at 9.5 (values at the trigger) or doubles it (values when applied)."""
-    event = {"name": "top-up", "when": "t > 9", "delay": 2, "values_at_trigger": at_trigger, "add": {"Cb": "Cb"}}
+    adds Cb as it was at 9.5 (values at the trigger) or doubles it (values when applied). A timed event (at: 9.5) with
+    the delay means the same; applied once, so the link does not also run it at 9.5."""
+    event = {"name": "top-up", **trigger, "delay": 2, "values_at_trigger": at_trigger, "add": {"Cb": "Cb"}}
 
     def cb(spec):
         model = ilsim.compile(spec)

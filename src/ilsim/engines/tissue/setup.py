@@ -9,6 +9,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from ilsim.engines.tissue.agents import MAX_SECRETIONS, Agents, Geometry, Types
 from ilsim.engines.tissue.conditions import ConditionEvent, changed
 from ilsim.engines.tissue.diffusion import DiffusionSolver
 from ilsim.errors import IlsimError, ModelError, Problem, did_you_mean
-from ilsim.model.expressions import ExpressionError, evaluate, parse
+from ilsim.model.expressions import Expr, ExpressionError, evaluate, parse
 from ilsim.model.sections.tissue import AXES, Tissue
 
 BYTES_PER_AGENT = 200  # arrays of one agent and the step's temporaries, rounded up
@@ -307,12 +308,12 @@ def _events(spec, tissue: Tissue, start: dict[str, float], source, problems: lis
     conditions: list[ConditionEvent] = []
     for k, ev in enumerate(spec.events):
         where = f"events[{k}]"
-        touched = [t for t in (*ev.set, *ev.add) if t in fields or t in changeable or (ev.when is not None and t in linked)]
+        # a timed event with a guard or a delay runs as a condition event true from its time on (below); one with a
+        # guard alone acting only on the well-mixed part stays the link's timed event (systemic.py)
+        guarded = ev.when is None and (ev.only_if is not None or ev.delay is not None)
+        watched = ev.when is not None or ev.delay is not None
+        touched = [t for t in (*ev.set, *ev.add) if t in fields or t in changeable or (watched and t in linked)]
         if not touched:
-            continue
-        if ev.when is None and (ev.only_if is not None or ev.delay is not None):
-            problems.append(Problem(where, f"'{ev.name}' acts on the tissue ({', '.join(touched)}): the tissue engine runs "
-                                           "timed events (at:) without only_if or delay", source))
             continue
         numbers: dict[str, dict[str, float]] = {"set": {}, "add": {}}
         for mode in ("set", "add"):
@@ -330,11 +331,10 @@ def _events(spec, tissue: Tissue, start: dict[str, float], source, problems: lis
                                                                         f"'{value}'", source))
         doses = [(fields.index(f), d) for f, d in numbers["add"].items() if f in fields]
         adds = {p: d for p, d in numbers["add"].items() if p not in fields}
+        condition = partial(_condition, ev, k, numbers["set"], doses, adds, bool(set(touched) & linked), readable,
+                            internal, constants, tissue.dt, lambda f, m: problems.append(Problem(f, m, source)))
         if ev.when is not None:
-            found = _condition(ev, k, numbers["set"], doses, adds, bool(set(touched) & linked), readable, internal,
-                               constants, tissue.dt, lambda f, m: problems.append(Problem(f, m, source)))
-            if found is not None:
-                conditions.append(found)
+            conditions.extend(filter(None, [condition()]))
             continue
         times = ev.at if isinstance(ev.at, list) else [ev.at]
         for t in times:
@@ -343,7 +343,15 @@ def _events(spec, tissue: Tissue, start: dict[str, float], source, problems: lis
                 problems.append(Problem(f"{where}.at", f"{t:g} min is not a whole number of steps (dt = {tissue.dt:g} min)",
                                         source))
                 continue
-            out.append(TissueEvent(step, ev.name, doses, numbers["set"], adds))
+            if not guarded:
+                out.append(TissueEvent(step, ev.name, doses, numbers["set"], adds))
+            elif step <= 0:  # a condition already true at t = 0 never fires (conditions.py)
+                problems.append(Problem(f"{where}.at", f"'{ev.name}' at {t:g} min has only_if or delay: the tissue engine "
+                                                       "runs such a timed event only after t = 0", source))
+            else:
+                # true from step end t on and never false again: it triggers once, at t (its guard tested then), and
+                # its actions apply its delay later; the text is built from numbers, never from the model's text
+                conditions.extend(filter(None, [condition(parse(f"t >= {(step - 0.5) * tissue.dt!r}"))]))
     out.sort(key=lambda e: e.step)  # stable: events at one time act in the order the model lists them
     values = dict(start)
     for ev in out:  # every value the events give must be one the section accepts, checked before the run
@@ -364,11 +372,12 @@ def _accepted(spec, values: dict[str, float], when: str, source, problems: list[
 
 
 def _condition(ev, k: int, sets, doses, adds, wellmixed: bool, readable: set[str], internal: set[str],
-               constants: dict[str, float], dt: float, problem) -> ConditionEvent | None:
-    """A condition event as the tissue runs it, or None (with the reasons given to ``problem``)."""
+               constants: dict[str, float], dt: float, problem, when: Expr | None = None) -> ConditionEvent | None:
+    """A condition event as the tissue runs it, or None (with the reasons given to ``problem``); ``when``: the condition
+    of a timed event run as one (else the event's own ``when:``)."""
     where = f"events[{k}]"
     ok = True
-    tests = {}
+    tests = {} if when is None else {"when": when}
     for key, text in (("when", ev.when), ("only_if", ev.only_if)):
         if text is None:
             continue

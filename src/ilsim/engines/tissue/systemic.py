@@ -80,17 +80,14 @@ class Link:
                 self.exchange.append((setup.fields.index(e.field), index[e.species], float(e.scale)))
         if not len(setup.vessels):
             problem("tissue.domain.vessels", "a systemic: link exchanges through vessel voxels; the domain has none")
-        wellmixed = {model.species[i] for i in self.wellmixed}
-        for k, ev in enumerate(model.events):
-            acts = {model.species[i] for mode, kind, i, _ in ev.actions if kind == STATE} & wellmixed
-            if acts and ev.condition is None and ev.delay is not None:
-                problem(f"events[{k}]", f"'{ev.name}' acts on the well-mixed part ({', '.join(sorted(acts))}): with a "
-                                        "tissue the engine runs timed events (at:) without delay")
         if problems:
             raise ModelError(problems)
         dt = setup.tissue.dt
+        # a timed event the tissue runs as a condition event (one with a delay, or a guard and a tissue target:
+        # setup._events) is applied there, on this link's state too, so it is not scheduled here as well
+        watched = {ev.index for ev in setup.conditions if model.events[ev.index].condition is None}
         self.schedule: dict[int, list[int]] = {}
-        for time, k in sorted((time, k) for k, ev in enumerate(model.events) for time in ev.times):
+        for time, k in sorted((time, k) for k, ev in enumerate(model.events) for time in ev.times if k not in watched):
             step = round(time / dt)
             if abs(step * dt - time) > 1e-9 * max(1.0, abs(time)):
                 raise ModelError([Problem(f"events[{k}].at", f"{time:g} min is not a whole number of tissue steps "
