@@ -136,10 +136,11 @@ def test_a_checkpointed_run_resumes_with_its_armed_and_pending_events_bit_for_bi
     data["species"].append({"name": "Tc", "kind": "cell", "initial": 0})
     data["tissue"]["agents"].append({**dying, "species": "Tc"})
     data["events"].append({"name": "thinned", "when": "Tc < 25", "add": {"IL2": 1e-3}})
+    data["events"].append({"name": "late", "at": 2.5, "delay": 1, "add": {"IL2": 2e-3}})  # timed: pending over the cut too
     setup = build(spec_from_dict(data))
     whole = run(setup)
     part = run(setup, t_end=3)
-    assert part.state.watch.pending and part.state.values["k_sec"] == RATE
+    assert len(part.state.watch.pending) == 2 and part.state.values["k_sec"] == RATE
     save_checkpoint(tmp_path / "c.npz", part, "same")
     loaded = load_checkpoint(tmp_path / "c.npz", setup, "same")
     resumed = run(setup, resume=loaded)

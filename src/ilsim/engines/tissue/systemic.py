@@ -18,8 +18,8 @@ Coupling, by operator splitting at the tissue step dt (Lie: one after the other,
    events due at the step's start (doses of ``doses:``/``pk:`` included) have acted on its species and parameters.
 
 Limits: the model's time unit must be the minute (the tissue engine's); a condition event (``when:``) is judged at the
-tissue's step ends (``conditions.py``), its actions on the well-mixed part applied there; a timed event with a
-``delay:`` acting on the well-mixed species is refused.
+tissue's step ends (``conditions.py``), its actions on the well-mixed part applied there; so is a timed event with a
+``delay:`` (or a guard and a tissue target), as a condition true from its time on (``setup._events``).
 """
 
 from __future__ import annotations
