@@ -85,7 +85,6 @@ def test_a_resumed_run_replays_the_parameter_changes():
 
 
 @pytest.mark.parametrize("events, fragment", [
-    ([{"name": "first", "at": 0, "only_if": "IL2 > 1", "add": {"IL2": 1}}], "events[0].at: 'first' at 0 min has only_if"),
     ([{"name": "guarded", "at": 1, "only_if": "k_sec > 0", "set": {"k_sec": -2}}], "(after 'guarded')"),
     ([{"name": "odd", "at": 1.2, "add": {"IL2": 1}}], "events[0].at: 1.2 min is not a whole number of steps"),
     ([{"name": "reset", "at": 1, "set": {"IL2": 0}}], "events[0].set.IL2: 'IL2' is a tissue field"),

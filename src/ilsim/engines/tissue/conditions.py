@@ -36,6 +36,7 @@ class ConditionEvent:
     adds: dict[str, float]
     wellmixed: bool  # it acts on well-mixed species too (only with a systemic link)
     values_at_trigger: bool = True
+    at_start: bool = False  # a timed event at t = 0 (with only_if or delay): it triggers as the run starts
 
     def parameters(self, values: dict[str, float]) -> dict[str, float]:
         return changed(values, self.sets, self.adds)
@@ -71,9 +72,19 @@ def view(setup, t: float, values: dict[str, float], C: np.ndarray, agents, body=
     return out
 
 
-def start(setup, names: dict[str, float]) -> Watch:
-    """Armed where the condition is false at t = 0: one already true does not fire until it has been false."""
-    return Watch(np.array([not evaluate(ev.condition, names) for ev in setup.conditions], dtype=bool))
+def start(setup, names: dict[str, float], act=None, compute=None) -> Watch:
+    """Armed where the condition is false at t = 0: one already true does not fire until it has been false. A timed
+    event at t = 0 (``at_start``) triggers now: its guard is tested on the t = 0 view, and its actions apply now
+    (``act``) or after its delay (queued, with the values ``compute`` gives at the trigger)."""
+    watch = Watch(np.array([not evaluate(ev.condition, names) for ev in setup.conditions], dtype=bool))
+    for slot, ev in enumerate(setup.conditions):
+        if not ev.at_start or (ev.guard is not None and not evaluate(ev.guard, names)):
+            continue
+        if ev.delay:
+            watch.pending.append((ev.delay, slot, compute(ev) if ev.values_at_trigger else None))
+        else:
+            act(ev, None)
+    return watch
 
 
 def step_end(setup, watch: Watch, end: int, names: dict[str, float], act, compute) -> None:

@@ -115,8 +115,19 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
         state = TissueState(0, setup.initial.copy(), agents, Ledger.zeros(len(setup.fields)))
         state.body = link.start(state.fields, agents) if link is not None else None
         if setup.conditions:
+            def act0(ev, due):  # a timed event at t = 0 with a guard and no delay: before the first step
+                for f, rise in ev.doses:
+                    _dose(state.fields[f], setup, rise, state.ledger, f)
+                if link is not None:
+                    link.jump(state.body, ev.index, 0.0, due)
+                if ev.sets or ev.adds:
+                    state.values = ev.parameters(state.values if state.values is not None else dict(setup.values))
+
+            def compute0(ev):
+                return link.action_values(state.body, ev.index, 0.0) if link is not None else None
+
             state.watch = conditions.start(setup, conditions.view(setup, 0.0, setup.values, state.fields, agents,
-                                                                  state.body, link))
+                                                                  state.body, link), act0, compute0)
         result = TissueRun(setup, [_snapshot(0.0, state.fields, agents, state.body)], state)
     result.link = link
     C, agents = state.fields, state.agents

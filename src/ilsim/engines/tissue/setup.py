@@ -5,6 +5,7 @@ the model and the machine first: every mistake found is reported at once, as one
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 from collections.abc import Callable
@@ -345,9 +346,10 @@ def _events(spec, tissue: Tissue, start: dict[str, float], source, problems: lis
                 continue
             if not guarded:
                 out.append(TissueEvent(step, ev.name, doses, numbers["set"], adds))
-            elif step <= 0:  # a condition already true at t = 0 never fires (conditions.py)
-                problems.append(Problem(f"{where}.at", f"'{ev.name}' at {t:g} min has only_if or delay: the tissue engine "
-                                                       "runs such a timed event only after t = 0", source))
+            elif step <= 0:  # true from t = 0 on: it triggers as the run starts (conditions.start)
+                found = condition(parse(f"t >= {-0.5 * tissue.dt!r}"))
+                if found is not None:
+                    conditions.append(dataclasses.replace(found, at_start=True))
             else:
                 # true from step end t on and never false again: it triggers once, at t (its guard tested then), and
                 # its actions apply its delay later; the text is built from numbers, never from the model's text
