@@ -146,6 +146,9 @@ def systemic_figure(run, model, path: Path, units: dict[str, str] | None = None)
                         va="bottom")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("time (min)")
+        shared = {(units or {}).get(name) for name in names}  # the axis's unit where the panel's lines share one
+        if len(shared) == 1 and None not in shared:
+            ax.set_ylabel(shared.pop())
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

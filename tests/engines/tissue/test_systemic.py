@@ -218,3 +218,22 @@ def test_a_delayed_condition_event_on_the_well_mixed_part_takes_its_values_when_
     np.testing.assert_array_equal(jumped[:23], plain[:23])  # up to 11 min
     added = plain[19] if at_trigger else plain[23]  # Cb at 9.5 min, or at 11.5 before the jump
     assert jumped[23] == plain[23] + added
+
+
+def test_the_systemic_figure_labels_each_axis_with_its_unit(tmp_path, monkeypatch):
+    """One panel per well-mixed species: its y axis carries the species' unit (no unit declared: no label claimed)."""
+    import matplotlib.pyplot as plt
+
+    from ilsim.report import tissue as report
+
+    spec = _linked()
+    model = ilsim.compile(spec)
+    setup = build(spec)
+    result = run(setup, link=systemic.link(model, setup, model.p0))
+    drawn = []
+    monkeypatch.setattr(plt, "close", drawn.append)
+    for units, label in [({"Cb": "pg/mL"}, "pg/mL"), ({}, "")]:
+        report.systemic_figure(result, model, tmp_path / "systemic.png", units)
+        figure = drawn.pop()
+        assert [ax.get_ylabel() for ax in figure.axes] == [label]
+        plt.close(figure)
