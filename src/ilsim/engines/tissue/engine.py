@@ -116,10 +116,7 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
         state.body = link.start(state.fields, agents) if link is not None else None
         if setup.conditions:
             def act0(ev, due):  # a timed event at t = 0 with a guard and no delay: before the first step
-                for f, rise in ev.doses:
-                    _dose(state.fields[f], setup, rise, state.ledger, f)
-                if link is not None:
-                    link.jump(state.body, ev.index, 0.0, due)
+                _jump(ev, state.fields, setup, state, link, 0.0, due)
                 if ev.sets or ev.adds:
                     state.values = ev.parameters(state.values if state.values is not None else dict(setup.values))
 
@@ -179,10 +176,7 @@ def run(setup: Setup, *, t_end: float | None = None, save_every: float | None = 
 
             def act(ev, due, end=end):
                 nonlocal values, solver, types, reading
-                for f, rise in ev.doses:
-                    _dose(C[f], setup, rise, state.ledger, f)
-                if link is not None:
-                    link.jump(state.body, ev.index, end * dt, due)
+                _jump(ev, C, setup, state, link, end * dt, due)
                 if ev.sets or ev.adds:
                     values = ev.parameters(values)
                     current = setup.rebuild(values)  # a value the section refuses stops the run with its ModelError
@@ -219,6 +213,14 @@ def replicate_seed(seed: int, index: int) -> int:
     """The seed of replicate ``index`` of a run seeded ``seed``: both mixed by NumPy's SeedSequence, so replicates of
     neighbouring run seeds do not share streams (seed s, replicate 1 is not seed s + 1, replicate 0)."""
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def _jump(ev, C, setup, state, link, t: float, due) -> None:
+    """A condition event's doses of tissue fields and, with a link, its actions on the well-mixed part."""
+    for f, rise in ev.doses:
+        _dose(C[f], setup, rise, state.ledger, f)
+    if link is not None:
+        link.jump(state.body, ev.index, t, due)
 
 
 def _dose(level: np.ndarray, setup: Setup, rise: float, ledger: Ledger, f: int) -> None:
